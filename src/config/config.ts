@@ -1,0 +1,107 @@
+import path from 'node:path';
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly databaseUrl: string;
+  readonly migrationDatabaseUrl: string;
+  readonly natsUrl: string;
+  readonly natsStream: string;
+  readonly temporalAddress: string;
+  readonly temporalNamespace: string;
+  readonly temporalTaskQueue: string;
+  readonly fleetUrl: string;
+  readonly fleetPort: number;
+  readonly adminToken: string | undefined;
+  readonly dataDir: string;
+  readonly trustedProxies: readonly string[];
+  readonly logLevel: string;
+  readonly tenantHistoryUpdateLimit: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, key: string, fallback: string): string {
+  const value = env[key];
+  if (value === undefined || value === '') return fallback;
+  return value;
+}
+
+function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${key} must be a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${key} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function url(env: Env, key: string, fallback: string, protocols: readonly string[]): string {
+  const value = str(env, key, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${key} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${key} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+  }
+  return value;
+}
+
+function hostPort(env: Env, key: string, fallback: string): string {
+  const value = str(env, key, fallback);
+  if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(value)) throw new ConfigError(`${key} must be host:port, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** Reads and validates the environment once; nothing else in the code base reads process.env. */
+export function loadConfig(env: Env = process.env): Config {
+  const adminToken = env.ADMIN_TOKEN === '' ? undefined : env.ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken.length < 32) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 32 characters long');
+  }
+  const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
+  return Object.freeze({
+    host: str(env, 'HOST', '127.0.0.1'),
+    port: int(env, 'PORT', 9221, 0, 65535),
+    databaseUrl: url(env, 'DATABASE_URL', 'postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
+    migrationDatabaseUrl: url(env, 'MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
+    natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
+    natsStream: str(env, 'NATS_STREAM', 'VM_TENANT'),
+    temporalAddress: hostPort(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
+    temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+    temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'vm-tenant'),
+    fleetUrl: url(env, 'FLEET_URL', `http://127.0.0.1:${fleetPort}`, ['http:', 'https:']),
+    fleetPort,
+    adminToken,
+    dataDir: path.resolve(str(env, 'DATA_DIR', '.data')),
+    trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
+  });
+}
+
+/** The part of the configuration that is safe to log: no secrets, no credentials in URLs. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const redactUrl = (value: string): string => {
+    const parsed = new URL(value);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  };
+  return {
+    port: config.port,
+    databaseUrl: redactUrl(config.databaseUrl),
+    natsUrl: redactUrl(config.natsUrl),
+    temporalAddress: config.temporalAddress,
+    temporalNamespace: config.temporalNamespace,
+    temporalTaskQueue: config.temporalTaskQueue,
+    fleetUrl: redactUrl(config.fleetUrl),
+    adminToken: config.adminToken ? 'set' : 'generated',
+  };
+}

@@ -1,0 +1,9 @@
+import type { Migration } from 'kysely';
+import * as tenantsTokensLedger from './2026_11_23_0001_tenants_tokens_ledger';
+import * as vmsIdempotency from './2026_11_23_0002_vms_idempotency';
+
+/** Listed statically so the same code migrates from ts sources, compiled output and tests. */
+export const migrations: Record<string, Migration> = {
+  '2026_11_23_0001_tenants_tokens_ledger': tenantsTokensLedger,
+  '2026_11_23_0002_vms_idempotency': vmsIdempotency,
+};

@@ -1,0 +1,92 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface TenantTable {
+  tenant_id: string;
+  display_name: string;
+  max_vms: number;
+  storage_quota_gb: number;
+  api_rate_limit_rpm: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: Timestamp | null;
+  created_by_token_id: string | null;
+}
+
+export interface ApiTokenTable {
+  token_id: string;
+  tenant_id: string | null;
+  scope: string;
+  subject_pubkey: string | null;
+  token_hash: string;
+  parent_token_id: string | null;
+  created_at: Timestamp;
+  expires_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
+export interface AuditEventTable {
+  seq: ColumnType<string, number | string, never>;
+  event_id: string;
+  tenant_id: string | null;
+  vm_id: string | null;
+  event_type: string;
+  occurred_at: Timestamp;
+  actor_token_id: string | null;
+  actor_scope: string | null;
+  source_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface VmTable {
+  vm_id: string;
+  tenant_id: string;
+  name: string | null;
+  vcpus: number;
+  memory_mb: number;
+  storage_gb: number;
+  image: string;
+  status: string;
+  failure_reason: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface IdempotencyKeyTable {
+  tenant_id: string;
+  idempotency_key: string;
+  request_fingerprint: string;
+  state: 'in_flight' | 'done';
+  response_status: number | null;
+  response_body: ColumnType<unknown, string | null, string | null>;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface EventRelayCursorTable {
+  name: string;
+  last_seq: ColumnType<string, number | string, number | string>;
+  updated_at: Timestamp;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  api_tokens: ApiTokenTable;
+  audit_events: AuditEventTable;
+  vms: VmTable;
+  idempotency_keys: IdempotencyKeyTable;
+  event_relay_cursor: EventRelayCursorTable;
+}
+
+export type TenantRow = Selectable<TenantTable>;
+export type ApiTokenRow = Selectable<ApiTokenTable>;
+export type NewApiToken = Insertable<ApiTokenTable>;
+export type AuditEventRow = Selectable<AuditEventTable>;
+export type VmRow = Selectable<VmTable>;
+export type IdempotencyKeyRow = Selectable<IdempotencyKeyTable>;
+export type { Generated };

@@ -1,0 +1,14 @@
+export const AUDIT_EVENT_TYPES = [
+  'TENANT_CREATED',
+  'QUOTA_CHANGED',
+  'TENANT_DELETED',
+  'TOKEN_ISSUED',
+  'TOKEN_REVOKED',
+  'VM_SPAWN_REQUESTED',
+  'VM_SPAWN_REJECTED',
+  'VM_RUNNING',
+  'VM_DESTROY_REQUESTED',
+  'VM_DESTROYED',
+  'VM_FAILED',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -1,0 +1,24 @@
+export const VM_STATUSES = ['provisioning', 'running', 'destroying', 'destroyed', 'failed'] as const;
+export type VmStatus = (typeof VM_STATUSES)[number];
+
+/** A VM holds quota until it is destroyed or has failed. */
+export function holdsQuota(status: VmStatus): boolean {
+  return status !== 'destroyed' && status !== 'failed';
+}
+
+export interface VmShape {
+  vcpus: number;
+  memory_mb: number;
+  storage_gb: number;
+  image: string;
+  name: string | null;
+}
+
+export interface VmRecord extends VmShape {
+  vm_id: string;
+  tenant_id: string;
+  status: VmStatus;
+  failure_reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
