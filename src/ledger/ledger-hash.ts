@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -19,8 +18,48 @@ export interface HashedFields {
   details: Record<string, unknown>;
 }
 
+/**
+ * RFC 8785 (JCS) canonical JSON. Inlined rather than taken from the `canonicalize` package: its
+ * v4 is ESM-only with an `import`-only export map, so it cannot be required from this CommonJS
+ * code base (tsc output, tsx/cjs, ts-jest). Same algorithm: ES number serialisation, JSON string
+ * escaping, object keys sorted by UTF-16 code units, undefined members skipped.
+ */
+// In a /u pattern a valid surrogate pair is one code point, so this matches only unpaired halves.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+export function canonicalJson(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`${value} is not allowed in canonical JSON`);
+  if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new Error('lone surrogate is not allowed in canonical JSON');
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const withJson = value as { toJSON?: () => unknown };
+  if (typeof withJson.toJSON === 'function') return canonicalJson(withJson.toJSON());
+  if (Array.isArray(value)) {
+    return `[${value.map((item: unknown) => (item === undefined || typeof item === 'symbol' || typeof item === 'function' ? 'null' : canonicalJson(item))).join(',')}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const members = Object.keys(record)
+    .sort()
+    .filter((key) => record[key] !== undefined && typeof record[key] !== 'symbol' && typeof record[key] !== 'function')
+    .map((key) => `${canonicalJson(key)}:${canonicalJson(record[key])}`);
+  return `{${members.join(',')}}`;
+}
+
 /** SHA-256 over the previous hash and the RFC 8785 canonical JSON of the entry. */
 export function entryHash(prevHash: string, fields: HashedFields): string {
-  const canonical = canonicalize({ ...fields, occurred_at: fields.occurred_at.toISOString() });
-  return createHash('sha256').update(prevHash).update('\n').update(canonical ?? '').digest('hex');
+  // Pick the covered fields explicitly: callers pass whole rows, whose prev_hash/hash must not be hashed.
+  const covered: Record<string, unknown> = {
+    seq: fields.seq,
+    event_id: fields.event_id,
+    tenant_id: fields.tenant_id,
+    vm_id: fields.vm_id,
+    event_type: fields.event_type,
+    occurred_at: fields.occurred_at.toISOString(),
+    actor_token_id: fields.actor_token_id,
+    actor_scope: fields.actor_scope,
+    source_ip: fields.source_ip,
+    user_agent: fields.user_agent,
+    request_id: fields.request_id,
+    details: fields.details,
+  };
+  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(covered)).digest('hex');
 }
