@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, then type-checks, lints and runs Jest.
+# Extra arguments go to Jest (npm test -- test/unit). All three steps run even when one
+# fails, and the script exits non-zero if any did. The last line is a plain
+# "N passed, N failed" summary of the Jest run.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/ensure-deps.sh || exit 1
+bash scripts/ensure-temporal.sh >/dev/null || exit 1
+
+BIN="$ROOT/node_modules/.bin"
+failed=()
+
+echo "== typecheck (tsc --noEmit)"
+"$BIN/tsc" --noEmit -p . || failed+=(typecheck)
+
+echo "== lint (eslint)"
+"$BIN/eslint" --max-warnings=0 . || failed+=(lint)
+
+echo "== jest"
+mkdir -p .data
+results=".data/jest-results-$$.json"
+jest_args=()
+if [[ -n "${CI:-}" ]]; then jest_args+=(--ci); fi
+"$BIN/jest" "${jest_args[@]}" --json --outputFile="$results" "$@" || failed+=(jest)
+
+if [[ -f "$results" ]]; then
+  node -e '
+    const r = require(process.argv[1]);
+    const failed = r.numFailedTests + (r.numRuntimeErrorTestSuites || 0);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`jest: ${r.numPassedTests} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$ROOT/$results" || true
+  rm -f "$results"
+fi
+
+if ((${#failed[@]})); then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
