@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { FleetSnapshot } from './fleet-state';
+
+/**
+ * Keeps the simulator's state in one JSON file. Writes are synchronous and atomic (temp file,
+ * fsync, rename), so a change is on disk before the HTTP answer that reports it, and a crash leaves
+ * either the old file or the new one, never half of one.
+ */
+export interface StateStore {
+  readonly filePath: string;
+  /** null when there is no file yet. Throws when the file exists but is not a fleet state. */
+  load(): FleetSnapshot | null;
+  save(snapshot: FleetSnapshot): void;
+}
+
+const counts = z.object({ spawn_calls: z.int().min(0), creates: z.int().min(0), destroys: z.int().min(0) });
+
+const SnapshotSchema: z.ZodType<FleetSnapshot> = z.object({
+  version: z.literal(1),
+  vms: z.array(
+    z.object({
+      vm_id: z.string(),
+      tenant_id: z.string(),
+      host_id: z.string(),
+      vcpus: z.number(),
+      memory_mb: z.number(),
+      storage_gb: z.number(),
+      image: z.string(),
+      created_at: z.number(),
+      boot_done_at: z.number(),
+      boot_fails: z.boolean(),
+      destroyed_at: z.number().nullable(),
+    }),
+  ),
+  stats: counts.extend({ by_tenant: z.record(z.string(), counts) }),
+});
+
+export function createStateStore(filePath: string): StateStore {
+  return {
+    filePath,
+
+    load() {
+      let text: string;
+      try {
+        text = fs.readFileSync(filePath, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (cause) {
+        throw new Error(`fleet state file ${filePath} is not valid JSON`, { cause });
+      }
+      const parsed = SnapshotSchema.safeParse(json);
+      if (!parsed.success) throw new Error(`fleet state file ${filePath} is not a fleet state:\n${z.prettifyError(parsed.error)}`);
+      return parsed.data;
+    },
+
+    save(snapshot) {
+      fs.mkdirSync(path.dirname(filePath), { recursive: true });
+      const temp = `${filePath}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      try {
+        const fd = fs.openSync(temp, 'w');
+        try {
+          fs.writeFileSync(fd, JSON.stringify(snapshot));
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(temp, filePath);
+      } catch (err) {
+        fs.rmSync(temp, { force: true });
+        throw err;
+      }
+    },
+  };
+}
