@@ -7,6 +7,7 @@ export interface Config {
   readonly migrationDatabaseUrl: string;
   readonly natsUrl: string;
   readonly natsStream: string;
+  readonly natsSubjectPrefix: string;
   readonly temporalAddress: string;
   readonly temporalNamespace: string;
   readonly temporalTaskQueue: string;
@@ -54,6 +55,13 @@ function url(env: Env, key: string, fallback: string, protocols: readonly string
   return value;
 }
 
+/** A NATS stream name or subject token: no dots, wildcards or spaces. */
+function token(env: Env, key: string, fallback: string): string {
+  const value = str(env, key, fallback);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) throw new ConfigError(`${key} must be 1-64 characters of letters, digits, "_" and "-"`);
+  return value;
+}
+
 function hostPort(env: Env, key: string, fallback: string): string {
   const value = str(env, key, fallback);
   if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(value)) throw new ConfigError(`${key} must be host:port, got ${JSON.stringify(value)}`);
@@ -73,7 +81,8 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
     migrationDatabaseUrl: url(env, 'MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
     natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
-    natsStream: str(env, 'NATS_STREAM', 'VM_TENANT'),
+    natsStream: token(env, 'NATS_STREAM', 'VM_TENANT'),
+    natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
     temporalAddress: hostPort(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
     temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
     temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'vm-tenant'),

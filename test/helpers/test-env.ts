@@ -64,6 +64,7 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     MIGRATION_DATABASE_URL: env.migrationDatabaseUrl,
     NATS_URL: env.natsUrl,
     NATS_STREAM: `VM_TENANT_${env.testRunId.toUpperCase()}`,
+    NATS_SUBJECT_PREFIX: `vmtenant_${env.testRunId}`,
     PORT: '0',
     LOG_LEVEL: 'silent',
     ...overrides,

@@ -1,0 +1,49 @@
+import express, { type Express } from 'express';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/tables';
+import type { Logger } from '../logging/logger';
+import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
+import { accessLog } from './middleware/access-log';
+import { authenticate } from './middleware/authenticate';
+import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { requestContext } from './middleware/request-context';
+import { requireJsonBody } from './middleware/require-json';
+import { auditRoutes } from './routes/audit.routes';
+import { healthRoutes, type DependencyCheck } from './routes/health.routes';
+import { tenantRoutes } from './routes/tenants.routes';
+import { tokenRoutes } from './routes/tokens.routes';
+import { vmRoutes } from './routes/vms.routes';
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export interface AppDeps {
+  db: Kysely<Database>;
+  tenantWorkflows: TenantWorkflowGateway;
+  log: Logger;
+  readiness: Record<string, DependencyCheck>;
+  trustedProxies: readonly string[];
+  now?: () => Date;
+}
+
+/** Builds the API without listening, so tests and the server entry point share it. */
+export function createApp(deps: AppDeps): Express {
+  const now = deps.now ?? (() => new Date());
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustedProxies.length > 0 ? [...deps.trustedProxies] : false);
+  app.set('query parser', 'simple');
+
+  app.use(requestContext());
+  app.use(accessLog(deps.log));
+  app.use(healthRoutes(deps.readiness));
+  app.use(requireJsonBody());
+  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
+  app.use('/v1', authenticate(deps.db, now));
+  app.use(tenantRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
+  app.use(tokenRoutes({ db: deps.db, now }));
+  app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
+  app.use(auditRoutes({ db: deps.db }));
+  app.use(notFoundHandler());
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,64 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from '../../logging/logger';
+import { ApiError } from '../problem';
+import '../request-types';
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+}
+
+/** Maps body-parser's own errors to problems, so bad input is never a 500. */
+function fromBodyParser(error: BodyParserError): ApiError | null {
+  switch (error.type) {
+    case 'entity.parse.failed':
+      return new ApiError(400, 'malformed_json', 'Malformed JSON', 'The request body is not valid JSON.');
+    case 'entity.too.large':
+      return new ApiError(413, 'payload_too_large', 'Payload too large', 'The request body exceeds the size limit.');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ApiError(415, 'unsupported_media_type', 'Unsupported media type', 'Send the body as UTF-8 JSON.');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new ApiError(400, 'invalid_request', 'Invalid request', 'The request body could not be read.');
+    default:
+      return null;
+  }
+}
+
+export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<RequestHandler>[0], error: ApiError): void {
+  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res
+    .status(error.status)
+    .type('application/problem+json')
+    .json({
+      type: `urn:vm-tenant:problem:${error.code}`,
+      title: error.title,
+      status: error.status,
+      ...(error.detail ? { detail: error.detail } : {}),
+      code: error.code,
+      ...error.extensions,
+      instance: req.originalUrl.split('?')[0],
+      request_id: req.context?.request_id,
+    });
+}
+
+export function notFoundHandler(): RequestHandler {
+  return (req, res) => sendProblem(res, req, new ApiError(404, 'not_found', 'Not found', 'No such route.'));
+}
+
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    let problem = error instanceof ApiError ? error : fromBodyParser(error as BodyParserError);
+    if (!problem) {
+      log.error({ err: error, request_id: req.context?.request_id, route: req.route?.path }, 'unhandled error');
+      problem = new ApiError(500, 'internal_error', 'Internal error', 'The request could not be completed.');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    sendProblem(res, req, problem);
+  };
+}

@@ -1,0 +1,71 @@
+/** Stable, machine-readable error codes of the HTTP API (the `code` member of every problem). */
+export type ProblemCode =
+  | 'invalid_request'
+  | 'malformed_json'
+  | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'unauthenticated'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'token_exceeds_issuer'
+  | 'not_found'
+  | 'tenant_not_found'
+  | 'token_not_found'
+  | 'vm_not_found'
+  | 'tenant_exists'
+  | 'tenant_has_vms'
+  | 'tenant_closed'
+  | 'quota_exceeded'
+  | 'rate_limited'
+  | 'idempotency_key_reused'
+  | 'idempotency_key_in_flight'
+  | 'method_not_allowed'
+  | 'dependency_unavailable'
+  | 'internal_error';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An error the API answers as an RFC 9457 problem; anything else becomes a 500 with no detail. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: ProblemCode,
+    readonly title: string,
+    readonly detail?: string,
+    readonly extensions: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail ?? title);
+  }
+}
+
+export const problems = {
+  invalid(detail: string, errors: FieldError[] = []): ApiError {
+    return new ApiError(400, 'invalid_request', 'Invalid request', detail, errors.length ? { errors } : {});
+  },
+  unauthenticated(): ApiError {
+    return new ApiError(401, 'unauthenticated', 'Authentication required', 'Send a bearer token in the Authorization header.', {}, {
+      'WWW-Authenticate': 'Bearer realm="vm-tenant"',
+    });
+  },
+  invalidToken(): ApiError {
+    return new ApiError(401, 'invalid_token', 'Invalid token', 'The bearer token is unknown, expired or revoked.', {}, {
+      'WWW-Authenticate': 'Bearer realm="vm-tenant", error="invalid_token"',
+    });
+  },
+  insufficientScope(needed: string): ApiError {
+    return new ApiError(403, 'insufficient_scope', 'Insufficient scope', `This operation needs a token with scope ${needed}.`, {
+      required_scope: needed,
+    });
+  },
+  tenantNotFound(): ApiError {
+    return new ApiError(404, 'tenant_not_found', 'Tenant not found', 'No such tenant.');
+  },
+  vmNotFound(): ApiError {
+    return new ApiError(404, 'vm_not_found', 'VM not found', 'No such VM.');
+  },
+};

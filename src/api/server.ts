@@ -1,0 +1,65 @@
+import { createServer } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { sql } from 'kysely';
+import { connect } from 'nats';
+import { ensureAdminToken } from '../auth/admin-bootstrap';
+import { describeConfig, loadConfig } from '../config/config';
+import { createDatabase } from '../db/database';
+import { createLogger } from '../logging/logger';
+import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
+import { createApp } from './app';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
+  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20 });
+  const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  const temporal = new Client({ connection, namespace: config.temporalNamespace });
+  const nats = await connect({ servers: config.natsUrl, name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+
+  const app = createApp({
+    db,
+    tenantWorkflows: createTenantWorkflowClient({ client: temporal, taskQueue: config.temporalTaskQueue }),
+    log,
+    trustedProxies: config.trustedProxies,
+    readiness: {
+      postgres: async () => void (await sql`select 1`.execute(db)),
+      temporal: async () => void (await connection.workflowService.getSystemInfo({})),
+      nats: async () => {
+        if (nats.isClosed()) throw new Error('connection closed');
+        await nats.flush();
+      },
+    },
+  });
+
+  const server = createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, resolve);
+  });
+  log.info({ url: `http://${config.host}:${config.port}`, admin_token: admin.source === 'env' ? 'from ADMIN_TOKEN' : `in ${admin.tokenFile}`, config: describeConfig(config) }, 'api listening');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'api draining: no new connections, finishing in-flight requests');
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), 15_000).unref();
+    await closed;
+    clearTimeout(timer);
+    await Promise.allSettled([db.destroy(), connection.close(), nats.drain()]);
+    log.info('api stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(JSON.stringify({ level: 'fatal', msg: 'api failed to start', error: error instanceof Error ? error.message : String(error) }));
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { SCOPES } from '../shared/scopes';
+import { normaliseEd25519PublicKey } from './subject-pubkey';
+
+export const TOKEN_LIFETIME = Object.freeze({ min_seconds: 60, max_seconds: 31_536_000, default_seconds: 86_400 });
+
+/** Scopes a tenant token may carry; service:admin is platform-wide and never issued to a tenant. */
+export const TENANT_SCOPES = SCOPES.filter((scope) => scope !== 'service:admin');
+
+export const issueTokenSchema = z
+  .object({
+    subject_pubkey: z
+      .string({ error: 'must be a string' })
+      .transform((value, ctx) => {
+        const normalised = normaliseEd25519PublicKey(value);
+        if (normalised === null) {
+          ctx.addIssue({ code: 'custom', message: 'must be an Ed25519 public key (raw base64, PEM or "ssh-ed25519 ...")' });
+          return z.NEVER;
+        }
+        return normalised;
+      }),
+    scope: z.enum(TENANT_SCOPES as [string, ...string[]], { error: `must be one of ${TENANT_SCOPES.join(', ')}` }),
+    expires_in_seconds: z
+      .number({ error: 'must be a number' })
+      .int('must be a whole number')
+      .min(TOKEN_LIFETIME.min_seconds, `must be at least ${TOKEN_LIFETIME.min_seconds}`)
+      .max(TOKEN_LIFETIME.max_seconds, `must be at most ${TOKEN_LIFETIME.max_seconds}`)
+      .default(TOKEN_LIFETIME.default_seconds),
+  })
+  .strict();

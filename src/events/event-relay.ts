@@ -1,0 +1,115 @@
+import type { Kysely } from 'kysely';
+import type { JetStreamClient } from 'nats';
+import pg from 'pg';
+import type { Database } from '../db/tables';
+import type { Logger } from '../logging/logger';
+import type { AuditEventType } from '../shared/audit-event-types';
+import { subjectFor } from '../shared/event-subjects';
+import { toLifecycleEvent } from './event-payload';
+
+export interface EventRelayOptions {
+  db: Kysely<Database>;
+  /** A direct connection string: the relay holds one session for LISTEN and its leadership lock. */
+  databaseUrl: string;
+  js: JetStreamClient;
+  subjectPrefix: string;
+  log: Logger;
+  batchSize?: number;
+  pollMs?: number;
+  onPublished?: (count: number) => void;
+  onRetry?: () => void;
+}
+
+const CURSOR_NAME = 'nats';
+const RELAY_LOCK_KEY = 7_221_002;
+
+/**
+ * Publishes every ledger entry to NATS JetStream, in ledger order, with Nats-Msg-Id = event id.
+ * The ledger is the outbox: an event is recorded in the same transaction as the change it
+ * describes, so no event is lost when NATS is down; the relay retries until it lands, and a crash
+ * between publish and cursor update republishes an event that JetStream then deduplicates.
+ * One relay leads at a time (a session advisory lock); the others stand by.
+ */
+export class EventRelay {
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private listener: pg.Client | null = null;
+
+  constructor(private readonly options: EventRelayOptions) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.lead();
+      } catch (error) {
+        if (this.stopped) break;
+        this.options.log.warn({ err: error }, 'event relay interrupted; retrying');
+        this.options.onRetry?.();
+        await this.sleep(1000);
+      } finally {
+        await this.listener?.end().catch(() => undefined);
+        this.listener = null;
+      }
+    }
+  }
+
+  private async lead(): Promise<void> {
+    const listener = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'vm-tenant-event-relay' });
+    listener.on('error', () => undefined);
+    this.listener = listener;
+    await listener.connect();
+    while (!this.stopped) {
+      const { rows } = await listener.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RELAY_LOCK_KEY]);
+      if (rows[0]?.locked) break;
+      await this.sleep(2000);
+    }
+    listener.on('notification', () => this.wake?.());
+    await listener.query('listen audit_events');
+    while (!this.stopped) {
+      const published = await this.publishBatch();
+      if (published === 0) await this.sleep(this.options.pollMs ?? 1000);
+    }
+  }
+
+  private async publishBatch(): Promise<number> {
+    const { db, js } = this.options;
+    const cursor = await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', CURSOR_NAME).executeTakeFirst();
+    const after = cursor?.last_seq ?? '0';
+    const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
+    if (rows.length === 0) return 0;
+    // One at a time, so the stream holds events in ledger order.
+    for (const row of rows) {
+      await js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 });
+    }
+    const last = rows[rows.length - 1]!.seq;
+    await db
+      .insertInto('event_relay_cursor')
+      .values({ name: CURSOR_NAME, last_seq: last, updated_at: new Date() })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ last_seq: last, updated_at: new Date() }))
+      .execute();
+    this.options.onPublished?.(rows.length);
+    return rows.length;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}

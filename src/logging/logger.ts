@@ -1,0 +1,23 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Structured JSON logs. Secrets never reach a log line because we never log headers or bodies;
+ * the redaction list is a second line of defence for anything that slips into a log object.
+ */
+export function createLogger(options: { level: string; name: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      name: options.name,
+      level: options.level,
+      base: { service: options.name },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: {
+        paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'adminToken', '*.adminToken'],
+        censor: '[redacted]',
+      },
+    },
+    options.destination,
+  );
+}

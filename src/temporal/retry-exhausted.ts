@@ -1,0 +1,29 @@
+const RESOURCE_EXHAUSTED = 8;
+
+function isResourceExhausted(error: unknown): boolean {
+  let current = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 8; depth++) {
+    if (current.code === RESOURCE_EXHAUSTED) return true;
+    if (typeof current.message === 'string' && /RESOURCE_EXHAUSTED|in-flight updates/i.test(current.message)) return true;
+    current = current.cause as typeof current;
+  }
+  return false;
+}
+
+/**
+ * Retries a call Temporal refused for load (e.g. the 10 in-flight updates per workflow cap, hit
+ * when several API processes burst on one tenant) with jittered backoff, so a burst never
+ * surfaces as a 5xx. Gives up after `deadlineMs`.
+ */
+export async function retryWhileExhausted<T>(call: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isResourceExhausted(error) || Date.now() - started > deadlineMs) throw error;
+      const backoff = Math.min(1000, 20 * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, backoff / 2 + Math.random() * backoff));
+    }
+  }
+}

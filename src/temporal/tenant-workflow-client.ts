@@ -1,0 +1,84 @@
+import { WithStartWorkflowOperation, type Client, type WorkflowStartOptions } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+import type { RequestContext } from '../shared/request-context';
+import { tenantWorkflowId } from '../shared/tenant-id';
+import {
+  changeQuotaUpdate,
+  closeTenantUpdate,
+  destroyVmUpdate,
+  spawnVmUpdate,
+  usageQuery,
+  type SpawnVmRequest,
+  type TenantQuota,
+  type TenantUsage,
+} from '../shared/tenant-workflow.messages';
+import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
+import type { tenantWorkflow } from '../workflows';
+import { KeyedLimiter } from './keyed-limiter';
+import { retryWhileExhausted } from './retry-exhausted';
+import { TENANT_ID_SEARCH_ATTRIBUTE } from './search-attributes';
+
+export interface TenantWorkflowClientOptions {
+  client: Client;
+  taskQueue: string;
+  /** Passed to new workflow runs; lowered in tests to exercise continue-as-new. */
+  continueAsNewAfterUpdates?: number;
+  /** In-flight updates per tenant from this process; Temporal allows 10 per workflow in total. */
+  maxInFlightPerTenant?: number;
+}
+
+/** The tenant workflows as the API sees them: every call reaches the running workflow or starts it. */
+export function createTenantWorkflowClient(options: TenantWorkflowClientOptions): TenantWorkflowGateway {
+  const { client, taskQueue } = options;
+  const limiter = new KeyedLimiter(options.maxInFlightPerTenant ?? 8);
+
+  const startOptions = (tenantId: string): WorkflowStartOptions<typeof tenantWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' } => ({
+    workflowId: tenantWorkflowId(tenantId),
+    taskQueue,
+    args: [{ tenant_id: tenantId, continue_as_new_after_updates: options.continueAsNewAfterUpdates }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [{ key: TENANT_ID_SEARCH_ATTRIBUTE, value: tenantId }],
+    memo: { tenant_id: tenantId },
+    staticSummary: `Tenant ${tenantId}: VM spawn/destroy serialisation and quota`,
+    staticDetails: `Owner tenant: ${tenantId}. Query \`usage\` or see Current details for VMs and storage in use.`,
+  });
+
+  // Update-with-start: reaches the running workflow, or starts it (e.g. after an operator terminated it).
+  const update = <Ret, Args extends unknown[]>(tenantId: string, definition: UpdateDefinition<Ret, Args>, args: Args, updateId?: string): Promise<Ret> =>
+    limiter.run(tenantId, () =>
+      retryWhileExhausted(() =>
+        client.workflow.executeUpdateWithStart(definition, {
+          args,
+          updateId,
+          startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
+        }),
+      ),
+    );
+
+  return {
+    async ensureStarted(tenantId) {
+      await client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId));
+    },
+    async changeQuota(tenantId, quota: TenantQuota, context: RequestContext) {
+      await update(tenantId, changeQuotaUpdate, [{ quota: { max_vms: quota.max_vms, storage_quota_gb: quota.storage_quota_gb }, context }]);
+    },
+    async close(tenantId, context) {
+      await update(tenantId, closeTenantUpdate, [{ context }]);
+    },
+    spawn(tenantId, _quota, request: SpawnVmRequest) {
+      return update(tenantId, spawnVmUpdate, [request], `spawn-${request.vm_id}`);
+    },
+    destroy(tenantId, _quota, vmId, context) {
+      return update(tenantId, destroyVmUpdate, [{ vm_id: vmId, context }], `destroy-${vmId}`);
+    },
+    async usage(tenantId): Promise<TenantUsage | null> {
+      try {
+        return await client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+      } catch (error) {
+        if ((error as Error).name === 'WorkflowNotFoundError') return null;
+        throw error;
+      }
+    },
+  };
+}

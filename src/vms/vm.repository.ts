@@ -1,0 +1,80 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database, VmRow } from '../db/tables';
+import type { VmRecord, VmShape, VmStatus } from '../shared/vm';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export function toVmRecord(row: VmRow): VmRecord {
+  return {
+    vm_id: row.vm_id,
+    tenant_id: row.tenant_id,
+    name: row.name,
+    vcpus: row.vcpus,
+    memory_mb: row.memory_mb,
+    storage_gb: row.storage_gb,
+    image: row.image,
+    status: row.status as VmStatus,
+    failure_reason: row.failure_reason,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+/** Inserts the VM in status provisioning unless it exists already (the API and the activity both call it). */
+export async function insertVmIfAbsent(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<void> {
+  await db
+    .insertInto('vms')
+    .values({ vm_id: vm.vm_id, tenant_id: vm.tenant_id, ...vm.shape, status: 'provisioning', created_at: vm.created_at, updated_at: vm.created_at })
+    .onConflict((oc) => oc.column('vm_id').doNothing())
+    .execute();
+}
+
+export async function findTenantVm(db: Db, tenantId: string, vmId: string): Promise<VmRow | undefined> {
+  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('vm_id', '=', vmId).executeTakeFirst();
+}
+
+export interface VmListQuery {
+  tenant_id: string;
+  status?: VmStatus;
+  limit: number;
+  after?: { created_at: Date; vm_id: string };
+}
+
+/** Keyset pagination over (created_at, vm_id), served by the vms_tenant_created_idx index. */
+export async function listTenantVms(db: Db, query: VmListQuery): Promise<VmRow[]> {
+  let q = db.selectFrom('vms').selectAll().where('tenant_id', '=', query.tenant_id);
+  if (query.status) q = q.where('status', '=', query.status);
+  if (query.after) {
+    const { created_at, vm_id } = query.after;
+    q = q.where(sql<boolean>`(created_at, vm_id) > (${created_at}, ${vm_id})`);
+  }
+  return q.orderBy('created_at').orderBy('vm_id').limit(query.limit).execute();
+}
+
+export async function countVmsHoldingQuota(db: Db, tenantId: string): Promise<number> {
+  const row = await db
+    .selectFrom('vms')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', ['provisioning', 'running', 'destroying'])
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export async function listVmsHoldingQuota(db: Db, tenantId: string): Promise<VmRow[]> {
+  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute();
+}
+
+/**
+ * Moves a VM to `to` only from one of `from`, so late or repeated writers cannot move it backwards
+ * (a spawn finishing after a destroy request leaves it destroying). Returns whether it moved.
+ */
+export async function transitionVm(db: Db, vmId: string, from: readonly VmStatus[], to: VmStatus, at: Date, failureReason: string | null = null): Promise<boolean> {
+  const result = await db
+    .updateTable('vms')
+    .set({ status: to, updated_at: at, ...(to === 'failed' ? { failure_reason: failureReason } : {}) })
+    .where('vm_id', '=', vmId)
+    .where('status', 'in', [...from])
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}

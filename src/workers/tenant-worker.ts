@@ -1,0 +1,70 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Kysely } from 'kysely';
+import { connect, type NatsConnection } from 'nats';
+import { createActivities } from '../activities';
+import type { Database } from '../db/tables';
+import { EventRelay } from '../events/event-relay';
+import { ensureEventStream } from '../events/jetstream-stream';
+import { createFleetClient } from '../fleet/fleet-client';
+import type { Logger } from '../logging/logger';
+import { WORKFLOWS_PATH } from './workflow-bundle';
+
+export interface TenantWorkerOptions {
+  db: Kysely<Database>;
+  databaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  natsUrl: string;
+  natsStream: string;
+  natsSubjectPrefix: string;
+  fleetUrl: string;
+  log: Logger;
+  workflowBundle?: { codePath: string };
+  fleetTimeoutMs?: number;
+  bootPollMs?: number;
+  /** Whether this process relays ledger entries to NATS (one relay leads cluster-wide). */
+  relayEvents?: boolean;
+}
+
+export interface TenantWorkerRuntime {
+  worker: Worker;
+  nats: NatsConnection;
+  /** Resolves when the worker has stopped. */
+  run(): Promise<void>;
+  /** Stops polling, lets in-flight activities finish (up to the grace time), then closes connections. */
+  shutdown(): Promise<void>;
+}
+
+export async function createTenantWorker(options: TenantWorkerOptions): Promise<TenantWorkerRuntime> {
+  const nats = await connect({ servers: options.natsUrl, name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
+  const connection = await NativeConnection.connect({ address: options.temporalAddress });
+  const fleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });
+  const worker = await Worker.create({
+    connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ db: options.db, fleet, bootPollMs: options.bootPollMs }),
+    shutdownGraceTime: '20 seconds',
+  });
+  const relay = options.relayEvents === false ? null : new EventRelay({ db: options.db, databaseUrl: options.databaseUrl, js: nats.jetstream(), subjectPrefix: options.natsSubjectPrefix, log: options.log });
+  let running: Promise<void> | null = null;
+  return {
+    worker,
+    nats,
+    run() {
+      relay?.start();
+      running ??= worker.run();
+      return running;
+    },
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running?.catch(() => undefined);
+      await relay?.stop();
+      await connection.close();
+      await nats.drain().catch(() => undefined);
+    },
+  };
+}

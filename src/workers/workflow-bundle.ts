@@ -1,0 +1,29 @@
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.ts');
+export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '../../dist/workflow-bundle.js');
+
+/** Pre-builds the workflow bundle once, so workers (and test files) start without webpack. */
+export async function buildWorkflowBundle(outputPath = DEFAULT_BUNDLE_PATH): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  await mkdir(path.dirname(outputPath), { recursive: true });
+  await writeFile(outputPath, code);
+  return outputPath;
+}
+
+export function prebuiltBundle(bundlePath = DEFAULT_BUNDLE_PATH): { codePath: string } | undefined {
+  return existsSync(bundlePath) ? { codePath: bundlePath } : undefined;
+}
+
+if (require.main === module) {
+  buildWorkflowBundle(process.argv[2]).then(
+    (file) => console.log(`workflow bundle written to ${file}`),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
