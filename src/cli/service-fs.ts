@@ -1,0 +1,227 @@
+import { parseArgs } from 'node:util';
+import { sql, type Kysely } from 'kysely';
+import { ConfigError, loadConfig } from '../config/config';
+import { createDatabase } from '../db/database';
+import type { Database } from '../db/tables';
+import { listAuditEvents, verifyChain } from '../ledger/ledger.repository';
+import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions, type RawReadOptions, type ReadRequest } from './audit-filters';
+import { formatJsonLine, formatTable } from './audit-entry-format';
+import { UsageError } from './usage-error';
+
+/**
+ * service-fs: the operator's read-only view of the WORM audit ledger.
+ *
+ * Exit codes: 0 success, 1 `verify` found a broken chain, 2 bad usage or configuration,
+ * 3 the database cannot be reached or holds no ledger, 4 any other failure.
+ */
+export const EXIT = { ok: 0, chainBroken: 1, usage: 2, databaseUnavailable: 3, failure: 4 } as const;
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+type Env = Record<string, string | undefined>;
+
+const GENERAL_HELP = `Usage: service-fs <command> [options]
+
+Read and verify the append-only, hash-chained audit ledger.
+
+Commands:
+  read      print ledger entries matching filters
+  verify    walk the whole chain and check every link and hash
+
+Global options:
+  --database-url URL   database to read (default: DATABASE_URL, else
+                       postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant)
+  -h, --help           show help; "service-fs <command> --help" for a command
+
+Exit codes: 0 ok, 1 verify found a bad entry, 2 bad usage, 3 database unavailable, 4 other error.
+`;
+
+const READ_HELP = `Usage: service-fs read [options]
+
+Prints ledger entries in seq order, one JSON object per line by default.
+
+Options:
+  --filter KEY=VALUE   equality filter, repeatable; KEY is tenant-id, vm-id or event-type
+  --event-type TYPE    same as --filter event-type=TYPE
+  --since TIME         entries that occurred at or after TIME (ISO 8601: 2026-06-14 or
+                       2026-06-14T09:30:00Z; a time needs Z or an offset)
+  --until TIME         entries that occurred before TIME (exclusive)
+  --limit N            at most N entries, 1-${MAX_LIMIT} (default ${DEFAULT_LIMIT})
+  --order asc|desc     by seq, oldest first (asc, default) or newest first (desc)
+  --format json|table  JSON Lines with every field (default) or a table for reading
+  --database-url URL   database to read (default: DATABASE_URL)
+
+Example:
+  service-fs read --filter tenant-id=acme-corp --event-type TENANT_CREATED --limit 1
+`;
+
+const VERIFY_HELP = `Usage: service-fs verify [--database-url URL]
+
+Walks the chain from seq 1 and checks sequence, prev_hash links and each entry's hash.
+Prints "ok: all N entries valid" and exits 0, or names the first bad entry and exits 1.
+`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  'database-url': { type: 'string' },
+  filter: { type: 'string', multiple: true },
+  'event-type': { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  limit: { type: 'string' },
+  order: { type: 'string' },
+  format: { type: 'string' },
+} as const;
+
+const READ_ONLY_OPTIONS = ['filter', 'event-type', 'since', 'until', 'limit', 'order', 'format'] as const;
+
+type Command = 'read' | 'verify';
+
+interface Invocation {
+  command: Command | undefined;
+  help: boolean;
+  databaseUrl: string | undefined;
+  read: RawReadOptions;
+}
+
+function parseInvocation(argv: readonly string[]): Invocation {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    // parseArgs reports unknown options and missing values as TypeErrors with ERR_PARSE_ARGS_* codes.
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) throw new UsageError((error as Error).message);
+    throw error;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...extra] = positionals;
+  if (command !== undefined && command !== 'read' && command !== 'verify') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (command === 'verify') {
+    const misplaced = READ_ONLY_OPTIONS.find((name) => values[name] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is an option of read, not verify`);
+  }
+  return {
+    command,
+    help: values.help === true,
+    databaseUrl: values['database-url'],
+    read: {
+      filter: values.filter,
+      'event-type': values['event-type'],
+      since: values.since,
+      until: values.until,
+      limit: values.limit,
+      order: values.order,
+      format: values.format,
+    },
+  };
+}
+
+class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+}
+
+/** The URL without its password, for messages. */
+function describeUrl(connectionString: string): string {
+  const url = new URL(connectionString);
+  if (url.password) url.password = '***';
+  return url.toString();
+}
+
+/** A one-line reason; pg reports a refused dual-stack connect as an AggregateError with an empty message. */
+function reasonOf(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return reasonOf(error.errors[0]);
+  if (error instanceof Error) return error.message || String((error as { code?: unknown }).code ?? error.name);
+  return String(error);
+}
+
+async function readEntries(db: Kysely<Database>, { query, format }: ReadRequest, io: CliIo): Promise<number> {
+  const rows = await listAuditEvents(db, query);
+  if (format === 'table') {
+    io.stdout(`${formatTable(rows)}\n`);
+  } else if (rows.length > 0) {
+    io.stdout(`${rows.map(formatJsonLine).join('\n')}\n`);
+  }
+  if (rows.length === 0) io.stderr('service-fs: no matching entries\n');
+  return EXIT.ok;
+}
+
+async function verifyEntries(db: Kysely<Database>, io: CliIo): Promise<number> {
+  const verdict = await verifyChain(db);
+  if (verdict.valid) {
+    io.stdout(`ok: all ${verdict.checked} entries valid\n`);
+    return EXIT.ok;
+  }
+  io.stdout(`bad: entry seq ${verdict.first_bad_seq}: ${verdict.reason} (${verdict.checked} entries before it are valid)\n`);
+  return EXIT.chainBroken;
+}
+
+/** Runs one service-fs invocation and returns its exit code; never throws and always closes the pool. */
+export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  let readRequest: ReadRequest | undefined;
+  let databaseUrl: string;
+  try {
+    const invocation = parseInvocation(argv);
+    if (invocation.help) {
+      io.stdout(invocation.command === 'read' ? READ_HELP : invocation.command === 'verify' ? VERIFY_HELP : GENERAL_HELP);
+      return EXIT.ok;
+    }
+    if (invocation.command === undefined) throw new UsageError('missing command: read or verify');
+    // Check the flags before touching the database, so a typo never waits on a connection.
+    if (invocation.command === 'read') readRequest = parseReadOptions(invocation.read);
+    const override = invocation.databaseUrl === undefined ? {} : { DATABASE_URL: invocation.databaseUrl };
+    databaseUrl = loadConfig({ ...env, ...override }).databaseUrl;
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      io.stderr(`service-fs: ${error.message}\nRun "service-fs --help" for usage.\n`);
+      return EXIT.usage;
+    }
+    io.stderr(`service-fs: ${reasonOf(error)}\n`);
+    return EXIT.failure;
+  }
+
+  const db = createDatabase(databaseUrl, { max: 1, applicationName: 'service-fs' });
+  try {
+    try {
+      await sql`select 1`.execute(db);
+    } catch (error) {
+      throw new DatabaseUnavailableError(`cannot connect to ${describeUrl(databaseUrl)}: ${reasonOf(error)}`);
+    }
+    return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, io);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (error instanceof DatabaseUnavailableError) {
+      io.stderr(`service-fs: ${error.message}\n`);
+      return EXIT.databaseUnavailable;
+    }
+    if (code === '42P01') {
+      io.stderr(`service-fs: no audit ledger in ${describeUrl(databaseUrl)} (table audit_events is missing); run the migrations first\n`);
+      return EXIT.databaseUnavailable;
+    }
+    if (code === '42501') {
+      io.stderr(`service-fs: the database user may not read the ledger: ${reasonOf(error)}\n`);
+      return EXIT.databaseUnavailable;
+    }
+    io.stderr(`service-fs: ${reasonOf(error)}\n`);
+    return EXIT.failure;
+  } finally {
+    await db.destroy().catch(() => undefined);
+  }
+}
+
+/** The process entry point used by bin/service-fs.js: the environment is handed to loadConfig here. */
+export function main(): void {
+  // `service-fs read | head` closes the pipe early; that is not an error worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw error;
+  });
+  const io: CliIo = { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) };
+  void runServiceFs(process.argv.slice(2), process.env, io).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,62 @@
+import { canonicalJson, entryHash, GENESIS_HASH, type HashedFields } from '../../src/ledger/ledger-hash';
+
+describe('canonicalJson (RFC 8785)', () => {
+  test('when given the RFC 8785 section 3.2.2 sample, then it produces the RFC output', () => {
+    const input = {
+      // eslint-disable-next-line no-loss-of-precision -- the RFC sample is written with more digits than a double holds
+      numbers: [333333333.33333329, 1e30, 4.5, 2e-3, 0.000000000000000000000000001],
+      string: '\u20ac$\u000F\u000aA\'\u0042\u0022\u005c\\"/',
+      literals: [null, true, false],
+    };
+    expect(canonicalJson(input)).toBe(
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}',
+    );
+  });
+
+  test('when keys are non-ASCII, then they are sorted by UTF-16 code units', () => {
+    // RFC 8785 section 3.2.3 ordering example.
+    const input = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
+    const keys = canonicalJson(input).match(/"(?:[^"\\]|\\.)*":/g)!.map((k) => JSON.parse(k.slice(0, -1)) as string);
+    expect(keys).toEqual(['\r', '1', '\u0080', '\u00f6', '\u20ac', '\ud83d\ude00', '\ufb33']);
+  });
+
+  test('when values are undefined, then object members are skipped and array items become null', () => {
+    expect(canonicalJson({ b: undefined, a: [undefined, 1] })).toBe('{"a":[null,1]}');
+  });
+
+  test('when a value cannot be represented, then it throws', () => {
+    expect(() => canonicalJson({ n: Number.NaN })).toThrow(/not allowed/);
+    expect(() => canonicalJson({ n: Infinity })).toThrow(/not allowed/);
+    expect(() => canonicalJson({ s: '\ud800' })).toThrow(/lone surrogate/);
+  });
+});
+
+describe('entryHash', () => {
+  const fields: HashedFields = {
+    seq: '1',
+    event_id: '6f1c1a4e-3b7e-4c59-9b61-2f0d7e1c9a10',
+    tenant_id: 'acme-corp',
+    vm_id: null,
+    event_type: 'TENANT_CREATED',
+    occurred_at: new Date('2026-06-14T09:00:00.000Z'),
+    actor_token_id: 'tok_admin_1',
+    actor_scope: 'service:admin',
+    source_ip: '127.0.0.1',
+    user_agent: 'curl/8.5.0',
+    request_id: 'req-1',
+    details: { max_vms: 10, display_name: 'Acme' },
+  };
+
+  test('when a stored row (with prev_hash and hash) is hashed, then only the covered fields count', () => {
+    const hash = entryHash(GENESIS_HASH, fields);
+    expect(entryHash(GENESIS_HASH, { ...fields, prev_hash: GENESIS_HASH, hash } as HashedFields)).toBe(hash);
+  });
+
+  test('when details keys are reordered, then the hash is the same; when any field or the previous hash changes, then it differs', () => {
+    const hash = entryHash(GENESIS_HASH, fields);
+    expect(entryHash(GENESIS_HASH, { ...fields, details: { display_name: 'Acme', max_vms: 10 } })).toBe(hash);
+    expect(entryHash(GENESIS_HASH, { ...fields, details: { display_name: 'Acme', max_vms: 11 } })).not.toBe(hash);
+    expect(entryHash(GENESIS_HASH, { ...fields, occurred_at: new Date('2026-06-14T09:00:00.001Z') })).not.toBe(hash);
+    expect(entryHash('f'.repeat(64), fields)).not.toBe(hash);
+  });
+});
