@@ -1,12 +1,15 @@
+import { Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import { createLogger } from '../logging/logger';
+import { temporalLogger } from './temporal-logger';
 import { createTenantWorker } from './tenant-worker';
 import { prebuiltBundle } from './workflow-bundle';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'vm-tenant-worker' });
+  Runtime.install({ logger: temporalLogger(log) });
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-worker' });
   const runtime = await createTenantWorker({
     db,

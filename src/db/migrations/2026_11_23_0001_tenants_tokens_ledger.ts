@@ -89,6 +89,7 @@ async function grantServiceRole(db: Kysely<unknown>): Promise<void> {
       if not exists (select from pg_roles where rolname = ${sql.lit(SERVICE_ROLE)}) then
         create role ${sql.id(SERVICE_ROLE)} login;
       end if;
+    exception when duplicate_object or unique_violation then null; -- created concurrently
     end $$`.execute(db);
   await sql`grant usage on schema public to ${sql.id(SERVICE_ROLE)}`.execute(db);
   await sql`grant select, insert, update, delete on tenants, api_tokens, event_relay_cursor to ${sql.id(SERVICE_ROLE)}`.execute(db);

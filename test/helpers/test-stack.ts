@@ -1,0 +1,188 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { Kysely } from 'kysely';
+import { createApp } from '../../src/api/app';
+import { ensureAdminToken } from '../../src/auth/admin-bootstrap';
+import { generateToken } from '../../src/auth/token-format';
+import type { Config } from '../../src/config/config';
+import { createDatabase } from '../../src/db/database';
+import type { Database } from '../../src/db/tables';
+import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
+import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
+import { createLogger, type Logger } from '../../src/logging/logger';
+import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-client';
+import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
+import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
+import { testBundle } from './workflow-bundle';
+import { testConfig, uniqueName } from './test-env';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface TestStack {
+  config: Config;
+  db: Kysely<Database>;
+  temporal: Client;
+  gateway: TenantWorkflowGateway;
+  fleet: RunningSimulator;
+  worker: TenantWorkerRuntime | null;
+  apiUrl: string;
+  adminToken: string;
+  logLines: string[];
+  request<T = any>(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string }): Promise<ApiResponse<T>>;
+  startWorker(): Promise<TenantWorkerRuntime>;
+  stopWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TestStackOptions {
+  fleetBootMs?: number;
+  withWorker?: boolean;
+  continueAsNewAfterUpdates?: number;
+  configOverrides?: Record<string, string>;
+}
+
+/** A log that keeps every line, so tests can prove no secret was ever logged. */
+function capturingLogger(name: string, lines: string[]): Logger {
+  return createLogger({ name, level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
+}
+
+/**
+ * The whole service in one test process, on real parts: the API on a random port, a worker on
+ * this file's own task queue, the fleet simulator over HTTP, this run's Temporal, Postgres and NATS.
+ */
+let runtimeInstalled = false;
+
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const taskQueue = uniqueName('tq');
+  const stream = uniqueName('S').replace(/-/g, '_').toUpperCase();
+  const prefix = stream.toLowerCase();
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, NATS_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, ...options.configOverrides });
+  const logLines: string[] = [];
+  const log = capturingLogger('test', logLines);
+  const db = createDatabase(config.databaseUrl, { max: 20 });
+  const fleet = await startSimulator({
+    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'fleet-')), 'state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
+  });
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  const temporal = new Client({ connection, namespace: config.temporalNamespace });
+  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates });
+  const adminToken = generateToken();
+  await ensureAdminToken(db, { adminToken, dataDir: os.tmpdir(), now: new Date() });
+
+  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {} });
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  let worker: TenantWorkerRuntime | null = null;
+  let workerRun: Promise<void> | null = null;
+  const bundle = await testBundle();
+  const stack: TestStack = {
+    config,
+    db,
+    temporal,
+    gateway,
+    fleet,
+    get worker() {
+      return worker;
+    },
+    apiUrl,
+    adminToken,
+    logLines,
+    async request(method, route, opts = {}) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+      if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+      let body: string | undefined = opts.rawBody;
+      if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const response = await fetch(`${apiUrl}${route}`, { method, headers, body });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        /* not JSON: keep the text */
+      }
+      return { status: response.status, headers: response.headers, body: parsed as any };
+    },
+    async startWorker() {
+      worker = await createTenantWorker({
+        db,
+        databaseUrl: config.databaseUrl,
+        temporalAddress: config.temporalAddress,
+        namespace: config.temporalNamespace,
+        taskQueue,
+        natsUrl: config.natsUrl,
+        natsStream: config.natsStream,
+        natsSubjectPrefix: config.natsSubjectPrefix,
+        fleetUrl: fleet.url,
+        log: capturingLogger('worker', logLines),
+        workflowBundle: bundle,
+        bootPollMs: 20,
+      });
+      workerRun = worker.run();
+      return worker;
+    },
+    async stopWorker() {
+      await worker?.shutdown();
+      await workerRun;
+      worker = null;
+    },
+    async close() {
+      await stack.stopWorker();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await connection.close();
+      await fleet.close();
+      await db.destroy();
+    },
+  };
+  if (options.withWorker !== false) await stack.startWorker();
+  return stack;
+}
+
+export const SAMPLE_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN admin@acme';
+
+/** Registers a tenant as the platform admin and issues it a tenant-admin token. */
+export async function createTenant(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<{ tenantId: string; token: string; tokenId: string }> {
+  const tenantId = uniqueName('t').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const created = await stack.request('POST', '/v1/tenants', {
+    token: stack.adminToken,
+    body: { tenant_id: tenantId, display_name: `Tenant ${tenantId}`, max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600, ...overrides },
+  });
+  if (created.status !== 201) throw new Error(`tenant creation failed: ${created.status} ${JSON.stringify(created.body)}`);
+  const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+    token: stack.adminToken,
+    body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 3600 },
+  });
+  if (issued.status !== 201) throw new Error(`token issue failed: ${issued.status} ${JSON.stringify(issued.body)}`);
+  return { tenantId, token: issued.body.token, tokenId: issued.body.token_id };
+}
+
+export const SMALL_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
+
+/** Polls until `check` returns a value, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
