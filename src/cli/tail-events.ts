@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { connect, DeliverPolicy, type OrderedConsumerOptions } from 'nats';
+import { loadConfig } from '../config/config';
+import { isTenantId } from '../shared/tenant-id';
+import type { LifecycleEvent } from '../events/event-payload';
+
+const HELP = `Usage: vm-tenant-events --tenant <tenant_id> [--from-start | --since <ISO time>] [--no-follow]
+
+Prints the lifecycle events of one tenant from the NATS stream as JSON lines.
+The tenant is a payload owner field, not part of the subject, so events are filtered here.
+
+  --tenant      tenant id (required)
+  --from-start  replay the whole stream first (default: only new events)
+  --since       replay events from this time
+  --no-follow   exit once caught up instead of waiting for new events
+Environment: NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      tenant: { type: 'string' },
+      'from-start': { type: 'boolean', default: false },
+      since: { type: 'string' },
+      'no-follow': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!isTenantId(values.tenant)) {
+    console.error(`--tenant must be a tenant id\n\n${HELP}`);
+    return 2;
+  }
+  const since = values.since ? new Date(values.since) : undefined;
+  if (since && Number.isNaN(since.getTime())) {
+    console.error('--since must be an ISO 8601 time');
+    return 2;
+  }
+  const config = loadConfig();
+  const nc = await connect({ servers: config.natsUrl, name: 'vm-tenant-events' });
+  const opts: Partial<OrderedConsumerOptions> = { filterSubjects: [`${config.natsSubjectPrefix}.>`] };
+  if (since) Object.assign(opts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
+  else if (values['from-start']) opts.deliver_policy = DeliverPolicy.All;
+  else opts.deliver_policy = DeliverPolicy.New;
+  const consumer = await nc.jetstream().consumers.get(config.natsStream, opts);
+  const stop = () => void nc.close();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const messages = await consumer.consume();
+  for await (const message of messages) {
+    const event = message.json<LifecycleEvent>();
+    if (event.tenant_id === values.tenant) console.log(JSON.stringify({ subject: message.subject, ...event }));
+    if (values['no-follow'] && message.info.pending === 0) break;
+  }
+  await nc.close();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`vm-tenant-events: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(3);
+  },
+);
