@@ -1,0 +1,189 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config/config';
+import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string | number | boolean | null> | string[];
+  ports?: (string | number | { target: number; published?: number | string })[];
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  healthcheck?: { test: string[] | string };
+  restart?: string;
+}
+
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+}
+
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
+const services = Object.entries(compose.services);
+/** Services that run this repository's image (the others are third-party images). */
+const ourServices = services.filter(([, service]) => service.build !== undefined);
+
+/** Environment variable names a loader reads, recorded by handing it an empty, watching env. */
+function keysRead(loader: (env: Record<string, string | undefined>) => unknown): Set<string> {
+  const keys = new Set<string>();
+  const env = new Proxy({} as Record<string, string | undefined>, {
+    get(_target, key) {
+      if (typeof key === 'string') keys.add(key);
+      return undefined;
+    },
+  });
+  loader(env);
+  return keys;
+}
+
+function environmentKeys(service: ComposeService): string[] {
+  const env = service.environment ?? {};
+  return Array.isArray(env) ? env.map((entry) => entry.split('=')[0] ?? entry) : Object.keys(env);
+}
+
+function environmentValue(service: ComposeService, key: string): string | undefined {
+  const env = service.environment ?? {};
+  if (Array.isArray(env)) return env.find((entry) => entry.startsWith(`${key}=`))?.slice(key.length + 1);
+  const value = env[key];
+  return value === undefined || value === null ? undefined : String(value);
+}
+
+function dependencies(service: ComposeService): Record<string, string> {
+  const deps = service.depends_on ?? {};
+  if (Array.isArray(deps)) return Object.fromEntries(deps.map((name) => [name, 'service_started']));
+  return Object.fromEntries(Object.entries(deps).map(([name, spec]) => [name, spec.condition ?? 'service_started']));
+}
+
+/** [host, container] port pairs of a service. */
+function portPairs(service: ComposeService): [number, number][] {
+  return (service.ports ?? []).map((port) => {
+    if (typeof port === 'object') return [Number(port.published ?? port.target), port.target];
+    const parts = String(port).split(':');
+    const container = Number(parts[parts.length - 1]);
+    const host = parts.length > 1 ? Number(parts[parts.length - 2]) : container;
+    return [host, container];
+  });
+}
+
+function commandOf(service: ComposeService): string[] {
+  if (service.command === undefined) return [];
+  return Array.isArray(service.command) ? service.command : service.command.split(/\s+/).filter(Boolean);
+}
+
+describe('docker-compose.yml', () => {
+  test('when listing the services, then the whole stack is there', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(
+      expect.arrayContaining(['api', 'fleet-simulator', 'migrate', 'nats', 'postgres', 'temporal', 'worker']),
+    );
+  });
+
+  test.each(services)('when reading service %s, then it has an image or a build', (_name, service) => {
+    expect(service.image !== undefined || service.build !== undefined).toBe(true);
+  });
+
+  test('when reading the third-party images, then Postgres is 16 and NATS runs with JetStream', () => {
+    expect(compose.services.postgres?.image).toMatch(/^postgres:16(\b|$)/);
+    expect(commandOf(compose.services.nats ?? {})).toContain('-js');
+  });
+
+  test.each(services)('when reading the ports of %s, then each maps a valid host port to a valid container port', (_name, service) => {
+    for (const [host, container] of portPairs(service)) {
+      expect(Number.isInteger(host) && host > 0 && host < 65536).toBe(true);
+      expect(Number.isInteger(container) && container > 0 && container < 65536).toBe(true);
+    }
+  });
+
+  test('when publishing ports, then no host port is used twice', () => {
+    const hostPorts = services.flatMap(([, service]) => portPairs(service).map(([host]) => host));
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+
+  test('when reading the api service, then it listens on and publishes 9221', () => {
+    const api = compose.services.api;
+    expect(api).toBeDefined();
+    expect(portPairs(api!)).toContainEqual([9221, 9221]);
+    expect(environmentValue(api!, 'PORT') ?? '9221').toBe('9221');
+    expect(environmentValue(api!, 'HOST')).toBe('0.0.0.0');
+  });
+
+  test('when reading the services people connect to, then their usual ports are published', () => {
+    const published = (name: string) => portPairs(compose.services[name] ?? {}).map(([, container]) => container);
+    expect(published('temporal')).toEqual(expect.arrayContaining([7233, 8233]));
+    expect(published('postgres')).toContain(5432);
+    expect(published('nats')).toContain(4222);
+    expect(published('fleet-simulator')).toContain(9231);
+  });
+
+  test.each(services)('when %s depends on other services, then they exist and the conditions can be met', (name, service) => {
+    for (const [dependency, condition] of Object.entries(dependencies(service))) {
+      expect(dependency).not.toBe(name);
+      const target = compose.services[dependency];
+      expect(target).toBeDefined();
+      expect(['service_started', 'service_healthy', 'service_completed_successfully']).toContain(condition);
+      if (condition === 'service_healthy') expect(target?.healthcheck).toBeDefined();
+      if (condition === 'service_completed_successfully') expect(target?.restart ?? 'no').toBe('no');
+    }
+  });
+
+  test('when following depends_on, then there is no cycle', () => {
+    const visiting = new Set<string>();
+    const done = new Set<string>();
+    const visit = (name: string, trail: string[]): void => {
+      if (done.has(name)) return;
+      if (visiting.has(name)) throw new Error(`depends_on cycle: ${[...trail, name].join(' -> ')}`);
+      visiting.add(name);
+      for (const dependency of Object.keys(dependencies(compose.services[name] ?? {}))) visit(dependency, [...trail, name]);
+      visiting.delete(name);
+      done.add(name);
+    };
+    expect(() => Object.keys(compose.services).forEach((name) => visit(name, []))).not.toThrow();
+  });
+
+  test('when the app services need the database and Temporal, then they wait for migrations and a healthy Temporal', () => {
+    for (const name of ['api', 'worker']) {
+      const deps = dependencies(compose.services[name] ?? {});
+      expect(deps.migrate).toBe('service_completed_successfully');
+      expect(deps.temporal).toBe('service_healthy');
+      expect(deps.nats).toBe('service_healthy');
+    }
+    expect(dependencies(compose.services.migrate ?? {}).postgres).toBe('service_healthy');
+  });
+
+  test('when setting environment variables of our services, then each is one that our config loaders read', () => {
+    const appKeys = keysRead(loadConfig);
+    const simulatorKeys = keysRead(loadSimulatorConfig);
+    expect(appKeys.has('DATABASE_URL')).toBe(true); // the recording works
+    for (const [name, service] of ourServices) {
+      const known = name === 'fleet-simulator' ? simulatorKeys : appKeys;
+      const unknown = environmentKeys(service).filter((key) => !known.has(key));
+      expect({ service: name, unknown }).toEqual({ service: name, unknown: [] });
+    }
+  });
+
+  test('when the app services get their configuration, then loadConfig accepts it', () => {
+    for (const name of ['api', 'worker', 'migrate']) {
+      const service = compose.services[name] ?? {};
+      const env = Object.fromEntries(environmentKeys(service).map((key) => [key, environmentValue(service, key)]));
+      expect(() => loadConfig(env)).not.toThrow();
+    }
+  });
+
+  test.each(ourServices)('when %s runs a command, then the entry point file exists', (_name, service) => {
+    const files = commandOf(service).filter((part) => /\.(ts|js|mjs|cjs)$/.test(part));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(existsSync(path.join(ROOT, file))).toBe(true);
+  });
+
+  test('when building the image, then the Dockerfile copies and runs files that exist', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const copied = [...dockerfile.matchAll(/^COPY\s+(.+)\s+\S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
+    expect(copied.length).toBeGreaterThan(0);
+    for (const source of copied) expect(existsSync(path.join(ROOT, source))).toBe(true);
+    const referenced = [...dockerfile.matchAll(/(src\/[\w./-]+\.ts)/g)].map((m) => m[1] ?? '');
+    expect(referenced.length).toBeGreaterThan(0);
+    for (const file of referenced) expect(existsSync(path.join(ROOT, file))).toBe(true);
+  });
+});
