@@ -51,6 +51,14 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
   });
   const relay = options.relayEvents === false ? null : new EventRelay({ db: options.db, databaseUrl: options.databaseUrl, js: nats.jetstream(), subjectPrefix: options.natsSubjectPrefix, log: options.log });
   let running: Promise<void> | null = null;
+  let stopping: Promise<void> | null = null;
+  const stop = async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running?.catch(() => undefined);
+    await relay?.stop();
+    await connection.close();
+    await nats.drain().catch(() => undefined);
+  };
   return {
     worker,
     nats,
@@ -59,12 +67,9 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
       running ??= worker.run();
       return running;
     },
-    async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running?.catch(() => undefined);
-      await relay?.stop();
-      await connection.close();
-      await nats.drain().catch(() => undefined);
+    shutdown() {
+      stopping ??= stop();
+      return stopping;
     },
   };
 }
