@@ -1,0 +1,139 @@
+/**
+ * The how-to "configure a tenant namespace" (seeds 002/003), steps 1 to 5, verbatim, against the
+ * stack `npm start` runs: real API, worker and fleet simulator processes, this run's Temporal,
+ * Postgres and NATS. Step 5 runs the real `service-fs` command.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { getFreePort } from '../../src/devstack/free-port';
+import { testEnv, uniqueName } from '../helpers/test-env';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '../..');
+const TENANT_ADMIN_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN admin@acme';
+
+describe('how-to: configure a tenant namespace, against the stack npm start runs', () => {
+  let stack: ChildProcess;
+  let base: string;
+  let adminToken: string;
+  let output = '';
+  const env = testEnv();
+  const stackEnv: NodeJS.ProcessEnv = {};
+
+  beforeAll(async () => {
+    const port = await getFreePort();
+    const fleetPort = await getFreePort();
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-e2e-'));
+    const stream = uniqueName('E2E').replace(/-/g, '_').toUpperCase();
+    Object.assign(stackEnv, {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      FLEET_PORT: String(fleetPort),
+      FLEET_BOOT_MS: '20',
+      DATA_DIR: dataDir,
+      TEMPORAL_ADDRESS: env.temporalAddress,
+      TEMPORAL_TASK_QUEUE: uniqueName('e2e'),
+      DATABASE_URL: env.databaseUrl,
+      MIGRATION_DATABASE_URL: env.migrationDatabaseUrl,
+      NATS_URL: env.natsUrl,
+      NATS_STREAM: stream,
+      NATS_SUBJECT_PREFIX: stream.toLowerCase(),
+      LOG_LEVEL: 'warn',
+    });
+    base = `http://127.0.0.1:${port}`;
+    stack = spawn(process.execPath, [path.join(ROOT, 'scripts/start.js')], { cwd: ROOT, env: stackEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 90_000;
+    while (!output.includes('vm-tenant is running')) {
+      if (stack.exitCode !== null || Date.now() > deadline) throw new Error(`stack did not start:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // The API wrote the admin token where the start-up banner says.
+    adminToken = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  }, 120_000);
+
+  afterAll(async () => {
+    if (stack && stack.exitCode === null) {
+      const exited = new Promise((resolve) => stack.once('exit', resolve));
+      stack.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
+
+  const call = async (method: string, url: string, token: string, body?: string) => {
+    const response = await fetch(url, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body,
+    });
+    return { status: response.status, type: response.headers.get('content-type'), body: (await response.json()) as any };
+  };
+
+  let tenantAdminToken: string;
+
+  test('step 1: when the admin registers acme-corp, then the tenant record comes back with created_at', async () => {
+    const res = await call('POST', `${base}/v1/tenants`, adminToken, `{
+    "tenant_id": "acme-corp",
+    "display_name": "Acme Corporation",
+    "max_vms": 10,
+    "storage_quota_gb": 100,
+    "api_rate_limit_rpm": 600
+  }`);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
+    expect(Date.parse(res.body.created_at)).not.toBeNaN();
+  });
+
+  test('step 2: when the admin issues the root tenant-admin token, then it is scoped to acme-corp', async () => {
+    const res = await call('POST', `${base}/v1/tenants/acme-corp/tokens`, adminToken, `{
+    "subject_pubkey": "${TENANT_ADMIN_PUBKEY}",
+    "scope": "service:tenant-admin",
+    "expires_in_seconds": 86400
+  }`);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
+    expect(res.body.token).toMatch(/^vmt_/);
+    tenantAdminToken = res.body.token;
+  });
+
+  test('step 3: when another tenant has VMs too, then acme-corp lists only its own', async () => {
+    await call('POST', `${base}/v1/tenants`, adminToken, JSON.stringify({ tenant_id: 'globex', display_name: 'Globex', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 }));
+    const globex = await call('POST', `${base}/v1/tenants/globex/tokens`, adminToken, JSON.stringify({ subject_pubkey: TENANT_ADMIN_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 3600 }));
+    const vm = JSON.stringify({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
+    for (let i = 0; i < 2; i++) expect((await call('POST', `${base}/v1/vms`, globex.body.token, vm)).status).toBe(202);
+    expect((await call('POST', `${base}/v1/vms`, tenantAdminToken, vm)).status).toBe(202);
+
+    const res = await call('GET', `${base}/v1/vms`, tenantAdminToken);
+    expect(res.status).toBe(200);
+    expect(res.body.items).toHaveLength(1);
+    expect(res.body.items.every((item: { tenant_id: string }) => item.tenant_id === 'acme-corp')).toBe(true);
+  });
+
+  test('step 4: when acme-corp (max_vms 10) asks for an 11th VM, then it gets 429 with a quota-exceeded body', async () => {
+    const vm = JSON.stringify({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
+    for (let i = 0; i < 9; i++) expect((await call('POST', `${base}/v1/vms`, tenantAdminToken, vm)).status).toBe(202);
+    const eleventh = await call('POST', `${base}/v1/vms`, tenantAdminToken, vm);
+    expect(eleventh.status).toBe(429);
+    expect(eleventh.type).toContain('application/problem+json');
+    expect(eleventh.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 10, in_use: 10, requested: 1 });
+  });
+
+  test('step 5: when service-fs reads the ledger, then the TENANT_CREATED entry names the admin token', async () => {
+    const { stdout } = await run(path.join(ROOT, 'bin/service-fs.js'), ['read', '--filter', 'tenant-id=acme-corp', '--event-type', 'TENANT_CREATED', '--limit', '1'], {
+      env: { PATH: process.env.PATH, DATABASE_URL: env.databaseUrl },
+    });
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!);
+    expect(entry).toMatchObject({ tenant_id: 'acme-corp', event_type: 'TENANT_CREATED', actor: { token_id: 'tok_bootstrap_admin', scope: 'service:admin' } });
+    // The admin token itself never reaches the stack's output.
+    expect(output).not.toContain(adminToken);
+    expect(output).not.toContain(tenantAdminToken);
+  });
+});
