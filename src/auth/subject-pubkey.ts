@@ -15,6 +15,8 @@ export function normaliseEd25519PublicKey(input: string): string | null {
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 function fromPem(pem: string): string | null {
+  // createPublicKey also derives a public key from a private one; a pasted private key must be refused, not used.
+  if (!pem.startsWith('-----BEGIN PUBLIC KEY-----')) return null;
   try {
     const key = createPublicKey({ key: pem, format: 'pem' });
     if (key.asymmetricKeyType !== 'ed25519') return null;

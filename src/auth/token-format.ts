@@ -54,7 +54,12 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
+
+/** Constant-time comparison of two hex SHA-256 hashes; anything that is not one never matches. */
 export function hashesEqual(a: string, b: string): boolean {
+  // Buffer.from(..., 'hex') drops what is not hex, so two garbage strings would otherwise compare equal.
+  if (!SHA256_HEX.test(a) || !SHA256_HEX.test(b)) return false;
   const left = Buffer.from(a, 'hex');
   const right = Buffer.from(b, 'hex');
   return left.length === right.length && timingSafeEqual(left, right);

@@ -101,6 +101,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
   const redactUrl = (value: string): string => {
     const parsed = new URL(value);
     if (parsed.password) parsed.password = '***';
+    // libpq/pg also take the password as a query parameter.
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   };
   return {
