@@ -8,6 +8,8 @@ import { authenticate } from './middleware/authenticate';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
+import { tenantRateLimit } from './middleware/rate-limit';
+import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { auditRoutes } from './routes/audit.routes';
 import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
@@ -22,6 +24,7 @@ export interface AppDeps {
   log: Logger;
   readiness: Record<string, DependencyCheck>;
   trustedProxies: readonly string[];
+  rateLimiter?: TenantRateLimiter;
   now?: () => Date;
 }
 
@@ -39,6 +42,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
   app.use('/v1', authenticate(deps.db, now));
+  if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   app.use(tenantRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
   app.use(tokenRoutes({ db: deps.db, now }));
   app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));

@@ -4,7 +4,8 @@ import { sql } from 'kysely';
 import { connect } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
 import { describeConfig, loadConfig } from '../config/config';
-import { createDatabase } from '../db/database';
+import { createDatabase, createPgPool } from '../db/database';
+import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createLogger } from '../logging/logger';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20 });
   const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
+  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10 });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ servers: config.natsUrl, name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
@@ -23,6 +25,7 @@ async function main(): Promise<void> {
     tenantWorkflows: createTenantWorkflowClient({ client: temporal, taskQueue: config.temporalTaskQueue }),
     log,
     trustedProxies: config.trustedProxies,
+    rateLimiter: createTenantRateLimiter(rateLimitPool),
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),
@@ -51,7 +54,7 @@ async function main(): Promise<void> {
     const timer = setTimeout(() => server.closeAllConnections(), 15_000).unref();
     await closed;
     clearTimeout(timer);
-    await Promise.allSettled([db.destroy(), connection.close(), nats.drain()]);
+    await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
     log.info('api stopped');
     process.exit(0);
   };

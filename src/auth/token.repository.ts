@@ -34,6 +34,7 @@ export interface ActiveToken {
   scope: string;
   expires_at: Date | null;
   token_hash: string;
+  api_rate_limit_rpm: number | null;
 }
 
 /** A token that authenticates: known, not revoked, not expired, and its tenant (if any) not deleted. */
@@ -41,7 +42,7 @@ export async function findActiveTokenByHash(db: Db, tokenHash: string, now: Date
   return db
     .selectFrom('api_tokens as t')
     .leftJoin('tenants as tn', 'tn.tenant_id', 't.tenant_id')
-    .select(['t.token_id', 't.tenant_id', 't.scope', 't.expires_at', 't.token_hash'])
+    .select(['t.token_id', 't.tenant_id', 't.scope', 't.expires_at', 't.token_hash', 'tn.api_rate_limit_rpm'])
     .where('t.token_hash', '=', tokenHash)
     .where('t.revoked_at', 'is', null)
     .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', now)]))
@@ -78,10 +79,17 @@ export async function revokeTokenTree(db: Db, tokenId: string, now: Date): Promi
 }
 
 /** Points the bootstrap admin token at the given hash (ADMIN_TOKEN rotation replaces the old one). */
-export async function upsertBootstrapAdminToken(db: Db, tokenId: string, tokenHash: string, now: Date): Promise<void> {
-  await db
-    .insertInto('api_tokens')
-    .values({ token_id: tokenId, tenant_id: null, scope: 'service:admin', token_hash: tokenHash, created_at: now })
-    .onConflict((oc) => oc.column('token_id').doUpdateSet({ token_hash: tokenHash, revoked_at: null }))
-    .execute();
+export async function upsertBootstrapAdminToken(db: Kysely<Database>, tokenId: string, tokenHash: string, now: Date): Promise<void> {
+  // Serialised, because several API processes may start at once with the same token.
+  await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`.execute(trx);
+    const current = await trx.selectFrom('api_tokens').select(['token_hash', 'revoked_at']).where('token_id', '=', tokenId).executeTakeFirst();
+    if (!current) {
+      await trx.insertInto('api_tokens').values({ token_id: tokenId, tenant_id: null, scope: 'service:admin', token_hash: tokenHash, created_at: now }).execute();
+    } else if (current.token_hash !== tokenHash || current.revoked_at !== null) {
+      await trx.updateTable('api_tokens').set({ token_hash: tokenHash, revoked_at: null, created_at: now }).where('token_id', '=', tokenId).execute();
+    }
+  });
 }
+
+const BOOTSTRAP_LOCK_KEY = 7_221_003;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,9 +9,9 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import { createApp } from '../../src/api/app';
 import { ensureAdminToken } from '../../src/auth/admin-bootstrap';
-import { generateToken } from '../../src/auth/token-format';
 import type { Config } from '../../src/config/config';
-import { createDatabase } from '../../src/db/database';
+import { createDatabase, createPgPool } from '../../src/db/database';
+import { createTenantRateLimiter } from '../../src/ratelimit/tenant-rate-limiter';
 import type { Database } from '../../src/db/tables';
 import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
 import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
@@ -19,7 +20,7 @@ import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-c
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import { testBundle } from './workflow-bundle';
-import { testConfig, uniqueName } from './test-env';
+import { testConfig, testEnv, uniqueName } from './test-env';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -79,10 +80,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates });
-  const adminToken = generateToken();
+  // One admin token for the whole run: every stack and API process of the run shares the database.
+  const adminToken = `test-admin-${testEnv().testRunId}-${createHash('sha256').update(testEnv().testRunId).digest('hex')}`;
   await ensureAdminToken(db, { adminToken, dataDir: os.tmpdir(), now: new Date() });
 
-  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {} });
+  const rateLimitPool = createPgPool(config.databaseUrl, { max: 5 });
+  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool) });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -149,6 +152,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       server.closeAllConnections();
       await connection.close();
       await fleet.close();
+      await rateLimitPool.end();
       await db.destroy();
     },
   };

@@ -22,7 +22,7 @@ export function authenticate(db: Kysely<Database>, now: () => Date = () => new D
     const tokenHash = hashToken(token);
     const found = await findActiveTokenByHash(db, tokenHash, now());
     if (!found || !hashesEqual(found.token_hash, tokenHash) || !isScope(found.scope)) throw problems.invalidToken();
-    req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at };
+    req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm };
     req.context.actor_token_id = found.token_id;
     req.context.actor_scope = found.scope;
     next();

@@ -1,9 +1,11 @@
 import type { Migration } from 'kysely';
 import * as tenantsTokensLedger from './2026_11_23_0001_tenants_tokens_ledger';
 import * as vmsIdempotency from './2026_11_23_0002_vms_idempotency';
+import * as apiRateLimits from './2026_11_23_0003_api_rate_limits';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
   '2026_11_23_0001_tenants_tokens_ledger': tenantsTokensLedger,
   '2026_11_23_0002_vms_idempotency': vmsIdempotency,
+  '2026_11_23_0003_api_rate_limits': apiRateLimits,
 };

@@ -1,0 +1,30 @@
+import type { RequestHandler } from 'express';
+import type { TenantRateLimiter } from '../../ratelimit/tenant-rate-limiter';
+import { ApiError } from '../problem';
+import '../request-types';
+
+/**
+ * Enforces the tenant's api_rate_limit_rpm on every request made with one of its tokens, and
+ * advertises it with the IETF RateLimit / RateLimit-Policy fields (draft-ietf-httpapi-ratelimit-headers).
+ * Platform-admin requests are not counted against any tenant.
+ */
+export function tenantRateLimit(limiter: TenantRateLimiter): RequestHandler {
+  return async (req, res, next) => {
+    const caller = req.caller;
+    if (!caller?.tenant_id || caller.rate_limit_rpm === null) return next();
+    const decision = await limiter.consume(caller.tenant_id, caller.rate_limit_rpm);
+    res.setHeader('RateLimit-Policy', `"tenant";q=${decision.limit};w=60`);
+    res.setHeader('RateLimit', `"tenant";r=${decision.remaining};t=${decision.resetSeconds}`);
+    if (!decision.allowed) {
+      throw new ApiError(
+        429,
+        'rate_limited',
+        'Rate limited',
+        `The tenant's API rate limit of ${decision.limit} requests per minute is used up; retry in ${decision.resetSeconds} s.`,
+        { limit: decision.limit, retry_after_seconds: decision.resetSeconds },
+        { 'Retry-After': String(decision.resetSeconds) },
+      );
+    }
+    next();
+  };
+}

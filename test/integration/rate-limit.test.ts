@@ -1,0 +1,51 @@
+import { startApiProcess, type ApiProcess } from '../helpers/api-process';
+import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
+
+describe('per-tenant API rate limit shared by every API process', () => {
+  let stack: TestStack;
+  let apis: ApiProcess[] = [];
+  beforeAll(async () => {
+    stack = await startTestStack();
+    const env = { ADMIN_TOKEN: stack.adminToken, TEMPORAL_TASK_QUEUE: stack.config.temporalTaskQueue, LOG_LEVEL: 'warn' };
+    apis = await Promise.all([startApiProcess(env), startApiProcess(env)]);
+  }, 90_000);
+  afterAll(async () => {
+    await Promise.all(apis.map((api) => api.stop()));
+    await stack?.close();
+  });
+
+  const get = (url: string, token: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${token}` } });
+
+  test('when two API processes serve one tenant, then they share its budget and refuse the excess with rate_limited', async () => {
+    const { token, tenantId } = await createTenant(stack, { api_rate_limit_rpm: 10 });
+    // createTenant's token issue was made by the admin, so nothing of the tenant's budget is used yet.
+    const responses = await Promise.all(Array.from({ length: 14 }, (_, i) => get(apis[i % 2]!.url, token)));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(4);
+
+    const refused = responses.find((r) => r.status === 429)!;
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"tenant";q=10;w=60');
+    expect(refused.headers.get('ratelimit')).toMatch(/^"tenant";r=0;t=\d+$/);
+    expect(await refused.json()).toMatchObject({ code: 'rate_limited', limit: 10 });
+
+    const accepted = responses.find((r) => r.status === 200)!;
+    expect(accepted.headers.get('ratelimit')).toMatch(/^"tenant";r=\d+;t=\d+$/);
+
+    // A quota change applies without a restart.
+    const patched = await stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { api_rate_limit_rpm: 20 } });
+    expect(patched.status).toBe(200);
+    const more = await Promise.all(Array.from({ length: 4 }, (_, i) => get(apis[i % 2]!.url, token)));
+    expect(more.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  });
+
+  test('when one tenant is rate limited, then another tenant is not affected', async () => {
+    const a = await createTenant(stack, { api_rate_limit_rpm: 2 });
+    const b = await createTenant(stack, { api_rate_limit_rpm: 100 });
+    for (let i = 0; i < 3; i++) await get(apis[0]!.url, a.token);
+    expect((await get(apis[0]!.url, a.token)).status).toBe(429);
+    expect((await get(apis[1]!.url, b.token)).status).toBe(200);
+  });
+});
