@@ -1,0 +1,160 @@
+import { createTenant, SAMPLE_PUBKEY, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
+
+function expectProblem(res: ApiResponse, status: number, code: string): void {
+  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code });
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+}
+
+interface Entry {
+  seq: string;
+  event_id: string;
+  tenant_id: string | null;
+  event_type: string;
+  actor: { token_id: string | null; scope: string | null };
+  source: { ip: string | null; user_agent: string | null; request_id: string | null };
+  details: Record<string, unknown>;
+  hash: string;
+  prev_hash: string;
+}
+
+describe('audit API', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  /** A tenant with some ledger history: TENANT_CREATED, TOKEN_ISSUED, QUOTA_CHANGED. */
+  async function tenantWithActivity() {
+    const created = await createTenant(stack);
+    const patched = await stack.request('PATCH', `/v1/tenants/${created.tenantId}`, { token: stack.adminToken, body: { max_vms: 11 } });
+    expect(patched.status).toBe(200);
+    const issue = async (scope: string) => {
+      const res = await stack.request('POST', `/v1/tenants/${created.tenantId}/tokens`, {
+        token: created.token,
+        body: { subject_pubkey: SAMPLE_PUBKEY, scope, expires_in_seconds: 600 },
+      });
+      expect(res.status).toBe(201);
+      return res.body.token as string;
+    };
+    return { ...created, issue };
+  }
+
+  async function readAll(token: string, query: string): Promise<Entry[]> {
+    const entries: Entry[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 100; page++) {
+      const res: ApiResponse = await stack.request('GET', `/v1/audit?${query}${cursor ? `&cursor=${cursor}` : ''}`, { token });
+      expect(res.status).toBe(200);
+      entries.push(...res.body.items);
+      cursor = res.body.next_cursor;
+      if (!cursor) return entries;
+    }
+    throw new Error('too many pages');
+  }
+
+  test('when a tenant token reads the ledger, then it sees only its own tenant\'s entries', async () => {
+    const a = await tenantWithActivity();
+    const b = await tenantWithActivity();
+    await b.issue('vm:read');
+
+    for (const t of [a, b]) {
+      const res = await stack.request('GET', '/v1/audit', { token: t.token });
+      expect(res.status).toBe(200);
+      const entries: Entry[] = res.body.items;
+      expect(entries.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(entries.map((e) => e.tenant_id))).toEqual(new Set([t.tenantId]));
+      expect(entries.map((e) => e.event_type)).toEqual(expect.arrayContaining(['TENANT_CREATED', 'TOKEN_ISSUED', 'QUOTA_CHANGED']));
+    }
+  });
+
+  test('when an audit:read token reads the ledger, then it sees its tenant\'s entries with actor, source and hash chain fields', async () => {
+    const t = await tenantWithActivity();
+    const auditor = await t.issue('audit:read');
+    const res = await stack.request('GET', '/v1/audit', { token: auditor, headers: { 'user-agent': 'audit-test/1.0' } });
+    expect(res.status).toBe(200);
+    const entries: Entry[] = res.body.items;
+    expect(entries.every((e) => e.tenant_id === t.tenantId)).toBe(true);
+    const created = entries.find((e) => e.event_type === 'TENANT_CREATED')!;
+    expect(created).toMatchObject({
+      event_id: expect.any(String),
+      seq: expect.stringMatching(/^\d+$/),
+      actor: { token_id: expect.any(String), scope: 'service:admin' },
+      source: { ip: expect.any(String), request_id: expect.any(String) },
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      prev_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+  });
+
+  test('when a tenant asks for another tenant\'s entries, then 404 like an unknown tenant', async () => {
+    const a = await tenantWithActivity();
+    const b = await tenantWithActivity();
+    const other = await stack.request('GET', `/v1/audit?tenant_id=${b.tenantId}`, { token: a.token });
+    const unknown = await stack.request('GET', '/v1/audit?tenant_id=no-such-tenant-xyz', { token: a.token });
+    expectProblem(other, 404, 'tenant_not_found');
+    expectProblem(unknown, 404, 'tenant_not_found');
+    expect({ ...other.body, request_id: undefined }).toEqual({ ...unknown.body, request_id: undefined });
+    // Naming its own tenant explicitly is fine.
+    expect((await stack.request('GET', `/v1/audit?tenant_id=${a.tenantId}`, { token: a.token })).status).toBe(200);
+  });
+
+  test('when the admin filters by tenant_id and event_type, then only matching entries come back', async () => {
+    const a = await tenantWithActivity();
+    await a.issue('vm:read');
+    const b = await tenantWithActivity();
+
+    const byTenant: Entry[] = (await stack.request('GET', `/v1/audit?tenant_id=${a.tenantId}`, { token: stack.adminToken })).body.items;
+    expect(byTenant.length).toBeGreaterThanOrEqual(4);
+    expect(byTenant.every((e) => e.tenant_id === a.tenantId)).toBe(true);
+
+    const issued: Entry[] = (await stack.request('GET', `/v1/audit?tenant_id=${a.tenantId}&event_type=TOKEN_ISSUED`, { token: stack.adminToken })).body.items;
+    expect(issued).toHaveLength(2); // the tenant-admin token from createTenant and the vm:read one
+    expect(issued.every((e) => e.event_type === 'TOKEN_ISSUED' && e.tenant_id === a.tenantId)).toBe(true);
+
+    const createdAnywhere: Entry[] = await readAll(stack.adminToken, 'event_type=TENANT_CREATED&limit=500');
+    expect(createdAnywhere.every((e) => e.event_type === 'TENANT_CREATED')).toBe(true);
+    expect(createdAnywhere.map((e) => e.tenant_id)).toEqual(expect.arrayContaining([a.tenantId, b.tenantId]));
+  });
+
+  test('when entries are paged with limit, then next_cursor walks them in order without gaps or repeats', async () => {
+    const t = await tenantWithActivity();
+    for (const scope of ['vm:read', 'vm:write', 'audit:read']) await t.issue(scope);
+    const all: Entry[] = (await stack.request('GET', `/v1/audit?tenant_id=${t.tenantId}&limit=500`, { token: stack.adminToken })).body.items;
+    expect(all.length).toBe(6); // TENANT_CREATED, QUOTA_CHANGED and four TOKEN_ISSUED
+
+    const first = await stack.request('GET', `/v1/audit?tenant_id=${t.tenantId}&limit=2`, { token: stack.adminToken });
+    expect(first.body.items).toHaveLength(2);
+    expect(first.body.next_cursor).toBe(first.body.items[1].seq);
+
+    const paged = await readAll(stack.adminToken, `tenant_id=${t.tenantId}&limit=2`);
+    expect(paged.map((e) => e.event_id)).toEqual(all.map((e) => e.event_id));
+    const seqs = paged.map((e) => BigInt(e.seq));
+    expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
+
+    // A tenant token pages the same way.
+    expect((await readAll(t.token, 'limit=3')).map((e) => e.event_id)).toEqual(all.map((e) => e.event_id));
+  });
+
+  test('when a vm:read or vm:write token reads the ledger, then 403', async () => {
+    const t = await tenantWithActivity();
+    for (const scope of ['vm:read', 'vm:write']) {
+      const token = await t.issue(scope);
+      expectProblem(await stack.request('GET', '/v1/audit', { token }), 403, 'insufficient_scope');
+    }
+  });
+
+  test.each(['limit=0', 'limit=501', 'event_type=NOPE', 'cursor=abc', 'since=yesterday', 'tenant_id=BAD', 'colour=red'])(
+    'when the query is %s, then 400 invalid_request',
+    async (query) => {
+      expectProblem(await stack.request('GET', `/v1/audit?${query}`, { token: stack.adminToken }), 400, 'invalid_request');
+    },
+  );
+
+  test('when no token is sent, then 401', async () => {
+    const res = await stack.request('GET', '/v1/audit');
+    expectProblem(res, 401, 'unauthenticated');
+  });
+});
