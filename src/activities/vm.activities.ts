@@ -1,8 +1,10 @@
 import { Context } from '@temporalio/activity';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventType } from '../shared/audit-event-types';
 import type { Database } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
 import type { FleetVm } from '../fleet/fleet-types';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { ProvisionOutcome } from '../shared/tenant-workflow.state';
@@ -14,12 +16,20 @@ export interface VmActivityDeps {
   fleet: FleetClient;
   now: () => Date;
   bootPollMs: number;
+  metrics?: WorkerMetrics;
 }
 
-export function createVmActivities({ db, fleet, now, bootPollMs }: VmActivityDeps) {
+export function createVmActivities({ db, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
+  /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
+  async function recorded(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
+    const end = metrics?.ledgerAppend.startTimer({ event_type: eventType });
+    await db.transaction().execute(work);
+    end?.();
+  }
+
   async function markFailed(tenantId: string, request: SpawnVmRequest, reason: string): Promise<ProvisionOutcome> {
     const at = now();
-    await db.transaction().execute(async (trx) => {
+    await recorded('VM_FAILED', async (trx) => {
       await transitionVm(trx, request.vm_id, ['provisioning', 'destroying'], 'failed', at, reason);
       await recordVmStep(trx, { tenant_id: tenantId, vm_id: request.vm_id, event_type: 'VM_FAILED', context: request.context, at, details: { reason } });
     });
@@ -46,7 +56,7 @@ export function createVmActivities({ db, fleet, now, bootPollMs }: VmActivityDep
      * cannot fix come back as a `failed` outcome; transient fleet errors throw and are retried.
      */
     async provisionVm({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<ProvisionOutcome> {
-      await db.transaction().execute(async (trx) => {
+      await recorded('VM_SPAWN_REQUESTED', async (trx) => {
         await insertVmIfAbsent(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: new Date(request.created_at) });
         await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: new Date(request.created_at), details: { shape: request.shape } });
       });
@@ -62,7 +72,7 @@ export function createVmActivities({ db, fleet, now, bootPollMs }: VmActivityDep
       }
       if (booted.status !== 'running') return markFailed(tenant_id, request, booted.failure_reason ?? `fleet reported ${booted.status}`);
       const at = now();
-      await db.transaction().execute(async (trx) => {
+      await recorded('VM_RUNNING', async (trx) => {
         await transitionVm(trx, request.vm_id, ['provisioning'], 'running', at);
         await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_RUNNING', context: request.context, at, details: { host_id: booted.host_id } });
       });
@@ -72,13 +82,13 @@ export function createVmActivities({ db, fleet, now, bootPollMs }: VmActivityDep
     /** Destroys the VM at the fleet and records it; safe to repeat. */
     async destroyVm({ tenant_id, vm_id, context }: { tenant_id: string; vm_id: string; context: RequestContext }): Promise<void> {
       const requestedAt = now();
-      await db.transaction().execute(async (trx) => {
+      await recorded('VM_DESTROY_REQUESTED', async (trx) => {
         await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', requestedAt);
         await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at: requestedAt });
       });
       await fleet.destroy(vm_id);
       const at = now();
-      await db.transaction().execute(async (trx) => {
+      await recorded('VM_DESTROYED', async (trx) => {
         await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at);
         await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context, at });
       });

@@ -3,7 +3,9 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
+import type { ApiMetrics } from '../metrics/api-metrics';
 import { accessLog } from './middleware/access-log';
+import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { requestContext } from './middleware/request-context';
@@ -25,6 +27,7 @@ export interface AppDeps {
   readiness: Record<string, DependencyCheck>;
   trustedProxies: readonly string[];
   rateLimiter?: TenantRateLimiter;
+  metrics?: ApiMetrics;
   now?: () => Date;
 }
 
@@ -38,6 +41,13 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(requestContext());
   app.use(accessLog(deps.log));
+  if (deps.metrics) {
+    const { registry } = deps.metrics;
+    app.use(httpMetrics(deps.metrics));
+    app.get('/metrics', async (_req, res) => {
+      res.type(registry.contentType).send(await registry.metrics());
+    });
+  }
   app.use(healthRoutes(deps.readiness));
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));

@@ -6,6 +6,7 @@ import { ensureAdminToken } from '../auth/admin-bootstrap';
 import { describeConfig, loadConfig } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
+import { createApiMetrics } from '../metrics/api-metrics';
 import { createLogger } from '../logging/logger';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     log,
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
+    metrics: createApiMetrics(db),
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),

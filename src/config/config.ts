@@ -18,6 +18,8 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
   readonly tenantHistoryUpdateLimit: number;
+  readonly workerMetricsPort: number;
+  readonly temporalSdkMetricsPort: number;
 }
 
 export class ConfigError extends Error {
@@ -93,6 +95,9 @@ export function loadConfig(env: Env = process.env): Config {
     trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
+    // 0 turns the endpoint off.
+    workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
+    temporalSdkMetricsPort: int(env, 'TEMPORAL_SDK_METRICS_PORT', 9465, 0, 65535),
   });
 }
 

@@ -6,6 +6,8 @@ import type { Database } from '../db/tables';
 import { EventRelay } from '../events/event-relay';
 import { ensureEventStream } from '../events/jetstream-stream';
 import { createFleetClient } from '../fleet/fleet-client';
+import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { Logger } from '../logging/logger';
 import { WORKFLOWS_PATH } from './workflow-bundle';
 
@@ -25,6 +27,7 @@ export interface TenantWorkerOptions {
   bootPollMs?: number;
   /** Whether this process relays ledger entries to NATS (one relay leads cluster-wide). */
   relayEvents?: boolean;
+  metrics?: WorkerMetrics;
 }
 
 export interface TenantWorkerRuntime {
@@ -40,16 +43,28 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
   const nats = await connect({ servers: options.natsUrl, name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
   await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
   const connection = await NativeConnection.connect({ address: options.temporalAddress });
-  const fleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });
+  const rawFleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });
+  const fleet = options.metrics ? instrumentFleetClient(rawFleet, options.metrics) : rawFleet;
   const worker = await Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ db: options.db, fleet, bootPollMs: options.bootPollMs }),
+    activities: createActivities({ db: options.db, fleet, bootPollMs: options.bootPollMs, metrics: options.metrics }),
     shutdownGraceTime: '20 seconds',
   });
-  const relay = options.relayEvents === false ? null : new EventRelay({ db: options.db, databaseUrl: options.databaseUrl, js: nats.jetstream(), subjectPrefix: options.natsSubjectPrefix, log: options.log });
+  const relay =
+    options.relayEvents === false
+      ? null
+      : new EventRelay({
+          db: options.db,
+          databaseUrl: options.databaseUrl,
+          js: nats.jetstream(),
+          subjectPrefix: options.natsSubjectPrefix,
+          log: options.log,
+          onPublished: (count) => options.metrics?.natsPublished.inc(count),
+          onRetry: () => options.metrics?.natsPublishRetries.inc(),
+        });
   let running: Promise<void> | null = null;
   let stopping: Promise<void> | null = null;
   const stop = async () => {

@@ -2,14 +2,32 @@ import { Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import { createLogger } from '../logging/logger';
+import { createWorkerMetrics } from '../metrics/worker-metrics';
+import { startMetricsServer } from './metrics-server';
 import { temporalLogger } from './temporal-logger';
 import { createTenantWorker } from './tenant-worker';
 import { prebuiltBundle } from './workflow-bundle';
 
+/** The SDK's own runtime metrics (task slots, poll latency, workflow and activity outcomes) on Prometheus. */
+function installTemporalRuntime(log: ReturnType<typeof createLogger>, host: string, port: number): void {
+  const logger = temporalLogger(log);
+  if (port > 0) {
+    try {
+      Runtime.install({ logger, telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}` } } } });
+      return;
+    } catch (error) {
+      log.warn({ err: error, port }, 'Temporal SDK metrics endpoint not started');
+    }
+  }
+  Runtime.install({ logger });
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'vm-tenant-worker' });
-  Runtime.install({ logger: temporalLogger(log) });
+  installTemporalRuntime(log, config.host, config.temporalSdkMetricsPort);
+  const metrics = createWorkerMetrics();
+  const metricsServer = await startMetricsServer(metrics.registry, config.workerMetricsPort, config.host, log);
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-worker' });
   const runtime = await createTenantWorker({
     db,
@@ -23,6 +41,7 @@ async function main(): Promise<void> {
     fleetUrl: config.fleetUrl,
     log,
     workflowBundle: prebuiltBundle(),
+    metrics,
   });
   let stopping = false;
   const stop = (signal: string) => {
@@ -37,6 +56,7 @@ async function main(): Promise<void> {
   await runtime.run();
   await runtime.shutdown();
   await db.destroy();
+  metricsServer?.close();
   log.info('worker stopped');
 }
 

@@ -12,6 +12,8 @@ import { ensureAdminToken } from '../../src/auth/admin-bootstrap';
 import type { Config } from '../../src/config/config';
 import { createDatabase, createPgPool } from '../../src/db/database';
 import { createTenantRateLimiter } from '../../src/ratelimit/tenant-rate-limiter';
+import { createApiMetrics, type ApiMetrics } from '../../src/metrics/api-metrics';
+import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics';
 import type { Database } from '../../src/db/tables';
 import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
 import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
@@ -38,6 +40,8 @@ export interface TestStack {
   apiUrl: string;
   adminToken: string;
   logLines: string[];
+  apiMetrics: ApiMetrics;
+  workerMetrics: WorkerMetrics;
   request<T = any>(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string }): Promise<ApiResponse<T>>;
   startWorker(): Promise<TenantWorkerRuntime>;
   stopWorker(): Promise<void>;
@@ -84,8 +88,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const adminToken = `test-admin-${testEnv().testRunId}-${createHash('sha256').update(testEnv().testRunId).digest('hex')}`;
   await ensureAdminToken(db, { adminToken, dataDir: os.tmpdir(), now: new Date() });
 
+  const apiMetrics = createApiMetrics(db);
+  const workerMetrics = createWorkerMetrics();
   const rateLimitPool = createPgPool(config.databaseUrl, { max: 5 });
-  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool) });
+  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool), metrics: apiMetrics });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -105,6 +111,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     apiUrl,
     adminToken,
     logLines,
+    apiMetrics,
+    workerMetrics,
     async request(method, route, opts = {}) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
       if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
@@ -137,6 +145,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         log: capturingLogger('worker', logLines),
         workflowBundle: bundle,
         bootPollMs: 20,
+        metrics: workerMetrics,
       });
       workerRun = worker.run();
       return worker;

@@ -29,6 +29,7 @@ function fromBodyParser(error: BodyParserError): ApiError | null {
 
 export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<RequestHandler>[0], error: ApiError): void {
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  res.locals.problemCode = error.code;
   res
     .status(error.status)
     .type('application/problem+json')

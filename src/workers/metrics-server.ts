@@ -1,0 +1,25 @@
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../logging/logger';
+
+/** Serves `GET /metrics` for the worker; a taken port costs the endpoint, never the worker. */
+export async function startMetricsServer(registry: Registry, port: number, host: string, log: Logger): Promise<Server | null> {
+  if (port === 0) return null;
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
+  });
+  return new Promise((resolve) => {
+    server.once('error', (error) => {
+      log.warn({ err: error, port }, 'worker metrics endpoint not started');
+      resolve(null);
+    });
+    server.listen(port, host, () => resolve(server));
+  });
+}
