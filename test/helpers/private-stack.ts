@@ -1,0 +1,574 @@
+/**
+ * A whole vm-tenant system on private parts, for tests that stop, kill and restart real processes
+ * (test/faults). Nothing here touches the services the rest of the Jest run shares: each stack has
+ * its own PostgreSQL cluster, nats-server, Temporal dev server (on a SQLite file, so it can be
+ * restarted on the same state), fleet simulator, worker and API, all on free ports, all under one
+ * temporary directory that stop() removes.
+ *
+ * Every part can be started, stopped gracefully (SIGTERM / pg_ctl -m fast), killed (SIGKILL) and
+ * restarted on the same port and the same data. Output goes to <dir>/logs/<part>.log; when a test
+ * fails, `stack.tail(part)` shows the last lines.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from '../../src/db/tables';
+import { migrateToLatest } from '../../src/db/migrate';
+import { describeExit, spawnManaged, type ChildExit, type ManagedChild } from '../../src/devstack/child-process';
+import { getFreePort } from '../../src/devstack/free-port';
+import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
+import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
+
+const ROOT = path.resolve(__dirname, '../..');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One restartable part of the stack. */
+export interface StackPart {
+  readonly name: string;
+  isRunning(): boolean;
+  start(): Promise<void>;
+  /** Graceful stop; resolves once the process is gone. */
+  stop(): Promise<void>;
+  /** SIGKILL: no shutdown code runs. */
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export interface PrivateStackOptions {
+  /** Fleet simulator boot time of new VMs (FLEET_BOOT_MS). */
+  fleetBootMs?: number;
+  /** Extra environment for the worker process. */
+  workerEnv?: Record<string, string>;
+  /** Extra environment for the API process. */
+  apiEnv?: Record<string, string>;
+  /** Keep the directory (data and logs) after stop(), for debugging. */
+  keepDir?: boolean;
+}
+
+export interface PrivateStack {
+  readonly dir: string;
+  readonly postgres: PostgresPart;
+  readonly nats: NatsPart;
+  readonly temporal: TemporalPart;
+  readonly fleet: NodePart;
+  readonly worker: NodePart;
+  readonly api: NodePart;
+  readonly apiUrl: string;
+  readonly fleetUrl: string;
+  readonly natsUrl: string;
+  readonly natsStream: string;
+  readonly natsSubjectPrefix: string;
+  readonly temporalAddress: string;
+  readonly taskQueue: string;
+  /** The service login (vm_tenant_app) on the private cluster. */
+  readonly databaseUrl: string;
+  /** The superuser on the private cluster (migrations, checks). */
+  readonly migrationDatabaseUrl: string;
+  readonly adminToken: string;
+  /** Superuser connection for checks; fails while Postgres is stopped, like everyone else's. */
+  readonly db: Kysely<Database>;
+  /** A Temporal client of the private server (reconnects after a Temporal restart). */
+  temporalClient(): Promise<Client>;
+  /** The last lines a part wrote. */
+  tail(part: string, lines?: number): string;
+  stop(): Promise<void>;
+}
+
+/** Appends a part's output to its log file and keeps the last lines in memory. */
+class PartLog {
+  private readonly stream: WriteStream;
+  private readonly recent: string[] = [];
+  constructor(file: string) {
+    this.stream = createWriteStream(file, { flags: 'a' });
+  }
+  line = (line: string): void => {
+    this.recent.push(line);
+    if (this.recent.length > 400) this.recent.shift();
+    this.stream.write(`${line}\n`);
+  };
+  tail(lines: number): string {
+    return this.recent.slice(-lines).join('\n');
+  }
+  close(): Promise<void> {
+    return new Promise((resolve) => this.stream.end(resolve));
+  }
+}
+
+interface RunResult {
+  code: number | null;
+  output: string;
+}
+
+/** Runs a command to its end (resolving on exit, not on closed pipes: pg_ctl leaves a daemon behind). */
+function run(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, output }));
+  });
+}
+
+async function waitForTcp(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+async function waitForHttp(url: string, child: ManagedChild, log: PartLog, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.hasExited()) throw new Error(`${child.name} ${describeExit(await child.exited)} while starting:\n${log.tail(40)}`);
+    try {
+      if ((await fetch(url, { signal: AbortSignal.timeout(1_000) })).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${child.name} did not answer ${url} within ${timeoutMs} ms:\n${log.tail(40)}`);
+    await sleep(100);
+  }
+}
+
+async function waitForLine(child: ManagedChild, log: PartLog, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.recentOutput().some((line) => pattern.test(line))) return;
+    if (child.hasExited()) throw new Error(`${child.name} ${describeExit(await child.exited)} while starting:\n${log.tail(40)}`);
+    if (Date.now() > deadline) throw new Error(`${child.name} did not print ${pattern} within ${timeoutMs} ms:\n${log.tail(40)}`);
+    await sleep(100);
+  }
+}
+
+function killHard(child: ManagedChild | null): Promise<ChildExit | void> {
+  if (!child || child.hasExited() || child.pid === undefined) return Promise.resolve();
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+  return child.exited;
+}
+
+/**
+ * A PostgreSQL cluster of its own: initdb into the stack directory, pg_ctl on a free port. initdb
+ * and the server refuse to run as root, so as root they run as the `postgres` system user
+ * (runuser) in a directory that user owns.
+ */
+export class PostgresPart implements StackPart {
+  readonly name = 'postgres';
+  private readonly dataDir: string;
+  private readonly logFile: string;
+  private running = false;
+  private readonly binDir: string;
+  private readonly asPostgres: boolean;
+
+  constructor(
+    private readonly dir: string,
+    readonly port: number,
+  ) {
+    this.dataDir = path.join(dir, 'data');
+    this.logFile = path.join(dir, 'postgres.log');
+    this.binDir = PostgresPart.findBinDir();
+    this.asPostgres = process.getuid?.() === 0;
+  }
+
+  /** The newest /usr/lib/postgresql/<version>/bin that has initdb. */
+  static findBinDir(): string {
+    const base = '/usr/lib/postgresql';
+    const versions = existsSync(base)
+      ? readdirSync(base)
+          .filter((v) => existsSync(path.join(base, v, 'bin', 'initdb')))
+          .sort((a, b) => Number(b) - Number(a))
+      : [];
+    if (versions.length === 0) throw new Error(`no PostgreSQL server binaries under ${base} (initdb not found)`);
+    return path.join(base, versions[0]!, 'bin');
+  }
+
+  url(user: string, database = 'vm_tenant'): string {
+    return `postgres://${user}@127.0.0.1:${this.port}/${database}`;
+  }
+
+  private exec(tool: string, args: readonly string[]): Promise<RunResult> {
+    const binary = path.join(this.binDir, tool);
+    return this.asPostgres ? run('runuser', ['-u', 'postgres', '--', binary, ...args]) : run(binary, args);
+  }
+
+  async init(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    if (this.asPostgres) {
+      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+      chownSync(this.dir, uid, gid);
+      // mkdtemp makes the stack directory 0700: let the postgres user reach its own directory inside.
+      chmodSync(path.dirname(this.dir), 0o711);
+    }
+    const result = await this.exec('initdb', ['-D', this.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8']);
+    if (result.code !== 0) throw new Error(`initdb failed (${result.code}):\n${result.output}`);
+  }
+
+  isRunning(): boolean {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    // Durability settings are off: these tests stop the server, they never crash the machine.
+    const serverOptions = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    const result = await this.exec('pg_ctl', ['-D', this.dataDir, '-o', serverOptions, '-l', this.logFile, '-w', '-t', '60', 'start']);
+    if (result.code !== 0) throw new Error(`pg_ctl start failed (${result.code}):\n${result.output}\n${this.logTail()}`);
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    const result = await this.exec('pg_ctl', ['-D', this.dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+    if (result.code !== 0 && !/Is server running\?/.test(result.output)) throw new Error(`pg_ctl stop failed (${result.code}):\n${result.output}`);
+    this.running = false;
+  }
+
+  async kill(): Promise<void> {
+    const pidFile = path.join(this.dataDir, 'postmaster.pid');
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        try {
+          process.kill(pid, 0);
+          await sleep(50);
+        } catch {
+          break;
+        }
+      }
+    }
+    this.running = false;
+  }
+
+  async restart(): Promise<void> {
+    if (this.running) await this.stop();
+    await this.start();
+  }
+
+  logTail(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').split('\n').slice(-20).join('\n');
+    } catch {
+      return '';
+    }
+  }
+}
+
+/** A nats-server with JetStream, storing in the stack directory (a restart keeps the stream). */
+export class NatsPart implements StackPart {
+  readonly name = 'nats';
+  private child: ManagedChild | null = null;
+
+  constructor(
+    private readonly storeDir: string,
+    readonly port: number,
+    private readonly log: PartLog,
+  ) {}
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  isRunning(): boolean {
+    return this.child !== null && !this.child.hasExited();
+  }
+
+  async start(): Promise<void> {
+    const binary = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+    this.child = spawnManaged('nats', binary, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { onLine: this.log.line });
+    await waitForTcp(this.port, 15_000, 'nats-server');
+  }
+
+  async stop(): Promise<void> {
+    await this.child?.stop(10_000);
+  }
+
+  async kill(): Promise<void> {
+    await killHard(this.child);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
+
+/** A Temporal dev server on a SQLite file: stopped or killed, it restarts on the same state and port. */
+export class TemporalPart implements StackPart {
+  readonly name = 'temporal';
+  private server: TemporalDevServer | null = null;
+
+  constructor(
+    private readonly temporalBin: string,
+    private readonly dbFilename: string,
+    readonly port: number,
+    private readonly log: PartLog,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  isRunning(): boolean {
+    return this.server !== null && !this.server.process.hasExited();
+  }
+
+  async start(): Promise<void> {
+    this.server = await startTemporalDevServer({
+      temporalBin: this.temporalBin,
+      headless: true,
+      port: this.port,
+      dbFilename: this.dbFilename,
+      onLine: this.log.line,
+      readyTimeoutMs: 90_000,
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.stop(15_000);
+  }
+
+  async kill(): Promise<void> {
+    await killHard(this.server?.process ?? null);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
+
+/** One of our own entry points (`node --import tsx src/...`) as a child process. */
+export class NodePart implements StackPart {
+  private child: ManagedChild | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly entry: string,
+    private readonly env: () => NodeJS.ProcessEnv,
+    private readonly ready: (child: ManagedChild) => Promise<void>,
+    private readonly log: PartLog,
+  ) {}
+
+  get process(): ManagedChild | null {
+    return this.child;
+  }
+
+  isRunning(): boolean {
+    return this.child !== null && !this.child.hasExited();
+  }
+
+  async start(): Promise<void> {
+    this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(ROOT, this.entry)], {
+      cwd: ROOT,
+      env: this.env(),
+      onLine: this.log.line,
+      keepLines: 400,
+    });
+    await this.ready(this.child);
+  }
+
+  /** Starts the process without waiting until it is ready. */
+  launch(): ManagedChild {
+    this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(ROOT, this.entry)], {
+      cwd: ROOT,
+      env: this.env(),
+      onLine: this.log.line,
+      keepLines: 400,
+    });
+    return this.child;
+  }
+
+  /** SIGTERM and the exit that follows (SIGKILL after `timeoutMs`). */
+  async terminate(timeoutMs = 30_000): Promise<ChildExit> {
+    if (!this.child) return { code: 0, signal: null };
+    return this.child.stop(timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    await this.terminate();
+  }
+
+  async kill(): Promise<void> {
+    await killHard(this.child);
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
+
+/**
+ * Starts every part, in dependency order, and migrates the private database. Parts that fail to
+ * start stop the ones already running.
+ */
+export async function startPrivateStack(options: PrivateStackOptions = {}): Promise<PrivateStack> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-fault-'));
+  mkdirSync(path.join(dir, 'logs'));
+  mkdirSync(path.join(dir, 'nats'));
+  mkdirSync(path.join(dir, 'data'));
+  const logs = new Map<string, PartLog>();
+  const logOf = (name: string): PartLog => {
+    let log = logs.get(name);
+    if (!log) {
+      log = new PartLog(path.join(dir, 'logs', `${name}.log`));
+      logs.set(name, log);
+    }
+    return log;
+  };
+
+  const [pgPort, natsPort, temporalPort, fleetPort, apiPort, temporalBin] = await Promise.all([
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+    getFreePort(),
+    ensureTemporalBinary(),
+  ]);
+  const postgres = new PostgresPart(path.join(dir, 'pg'), pgPort);
+  const nats = new NatsPart(path.join(dir, 'nats'), natsPort, logOf('nats'));
+  const temporal = new TemporalPart(temporalBin, path.join(dir, 'temporal.sqlite'), temporalPort, logOf('temporal'));
+  const runId = path.basename(dir).replace(/[^a-zA-Z0-9]/g, '').slice(-8).toLowerCase();
+  const adminToken = `fault-admin-${createHash('sha256').update(dir).digest('hex').slice(0, 40)}`;
+  const taskQueue = `vm-tenant-fault-${runId}`;
+  const natsStream = 'VM_TENANT';
+  const natsSubjectPrefix = 'vmtenant';
+  const fleetUrl = `http://127.0.0.1:${fleetPort}`;
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+
+  const common = (): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATABASE_URL: postgres.url('vm_tenant_app'),
+    MIGRATION_DATABASE_URL: postgres.url('postgres'),
+    NATS_URL: nats.url,
+    NATS_STREAM: natsStream,
+    NATS_SUBJECT_PREFIX: natsSubjectPrefix,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    FLEET_URL: fleetUrl,
+    FLEET_PORT: String(fleetPort),
+    ADMIN_TOKEN: adminToken,
+    DATA_DIR: path.join(dir, 'data'),
+    LOG_LEVEL: 'info',
+  });
+  const fleet = new NodePart(
+    'fleet',
+    'src/fleet-simulator/server.ts',
+    () => ({ ...common(), FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) }),
+    (child) => waitForHttp(`${fleetUrl}/healthz`, child, logOf('fleet'), 30_000),
+    logOf('fleet'),
+  );
+  const worker = new NodePart(
+    'worker',
+    'src/workers/worker.ts',
+    () => ({ ...common(), ...options.workerEnv }),
+    (child) => waitForLine(child, logOf('worker'), /"msg":"worker started"/, 120_000),
+    logOf('worker'),
+  );
+  const api = new NodePart(
+    'api',
+    'src/api/server.ts',
+    () => ({ ...common(), PORT: String(apiPort), ...options.apiEnv }),
+    (child) => waitForHttp(`${apiUrl}/healthz`, child, logOf('api'), 60_000),
+    logOf('api'),
+  );
+
+  // The checks' own connection; a stopped server must not crash the test process.
+  const checkPool = new pg.Pool({ connectionString: postgres.url('postgres'), max: 4 });
+  checkPool.on('error', () => undefined);
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: checkPool }) });
+  let connection: Connection | null = null;
+  let client: Client | null = null;
+
+  const stack: PrivateStack = {
+    dir,
+    postgres,
+    nats,
+    temporal,
+    fleet,
+    worker,
+    api,
+    apiUrl,
+    fleetUrl,
+    natsUrl: nats.url,
+    natsStream,
+    natsSubjectPrefix,
+    temporalAddress: temporal.address,
+    taskQueue,
+    databaseUrl: postgres.url('vm_tenant_app'),
+    migrationDatabaseUrl: postgres.url('postgres'),
+    adminToken,
+    db,
+    async temporalClient() {
+      if (client && connection) {
+        try {
+          await connection.workflowService.getSystemInfo({});
+          return client;
+        } catch {
+          await connection.close().catch(() => undefined);
+        }
+      }
+      connection = await Connection.connect({ address: temporal.address });
+      client = new Client({ connection });
+      return client;
+    },
+    tail(part, lines = 60) {
+      if (part === 'postgres') return postgres.logTail();
+      return logs.get(part)?.tail(lines) ?? '';
+    },
+    async stop() {
+      // Our processes first (they hold connections to the services), then the services.
+      await Promise.allSettled([api.stop(), worker.stop(), fleet.stop()]);
+      await connection?.close().catch(() => undefined);
+      await db.destroy().catch(() => undefined);
+      await Promise.allSettled([temporal.stop(), nats.stop(), postgres.isRunning() ? postgres.stop() : Promise.resolve()]);
+      await Promise.all([...logs.values()].map((log) => log.close()));
+      if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    await postgres.init();
+    await Promise.all([
+      (async () => {
+        await postgres.start();
+        await migrateToLatest(postgres.url('postgres'));
+      })(),
+      nats.start(),
+      temporal.start(),
+      fleet.start(),
+    ]);
+    await Promise.all([worker.start(), api.start()]);
+  } catch (error) {
+    await stack.stop().catch(() => undefined);
+    throw error;
+  }
+  return stack;
+}
