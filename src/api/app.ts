@@ -41,13 +41,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(requestContext());
   app.use(accessLog(deps.log));
-  if (deps.metrics) {
-    const { registry } = deps.metrics;
-    app.use(httpMetrics(deps.metrics));
-    app.get('/metrics', async (_req, res) => {
-      res.type(registry.contentType).send(await registry.metrics());
-    });
-  }
+  if (deps.metrics) app.use(httpMetrics(deps.metrics));
   app.use(healthRoutes(deps.readiness));
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));

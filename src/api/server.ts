@@ -7,6 +7,7 @@ import { describeConfig, loadConfig } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createApiMetrics } from '../metrics/api-metrics';
+import { startMetricsServer } from '../metrics/metrics-server';
 import { createLogger } from '../logging/logger';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
@@ -21,13 +22,15 @@ async function main(): Promise<void> {
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ servers: config.natsUrl, name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
 
+  const metrics = createApiMetrics(db);
+  const metricsServer = await startMetricsServer(metrics.registry, config.apiMetricsPort, config.host, log);
   const app = createApp({
     db,
     tenantWorkflows: createTenantWorkflowClient({ client: temporal, taskQueue: config.temporalTaskQueue }),
     log,
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
-    metrics: createApiMetrics(db),
+    metrics,
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
     server.closeIdleConnections();
     const timer = setTimeout(() => server.closeAllConnections(), 15_000).unref();
     await closed;
+    metricsServer?.close();
     clearTimeout(timer);
     await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
     log.info('api stopped');

@@ -18,6 +18,7 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
   readonly tenantHistoryUpdateLimit: number;
+  readonly apiMetricsPort: number;
   readonly workerMetricsPort: number;
   readonly temporalSdkMetricsPort: number;
 }
@@ -96,6 +97,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
     // 0 turns the endpoint off.
+    apiMetricsPort: int(env, 'API_METRICS_PORT', 9462, 0, 65535),
     workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
     temporalSdkMetricsPort: int(env, 'TEMPORAL_SDK_METRICS_PORT', 9465, 0, 65535),
   });

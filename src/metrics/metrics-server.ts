@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger';
 
-/** Serves `GET /metrics` for the worker; a taken port costs the endpoint, never the worker. */
+/**
+ * Serves `GET /metrics` on its own (internal) port, apart from the public API: per-tenant series
+ * name every tenant. A taken port costs the endpoint, never the process.
+ */
 export async function startMetricsServer(registry: Registry, port: number, host: string, log: Logger): Promise<Server | null> {
   if (port === 0) return null;
   const server = createServer((req, res) => {

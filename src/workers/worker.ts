@@ -3,7 +3,7 @@ import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import { createLogger } from '../logging/logger';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
-import { startMetricsServer } from './metrics-server';
+import { startMetricsServer } from '../metrics/metrics-server';
 import { temporalLogger } from './temporal-logger';
 import { createTenantWorker } from './tenant-worker';
 import { prebuiltBundle } from './workflow-bundle';

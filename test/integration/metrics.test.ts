@@ -1,3 +1,7 @@
+import type { AddressInfo } from 'node:net';
+import { getFreePort } from '../../src/devstack/free-port';
+import { createLogger } from '../../src/logging/logger';
+import { startMetricsServer } from '../../src/metrics/metrics-server';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 describe('Prometheus metrics', () => {
@@ -9,13 +13,15 @@ describe('Prometheus metrics', () => {
     await stack?.close();
   });
 
-  test('when VMs are admitted and refused, then /metrics shows requests by route, admissions by outcome and quota in use', async () => {
+  test('when VMs are admitted and refused, then the internal /metrics endpoint shows requests by route, admissions by outcome and quota in use', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 1 });
     const accepted = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
     expect(accepted.status).toBe(202);
     expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(429);
 
-    const response = await fetch(`${stack.apiUrl}/metrics`);
+    const server = await startMetricsServer(stack.apiMetrics.registry, await getFreePort(), '127.0.0.1', createLogger({ name: 'test', level: 'silent' }));
+    const response = await fetch(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/metrics`);
+    server!.close();
     expect(response.headers.get('content-type')).toContain('text/plain');
     const text = await response.text();
     expect(text).toMatch(/vm_tenant_http_requests_total\{method="POST",route="\/v1\/vms",status="202"\} [1-9]/);
@@ -26,6 +32,10 @@ describe('Prometheus metrics', () => {
     expect(text).toContain(`vm_tenant_quota_max_vms{tenant_id="${tenantId}"} 1`);
     // Route patterns, never raw paths with ids, label the series.
     expect(text).not.toContain(accepted.body.vm_id);
+  });
+
+  test('when anyone asks the public API for /metrics, then it is not there (per-tenant series stay internal)', async () => {
+    expect((await stack.request('GET', '/metrics')).status).toBe(404);
   });
 
   test('when the worker spawns a VM, then its registry has fleet call latency, ledger append latency and published events', async () => {
