@@ -1,0 +1,70 @@
+import type { AdmissionRun } from './admission';
+
+export interface SummaryRow {
+  readonly metric: string;
+  readonly value: string;
+  readonly target: string;
+  /** undefined when the row has no target. */
+  readonly met: boolean | undefined;
+}
+
+export interface Headline {
+  overshoot: number;
+  http_5xx: number;
+  floor_p50_ms: number;
+  floor_p99_ms: number;
+  admission_p50_ms: number;
+  admission_p99_ms: number;
+  admission_p50_ratio: number;
+  admission_p99_ratio: number;
+  admissions_per_s_1_tenant: number;
+  admissions_per_s_50_tenants: number;
+  to_running_p50_ms: number;
+  to_running_p99_ms: number;
+  spawns_to_running_per_s: number;
+  actions_per_lifecycle: number;
+  events_per_lifecycle: number;
+  max_history_events: number;
+  list_p50_ms_10k: number;
+  get_p50_ms_10k: number;
+}
+
+export function summaryRows(h: Headline): SummaryRow[] {
+  const row = (metric: string, value: string, target = '', met?: boolean): SummaryRow => ({ metric, value, target, met });
+  return [
+    row('floor: Temporal update p50 / p99', `${h.floor_p50_ms} / ${h.floor_p99_ms} ms`),
+    row('admission p50 / p99 (1 tenant, concurrency 1)', `${h.admission_p50_ms} / ${h.admission_p99_ms} ms`),
+    row('admission p50 ÷ floor p50', `${h.admission_p50_ratio}×`, '≤ 1.5×', h.admission_p50_ratio <= 1.5),
+    row('admission p99 ÷ floor p99', `${h.admission_p99_ratio}×`, '≤ 3×', h.admission_p99_ratio <= 3),
+    row('admissions/s, 1 tenant (best concurrency)', `${h.admissions_per_s_1_tenant}`),
+    row('admissions/s, 50 tenants (best concurrency)', `${h.admissions_per_s_50_tenants}`, '≥ 200', h.admissions_per_s_50_tenants >= 200),
+    row('202 → running p50 / p99 (VM_RUNNING on NATS)', `${h.to_running_p50_ms} / ${h.to_running_p99_ms} ms`),
+    row('spawns/s to running', `${h.spawns_to_running_per_s}`),
+    row('billable actions per spawn+destroy', `${h.actions_per_lifecycle}`, '≤ 6', h.actions_per_lifecycle <= 6),
+    row('history events per spawn+destroy', `${h.events_per_lifecycle}`),
+    row('max tenant workflow history', `${h.max_history_events} events`, '< 10,000', h.max_history_events < 10_000),
+    row('GET /v1/vms p50, 10k VMs', `${h.list_p50_ms_10k} ms`, '< 5 ms', h.list_p50_ms_10k < 5),
+    row('GET /v1/vms/:id p50, 10k VMs', `${h.get_p50_ms_10k} ms`),
+    row('quota overshoot', `${h.overshoot}`, '0', h.overshoot === 0),
+    row('HTTP 5xx', `${h.http_5xx}`, '0', h.http_5xx === 0),
+  ];
+}
+
+const mark = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'MISSED');
+
+export function markdownTable(rows: readonly SummaryRow[]): string {
+  const lines = ['| metric | result | target | |', '|---|---|---|---|'];
+  for (const r of rows) lines.push(`| ${r.metric} | ${r.value} | ${r.target} | ${mark(r.met)} |`);
+  return lines.join('\n');
+}
+
+export function admissionTable(runs: readonly (AdmissionRun & { label: string })[]): string {
+  const lines = ['| tenants | concurrency | p50 ms | p90 ms | p99 ms | decisions/s | 202 | 429 | other |', '|---|---|---|---|---|---|---|---|---|'];
+  for (const r of runs) {
+    const other = r.requests - (r.status_counts['202'] ?? 0) - (r.status_counts['429'] ?? 0);
+    lines.push(
+      `| ${r.tenants} | ${r.connections} | ${r.latency.p50_ms} | ${r.latency.p90_ms} | ${r.latency.p99_ms} | ${r.admissions_per_s} | ${r.status_counts['202'] ?? 0} | ${r.status_counts['429'] ?? 0} | ${other} |`,
+    );
+  }
+  return lines.join('\n');
+}

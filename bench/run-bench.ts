@@ -1,0 +1,167 @@
+/**
+ * `npm run bench`: starts the whole system on free ports (bench-stack.ts), measures the floor,
+ * admission, end-to-end time to running, Temporal cost, reads at 10k VMs and correctness under
+ * load in one run, writes bench/results/<timestamp>.json and latest.json, and prints a table.
+ *
+ * BENCH_QUICK=1 shortens every phase (a smoke run of the harness; its figures are not comparable).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { tenantWorkflowId } from '../src/shared/tenant-id';
+import { usageQuery } from '../src/shared/tenant-workflow.messages';
+import { measureAdmission, type AdmissionRun } from './admission';
+import { ApiClient } from './api-client';
+import { startBenchStack } from './bench-stack';
+import { checkOvershoot, runQuotaContention } from './correctness';
+import { measureCost, measureHistorySizes } from './cost';
+import { measureEndToEnd } from './end-to-end';
+import { measureFloor } from './floor';
+import { count5xx, runLoad, type LoadResult } from './load';
+import { measureReads } from './reads';
+import { admissionTable, markdownTable, summaryRows, type Headline } from './report';
+import { machineInfo, ratio } from './stats';
+import { BENCH_VM } from './api-client';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const RESULTS_DIR = path.join(__dirname, 'results');
+const CONCURRENCIES = [1, 8, 32] as const;
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  log(`${name}…`);
+  const result = await fn();
+  log(`${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const stack = await timed('starting the stack', () => startBenchStack({ pgAdminUrl: process.env.BENCH_PG_ADMIN_URL, natsUrl: process.env.BENCH_NATS_URL }));
+  const connection = await Connection.connect({ address: stack.temporalAddress });
+  const temporal = new Client({ connection, namespace: stack.namespace });
+  const api = new ApiClient(stack.apiUrl);
+  const loads: LoadResult[] = [];
+  try {
+    const floor = await timed('floor', () => measureFloor({ temporalAddress: stack.temporalAddress, namespace: stack.namespace, iterations: QUICK ? 50 : 300 }));
+
+    const tenants = await timed('creating tenants', async () => ({
+      single: await api.createTenants(stack.adminToken, 'one', 1, 10_000),
+      fifty: await api.createTenants(stack.adminToken, 'fifty', 50, 10_000),
+      small: await api.createTenants(stack.adminToken, 'small', 10, 5),
+      cost: (await api.createTenants(stack.adminToken, 'cost', 1, 10_000))[0]!,
+      reads: (await api.createTenants(stack.adminToken, 'reads', 1, 10_000))[0]!,
+    }));
+
+    const durationS = QUICK ? 2 : 5;
+    const admission1 = await timed('admission, 1 tenant', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.single, concurrencies: CONCURRENCIES, durationS }));
+    const admission50 = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, durationS }));
+    loads.push(...admission1, ...admission50);
+
+    const endToEnd = await timed('end to end', () =>
+      measureEndToEnd({
+        api,
+        tenants: tenants.fifty,
+        count: QUICK ? 100 : 400,
+        concurrency: 16,
+        natsUrl: stack.natsUrl,
+        subjectPrefix: stack.subjectPrefix,
+        ownerUrl: stack.ownerUrl,
+        timeoutMs: 90_000,
+      }),
+    );
+
+    const cost = await timed('cost', () => measureCost({ api, temporal, tenant: tenants.cost, lifecycles: QUICK ? 30 : 100, concurrency: 8, ownerUrl: stack.ownerUrl }));
+
+    const contention = await timed('quota contention', () => runQuotaContention({ apiUrl: stack.apiUrl, tenants: tenants.small, connections: 32, durationS: QUICK ? 2 : 4 }));
+    loads.push(contention);
+
+    // max_history_events must come from a run that continued as new at least once: top the
+    // single tenant up with spawns until its workflow has done so.
+    let history = await measureHistorySizes(temporal);
+    const singleWorkflow = temporal.workflow.getHandle(tenantWorkflowId(tenants.single[0]!.tenantId));
+    for (let round = 0; history.continued_as_new_runs === 0 && round < 4; round++) {
+      const usage = await singleWorkflow.query(usageQuery);
+      const amount = Math.max(100, Math.min(1_000, Math.ceil((1_000 - usage.run_updates) * 1.05)));
+      log(`no run has continued as new yet (single tenant at ${usage.run_updates} updates this run): ${amount} more spawns`);
+      loads.push(await runLoad({ url: `${stack.apiUrl}/v1/vms`, method: 'POST', body: BENCH_VM, tokens: [tenants.single[0]!.token], connections: 8, amount }));
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      history = await measureHistorySizes(temporal);
+    }
+
+    const reads = await timed('reads at 10k VMs', () => measureReads({ apiUrl: stack.apiUrl, ownerUrl: stack.ownerUrl, tenant: tenants.reads, records: 10_000, durationS: QUICK ? 2 : 4 }));
+    loads.push(reads.list_first_page, reads.list_first_page_status_running, reads.get_one);
+
+    const overshoot = await timed('overshoot check', () => checkOvershoot({ ownerUrl: stack.ownerUrl, fleetUrl: stack.fleetUrl, settleMs: 90_000 }));
+    history = await measureHistorySizes(temporal);
+
+    const http5xx = api.http5xx + loads.reduce((sum, load) => sum + count5xx(load.status_counts), 0);
+    const atOne = admission1.find((r) => r.connections === 1)!;
+    const best = (runs: readonly AdmissionRun[]) => Math.max(...runs.map((r) => r.admissions_per_s));
+    const headline: Headline = {
+      overshoot: overshoot.postgres + overshoot.fleet,
+      http_5xx: http5xx,
+      floor_p50_ms: floor.update.p50_ms,
+      floor_p99_ms: floor.update.p99_ms,
+      admission_p50_ms: atOne.latency.p50_ms,
+      admission_p99_ms: atOne.latency.p99_ms,
+      admission_p50_ratio: ratio(atOne.latency.p50_ms, floor.update.p50_ms),
+      admission_p99_ratio: ratio(atOne.latency.p99_ms, floor.update.p99_ms),
+      admissions_per_s_1_tenant: best(admission1),
+      admissions_per_s_50_tenants: best(admission50),
+      to_running_p50_ms: endToEnd.to_running_event.p50_ms,
+      to_running_p99_ms: endToEnd.to_running_event.p99_ms,
+      spawns_to_running_per_s: endToEnd.spawns_to_running_per_s,
+      actions_per_lifecycle: cost.actions_per_lifecycle,
+      events_per_lifecycle: cost.events_per_lifecycle,
+      max_history_events: history.max_history_events,
+      list_p50_ms_10k: reads.list_first_page.latency.p50_ms,
+      get_p50_ms_10k: reads.get_one.latency.p50_ms,
+    };
+    const finishedAt = new Date();
+    const result = {
+      ...headline,
+      timestamp: startedAt.toISOString(),
+      duration_s: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
+      quick: QUICK,
+      machine: machineInfo(),
+      notes: {
+        ratios: 'admission latency at concurrency 1 for one tenant (one request in flight, like the sequential floor) over the floor: executeUpdate on a running workflow whose handler returns at once',
+        admissions_per_s: '202 + 429 answers per second at the best of the concurrency levels tried',
+        latency: 'client-side, every answer (202, 429 and any other), from autocannon response events',
+      },
+      floor,
+      admission: { one_tenant: admission1, fifty_tenants: admission50 },
+      end_to_end: endToEnd,
+      cost,
+      history,
+      reads,
+      correctness: { overshoot, quota_contention: contention },
+    };
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const file = path.join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    const json = `${JSON.stringify(result, null, 2)}\n`;
+    writeFileSync(file, json);
+    writeFileSync(path.join(RESULTS_DIR, 'latest.json'), json);
+
+    const m = result.machine;
+    process.stdout.write(
+      `\n${markdownTable(summaryRows(headline))}\n\n` +
+        `${admissionTable([...admission1, ...admission50].map((r) => ({ ...r, label: '' })))}\n\n` +
+        `machine: ${m.cpus} × ${m.model}, ${m.memory_gb} GB, Node ${m.node}, ${m.os}, load average ${m.loadavg.join(' ')}\n` +
+        `written ${path.relative(process.cwd(), file)} (and latest.json) in ${result.duration_s} s\n`,
+    );
+  } finally {
+    await connection.close();
+    await timed('stopping the stack', () => stack.stop());
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
