@@ -17,6 +17,7 @@ import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
 import { vmRoutes } from './routes/vms.routes';
+import { buildOpenApiDocument } from './openapi/openapi-document';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -43,6 +44,10 @@ export function createApp(deps: AppDeps): Express {
   app.use(accessLog(deps.log));
   if (deps.metrics) app.use(httpMetrics(deps.metrics));
   app.use(healthRoutes(deps.readiness));
+  const openApi = buildOpenApiDocument('1');
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
   app.use('/v1', authenticate(deps.db, now));

@@ -10,15 +10,17 @@ import { callerOf, requireTenantAccess } from '../access';
 import { problems } from '../problem';
 import { parseOrThrow } from '../validation';
 
-const auditQuerySchema = z
+export const auditQuerySchema = z
   .object({
     tenant_id: tenantIdSchema.optional(),
-    vm_id: z.string().max(64).optional(),
+    // No control characters: Postgres text cannot hold NUL, and no VM id has any.
+    vm_id: z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters').optional(),
     event_type: z.enum(AUDIT_EVENT_TYPES).optional(),
     since: z.iso.datetime({ offset: true }).optional(),
     until: z.iso.datetime({ offset: true }).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
-    cursor: z.string().regex(/^\d{1,19}$/).optional(),
+    // A ledger seq is a Postgres bigint: 19 digits can still overflow it.
+    cursor: z.string().regex(/^\d{1,19}$/).refine((value) => BigInt(value) <= 9_223_372_036_854_775_807n, 'is not a cursor from this API').optional(),
   })
   .strict();
 

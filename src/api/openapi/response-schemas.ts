@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { VM_STATUSES } from '../../shared/vm';
+
+/** Shapes of the API's answers, for the OpenAPI document (requests use the routes' own schemas). */
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+  code: z.string().describe('Stable, machine-readable error code'),
+  instance: z.string(),
+  request_id: z.string(),
+  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+});
+
+export const quotaExceededSchema = problemSchema.extend({
+  code: z.literal('quota_exceeded'),
+  limit: z.enum(['max_vms', 'storage_quota_gb']),
+  limit_value: z.number().int(),
+  in_use: z.number().int(),
+  requested: z.number().int(),
+});
+
+export const tenantRecordSchema = z.object({
+  tenant_id: z.string(),
+  display_name: z.string(),
+  max_vms: z.number().int(),
+  storage_quota_gb: z.number().int(),
+  api_rate_limit_rpm: z.number().int(),
+  created_at: z.iso.datetime(),
+  updated_at: z.iso.datetime(),
+  deleted_at: z.iso.datetime().nullable(),
+});
+
+export const tokenRecordSchema = z.object({
+  token_id: z.string(),
+  tenant_id: z.string().nullable(),
+  scope: z.string(),
+  subject_pubkey: z.string().nullable(),
+  parent_token_id: z.string().nullable(),
+  created_at: z.iso.datetime(),
+  expires_at: z.iso.datetime().nullable(),
+  revoked_at: z.iso.datetime().nullable(),
+});
+
+export const issuedTokenSchema = tokenRecordSchema.extend({ token: z.string().describe('The secret; returned once, never stored') });
+
+export const vmRecordSchema = z.object({
+  vm_id: z.uuid(),
+  tenant_id: z.string(),
+  name: z.string().nullable(),
+  vcpus: z.number().int(),
+  memory_mb: z.number().int(),
+  storage_gb: z.number().int(),
+  image: z.string(),
+  status: z.enum(VM_STATUSES),
+  failure_reason: z.string().nullable(),
+  created_at: z.iso.datetime(),
+  updated_at: z.iso.datetime(),
+});
+
+export const auditEntrySchema = z.object({
+  seq: z.string(),
+  event_id: z.uuid(),
+  tenant_id: z.string().nullable(),
+  vm_id: z.string().nullable(),
+  event_type: z.string(),
+  occurred_at: z.iso.datetime(),
+  actor: z.object({ token_id: z.string().nullable(), scope: z.string().nullable() }),
+  source: z.object({ ip: z.string().nullable(), user_agent: z.string().nullable(), request_id: z.string().nullable() }),
+  details: z.record(z.string(), z.unknown()),
+  prev_hash: z.string(),
+  hash: z.string(),
+});
+
+export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });

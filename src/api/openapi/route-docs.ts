@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { issueTokenSchema } from '../../auth/token.schemas';
+import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../tenants/tenant.schemas';
+import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
+import { auditQuerySchema } from '../routes/audit.routes';
+import { auditEntrySchema, issuedTokenSchema, page, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+
+export interface RouteDoc {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** Express form, e.g. /v1/tenants/:tenant_id */
+  path: string;
+  summary: string;
+  /** The scope a tenant token needs; 'public' needs no token. */
+  auth: 'public' | 'service:admin' | 'service:tenant-admin' | 'vm:write' | 'vm:read' | 'audit:read';
+  body?: z.ZodType;
+  query?: z.ZodType;
+  idempotent?: boolean;
+  ok: { status: number; schema?: z.ZodType; description: string };
+  errors?: Array<{ status: number; description: string; schema?: z.ZodType }>;
+}
+
+const noContentQuery = undefined;
+
+/** Every route of the API. The OpenAPI document is built from this list and the routes' own schemas. */
+export const ROUTE_DOCS: RouteDoc[] = [
+  { method: 'GET', path: '/healthz', summary: 'Liveness', auth: 'public', ok: { status: 200, description: 'The process is alive' } },
+  { method: 'GET', path: '/readyz', summary: 'Readiness of Postgres, NATS and Temporal', auth: 'public', ok: { status: 200, description: 'Every dependency answers' }, errors: [{ status: 503, description: 'A dependency is down; the body names it' }] },
+  { method: 'GET', path: '/openapi.json', summary: 'This document', auth: 'public', ok: { status: 200, description: 'OpenAPI 3.1 document' } },
+  { method: 'POST', path: '/v1/tenants', summary: 'Register a tenant', auth: 'service:admin', body: createTenantSchema, ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' }, errors: [{ status: 409, description: 'The tenant id was used before (ids are never reused)' }] },
+  { method: 'GET', path: '/v1/tenants', summary: 'List tenants', auth: 'service:admin', query: pageQuerySchema, ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' } },
+  { method: 'GET', path: '/v1/tenants/:tenant_id', summary: 'Read a tenant', auth: 'service:tenant-admin', ok: { status: 200, schema: tenantRecordSchema, description: 'The tenant record' } },
+  { method: 'PATCH', path: '/v1/tenants/:tenant_id', summary: 'Change a tenant\'s quota (applies at once)', auth: 'service:admin', body: updateTenantSchema, ok: { status: 200, schema: tenantRecordSchema, description: 'The updated record' } },
+  { method: 'DELETE', path: '/v1/tenants/:tenant_id', summary: 'Delete a tenant (its tokens stop working)', auth: 'service:admin', ok: { status: 200, schema: tenantRecordSchema, description: 'The deleted record' }, errors: [{ status: 409, description: 'The tenant still has VMs' }] },
+  { method: 'POST', path: '/v1/tenants/:tenant_id/tokens', summary: 'Issue a token for the tenant', auth: 'service:tenant-admin', body: issueTokenSchema, ok: { status: 201, schema: issuedTokenSchema, description: 'The token, with its secret (shown once)' }, errors: [{ status: 403, description: 'Wider or longer-lived than the issuing token' }] },
+  { method: 'GET', path: '/v1/tenants/:tenant_id/tokens', summary: 'List the tenant\'s tokens (no secrets)', auth: 'service:tenant-admin', query: pageQuerySchema, ok: { status: 200, schema: page(tokenRecordSchema), description: 'A page of tokens' } },
+  { method: 'DELETE', path: '/v1/tenants/:tenant_id/tokens/:token_id', summary: 'Revoke a token and every token issued under it', auth: 'service:tenant-admin', ok: { status: 200, schema: z.object({ token_id: z.string(), revoked_token_ids: z.array(z.string()) }), description: 'The ids revoked now' } },
+  { method: 'POST', path: '/v1/vms', summary: 'Spawn a VM', auth: 'vm:write', body: spawnVmSchema, idempotent: true, ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is provisioning' }, errors: [{ status: 429, schema: quotaExceededSchema, description: 'quota_exceeded (or rate_limited)' }, { status: 409, description: 'A request with this Idempotency-Key is in flight' }, { status: 422, description: 'The Idempotency-Key was used for another request' }] },
+  { method: 'GET', path: '/v1/vms', summary: 'List the caller\'s tenant\'s VMs', auth: 'vm:read', query: listVmsQuerySchema, ok: { status: 200, schema: page(vmRecordSchema), description: 'A page of VMs' } },
+  { method: 'GET', path: '/v1/vms/:vm_id', summary: 'Read a VM', auth: 'vm:read', query: noContentQuery, ok: { status: 200, schema: vmRecordSchema, description: 'The VM' } },
+  { method: 'DELETE', path: '/v1/vms/:vm_id', summary: 'Destroy a VM', auth: 'vm:write', idempotent: true, ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is destroying' } },
+  { method: 'GET', path: '/v1/audit', summary: 'Read the audit ledger', auth: 'audit:read', query: auditQuerySchema, ok: { status: 200, schema: page(auditEntrySchema), description: 'A page of ledger entries' } },
+];
