@@ -47,6 +47,7 @@ export type UpdateTenantInput = z.infer<typeof updateTenantSchema>;
 export const pageQuerySchema = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(50),
-    cursor: z.string().max(200).optional(),
+    // Cursors are tenant or token ids; anything else (a NUL byte, which Postgres text cannot hold) is refused.
+    cursor: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor from this API').optional(),
   })
   .strict();

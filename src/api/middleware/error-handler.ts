@@ -23,8 +23,20 @@ function fromBodyParser(error: BodyParserError): ApiError | null {
     case 'stream.encoding.set':
       return new ApiError(400, 'invalid_request', 'Invalid request', 'The request body could not be read.');
     default:
-      return null;
+      return fromClientFault(error);
   }
+}
+
+/**
+ * Any other error Express's own plumbing raises for a client fault carries a 4xx `status`
+ * (http-errors style): a malformed percent-escape in a path parameter (the router's URIError), a
+ * body whose content-encoding does not decompress. They are bad requests, not 500s; their messages
+ * echo input, so the detail stays generic.
+ */
+function fromClientFault(error: BodyParserError): ApiError | null {
+  const status = error.status;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) return null;
+  return new ApiError(status, 'invalid_request', 'Invalid request', 'The request could not be read.');
 }
 
 export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<RequestHandler>[0], error: ApiError): void {

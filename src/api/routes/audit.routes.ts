@@ -20,7 +20,12 @@ export const auditQuerySchema = z
     until: z.iso.datetime({ offset: true }).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
     // A ledger seq is a Postgres bigint: 19 digits can still overflow it.
-    cursor: z.string().regex(/^\d{1,19}$/).refine((value) => BigInt(value) <= 9_223_372_036_854_775_807n, 'is not a cursor from this API').optional(),
+    // (zod runs the refinement even when the regex failed, hence the guard before BigInt.)
+    cursor: z
+      .string()
+      .regex(/^\d{1,19}$/)
+      .refine((value) => !/^\d{1,19}$/.test(value) || BigInt(value) <= 9_223_372_036_854_775_807n, 'is not a cursor from this API')
+      .optional(),
   })
   .strict();
 
