@@ -24,10 +24,25 @@ const LEDGER_LOCK_KEY = 7_221_001;
  */
 export async function appendAuditEvent(db: Kysely<Database> | Transaction<Database>, event: NewAuditEvent): Promise<AuditEventRow> {
   const run = async (trx: Transaction<Database>): Promise<AuditEventRow> => {
+    // Every append waits for this lock, held to commit: keep the work done under it to the minimum.
+    // Entries are never changed once stored, so a repeat (a retried activity, the worker recording a
+    // step the API already recorded) is answered before taking the lock at all.
+    const stored = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
+    if (stored) return stored;
     await sql`select pg_advisory_xact_lock(${LEDGER_LOCK_KEY})`.execute(trx);
-    const existing = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
-    if (existing) return existing;
-    const last = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    // A separate statement from the lock: its snapshot must be taken after the lock is granted, so
+    // that it sees the entry the previous holder committed. One round trip for both reads: the entry
+    // (appended meanwhile by a concurrent writer) and the head of the chain.
+    const { rows } = await sql<AuditEventRow & { found_as: 'existing' | 'head' }>`
+      (select *, 'existing' as found_as from audit_events where event_id = ${event.event_id})
+      union all
+      (select *, 'head' as found_as from audit_events order by seq desc limit 1)`.execute(trx);
+    const existing = rows.find((row) => row.found_as === 'existing');
+    if (existing) {
+      const { found_as: _found, ...row } = existing;
+      return row;
+    }
+    const last = rows.find((row) => row.found_as === 'head');
     const seq = String(BigInt(last?.seq ?? '0') + 1n);
     const prevHash = last?.hash ?? GENESIS_HASH;
     const fields = {

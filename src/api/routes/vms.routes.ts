@@ -76,6 +76,9 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
       }
       const row = await db.transaction().execute(async (trx) => {
         await insertVmIfAbsent(trx, { vm_id: vmId, tenant_id: tenantId, shape: request.shape, created_at: createdAt });
+        // Read before the append: the ledger lock is held from the append to the commit, and every
+        // append in the system waits for it.
+        const inserted = await findTenantVm(trx, tenantId, vmId);
         await appendAuditEvent(trx, {
           event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REQUESTED'),
           event_type: 'VM_SPAWN_REQUESTED',
@@ -85,7 +88,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
           context: req.context,
           details: { shape: request.shape },
         });
-        return findTenantVm(trx, tenantId, vmId);
+        return inserted;
       });
       return { status: 202, body: toVmRecord(row!) };
     });
@@ -133,6 +136,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
       const at = now();
       const row = await db.transaction().execute(async (trx) => {
         await transitionVm(trx, vmId, ['provisioning', 'running'], 'destroying', at);
+        const changed = await findTenantVm(trx, tenantId, vmId); // before the append, as for spawns
         await appendAuditEvent(trx, {
           event_id: vmLifecycleEventId(vmId, 'VM_DESTROY_REQUESTED'),
           event_type: 'VM_DESTROY_REQUESTED',
@@ -141,7 +145,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
           occurred_at: at,
           context: req.context,
         });
-        return findTenantVm(trx, tenantId, vmId);
+        return changed;
       });
       return { status: 202, body: toVmRecord(row!) };
     });
