@@ -5,6 +5,7 @@
  * workflow holds (input, memo, search attributes, updates, activity inputs and results) names another tenant.
  */
 import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { hashToken } from '../../src/auth/token-format';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
@@ -125,5 +126,14 @@ describe('tenant workflows: owner visibility', () => {
 
     for (const foreign of [b.tenantId, deletedTenantId, ...b.vmIds]) expect(historyA).not.toContain(foreign);
     for (const foreign of [a.tenantId, deletedTenantId, ...a.vmIds]) expect(historyB).not.toContain(foreign);
+  });
+
+  test('when the workflow histories are decoded, then no bearer token and no hash of one appears in any input, memo, update or activity payload', async () => {
+    const histories = await Promise.all([a.tenantId, b.tenantId, deletedTenantId].map(historiesOf));
+    const text = histories.join('\n');
+    for (const secret of [a.token, b.token, stack.adminToken]) {
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain(hashToken(secret));
+    }
   });
 });
