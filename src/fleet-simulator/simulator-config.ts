@@ -9,6 +9,8 @@ export interface SimulatorConfig {
   readonly port: number;
   readonly host: string;
   readonly stateFile: string;
+  /** 0: every change is written before the answer that reports it; more: changes are coalesced (see coalescingSaver). */
+  readonly stateWriteDelayMs: number;
   /** Initial values of the run-time controls (PUT /_sim/config changes them until restart). */
   readonly bootMs: number;
   readonly failureRate: number;
@@ -53,6 +55,7 @@ export function loadSimulatorConfig(env: Env): SimulatorConfig {
     port: int(env, 'FLEET_PORT', 9231, 0, 65535),
     host: str(env, 'FLEET_HOST', '127.0.0.1'),
     stateFile: path.resolve(str(env, 'FLEET_STATE_FILE', '.data/fleet-state.json')),
+    stateWriteDelayMs: int(env, 'FLEET_STATE_WRITE_DELAY_MS', 0, 0, 60_000),
     bootMs: int(env, 'FLEET_BOOT_MS', 200, 0, 3_600_000),
     failureRate: fraction(env, 'FLEET_FAILURE_RATE', 0),
     latencyMs: int(env, 'FLEET_LATENCY_MS', 0, 0, 600_000),

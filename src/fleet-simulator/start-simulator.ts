@@ -4,7 +4,7 @@ import { createFleetState } from './fleet-state';
 import { createSimControls } from './sim-controls';
 import { createSimulatorApp } from './simulator-app';
 import type { SimulatorConfig } from './simulator-config';
-import { createStateStore } from './state-store';
+import { coalescingSaver, createStateStore } from './state-store';
 
 export interface StartSimulatorDeps {
   config: SimulatorConfig;
@@ -25,6 +25,7 @@ export interface RunningSimulator {
 export async function startSimulator(deps: StartSimulatorDeps): Promise<RunningSimulator> {
   const { config } = deps;
   const store = createStateStore(config.stateFile);
+  const saver = coalescingSaver(store, config.stateWriteDelayMs);
   const controls = createSimControls({
     boot_ms: config.bootMs,
     failure_rate: config.failureRate,
@@ -38,7 +39,7 @@ export async function startSimulator(deps: StartSimulatorDeps): Promise<RunningS
     now: deps.now ?? Date.now,
     random: deps.random ?? Math.random,
     initial: store.load(),
-    onChange: (snapshot) => store.save(snapshot),
+    onChange: (snapshot) => saver.save(snapshot),
   });
   const shutdown = new AbortController();
   const server = http.createServer(createSimulatorApp({ state, controls, shutdown: shutdown.signal }));
@@ -62,7 +63,8 @@ export async function startSimulator(deps: StartSimulatorDeps): Promise<RunningS
         server.close((err) => {
           clearTimeout(force);
           try {
-            // Every change is already on disk; this last write is the flush of record.
+            // Every change is already on disk (or pending, when coalesced); this last write is the flush of record.
+            saver.flush();
             store.save(state.snapshot());
           } catch (saveErr) {
             return reject(saveErr);
