@@ -27,19 +27,29 @@ export interface OvershootResult {
   readonly tenants_checked: number;
 }
 
-/** Waits (up to `settleMs`) for every VM to leave `provisioning`, then counts quota overshoot in Postgres and at the fleet. */
+/** Waits (up to `timeoutMs`) until no VM is provisioning or destroying; returns how many still are. */
+export async function waitUntilSettled(ownerUrl: string, timeoutMs: number): Promise<number> {
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await client.query<{ n: string }>("select count(*) as n from vms where status in ('provisioning', 'destroying')");
+      const unsettled = Number(rows[0]!.n);
+      if (unsettled === 0 || Date.now() > deadline) return unsettled;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Waits (up to `settleMs`) for every VM to settle, then counts quota overshoot in Postgres and at the fleet. */
 export async function checkOvershoot(options: { ownerUrl: string; fleetUrl: string; settleMs: number }): Promise<OvershootResult> {
+  const unsettled = await waitUntilSettled(options.ownerUrl, options.settleMs);
   const client = new pg.Client({ connectionString: options.ownerUrl });
   await client.connect();
   try {
-    const deadline = Date.now() + options.settleMs;
-    let unsettled = 0;
-    for (;;) {
-      const { rows } = await client.query<{ n: string }>("select count(*) as n from vms where status in ('provisioning', 'destroying')");
-      unsettled = Number(rows[0]!.n);
-      if (unsettled === 0 || Date.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
     const { rows: tenants } = await client.query<{ tenant_id: string; max_vms: number; holding: string }>(
       `select t.tenant_id, t.max_vms,
               count(v.vm_id) filter (where v.status in ('provisioning', 'running', 'destroying')) as holding

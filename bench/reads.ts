@@ -1,12 +1,15 @@
 import pg from 'pg';
 import type { Tenant } from './api-client';
+import { performance } from 'node:perf_hooks';
 import { runLoad, type LoadResult } from './load';
+import { summarize, type LatencySummary } from './stats';
 
 export interface ReadsResult {
   readonly vm_records: number;
   readonly list_first_page: LoadResult;
   readonly list_first_page_status_running: LoadResult;
   readonly get_one: LoadResult;
+  readonly list_query_sql: LatencySummary;
 }
 
 /**
@@ -38,7 +41,25 @@ export async function measureReads(options: { apiUrl: string; ownerUrl: string; 
   const base = { tokens, connections: 1, duration: options.durationS };
   const list = await runLoad({ ...base, url: `${options.apiUrl}/v1/vms` });
   const listRunning = await runLoad({ ...base, url: `${options.apiUrl}/v1/vms?status=running` });
+  const sql = await timeListQuery(options.ownerUrl, options.tenant.tenantId, 200);
   const spread = ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / 500)) === 0);
   const getOne = await runLoad({ ...base, url: `${options.apiUrl}/v1/vms`, paths: spread.map((id) => `/v1/vms/${id}`) });
-  return { vm_records: ids.length, list_first_page: list, list_first_page_status_running: listRunning, get_one: getOne };
+  return { vm_records: ids.length, list_first_page: list, list_first_page_status_running: listRunning, get_one: getOne, list_query_sql: sql };
+}
+
+/** The list's own query (first page, default limit 50) straight on Postgres: the database's share of a GET /v1/vms. */
+async function timeListQuery(ownerUrl: string, tenantId: string, iterations: number): Promise<LatencySummary> {
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    const samples: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const started = performance.now();
+      await client.query('select * from vms where tenant_id = $1 order by created_at, vm_id limit 51', [tenantId]);
+      samples.push(performance.now() - started);
+    }
+    return summarize(samples);
+  } finally {
+    await client.end();
+  }
 }

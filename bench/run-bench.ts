@@ -14,7 +14,7 @@ import { usageQuery } from '../src/shared/tenant-workflow.messages';
 import { measureAdmission, type AdmissionRun } from './admission';
 import { ApiClient } from './api-client';
 import { startBenchStack } from './bench-stack';
-import { checkOvershoot, runQuotaContention } from './correctness';
+import { checkOvershoot, runQuotaContention, waitUntilSettled } from './correctness';
 import { measureCost, measureHistorySizes } from './cost';
 import { measureEndToEnd } from './end-to-end';
 import { measureFloor } from './floor';
@@ -59,8 +59,12 @@ async function main(): Promise<void> {
 
     const durationS = QUICK ? 2 : 5;
     const admission1 = await timed('admission, 1 tenant', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.single, concurrencies: CONCURRENCIES, durationS }));
+    // Each phase starts from a quiet system: the worker has provisioned every VM accepted before.
+    const settle = () => timed('waiting for VMs to settle', () => waitUntilSettled(stack.ownerUrl, 90_000));
+    await settle();
     const admission50 = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, durationS }));
     loads.push(...admission1, ...admission50);
+    await settle();
 
     const endToEnd = await timed('end to end', () =>
       measureEndToEnd({
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
       history = await measureHistorySizes(temporal);
     }
 
+    await settle();
     const reads = await timed('reads at 10k VMs', () => measureReads({ apiUrl: stack.apiUrl, ownerUrl: stack.ownerUrl, tenant: tenants.reads, records: 10_000, durationS: QUICK ? 2 : 4 }));
     loads.push(reads.list_first_page, reads.list_first_page_status_running, reads.get_one);
 
