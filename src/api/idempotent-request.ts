@@ -23,6 +23,10 @@ export function idempotencyKeyOf(req: Request): string | undefined {
  * Runs `handler` at most once per (tenant, Idempotency-Key): a repeat with the same request gets
  * the stored answer, a repeat with another request 422, a repeat while the first runs 409. Only
  * successful answers are stored; after a refusal or an error the key is free for a retry.
+ *
+ * "The same request" is method, path and `input`: what the route read from the body after
+ * validating it (null when it reads none). Never the raw body: a DELETE's ignored body may be
+ * anything, e.g. 30 000 nested arrays that overflow canonicalJson's recursion (a 500).
  */
 export async function runIdempotent(
   db: Kysely<Database>,
@@ -30,11 +34,12 @@ export async function runIdempotent(
   tenantId: string,
   key: string | undefined,
   now: () => Date,
+  input: unknown,
   handler: () => Promise<StoredResponse>,
 ): Promise<StoredResponse & { replayed: boolean }> {
   if (key === undefined) return { ...(await handler()), replayed: false };
   const fingerprint = createHash('sha256')
-    .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(req.body ?? null)}`)
+    .update(`${req.method} ${req.baseUrl}${req.path}\n${canonicalJson(input ?? null)}`)
     .digest('hex');
   const claim = await claimIdempotencyKey(db, tenantId, key, fingerprint, now());
   if (!claim.claimed) {

@@ -56,7 +56,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
     const tenantId = actingTenant(req, 'vm:write');
     const key = idempotencyKeyOf(req);
     const shape = parseOrThrow(spawnVmSchema, req.body);
-    const answer = await runIdempotent(db, req, tenantId, key, now, async () => {
+    const answer = await runIdempotent(db, req, tenantId, key, now, shape, async () => {
       const tenant = await findTenant(db, tenantId);
       if (!tenant) throw problems.tenantNotFound();
       const vmId = key ? vmIdForIdempotencyKey(tenantId, key) : randomUUID();
@@ -118,7 +118,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
     const tenantId = actingTenant(req, 'vm:write');
     const vmId = vmIdParam(req.params.vm_id);
     const key = idempotencyKeyOf(req);
-    const answer = await runIdempotent(db, req, tenantId, key, now, async () => {
+    const answer = await runIdempotent(db, req, tenantId, key, now, null, async () => {
       // Ownership is checked here, before the workflow or the fleet hear of the request.
       const existing = await findTenantVm(db, tenantId, vmId);
       if (!existing) throw problems.vmNotFound();
