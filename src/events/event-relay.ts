@@ -20,8 +20,11 @@ export interface EventRelayOptions {
   onRetry?: () => void;
 }
 
-const CURSOR_NAME = 'nats';
-const RELAY_LOCK_KEY = 7_221_002;
+// One cursor and one leader per destination (subject prefix): relays of deployments, or test stacks,
+// that share a database but publish to different streams neither steal each other's events nor wait on
+// each other. With one constant cursor, a relay for prefix A would advance past events B never got.
+export const relayCursorName = (subjectPrefix: string): string => `nats:${subjectPrefix}`;
+const RELAY_LOCK_CLASS = 7_221_002;
 
 /**
  * Publishes every ledger entry to NATS JetStream, in ledger order, with Nats-Msg-Id = event id.
@@ -70,7 +73,7 @@ export class EventRelay {
     this.listener = listener;
     await listener.connect();
     while (!this.stopped) {
-      const { rows } = await listener.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RELAY_LOCK_KEY]);
+      const { rows } = await listener.query<{ locked: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as locked', [RELAY_LOCK_CLASS, this.options.subjectPrefix]);
       if (rows[0]?.locked) break;
       await this.sleep(2000);
     }
@@ -84,7 +87,7 @@ export class EventRelay {
 
   private async publishBatch(): Promise<number> {
     const { db, js } = this.options;
-    const cursor = await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', CURSOR_NAME).executeTakeFirst();
+    const cursor = await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', relayCursorName(this.options.subjectPrefix)).executeTakeFirst();
     const after = cursor?.last_seq ?? '0';
     const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
     if (rows.length === 0) return 0;
@@ -95,7 +98,7 @@ export class EventRelay {
     const last = rows[rows.length - 1]!.seq;
     await db
       .insertInto('event_relay_cursor')
-      .values({ name: CURSOR_NAME, last_seq: last, updated_at: new Date() })
+      .values({ name: relayCursorName(this.options.subjectPrefix), last_seq: last, updated_at: new Date() })
       .onConflict((oc) => oc.column('name').doUpdateSet({ last_seq: last, updated_at: new Date() }))
       .execute();
     this.options.onPublished?.(rows.length);

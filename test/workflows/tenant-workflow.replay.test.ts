@@ -1,0 +1,46 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { temporal as proto } from '@temporalio/proto';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { testBundle } from '../helpers/workflow-bundle';
+
+/**
+ * Replays recorded tenant-workflow histories (spawn and destroy, quota refusals, destroy while
+ * provisioning, continue-as-new) against the current workflow code: a change that would break
+ * running workflows fails here with a DeterminismViolationError instead of in production.
+ * Record them with `node --import tsx scripts/record-histories.ts`.
+ */
+const HISTORIES_DIR = path.join(__dirname, 'histories');
+/**
+ * Loads a history written by scripts/record-histories.ts (the History message's own toJSON). Not the
+ * SDK's historyFromJSON: in this install @temporalio/common and @temporalio/proto each carry their own
+ * protobufjs copy, and its proto3-JSON path then fails with "type must be a Type".
+ */
+function loadHistory(file: string): proto.api.history.v1.History {
+  return proto.api.history.v1.History.fromObject(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+const files = readdirSync(HISTORIES_DIR).filter((name) => name.endsWith('.json')).sort();
+
+jest.setTimeout(120_000);
+
+describe('tenant workflow replay', () => {
+  beforeAll(() => {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  });
+
+  test('the recorded histories cover the scenarios the workflow must keep replaying', () => {
+    expect(files).toEqual(
+      expect.arrayContaining(['spawn-destroy.json', 'over-quota-refusal.json', 'destroy-while-provisioning.json', 'continue-as-new.run1.json', 'continue-as-new.run2.json']),
+    );
+  });
+
+  test('when the recorded histories are replayed against the current code, then none is non-deterministic', async () => {
+    const histories = files.map((name) => ({ workflowId: name.replace(/\.json$/, ''), history: loadHistory(path.join(HISTORIES_DIR, name)) }));
+    const results: Array<{ workflowId: string; error: string | null }> = [];
+    for await (const result of Worker.runReplayHistories({ workflowBundle: await testBundle() }, histories)) {
+      results.push({ workflowId: result.workflowId, error: result.error ? `${result.error.name}: ${result.error.message}` : null });
+    }
+    expect(results).toEqual(histories.map(({ workflowId }) => ({ workflowId, error: null })));
+  });
+});
