@@ -21,7 +21,30 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
   });
   // A dropped connection must not crash the process; the next query gets a fresh one.
   pool.on('error', () => undefined);
+  // The pool's own listener covers idle clients only: pg-pool removes it while a client is checked
+  // out, and pg emits 'error' on a client whose server goes away even while a query runs. Without a
+  // listener of our own, a Postgres restart killed the API and the worker (test/faults/postgres-outage).
+  // The query in flight still rejects with the error; that is how callers learn of it.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+// SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+const CONNECTION_LOST = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * Whether an error means Postgres could not be reached or dropped the connection (as opposed to a
+ * query it refused): the server is down, restarting or full. Walks `cause` and AggregateError.
+ */
+export function isDatabaseUnavailableError(error: unknown, depth = 0): boolean {
+  if (depth > 8 || typeof error !== 'object' || error === null) return false;
+  const { code, message, cause } = error as { code?: unknown; message?: unknown; cause?: unknown };
+  if (typeof code === 'string' && (CONNECTION_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true;
+  if (typeof message === 'string' && CONNECTION_LOST.test(message)) return true;
+  if (error instanceof AggregateError && error.errors.some((inner) => isDatabaseUnavailableError(inner, depth + 1))) return true;
+  return isDatabaseUnavailableError(cause, depth + 1);
 }
 
 export function createDatabase(connectionString: string, options: DatabaseOptions = {}): Kysely<Database> {

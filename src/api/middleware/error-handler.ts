@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { isDatabaseUnavailableError } from '../../db/database';
 import type { Logger } from '../../logging/logger';
 import { ApiError } from '../problem';
 import '../request-types';
@@ -61,9 +62,31 @@ export function notFoundHandler(): RequestHandler {
   return (req, res) => sendProblem(res, req, new ApiError(404, 'not_found', 'Not found', 'No such route.'));
 }
 
+/** Seconds a client is told to wait before retrying while Postgres is unreachable. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Postgres unreachable or restarting is a 503 the client may retry (with its Idempotency-Key), not
+ * a 500: every request starts with a database read, so the API refuses it before doing anything.
+ */
+function fromDependencyFailure(error: unknown): ApiError | null {
+  if (!isDatabaseUnavailableError(error)) return null;
+  return new ApiError(
+    503,
+    'dependency_unavailable',
+    'Dependency unavailable',
+    'The database is unreachable; retry later (with the same Idempotency-Key for writes).',
+    { dependency: 'postgres' },
+    { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
+  );
+}
+
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    let problem = error instanceof ApiError ? error : fromBodyParser(error as BodyParserError);
+    let problem = error instanceof ApiError ? error : (fromBodyParser(error as BodyParserError) ?? fromDependencyFailure(error));
+    if (problem?.code === 'dependency_unavailable') {
+      log.warn({ err: error, request_id: req.context?.request_id, route: req.route?.path }, 'dependency unavailable');
+    }
     if (!problem) {
       log.error({ err: error, request_id: req.context?.request_id, route: req.route?.path }, 'unhandled error');
       problem = new ApiError(500, 'internal_error', 'Internal error', 'The request could not be completed.');
