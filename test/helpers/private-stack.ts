@@ -503,6 +503,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   // The checks' own connection; a stopped server must not crash the test process.
   const checkPool = new pg.Pool({ connectionString: postgres.url('postgres'), max: 4 });
   checkPool.on('error', () => undefined);
+  checkPool.on('connect', (c) => c.on('error', () => undefined));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: checkPool }) });
   let connection: Connection | null = null;
   let client: Client | null = null;
