@@ -37,6 +37,7 @@ describe('fault: Postgres stopped', () => {
       call(stack.apiUrl, 'POST', '/v1/vms', { token: tenants[0]!.token, body: { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' }, headers: { 'idempotency-key': 'po-probe' } }),
       call(stack.apiUrl, 'GET', '/v1/tenants', { token: stack.adminToken }),
     ]);
+    const [health, ready] = await Promise.all([call(stack.apiUrl, 'GET', '/healthz'), call(stack.apiUrl, 'GET', '/readyz')]);
     await sleep(OUTAGE_MS - 2_000);
     const downTo = Date.now();
     await stack.postgres.start();
@@ -48,6 +49,11 @@ describe('fault: Postgres stopped', () => {
       expect(probe.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(probe.body).toMatchObject({ status: 503, code: 'dependency_unavailable' });
     }
+    // Alive, not ready, and it says why.
+    expect(health.status).toBe(200);
+    expect(ready.status).toBe(503);
+    expect(ready.body.dependencies.postgres.ok).toBe(false);
+    expect(ready.body.dependencies.nats.ok).toBe(true);
     const during = attemptsBetween(burst.requests, downFrom + 1_000, downTo);
     expect(during.length).toBeGreaterThan(0);
     expect(Object.keys(statusHistogram(during))).toEqual(['503 dependency_unavailable']);
