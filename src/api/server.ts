@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20 });
   const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
-  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10 });
+  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ servers: config.natsUrl, name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });

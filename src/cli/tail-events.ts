@@ -41,19 +41,25 @@ async function main(): Promise<number> {
   }
   const config = loadConfig();
   const nc = await connect({ servers: config.natsUrl, name: 'vm-tenant-events' });
-  const opts: Partial<OrderedConsumerOptions> = { filterSubjects: [`${config.natsSubjectPrefix}.>`] };
+  const opts: Partial<OrderedConsumerOptions> = { filterSubjects: `${config.natsSubjectPrefix}.>` };
   if (since) Object.assign(opts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
-  else if (values['from-start']) opts.deliver_policy = DeliverPolicy.All;
-  else opts.deliver_policy = DeliverPolicy.New;
+  // An ordered consumer starts at the beginning by default (and an explicit DeliverPolicy.All stalls it).
+  else if (!values['from-start']) opts.deliver_policy = DeliverPolicy.New;
   const consumer = await nc.jetstream().consumers.get(config.natsStream, opts);
   const stop = () => void nc.close();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // With --no-follow, stop at what the stream held when we started.
+  const lastSeq = values['no-follow'] ? (await (await nc.jetstreamManager()).streams.info(config.natsStream)).state.last_seq : Infinity;
+  if (lastSeq === 0) {
+    await nc.close();
+    return 0;
+  }
   const messages = await consumer.consume();
   for await (const message of messages) {
     const event = message.json<LifecycleEvent>();
     if (event.tenant_id === values.tenant) console.log(JSON.stringify({ subject: message.subject, ...event }));
-    if (values['no-follow'] && message.info.pending === 0) break;
+    if (message.info.streamSequence >= lastSeq || (values['no-follow'] && message.info.pending === 0)) break;
   }
   await nc.close();
   return 0;

@@ -8,6 +8,11 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => value);
 export interface DatabaseOptions {
   max?: number;
   applicationName?: string;
+  /**
+   * Commit without waiting for the WAL flush. Only for data whose loss in a Postgres crash is
+   * harmless (rate-limit counters); never for the ledger or VM records.
+   */
+  asynchronousCommit?: boolean;
 }
 
 export function createPgPool(connectionString: string, options: DatabaseOptions = {}): pg.Pool {
@@ -15,6 +20,7 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'vm-tenant',
+    ...(options.asynchronousCommit ? { options: '-c synchronous_commit=off' } : {}),
     // Queue for a connection rather than fail fast: ledger appends serialise on one lock, so a burst
     // of requests can hold every connection for seconds, and a burst must never surface as a 5xx.
     connectionTimeoutMillis: 30_000,

@@ -91,10 +91,11 @@ export class EventRelay {
     const after = cursor?.last_seq ?? '0';
     const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
     if (rows.length === 0) return 0;
-    // One at a time, so the stream holds events in ledger order.
-    for (const row of rows) {
-      await js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 });
-    }
+    // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
+    // every acknowledgement is awaited before the cursor moves.
+    await Promise.all(
+      rows.map((row) => js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 })),
+    );
     const last = rows[rows.length - 1]!.seq;
     await db
       .insertInto('event_relay_cursor')

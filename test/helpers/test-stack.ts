@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +7,8 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import { createApp } from '../../src/api/app';
-import { ensureAdminToken } from '../../src/auth/admin-bootstrap';
+import { insertToken } from '../../src/auth/token.repository';
+import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import type { Config } from '../../src/config/config';
 import { createDatabase, createPgPool } from '../../src/db/database';
 import { createTenantRateLimiter } from '../../src/ratelimit/tenant-rate-limiter';
@@ -22,7 +22,7 @@ import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-c
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import { testBundle } from './workflow-bundle';
-import { testConfig, testEnv, uniqueName } from './test-env';
+import { testConfig, uniqueName } from './test-env';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -84,13 +84,14 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates });
-  // One admin token for the whole run: every stack and API process of the run shares the database.
-  const adminToken = `test-admin-${testEnv().testRunId}-${createHash('sha256').update(testEnv().testRunId).digest('hex')}`;
-  await ensureAdminToken(db, { adminToken, dataDir: os.tmpdir(), now: new Date() });
+  // Each stack has its own platform-admin token row. The single bootstrap row (ensureAdminToken) is
+  // re-pointed by every API process that starts against this run's database (e2e, rate limits).
+  const adminToken = generateToken();
+  await insertToken(db, { token_id: newTokenId(), tenant_id: null, scope: 'service:admin', token_hash: hashToken(adminToken), created_at: new Date() });
 
   const apiMetrics = createApiMetrics(db);
   const workerMetrics = createWorkerMetrics();
-  const rateLimitPool = createPgPool(config.databaseUrl, { max: 5 });
+  const rateLimitPool = createPgPool(config.databaseUrl, { max: 5, asynchronousCommit: true });
   const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool), metrics: apiMetrics });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -6,7 +6,8 @@ describe('per-tenant API rate limit shared by every API process', () => {
   let apis: ApiProcess[] = [];
   beforeAll(async () => {
     stack = await startTestStack();
-    const env = { ADMIN_TOKEN: stack.adminToken, TEMPORAL_TASK_QUEUE: stack.config.temporalTaskQueue, LOG_LEVEL: 'warn' };
+    // The API processes serve only tenant requests; their own bootstrap admin token is never used.
+    const env = { ADMIN_TOKEN: `unused-admin-${'x'.repeat(40)}`, TEMPORAL_TASK_QUEUE: stack.config.temporalTaskQueue, LOG_LEVEL: 'warn' };
     apis = await Promise.all([startApiProcess(env), startApiProcess(env)]);
   }, 90_000);
   afterAll(async () => {
