@@ -9,6 +9,7 @@ import { createFleetClient } from '../fleet/fleet-client';
 import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { Logger } from '../logging/logger';
+import { startHousekeeping } from './housekeeping';
 import { WORKFLOWS_PATH } from './workflow-bundle';
 
 export interface TenantWorkerOptions {
@@ -65,11 +66,13 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
           onPublished: (count) => options.metrics?.natsPublished.inc(count),
           onRetry: () => options.metrics?.natsPublishRetries.inc(),
         });
+  let housekeeping: { stop(): void } | null = null;
   let running: Promise<void> | null = null;
   let stopping: Promise<void> | null = null;
   const stop = async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running?.catch(() => undefined);
+    housekeeping?.stop();
     await relay?.stop();
     await connection.close();
     await nats.drain().catch(() => undefined);
@@ -79,6 +82,7 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     nats,
     run() {
       relay?.start();
+      housekeeping ??= startHousekeeping(options.db, options.log);
       running ??= worker.run();
       return running;
     },

@@ -68,7 +68,8 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
         const type = failureType(error);
         if (type === FailureType.QuotaExceeded) {
           const details = failureDetails<QuotaExceededDetails>(error);
-          await appendAuditEvent(db, { event_id: randomUUID(), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, context: req.context, details: { reason: 'quota_exceeded', ...details, shape: request.shape } });
+          // Keyed by the VM id, so a retried request (same Idempotency-Key, same VM id) is recorded once.
+          await appendAuditEvent(db, { event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REJECTED'), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, context: req.context, details: { reason: 'quota_exceeded', ...details, shape: request.shape } });
           throw new ApiError(429, 'quota_exceeded', 'Quota exceeded', details ? `The spawn would exceed the tenant's ${details.limit} quota (limit ${details.limit_value}, in use ${details.in_use}, requested ${details.requested}).` : 'The spawn would exceed the tenant quota.', { ...details });
         }
         if (type === FailureType.TenantClosed) throw problems.tenantNotFound();
