@@ -101,25 +101,25 @@ async function main(): Promise<void> {
       // A VM spawned, run and destroyed; then the tenant closes and the workflow completes.
       const a = tenant('rec-spawn', { max_vms: 3, storage_quota_gb: 100 });
       await tenants.ensureStarted(a, quotas.get(a)!);
-      await tenants.spawn(a, quotas.get(a)!, spawnRequest('vm-spawn-1'));
+      await tenants.spawn(a, spawnRequest('vm-spawn-1'));
       await settledTo(a, 1);
-      await tenants.destroy(a, quotas.get(a)!, 'vm-spawn-1', CONTEXT);
+      await tenants.destroy(a, 'vm-spawn-1', CONTEXT);
       await settledTo(a, 0);
       await tenants.close(a, CONTEXT);
       await save('spawn-destroy', a);
 
       // Refusals: over max_vms, over storage, then a raised quota admits the spawn; a VM the fleet refuses fails.
       const b = tenant('rec-quota', { max_vms: 1, storage_quota_gb: 8 });
-      await tenants.spawn(b, quotas.get(b)!, spawnRequest('vm-quota-1'));
-      await expectRefusal(tenants.spawn(b, quotas.get(b)!, spawnRequest('vm-quota-2')), 'QuotaExceeded');
+      await tenants.spawn(b, spawnRequest('vm-quota-1'));
+      await expectRefusal(tenants.spawn(b, spawnRequest('vm-quota-2')), 'QuotaExceeded');
       await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 8 }, CONTEXT);
-      await expectRefusal(tenants.spawn(b, quotas.get(b)!, spawnRequest('vm-quota-2')), 'QuotaExceeded');
+      await expectRefusal(tenants.spawn(b, spawnRequest('vm-quota-2')), 'QuotaExceeded');
       failing.add('vm-quota-3');
       await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 10 }, CONTEXT);
-      await tenants.spawn(b, quotas.get(b)!, spawnRequest('vm-quota-3'));
+      await tenants.spawn(b, spawnRequest('vm-quota-3'));
       await settledTo(b, 1);
       await expectRefusal(tenants.close(b, CONTEXT), 'TenantHasVms');
-      await tenants.destroy(b, quotas.get(b)!, 'vm-quota-1', CONTEXT);
+      await tenants.destroy(b, 'vm-quota-1', CONTEXT);
       await settledTo(b, 0);
       await tenants.close(b, CONTEXT);
       await save('over-quota-refusal', b);
@@ -128,9 +128,9 @@ async function main(): Promise<void> {
       const c = tenant('rec-destroy-early', { max_vms: 3, storage_quota_gb: 100 });
       let release!: () => void;
       gates.set('vm-early-1', new Promise<void>((resolve) => (release = resolve)));
-      await tenants.spawn(c, quotas.get(c)!, spawnRequest('vm-early-1'));
-      await tenants.destroy(c, quotas.get(c)!, 'vm-early-1', CONTEXT);
-      await tenants.destroy(c, quotas.get(c)!, 'vm-early-1', { ...CONTEXT, request_id: 'recorded-repeat' });
+      await tenants.spawn(c, spawnRequest('vm-early-1'));
+      await tenants.destroy(c, 'vm-early-1', CONTEXT);
+      await tenants.destroy(c, 'vm-early-1', { ...CONTEXT, request_id: 'recorded-repeat' });
       release();
       await settledTo(c, 0);
       await tenants.close(c, CONTEXT);
@@ -138,15 +138,15 @@ async function main(): Promise<void> {
 
       // Continue-as-new after 3 updates, with a VM still running and one retried spawn carried over.
       const d = tenant('rec-continue-as-new', { max_vms: 3, storage_quota_gb: 100 });
-      await canTenants.spawn(d, quotas.get(d)!, spawnRequest('vm-can-1'));
-      await canTenants.spawn(d, quotas.get(d)!, spawnRequest('vm-can-2'));
+      await canTenants.spawn(d, spawnRequest('vm-can-1'));
+      await canTenants.spawn(d, spawnRequest('vm-can-2'));
       await settledTo(d, 2);
       const firstRunId = (await client.workflow.getHandle(tenantWorkflowId(d)).describe()).runId;
-      await canTenants.destroy(d, quotas.get(d)!, 'vm-can-2', CONTEXT);
+      await canTenants.destroy(d, 'vm-can-2', CONTEXT);
       await waitFor(async () => (await client.workflow.getHandle(tenantWorkflowId(d)).describe()).runId !== firstRunId, 'continue-as-new');
       await settledTo(d, 1);
-      await canTenants.spawn(d, quotas.get(d)!, spawnRequest('vm-can-1')); // a retry, answered from carried state
-      await canTenants.destroy(d, quotas.get(d)!, 'vm-can-1', CONTEXT);
+      await canTenants.spawn(d, spawnRequest('vm-can-1')); // a retry, answered from carried state
+      await canTenants.destroy(d, 'vm-can-1', CONTEXT);
       await settledTo(d, 0);
       await canTenants.close(d, CONTEXT);
       await save('continue-as-new.run1', d, firstRunId);

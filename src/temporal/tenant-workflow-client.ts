@@ -66,10 +66,10 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
     async close(tenantId, context) {
       await update(tenantId, closeTenantUpdate, [{ context }]);
     },
-    spawn(tenantId, _quota, request: SpawnVmRequest) {
+    spawn(tenantId, request: SpawnVmRequest) {
       return update(tenantId, spawnVmUpdate, [request], `spawn-${request.vm_id}`);
     },
-    destroy(tenantId, _quota, vmId, context) {
+    destroy(tenantId, vmId, context) {
       return update(tenantId, destroyVmUpdate, [{ vm_id: vmId, context }], `destroy-${vmId}`);
     },
     async usage(tenantId): Promise<TenantUsage | null> {

@@ -8,7 +8,7 @@ export interface TenantWorkflowGateway {
   changeQuota(tenantId: string, quota: TenantQuota, context: RequestContext): Promise<void>;
   /** Closes the tenant to new work; throws a TenantHasVms failure while VMs hold quota. */
   close(tenantId: string, context: RequestContext): Promise<void>;
-  spawn(tenantId: string, quota: TenantQuota, request: SpawnVmRequest): Promise<SpawnVmResult>;
-  destroy(tenantId: string, quota: TenantQuota, vmId: string, context: RequestContext): Promise<DestroyVmResult>;
+  spawn(tenantId: string, request: SpawnVmRequest): Promise<SpawnVmResult>;
+  destroy(tenantId: string, vmId: string, context: RequestContext): Promise<DestroyVmResult>;
   usage(tenantId: string): Promise<TenantUsage | null>;
 }

@@ -236,9 +236,9 @@ describe('tenant workflow: continue-as-new', () => {
     // The same spawn reaching the workflow again (as a retried update would) is answered from the
     // state carried across continue-as-new, not spawned again.
     const again: SpawnVmRequest = { vm_id: keyedVmId, shape: { ...SMALL_VM, name: null }, created_at: keyed.body.created_at, context: { request_id: 'test-retry', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null } };
-    expect(await stack.gateway.spawn(tenantId, { max_vms: 3, storage_quota_gb: 100 }, again)).toEqual({ vm_id: keyedVmId, status: 'running' });
+    expect(await stack.gateway.spawn(tenantId, again)).toEqual({ vm_id: keyedVmId, status: 'running' });
     // So is a late retry of a destroy that settled in an earlier run.
-    expect(await stack.gateway.destroy(tenantId, { max_vms: 3, storage_quota_gb: 100 }, b.body.vm_id, again.context)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
+    expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
 
     expect((await fleetStats(stack, tenantId)).creates).toBe(5); // keyed, b, c, d, e: one fleet VM each
     expect((await stack.request('GET', '/v1/vms?status=running', { token })).body.items).toHaveLength(3);

@@ -10,7 +10,6 @@ import type { Scope } from '../../shared/scopes';
 import type { QuotaExceededDetails } from '../../shared/tenant-workflow.messages';
 import { isTenantId } from '../../shared/tenant-id';
 import type { TenantWorkflowGateway } from '../../tenants/tenant-workflow-gateway';
-import { findTenant } from '../../tenants/tenant.repository';
 import { decodeVmCursor, encodeVmCursor } from '../../vms/vm-cursor';
 import { findTenantVm, insertVmIfAbsent, listTenantVms, toVmRecord, transitionVm } from '../../vms/vm.repository';
 import { listVmsQuerySchema, spawnVmSchema, vmIdSchema } from '../../vms/vm.schemas';
@@ -57,13 +56,13 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
     const key = idempotencyKeyOf(req);
     const shape = parseOrThrow(spawnVmSchema, req.body);
     const answer = await runIdempotent(db, req, tenantId, key, now, shape, async () => {
-      const tenant = await findTenant(db, tenantId);
-      if (!tenant) throw problems.tenantNotFound();
+      // The token's tenant exists and is not deleted (authentication checked); a deletion racing
+      // this request is refused by the closed workflow (TenantClosed).
       const vmId = key ? vmIdForIdempotencyKey(tenantId, key) : randomUUID();
       const createdAt = now();
       const request = { vm_id: vmId, shape: { ...shape, name: shape.name ?? null }, created_at: createdAt.toISOString(), context: req.context };
       try {
-        await tenantWorkflows.spawn(tenantId, tenant, request);
+        await tenantWorkflows.spawn(tenantId, request);
       } catch (error) {
         const type = failureType(error);
         if (type === FailureType.QuotaExceeded) {
@@ -123,13 +122,11 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
       // Ownership is checked here, before the workflow or the fleet hear of the request.
       const existing = await findTenantVm(db, tenantId, vmId);
       if (!existing) throw problems.vmNotFound();
-      const tenant = await findTenant(db, tenantId);
-      if (!tenant) throw problems.tenantNotFound();
       if (existing.status === 'destroyed' || existing.status === 'failed' || existing.status === 'destroying') {
         return { status: 202, body: toVmRecord(existing) };
       }
       try {
-        await tenantWorkflows.destroy(tenantId, tenant, vmId, req.context);
+        await tenantWorkflows.destroy(tenantId, vmId, req.context);
       } catch (error) {
         if (failureType(error) === FailureType.VmNotFound) throw problems.vmNotFound();
         throw error;
