@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { envReaders, type Env } from './env-readers';
 
 export interface Config {
   readonly host: string;
@@ -27,22 +28,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, key: string, fallback: string): string {
-  const value = env[key];
-  if (value === undefined || value === '') return fallback;
-  return value;
-}
-
-function int(env: Env, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${key} must be a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${key} must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
+const { str, int } = envReaders((message) => new ConfigError(message));
 
 function url(env: Env, key: string, fallback: string, protocols: readonly string[]): string {
   const value = str(env, key, fallback);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { envReaders, type Env } from '../config/env-readers';
 
 /**
  * Configuration of the fleet simulator process. The simulator stands in for a separate service, so it
@@ -25,21 +26,7 @@ export class SimulatorConfigError extends Error {
   override readonly name = 'SimulatorConfigError';
 }
 
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, key: string, fallback: string): string {
-  const value = env[key];
-  return value === undefined || value === '' ? fallback : value;
-}
-
-function int(env: Env, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d+$/.test(raw)) throw new SimulatorConfigError(`${key} must be a whole number, got ${JSON.stringify(raw)}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new SimulatorConfigError(`${key} must be between ${min} and ${max}, got ${value}`);
-  return value;
-}
+const { str, int } = envReaders((message) => new SimulatorConfigError(message));
 
 function fraction(env: Env, key: string, fallback: number): number {
   const raw = env[key];
