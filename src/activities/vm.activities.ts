@@ -9,6 +9,7 @@ import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { ProvisionOutcome } from '../shared/tenant-workflow.state';
 import { findTenantVm, insertVmIfAbsent, transitionVm } from '../vms/vm.repository';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import { recordVmStep } from './vm-audit';
 
 export interface VmActivityDeps {
@@ -20,10 +21,11 @@ export interface VmActivityDeps {
 }
 
 export function createVmActivities({ db, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
+  const ledger = new LedgerWriter(db);
   /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
   async function recorded(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
     const end = metrics?.ledgerAppend.startTimer({ event_type: eventType });
-    await db.transaction().execute(work);
+    await ledger.run(work);
     end?.();
   }
 

@@ -4,6 +4,7 @@ import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import type { ApiMetrics } from '../metrics/api-metrics';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import { accessLog } from './middleware/access-log';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
@@ -54,7 +55,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   app.use(tenantRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
   app.use(tokenRoutes({ db: deps.db, now }));
-  app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
+  app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, ledger: new LedgerWriter(deps.db), log: deps.log, now }));
   app.use(auditRoutes({ db: deps.db }));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

@@ -15,7 +15,7 @@ export interface NewAuditEvent {
 }
 
 // One lock key for the whole ledger: appends form a single linear chain.
-const LEDGER_LOCK_KEY = 7_221_001;
+export const LEDGER_LOCK_KEY = 7_221_001;
 
 /**
  * Appends one entry to the hash-chained ledger. Appends are serialised by a transaction-scoped

@@ -42,7 +42,9 @@ export async function insertTenant(db: Db, input: CreateTenantInput, createdByTo
 export async function findTenant(db: Db, tenantId: string, options: { includeDeleted?: boolean; forUpdate?: boolean } = {}): Promise<TenantRow | undefined> {
   let q = db.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId);
   if (!options.includeDeleted) q = q.where('deleted_at', 'is', null);
-  if (options.forUpdate) q = q.forUpdate();
+  // NO KEY UPDATE, not UPDATE: it must not block the KEY SHARE lock a VM insert's foreign key takes
+  // (a ledger batch holding the chain lock may be waiting for it).
+  if (options.forUpdate) q = q.forNoKeyUpdate();
   return q.executeTakeFirst();
 }
 

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../db/tables';
 import { vmIdForIdempotencyKey, vmLifecycleEventId } from '../../ledger/deterministic-ids';
 import { appendAuditEvent } from '../../ledger/ledger.repository';
+import type { LedgerWriter } from '../../ledger/ledger-writer';
 import type { Logger } from '../../logging/logger';
 import { FailureType } from '../../shared/failure-types';
 import type { Scope } from '../../shared/scopes';
@@ -22,6 +23,7 @@ import { failureDetails, failureType } from '../workflow-failures';
 export interface VmRoutesDeps {
   db: Kysely<Database>;
   tenantWorkflows: TenantWorkflowGateway;
+  ledger: LedgerWriter;
   log: Logger;
   now: () => Date;
 }
@@ -48,7 +50,7 @@ function vmIdParam(value: unknown): string {
   return parsed.data;
 }
 
-export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
+export function vmRoutes({ db, tenantWorkflows, ledger, now }: VmRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/vms', async (req, res) => {
@@ -68,16 +70,14 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
         if (type === FailureType.QuotaExceeded) {
           const details = failureDetails<QuotaExceededDetails>(error);
           // Keyed by the VM id, so a retried request (same Idempotency-Key, same VM id) is recorded once.
-          await appendAuditEvent(db, { event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REJECTED'), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, context: req.context, details: { reason: 'quota_exceeded', ...details, shape: request.shape } });
+          await ledger.run((trx) => appendAuditEvent(trx, { event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REJECTED'), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, context: req.context, details: { reason: 'quota_exceeded', ...details, shape: request.shape } }));
           throw new ApiError(429, 'quota_exceeded', 'Quota exceeded', details ? `The spawn would exceed the tenant's ${details.limit} quota (limit ${details.limit_value}, in use ${details.in_use}, requested ${details.requested}).` : 'The spawn would exceed the tenant quota.', { ...details });
         }
         if (type === FailureType.TenantClosed) throw problems.tenantNotFound();
         throw error;
       }
-      const row = await db.transaction().execute(async (trx) => {
+      const row = await ledger.run(async (trx) => {
         await insertVmIfAbsent(trx, { vm_id: vmId, tenant_id: tenantId, shape: request.shape, created_at: createdAt });
-        // Read before the append: the ledger lock is held from the append to the commit, and every
-        // append in the system waits for it.
         const inserted = await findTenantVm(trx, tenantId, vmId);
         await appendAuditEvent(trx, {
           event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REQUESTED'),
@@ -132,7 +132,7 @@ export function vmRoutes({ db, tenantWorkflows, now }: VmRoutesDeps): Router {
         throw error;
       }
       const at = now();
-      const row = await db.transaction().execute(async (trx) => {
+      const row = await ledger.run(async (trx) => {
         await transitionVm(trx, vmId, ['provisioning', 'running'], 'destroying', at);
         const changed = await findTenantVm(trx, tenantId, vmId); // before the append, as for spawns
         await appendAuditEvent(trx, {
