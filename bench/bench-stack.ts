@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { connect } from 'nats';
-import pg from 'pg';
 import { migrateToLatest } from '../src/db/migrate';
 import { SERVICE_ROLE } from '../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
 import { describeExit, spawnNodeTs, type ManagedChild } from '../src/devstack/child-process';
 import { getFreePort } from '../src/devstack/free-port';
+import { adminQuery, withDatabase } from '../src/devstack/postgres-admin';
 import { checkServices } from '../src/devstack/service-checks';
 import { ensureTemporalBinary, REPO_ROOT } from '../src/devstack/temporal-binary';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server';
@@ -35,26 +35,6 @@ export interface BenchStack {
 
 const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
-
-function withDatabase(url: string, database: string, user?: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  if (user !== undefined) {
-    parsed.username = user;
-    parsed.password = '';
-  }
-  return parsed.toString();
-}
-
-async function adminQuery(adminUrl: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 async function waitFor(what: string, child: ManagedChild, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

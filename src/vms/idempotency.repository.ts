@@ -9,27 +9,20 @@ export type ClaimResult = { claimed: true } | { claimed: false; existing: Idempo
 
 /** Claims the key for this request, taking over keys that expired or whose holder died. */
 export async function claimIdempotencyKey(db: Kysely<Database>, tenantId: string, key: string, fingerprint: string, now: Date): Promise<ClaimResult> {
+  // A fresh claim, whether the key is new or taken over.
+  const claim = {
+    request_fingerprint: fingerprint,
+    state: 'in_flight' as const,
+    response_status: null,
+    response_body: null,
+    created_at: now,
+    expires_at: new Date(now.getTime() + IDEMPOTENCY_KEY_TTL_MS),
+  };
   const claimed = await db
     .insertInto('idempotency_keys')
-    .values({
-      tenant_id: tenantId,
-      idempotency_key: key,
-      request_fingerprint: fingerprint,
-      state: 'in_flight',
-      response_status: null,
-      response_body: null,
-      created_at: now,
-      expires_at: new Date(now.getTime() + IDEMPOTENCY_KEY_TTL_MS),
-    })
+    .values({ tenant_id: tenantId, idempotency_key: key, ...claim })
     .onConflict((oc) =>
-      oc.columns(['tenant_id', 'idempotency_key']).doUpdateSet({
-        request_fingerprint: fingerprint,
-        state: 'in_flight',
-        response_status: null,
-        response_body: null,
-        created_at: now,
-        expires_at: new Date(now.getTime() + IDEMPOTENCY_KEY_TTL_MS),
-      })
+      oc.columns(['tenant_id', 'idempotency_key']).doUpdateSet(claim)
         // Take over only an expired key, or an abandoned in-flight claim of the same request.
         .where((eb) =>
           eb.or([

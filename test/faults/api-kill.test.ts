@@ -4,11 +4,10 @@
  * with their Idempotency-Key against a restarted API and get an answer for the same VM; the VM id
  * is derived from the key, and the activity records whatever step the dead request did not.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst } from './support/burst';
 import { expectConvergence } from './support/convergence';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('fault: kill -9 of the API', () => {
   let stack: PrivateStack;

@@ -4,11 +4,10 @@
  * that retry with backoff until the fleet answers; a spawn is keyed by vm_id at the fleet, so a
  * retry after a lost answer finds the VM instead of creating a second one.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function setFault(stack: PrivateStack, fault: 'none' | 'http_500' | 'timeout'): Promise<void> {
   const response = await fetch(`${stack.fleetUrl}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fault }) });

@@ -3,6 +3,7 @@
  * worker stops polling but lets its in-flight activities finish (within its 20 s grace time), and
  * both exit 0. Nothing is lost across the restart that follows.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
@@ -10,7 +11,6 @@ import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { call, createTenants, SMALL_VM } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // The ledger's append lock (src/ledger/ledger.repository.ts): holding it keeps a spawn request in flight.
 const LEDGER_LOCK_KEY = 7_221_001;
 

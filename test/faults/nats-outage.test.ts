@@ -6,11 +6,11 @@
  * The outage lasts 12 s rather than the 30 s of the issue, to keep the suite's run time down; the
  * relay's behaviour does not depend on the length (it retries every second, forever).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { attemptsBetween, createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const OUTAGE_MS = 12_000;
 
 describe('fault: NATS stopped', () => {

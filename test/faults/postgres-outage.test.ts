@@ -7,11 +7,11 @@
  *
  * The outage lasts 12 s rather than the 30 s of the issue, to keep the suite's run time down.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { attemptsBetween, call, createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const OUTAGE_MS = 12_000;
 
 describe('fault: Postgres stopped', () => {

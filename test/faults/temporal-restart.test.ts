@@ -4,11 +4,10 @@
  * were; the API and the worker reconnect on their own. Requests that reached the API while the
  * server was down are retried by the client with the same Idempotency-Key.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('fault: restart of the Temporal server', () => {
   let stack: PrivateStack;

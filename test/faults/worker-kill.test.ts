@@ -3,11 +3,10 @@
  * it. After a restart, Temporal retries them on the new worker; the activities are idempotent
  * (keyed by vm_id), so no VM is spawned twice and no ledger step is written twice.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst } from './support/burst';
 import { expectConvergence } from './support/convergence';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('fault: kill -9 of the worker', () => {
   let stack: PrivateStack;

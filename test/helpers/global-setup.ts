@@ -10,9 +10,9 @@
  * Handles for global-teardown.ts are kept on globalThis (same process).
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { migrateToLatest } from '../../src/db/migrate';
 import { SERVICE_ROLE } from '../../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
+import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
 import { checkServices } from '../../src/devstack/service-checks';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
@@ -31,26 +31,6 @@ const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 /** Test databases left behind by runs that crashed are dropped after this long. */
 const STALE_AFTER_MS = 12 * 60 * 60 * 1000;
-
-function withDatabase(url: string, database: string, user?: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  if (user !== undefined) {
-    parsed.username = user;
-    parsed.password = '';
-  }
-  return parsed.toString();
-}
-
-async function adminQuery(adminUrl: string, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-}
 
 async function dropStaleTestDatabases(adminUrl: string): Promise<void> {
   const { rows } = await adminQuery(adminUrl, "select datname from pg_database where datname like 'vm\\_tenant\\_test\\_%'");

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
+import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
 import { loadConfig } from '../../src/config/config';
 import { createDatabase } from '../../src/db/database';
 import { migrateToLatest } from '../../src/db/migrate';
@@ -24,12 +24,6 @@ export interface LedgerTestDatabase {
   adminDb(): Kysely<Database>;
   /** Closes every pool opened through this object and drops the database. */
   drop(): Promise<void>;
-}
-
-function withDatabase(connectionString: string, name: string): string {
-  const url = new URL(connectionString);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 /**
@@ -63,13 +57,8 @@ export async function createLedgerTestDatabase(label = 'ledger'): Promise<Ledger
     adminDb: () => open(adminUrl, 2),
     async drop() {
       await Promise.all(pools.splice(0).map((db) => db.destroy()));
-      const client = new pg.Client({ connectionString: withDatabase(config.migrationDatabaseUrl, 'postgres') });
-      await client.connect();
-      try {
-        await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
-      } finally {
-        await client.end();
-      }
+      // `name` is [a-z0-9_] only (checked above), so it needs no quoting beyond the double quotes.
+      await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
     },
   };
 }

@@ -9,6 +9,7 @@
  * restarted on the same port and the same data. Output goes to <dir>/logs/<part>.log; when a test
  * fails, `stack.tail(part)` shows the last lines.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
@@ -26,7 +27,6 @@ import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
 
 const ROOT = path.resolve(__dirname, '../..');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** One restartable part of the stack. */
 export interface StackPart {

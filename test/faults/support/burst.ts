@@ -4,13 +4,12 @@
  * a network error, a 5xx, a 409 idempotency_key_in_flight or a 429 rate_limited, until it gets a
  * final answer. Every answer is recorded, so a test can say what the API answered during a fault.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { vmIdForIdempotencyKey } from '../../../src/ledger/deterministic-ids';
 import type { PrivateStack } from '../../helpers/private-stack';
 
 export const SMALL_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
 const SAMPLE_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN admin@acme';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface HttpAnswer {
   status: number;

@@ -4,14 +4,13 @@
  * same facts (what clients were told, Postgres, the fleet simulator, the tenant workflow's usage,
  * the ledger, the NATS stream), and reports every mismatch in one list.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type StoredMsg } from 'nats';
 import { verifyChain } from '../../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../../src/shared/tenant-id';
 import { usageQuery } from '../../../src/shared/tenant-workflow.messages';
 import type { PrivateStack } from '../../helpers/private-stack';
 import type { ClientRequest } from './burst';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const TERMINAL = new Set(['running', 'failed', 'destroyed']);
 
