@@ -108,6 +108,20 @@ export default defineConfig(
     },
   },
   {
+    // Frozen earlier versions of workflows, one folder further down.
+    files: ['src/workflows/legacy/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        sandboxImportRules('Workflows import only their own folder and src/shared at run time; use `import type` for activities.', [
+          '../../*',
+          '!../../shared',
+          '!../../shared/**',
+        ]),
+      ],
+    },
+  },
+  {
     files: ['src/shared/**/*.ts'],
     rules: {
       'no-restricted-imports': 'off',

@@ -22,7 +22,7 @@ import { startTemporalDevServer } from '../src/devstack/temporal-dev-server';
 import type { RequestContext } from '../src/shared/request-context';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
 import { usageQuery, type SpawnVmRequest, type TenantQuota } from '../src/shared/tenant-workflow.messages';
-import type { ProvisionOutcome, TenantSnapshot } from '../src/shared/tenant-workflow.state';
+import type { ProvisionOutcome, TenantSnapshot } from '../src/shared/legacy/tenant-v1.state';
 import { createTenantWorkflowClient } from '../src/temporal/tenant-workflow-client';
 import { WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
 

@@ -1,7 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
+import { createLegacyV1Activities } from './legacy-v1.activities';
 import { createTenantActivities } from './tenant.activities';
 import { createVmActivities } from './vm.activities';
 
@@ -16,8 +18,11 @@ export interface ActivityDeps {
 /** All activities of the tenant workflow, built from their dependencies (no module singletons). */
 export function createActivities(deps: ActivityDeps) {
   const now = deps.now ?? (() => new Date());
+  const bootPollMs = deps.bootPollMs ?? 100;
+  const ledger = new LedgerWriter(deps.db);
   return {
-    ...createTenantActivities({ db: deps.db }),
-    ...createVmActivities({ db: deps.db, fleet: deps.fleet, now, bootPollMs: deps.bootPollMs ?? 100, metrics: deps.metrics }),
+    ...createLegacyV1Activities({ ...deps, now, bootPollMs }),
+    ...createTenantActivities({ db: deps.db, ledger, now }),
+    ...createVmActivities({ db: deps.db, ledger, fleet: deps.fleet, now, bootPollMs, metrics: deps.metrics }),
   };
 }

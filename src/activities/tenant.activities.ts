@@ -1,37 +1,53 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
+import { tenantLifecycleEventId } from '../ledger/deterministic-ids';
+import { appendAuditEvent } from '../ledger/ledger.repository';
+import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
-import type { TenantSnapshot, TrackedVm } from '../shared/tenant-workflow.state';
-import { findTenant } from '../tenants/tenant.repository';
-import { listVmsHoldingQuota } from '../vms/vm.repository';
+import type { InFlightVm, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
+import { findTenant, markTenantDeleted } from '../tenants/tenant.repository';
+import { listInFlightVmRows, tenantVmTotals } from '../vms/vm.repository';
 
 // Work resumed from Postgres has no live request behind it.
-const RECOVERY_CONTEXT: RequestContext = { request_id: 'recovery', actor_token_id: null, actor_scope: 'system:recovery', source_ip: null, user_agent: null };
+const RECOVERY_CAUSE = { request_id: 'recovery', actor_token_id: null };
 
-export function createTenantActivities({ db }: { db: Kysely<Database> }) {
+export function createTenantActivities({ db, ledger, now }: { db: Kysely<Database>; ledger: LedgerWriter; now: () => Date }) {
   return {
-    /** Rebuilds a tenant workflow's state from Postgres, the product's truth for quota and VMs. */
-    async loadTenantSnapshot({ tenant_id }: { tenant_id: string }): Promise<TenantSnapshot> {
+    /** The tenant's quota and what it holds, as Postgres has them: the start of a rebuilt run. */
+    async loadTenantTotals({ tenant_id }: { tenant_id: string }): Promise<TenantTotals> {
       const tenant = await findTenant(db, tenant_id, { includeDeleted: true });
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
-      const rows = await listVmsHoldingQuota(db, tenant_id);
-      const vms = rows.map(
-        (row): TrackedVm => ({
-          vm_id: row.vm_id,
-          storage_gb: row.storage_gb,
-          phase: row.status === 'running' ? 'running' : row.status === 'destroying' ? 'destroying' : 'provisioning',
-          spawn: {
-            vm_id: row.vm_id,
-            shape: { vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image, name: row.name },
-            created_at: row.created_at.toISOString(),
-            context: RECOVERY_CONTEXT,
-          },
-          destroy: row.status === 'destroying' ? { context: RECOVERY_CONTEXT } : null,
-        }),
-      );
-      return { quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb }, closed: tenant.deleted_at !== null, vms, settled: [] };
+      const totals = await tenantVmTotals(db, tenant_id);
+      return {
+        quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version },
+        closed: tenant.deleted_at !== null,
+        ...totals,
+      };
+    },
+
+    /** One page of the VMs whose work a rebuilt run must resume. */
+    async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightVm[]> {
+      const rows = await listInFlightVmRows(db, tenant_id, after, limit);
+      return rows.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', cause: RECOVERY_CAUSE }));
+    },
+
+    /**
+     * Marks the tenant deleted and records TENANT_DELETED, unless a VM still holds quota. The tenant
+     * workflow calls it once it has stopped admitting; it is the one writer of a tenant's deletion.
+     */
+    async recordTenantDeleted({ tenant_id, context }: { tenant_id: string; context: RequestContext }): Promise<TenantDeleteOutcome> {
+      return ledger.run(async (trx) => {
+        const tenant = await findTenant(trx, tenant_id, { includeDeleted: true, forUpdate: true });
+        if (!tenant || tenant.deleted_at !== null) return { outcome: 'deleted' };
+        const { vms } = await tenantVmTotals(trx, tenant_id);
+        if (vms > 0) return { outcome: 'has_vms', vms };
+        const at = now();
+        await markTenantDeleted(trx, tenant_id, at);
+        await appendAuditEvent(trx, { event_id: tenantLifecycleEventId(tenant_id, 'TENANT_DELETED'), event_type: 'TENANT_DELETED', tenant_id, occurred_at: at, context });
+        return { outcome: 'deleted' };
+      });
     },
   };
 }

@@ -1,44 +1,48 @@
 import { Context } from '@temporalio/activity';
 import type { Kysely, Transaction } from 'kysely';
-import type { AuditEventType } from '../shared/audit-event-types';
 import type { Database } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
 import type { FleetVm } from '../fleet/fleet-types';
+import type { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
+import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
-import type { ProvisionOutcome } from '../shared/tenant-workflow.state';
-import { findTenantVm, insertVmIfAbsent, transitionVm } from '../vms/vm.repository';
-import { LedgerWriter } from '../ledger/ledger-writer';
+import type { BootOutcome, DestroyRecordOutcome, SpawnRecordOutcome, WorkCause } from '../shared/tenant-workflow.state';
+import type { VmStatus } from '../shared/vm';
+import { findTenantVm, insertVmForLiveTenant, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
 
 export interface VmActivityDeps {
   db: Kysely<Database>;
+  ledger: LedgerWriter;
   fleet: FleetClient;
   now: () => Date;
   bootPollMs: number;
   metrics?: WorkerMetrics;
 }
 
-export function createVmActivities({ db, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
-  const ledger = new LedgerWriter(db);
+/** The context of a step the worker takes on behalf of an earlier request. */
+function contextOf(cause: WorkCause): RequestContext {
+  return { request_id: cause.request_id, actor_token_id: cause.actor_token_id, actor_scope: null, source_ip: null, user_agent: null };
+}
+
+/**
+ * The VM lifecycle, one writer per fact: the admission writes the row and VM_SPAWN_REQUESTED, the
+ * destroy request moves it to destroying with VM_DESTROY_REQUESTED, the boot writes VM_RUNNING, the
+ * teardown VM_DESTROYED, a failure VM_FAILED. Every step is idempotent (conditional transitions,
+ * ledger entries keyed by VM and step), so a retried or resumed activity changes nothing twice.
+ */
+export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
   /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
-  async function recorded(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
+  async function recorded<T>(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
     const end = metrics?.ledgerAppend.startTimer({ event_type: eventType });
-    await ledger.run(work);
+    const result = await ledger.run(work);
     end?.();
+    return result;
   }
 
-  async function markFailed(tenantId: string, request: SpawnVmRequest, reason: string): Promise<ProvisionOutcome> {
-    const at = now();
-    await recorded('VM_FAILED', async (trx) => {
-      await transitionVm(trx, request.vm_id, ['provisioning', 'destroying'], 'failed', at, reason);
-      await recordVmStep(trx, { tenant_id: tenantId, vm_id: request.vm_id, event_type: 'VM_FAILED', context: request.context, at, details: { reason } });
-    });
-    return { status: 'failed', failure_reason: reason };
-  }
-
-  /** Waits for the fleet to finish booting, heartbeating so a dead worker's attempt is retried elsewhere. */
+  /** Waits for the fleet to finish booting, heartbeating so a dead worker's attempt is retried and a destroy can cancel it. */
   async function awaitBoot(vm: FleetVm): Promise<FleetVm> {
     let current = vm;
     while (current.status === 'booting') {
@@ -53,47 +57,90 @@ export function createVmActivities({ db, fleet, now, bootPollMs, metrics }: VmAc
 
   return {
     /**
-     * Spawns the VM at the fleet (keyed by vm_id, so a retried attempt never makes a second VM),
-     * waits until it runs, and records each step in Postgres and the ledger. Refusals that retrying
-     * cannot fix come back as a `failed` outcome; transient fleet errors throw and are retried.
+     * Writes the admitted VM's row (status provisioning) and VM_SPAWN_REQUESTED in one transaction,
+     * before the workflow answers the spawn. Repeatable: a VM still provisioning is this admission's.
      */
-    async provisionVm({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<ProvisionOutcome> {
-      await recorded('VM_SPAWN_REQUESTED', async (trx) => {
-        await insertVmIfAbsent(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: new Date(request.created_at) });
-        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: new Date(request.created_at), details: { shape: request.shape } });
+    async recordSpawnAdmitted({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<SpawnRecordOutcome> {
+      const createdAt = new Date(request.created_at);
+      return recorded('VM_SPAWN_REQUESTED', async (trx) => {
+        if (await insertVmForLiveTenant(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: createdAt })) {
+          await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } });
+          return { outcome: 'recorded' };
+        }
+        const existing = await findTenantVm(trx, tenant_id, request.vm_id);
+        if (!existing) return { outcome: 'tenant_deleted' };
+        // Only the admission that reserved it can have written a row still provisioning (an earlier
+        // attempt of this activity); any later status is a VM settled long ago.
+        return existing.status === 'provisioning' ? { outcome: 'recorded' } : { outcome: 'exists', status: existing.status as VmStatus };
       });
-      const row = await findTenantVm(db, tenant_id, request.vm_id);
-      if (row?.status === 'failed') return { status: 'failed', failure_reason: row.failure_reason };
+    },
+
+    /** Moves the VM to destroying and records VM_DESTROY_REQUESTED, before the workflow answers the destroy. */
+    async recordDestroyRequested({ tenant_id, vm_id, context }: { tenant_id: string; vm_id: string; context: RequestContext }): Promise<DestroyRecordOutcome> {
+      const at = now();
+      return recorded('VM_DESTROY_REQUESTED', async (trx) => {
+        const row = await findTenantVm(trx, tenant_id, vm_id);
+        if (!row) return { outcome: 'not_found' };
+        if (await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', at)) {
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at });
+          return { outcome: 'recorded', storage_gb: row.storage_gb };
+        }
+        return { outcome: 'unchanged', status: row.status as VmStatus };
+      });
+    },
+
+    /**
+     * Spawns the VM at the fleet (keyed by vm_id, so a retried attempt never makes a second VM) and
+     * waits until it runs; records VM_RUNNING. A refusal retrying cannot fix comes back as `failed`;
+     * transient fleet errors throw and are retried, within the workflow's boot deadline.
+     */
+    async bootVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<BootOutcome> {
+      const row = await findTenantVm(db, tenant_id, vm_id);
+      if (!row) throw new Error(`VM ${vm_id} has no row in Postgres; it is never spawned without one`);
+      if (row.status === 'running') return { status: 'running', failure_reason: null };
+      if (row.status !== 'provisioning') return { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${row.status}` };
       let booted: FleetVm;
       try {
-        const { vcpus, memory_mb, storage_gb, image } = request.shape;
-        booted = await awaitBoot(await fleet.spawn({ request_id: request.vm_id, tenant_id, vcpus, memory_mb, storage_gb, image }));
+        booted = await awaitBoot(await fleet.spawn({ request_id: vm_id, tenant_id, vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image }));
       } catch (error) {
-        if ((error as Error).name === 'FleetRejectedError') return markFailed(tenant_id, request, (error as { code: string }).code);
+        if ((error as Error).name === 'FleetRejectedError') return { status: 'failed', failure_reason: (error as { code: string }).code };
         throw error;
       }
-      if (booted.status !== 'running') return markFailed(tenant_id, request, booted.failure_reason ?? `fleet reported ${booted.status}`);
+      if (booted.status !== 'running') return { status: 'failed', failure_reason: booted.failure_reason ?? `fleet reported ${booted.status}` };
       const at = now();
       await recorded('VM_RUNNING', async (trx) => {
-        await transitionVm(trx, request.vm_id, ['provisioning'], 'running', at);
-        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_RUNNING', context: request.context, at, details: { host_id: booted.host_id } });
+        if (await transitionVm(trx, vm_id, ['provisioning'], 'running', at)) {
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_RUNNING', context: contextOf(cause), at, details: { host_id: booted.host_id } });
+        }
       });
       return { status: 'running', failure_reason: null };
     },
 
-    /** Destroys the VM at the fleet and records it; safe to repeat. */
-    async destroyVm({ tenant_id, vm_id, context }: { tenant_id: string; vm_id: string; context: RequestContext }): Promise<void> {
-      const requestedAt = now();
-      await recorded('VM_DESTROY_REQUESTED', async (trx) => {
-        await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', requestedAt);
-        await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at: requestedAt });
-      });
+    /** Destroys the VM at the fleet and records VM_DESTROYED; safe to repeat. */
+    async teardownVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<void> {
+      Context.current().heartbeat();
       await fleet.destroy(vm_id);
       const at = now();
       await recorded('VM_DESTROYED', async (trx) => {
-        await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at);
-        await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context, at });
+        if (await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at)) {
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context: contextOf(cause), at });
+        }
       });
     },
+
+    /**
+     * A VM that will not run (refused, failed to boot, or past its boot deadline): destroyed at the
+     * fleet, in case a half-booted one is there, then recorded VM_FAILED; its quota is released.
+     */
+    async failVm({ tenant_id, vm_id, reason, cause }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause }): Promise<void> {
+      await fleet.destroy(vm_id);
+      const at = now();
+      await recorded('VM_FAILED', async (trx) => {
+        if (await transitionVm(trx, vm_id, ['provisioning', 'destroying'], 'failed', at, reason)) {
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } });
+        }
+      });
+    },
+
   };
 }

@@ -19,6 +19,8 @@ import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
 import { vmRoutes } from './routes/vms.routes';
 import { buildOpenApiDocument } from './openapi/openapi-document';
+import { createTenantService } from '../tenants/tenant.service';
+import { createVmService } from '../vms/vm.service';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -53,9 +55,10 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
   app.use('/v1', authenticate(deps.db, now));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
-  app.use(tenantRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
+  const workflows = deps.tenantWorkflows;
+  app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now })));
   app.use(tokenRoutes({ db: deps.db, now }));
-  app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, ledger: new LedgerWriter(deps.db), log: deps.log, now }));
+  app.use(vmRoutes(createVmService({ db: deps.db, ledger: new LedgerWriter(deps.db), workflows, now }), { db: deps.db, now }));
   app.use(auditRoutes({ db: deps.db }));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

@@ -16,6 +16,7 @@ export type ProblemCode =
   | 'tenant_has_vms'
   | 'tenant_closed'
   | 'quota_exceeded'
+  | 'in_flight_limit'
   | 'rate_limited'
   | 'idempotency_key_reused'
   | 'idempotency_key_in_flight'
@@ -67,5 +68,8 @@ export const problems = {
   },
   vmNotFound(): ApiError {
     return new ApiError(404, 'vm_not_found', 'VM not found', 'No such VM.');
+  },
+  tenantHasVms(): ApiError {
+    return new ApiError(409, 'tenant_has_vms', 'Tenant has VMs', 'Destroy every VM of the tenant before deleting it.');
   },
 };

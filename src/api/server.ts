@@ -27,7 +27,12 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer(metrics.registry, config.apiMetricsPort, config.host, log);
   const app = createApp({
     db,
-    tenantWorkflows: createTenantWorkflowClient({ client: temporal, taskQueue: config.temporalTaskQueue }),
+    tenantWorkflows: createTenantWorkflowClient({
+      client: temporal,
+      taskQueue: config.temporalTaskQueue,
+      continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
+      limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
+    }),
     log,
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),

@@ -1,3 +1,7 @@
+import { FailureType } from '../shared/failure-types';
+import type { InFlightLimitDetails, QuotaExceededDetails } from '../shared/tenant-workflow.messages';
+import { ApiError, problems } from './problem';
+
 /**
  * Finds the ApplicationFailure type in an error from the Temporal client, walking the `cause`
  * chain (WorkflowUpdateFailedError -> ApplicationFailure). Compared by name, never instanceof:
@@ -25,4 +29,44 @@ function applicationFailure(error: unknown): ApplicationFailureLike | undefined 
     current = current.cause as ApplicationFailureLike | undefined;
   }
   return undefined;
+}
+
+/**
+ * The problem a tenant-workflow refusal answers as, or undefined for an error that is not one
+ * (the error middleware answers those). The one place workflow failures become API errors.
+ */
+export function refusalProblem(error: unknown): ApiError | undefined {
+  switch (failureType(error)) {
+    case FailureType.QuotaExceeded: {
+      const details = failureDetails<QuotaExceededDetails>(error);
+      return new ApiError(
+        429,
+        'quota_exceeded',
+        'Quota exceeded',
+        details
+          ? `The spawn would exceed the tenant's ${details.limit} quota (limit ${details.limit_value}, in use ${details.in_use}, requested ${details.requested}).`
+          : 'The spawn would exceed the tenant quota.',
+        { ...details },
+      );
+    }
+    case FailureType.InFlightLimit: {
+      const details = failureDetails<InFlightLimitDetails>(error);
+      return new ApiError(
+        429,
+        'in_flight_limit',
+        'Too many VMs in flight',
+        `The tenant has ${details?.in_flight ?? 'too many'} VMs being spawned or destroyed (limit ${details?.limit ?? 'reached'}); retry when some have settled.`,
+        { ...details },
+        { 'Retry-After': '5' },
+      );
+    }
+    case FailureType.TenantClosed:
+      return problems.tenantNotFound();
+    case FailureType.VmNotFound:
+      return problems.vmNotFound();
+    case FailureType.TenantHasVms:
+      return problems.tenantHasVms();
+    default:
+      return undefined;
+  }
 }

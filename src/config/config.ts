@@ -19,6 +19,8 @@ export interface Config {
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
   readonly tenantHistoryUpdateLimit: number;
+  readonly tenantMaxInFlight: number;
+  readonly vmBootTimeoutMs: number;
   readonly apiMetricsPort: number;
   readonly workerMetricsPort: number;
   readonly temporalSdkMetricsPort: number;
@@ -82,6 +84,9 @@ export function loadConfig(env: Env = process.env): Config {
     trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
+    // Each VM in flight is a pending activity; Temporal refuses more than 2,000 per workflow.
+    tenantMaxInFlight: int(env, 'TENANT_MAX_IN_FLIGHT', 1000, 1, 1500),
+    vmBootTimeoutMs: int(env, 'VM_BOOT_TIMEOUT_MS', 15 * 60_000, 1000, 24 * 3_600_000),
     // 0 turns the endpoint off.
     apiMetricsPort: int(env, 'API_METRICS_PORT', 9462, 0, 65535),
     workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),

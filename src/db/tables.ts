@@ -8,6 +8,7 @@ export interface TenantTable {
   max_vms: number;
   storage_quota_gb: number;
   api_rate_limit_rpm: number;
+  quota_version: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Timestamp | null;

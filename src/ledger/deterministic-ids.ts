@@ -24,3 +24,8 @@ export function vmLifecycleEventId(vmId: string, eventType: string): string {
 export function vmIdForIdempotencyKey(tenantId: string, key: string): string {
   return uuidV5(`spawn:${tenantId}:${key}`);
 }
+
+/** The ledger event id of a once-only step of a tenant's life (its deletion). */
+export function tenantLifecycleEventId(tenantId: string, eventType: string): string {
+  return uuidV5(`tenant:${tenantId}:${eventType}`);
+}

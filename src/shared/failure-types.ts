@@ -8,6 +8,7 @@ export const FailureType = {
   TenantClosed: 'TenantClosed',
   TenantHasVms: 'TenantHasVms',
   VmNotFound: 'VmNotFound',
+  InFlightLimit: 'InFlightLimit',
   FleetRejected: 'FleetRejected',
   InvalidRequest: 'InvalidRequest',
 } as const;

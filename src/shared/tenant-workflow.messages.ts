@@ -7,11 +7,22 @@ export interface TenantQuota {
   storage_quota_gb: number;
 }
 
+/**
+ * A quota with the version Postgres gave it (tenants.quota_version, +1 on every change). The
+ * workflow keeps the highest version it has seen, so a stale or reordered message never rolls a
+ * quota back.
+ */
+export interface VersionedQuota extends TenantQuota {
+  version: number;
+}
+
 export interface SpawnVmRequest {
   vm_id: string;
   shape: VmShape;
   created_at: string;
   context: RequestContext;
+  /** The tenant's quota as the API read it from Postgres for this request (absent from older APIs). */
+  quota?: VersionedQuota;
 }
 
 export interface SpawnVmResult {
@@ -30,7 +41,8 @@ export interface DestroyVmResult {
 }
 
 export interface ChangeQuotaRequest {
-  quota: TenantQuota;
+  /** `version` is absent only in messages from APIs older than quota versions. */
+  quota: TenantQuota & { version?: number };
   context: RequestContext;
 }
 
@@ -44,6 +56,8 @@ export interface TenantUsage {
   storage_gb: number;
   max_vms: number;
   storage_quota_gb: number;
+  /** The version of the quota the workflow holds (0 until it has seen a versioned one). */
+  quota_version?: number;
   provisioning: number;
   destroying: number;
   closed: boolean;
@@ -56,6 +70,12 @@ export interface QuotaExceededDetails {
   limit_value: number;
   in_use: number;
   requested: number;
+}
+
+/** Details of an InFlightLimit failure: too many VMs of the tenant are being spawned or destroyed. */
+export interface InFlightLimitDetails {
+  in_flight: number;
+  limit: number;
 }
 
 export const spawnVmUpdate = defineUpdate<SpawnVmResult, [SpawnVmRequest]>('spawnVm');

@@ -1,11 +1,6 @@
 export const VM_STATUSES = ['provisioning', 'running', 'destroying', 'destroyed', 'failed'] as const;
 export type VmStatus = (typeof VM_STATUSES)[number];
 
-/** A VM holds quota until it is destroyed or has failed. */
-export function holdsQuota(status: VmStatus): boolean {
-  return status !== 'destroyed' && status !== 'failed';
-}
-
 export interface VmShape {
   vcpus: number;
   memory_mb: number;

@@ -1,5 +1,6 @@
 import { WithStartWorkflowOperation, type Client, type WorkflowStartOptions } from '@temporalio/client';
-import type { UpdateDefinition } from '@temporalio/common';
+import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
+import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
 import { tenantWorkflowId } from '../shared/tenant-id';
 import {
@@ -9,9 +10,10 @@ import {
   spawnVmUpdate,
   usageQuery,
   type SpawnVmRequest,
-  type TenantQuota,
   type TenantUsage,
+  type VersionedQuota,
 } from '../shared/tenant-workflow.messages';
+import type { TenantLimits } from '../shared/tenant-workflow.state';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import type { tenantWorkflow } from '../workflows';
 import { KeyedLimiter } from './keyed-limiter';
@@ -25,6 +27,18 @@ export interface TenantWorkflowClientOptions {
   continueAsNewAfterUpdates?: number;
   /** In-flight updates per tenant from this process; Temporal allows 10 per workflow in total. */
   maxInFlightPerTenant?: number;
+  /** Passed to new workflow runs (VMs in flight per tenant, boot deadline). */
+  limits?: Partial<TenantLimits>;
+}
+
+/**
+ * A closed tenant's workflow completed, and its id may not be reused (ALLOW_DUPLICATE_FAILED_ONLY):
+ * a late request for a deleted tenant is refused instead of starting a new run. A run that failed
+ * or was terminated may be restarted, and rebuilds from Postgres.
+ */
+function closedTenantFailure(error: unknown, tenantId: string): unknown {
+  if ((error as Error | undefined)?.name !== 'WorkflowExecutionAlreadyStartedError') return error;
+  return ApplicationFailure.create({ type: FailureType.TenantClosed, message: `tenant ${tenantId} is closed`, nonRetryable: true, cause: error as Error });
 }
 
 /** The tenant workflows as the API sees them: every call reaches the running workflow or starts it. */
@@ -35,9 +49,9 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
   const startOptions = (tenantId: string): WorkflowStartOptions<typeof tenantWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' } => ({
     workflowId: tenantWorkflowId(tenantId),
     taskQueue,
-    args: [{ tenant_id: tenantId, continue_as_new_after_updates: options.continueAsNewAfterUpdates }],
+    args: [{ tenant_id: tenantId, continue_as_new_after_updates: options.continueAsNewAfterUpdates, limits: options.limits }],
     workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
     typedSearchAttributes: [{ key: TENANT_ID_SEARCH_ATTRIBUTE, value: tenantId }],
     memo: { tenant_id: tenantId },
     staticSummary: `Tenant ${tenantId}: VM spawn/destroy serialisation and quota`,
@@ -53,15 +67,18 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
           updateId,
           startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
         }),
-      ),
+      ).catch((error: unknown) => {
+        throw closedTenantFailure(error, tenantId);
+      }),
     );
 
   return {
     async ensureStarted(tenantId) {
       await client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId));
     },
-    async changeQuota(tenantId, quota: TenantQuota, context: RequestContext) {
-      await update(tenantId, changeQuotaUpdate, [{ quota: { max_vms: quota.max_vms, storage_quota_gb: quota.storage_quota_gb }, context }]);
+    changeQuota(tenantId, quota: VersionedQuota, context: RequestContext) {
+      const { max_vms, storage_quota_gb, version } = quota;
+      return update(tenantId, changeQuotaUpdate, [{ quota: { max_vms, storage_quota_gb, version }, context }], `quota-${tenantId}-${version}`);
     },
     async close(tenantId, context) {
       await update(tenantId, closeTenantUpdate, [{ context }]);

@@ -1,5 +1,6 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, TenantRow } from '../db/tables';
+import type { VersionedQuota } from '../shared/tenant-workflow.messages';
 import type { CreateTenantInput, UpdateTenantInput } from './tenant.schemas';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -54,13 +55,19 @@ export async function listTenants(db: Db, limit: number, after: string | undefin
   return q.orderBy('tenant_id').limit(limit).execute();
 }
 
+/** Applies the changes; a change of either quota also moves quota_version on by one. */
 export async function updateTenant(db: Db, tenantId: string, changes: UpdateTenantInput, now: Date): Promise<TenantRow> {
+  const quotaChanged = changes.max_vms !== undefined || changes.storage_quota_gb !== undefined;
   return db
     .updateTable('tenants')
-    .set({ ...changes, updated_at: now })
+    .set({ ...changes, updated_at: now, ...(quotaChanged ? { quota_version: sql<number>`quota_version + 1` } : {}) })
     .where('tenant_id', '=', tenantId)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+export function versionedQuotaOf(row: TenantRow): VersionedQuota {
+  return { max_vms: row.max_vms, storage_quota_gb: row.storage_quota_gb, version: row.quota_version };
 }
 
 export async function markTenantDeleted(db: Db, tenantId: string, now: Date): Promise<TenantRow> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { TENANT_ID_PATTERN } from '../shared/tenant-id';
 
 export const TENANT_LIMITS = Object.freeze({
-  max_vms: 10_000,
+  max_vms: 100_000,
   storage_quota_gb: 1_000_000,
   api_rate_limit_rpm: 100_000,
   display_name_length: 200,

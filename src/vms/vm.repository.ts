@@ -20,7 +20,7 @@ export function toVmRecord(row: VmRow): VmRecord {
   };
 }
 
-/** Inserts the VM in status provisioning unless it exists already (the API and the activity both call it). */
+/** Inserts the VM in status provisioning unless it exists already (version-1 workflow runs only). */
 export async function insertVmIfAbsent(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<void> {
   await db
     .insertInto('vms')
@@ -51,18 +51,48 @@ export async function listTenantVms(db: Db, query: VmListQuery): Promise<VmRow[]
   return q.orderBy('created_at').orderBy('vm_id').limit(query.limit).execute();
 }
 
-export async function countVmsHoldingQuota(db: Db, tenantId: string): Promise<number> {
-  const row = await db
-    .selectFrom('vms')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('tenant_id', '=', tenantId)
-    .where('status', 'in', ['provisioning', 'running', 'destroying'])
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+export const STATUSES_HOLDING_QUOTA = ['provisioning', 'running', 'destroying'] as const satisfies readonly VmStatus[];
+export const STATUSES_IN_FLIGHT = ['provisioning', 'destroying'] as const satisfies readonly VmStatus[];
+
+/**
+ * Inserts the VM in status provisioning, only while its tenant is live and only if the id is new.
+ * Returns whether it inserted: the one writer of a VM row is the admission that reserved its quota.
+ */
+export async function insertVmForLiveTenant(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<boolean> {
+  const { vcpus, memory_mb, storage_gb, image, name } = vm.shape;
+  const result = await sql`
+    insert into vms (vm_id, tenant_id, name, vcpus, memory_mb, storage_gb, image, status, created_at, updated_at)
+    select ${vm.vm_id}, ${vm.tenant_id}, ${name}, ${vcpus}, ${memory_mb}, ${storage_gb}, ${image}, 'provisioning', ${vm.created_at}, ${vm.created_at}
+    where exists (select 1 from tenants where tenant_id = ${vm.tenant_id} and deleted_at is null)
+    on conflict (vm_id) do nothing`.execute(db);
+  return Number(result.numAffectedRows ?? 0) > 0;
 }
 
+export async function countVmsHoldingQuota(db: Db, tenantId: string): Promise<number> {
+  return (await tenantVmTotals(db, tenantId)).vms;
+}
+
+/** The VMs holding quota and their storage, as one aggregate (an index-only scan at any size). */
+export async function tenantVmTotals(db: Db, tenantId: string): Promise<{ vms: number; storage_gb: number }> {
+  const row = await db
+    .selectFrom('vms')
+    .select((eb) => [eb.fn.countAll<string>().as('vms'), eb.fn.coalesce(eb.fn.sum<string>('storage_gb'), eb.lit(0)).as('storage_gb')])
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', [...STATUSES_HOLDING_QUOTA])
+    .executeTakeFirstOrThrow();
+  return { vms: Number(row.vms), storage_gb: Number(row.storage_gb) };
+}
+
+/** Every VM holding quota, whole rows (version-1 workflow runs only: unbounded, do not use elsewhere). */
 export async function listVmsHoldingQuota(db: Db, tenantId: string): Promise<VmRow[]> {
-  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute();
+  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_HOLDING_QUOTA]).execute();
+}
+
+/** One page of the tenant's VMs with work in flight (provisioning or destroying), by vm_id. */
+export async function listInFlightVmRows(db: Db, tenantId: string, after: string | null, limit: number): Promise<Array<Pick<VmRow, 'vm_id' | 'storage_gb' | 'status'>>> {
+  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status']).where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_IN_FLIGHT]);
+  if (after !== null) q = q.where('vm_id', '>', after);
+  return q.orderBy('vm_id').limit(limit).execute();
 }
 
 /**

@@ -53,6 +53,9 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: options.db, fleet, bootPollMs: options.bootPollMs, metrics: options.metrics }),
     shutdownGraceTime: '20 seconds',
+    // A booting VM's activity learns of a destroy (its cancellation) from a heartbeat's answer:
+    // heartbeats reach the server at least every second, so a destroy stops a boot within about one.
+    maxHeartbeatThrottleInterval: '1 second',
   });
   const relay =
     options.relayEvents === false

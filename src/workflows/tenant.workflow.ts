@@ -1,126 +1,165 @@
 import {
+  ActivityCancellationType,
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
+  isCancellation,
   log,
   makeContinueAsNewFunc,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { FailureType } from '../shared/failure-types';
+import type { TenantSnapshot as LegacyTenantSnapshot } from '../shared/legacy/tenant-v1.state';
 import {
   changeQuotaUpdate,
   closeTenantUpdate,
   destroyVmUpdate,
   spawnVmUpdate,
   usageQuery,
-  type QuotaExceededDetails,
+  type DestroyVmRequest,
   type SpawnVmRequest,
-  type TenantQuota,
   type TenantUsage,
 } from '../shared/tenant-workflow.messages';
-import type { TenantSnapshot, TenantWorkflowInput, TrackedVm } from '../shared/tenant-workflow.state';
+import type { CarriedTenantState, InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
 import type { VmStatus } from '../shared/vm';
+import { legacyTenantWorkflowV1 } from './legacy/tenant-v1';
+import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const { loadTenantSnapshot } = proxyActivities<Activities>({
+/** Runs started before this patch replay (and finish their run) on the frozen version-1 code. */
+export const TENANT_STATE_V2_PATCH = 'tenant-state-v2';
+
+export const DEFAULT_LIMITS: TenantLimits = {
+  // Temporal refuses to schedule more than 2,000 pending activities per workflow; each VM in flight
+  // is one. 1,000 also keeps the carried state near 150 KB, well under the 2 MiB payload limit.
+  max_in_flight: 1000,
+  boot_timeout_ms: 15 * 60_000,
+};
+const DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES = 1000;
+// Well under Temporal's 10,240-event warning and 51,200-event hard limit.
+const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 4000;
+const IN_FLIGHT_PAGE = 500;
+
+const { loadTenantTotals, listInFlightVms } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 
-// Fleet work retries until it lands: a fleet outage delays VMs, it never loses them.
-const { provisionVm, destroyVm } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
+// Each fact of a request is in Postgres before the workflow answers it: these run inside the
+// update handler, in the worker that runs the workflow task. The bounded retry keeps an update
+// from waiting long; past it, the same activity runs as a normal one until Postgres answers.
+const recordNow = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '4 seconds',
+  scheduleToCloseTimeout: '6 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds' },
+});
+const recordEventually = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+// Fleet work retries until it lands: a fleet outage delays a destroy, it never loses it.
+const { teardownVm, failVm } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
 });
 
-const DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES = 1000;
-// Well under Temporal's 10,240-event warning and 51,200-event hard limit.
-const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 4000;
-const SETTLED_MEMORY = 2000;
-
 /**
  * One workflow per tenant, id `tenant-<tenant_id>`: the serialisation point for the tenant's spawns
- * and destroys. Each update checks quota and reserves it in one synchronous step, so no two
- * requests can pass against the same total; fleet work then runs as activities in the background.
+ * and destroys. Each spawn is checked against the quota and reserved in one synchronous step, so no
+ * two requests can pass against the same total, and recorded in Postgres before it is answered.
+ * Fleet work then runs as activities in the background. The protocol: docs/reliability.md.
  */
 export async function tenantWorkflow(input: TenantWorkflowInput): Promise<void> {
-  const tenantId = input.tenant_id;
-  const updateLimit = input.continue_as_new_after_updates ?? DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES;
-  const vms = new Map<string, TrackedVm>();
-  const settled = new Map<string, VmStatus>();
-  let quota: TenantQuota = { max_vms: 0, storage_quota_gb: 0 };
-  let closed = false;
-  let loaded = false;
-  let updatesThisRun = 0;
+  if (!patched(TENANT_STATE_V2_PATCH)) return legacyTenantWorkflowV1(input as Parameters<typeof legacyTenantWorkflowV1>[0]);
+  return runTenant(input);
+}
 
-  const storageInUse = () => [...vms.values()].reduce((sum, vm) => sum + vm.storage_gb, 0);
-  const usage = (): TenantUsage => ({
-    tenant_id: tenantId,
-    vms: vms.size,
-    storage_gb: storageInUse(),
-    max_vms: quota.max_vms,
-    storage_quota_gb: quota.storage_quota_gb,
-    provisioning: [...vms.values()].filter((vm) => vm.phase === 'provisioning').length,
-    destroying: [...vms.values()].filter((vm) => vm.destroy !== null).length,
-    closed,
-    run_updates: updatesThisRun,
+async function runTenant(input: TenantWorkflowInput): Promise<void> {
+  const tenantId = input.tenant_id;
+  const limits: TenantLimits = { ...DEFAULT_LIMITS, ...input.limits };
+  const updateLimit = input.continue_as_new_after_updates ?? DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES;
+  const { bootVm } = proxyActivities<Activities>({
+    scheduleToCloseTimeout: limits.boot_timeout_ms,
+    startToCloseTimeout: limits.boot_timeout_ms,
+    heartbeatTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+    // A destroy waits until the boot attempt has stopped, so the fleet hears the destroy last.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
+  let state: TenantState | undefined = input.carried ? restore(tenantId, limits, input.carried) : undefined;
+  let updatesThisRun = 0;
+  const cancelBoot = new Map<string, () => void>();
+
+  const loaded = async (): Promise<TenantState> => {
+    await condition(() => state !== undefined);
+    return state!;
+  };
+  const usage = (): TenantUsage =>
+    state?.usage(updatesThisRun) ?? { tenant_id: tenantId, vms: 0, storage_gb: 0, max_vms: 0, storage_quota_gb: 0, provisioning: 0, destroying: 0, closed: false, run_updates: 0 };
   // Shown in the Temporal UI ("Current details") so operators see usage without querying.
   const showUsage = () => {
     const u = usage();
     setCurrentDetails(
-      `**Tenant ${tenantId}**${closed ? ' (closed)' : ''}\n\n` +
+      `**Tenant ${tenantId}**${u.closed ? ' (closed)' : ''}\n\n` +
         `VMs: ${u.vms} / ${u.max_vms} (provisioning ${u.provisioning}, destroying ${u.destroying})\n\n` +
         `Storage: ${u.storage_gb} / ${u.storage_quota_gb} GB`,
     );
   };
-
-  const quotaRefusal = (request: SpawnVmRequest): ApplicationFailure | null => {
-    const refuse = (details: QuotaExceededDetails) =>
-      ApplicationFailure.create({ type: FailureType.QuotaExceeded, message: `quota exceeded: ${details.limit}`, details: [details], nonRetryable: true });
-    if (vms.size + 1 > quota.max_vms) return refuse({ limit: 'max_vms', limit_value: quota.max_vms, in_use: vms.size, requested: 1 });
-    const storage = storageInUse();
-    if (storage + request.shape.storage_gb > quota.storage_quota_gb) {
-      return refuse({ limit: 'storage_quota_gb', limit_value: quota.storage_quota_gb, in_use: storage, requested: request.shape.storage_gb });
-    }
-    return null;
-  };
-  const closedRefusal = () => ApplicationFailure.create({ type: FailureType.TenantClosed, message: `tenant ${tenantId} is closed`, nonRetryable: true });
-
-  const settle = (vmId: string, status: VmStatus) => {
-    vms.delete(vmId);
-    settled.set(vmId, status);
-    if (settled.size > SETTLED_MEMORY) settled.delete(settled.keys().next().value!);
-    showUsage();
-  };
-
-  const runDestroy = async (vm: TrackedVm): Promise<void> => {
-    vm.phase = 'destroying';
-    await destroyVm({ tenant_id: tenantId, vm_id: vm.vm_id, context: vm.destroy?.context ?? vm.spawn.context });
-    settle(vm.vm_id, 'destroyed');
-  };
-
-  const runSpawn = async (vm: TrackedVm): Promise<void> => {
-    const outcome = await provisionVm({ tenant_id: tenantId, request: vm.spawn });
-    if (outcome.status === 'failed') {
-      // A VM the fleet refused or could not boot releases its quota; a pending destroy has nothing left to do.
-      settle(vm.vm_id, 'failed');
-      return;
-    }
-    vm.phase = 'running';
-    showUsage();
-    if (vm.destroy) await runDestroy(vm);
-  };
-
   const launch = (work: Promise<void>, vmId: string) => {
     work.catch((error: unknown) => log.error('VM work failed unexpectedly', { vm_id: vmId, error: String(error) }));
+  };
+
+  const teardown = async (s: TenantState, vm: InFlightVm): Promise<void> => {
+    await teardownVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause });
+    s.settle(vm.vm_id, 'destroyed');
+    showUsage();
+  };
+
+  const provision = async (s: TenantState, vm: InFlightVm): Promise<void> => {
+    const scope = new CancellationScope();
+    cancelBoot.set(vm.vm_id, () => scope.cancel());
+    let failure: string | null = null;
+    try {
+      const outcome = await scope.run(() => bootVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause }));
+      failure = outcome.status === 'failed' ? (outcome.failure_reason ?? 'boot_failed') : null;
+    } catch (error) {
+      if (!isCancellation(error)) failure = isBootTimeout(error) ? 'boot_timeout' : 'boot_error';
+    } finally {
+      cancelBoot.delete(vm.vm_id);
+    }
+    if (vm.phase === 'destroying') return teardown(s, vm);
+    if (failure) {
+      await failVm({ tenant_id: tenantId, vm_id: vm.vm_id, reason: failure, cause: vm.cause });
+      s.settle(vm.vm_id, 'failed');
+    } else {
+      s.markRunning(vm.vm_id);
+    }
+    showUsage();
+  };
+
+  const recordSpawn = async (request: SpawnVmRequest) => {
+    const args = { tenant_id: tenantId, request };
+    return recordNow.recordSpawnAdmitted(args).catch(() => recordEventually.recordSpawnAdmitted(args));
+  };
+  const recordDestroy = async (request: DestroyVmRequest) => {
+    const args = { tenant_id: tenantId, vm_id: request.vm_id, context: request.context };
+    return recordNow.recordDestroyRequested(args).catch(() => recordEventually.recordDestroyRequested(args));
+  };
+
+  const untilAdmitted = async (s: TenantState, vmId: string): Promise<void> => {
+    if (s.inFlight.get(vmId)?.phase === 'admitting') await condition(() => s.inFlight.get(vmId)?.phase !== 'admitting');
   };
 
   setHandler(usageQuery, usage);
@@ -128,91 +167,120 @@ export async function tenantWorkflow(input: TenantWorkflowInput): Promise<void> 
   setHandler(
     spawnVmUpdate,
     async (request) => {
-      await condition(() => loaded);
-      if (closed) throw closedRefusal();
-      const known = vms.get(request.vm_id);
-      if (known) return { vm_id: known.vm_id, status: known.destroy ? 'destroying' : known.phase };
-      const done = settled.get(request.vm_id);
-      if (done) return { vm_id: request.vm_id, status: done };
-      // Check and reserve with no await in between: this is the quota's atomic step.
-      const refusal = quotaRefusal(request);
-      if (refusal) throw refusal;
-      const vm: TrackedVm = { vm_id: request.vm_id, storage_gb: request.shape.storage_gb, phase: 'provisioning', spawn: request, destroy: null };
-      vms.set(vm.vm_id, vm);
+      const s = state ?? (await loaded());
       updatesThisRun++;
+      if (s.applyQuota(request.quota)) showUsage();
+      if (s.knownStatus(request.vm_id)) {
+        await untilAdmitted(s, request.vm_id);
+        return { vm_id: request.vm_id, status: s.knownStatus(request.vm_id) ?? 'provisioning' };
+      }
+      // Check and reserve with no await in between: this is the quota's atomic step.
+      const refusal = s.spawnRefusal(request);
+      if (refusal) throw refusalFailure(tenantId, refusal);
+      const vm = s.reserve(request);
       showUsage();
-      launch(runSpawn(vm), vm.vm_id);
-      return { vm_id: vm.vm_id, status: 'provisioning' };
+      const recorded = await recordSpawn(request);
+      if (recorded.outcome === 'recorded') {
+        vm.phase = 'provisioning';
+        launch(provision(s, vm), vm.vm_id);
+        return { vm_id: vm.vm_id, status: 'provisioning' };
+      }
+      s.unreserve(vm.vm_id);
+      showUsage();
+      if (recorded.outcome === 'tenant_deleted') {
+        s.closed = true;
+        throw refusalFailure(tenantId, { type: 'TenantClosed' });
+      }
+      s.remember(vm.vm_id, recorded.status);
+      return { vm_id: vm.vm_id, status: recorded.status };
     },
     {
-      // Refusing in the validator keeps rejected bursts out of the history entirely; the handler re-checks.
+      // Refusing in the validator keeps refused spawns out of the history; the handler re-checks.
       validator: (request) => {
-        if (!loaded) return;
-        if (closed) throw closedRefusal();
-        if (vms.has(request.vm_id) || settled.has(request.vm_id)) return;
-        const refusal = quotaRefusal(request);
-        if (refusal) throw refusal;
+        if (!state || state.knownStatus(request.vm_id)) return;
+        const refusal = state.spawnRefusal(request);
+        if (refusal) throw refusalFailure(tenantId, refusal);
       },
     },
   );
 
-  setHandler(destroyVmUpdate, async ({ vm_id, context }) => {
-    await condition(() => loaded);
-    const vm = vms.get(vm_id);
-    if (!vm) {
-      const done = settled.get(vm_id);
-      if (done) return { vm_id, status: done };
+  setHandler(destroyVmUpdate, async (request) => {
+    const s = state ?? (await loaded());
+    updatesThisRun++;
+    const { vm_id } = request;
+    await untilAdmitted(s, vm_id);
+    const inFlight = s.inFlight.get(vm_id);
+    if (inFlight?.phase === 'destroying') return { vm_id, status: 'destroying' as VmStatus };
+    if (inFlight) {
+      // Destroy beats provisioning: stop the boot, then destroy at the fleet (see provision).
+      inFlight.phase = 'destroying';
+      inFlight.cause = causeOf(request.context);
+      showUsage();
+      await recordDestroy(request);
+      cancelBoot.get(vm_id)?.();
+      return { vm_id, status: 'destroying' as VmStatus };
+    }
+    const settled = s.knownStatus(vm_id);
+    if (settled) return { vm_id, status: settled };
+    if (s.inFlight.size >= limits.max_in_flight) throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: s.inFlight.size, limit: limits.max_in_flight } });
+    // A running VM: the workflow holds only its totals. Listing it now makes a concurrent destroy
+    // of the same VM answer `destroying` instead of destroying twice.
+    const vm = s.trackDestroy(vm_id, 0, causeOf(request.context));
+    const recorded = await recordDestroy(request);
+    if (recorded.outcome === 'recorded') {
+      vm.storage_gb = recorded.storage_gb;
+      showUsage();
+      launch(teardown(s, vm), vm_id);
+      return { vm_id, status: 'destroying' as VmStatus };
+    }
+    s.inFlight.delete(vm_id);
+    if (recorded.outcome === 'not_found') {
       throw ApplicationFailure.create({ type: FailureType.VmNotFound, message: `no VM ${vm_id} in tenant ${tenantId}`, nonRetryable: true });
     }
-    updatesThisRun++;
-    if (vm.destroy) return { vm_id, status: 'destroying' };
-    vm.destroy = { context };
-    showUsage();
-    // A VM still provisioning is destroyed as soon as its spawn settles (see runSpawn).
-    if (vm.phase === 'running') launch(runDestroy(vm), vm_id);
-    return { vm_id, status: 'destroying' };
+    return { vm_id, status: recorded.status };
   });
 
   setHandler(changeQuotaUpdate, async (request) => {
-    await condition(() => loaded);
+    const s = state ?? (await loaded());
     updatesThisRun++;
     // Lowering a quota below current use refuses new spawns and destroys nothing.
-    quota = { max_vms: request.quota.max_vms, storage_quota_gb: request.quota.storage_quota_gb };
+    s.applyQuota({ ...request.quota, version: request.quota.version ?? s.quota.version + 1 });
     showUsage();
     return usage();
   });
 
-  setHandler(closeTenantUpdate, async () => {
-    await condition(() => loaded);
+  setHandler(closeTenantUpdate, async (request) => {
+    const s = state ?? (await loaded());
     updatesThisRun++;
-    if (vms.size > 0) {
-      throw ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms.size} VMs`, nonRetryable: true });
-    }
-    closed = true;
+    if (s.closed) return usage();
+    const hasVms = (vms: number) => ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms} VMs`, nonRetryable: true });
+    if (s.vms > 0) throw hasVms(s.vms);
+    s.closing = true;
+    const args = { tenant_id: tenantId, context: request.context };
+    const recorded = await recordNow.recordTenantDeleted(args).catch(() => recordEventually.recordTenantDeleted(args));
+    s.closing = false;
+    if (recorded.outcome === 'has_vms') throw hasVms(recorded.vms);
+    s.closed = true;
     showUsage();
     return usage();
   });
 
-  const snapshot: TenantSnapshot = input.carried ?? (await loadTenantSnapshot({ tenant_id: tenantId }));
-  quota = snapshot.quota;
-  closed = snapshot.closed;
-  for (const vm of snapshot.vms) vms.set(vm.vm_id, vm);
-  for (const [vmId, status] of snapshot.settled) settled.set(vmId, status);
-  loaded = true;
+  if (!state) state = await rebuildFromPostgres(tenantId, limits);
+  const s = state;
   showUsage();
 
-  // Resume the work the previous run (or a lost workflow) left in flight; the activities are idempotent.
-  for (const vm of vms.values()) {
-    if (vm.phase === 'provisioning') launch(runSpawn(vm), vm.vm_id);
-    else if (vm.phase === 'destroying' || vm.destroy) launch(runDestroy(vm), vm.vm_id);
+  // Resume the work a previous run (or a lost workflow) left in flight; the activities are idempotent.
+  for (const vm of s.inFlight.values()) {
+    if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
+    else launch(provision(s, vm), vm.vm_id);
   }
 
   const shouldContinueAsNew = () =>
     updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
-  await condition(() => (closed && vms.size === 0) || shouldContinueAsNew());
+  await condition(() => (s.closed && s.inFlight.size === 0) || shouldContinueAsNew());
   await condition(allHandlersFinished);
-  if (closed && vms.size === 0) return;
+  if (s.closed && s.inFlight.size === 0) return;
 
   // Carry the operator-facing metadata explicitly rather than rely on server defaults.
   const info = workflowInfo();
@@ -220,6 +288,41 @@ export async function tenantWorkflow(input: TenantWorkflowInput): Promise<void> 
   await continueTenantAsNew({
     tenant_id: tenantId,
     continue_as_new_after_updates: input.continue_as_new_after_updates,
-    carried: { quota, closed, vms: [...vms.values()], settled: [...settled.entries()] },
+    limits: input.limits,
+    carried: s.toCarried(),
   });
+}
+
+function restore(tenantId: string, limits: TenantLimits, carried: CarriedTenantState | LegacyTenantSnapshot): TenantState {
+  if ('state_version' in carried) return TenantState.fromCarried(tenantId, limits.max_in_flight, carried);
+  return TenantState.fromLegacy(tenantId, limits.max_in_flight, carried);
+}
+
+/** Reads the tenant from Postgres: totals as one aggregate, the VMs in flight in pages. */
+async function rebuildFromPostgres(tenantId: string, limits: TenantLimits): Promise<TenantState> {
+  const totals = await loadTenantTotals({ tenant_id: tenantId });
+  const inFlight: InFlightVm[] = [];
+  for (let after: string | null = null; ; ) {
+    const page: InFlightVm[] = await listInFlightVms({ tenant_id: tenantId, after, limit: IN_FLIGHT_PAGE });
+    inFlight.push(...page);
+    if (page.length < IN_FLIGHT_PAGE) break;
+    after = page[page.length - 1]!.vm_id;
+  }
+  return new TenantState(tenantId, limits.max_in_flight, totals, inFlight);
+}
+
+function refusalFailure(tenantId: string, refusal: SpawnRefusal): ApplicationFailure {
+  switch (refusal.type) {
+    case 'TenantClosed':
+      return ApplicationFailure.create({ type: FailureType.TenantClosed, message: `tenant ${tenantId} is closed`, nonRetryable: true });
+    case 'InFlightLimit':
+      return ApplicationFailure.create({ type: FailureType.InFlightLimit, message: `${refusal.details.in_flight} VMs in flight`, details: [refusal.details], nonRetryable: true });
+    case 'QuotaExceeded':
+      return ApplicationFailure.create({ type: FailureType.QuotaExceeded, message: `quota exceeded: ${refusal.details.limit}`, details: [refusal.details], nonRetryable: true });
+  }
+}
+
+/** The boot deadline passed: during an attempt (a timeout) or while waiting to retry one (retries ran out of time). */
+function isBootTimeout(error: unknown): boolean {
+  return error instanceof ActivityFailure && (error.cause instanceof TimeoutFailure || error.retryState === 'TIMEOUT');
 }

@@ -21,6 +21,7 @@ import { createLogger, type Logger } from '../../src/logging/logger';
 import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-client';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
+import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
 
@@ -52,6 +53,7 @@ export interface TestStackOptions {
   fleetBootMs?: number;
   withWorker?: boolean;
   continueAsNewAfterUpdates?: number;
+  limits?: Partial<TenantLimits>;
   configOverrides?: Record<string, string>;
 }
 
@@ -83,7 +85,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates });
+  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates, limits: options.limits });
   // Each stack has its own platform-admin token row. The single bootstrap row (ensureAdminToken) is
   // re-pointed by every API process that starts against this run's database (e2e, rate limits).
   const adminToken = generateToken();

@@ -43,7 +43,7 @@ describe('OpenAPI document', () => {
   test('when a route validates a body, then the document carries that same schema (bounds included)', () => {
     const createTenant = doc.paths['/v1/tenants'].post.requestBody.content['application/json'].schema;
     expect(createTenant.required).toEqual(expect.arrayContaining(['tenant_id', 'display_name', 'max_vms', 'storage_quota_gb', 'api_rate_limit_rpm']));
-    expect(createTenant.properties.max_vms).toMatchObject({ type: 'integer', minimum: 1, maximum: 10000 });
+    expect(createTenant.properties.max_vms).toMatchObject({ type: 'integer', minimum: 1, maximum: 100000 });
     expect(createTenant.properties.tenant_id.pattern).toBe('^[a-z][a-z0-9-]{1,61}[a-z0-9]$');
     expect(createTenant.additionalProperties).toBe(false);
     const spawn = doc.paths['/v1/vms'].post;

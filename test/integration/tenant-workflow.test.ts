@@ -233,10 +233,13 @@ describe('tenant workflow: continue-as-new', () => {
     const retried = await spawnVm(stack, token, { 'Idempotency-Key': 'can-key-1' });
     expect(retried.status).toBe(202);
     expect(retried.body).toEqual(keyed.body);
-    // The same spawn reaching the workflow again (as a retried update would) is answered from the
-    // state carried across continue-as-new, not spawned again.
+    // A retry of the keyed spawn after its Idempotency-Key record expired converges on the same VM
+    // (Postgres holds it), instead of spawning again or being refused for the full quota.
+    await stack.db.deleteFrom('idempotency_keys').where('tenant_id', '=', tenantId).execute();
+    const keyedRetry = await spawnVm(stack, token, { 'Idempotency-Key': 'can-key-1' });
+    expect(keyedRetry.status).toBe(202);
+    expect(keyedRetry.body).toMatchObject({ vm_id: keyedVmId, status: 'running' });
     const again: SpawnVmRequest = { vm_id: keyedVmId, shape: { ...SMALL_VM, name: null }, created_at: keyed.body.created_at, context: { request_id: 'test-retry', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null } };
-    expect(await stack.gateway.spawn(tenantId, again)).toEqual({ vm_id: keyedVmId, status: 'running' });
     // So is a late retry of a destroy that settled in an earlier run.
     expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
 

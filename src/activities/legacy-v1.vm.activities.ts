@@ -1,0 +1,99 @@
+import { Context } from '@temporalio/activity';
+import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventType } from '../shared/audit-event-types';
+import type { Database } from '../db/tables';
+import type { FleetClient } from '../fleet/fleet-client';
+import type { FleetVm } from '../fleet/fleet-types';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
+import type { RequestContext } from '../shared/request-context';
+import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
+import type { ProvisionOutcome } from '../shared/legacy/tenant-v1.state';
+import { findTenantVm, insertVmIfAbsent, transitionVm } from '../vms/vm.repository';
+import { LedgerWriter } from '../ledger/ledger-writer';
+import { recordVmStep } from './vm-audit';
+
+export interface VmActivityDeps {
+  db: Kysely<Database>;
+  fleet: FleetClient;
+  now: () => Date;
+  bootPollMs: number;
+  metrics?: WorkerMetrics;
+}
+
+export function createLegacyVmActivities({ db, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
+  const ledger = new LedgerWriter(db);
+  /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
+  async function recorded(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
+    const end = metrics?.ledgerAppend.startTimer({ event_type: eventType });
+    await ledger.run(work);
+    end?.();
+  }
+
+  async function markFailed(tenantId: string, request: SpawnVmRequest, reason: string): Promise<ProvisionOutcome> {
+    const at = now();
+    await recorded('VM_FAILED', async (trx) => {
+      await transitionVm(trx, request.vm_id, ['provisioning', 'destroying'], 'failed', at, reason);
+      await recordVmStep(trx, { tenant_id: tenantId, vm_id: request.vm_id, event_type: 'VM_FAILED', context: request.context, at, details: { reason } });
+    });
+    return { status: 'failed', failure_reason: reason };
+  }
+
+  /** Waits for the fleet to finish booting, heartbeating so a dead worker's attempt is retried elsewhere. */
+  async function awaitBoot(vm: FleetVm): Promise<FleetVm> {
+    let current = vm;
+    while (current.status === 'booting') {
+      Context.current().heartbeat({ vm_id: vm.vm_id });
+      await Context.current().sleep(bootPollMs);
+      const next = await fleet.get(vm.vm_id);
+      if (!next) throw new Error(`fleet lost VM ${vm.vm_id} while it was booting`);
+      current = next;
+    }
+    return current;
+  }
+
+  return {
+    /**
+     * Spawns the VM at the fleet (keyed by vm_id, so a retried attempt never makes a second VM),
+     * waits until it runs, and records each step in Postgres and the ledger. Refusals that retrying
+     * cannot fix come back as a `failed` outcome; transient fleet errors throw and are retried.
+     */
+    async provisionVm({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<ProvisionOutcome> {
+      await recorded('VM_SPAWN_REQUESTED', async (trx) => {
+        await insertVmIfAbsent(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: new Date(request.created_at) });
+        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: new Date(request.created_at), details: { shape: request.shape } });
+      });
+      const row = await findTenantVm(db, tenant_id, request.vm_id);
+      if (row?.status === 'failed') return { status: 'failed', failure_reason: row.failure_reason };
+      let booted: FleetVm;
+      try {
+        const { vcpus, memory_mb, storage_gb, image } = request.shape;
+        booted = await awaitBoot(await fleet.spawn({ request_id: request.vm_id, tenant_id, vcpus, memory_mb, storage_gb, image }));
+      } catch (error) {
+        if ((error as Error).name === 'FleetRejectedError') return markFailed(tenant_id, request, (error as { code: string }).code);
+        throw error;
+      }
+      if (booted.status !== 'running') return markFailed(tenant_id, request, booted.failure_reason ?? `fleet reported ${booted.status}`);
+      const at = now();
+      await recorded('VM_RUNNING', async (trx) => {
+        await transitionVm(trx, request.vm_id, ['provisioning'], 'running', at);
+        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_RUNNING', context: request.context, at, details: { host_id: booted.host_id } });
+      });
+      return { status: 'running', failure_reason: null };
+    },
+
+    /** Destroys the VM at the fleet and records it; safe to repeat. */
+    async destroyVm({ tenant_id, vm_id, context }: { tenant_id: string; vm_id: string; context: RequestContext }): Promise<void> {
+      const requestedAt = now();
+      await recorded('VM_DESTROY_REQUESTED', async (trx) => {
+        await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', requestedAt);
+        await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at: requestedAt });
+      });
+      await fleet.destroy(vm_id);
+      const at = now();
+      await recorded('VM_DESTROYED', async (trx) => {
+        await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at);
+        await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context, at });
+      });
+    },
+  };
+}

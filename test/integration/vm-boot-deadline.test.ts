@@ -1,0 +1,64 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tenantWorkflowId } from '../../src/shared/tenant-id';
+import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
+
+const BOOT_TIMEOUT_MS = 3000;
+
+/** A VM that does not run within the boot deadline is failed, released and destroyed at the fleet. */
+describe('VM boot deadline', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ limits: { boot_timeout_ms: BOOT_TIMEOUT_MS } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const setFleet = async (controls: Record<string, unknown>) => {
+    const response = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
+    expect(response.status).toBe(200);
+  };
+  const fleetStatus = async (vmId: string) => {
+    const response = await fetch(`${stack.fleet.url}/v1/vms/${vmId}`);
+    return response.status === 404 ? null : ((await response.json()) as { status: string }).status;
+  };
+
+  test.each([
+    ['a boot that never ends', { boot_ms: 600_000 }, 'destroyed'],
+    ['a fleet that keeps answering 500', { boot_ms: 50, fault: 'http_500' }, null],
+  ])('when %s, then after the deadline the VM is failed with boot_timeout, its quota is free again and the fleet holds nothing', async (_label, fleet, fleetEnd) => {
+    const { token, tenantId } = await createTenant(stack, { max_vms: 1 });
+    await setFleet(fleet);
+    try {
+      const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+      expect(spawned.status).toBe(202);
+      const vmId = spawned.body.vm_id as string;
+      // Past the deadline the VM is failed once the fleet has destroyed whatever it may hold: an
+      // unreachable fleet delays that, it never skips it.
+      await sleep(BOOT_TIMEOUT_MS + 1000);
+      await setFleet({ fault: 'none' });
+      const vm = await eventually(
+        async () => {
+          const res = await stack.request('GET', `/v1/vms/${vmId}`, { token });
+          return res.body.status === 'failed' ? res.body : undefined;
+        },
+        BOOT_TIMEOUT_MS + 30_000,
+        'VM failed',
+      );
+      expect(vm.failure_reason).toBe('boot_timeout');
+      expect(await fleetStatus(vmId)).toBe(fleetEnd);
+      const usage = await eventually(async () => {
+        const u = await stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+        return u.vms === 0 ? u : undefined;
+      });
+      expect(usage).toMatchObject({ vms: 0, storage_gb: 0, provisioning: 0 });
+      // The released quota admits the next VM.
+      expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+      const audit = await stack.request('GET', `/v1/audit?vm_id=${vmId}`, { token });
+      expect(audit.body.items.map((e: { event_type: string }) => e.event_type)).toEqual(['VM_SPAWN_REQUESTED', 'VM_FAILED']);
+    } finally {
+      await setFleet({ fault: 'none', boot_ms: 50 });
+    }
+  }, 60_000);
+});
