@@ -9,10 +9,14 @@
  * history records only what activities returned, so Postgres, NATS and the fleet are not needed,
  * and a stand-in lets a scenario hold a VM in provisioning for as long as it needs.
  *
- * Re-record after an intended, versioned change to the workflow; never to make a failing replay pass.
+ * It records the current workflow's scenarios as `v2-*.json`. The histories without that prefix
+ * were recorded by the version-1 workflow (before the tenant-state-v2 patch) and are kept as they
+ * are: they prove that runs started by earlier code still replay. Add new files after an intended,
+ * versioned change to the workflow; never re-record to make a failing replay pass.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -21,34 +25,61 @@ import { REPO_ROOT, ensureTemporalBinary } from '../src/devstack/temporal-binary
 import { startTemporalDevServer } from '../src/devstack/temporal-dev-server';
 import type { RequestContext } from '../src/shared/request-context';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
-import { usageQuery, type SpawnVmRequest, type TenantQuota } from '../src/shared/tenant-workflow.messages';
-import type { ProvisionOutcome, TenantSnapshot } from '../src/shared/legacy/tenant-v1.state';
+import { usageQuery, type SpawnVmRequest, type TenantQuota, type VersionedQuota } from '../src/shared/tenant-workflow.messages';
+import type { InFlightVm } from '../src/shared/tenant-workflow.state';
 import { createTenantWorkflowClient } from '../src/temporal/tenant-workflow-client';
 import { WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
 
 type Activities = ReturnType<typeof createActivities>;
+type RecordedActivities = Pick<Activities, 'loadTenantTotals' | 'listInFlightVms' | 'recordSpawnAdmitted' | 'recordDestroyRequested' | 'recordTenantDeleted' | 'bootVm' | 'teardownVm' | 'failVm'>;
 
 const OUTPUT_DIR = path.resolve(process.argv[2] ?? path.join(REPO_ROOT, 'test/workflows/histories'));
 const TASK_QUEUE = 'record-histories';
 const CONTEXT: RequestContext = { request_id: 'recorded', actor_token_id: 'tok-recorded', actor_scope: 'service:tenant-admin', source_ip: '127.0.0.1', user_agent: 'record-histories' };
 const SHAPE = { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12', name: null };
 
-/** In-memory stand-ins for the activities; a gated VM stays provisioning until released. */
-function fakeActivities(quotas: Map<string, TenantQuota>, gates: Map<string, Promise<void>>, failing: Set<string>) {
-  const activities: Pick<Activities, 'loadTenantSnapshot' | 'provisionVm' | 'destroyVm'> = {
-    async loadTenantSnapshot({ tenant_id }): Promise<TenantSnapshot> {
-      const quota = quotas.get(tenant_id);
-      if (!quota) throw new Error(`no tenant ${tenant_id}`);
-      return { quota, closed: false, vms: [], settled: [] };
+/** What the stand-in Postgres and fleet hold for one tenant. */
+interface FakeTenant {
+  quota: VersionedQuota;
+  totals: { vms: number; storage_gb: number };
+  inFlight: InFlightVm[];
+}
+
+/**
+ * In-memory stand-ins for the activities. A VM in `held` boots until released (heartbeating, so a
+ * destroy can cancel it); one in `failing` is refused by the fleet.
+ */
+function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, failing: Set<string>): RecordedActivities {
+  return {
+    async loadTenantTotals({ tenant_id }) {
+      const tenant = tenants.get(tenant_id);
+      if (!tenant) throw new Error(`no tenant ${tenant_id}`);
+      return { quota: tenant.quota, closed: false, ...tenant.totals };
     },
-    async provisionVm({ request }): Promise<ProvisionOutcome> {
-      await gates.get(request.vm_id);
-      if (failing.has(request.vm_id)) return { status: 'failed', failure_reason: 'image_refused' };
+    async listInFlightVms({ tenant_id, after }) {
+      return after === null ? (tenants.get(tenant_id)?.inFlight ?? []) : [];
+    },
+    async recordSpawnAdmitted() {
+      return { outcome: 'recorded' };
+    },
+    async recordDestroyRequested() {
+      return { outcome: 'recorded', storage_gb: SHAPE.storage_gb };
+    },
+    async recordTenantDeleted() {
+      return { outcome: 'deleted' };
+    },
+    async bootVm({ vm_id }) {
+      const context = Context.current();
+      while (held.has(vm_id)) {
+        context.heartbeat();
+        await context.sleep(100);
+      }
+      if (failing.has(vm_id)) return { status: 'failed', failure_reason: 'image_refused' };
       return { status: 'running', failure_reason: null };
     },
-    async destroyVm(): Promise<void> {},
+    async teardownVm() {},
+    async failVm() {},
   };
-  return activities;
 }
 
 async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -66,14 +97,26 @@ async function main(): Promise<void> {
   const workerConnection = await NativeConnection.connect({ address: temporal.address });
   try {
     const client = new Client({ connection, namespace: temporal.namespace });
-    const quotas = new Map<string, TenantQuota>();
-    const gates = new Map<string, Promise<void>>();
+    const fakeTenants = new Map<string, FakeTenant>();
+    const held = new Set<string>();
     const failing = new Set<string>();
-    const worker = await Worker.create({ connection: workerConnection, namespace: temporal.namespace, taskQueue: TASK_QUEUE, workflowsPath: WORKFLOWS_PATH, activities: fakeActivities(quotas, gates, failing) });
+    const worker = await Worker.create({
+      connection: workerConnection,
+      namespace: temporal.namespace,
+      taskQueue: TASK_QUEUE,
+      workflowsPath: WORKFLOWS_PATH,
+      activities: fakeActivities(fakeTenants, held, failing),
+      maxHeartbeatThrottleInterval: '1 second',
+    });
     const tenants = createTenantWorkflowClient({ client, taskQueue: TASK_QUEUE });
     const canTenants = createTenantWorkflowClient({ client, taskQueue: TASK_QUEUE, continueAsNewAfterUpdates: 3 });
+    const deadlineTenants = createTenantWorkflowClient({ client, taskQueue: TASK_QUEUE, limits: { boot_timeout_ms: 2000 } });
 
-    const spawnRequest = (vmId: string): SpawnVmRequest => ({ vm_id: vmId, shape: SHAPE, created_at: '2026-11-23T12:00:00.000Z', context: CONTEXT });
+    const tenant = (id: string, quota: TenantQuota, totals = { vms: 0, storage_gb: 0 }, inFlight: InFlightVm[] = []) => {
+      fakeTenants.set(id, { quota: { ...quota, version: 1 }, totals, inFlight });
+      return id;
+    };
+    const spawnRequest = (tenantId: string, vmId: string): SpawnVmRequest => ({ vm_id: vmId, shape: SHAPE, created_at: '2026-11-27T12:00:00.000Z', context: CONTEXT, quota: fakeTenants.get(tenantId)!.quota });
     const usage = (tenantId: string) => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
     const settledTo = (tenantId: string, vms: number) => waitFor(async () => {
       const u = await usage(tenantId);
@@ -91,66 +134,84 @@ async function main(): Promise<void> {
       await writeFile(path.join(OUTPUT_DIR, `${name}.json`), JSON.stringify(json, null, 1) + '\n');
       process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
     };
-    const tenant = (id: string, quota: TenantQuota) => {
-      quotas.set(id, quota);
-      return id;
-    };
 
     await mkdir(OUTPUT_DIR, { recursive: true });
     await worker.runUntil(async () => {
       // A VM spawned, run and destroyed; then the tenant closes and the workflow completes.
-      const a = tenant('rec-spawn', { max_vms: 3, storage_quota_gb: 100 });
-      await tenants.ensureStarted(a, quotas.get(a)!);
-      await tenants.spawn(a, spawnRequest('vm-spawn-1'));
+      const a = tenant('rec2-spawn', { max_vms: 3, storage_quota_gb: 100 });
+      await tenants.spawn(a, spawnRequest(a, 'vm-spawn-1'));
       await settledTo(a, 1);
       await tenants.destroy(a, 'vm-spawn-1', CONTEXT);
       await settledTo(a, 0);
       await tenants.close(a, CONTEXT);
-      await save('spawn-destroy', a);
+      await save('v2-spawn-destroy', a);
 
-      // Refusals: over max_vms, over storage, then a raised quota admits the spawn; a VM the fleet refuses fails.
-      const b = tenant('rec-quota', { max_vms: 1, storage_quota_gb: 8 });
-      await tenants.spawn(b, spawnRequest('vm-quota-1'));
-      await expectRefusal(tenants.spawn(b, spawnRequest('vm-quota-2')), 'QuotaExceeded');
-      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 8 }, CONTEXT);
-      await expectRefusal(tenants.spawn(b, spawnRequest('vm-quota-2')), 'QuotaExceeded');
+      // Refusals (over max_vms, over storage), a stale quota ignored, a raised one admitting, a VM the fleet refuses.
+      const b = tenant('rec2-quota', { max_vms: 1, storage_quota_gb: 8 });
+      await tenants.spawn(b, spawnRequest(b, 'vm-quota-1'));
+      await expectRefusal(tenants.spawn(b, spawnRequest(b, 'vm-quota-2')), 'QuotaExceeded');
+      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 8, version: 3 }, CONTEXT);
+      await tenants.changeQuota(b, { max_vms: 9, storage_quota_gb: 90, version: 2 }, CONTEXT);
+      await expectRefusal(tenants.spawn(b, spawnRequest(b, 'vm-quota-2')), 'QuotaExceeded');
       failing.add('vm-quota-3');
-      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 10 }, CONTEXT);
-      await tenants.spawn(b, spawnRequest('vm-quota-3'));
+      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 10, version: 4 }, CONTEXT);
+      await tenants.spawn(b, spawnRequest(b, 'vm-quota-3'));
       await settledTo(b, 1);
       await expectRefusal(tenants.close(b, CONTEXT), 'TenantHasVms');
       await tenants.destroy(b, 'vm-quota-1', CONTEXT);
       await settledTo(b, 0);
       await tenants.close(b, CONTEXT);
-      await save('over-quota-refusal', b);
+      await save('v2-over-quota-refusal', b);
 
-      // A destroy that arrives while its VM is still provisioning, and a repeat of it.
-      const c = tenant('rec-destroy-early', { max_vms: 3, storage_quota_gb: 100 });
-      let release!: () => void;
-      gates.set('vm-early-1', new Promise<void>((resolve) => (release = resolve)));
-      await tenants.spawn(c, spawnRequest('vm-early-1'));
-      await tenants.destroy(c, 'vm-early-1', CONTEXT);
-      await tenants.destroy(c, 'vm-early-1', { ...CONTEXT, request_id: 'recorded-repeat' });
-      release();
+      // A destroy that arrives while its VM boots cancels the boot; a repeat of it is answered.
+      const c = tenant('rec2-cancel', { max_vms: 3, storage_quota_gb: 100 });
+      held.add('vm-cancel-1');
+      await tenants.spawn(c, spawnRequest(c, 'vm-cancel-1'));
+      await tenants.destroy(c, 'vm-cancel-1', CONTEXT);
+      await tenants.destroy(c, 'vm-cancel-1', { ...CONTEXT, request_id: 'recorded-repeat' });
       await settledTo(c, 0);
+      held.delete('vm-cancel-1');
       await tenants.close(c, CONTEXT);
-      await save('destroy-while-provisioning', c);
+      await save('v2-cancel-on-destroy', c);
 
-      // Continue-as-new after 3 updates, with a VM still running and one retried spawn carried over.
-      const d = tenant('rec-continue-as-new', { max_vms: 3, storage_quota_gb: 100 });
-      await canTenants.spawn(d, spawnRequest('vm-can-1'));
-      await canTenants.spawn(d, spawnRequest('vm-can-2'));
+      // A run rebuilt from a Postgres holding VMs: one running (totals only), one still provisioning
+      // and one being destroyed, both resumed; then a new spawn.
+      const cause = { request_id: 'recovery', actor_token_id: null };
+      const d = tenant('rec2-rebuild', { max_vms: 5, storage_quota_gb: 100 }, { vms: 3, storage_gb: 15 }, [
+        { vm_id: 'vm-rebuild-booting', storage_gb: 5, phase: 'provisioning', cause },
+        { vm_id: 'vm-rebuild-going', storage_gb: 5, phase: 'destroying', cause },
+      ]);
+      await tenants.ensureStarted(d);
       await settledTo(d, 2);
-      const firstRunId = (await client.workflow.getHandle(tenantWorkflowId(d)).describe()).runId;
-      await canTenants.destroy(d, 'vm-can-2', CONTEXT);
-      await waitFor(async () => (await client.workflow.getHandle(tenantWorkflowId(d)).describe()).runId !== firstRunId, 'continue-as-new');
-      await settledTo(d, 1);
-      await canTenants.spawn(d, spawnRequest('vm-can-1')); // a retry, answered from carried state
-      await canTenants.destroy(d, 'vm-can-1', CONTEXT);
-      await settledTo(d, 0);
-      await canTenants.close(d, CONTEXT);
-      await save('continue-as-new.run1', d, firstRunId);
-      await save('continue-as-new.run2', d);
+      await tenants.spawn(d, spawnRequest(d, 'vm-rebuild-new'));
+      await settledTo(d, 3);
+      await save('v2-rebuild-from-postgres', d);
+
+      // A boot past its deadline: failed and released.
+      const e = tenant('rec2-deadline', { max_vms: 2, storage_quota_gb: 100 });
+      held.add('vm-deadline-1');
+      await deadlineTenants.spawn(e, spawnRequest(e, 'vm-deadline-1'));
+      await settledTo(e, 0);
+      held.delete('vm-deadline-1');
+      await save('v2-boot-timeout', e);
+
+      // Continue-as-new after 3 updates, with a VM still booting carried over and resumed.
+      const f = tenant('rec2-continue-as-new', { max_vms: 3, storage_quota_gb: 100 });
+      await canTenants.spawn(f, spawnRequest(f, 'vm-can-1'));
+      await settledTo(f, 1);
+      held.add('vm-can-2');
+      await canTenants.spawn(f, spawnRequest(f, 'vm-can-2'));
+      const firstRunId = (await client.workflow.getHandle(tenantWorkflowId(f)).describe()).runId;
+      await canTenants.destroy(f, 'vm-can-1', CONTEXT);
+      await waitFor(async () => (await client.workflow.getHandle(tenantWorkflowId(f)).describe()).runId !== firstRunId, 'continue-as-new');
+      held.delete('vm-can-2');
+      await settledTo(f, 1);
+      await canTenants.destroy(f, 'vm-can-1', CONTEXT); // a retry, answered from carried state
+      await canTenants.destroy(f, 'vm-can-2', CONTEXT);
+      await settledTo(f, 0);
+      await canTenants.close(f, CONTEXT);
+      await save('v2-continue-as-new.run1', f, firstRunId);
+      await save('v2-continue-as-new.run2', f);
     });
   } finally {
     await workerConnection.close();

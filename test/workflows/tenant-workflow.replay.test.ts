@@ -5,8 +5,10 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { testBundle } from '../helpers/workflow-bundle';
 
 /**
- * Replays recorded tenant-workflow histories (spawn and destroy, quota refusals, destroy while
- * provisioning, continue-as-new) against the current workflow code: a change that would break
+ * Replays recorded tenant-workflow histories against the current workflow code: those of the
+ * version-1 workflow (runs already going when state version 2 was deployed) and those of the current
+ * one (spawn and destroy, quota refusals and versions, cancel on destroy, rebuild from a non-empty
+ * Postgres, boot deadline, continue-as-new with a VM still booting). A change that would break
  * running workflows fails here with a DeterminismViolationError instead of in production.
  * Record them with `node --import tsx scripts/record-histories.ts`.
  */
@@ -30,8 +32,21 @@ describe('tenant workflow replay', () => {
   });
 
   test('the recorded histories cover the scenarios the workflow must keep replaying', () => {
+    // Recorded by the version-1 workflow, before the tenant-state-v2 patch: runs started by that code.
     expect(files).toEqual(
       expect.arrayContaining(['spawn-destroy.json', 'over-quota-refusal.json', 'destroy-while-provisioning.json', 'continue-as-new.run1.json', 'continue-as-new.run2.json']),
+    );
+    // Recorded by the current workflow.
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'v2-spawn-destroy.json',
+        'v2-over-quota-refusal.json',
+        'v2-cancel-on-destroy.json',
+        'v2-rebuild-from-postgres.json',
+        'v2-boot-timeout.json',
+        'v2-continue-as-new.run1.json',
+        'v2-continue-as-new.run2.json',
+      ]),
     );
   });
 
