@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import { failureType } from '../../src/api/workflow-failures';
+import { tenantWorkflowId } from '../../src/shared/tenant-id';
+import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
+
+const CONTEXT = { request_id: 'test', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null };
+
+/** Deletion and quota changes racing the tenant's own requests. */
+describe('tenant deletion and quota changes under concurrency', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const handle = (tenantId: string, runId?: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId), runId);
+  const runsOf = async (tenantId: string) => {
+    const runs: string[] = [];
+    for await (const execution of stack.temporal.workflow.list({ query: `WorkflowId="${tenantWorkflowId(tenantId)}"` })) runs.push(execution.runId);
+    return runs;
+  };
+  const storedTenant = (tenantId: string) => stack.db.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+
+  test('when spawns race a delete, then either the delete is refused or no VM of the tenant exists: a VM never outlives its tenant', async () => {
+    const outcomes: number[] = [];
+    for (let round = 0; round < 6; round++) {
+      const { tenantId, token } = await createTenant(stack, { max_vms: 50 });
+      // The delete goes out between the spawns, so some reach the workflow before it and some after.
+      const spawns = Array.from({ length: 12 }, (_, i) => (i === 6 ? null : stack.request('POST', '/v1/vms', { token, body: SMALL_VM })));
+      const deletion = stack.request('DELETE', `/v1/tenants/${tenantId}`, { token: stack.adminToken });
+      const answers = await Promise.all(spawns.filter(Boolean));
+      const deleted = await deletion;
+      outcomes.push(deleted.status);
+      for (const answer of answers) expect([202, 401, 404]).toContain(answer.status);
+      const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status']).where('tenant_id', '=', tenantId).execute();
+      if (deleted.status === 200) {
+        expect((await storedTenant(tenantId)).deleted_at).not.toBeNull();
+        expect(rows).toEqual([]);
+        expect(answers.filter((a) => a.status === 202)).toEqual([]);
+      } else {
+        expect(deleted.status).toBe(409);
+        expect(deleted.body.code).toBe('tenant_has_vms');
+        expect(rows.length).toBe(answers.filter((a) => a.status === 202).length);
+      }
+    }
+    process.stdout.write(`delete outcomes over the rounds: ${outcomes.join(', ')}\n`);
+  }, 120_000);
+
+  test('when a request reaches a deleted tenant\'s workflow late, then it is refused TenantClosed and no new run starts', async () => {
+    const { tenantId } = await createTenant(stack);
+    await eventually(async () => (await handle(tenantId).describe().catch(() => null))?.status.name === 'RUNNING', 20_000, 'workflow running');
+    expect((await stack.request('DELETE', `/v1/tenants/${tenantId}`, { token: stack.adminToken })).status).toBe(200);
+    const closed = await eventually(async () => {
+      const described = await handle(tenantId).describe();
+      return described.status.name === 'COMPLETED' ? described : undefined;
+    });
+    const runsBefore = await runsOf(tenantId);
+
+    // As a request would that passed authentication a moment before the delete.
+    const late = await stack.gateway.spawn(tenantId, { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context: CONTEXT }).catch((e: unknown) => e);
+    expect(failureType(late)).toBe('TenantClosed');
+    const destroyLate = await stack.gateway.destroy(tenantId, randomUUID(), CONTEXT).catch((e: unknown) => e);
+    expect(failureType(destroyLate)).toBe('TenantClosed');
+
+    const after = await handle(tenantId).describe();
+    expect({ runId: after.runId, status: after.status.name }).toEqual({ runId: closed.runId, status: 'COMPLETED' });
+    expect(await runsOf(tenantId)).toEqual(runsBefore);
+    // The deletion was recorded once, by the workflow.
+    const entries = await stack.db.selectFrom('audit_events').select('event_type').where('tenant_id', '=', tenantId).where('event_type', '=', 'TENANT_DELETED').execute();
+    expect(entries).toHaveLength(1);
+  }, 60_000);
+
+  test('when two quota changes race, then the workflow ends on the quota and version Postgres holds', async () => {
+    for (let round = 0; round < 4; round++) {
+      const { tenantId, token } = await createTenant(stack, { max_vms: 2 });
+      expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202); // the workflow is running
+      const [a, b] = await Promise.all([
+        stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { max_vms: 3 } }),
+        stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { max_vms: 7 } }),
+      ]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      const stored = await storedTenant(tenantId);
+      const usage = await handle(tenantId).query(usageQuery);
+      expect({ max_vms: usage.max_vms, version: usage.quota_version }).toEqual({ max_vms: stored.max_vms, version: stored.quota_version });
+    }
+  }, 60_000);
+
+  test('when quota changes reach the workflow in the wrong order, then the older one is ignored', async () => {
+    const { tenantId, token } = await createTenant(stack, { max_vms: 2 });
+    expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+    const { quota_version: version } = await storedTenant(tenantId);
+    await stack.gateway.changeQuota(tenantId, { max_vms: 9, storage_quota_gb: 100, version: version + 2 }, CONTEXT);
+    await stack.gateway.changeQuota(tenantId, { max_vms: 1, storage_quota_gb: 100, version: version + 1 }, CONTEXT);
+    expect(await handle(tenantId).query(usageQuery)).toMatchObject({ max_vms: 9, quota_version: version + 2 });
+    // A spawn carrying the stale Postgres quota (version) does not roll it back either.
+    expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+    expect(await handle(tenantId).query(usageQuery)).toMatchObject({ max_vms: 9, quota_version: version + 2 });
+  });
+});
