@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { sql } from 'kysely';
 import { connect } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
+import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
 import { describeConfig, loadConfig } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
     log,
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
+    authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
     metrics,
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
