@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { connect } from 'nats';
+import { generateToken } from '../src/auth/token-format';
 import { migrateToLatest } from '../src/db/migrate';
 import { SERVICE_ROLE } from '../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
 import { describeExit, spawnNodeTs, type ManagedChild } from '../src/devstack/child-process';
@@ -60,7 +61,7 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
   const stream = `BENCH_${stamp}_${suffix}`.toUpperCase();
   const subjectPrefix = stream.toLowerCase();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-bench-'));
-  const adminToken = `bench-admin-${randomBytes(24).toString('hex')}`;
+  const adminToken = generateToken();
   const taskQueue = `vm-tenant-bench-${suffix}`;
 
   const children: ManagedChild[] = [];

@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import type { Kysely } from 'kysely';
+import type { AuthFailureLimiter } from '../auth/auth-failure-limiter';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
@@ -9,6 +10,7 @@ import { accessLog } from './middleware/access-log';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { noStore } from './middleware/no-store';
 import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
@@ -31,6 +33,8 @@ export interface AppDeps {
   readiness: Record<string, DependencyCheck>;
   trustedProxies: readonly string[];
   rateLimiter?: TenantRateLimiter;
+  /** Failed authentications per client address; without it, failures are not limited. */
+  authFailureLimiter?: AuthFailureLimiter;
   metrics?: ApiMetrics;
   now?: () => Date;
 }
@@ -53,7 +57,8 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
-  app.use('/v1', authenticate(deps.db, now));
+  app.use('/v1', noStore());
+  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   const workflows = deps.tenantWorkflows;
   app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now })));

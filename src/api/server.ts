@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { sql } from 'kysely';
 import { connect } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
+import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
 import { describeConfig, loadConfig } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
@@ -11,6 +12,7 @@ import { startMetricsServer } from '../metrics/metrics-server';
 import { createLogger } from '../logging/logger';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
+import { natsConnectOptions } from '../events/nats-connection';
 import { answerClientError } from './client-error';
 
 async function main(): Promise<void> {
@@ -21,7 +23,7 @@ async function main(): Promise<void> {
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const nats = await connect({ servers: config.natsUrl, name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
 
   const metrics = createApiMetrics(db);
   const metricsServer = await startMetricsServer(metrics.registry, config.apiMetricsPort, config.host, log);
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
     log,
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
+    authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
     metrics,
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),

@@ -37,7 +37,12 @@ export interface ActiveToken {
   api_rate_limit_rpm: number | null;
 }
 
-/** A token that authenticates: known, not revoked, not expired, and its tenant (if any) not deleted. */
+/**
+ * A token that authenticates: known, not revoked, not expired, its tenant (if any) not deleted, and
+ * no token above it revoked. Revocation revokes the whole subtree under a lock issuing also takes
+ * (see lockTenantTokens), so the ancestor walk only matters for rows written before that lock
+ * existed or by hand; it is a few primary-key lookups inside the same statement.
+ */
 export async function findActiveTokenByHash(db: Db, tokenHash: string, now: Date): Promise<ActiveToken | undefined> {
   return db
     .selectFrom('api_tokens as t')
@@ -47,7 +52,54 @@ export async function findActiveTokenByHash(db: Db, tokenHash: string, now: Date
     .where('t.revoked_at', 'is', null)
     .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', now)]))
     .where((eb) => eb.or([eb('t.tenant_id', 'is', null), eb('tn.deleted_at', 'is', null)]))
+    .where(({ not, exists }) =>
+      not(
+        exists(sql`(
+          with recursive ancestors as (
+            select parent.token_id, parent.parent_token_id, parent.revoked_at from api_tokens parent where parent.token_id = t.parent_token_id
+            union all
+            select up.token_id, up.parent_token_id, up.revoked_at from api_tokens up join ancestors on up.token_id = ancestors.parent_token_id
+          )
+          select 1 from ancestors where revoked_at is not null)`),
+      ),
+    )
     .executeTakeFirst();
+}
+
+/**
+ * Serialises every issue and revocation of one tenant's tokens on its tenant row (NO KEY UPDATE, so
+ * VM inserts' foreign-key checks are not blocked). Statements after it see every token committed
+ * before the lock was granted, so a revocation's subtree cannot miss a child issued concurrently,
+ * and an issue re-checking its parent after it cannot miss a revocation. Returns false when the
+ * tenant does not exist or is deleted.
+ */
+export async function lockTenantTokens(trx: Transaction<Database>, tenantId: string): Promise<boolean> {
+  const row = await trx.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('deleted_at', 'is', null).forNoKeyUpdate().executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Whether the token can still issue: present, not revoked, not expired, no revoked ancestor. */
+export async function isTokenUsable(db: Db, tokenId: string, now: Date): Promise<boolean> {
+  const { rows } = await sql<{ usable: boolean }>`
+    with recursive chain as (
+      select token_id, parent_token_id, revoked_at, expires_at from api_tokens where token_id = ${tokenId}
+      union all
+      select up.token_id, up.parent_token_id, up.revoked_at, up.expires_at from api_tokens up join chain on up.token_id = chain.parent_token_id
+    )
+    select count(*) > 0 and bool_and(revoked_at is null and (expires_at is null or expires_at > ${now})) as usable from chain`.execute(db);
+  return rows[0]?.usable === true;
+}
+
+/** Whether `tokenId` is `ancestorId` or was issued under it, transitively. */
+export async function isInSubtreeOf(db: Db, tokenId: string, ancestorId: string): Promise<boolean> {
+  const { rows } = await sql<{ found: boolean }>`
+    with recursive chain as (
+      select token_id, parent_token_id from api_tokens where token_id = ${tokenId}
+      union all
+      select up.token_id, up.parent_token_id from api_tokens up join chain on up.token_id = chain.parent_token_id
+    )
+    select exists (select 1 from chain where token_id = ${ancestorId}) as found`.execute(db);
+  return rows[0]?.found === true;
 }
 
 export async function insertToken(db: Db, token: NewApiToken): Promise<ApiTokenRow> {

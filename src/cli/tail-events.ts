@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { connect, DeliverPolicy, type OrderedConsumerOptions } from 'nats';
 import { loadConfig } from '../config/config';
 import { isTenantId } from '../shared/tenant-id';
+import { natsConnectOptions } from '../events/nats-connection';
 import type { LifecycleEvent } from '../events/event-payload';
 
 const HELP = `Usage: vm-tenant-events --tenant <tenant_id> [--from-start | --since <ISO time>] [--no-follow]
@@ -40,7 +41,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const nc = await connect({ servers: config.natsUrl, name: 'vm-tenant-events' });
+  const nc = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-events' });
   const opts: Partial<OrderedConsumerOptions> = { filterSubjects: `${config.natsSubjectPrefix}.>` };
   if (since) Object.assign(opts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
   // An ordered consumer starts at the beginning by default (and an explicit DeliverPolicy.All stalls it).

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { isWellFormedToken } from '../auth/token-format';
 import { envReaders, type Env } from './env-readers';
 
 export interface Config {
@@ -15,6 +16,7 @@ export interface Config {
   readonly fleetUrl: string;
   readonly fleetPort: number;
   readonly adminToken: string | undefined;
+  readonly authFailuresPerMinute: number;
   readonly dataDir: string;
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
@@ -62,8 +64,9 @@ function hostPort(env: Env, key: string, fallback: string): string {
 /** Reads and validates the environment once; nothing else in the code base reads process.env. */
 export function loadConfig(env: Env = process.env): Config {
   const adminToken = env.ADMIN_TOKEN === '' ? undefined : env.ADMIN_TOKEN;
-  if (adminToken !== undefined && adminToken.length < 32) {
-    throw new ConfigError('ADMIN_TOKEN must be at least 32 characters long');
+  // Only strings in the token format ever reach the database, so any other ADMIN_TOKEN could never log in.
+  if (adminToken !== undefined && !isWellFormedToken(adminToken)) {
+    throw new ConfigError('ADMIN_TOKEN must be a vmt_ token (vmt_ + 30 base62 + 6-character CRC32); leave it unset to have one generated into DATA_DIR/admin-token');
   }
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
   return Object.freeze({
@@ -80,6 +83,7 @@ export function loadConfig(env: Env = process.env): Config {
     fleetUrl: url(env, 'FLEET_URL', `http://127.0.0.1:${fleetPort}`, ['http:', 'https:']),
     fleetPort,
     adminToken,
+    authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 60, 1, 1_000_000),
     dataDir: path.resolve(str(env, 'DATA_DIR', '.data')),
     trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
     logLevel: str(env, 'LOG_LEVEL', 'info'),

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { natsConnectOptions } from '../events/nats-connection';
 import { connect } from 'nats';
 
 /** Commands that start the local services on a development machine (no Docker here). */
@@ -62,7 +63,7 @@ export async function checkNats(natsUrl: string, timeoutMs = 3_000): Promise<voi
   const howToStart = `Start it with:\n  ${START_NATS_COMMAND}\nor point NATS_URL at a running server started with -js.`;
   let nc;
   try {
-    nc = await connect({ servers: natsUrl, timeout: timeoutMs, reconnect: false, maxReconnectAttempts: 0 });
+    nc = await connect({ ...natsConnectOptions(natsUrl), timeout: timeoutMs, reconnect: false, maxReconnectAttempts: 0 });
   } catch (error) {
     throw new ServiceUnavailableError(['nats'], `NATS is not reachable at ${redact(natsUrl)} (${reason(error)}).\n${howToStart}`, {
       cause: error,

@@ -58,7 +58,8 @@ export async function appendAuditEvent(db: Kysely<Database> | Transaction<Databa
       source_ip: event.context.source_ip,
       user_agent: event.context.user_agent,
       request_id: event.context.request_id,
-      details: event.details ?? {},
+      // The caller's own X-Request-Id rides in details (already hashed), so the hashed field set is unchanged.
+      details: event.context.client_request_id ? { ...event.details, client_request_id: event.context.client_request_id } : (event.details ?? {}),
     };
     const hash = entryHash(prevHash, fields);
     return trx

@@ -10,6 +10,7 @@ import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { Logger } from '../logging/logger';
 import { startHousekeeping } from './housekeeping';
+import { natsConnectOptions } from '../events/nats-connection';
 import { WORKFLOWS_PATH } from './workflow-bundle';
 
 export interface TenantWorkerOptions {
@@ -41,7 +42,7 @@ export interface TenantWorkerRuntime {
 }
 
 export async function createTenantWorker(options: TenantWorkerOptions): Promise<TenantWorkerRuntime> {
-  const nats = await connect({ servers: options.natsUrl, name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const nats = await connect({ ...natsConnectOptions(options.natsUrl), name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
   await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
   const connection = await NativeConnection.connect({ address: options.temporalAddress });
   const rawFleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });

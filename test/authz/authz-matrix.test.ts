@@ -1,12 +1,14 @@
 /**
  * Negative authorization matrix (issue 4, section 1; seed 004 follow-up
- * SEC-ARCH-TENANT-AUTHZ-NEGATIVE-MATRIX-001).
+ * SEC-ARCH-TENANT-AUTHZ-NEGATIVE-MATRIX-001; issue 9, item 8).
  *
- * authz-matrix.json lists every route x every kind of caller with the expected status. This file
+ * authz-matrix.json lists every route with the action it performs and what it targets; the
+ * expected status of every route x caller comes from the policy table in authz-policy.ts (scopes
+ * -> allowed actions, and the disclosure rules), written independently of the routes. This file
  * 1. checks the matrix against the route table of the Express app itself (the CI gate),
  * 2. runs every cell over HTTP against the real API with real data in tenants A and B, checking
  *    the status, the problem+json shape, and that a refused or read-only request changed nothing
- *    in Postgres or at the fleet simulator,
+ *    in Postgres or at the fleet simulator, and that an allowed write really happened in Postgres,
  * 3. checks that another tenant's object answers exactly like a missing one.
  */
 import { randomUUID } from 'node:crypto';
@@ -14,12 +16,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { createApp, type AppDeps } from '../../src/api/app';
-import { generateToken, newTokenId } from '../../src/auth/token-format';
+import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import type { Database } from '../../src/db/tables';
 import { createLogger } from '../../src/logging/logger';
 import { listExpressRoutes } from '../helpers/express-routes';
 import { uniqueName } from '../helpers/test-env';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
+import { ACTIONS, expectedStatus, type Action, type PolicyCaller, type Target } from './authz-policy';
 
 const CALLERS = [
   'no_token',
@@ -29,11 +32,31 @@ const CALLERS = [
   'revoked_token',
   'deleted_tenant_token',
   'other_tenant_admin',
+  'other_tenant_read_only',
   'same_tenant_read_only',
+  'same_tenant_writer',
+  'same_tenant_auditor',
   'same_tenant_admin',
   'platform_admin',
 ] as const;
 type Caller = (typeof CALLERS)[number];
+
+/** Who each caller is, in the policy's terms. Rows always target tenant A. */
+const IDENTITY: Record<Caller, PolicyCaller> = {
+  no_token: { scope: null, tenant: null },
+  malformed_token: { scope: null, tenant: null },
+  unknown_token: { scope: null, tenant: null },
+  expired_token: { scope: null, tenant: null },
+  revoked_token: { scope: null, tenant: null },
+  deleted_tenant_token: { scope: null, tenant: null },
+  other_tenant_admin: { scope: 'service:tenant-admin', tenant: 'B' },
+  other_tenant_read_only: { scope: 'vm:read', tenant: 'B' },
+  same_tenant_read_only: { scope: 'vm:read', tenant: 'A' },
+  same_tenant_writer: { scope: 'vm:write', tenant: 'A' },
+  same_tenant_auditor: { scope: 'audit:read', tenant: 'A' },
+  same_tenant_admin: { scope: 'service:tenant-admin', tenant: 'A' },
+  platform_admin: { scope: 'service:admin', tenant: null },
+};
 
 type Template = string | number | boolean | null | Template[] | { [key: string]: Template };
 
@@ -41,13 +64,14 @@ interface MatrixRow {
   method: string;
   path: string;
   public?: boolean;
+  action?: Action;
+  target?: Target;
   mutates?: boolean;
   params?: Record<string, string>;
   success_params?: Record<string, string>;
   query?: Record<string, string>;
   body?: Template;
   note?: string;
-  expect: Record<Caller, number>;
 }
 
 const matrix = JSON.parse(readFileSync(path.join(__dirname, 'authz-matrix.json'), 'utf8')) as { routes: MatrixRow[] };
@@ -63,8 +87,14 @@ interface Cell {
   writes: boolean;
 }
 
+/** The policy's answer; public routes (probes, the API description) answer everyone. */
+function expected(row: MatrixRow, caller: Caller): number {
+  if (row.public) return 200;
+  return expectedStatus(IDENTITY[caller], row.action!, row.target!, 'A');
+}
+
 const cells: Cell[] = matrix.routes.flatMap((row) =>
-  CALLERS.map((caller) => ({ row, caller, status: row.expect[caller], writes: Boolean(row.mutates) && isSuccess(row.expect[caller]) })),
+  CALLERS.map((caller) => ({ row, caller, status: expected(row, caller), writes: Boolean(row.mutates) && isSuccess(expected(row, caller)) })),
 );
 const cellName = (cell: Cell) => `when ${cell.caller} calls ${routeKey(cell.row)}, then ${cell.status}`;
 
@@ -88,12 +118,24 @@ describe('authorization matrix: CI gate', () => {
     expect(registered.filter((key) => !described.includes(key))).toEqual([]);
   });
 
-  test('when authz-matrix.json is read, then every row names a registered route, once, with a status for every caller', () => {
+  test('when authz-matrix.json is read, then every row names a registered route, once, and every protected one a policy action and target', () => {
     expect(described.filter((key) => !registered.includes(key))).toEqual([]);
     expect(described.filter((key, i) => described.indexOf(key) !== i)).toEqual([]);
+    const targets: Target[] = ['platform', 'named_tenant', 'own_tenant', 'tenant_object'];
     for (const row of matrix.routes) {
-      expect({ route: routeKey(row), callers: Object.keys(row.expect).sort() }).toEqual({ route: routeKey(row), callers: [...CALLERS].sort() });
-      for (const caller of CALLERS) expect(Number.isInteger(row.expect[caller])).toBe(true);
+      if (row.public) continue;
+      expect({ route: routeKey(row), action: ACTIONS.includes(row.action!), target: targets.includes(row.target!) }).toEqual({ route: routeKey(row), action: true, target: true });
+      expect((row as unknown as Record<string, unknown>).expect).toBeUndefined(); // expectations come from the policy only
+    }
+    // Every action of the policy is reachable through some route, so none goes untested.
+    expect(ACTIONS.filter((action) => !matrix.routes.some((row) => row.action === action))).toEqual([]);
+  });
+
+  test('when the policy is asked, then every caller kind gets every answer it could get somewhere (no caller is only ever refused or only ever allowed by accident)', () => {
+    const answers = (caller: Caller) => new Set(matrix.routes.filter((row) => !row.public).map((row) => expected(row, caller)));
+    expect([...answers('no_token')]).toEqual([401]);
+    for (const caller of ['same_tenant_read_only', 'same_tenant_writer', 'same_tenant_auditor', 'same_tenant_admin', 'other_tenant_read_only', 'other_tenant_admin', 'platform_admin'] as const) {
+      expect({ caller, allowedSomewhere: [...answers(caller)].some(isSuccess), refusedSomewhere: [...answers(caller)].some((status) => status >= 400) }).toEqual({ caller, allowedSomewhere: true, refusedSomewhere: true });
     }
   });
 });
@@ -103,6 +145,8 @@ interface World {
   B: { tenantId: string; adminToken: string };
   C: { tenantId: string };
   tokens: Record<Exclude<Caller, 'no_token' | 'malformed_token'>, string>;
+  /** token_id of each usable caller's token (null for the platform admin, whose token has no tenant). */
+  tokenIds: Partial<Record<Caller, string | null>>;
 }
 
 /** The state of one tenant as Postgres and the fleet simulator hold it. */
@@ -210,19 +254,23 @@ describe('authorization matrix over HTTP', () => {
   beforeAll(async () => {
     stack = await startTestStack();
     const quota = { api_rate_limit_rpm: 10_000 };
-    const [a, b, c] = await Promise.all([createTenant(stack, quota), createTenant(stack, quota), createTenant(stack, quota)]);
+    const [a, b, c] = await Promise.all([createTenant(stack, { ...quota, max_vms: 20 }), createTenant(stack, quota), createTenant(stack, quota)]);
 
-    // Tenant A: a running VM, a read-only token, a spare token (target of token revocation), and
-    // two more tenant-admin tokens made unusable: one expired, one revoked.
-    const [vmId, read, spare, expired, revoked] = await Promise.all([
+    // Tenant A: a running VM, a token of every tenant scope, a spare token (target of token
+    // revocation), and two more tenant-admin tokens made unusable: one expired, one revoked.
+    const [vmId, read, write, audit, spare, expired, revoked, bRead] = await Promise.all([
       spawnRunningVm(a.token),
       issueToken(a.tenantId, a.token, 'vm:read'),
+      issueToken(a.tenantId, a.token, 'vm:write'),
+      issueToken(a.tenantId, a.token, 'audit:read'),
       issueToken(a.tenantId, a.token, 'vm:read'),
       issueToken(a.tenantId, stack.adminToken, 'service:tenant-admin'),
       issueToken(a.tenantId, stack.adminToken, 'service:tenant-admin'),
+      issueToken(b.tenantId, b.token, 'vm:read'),
     ]);
     await stack.db.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 60_000) }).where('token_id', '=', expired.token_id).execute();
-    const revocation = await stack.request('DELETE', `/v1/tenants/${a.tenantId}/tokens/${revoked.token_id}`, { token: a.token });
+    // The platform admin revokes it: A's own admin may revoke only what was issued under it.
+    const revocation = await stack.request('DELETE', `/v1/tenants/${a.tenantId}/tokens/${revoked.token_id}`, { token: stack.adminToken });
     expect(revocation.status).toBe(200);
 
     // Tenant B has VMs of its own.
@@ -242,9 +290,21 @@ describe('authorization matrix over HTTP', () => {
         revoked_token: revoked.token,
         deleted_tenant_token: c.token,
         other_tenant_admin: b.token,
+        other_tenant_read_only: bRead.token,
         same_tenant_read_only: read.token,
+        same_tenant_writer: write.token,
+        same_tenant_auditor: audit.token,
         same_tenant_admin: a.token,
         platform_admin: stack.adminToken,
+      },
+      tokenIds: {
+        other_tenant_admin: b.tokenId,
+        other_tenant_read_only: bRead.token_id,
+        same_tenant_read_only: read.token_id,
+        same_tenant_writer: write.token_id,
+        same_tenant_auditor: audit.token_id,
+        same_tenant_admin: a.tokenId,
+        platform_admin: null,
       },
     };
     await settle();
@@ -262,8 +322,9 @@ describe('authorization matrix over HTTP', () => {
 
   /** The tenant whose token the caller holds (null for the platform admin and unusable tokens). */
   function callerTenant(caller: Caller): string | null {
-    if (caller === 'same_tenant_admin' || caller === 'same_tenant_read_only') return world.A.tenantId;
-    if (caller === 'other_tenant_admin') return world.B.tenantId;
+    const tenant = IDENTITY[caller].scope === null ? null : IDENTITY[caller].tenant;
+    if (tenant === 'A') return world.A.tenantId;
+    if (tenant === 'B') return world.B.tenantId;
     return null;
   }
 
@@ -366,7 +427,7 @@ describe('authorization matrix over HTTP', () => {
   function checkScopedAnswer(cell: Cell, res: ApiResponse): void {
     const own = callerTenant(cell.caller);
     if (own && isSuccess(res.status)) expect([...tenantIdsIn(res.body)].filter((id) => id !== own)).toEqual([]);
-    if (cell.caller === 'other_tenant_admin') expectNothingOfA(res);
+    if (IDENTITY[cell.caller].tenant === 'B') expectNothingOfA(res);
   }
 
   describe('cells that must change nothing (refusals and reads)', () => {
@@ -396,7 +457,7 @@ describe('authorization matrix over HTTP', () => {
       return { status: res.status, content_type: res.headers.get('content-type'), body: rest };
     };
     // Rows that name A's objects; B's own VM spawn (a 2xx write in B) has nothing to compare.
-    const probed = matrix.routes.filter((row) => !row.public && JSON.stringify([row.params, row.query]).includes('{A') && !(row.mutates && isSuccess(row.expect.other_tenant_admin)));
+    const probed = matrix.routes.filter((row) => !row.public && JSON.stringify([row.params, row.query]).includes('{A') && !(row.mutates && isSuccess(expected(row, 'other_tenant_admin'))));
 
     for (const row of probed) {
       test(`when B's admin asks ${routeKey(row)} about A's objects, then the answer equals the one for nonexistent ids`, async () => {
@@ -407,7 +468,7 @@ describe('authorization matrix over HTTP', () => {
         const before = await snapshot(fixtureTenants());
         const [aObject, noObject] = [await send(forA, row.method, 'other_tenant_admin'), await send(forNothing, row.method, 'other_tenant_admin')];
         expect(comparable(aObject)).toEqual(comparable(noObject));
-        if (row.expect.other_tenant_admin === 404) expect(aObject.status).toBe(404);
+        if (expected(row, 'other_tenant_admin') === 404) expect(aObject.status).toBe(404);
         expect(await snapshot(fixtureTenants())).toEqual(before);
       });
     }
@@ -444,6 +505,53 @@ describe('authorization matrix over HTTP', () => {
     });
   });
 
+  /** The write an allowed cell asked for is in Postgres, as the caller asked for it. */
+  async function expectEffect(cell: Cell, request: PreparedRequest, res: ApiResponse): Promise<void> {
+    const db = stack.db;
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    switch (cell.row.action) {
+      case 'tenant.create': {
+        const row = await db.selectFrom('tenants').selectAll().where('tenant_id', '=', String(body.tenant_id)).executeTakeFirst();
+        expect(row).toMatchObject({ display_name: body.display_name, max_vms: body.max_vms, storage_quota_gb: body.storage_quota_gb, api_rate_limit_rpm: body.api_rate_limit_rpm, deleted_at: null });
+        return;
+      }
+      case 'tenant.update': {
+        const row = await db.selectFrom('tenants').selectAll().where('tenant_id', '=', request.params.tenant_id!).executeTakeFirstOrThrow();
+        expect(row).toMatchObject(body);
+        return;
+      }
+      case 'tenant.delete': {
+        const row = await db.selectFrom('tenants').select('deleted_at').where('tenant_id', '=', request.params.tenant_id!).executeTakeFirstOrThrow();
+        expect(row.deleted_at).toBeInstanceOf(Date);
+        return;
+      }
+      case 'token.issue': {
+        const row = await db.selectFrom('api_tokens').selectAll().where('token_id', '=', String(res.body.token_id)).executeTakeFirstOrThrow();
+        expect(row).toMatchObject({ tenant_id: world.A.tenantId, scope: body.scope, revoked_at: null, parent_token_id: world.tokenIds[cell.caller] ?? null });
+        expect(row.token_hash).toBe(hashToken(String(res.body.token)));
+        return;
+      }
+      case 'token.revoke': {
+        const row = await db.selectFrom('api_tokens').select('revoked_at').where('token_id', '=', request.params.token_id!).executeTakeFirstOrThrow();
+        expect(row.revoked_at).toBeInstanceOf(Date);
+        return;
+      }
+      case 'vm.spawn': {
+        const row = await db.selectFrom('vms').selectAll().where('vm_id', '=', String(res.body.vm_id)).executeTakeFirstOrThrow();
+        expect(row).toMatchObject({ tenant_id: callerTenant(cell.caller), vcpus: body.vcpus, memory_mb: body.memory_mb, storage_gb: body.storage_gb });
+        return;
+      }
+      case 'vm.destroy': {
+        const row = await db.selectFrom('vms').select(['tenant_id', 'status']).where('vm_id', '=', request.params.vm_id!).executeTakeFirstOrThrow();
+        expect(row.tenant_id).toBe(world.A.tenantId);
+        expect(['destroying', 'destroyed']).toContain(row.status);
+        return;
+      }
+      default:
+        throw new Error(`no effect check for the write action ${cell.row.action}`);
+    }
+  }
+
   describe('cells that succeed with side effects (fresh target per cell, run last)', () => {
     for (const cell of cells.filter((c) => c.writes)) {
       test(`${cellName(cell)}, and no other tenant changes`, async () => {
@@ -460,6 +568,7 @@ describe('authorization matrix over HTTP', () => {
         const actedIn = new Set([callerTenant(cell.caller), ...Object.values(request.params), ...request.created]);
         const untouched = fixtureTenants().filter((id) => !actedIn.has(id));
         for (const id of untouched) expect({ tenant: id, state: after.tenants[id] }).toEqual({ tenant: id, state: before.tenants[id] });
+        await expectEffect(cell, request, res);
       });
     }
   });

@@ -11,7 +11,6 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -24,6 +23,7 @@ import { migrateToLatest } from '../../src/db/migrate';
 import { describeExit, spawnManaged, type ChildExit, type ManagedChild } from '../../src/devstack/child-process';
 import { getFreePort } from '../../src/devstack/free-port';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
+import { generateToken } from '../../src/auth/token-format';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -455,7 +455,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   const nats = new NatsPart(path.join(dir, 'nats'), natsPort, logOf('nats'));
   const temporal = new TemporalPart(temporalBin, path.join(dir, 'temporal.sqlite'), temporalPort, logOf('temporal'));
   const runId = path.basename(dir).replace(/[^a-zA-Z0-9]/g, '').slice(-8).toLowerCase();
-  const adminToken = `fault-admin-${createHash('sha256').update(dir).digest('hex').slice(0, 40)}`;
+  const adminToken = generateToken();
   const taskQueue = `vm-tenant-fault-${runId}`;
   const natsStream = 'VM_TENANT';
   const natsSubjectPrefix = 'vmtenant';

@@ -1,8 +1,9 @@
 /**
  * Headers that would let a caller pick its tenant or spoof its origin are ignored (issue 4,
  * section 3): the tenant comes from the token alone, the client address in the audit from the
- * socket — unless the request came through a proxy listed in TRUSTED_PROXIES — and a request id
- * that is not safe to log is replaced by a generated one.
+ * socket — unless the request came through a proxy listed in TRUSTED_PROXIES — and the request id
+ * is always the server's own: a client's X-Request-Id is kept apart as client_request_id (issue 9,
+ * item 6), and dropped when it is not safe to log.
  */
 import { randomUUID } from 'node:crypto';
 import { uniqueName } from '../helpers/test-env';
@@ -29,6 +30,7 @@ interface AuditItem {
   event_type: string;
   vm_id: string | null;
   source: { ip: string | null; request_id: string | null };
+  details: Record<string, unknown>;
 }
 
 /** A cheap audited write of the token's tenant: issuing a read-only token. */
@@ -69,20 +71,22 @@ describe('hostile headers, no trusted proxy configured', () => {
     });
     expect(spawned.status).toBe(202);
     expect(spawned.body.tenant_id).toBe(a.tenantId);
-    expect(spawned.headers.get('x-request-id')).toBe(requestId);
+    const serverId = spawned.headers.get('x-request-id');
+    expect(serverId).toMatch(UUID);
 
     const row = await stack.db.selectFrom('vms').select(['tenant_id']).where('vm_id', '=', spawned.body.vm_id).executeTakeFirstOrThrow();
     expect(row.tenant_id).toBe(a.tenantId);
     const bVms = await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', b.tenantId).execute();
     expect(bVms.map((vm) => vm.vm_id)).not.toContain(spawned.body.vm_id);
 
-    const entries = (await auditOf(stack, a.token)).filter((entry) => entry.source.request_id === requestId);
+    const entries = (await auditOf(stack, a.token)).filter((entry) => entry.source.request_id === serverId);
     expect(entries.map((entry) => entry.event_type)).toContain('VM_SPAWN_REQUESTED');
     for (const entry of entries) {
       expect(entry.tenant_id).toBe(a.tenantId);
+      expect(entry.details.client_request_id).toBe(requestId);
       expect(LOOPBACK).toContain(entry.source.ip);
     }
-    expect((await auditOf(stack, b.token)).filter((entry) => entry.source.request_id === requestId)).toEqual([]);
+    expect((await auditOf(stack, b.token)).filter((entry) => entry.source.request_id === serverId || entry.details.client_request_id === requestId)).toEqual([]);
   });
 
   test('when a tenant reads with X-Tenant-Id naming another tenant, then it sees its own tenant only', async () => {
@@ -112,7 +116,8 @@ describe('hostile headers, no trusted proxy configured', () => {
     expect(issued.status).toBe(201);
     expect(issued.body.tenant_id).toBe(a.tenantId);
 
-    const [entry, ...rest] = await auditOf(stack, a.token, `&event_type=TOKEN_ISSUED`).then((items) => items.filter((item) => item.source.request_id === requestId));
+    const serverId = issued.headers.get('x-request-id');
+    const [entry, ...rest] = await auditOf(stack, a.token, `&event_type=TOKEN_ISSUED`).then((items) => items.filter((item) => item.source.request_id === serverId));
     expect(rest).toEqual([]);
     expect(entry).toMatchObject({ tenant_id: a.tenantId, event_type: 'TOKEN_ISSUED' });
     expect(LOOPBACK).toContain(entry!.source.ip);
@@ -126,7 +131,7 @@ describe('hostile headers, no trusted proxy configured', () => {
     ['longer than 128 characters', 'a'.repeat(129)],
     ['with non-ASCII', 'id-\u00e9\u00e8'],
     ['empty', ''],
-  ])('when X-Request-Id is junk (%s), then a generated id replaces it in the answer and the audit', async (_label, junk) => {
+  ])('when X-Request-Id is junk (%s), then the answer and the audit carry the generated id and no client_request_id', async (_label, junk) => {
     const issued = await issueToken(stack, a.tenantId, a.token, { 'X-Request-Id': junk });
     expect(issued.status).toBe(201);
     const assigned = issued.headers.get('x-request-id');
@@ -136,14 +141,29 @@ describe('hostile headers, no trusted proxy configured', () => {
     const entries = (await auditOf(stack, a.token, '&event_type=TOKEN_ISSUED')).filter((entry) => entry.source.request_id === assigned);
     expect(entries).toHaveLength(1);
     expect(entries[0]!.tenant_id).toBe(a.tenantId);
+    expect(entries[0]!.details).not.toHaveProperty('client_request_id');
   });
 
-  test('when X-Request-Id is well formed, then it is kept, so a caller can correlate its own requests', async () => {
+  test('when X-Request-Id is well formed, then the server still uses its own id and keeps the client one apart as client_request_id in the audit and the log', async () => {
     const offered = `corr-${randomUUID()}`;
     const issued = await issueToken(stack, a.tenantId, a.token, { 'X-Request-Id': offered });
     expect(issued.status).toBe(201);
-    expect(issued.headers.get('x-request-id')).toBe(offered);
-    expect((await auditOf(stack, a.token)).filter((entry) => entry.source.request_id === offered)).toHaveLength(1);
+    const serverId = issued.headers.get('x-request-id');
+    expect(serverId).toMatch(UUID);
+    expect(serverId).not.toBe(offered);
+    const audit = await auditOf(stack, a.token);
+    expect(audit.filter((entry) => entry.source.request_id === offered)).toEqual([]);
+    const entries = audit.filter((entry) => entry.source.request_id === serverId);
+    expect(entries.map((entry) => [entry.event_type, entry.details.client_request_id])).toEqual([['TOKEN_ISSUED', offered]]);
+    const logged = stack.logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.request_id === serverId);
+    expect(logged).toEqual([expect.objectContaining({ msg: 'request', client_request_id: offered })]);
+  });
+
+  test('when two requests offer the same X-Request-Id, then each gets its own server id', async () => {
+    const offered = `dup-${randomUUID()}`;
+    const [first, second] = await Promise.all([1, 2].map(() => stack.request('GET', '/v1/vms', { token: a.token, headers: { 'X-Request-Id': offered } })));
+    expect(first!.headers.get('x-request-id')).not.toBe(second!.headers.get('x-request-id'));
+    expect(first!.headers.get('x-request-id')).not.toBe(offered);
   });
 
   test('when an error answer follows a junk X-Request-Id, then the problem carries the generated id, not the junk', async () => {
@@ -171,8 +191,10 @@ describe('hostile headers, with 127.0.0.1 configured as a trusted proxy', () => 
     const requestId = uniqueName('prx');
     const issued = await issueToken(stack, a.tenantId, a.token, { ...headers, 'X-Request-Id': requestId });
     expect(issued.status).toBe(201);
-    const entries = (await auditOf(stack, a.token, '&event_type=TOKEN_ISSUED')).filter((entry) => entry.source.request_id === requestId);
+    const serverId = issued.headers.get('x-request-id');
+    const entries = (await auditOf(stack, a.token, '&event_type=TOKEN_ISSUED')).filter((entry) => entry.source.request_id === serverId);
     expect(entries).toHaveLength(1);
+    expect(entries[0]!.details.client_request_id).toBe(requestId);
     return entries[0]!.source.ip;
   }
 

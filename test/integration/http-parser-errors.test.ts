@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { generateToken } from '../../src/auth/token-format';
 import { startApiProcess, type ApiProcess } from '../helpers/api-process';
 
 function rawRequest(url: string, request: string): Promise<string> {
@@ -15,7 +16,7 @@ function rawRequest(url: string, request: string): Promise<string> {
 describe('requests the HTTP parser rejects before the app runs', () => {
   let api: ApiProcess;
   beforeAll(async () => {
-    api = await startApiProcess({ LOG_LEVEL: 'warn', ADMIN_TOKEN: 'x'.repeat(40), API_METRICS_PORT: '0' });
+    api = await startApiProcess({ LOG_LEVEL: 'warn', ADMIN_TOKEN: generateToken(), API_METRICS_PORT: '0' });
   }, 60_000);
   afterAll(async () => {
     await api?.stop();

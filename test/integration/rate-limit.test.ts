@@ -1,4 +1,5 @@
 import { startApiProcess, type ApiProcess } from '../helpers/api-process';
+import { generateToken } from '../../src/auth/token-format';
 import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
 
 describe('per-tenant API rate limit shared by every API process', () => {
@@ -7,7 +8,7 @@ describe('per-tenant API rate limit shared by every API process', () => {
   beforeAll(async () => {
     stack = await startTestStack();
     // The API processes serve only tenant requests; their own bootstrap admin token is never used.
-    const env = { ADMIN_TOKEN: `unused-admin-${'x'.repeat(40)}`, TEMPORAL_TASK_QUEUE: stack.config.temporalTaskQueue, LOG_LEVEL: 'warn' };
+    const env = { ADMIN_TOKEN: generateToken(), TEMPORAL_TASK_QUEUE: stack.config.temporalTaskQueue, LOG_LEVEL: 'warn' };
     apis = await Promise.all([startApiProcess(env), startApiProcess(env)]);
   }, 90_000);
   afterAll(async () => {

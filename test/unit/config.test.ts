@@ -1,6 +1,6 @@
 import { ConfigError, describeConfig, loadConfig } from '../../src/config/config';
 
-const ADMIN_TOKEN = 'vmt_0123456789abcdefghijABCDEFGHIJ987654';
+const ADMIN_TOKEN = 'vmt_rtr9NFCcHzPmx13CEIQy6UDYeKiwBE3HcQ3X';
 
 function loadError(env: Record<string, string>): Error {
   try {
@@ -52,6 +52,9 @@ describe('loadConfig', () => {
     ['TEMPORAL_ADDRESS', { TEMPORAL_ADDRESS: 'no-port' }],
     ['ADMIN_TOKEN', { ADMIN_TOKEN: 'short' }],
     ['ADMIN_TOKEN', { ADMIN_TOKEN: 'x'.repeat(31) }],
+    ['ADMIN_TOKEN', { ADMIN_TOKEN: 'x'.repeat(40) }],
+    ['ADMIN_TOKEN', { ADMIN_TOKEN: 'vmt_rtr9NFCcHzPmx13CEIQy6UDYeKiwBE3HcQ3Y' }],
+    ['AUTH_FAILURES_PER_MINUTE', { AUTH_FAILURES_PER_MINUTE: '0' }],
   ])('when %s is invalid (%j), then loading fails with a ConfigError naming it', (variable, env) => {
     const error = loadError(env as Record<string, string>);
     expect(error.name).toBe('ConfigError');

@@ -15,13 +15,18 @@ interface ComposeService {
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test: string[] | string };
   restart?: string;
+  secrets?: string[];
+  volumes?: string[];
 }
 
 interface ComposeFile {
   services: Record<string, ComposeService>;
+  secrets?: Record<string, { environment?: string; file?: string }>;
 }
 
-const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
+const composeText = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+const compose = parse(composeText, { merge: true }) as ComposeFile;
+const localPorts = parse(readFileSync(path.join(ROOT, 'docker-compose.local-ports.yml'), 'utf8')) as ComposeFile;
 const services = Object.entries(compose.services);
 /** Services that run this repository's image (the others are third-party images). */
 const ourServices = services.filter(([, service]) => service.build !== undefined);
@@ -68,6 +73,23 @@ function portPairs(service: ComposeService): [number, number][] {
   });
 }
 
+/** What Compose does with `${NAME:?message}`: the value from the environment, or no start at all. */
+const REQUIRED_VARIABLE = /\$\{([A-Z0-9_]+):\?[^}]*\}/g;
+const SAMPLE_SECRETS: Record<string, string> = { POSTGRES_PASSWORD: 'owner-pw-0a1b', VM_TENANT_APP_DB_PASSWORD: 'app-pw-2c3d', NATS_PASSWORD: 'nats-pw-4e5f' };
+
+function interpolate(value: string): string {
+  return value.replace(REQUIRED_VARIABLE, (_match, name: string) => {
+    const sample = SAMPLE_SECRETS[name];
+    if (sample === undefined) throw new Error(`no sample value for ${name}`);
+    return sample;
+  });
+}
+
+/** Every `host:port` binding a service publishes, as written. */
+function publishedBindings(service: ComposeService): string[] {
+  return (service.ports ?? []).map((port) => (typeof port === 'object' ? `${port.published}:${port.target}` : String(port)));
+}
+
 function commandOf(service: ComposeService): string[] {
   if (service.command === undefined) return [];
   return Array.isArray(service.command) ? service.command : service.command.split(/\s+/).filter(Boolean);
@@ -96,8 +118,8 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  test('when publishing ports, then no host port is used twice', () => {
-    const hostPorts = services.flatMap(([, service]) => portPairs(service).map(([host]) => host));
+  test('when publishing ports, also through the local-ports override, then no host port is used twice', () => {
+    const hostPorts = [...services, ...Object.entries(localPorts.services)].flatMap(([, service]) => portPairs(service).map(([host]) => host));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
   });
 
@@ -109,12 +131,90 @@ describe('docker-compose.yml', () => {
     expect(environmentValue(api!, 'HOST')).toBe('0.0.0.0');
   });
 
-  test('when reading the services people connect to, then their usual ports are published', () => {
-    const published = (name: string) => portPairs(compose.services[name] ?? {}).map(([, container]) => container);
+  test('when reading the published ports, then only the API publishes one', () => {
+    const publishing = services.filter(([, service]) => (service.ports ?? []).length > 0).map(([name]) => name);
+    expect(publishing).toEqual(['api']);
+  });
+
+  test('when the local-ports override publishes the internal services, then every binding is on 127.0.0.1 and names a service of the stack', () => {
+    const overridden = Object.entries(localPorts.services);
+    expect(overridden.length).toBeGreaterThan(0);
+    for (const [name, service] of overridden) {
+      expect(compose.services[name]).toBeDefined();
+      const bindings = publishedBindings(service);
+      expect(bindings.length).toBeGreaterThan(0);
+      for (const binding of bindings) expect({ service: name, binding }).toEqual({ service: name, binding: expect.stringMatching(/^127\.0\.0\.1:\d+:\d+$/) });
+    }
+    const published = (name: string) => portPairs(localPorts.services[name] ?? {}).map(([, container]) => container);
     expect(published('temporal')).toEqual(expect.arrayContaining([7233, 8233]));
-    expect(published('postgres')).toContain(5432);
-    expect(published('nats')).toContain(4222);
-    expect(published('fleet-simulator')).toContain(9231);
+  });
+
+  test('when the API and the worker connect to Postgres, then they use the service login vm_tenant_app and never get the owner login', () => {
+    for (const name of ['api', 'worker']) {
+      const service = compose.services[name] ?? {};
+      expect(environmentKeys(service)).not.toContain('MIGRATION_DATABASE_URL');
+      const url = new URL(interpolate(environmentValue(service, 'DATABASE_URL') ?? ''));
+      expect({ service: name, user: url.username }).toEqual({ service: name, user: 'vm_tenant_app' });
+      const everything = JSON.stringify(service);
+      expect(everything).not.toContain('POSTGRES_PASSWORD');
+      expect(everything).not.toMatch(/postgres:\/\/postgres[:@]/);
+    }
+    // The owner login appears in exactly one service: the one-shot migration.
+    const withOwner = services.filter(([, service]) => /postgres:\/\/postgres[:@]/.test(JSON.stringify(service.environment ?? {}))).map(([name]) => name);
+    expect(withOwner).toEqual(['migrate']);
+  });
+
+  test('when a service URL carries a login, then its password is a required variable from the environment, never written in the file', () => {
+    const urls = services.flatMap(([name, service]) =>
+      environmentKeys(service)
+        .map((key) => ({ name, key, value: environmentValue(service, key) ?? '' }))
+        .filter(({ value }) => /^(postgres|postgresql|nats):\/\//.test(value)),
+    );
+    expect(urls.length).toBeGreaterThanOrEqual(4);
+    for (const { name, key, value } of urls) {
+      const userInfo = /^[a-z]+:\/\/([^@/]*)@/.exec(value)?.[1];
+      expect({ name, key, hasLogin: userInfo !== undefined }).toEqual({ name, key, hasLogin: true });
+      const password = userInfo!.slice(userInfo!.indexOf(':') + 1);
+      expect({ name, key, password }).toEqual({ name, key, password: expect.stringMatching(/^\$\{[A-Z0-9_]+:\?[^}]+\}$/) });
+    }
+  });
+
+  test('when Postgres starts, then it authenticates every connection with scram-sha-256, trusts none, and reads its passwords from Compose secrets', () => {
+    const postgres = compose.services.postgres ?? {};
+    expect(environmentValue(postgres, 'POSTGRES_HOST_AUTH_METHOD')).toBe('scram-sha-256');
+    expect(environmentValue(postgres, 'POSTGRES_INITDB_ARGS')).toEqual(expect.stringContaining('--auth-local=scram-sha-256'));
+    expect(environmentValue(postgres, 'POSTGRES_INITDB_ARGS')).toEqual(expect.stringContaining('--auth-host=scram-sha-256'));
+    expect(composeText).not.toMatch(/\btrust\b/i);
+    expect(environmentKeys(postgres)).not.toContain('POSTGRES_PASSWORD');
+    expect(environmentValue(postgres, 'POSTGRES_PASSWORD_FILE')).toBe('/run/secrets/postgres_password');
+    expect(postgres.secrets).toEqual(expect.arrayContaining(['postgres_password', 'vm_tenant_app_db_password']));
+    for (const secret of postgres.secrets ?? []) expect(compose.secrets?.[secret]?.environment).toMatch(/^[A-Z0-9_]+$/);
+  });
+
+  test('when Postgres initialises its volume, then a mounted init script creates vm_tenant_app with the password from its secret file', () => {
+    const mount = (compose.services.postgres?.volumes ?? []).find((volume) => volume.includes('/docker-entrypoint-initdb.d'));
+    expect(mount).toBeDefined();
+    const hostDir = path.join(ROOT, mount!.split(':')[0]!);
+    const script = readFileSync(path.join(hostDir, '10-service-login.sh'), 'utf8');
+    expect(script).toContain('/run/secrets/vm_tenant_app_db_password');
+    expect(script).toMatch(/create role vm_tenant_app login password %L', :'password'/);
+    expect(script).toContain("password_encryption = 'scram-sha-256'");
+  });
+
+  test('when NATS starts, then it requires the login the app services send in NATS_URL', () => {
+    const nats = compose.services.nats ?? {};
+    const configMount = (nats.volumes ?? []).find((volume) => volume.endsWith(':/etc/nats/nats.conf:ro'));
+    expect(configMount).toBeDefined();
+    expect(commandOf(nats)).toEqual(expect.arrayContaining(['-c', '/etc/nats/nats.conf']));
+    const natsConf = readFileSync(path.join(ROOT, configMount!.split(':')[0]!), 'utf8');
+    const authorization = /authorization\s*\{([^}]*)\}/.exec(natsConf)?.[1] ?? '';
+    expect(authorization).toMatch(/user:\s*vm_tenant\b/);
+    expect(authorization).toMatch(/password:\s*\$NATS_PASSWORD\b/);
+    expect(environmentValue(nats, 'NATS_PASSWORD')).toMatch(/^\$\{NATS_PASSWORD:\?/);
+    for (const name of ['api', 'worker']) {
+      const url = new URL(interpolate(environmentValue(compose.services[name] ?? {}, 'NATS_URL') ?? ''));
+      expect({ service: name, user: url.username, password: url.password }).toEqual({ service: name, user: 'vm_tenant', password: SAMPLE_SECRETS.NATS_PASSWORD });
+    }
   });
 
   test.each(services)('when %s depends on other services, then they exist and the conditions can be met', (name, service) => {
@@ -166,7 +266,7 @@ describe('docker-compose.yml', () => {
   test('when the app services get their configuration, then loadConfig accepts it', () => {
     for (const name of ['api', 'worker', 'migrate']) {
       const service = compose.services[name] ?? {};
-      const env = Object.fromEntries(environmentKeys(service).map((key) => [key, environmentValue(service, key)]));
+      const env = Object.fromEntries(environmentKeys(service).map((key) => [key, interpolate(environmentValue(service, key) ?? '')]));
       expect(() => loadConfig(env)).not.toThrow();
     }
   });

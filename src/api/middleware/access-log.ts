@@ -11,6 +11,7 @@ export function accessLog(log: Logger): RequestHandler {
       log.info(
         {
           request_id: req.context?.request_id,
+          client_request_id: req.context?.client_request_id ?? null,
           method: req.method,
           route: req.route?.path ?? null,
           status: res.statusCode,

@@ -1,27 +1,51 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
+import type { AuthFailureLimiter } from '../../auth/auth-failure-limiter';
 import { findActiveTokenByHash } from '../../auth/token.repository';
-import { hashesEqual, hashToken, isWellFormedToken, TOKEN_PREFIX } from '../../auth/token-format';
+import { hashesEqual, hashToken, isWellFormedToken } from '../../auth/token-format';
 import type { Database } from '../../db/tables';
 import { isScope } from '../../shared/scopes';
-import { problems } from '../problem';
+import { ApiError, problems } from '../problem';
 import '../request-types';
 
-const MAX_TOKEN_LENGTH = 512;
+const BEARER = /^Bearer ([\x21-\x7e]+)$/i;
 
-/** Resolves the bearer token to a caller, or answers 401. Every failure looks the same to the client. */
-export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date()): RequestHandler {
+function clientAddress(req: Request): string {
+  return req.context.source_ip ?? 'unknown';
+}
+
+function tooManyFailures(retryAfterSeconds: number): ApiError {
+  return new ApiError(
+    429,
+    'too_many_failed_authentications',
+    'Too many failed authentications',
+    `Too many requests from this address failed authentication; retry in ${retryAfterSeconds} s.`,
+    { retry_after_seconds: retryAfterSeconds },
+    { 'Retry-After': String(retryAfterSeconds) },
+  );
+}
+
+/**
+ * Resolves the bearer token to a caller, or answers 401. Every failure looks the same to the client.
+ * Only a string in the token format (prefix, length, CRC32) reaches the database; an address whose
+ * failures used up its budget gets 429 before anything else is looked at.
+ */
+export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date(), failures?: AuthFailureLimiter): RequestHandler {
   return async (req, _res, next) => {
+    const address = clientAddress(req);
+    const blockedFor = failures ? await failures.blockedFor(address) : 0;
+    if (blockedFor > 0) throw tooManyFailures(blockedFor);
+    const refuse = async (problem: ApiError): Promise<never> => {
+      await failures?.recordFailure(address);
+      throw problem;
+    };
     const header = req.get('authorization');
-    if (!header) throw problems.unauthenticated();
-    const match = /^Bearer ([\x21-\x7e]+)$/i.exec(header.trim());
-    const token = match?.[1];
-    if (!token || token.length > MAX_TOKEN_LENGTH) throw problems.invalidToken();
-    // A vmt_ token with a wrong checksum cannot exist; skip the database for it.
-    if (token.startsWith(TOKEN_PREFIX) && !isWellFormedToken(token)) throw problems.invalidToken();
+    if (!header) return refuse(problems.unauthenticated());
+    const token = BEARER.exec(header.trim())?.[1];
+    if (!token || !isWellFormedToken(token)) return refuse(problems.invalidToken());
     const tokenHash = hashToken(token);
     const found = await findActiveTokenByHash(db, tokenHash, now());
-    if (!found || !hashesEqual(found.token_hash, tokenHash) || !isScope(found.scope)) throw problems.invalidToken();
+    if (!found || !hashesEqual(found.token_hash, tokenHash) || !isScope(found.scope)) return refuse(problems.invalidToken());
     req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm };
     req.context.actor_token_id = found.token_id;
     req.context.actor_scope = found.scope;

@@ -2,19 +2,23 @@ import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import '../request-types';
 
-const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const CLIENT_REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
- * Gives every request an id (the caller's X-Request-Id when it is well formed) and records where
- * it came from. `req.ip` honours X-Forwarded-For only from proxies listed in TRUSTED_PROXIES.
+ * Gives every request a server-generated id, echoed in X-Request-Id, and records where it came
+ * from. A caller's own X-Request-Id is kept apart as `client_request_id` (when well formed), so a
+ * client can correlate its requests but can never choose, reuse or collide the id the logs, the
+ * workflow and the ledger know the request by. `req.ip` honours X-Forwarded-For only from proxies
+ * listed in TRUSTED_PROXIES.
  */
 export function requestContext(): RequestHandler {
   return (req, res, next) => {
     const offered = req.get('x-request-id');
-    const requestId = offered && REQUEST_ID_PATTERN.test(offered) ? offered : randomUUID();
+    const requestId = randomUUID();
     const userAgent = req.get('user-agent');
     req.context = {
       request_id: requestId,
+      client_request_id: offered && CLIENT_REQUEST_ID_PATTERN.test(offered) ? offered : null,
       actor_token_id: null,
       actor_scope: null,
       source_ip: req.ip ?? req.socket.remoteAddress ?? null,

@@ -30,7 +30,7 @@ function operation(doc: RouteDoc): JsonObject {
     responses['401'] = { description: 'Missing, unknown, expired or revoked token', content: problemContent() };
     responses['403'] = { description: 'The token lacks the scope', content: problemContent() };
     responses['404'] = { description: 'No such object, or it belongs to another tenant (answered alike)', content: problemContent() };
-    responses['429'] = { description: 'rate_limited: the tenant\'s API rate limit is used up (see Retry-After)', content: problemContent() };
+    responses['429'] = { description: 'rate_limited: the tenant\'s API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After)', content: problemContent() };
   }
   for (const error of doc.errors ?? []) responses[error.status] = { description: error.description, content: problemContent(error.schema) };
   return {

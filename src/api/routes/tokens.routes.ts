@@ -3,13 +3,14 @@ import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { generateToken, hashToken, newTokenId } from '../../auth/token-format';
-import { findTenantToken, insertToken, listTenantTokens, revokeTokenTree, toTokenRecord } from '../../auth/token.repository';
+import { findTenantToken, insertToken, isInSubtreeOf, isTokenUsable, listTenantTokens, lockTenantTokens, revokeTokenTree, toTokenRecord } from '../../auth/token.repository';
 import { issueTokenSchema } from '../../auth/token.schemas';
 import type { Database } from '../../db/tables';
 import { appendAuditEvent } from '../../ledger/ledger.repository';
 import { scopeCovers, type Scope } from '../../shared/scopes';
 import { findTenant } from '../../tenants/tenant.repository';
 import { pageQuerySchema } from '../../tenants/tenant.schemas';
+import { isPlatformAdmin } from '../../auth/caller';
 import { requireTenantAccess } from '../access';
 import { ApiError, problems } from '../problem';
 import { parseOrThrow } from '../validation';
@@ -41,7 +42,10 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
     }
     const secret = generateToken();
     const row = await db.transaction().execute(async (trx) => {
-      if (!(await findTenant(trx, tenantId, { forUpdate: true }))) throw problems.tenantNotFound();
+      if (!(await lockTenantTokens(trx, tenantId))) throw problems.tenantNotFound();
+      // Authentication saw the issuer usable, but a revocation may have committed since: re-check
+      // under the lock revocation takes, so no child is ever born under a revoked token.
+      if (issuedByTenant && !(await isTokenUsable(trx, caller.token_id, at))) throw problems.invalidToken();
       const inserted = await insertToken(trx, {
         token_id: newTokenId(),
         tenant_id: tenantId,
@@ -78,14 +82,18 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
 
   router.delete('/v1/tenants/:tenant_id/tokens/:token_id', async (req, res) => {
     const tenantId = tenantIdParam(req.params.tenant_id);
-    requireTenantAccess(req, tenantId, 'service:tenant-admin');
+    const caller = requireTenantAccess(req, tenantId, 'service:tenant-admin');
     const tokenNotFound = new ApiError(404, 'token_not_found', 'Token not found', 'No such token in this tenant.');
     const tokenId = tokenIdSchema.safeParse(req.params.token_id);
     if (!tokenId.success) throw tokenNotFound;
     const at = now();
     const revoked = await db.transaction().execute(async (trx) => {
-      if (!(await findTenant(trx, tenantId))) throw problems.tenantNotFound();
+      if (!(await lockTenantTokens(trx, tenantId))) throw problems.tenantNotFound();
       if (!(await findTenantToken(trx, tenantId, tokenId.data))) throw tokenNotFound;
+      // A tenant token may revoke itself and what was issued under it, never its issuer or a sibling.
+      if (!isPlatformAdmin(caller) && !(await isInSubtreeOf(trx, tokenId.data, caller.token_id))) {
+        throw new ApiError(403, 'token_outside_subtree', 'Token outside your subtree', 'A tenant token can revoke only itself and the tokens issued under it.');
+      }
       const ids = await revokeTokenTree(trx, tokenId.data, at);
       if (ids.length > 0) {
         await appendAuditEvent(trx, {
