@@ -10,7 +10,7 @@ import { recordVmStep } from '../../src/activities/vm-audit';
 import { vmIdForIdempotencyKey } from '../../src/ledger/deterministic-ids';
 import { insertVmForLiveTenant } from '../../src/vms/vm.repository';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
-import { call, createTenants, SMALL_VM, type ClientRequest } from './support/burst';
+import { call, createTenants, SMALL_VM, type ClientRequest, type HttpAnswer } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 describe('fault: kill -9 of the worker between reservation and the VM row', () => {
@@ -65,17 +65,17 @@ describe('fault: kill -9 of the worker between reservation and the VM row', () =
       await stack.worker.start();
 
       // The client retries with the same key until it has a final answer.
+      const isFinal = (value: unknown): value is HttpAnswer => typeof value === 'object' && value !== null && 'status' in value && (value as HttpAnswer).status < 500 && (value as HttpAnswer).status !== 409;
       let answer = await first;
-      for (let attempt = 0; !(answer && typeof answer === 'object' && 'status' in answer && answer.status < 500 && answer.status !== 409); attempt++) {
+      for (let attempt = 0; !isFinal(answer); attempt++) {
         if (attempt > 60) throw new Error(`no final answer: ${JSON.stringify(answer)}`);
         await sleep(1000);
         answer = await call(stack.apiUrl, 'POST', '/v1/vms', { token, body: SMALL_VM, headers: { 'Idempotency-Key': request.key }, timeoutMs: 30_000 }).catch((e: unknown) => e);
       }
-      const final = answer as { status: number; body: { vm_id: string } };
-      expect(final.status).toBe(202);
-      request.vmId = final.body.vm_id;
+      expect(answer.status).toBe(202);
+      request.vmId = answer.body.vm_id;
       request.final = 202;
-      request.finalBody = final.body;
+      request.finalBody = answer.body;
     } finally {
       await blocker.end().catch(() => undefined);
     }

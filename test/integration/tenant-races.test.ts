@@ -29,9 +29,11 @@ describe('tenant deletion and quota changes under concurrency', () => {
     for (let round = 0; round < 6; round++) {
       const { tenantId, token } = await createTenant(stack, { max_vms: 50 });
       // The delete goes out between the spawns, so some reach the workflow before it and some after.
-      const spawns = Array.from({ length: 12 }, (_, i) => (i === 6 ? null : stack.request('POST', '/v1/vms', { token, body: SMALL_VM })));
+      const spawn = () => stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+      const before = Array.from({ length: 6 }, spawn);
       const deletion = stack.request('DELETE', `/v1/tenants/${tenantId}`, { token: stack.adminToken });
-      const answers = await Promise.all(spawns.filter(Boolean));
+      const after = Array.from({ length: 6 }, spawn);
+      const answers = await Promise.all([...before, ...after]);
       const deleted = await deletion;
       outcomes.push(deleted.status);
       for (const answer of answers) expect([202, 401, 404]).toContain(answer.status);
