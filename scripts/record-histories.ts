@@ -60,6 +60,8 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
       return after === null ? (tenants.get(tenant_id)?.inFlight ?? []) : [];
     },
     async recordSpawnAdmitted() {
+      // A real admission takes a Postgres transaction: long enough for others to arrive meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 10));
       return { outcome: 'recorded' };
     },
     async recordDestroyRequested() {
@@ -173,6 +175,15 @@ async function main(): Promise<void> {
       held.delete('vm-cancel-1');
       await tenants.close(c, CONTEXT);
       await save('v2-cancel-on-destroy', c);
+
+      // Concurrent spawns, some past the quota: admissions recorded one at a time.
+      const g = tenant('rec2-concurrent', { max_vms: 4, storage_quota_gb: 100 });
+      await tenants.ensureStarted(g);
+      await settledTo(g, 0);
+      const burst = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => tenants.spawn(g, spawnRequest(g, `vm-burst-${i}`))));
+      if (burst.filter((r) => r.status === 'fulfilled').length !== 4) throw new Error('expected 4 of 6 concurrent spawns admitted');
+      await settledTo(g, 4);
+      await save('v2-concurrent-spawns', g);
 
       // A run rebuilt from a Postgres holding VMs: one running (totals only), one still provisioning
       // and one being destroyed, both resumed; then a new spawn.

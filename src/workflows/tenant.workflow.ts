@@ -30,6 +30,7 @@ import {
   type TenantUsage,
 } from '../shared/tenant-workflow.messages';
 import type { CarriedTenantState, InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
+import type { RequestContext } from '../shared/request-context';
 import type { VmStatus } from '../shared/vm';
 import { legacyTenantWorkflowV1 } from './legacy/tenant-v1';
 import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
@@ -149,13 +150,26 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     showUsage();
   };
 
-  const recordSpawn = async (request: SpawnVmRequest) => {
-    const args = { tenant_id: tenantId, request };
-    return recordNow.recordSpawnAdmitted(args).catch(() => recordEventually.recordSpawnAdmitted(args));
+  // The recordings run one at a time. Two local activities in flight together may finish in
+  // separate activations when they run and in one when a history is replayed; the commands the
+  // handlers then issue would come in another order, and the replay fail as non-deterministic.
+  let recording: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = recording.then(work);
+    recording = run.catch(() => undefined);
+    return run;
   };
-  const recordDestroy = async (request: DestroyVmRequest) => {
+  const recordSpawn = (request: SpawnVmRequest) => {
+    const args = { tenant_id: tenantId, request };
+    return oneAtATime(() => recordNow.recordSpawnAdmitted(args).catch(() => recordEventually.recordSpawnAdmitted(args)));
+  };
+  const recordDestroy = (request: DestroyVmRequest) => {
     const args = { tenant_id: tenantId, vm_id: request.vm_id, context: request.context };
-    return recordNow.recordDestroyRequested(args).catch(() => recordEventually.recordDestroyRequested(args));
+    return oneAtATime(() => recordNow.recordDestroyRequested(args).catch(() => recordEventually.recordDestroyRequested(args)));
+  };
+  const recordDeleted = (context: RequestContext) => {
+    const args = { tenant_id: tenantId, context };
+    return oneAtATime(() => recordNow.recordTenantDeleted(args).catch(() => recordEventually.recordTenantDeleted(args)));
   };
 
   const untilAdmitted = async (s: TenantState, vmId: string): Promise<void> => {
@@ -256,8 +270,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     const hasVms = (vms: number) => ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms} VMs`, nonRetryable: true });
     if (s.vms > 0) throw hasVms(s.vms);
     s.closing = true;
-    const args = { tenant_id: tenantId, context: request.context };
-    const recorded = await recordNow.recordTenantDeleted(args).catch(() => recordEventually.recordTenantDeleted(args));
+    const recorded = await recordDeleted(request.context);
     s.closing = false;
     if (recorded.outcome === 'has_vms') throw hasVms(recorded.vms);
     s.closed = true;

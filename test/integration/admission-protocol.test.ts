@@ -4,6 +4,7 @@ import type { TenantSnapshot as LegacyTenantSnapshot } from '../../src/shared/le
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
+import { replayLiveRuns } from '../helpers/replay-live';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const EventType = proto.api.enums.v1.EventType;
@@ -52,6 +53,8 @@ describe('admission protocol', () => {
       const names = accepted.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name);
       // The refusals were rejected by the validator: never accepted, never in the history.
       expect(names.filter((name) => name === 'spawnVm')).toHaveLength(8);
+      // Concurrent admissions replay as they ran (a worker that lost its cache replays them).
+      expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBeGreaterThan(0);
     } finally {
       await setFleet({ boot_ms: 50 });
     }

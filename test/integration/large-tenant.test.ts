@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import { replayLiveRuns } from '../helpers/replay-live';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const MAX_VMS = 100_000; // the largest max_vms the API accepts
@@ -103,6 +104,7 @@ describe('a tenant holding 100,000 VMs', () => {
     }
     expect(largest).toBeGreaterThan(0);
     expect(largest).toBeLessThan(PAYLOAD_LIMIT);
+    expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBe(runs.length);
     process.stdout.write(`large tenant: rebuild + first spawn ${rebuildMs} ms, largest payload ${largest} bytes over ${runs.length} runs\n`);
   }, 180_000);
 });

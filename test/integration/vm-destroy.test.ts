@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import { replayLiveRuns } from '../helpers/replay-live';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /** Destroy semantics, tenant isolation of VM ids, and the VM list. */
@@ -86,6 +87,7 @@ describe('VM destroy, isolation and listing', () => {
       const steps = await stack.request('GET', `/v1/audit?vm_id=${vmId}`, { token });
       const types = steps.body.items.map((entry: { event_type: string }) => entry.event_type);
       expect(types).toEqual(['VM_SPAWN_REQUESTED', 'VM_DESTROY_REQUESTED', 'VM_DESTROYED']);
+      expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBe(1);
     } finally {
       await setFleet({ boot_ms: 50, fault: 'none' });
     }

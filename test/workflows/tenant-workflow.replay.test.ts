@@ -46,6 +46,7 @@ describe('tenant workflow replay', () => {
         'v2-boot-timeout.json',
         'v2-continue-as-new.run1.json',
         'v2-continue-as-new.run2.json',
+        'v2-concurrent-spawns.json',
       ]),
     );
   });
