@@ -49,7 +49,10 @@ describe('OpenAPI document', () => {
     const spawn = doc.paths['/v1/vms'].post;
     expect(spawn.requestBody.content['application/json'].schema.properties.storage_gb).toMatchObject({ type: 'integer', minimum: 1 });
     expect(spawn.parameters.map((p: { name: string }) => p.name)).toContain('Idempotency-Key');
-    expect(spawn.responses['429'].content['application/problem+json'].schema.properties.limit.enum).toEqual(['max_vms', 'storage_quota_gb']);
+    const refusals = spawn.responses['429'].content['application/problem+json'].schema.anyOf as Array<{ properties: Record<string, { const?: string; enum?: string[] }> }>;
+    const quotaExceeded = refusals.find((schema) => schema.properties.code?.const === 'quota_exceeded');
+    expect(quotaExceeded?.properties.limit?.enum).toEqual(['max_vms', 'storage_quota_gb']);
+    expect(refusals.map((schema) => schema.properties.code?.const)).toContain('in_flight_limit');
   });
 
   test('when a route takes path parameters, then each is declared', () => {

@@ -5,11 +5,14 @@ import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } fr
 
 const BOOT_TIMEOUT_MS = 3000;
 
-/** A VM that does not run within the boot deadline is failed, released and destroyed at the fleet. */
-describe('VM boot deadline', () => {
+/**
+ * A VM that does not run within the boot deadline is failed, released and destroyed at the fleet;
+ * a tenant has a bounded number of VMs in flight.
+ */
+describe('VM boot deadline and VMs in flight', () => {
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startTestStack({ limits: { boot_timeout_ms: BOOT_TIMEOUT_MS } });
+    stack = await startTestStack({ limits: { boot_timeout_ms: BOOT_TIMEOUT_MS, max_in_flight: 2 } });
   });
   afterAll(async () => {
     await stack?.close();
@@ -59,6 +62,25 @@ describe('VM boot deadline', () => {
       expect(audit.body.items.map((e: { event_type: string }) => e.event_type)).toEqual(['VM_SPAWN_REQUESTED', 'VM_FAILED']);
     } finally {
       await setFleet({ fault: 'none', boot_ms: 50 });
+    }
+  }, 60_000);
+
+  test('when as many VMs boot as a tenant may have in flight, then the next spawn is 429 in_flight_limit with Retry-After, and admitted once one has booted', async () => {
+    const { token } = await createTenant(stack, { max_vms: 10 });
+    await setFleet({ boot_ms: 1500 });
+    try {
+      for (let i = 0; i < 2; i++) expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+      const refused = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+      expect(refused.status).toBe(429);
+      expect(refused.body).toMatchObject({ code: 'in_flight_limit', in_flight: 2, limit: 2 });
+      expect(refused.headers.get('retry-after')).toBe('5');
+      const admitted = await eventually(async () => {
+        const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+        return res.status === 202 ? res : undefined;
+      }, 20_000, 'a spawn admitted after a boot');
+      expect(admitted.body.status).toBe('provisioning');
+    } finally {
+      await setFleet({ boot_ms: 50 });
     }
   }, 60_000);
 });

@@ -21,6 +21,18 @@ export const quotaExceededSchema = problemSchema.extend({
   requested: z.number().int(),
 });
 
+export const inFlightLimitSchema = problemSchema.extend({
+  code: z.literal('in_flight_limit'),
+  in_flight: z.number().int(),
+  limit: z.number().int(),
+});
+
+export const dependencyUnavailableSchema = problemSchema.extend({
+  code: z.literal('dependency_unavailable'),
+  dependency: z.string().optional().describe('The dependency that did not answer: postgres, temporal, nats'),
+  quota_version: z.number().int().optional().describe('PATCH: the stored quota version the tenant workflow has not confirmed'),
+});
+
 export const tenantRecordSchema = z.object({
   tenant_id: z.string(),
   display_name: z.string(),
