@@ -17,7 +17,8 @@ const TERMINAL = new Set(['running', 'failed', 'destroyed']);
 /** The ledger steps a VM must hold exactly once, by its final status (anything else must be absent). */
 const EXPECTED_STEPS: Record<string, { once: string[]; optional?: string[] }> = {
   running: { once: ['VM_SPAWN_REQUESTED', 'VM_RUNNING'] },
-  destroyed: { once: ['VM_SPAWN_REQUESTED', 'VM_RUNNING', 'VM_DESTROY_REQUESTED', 'VM_DESTROYED'] },
+  // A destroy that arrives while the VM boots cancels the boot: it may never have run.
+  destroyed: { once: ['VM_SPAWN_REQUESTED', 'VM_DESTROY_REQUESTED', 'VM_DESTROYED'], optional: ['VM_RUNNING'] },
   failed: { once: ['VM_SPAWN_REQUESTED', 'VM_FAILED'], optional: ['VM_DESTROY_REQUESTED'] },
 };
 
@@ -82,19 +83,20 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     for (const vm of items) {
       const ours = byId.get(vm.vm_id);
       if (!ours) problems.push(`fleet holds VM ${vm.vm_id} (${vm.status}) that Postgres does not (orphan)`);
-      else if (ours.status !== vm.status) problems.push(`VM ${vm.vm_id} is ${ours.status} in Postgres but ${vm.status} at the fleet`);
+      // A failed VM is destroyed at the fleet, in case it held a half-booted one.
+      else if (ours.status !== vm.status && !(ours.status === 'failed' && vm.status === 'destroyed')) problems.push(`VM ${vm.vm_id} is ${ours.status} in Postgres but ${vm.status} at the fleet`);
     }
     const ourVms = vms.filter((vm) => vm.tenant_id === tenantId);
     for (const vm of ourVms) {
-      // A VM the fleet refused outright was never created there.
-      const refused = vm.status === 'failed' && vm.failure_reason !== 'boot_failed';
-      if (!fleetIds.has(vm.vm_id) && !refused) problems.push(`VM ${vm.vm_id} (${vm.status}) is in Postgres but not at the fleet`);
+      // A VM the fleet refused, or destroyed before its boot reached the fleet, was never created there.
+      const neverCreated = vm.status === 'failed' || vm.status === 'destroyed';
+      if (!fleetIds.has(vm.vm_id) && !neverCreated) problems.push(`VM ${vm.vm_id} (${vm.status}) is in Postgres but not at the fleet`);
     }
     const creates = stats.by_tenant[tenantId]?.creates ?? 0;
     if (creates !== items.length) problems.push(`tenant ${tenantId}: the fleet created ${creates} VMs but holds ${items.length}`);
-    const destroyed = ourVms.filter((vm) => vm.status === 'destroyed').length;
+    const destroyed = items.filter((vm) => vm.status === 'destroyed' && byId.get(vm.vm_id)?.status === 'destroyed').length;
     const fleetDestroys = stats.by_tenant[tenantId]?.destroys ?? 0;
-    if (fleetDestroys !== destroyed) problems.push(`tenant ${tenantId}: the fleet destroyed ${fleetDestroys} VMs, Postgres has ${destroyed} destroyed`);
+    if (fleetDestroys < destroyed) problems.push(`tenant ${tenantId}: the fleet destroyed ${fleetDestroys} VMs, but holds ${destroyed} destroyed ones Postgres has destroyed`);
   }
 
   // 4. Each tenant workflow's usage equals the VMs that hold quota.
