@@ -1,4 +1,5 @@
 import type { AdmissionRun } from './admission';
+import type { TenantSizeRun } from './tenant-size';
 
 export interface SummaryRow {
   readonly metric: string;
@@ -29,6 +30,7 @@ export interface Headline {
   max_history_events: number;
   list_p50_ms_10k: number;
   get_p50_ms_10k: number;
+  tenant_size: { small: TenantSizeRun; large: TenantSizeRun };
 }
 
 export function summaryRows(h: Headline): SummaryRow[] {
@@ -48,6 +50,15 @@ export function summaryRows(h: Headline): SummaryRow[] {
     row('max tenant workflow history', `${h.max_history_events} events`, '< 10,000', h.max_history_events < 10_000),
     row('GET /v1/vms p50, 10k VMs', `${h.list_p50_ms_10k} ms`, '< 5 ms', h.list_p50_ms_10k < 5),
     row('GET /v1/vms/:id p50, 10k VMs', `${h.get_p50_ms_10k} ms`),
+    ...(['small', 'large'] as const).flatMap((size) => {
+      const run = h.tenant_size[size];
+      const held = run.vms_held.toLocaleString('en-US');
+      return [
+        row(`spawn p50 / p99, tenant holding ${held} VMs (first spawn after a rebuild)`, `${run.spawn.p50_ms} / ${run.spawn.p99_ms} ms (${run.rebuild_spawn_ms} ms)`),
+        row(`workflow task p50 / p99, tenant holding ${held} VMs`, `${run.workflow_task.p50_ms} / ${run.workflow_task.p99_ms} ms`),
+      ];
+    }),
+    row('largest payload, tenant holding 100,000 VMs', `${h.tenant_size.large.largest_payload_bytes} bytes`, '≤ 256 KiB', h.tenant_size.large.largest_payload_bytes <= 256 * 1024),
     row('quota overshoot', `${h.overshoot}`, '0', h.overshoot === 0),
     row('HTTP 5xx', `${h.http_5xx}`, '0', h.http_5xx === 0),
   ];

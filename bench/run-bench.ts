@@ -20,6 +20,7 @@ import { measureEndToEnd } from './end-to-end';
 import { measureFloor } from './floor';
 import { count5xx, runLoad, type LoadResult } from './load';
 import { measureReads } from './reads';
+import { measureTenantSize } from './tenant-size';
 import { admissionTable, markdownTable, summaryRows, type Headline } from './report';
 import { machineInfo, ratio } from './stats';
 import { BENCH_VM } from './api-client';
@@ -101,6 +102,12 @@ async function main(): Promise<void> {
     const reads = await timed('reads at 10k VMs', () => measureReads({ apiUrl: stack.apiUrl, ownerUrl: stack.ownerUrl, tenant: tenants.reads, adminToken: stack.adminToken, records: 10_000, durationS: QUICK ? 2 : 4 }));
     loads.push(reads.list_first_page, reads.list_first_page_status_running, reads.get_one, reads.list_first_page_admin_unlimited);
 
+    const spawnsPerSize = QUICK ? 10 : 50;
+    const sizes = await timed('tenant size: 10 and 100,000 VMs', async () => ({
+      small: await measureTenantSize({ api, temporal, ownerUrl: stack.ownerUrl, tenant: (await api.createTenants(stack.adminToken, 'size-s', 1, 1_000))[0]!, held: 10, spawns: spawnsPerSize }),
+      large: await measureTenantSize({ api, temporal, ownerUrl: stack.ownerUrl, tenant: (await api.createTenants(stack.adminToken, 'size-l', 1, 100_000))[0]!, held: 100_000 - spawnsPerSize - 1, spawns: spawnsPerSize }),
+    }));
+
     const overshoot = await timed('overshoot check', () => checkOvershoot({ ownerUrl: stack.ownerUrl, fleetUrl: stack.fleetUrl, settleMs: 90_000 }));
     history = await measureHistorySizes(temporal);
 
@@ -127,6 +134,7 @@ async function main(): Promise<void> {
       max_history_events: history.max_history_events,
       list_p50_ms_10k: reads.list_first_page.latency.p50_ms,
       get_p50_ms_10k: reads.get_one.latency.p50_ms,
+      tenant_size: sizes,
     };
     const finishedAt = new Date();
     const result = {
