@@ -14,6 +14,7 @@ import {
 } from '../shared/tenant-workflow.messages';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import type { tenantWorkflow } from '../workflows';
+import { withCallDeadline } from './call-deadline';
 import { KeyedLimiter } from './keyed-limiter';
 import { retryWhileExhausted } from './retry-exhausted';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from './search-attributes';
@@ -25,12 +26,15 @@ export interface TenantWorkflowClientOptions {
   continueAsNewAfterUpdates?: number;
   /** In-flight updates per tenant from this process; Temporal allows 10 per workflow in total. */
   maxInFlightPerTenant?: number;
+  /** Deadline of every call, queueing and retries included (TEMPORAL_CALL_TIMEOUT_MS). */
+  callTimeoutMs?: number;
 }
 
 /** The tenant workflows as the API sees them: every call reaches the running workflow or starts it. */
 export function createTenantWorkflowClient(options: TenantWorkflowClientOptions): TenantWorkflowGateway {
   const { client, taskQueue } = options;
   const limiter = new KeyedLimiter(options.maxInFlightPerTenant ?? 8);
+  const timeoutMs = options.callTimeoutMs ?? 10_000;
 
   const startOptions = (tenantId: string): WorkflowStartOptions<typeof tenantWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' } => ({
     workflowId: tenantWorkflowId(tenantId),
@@ -45,20 +49,26 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
   });
 
   // Update-with-start: reaches the running workflow, or starts it (e.g. after an operator terminated it).
+  // The deadline covers the wait for a per-tenant slot, the refusals retried for load and the wait
+  // for the update's result.
   const update = <Ret, Args extends unknown[]>(tenantId: string, definition: UpdateDefinition<Ret, Args>, args: Args, updateId?: string): Promise<Ret> =>
-    limiter.run(tenantId, () =>
-      retryWhileExhausted(() =>
-        client.workflow.executeUpdateWithStart(definition, {
-          args,
-          updateId,
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
-        }),
+    withCallDeadline(client, `update ${definition.name}`, timeoutMs, (deadline) =>
+      limiter.run(tenantId, () =>
+        retryWhileExhausted(
+          () =>
+            client.workflow.executeUpdateWithStart(definition, {
+              args,
+              updateId,
+              startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
+            }),
+          deadline,
+        ),
       ),
     );
 
   return {
     async ensureStarted(tenantId) {
-      await client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId));
+      await withCallDeadline(client, 'workflow start', timeoutMs, () => client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)));
     },
     async changeQuota(tenantId, quota: TenantQuota, context: RequestContext) {
       await update(tenantId, changeQuotaUpdate, [{ quota: { max_vms: quota.max_vms, storage_quota_gb: quota.storage_quota_gb }, context }]);
@@ -74,7 +84,7 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
     },
     async usage(tenantId): Promise<TenantUsage | null> {
       try {
-        return await client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+        return await withCallDeadline(client, 'usage query', timeoutMs, () => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery));
       } catch (error) {
         if ((error as Error).name === 'WorkflowNotFoundError') return null;
         throw error;

@@ -1,0 +1,25 @@
+import type pg from 'pg';
+
+/** The message of pg's client-side `query_timeout` error (it has no code). */
+export const QUERY_READ_TIMEOUT_MESSAGE = 'Query read timeout';
+
+/**
+ * After pg's client-side read timeout the query is still on the wire: the connection answers it
+ * whenever the server wakes up, possibly a BEGIN that would leave the next borrower inside a stale
+ * transaction. kysely releases connections without an error, so pg-pool would lend this one again;
+ * closing its socket makes the pool drop it instead (a closed client is not queryable).
+ */
+export function discardConnectionOnReadTimeout(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (result instanceof Promise) {
+      result.catch((error: unknown) => {
+        if (error instanceof Error && error.message === QUERY_READ_TIMEOUT_MESSAGE) {
+          (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+        }
+      });
+    }
+    return result;
+  };
+}
