@@ -70,13 +70,21 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     stack.temporal.pause();
     await sleep(500);
     const [tenant] = tenants as [Tenant];
-    const [spawn, list, read, ready] = await Promise.all([
+    const [spawn, list, read, ready, created] = await Promise.all([
       timed(() => call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': 'th-probe' }, timeoutMs: 60_000 })),
       timed(() => call(stack.apiUrl, 'GET', '/v1/vms', { token: tenant.token })),
       timed(() => call(stack.apiUrl, 'GET', `/v1/tenants/${tenant.tenantId}`, { token: tenant.token })),
       timed(() => call(stack.apiUrl, 'GET', '/readyz')),
+      // Tenant creation does not need Temporal: the tenant is in Postgres; its workflow starts on first use.
+      timed(() =>
+        call(stack.apiUrl, 'POST', '/v1/tenants', {
+          token: stack.adminToken,
+          body: { tenant_id: 'th-created-while-hung', display_name: 'Created while Temporal hung', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 },
+          timeoutMs: 60_000,
+        }),
+      ),
     ]);
-    await sleep(OUTAGE_MS - 500 - spawn.ms);
+    await sleep(OUTAGE_MS - 500 - Math.max(spawn.ms, created.ms));
     stack.temporal.resume();
     // The probe's request may have been admitted when Temporal woke up: the retry with its key converges.
     const probe = await spawnUntilAdmitted(stack, tenant, 'th-probe');
@@ -91,6 +99,8 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     expect(ready.ms).toBeLessThan(READINESS_TIMEOUT_MS + SLACK_MS);
     expect(ready.body.dependencies).toMatchObject({ temporal: { ok: false }, postgres: { ok: true }, nats: { ok: true } });
     expect(probe.final).toBe(202);
+    expect(created.status).toBe(201);
+    expect(created.ms).toBeLessThan(TEMPORAL_CALL_TIMEOUT_MS + SLACK_MS);
 
     // Every attempt of the burst was answered within the Temporal deadline (+ slack), none with a 500.
     const attempts = burst.requests.flatMap((r) => r.attempts);
