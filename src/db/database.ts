@@ -55,8 +55,11 @@ const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT
 // SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and
 // query_canceled (57014: statement_timeout, the server's own deadline on a statement).
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
-// pg's errors for a lost connection, a pool acquire timeout and the client-side read timeout carry no code.
-const CONNECTION_LOST = new RegExp(`^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|${QUERY_READ_TIMEOUT_MESSAGE})`);
+// pg's errors for a lost connection, a pool acquire timeout and the client-side read timeout carry no
+// code; nor does the one for a query on a connection ended after a read timeout (a transaction's ROLLBACK).
+const CONNECTION_LOST = new RegExp(
+  `^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|${QUERY_READ_TIMEOUT_MESSAGE})`,
+);
 
 /**
  * Whether an error means Postgres could not be reached, dropped the connection or did not answer in

@@ -46,4 +46,18 @@ describe('Postgres call deadlines', () => {
     expect(after).not.toBe(pid);
     expect(Date.now() - next).toBeLessThan(1_000);
   });
+
+  test('when the read timeout hits inside a transaction, then the error that surfaces (the rollback on the ended connection) is still the database being unavailable', async () => {
+    const error = await db
+      .transaction()
+      .execute(async (trx) => {
+        await sql`set local statement_timeout = 0`.execute(trx);
+        await sql`select pg_sleep(4)`.execute(trx);
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(isDatabaseUnavailableError(error)).toBe(true);
+    const { rows } = await sql<{ one: number }>`select 1 as one`.execute(db);
+    expect(rows).toEqual([{ one: 1 }]);
+  });
 });
