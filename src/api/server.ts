@@ -18,9 +18,12 @@ import { answerClientError } from './client-error';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
-  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20 });
+  // The request path's bound on Postgres: each query waits at most the acquire timeout for a
+  // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
+  const databaseDeadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs };
+  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...databaseDeadlines });
   const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
-  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true });
+  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...databaseDeadlines });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
@@ -32,6 +35,7 @@ async function main(): Promise<void> {
     tenantWorkflows: createTenantWorkflowClient({
       client: temporal,
       taskQueue: config.temporalTaskQueue,
+      callTimeoutMs: config.temporalCallTimeoutMs,
       continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
       limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
     }),
@@ -42,7 +46,8 @@ async function main(): Promise<void> {
     metrics,
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
-      temporal: async () => void (await connection.workflowService.getSystemInfo({})),
+      // The deadline ends the gRPC call itself, so probes of a hung server do not pile up.
+      temporal: async (deadline) => void (await connection.withDeadline(deadline, () => connection.workflowService.getSystemInfo({}))),
       nats: async () => {
         if (nats.isClosed()) throw new Error('connection closed');
         await nats.flush();

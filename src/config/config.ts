@@ -13,6 +13,9 @@ export interface Config {
   readonly temporalAddress: string;
   readonly temporalNamespace: string;
   readonly temporalTaskQueue: string;
+  readonly temporalCallTimeoutMs: number;
+  readonly databaseStatementTimeoutMs: number;
+  readonly databaseAcquireTimeoutMs: number;
   readonly fleetUrl: string;
   readonly fleetPort: number;
   readonly adminToken: string | undefined;
@@ -80,6 +83,10 @@ export function loadConfig(env: Env = process.env): Config {
     temporalAddress: hostPort(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
     temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
     temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'vm-tenant'),
+    // Deadlines of outbound calls (docs/reliability.md): past them a request answers 503.
+    temporalCallTimeoutMs: int(env, 'TEMPORAL_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
+    databaseStatementTimeoutMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+    databaseAcquireTimeoutMs: int(env, 'DATABASE_ACQUIRE_TIMEOUT_MS', 5_000, 100, 600_000),
     fleetUrl: url(env, 'FLEET_URL', `http://127.0.0.1:${fleetPort}`, ['http:', 'https:']),
     fleetPort,
     adminToken,
@@ -114,6 +121,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     temporalAddress: config.temporalAddress,
     temporalNamespace: config.temporalNamespace,
     temporalTaskQueue: config.temporalTaskQueue,
+    temporalCallTimeoutMs: config.temporalCallTimeoutMs,
+    databaseStatementTimeoutMs: config.databaseStatementTimeoutMs,
+    databaseAcquireTimeoutMs: config.databaseAcquireTimeoutMs,
     fleetUrl: redactUrl(config.fleetUrl),
     adminToken: config.adminToken ? 'set' : 'generated',
   };

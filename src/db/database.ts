@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { discardConnectionOnReadTimeout, QUERY_READ_TIMEOUT_MESSAGE } from './query-read-timeout';
 import type { Database } from './tables';
 
 // bigint columns (seq) come back as strings; counts and ints stay numbers.
@@ -13,7 +14,18 @@ export interface DatabaseOptions {
    * harmless (rate-limit counters); never for the ledger or VM records.
    */
   asynchronousCommit?: boolean;
+  /**
+   * Server-side bound of one statement (`statement_timeout`), and, one second later, of the wait for
+   * its answer on this side (pg's `query_timeout`): a server that is hung (SIGSTOP, partition) never
+   * cancels anything, so only the client's own timer ends the wait. Unset: no bound (migrations).
+   */
+  statementTimeoutMs?: number;
+  /** How long a query waits for a pooled connection, or for a new one to connect (default 30 s). */
+  acquireTimeoutMs?: number;
 }
+
+/** Margin of the client-side read timeout over statement_timeout, so a live server cancels first. */
+const READ_TIMEOUT_MARGIN_MS = 1_000;
 
 export function createPgPool(connectionString: string, options: DatabaseOptions = {}): pg.Pool {
   const pool = new pg.Pool({
@@ -21,9 +33,10 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'vm-tenant',
     ...(options.asynchronousCommit ? { options: '-c synchronous_commit=off' } : {}),
-    // Queue for a connection rather than fail fast: ledger appends serialise on one lock, so a burst
-    // of requests can hold every connection for seconds, and a burst must never surface as a 5xx.
-    connectionTimeoutMillis: 30_000,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + READ_TIMEOUT_MARGIN_MS } : {}),
+    // Queue for a connection rather than fail at once: a burst of requests may hold every connection
+    // for a moment, and a burst must not surface as a 5xx. The API bounds the wait (DATABASE_ACQUIRE_TIMEOUT_MS).
+    connectionTimeoutMillis: options.acquireTimeoutMs ?? 30_000,
   });
   // A dropped connection must not crash the process; the next query gets a fresh one.
   pool.on('error', () => undefined);
@@ -31,18 +44,27 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
   // out, and pg emits 'error' on a client whose server goes away even while a query runs. Without a
   // listener of our own, a Postgres restart killed the API and the worker (test/faults/postgres-outage).
   // The query in flight still rejects with the error; that is how callers learn of it.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    discardConnectionOnReadTimeout(client);
+  });
   return pool;
 }
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-// SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections.
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const CONNECTION_LOST = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+// SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and
+// query_canceled (57014: statement_timeout, the server's own deadline on a statement).
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+// pg's errors for a lost connection, a pool acquire timeout and the client-side read timeout carry no
+// code; nor does the one for a query on a connection ended after a read timeout (a transaction's ROLLBACK).
+const CONNECTION_LOST = new RegExp(
+  `^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|${QUERY_READ_TIMEOUT_MESSAGE})`,
+);
 
 /**
- * Whether an error means Postgres could not be reached or dropped the connection (as opposed to a
- * query it refused): the server is down, restarting or full. Walks `cause` and AggregateError.
+ * Whether an error means Postgres could not be reached, dropped the connection or did not answer in
+ * time (as opposed to a query it refused): the server is down, restarting, hung or full. Walks
+ * `cause` and AggregateError.
  */
 export function isDatabaseUnavailableError(error: unknown, depth = 0): boolean {
   if (depth > 8 || typeof error !== 'object' || error === null) return false;

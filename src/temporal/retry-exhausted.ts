@@ -1,33 +1,29 @@
-const RESOURCE_EXHAUSTED = 8;
+import { status } from '@grpc/grpc-js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CallDeadline } from './call-deadline';
+import { grpcStatusOf, isDroppedUpdate } from './temporal-unavailable';
 
-function isResourceExhausted(error: unknown): boolean {
-  let current = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
-  for (let depth = 0; current && depth < 8; depth++) {
-    if (current.code === RESOURCE_EXHAUSTED) return true;
-    if (typeof current.message === 'string' && /RESOURCE_EXHAUSTED|in-flight updates/i.test(current.message)) return true;
-    // The workflow task that held the update failed before the update was durably accepted (e.g. a
-    // continue-as-new in that task met a concurrent event: UnhandledCommand). The server drops the
-    // update, so sending it again, same update id, is safe; it lands in the retried task or the new run.
-    if (typeof current.message === 'string' && /update due to unexpected workflow task failure/i.test(current.message)) return true;
-    current = current.cause as typeof current;
-  }
-  return false;
+function isRetryableRefusal(error: unknown): boolean {
+  return grpcStatusOf(error) === status.RESOURCE_EXHAUSTED || isDroppedUpdate(error);
 }
 
 /**
- * Retries a call Temporal refused for load (e.g. the 10 in-flight updates per workflow cap, hit
- * when several API processes burst on one tenant), or an update dropped with its failed workflow
- * task, with jittered backoff, so neither surfaces as a 5xx. Gives up after `deadlineMs`.
+ * Retries a call Temporal refused for load (RESOURCE_EXHAUSTED, e.g. the 10 in-flight updates per
+ * workflow cap, hit when several API processes burst on one tenant), or an update dropped with its
+ * failed workflow task, with jittered backoff, so neither surfaces as a 5xx while there is time.
+ * Stays inside the caller's deadline: when the next backoff would pass it, the refusal is thrown
+ * (and answered as Temporal unavailable).
  */
-export async function retryWhileExhausted<T>(call: () => Promise<T>, deadlineMs = 30_000): Promise<T> {
-  const started = Date.now();
+export async function retryWhileExhausted<T>(call: () => Promise<T>, deadline: CallDeadline): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await call();
     } catch (error) {
-      if (!isResourceExhausted(error) || Date.now() - started > deadlineMs) throw error;
-      const backoff = Math.min(1000, 20 * 2 ** attempt);
-      await new Promise((resolve) => setTimeout(resolve, backoff / 2 + Math.random() * backoff));
+      if (!isRetryableRefusal(error)) throw error;
+      const cap = Math.min(1000, 20 * 2 ** attempt);
+      const backoff = cap / 2 + Math.random() * cap;
+      if (backoff >= deadline.remainingMs()) throw error;
+      await sleep(backoff);
     }
   }
 }

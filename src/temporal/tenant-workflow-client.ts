@@ -16,6 +16,7 @@ import {
 import type { TenantLimits } from '../shared/tenant-workflow.state';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import type { tenantWorkflow } from '../workflows';
+import { withCallDeadline } from './call-deadline';
 import { KeyedLimiter } from './keyed-limiter';
 import { retryWhileExhausted } from './retry-exhausted';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from './search-attributes';
@@ -29,6 +30,8 @@ export interface TenantWorkflowClientOptions {
   maxInFlightPerTenant?: number;
   /** Passed to new workflow runs (VMs in flight per tenant, boot deadline). */
   limits?: Partial<TenantLimits>;
+  /** Deadline of every call, queueing and retries included (TEMPORAL_CALL_TIMEOUT_MS). */
+  callTimeoutMs?: number;
 }
 
 /**
@@ -45,6 +48,7 @@ function closedTenantFailure(error: unknown, tenantId: string): unknown {
 export function createTenantWorkflowClient(options: TenantWorkflowClientOptions): TenantWorkflowGateway {
   const { client, taskQueue } = options;
   const limiter = new KeyedLimiter(options.maxInFlightPerTenant ?? 8);
+  const timeoutMs = options.callTimeoutMs ?? 10_000;
 
   const startOptions = (tenantId: string): WorkflowStartOptions<typeof tenantWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' } => ({
     workflowId: tenantWorkflowId(tenantId),
@@ -59,22 +63,28 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
   });
 
   // Update-with-start: reaches the running workflow, or starts it (e.g. after an operator terminated it).
+  // The deadline covers the wait for a per-tenant slot, the refusals retried for load and the wait
+  // for the update's result.
   const update = <Ret, Args extends unknown[]>(tenantId: string, definition: UpdateDefinition<Ret, Args>, args: Args, updateId?: string): Promise<Ret> =>
-    limiter.run(tenantId, () =>
-      retryWhileExhausted(() =>
-        client.workflow.executeUpdateWithStart(definition, {
-          args,
-          updateId,
-          startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
-        }),
-      ).catch((error: unknown) => {
-        throw closedTenantFailure(error, tenantId);
-      }),
-    );
+    withCallDeadline(client, `update ${definition.name}`, timeoutMs, (deadline) =>
+      limiter.run(tenantId, () =>
+        retryWhileExhausted(
+          () =>
+            client.workflow.executeUpdateWithStart(definition, {
+              args,
+              updateId,
+              startWorkflowOperation: new WithStartWorkflowOperation<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)),
+            }),
+          deadline,
+        ),
+      ),
+    ).catch((error: unknown) => {
+      throw closedTenantFailure(error, tenantId);
+    });
 
   return {
     async ensureStarted(tenantId) {
-      await client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId));
+      await withCallDeadline(client, 'workflow start', timeoutMs, () => client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)));
     },
     changeQuota(tenantId, quota: VersionedQuota, context: RequestContext) {
       const { max_vms, storage_quota_gb, version } = quota;
@@ -91,7 +101,7 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
     },
     async usage(tenantId): Promise<TenantUsage | null> {
       try {
-        return await client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+        return await withCallDeadline(client, 'usage query', timeoutMs, () => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery));
       } catch (error) {
         if ((error as Error).name === 'WorkflowNotFoundError') return null;
         throw error;

@@ -28,7 +28,11 @@ async function main(): Promise<void> {
   installTemporalRuntime(log, config.host, config.temporalSdkMetricsPort);
   const metrics = createWorkerMetrics();
   const metricsServer = await startMetricsServer(metrics.registry, config.workerMetricsPort, config.host, log);
-  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-worker' });
+  const db = createDatabase(config.databaseUrl, {
+    applicationName: 'vm-tenant-worker',
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+  });
   const runtime = await createTenantWorker({
     db,
     databaseUrl: config.databaseUrl,

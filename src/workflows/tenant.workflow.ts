@@ -212,6 +212,8 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       // Refusing in the validator keeps refused spawns out of the history; the handler re-checks.
       validator: (request) => {
         if (!state || state.knownStatus(request.vm_id)) return;
+        // A newer quota must be taken, which only the handler can do (once per quota change).
+        if (request.quota && request.quota.version > state.quota.version) return;
         const refusal = state.spawnRefusal(request);
         if (refusal) throw refusalFailure(tenantId, refusal);
       },

@@ -40,6 +40,31 @@ export interface StackPart {
   restart(): Promise<void>;
 }
 
+/** A part that can be frozen (SIGSTOP) and thawed (SIGCONT): a hung server, as its clients see it. */
+export interface PausablePart {
+  pause(): void;
+  resume(): void;
+}
+
+/** The direct children of a process (Postgres backends and auxiliaries of the postmaster). */
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there is none
+  }
+}
+
+function signal(pids: readonly number[], name: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, name);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 export interface PrivateStackOptions {
   /** Fleet simulator boot time of new VMs (FLEET_BOOT_MS). */
   fleetBootMs?: number;
@@ -158,6 +183,15 @@ async function waitForLine(child: ManagedChild, log: PartLog, pattern: RegExp, t
   }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function killHard(child: ManagedChild | null): Promise<ChildExit | void> {
   if (!child || child.hasExited() || child.pid === undefined) return Promise.resolve();
   try {
@@ -173,7 +207,7 @@ function killHard(child: ManagedChild | null): Promise<ChildExit | void> {
  * and the server refuse to run as root, so as root they run as the `postgres` system user
  * (runuser) in a directory that user owns.
  */
-export class PostgresPart implements StackPart {
+export class PostgresPart implements StackPart, PausablePart {
   readonly name = 'postgres';
   private readonly dataDir: string;
   private readonly logFile: string;
@@ -243,26 +277,32 @@ export class PostgresPart implements StackPart {
     this.running = false;
   }
 
-  async kill(): Promise<void> {
+  private postmasterPid(): number | null {
     const pidFile = path.join(this.dataDir, 'postmaster.pid');
-    if (existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
+    return existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : null;
+  }
+
+  /** SIGKILL of the postmaster and every backend (a lone postmaster kill leaves backends holding shared memory). */
+  async kill(): Promise<void> {
+    const pid = this.postmasterPid();
+    if (pid !== null) {
+      const all = [pid, ...childPids(pid)];
+      signal(all, 'SIGKILL');
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        try {
-          process.kill(pid, 0);
-          await sleep(50);
-        } catch {
-          break;
-        }
-      }
+      while (Date.now() < deadline && all.some((p) => isAlive(p))) await sleep(50);
     }
     this.running = false;
+  }
+
+  /** SIGSTOP of the postmaster and every backend: connections stay open, nothing answers, nothing new connects. */
+  pause(): void {
+    const pid = this.postmasterPid();
+    if (pid !== null) signal([pid, ...childPids(pid)], 'SIGSTOP');
+  }
+
+  resume(): void {
+    const pid = this.postmasterPid();
+    if (pid !== null) signal([pid, ...childPids(pid)], 'SIGCONT');
   }
 
   async restart(): Promise<void> {
@@ -319,7 +359,7 @@ export class NatsPart implements StackPart {
 }
 
 /** A Temporal dev server on a SQLite file: stopped or killed, it restarts on the same state and port. */
-export class TemporalPart implements StackPart {
+export class TemporalPart implements StackPart, PausablePart {
   readonly name = 'temporal';
   private server: TemporalDevServer | null = null;
 
@@ -355,6 +395,16 @@ export class TemporalPart implements StackPart {
 
   async kill(): Promise<void> {
     await killHard(this.server?.process ?? null);
+  }
+
+  pause(): void {
+    const pid = this.server?.process.pid;
+    if (pid !== undefined) signal([pid, ...childPids(pid)], 'SIGSTOP');
+  }
+
+  resume(): void {
+    const pid = this.server?.process.pid;
+    if (pid !== undefined) signal([pid, ...childPids(pid)], 'SIGCONT');
   }
 
   async restart(): Promise<void> {

@@ -85,7 +85,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates, limits: options.limits });
+  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates, limits: options.limits, callTimeoutMs: config.temporalCallTimeoutMs });
   // Each stack has its own platform-admin token row. The single bootstrap row (ensureAdminToken) is
   // re-pointed by every API process that starts against this run's database (e2e, rate limits).
   const adminToken = generateToken();

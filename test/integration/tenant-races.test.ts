@@ -90,6 +90,21 @@ describe('tenant deletion and quota changes under concurrency', () => {
     }
   }, 60_000);
 
+  test('when a quota change is committed but never reaches the workflow (the API died in between), then the next spawn carries it and is judged by it', async () => {
+    const { tenantId, token } = await createTenant(stack, { max_vms: 5 });
+    expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+    await stack.db
+      .updateTable('tenants')
+      .set((eb) => ({ max_vms: 1, quota_version: eb('quota_version', '+', 1) }))
+      .where('tenant_id', '=', tenantId)
+      .execute();
+    const refused = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 1, in_use: 1 });
+    const stored = await storedTenant(tenantId);
+    expect(await handle(tenantId).query(usageQuery)).toMatchObject({ max_vms: 1, quota_version: stored.quota_version });
+  });
+
   test('when quota changes reach the workflow in the wrong order, then the older one is ignored', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 2 });
     expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
@@ -101,4 +116,35 @@ describe('tenant deletion and quota changes under concurrency', () => {
     expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
     expect(await handle(tenantId).query(usageQuery)).toMatchObject({ max_vms: 9, quota_version: version + 2 });
   });
+});
+
+describe('a quota change the tenant workflow does not confirm', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ configOverrides: { TEMPORAL_CALL_TIMEOUT_MS: '2000' } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test('when the workflow cannot take the new quota, then PATCH answers 503 naming temporal and the stored version, and the next spawn applies it', async () => {
+    const { tenantId, token } = await createTenant(stack, { max_vms: 5 });
+    expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+    await stack.stopWorker(); // nothing processes the workflow's tasks: the update is never accepted
+    const patched = await stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { max_vms: 1 } });
+    expect(patched.status).toBe(503);
+    expect(patched.headers.get('retry-after')).toBe('5');
+    const stored = await stack.db.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+    expect(patched.body).toMatchObject({ code: 'dependency_unavailable', dependency: 'temporal', quota_version: stored.quota_version });
+    expect(stored.max_vms).toBe(1);
+
+    await stack.startWorker();
+    const refused = await eventually(async () => {
+      const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+      return res.status === 429 ? res : undefined;
+    }, 30_000, 'the spawn judged by the new quota');
+    expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 1, in_use: 1 });
+    const usage = await stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+    expect({ max_vms: usage.max_vms, version: usage.quota_version }).toEqual({ max_vms: 1, version: stored.quota_version });
+  }, 90_000);
 });

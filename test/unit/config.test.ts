@@ -21,6 +21,9 @@ describe('loadConfig', () => {
       temporalAddress: '127.0.0.1:7233',
       temporalNamespace: 'default',
       temporalTaskQueue: 'vm-tenant',
+      temporalCallTimeoutMs: 10_000,
+      databaseStatementTimeoutMs: 5_000,
+      databaseAcquireTimeoutMs: 5_000,
       adminToken: undefined,
     });
     expect(config.databaseUrl).toMatch(/^postgres:\/\//);
@@ -37,8 +40,9 @@ describe('loadConfig', () => {
   });
 
   test('when variables are set, then they are used', () => {
-    const config = loadConfig({ PORT: '8080', DATABASE_URL: 'postgresql://u@db:5432/x', ADMIN_TOKEN, TEMPORAL_ADDRESS: 'temporal:7233' });
+    const config = loadConfig({ PORT: '8080', DATABASE_URL: 'postgresql://u@db:5432/x', ADMIN_TOKEN, TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_CALL_TIMEOUT_MS: '2500', DATABASE_STATEMENT_TIMEOUT_MS: '3000', DATABASE_ACQUIRE_TIMEOUT_MS: '1500' });
     expect(config).toMatchObject({ port: 8080, databaseUrl: 'postgresql://u@db:5432/x', adminToken: ADMIN_TOKEN, temporalAddress: 'temporal:7233' });
+    expect(config).toMatchObject({ temporalCallTimeoutMs: 2500, databaseStatementTimeoutMs: 3000, databaseAcquireTimeoutMs: 1500 });
   });
 
   test.each([
@@ -50,6 +54,10 @@ describe('loadConfig', () => {
     ['DATABASE_URL', { DATABASE_URL: 'mysql://u@h/db' }],
     ['NATS_URL', { NATS_URL: 'http://127.0.0.1:4222' }],
     ['TEMPORAL_ADDRESS', { TEMPORAL_ADDRESS: 'no-port' }],
+    ['TEMPORAL_CALL_TIMEOUT_MS', { TEMPORAL_CALL_TIMEOUT_MS: '0' }],
+    ['TEMPORAL_CALL_TIMEOUT_MS', { TEMPORAL_CALL_TIMEOUT_MS: '10s' }],
+    ['DATABASE_STATEMENT_TIMEOUT_MS', { DATABASE_STATEMENT_TIMEOUT_MS: '50' }],
+    ['DATABASE_ACQUIRE_TIMEOUT_MS', { DATABASE_ACQUIRE_TIMEOUT_MS: '-5' }],
     ['ADMIN_TOKEN', { ADMIN_TOKEN: 'short' }],
     ['ADMIN_TOKEN', { ADMIN_TOKEN: 'x'.repeat(31) }],
     ['ADMIN_TOKEN', { ADMIN_TOKEN: 'x'.repeat(40) }],

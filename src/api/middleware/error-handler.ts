@@ -62,23 +62,34 @@ export function notFoundHandler(): RequestHandler {
   return (req, res) => sendProblem(res, req, new ApiError(404, 'not_found', 'Not found', 'No such route.'));
 }
 
-/** Seconds a client is told to wait before retrying while Postgres is unreachable. */
-const DATABASE_RETRY_AFTER_SECONDS = 5;
+/** Seconds a client is told to wait before retrying while a dependency is unreachable or hung. */
+const DEPENDENCY_RETRY_AFTER_SECONDS = 5;
+
+function dependencyUnavailable(dependency: 'postgres' | 'temporal', detail: string): ApiError {
+  return new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, { dependency }, { 'Retry-After': String(DEPENDENCY_RETRY_AFTER_SECONDS) });
+}
 
 /**
- * Postgres unreachable or restarting is a 503 the client may retry (with its Idempotency-Key), not
- * a 500: every request starts with a database read, so the API refuses it before doing anything.
+ * A dependency that is down, restarting, hung or refusing for load is a 503 the client may retry
+ * (with its Idempotency-Key), never a 500, and never a hang: every call to one has a deadline
+ * (Postgres: statement, read and acquire timeouts; Temporal: TEMPORAL_CALL_TIMEOUT_MS).
+ *
+ * A Temporal write may have been admitted before its deadline passed (the update accepted, its
+ * answer lost): the detail says so, and that a retry with the same Idempotency-Key names the same
+ * VM and converges on one outcome.
  */
 function fromDependencyFailure(error: unknown): ApiError | null {
-  if (!isDatabaseUnavailableError(error)) return null;
-  return new ApiError(
-    503,
-    'dependency_unavailable',
-    'Dependency unavailable',
-    'The database is unreachable; retry later (with the same Idempotency-Key for writes).',
-    { dependency: 'postgres' },
-    { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
-  );
+  if (isDatabaseUnavailableError(error)) {
+    return dependencyUnavailable('postgres', 'The database is unreachable or did not answer in time; retry later (with the same Idempotency-Key for writes).');
+  }
+  if (error instanceof Error && error.name === 'TemporalUnavailableError') {
+    return dependencyUnavailable(
+      'temporal',
+      'Temporal (the per-tenant workflows) is unreachable or did not answer in time. The request may have been admitted: ' +
+        'retry with the same Idempotency-Key, which converges on one outcome (the same VM, never a second one).',
+    );
+  }
+  return null;
 }
 
 export function errorHandler(log: Logger): ErrorRequestHandler {

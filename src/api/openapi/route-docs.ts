@@ -24,7 +24,7 @@ const noContentQuery = undefined;
 /** Every route of the API. The OpenAPI document is built from this list and the routes' own schemas. */
 export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'GET', path: '/healthz', summary: 'Liveness', auth: 'public', ok: { status: 200, description: 'The process is alive' } },
-  { method: 'GET', path: '/readyz', summary: 'Readiness of Postgres, NATS and Temporal', auth: 'public', ok: { status: 200, description: 'Every dependency answers' }, errors: [{ status: 503, description: 'A dependency is down; the body names it' }] },
+  { method: 'GET', path: '/readyz', summary: 'Readiness of Postgres, NATS and Temporal', auth: 'public', ok: { status: 200, description: 'Every dependency answers' }, errors: [{ status: 503, description: 'A dependency is down or did not answer within 2 s; the body names it' }] },
   { method: 'GET', path: '/openapi.json', summary: 'This document', auth: 'public', ok: { status: 200, description: 'OpenAPI 3.1 document' } },
   { method: 'POST', path: '/v1/tenants', summary: 'Register a tenant', auth: 'service:admin', body: createTenantSchema, ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' }, errors: [{ status: 409, description: 'The tenant id was used before (ids are never reused)' }] },
   { method: 'GET', path: '/v1/tenants', summary: 'List tenants', auth: 'service:admin', query: pageQuerySchema, ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' } },

@@ -83,7 +83,10 @@ async function retryUntilFinal(attempt: () => Promise<HttpAnswer>, deadlineMs = 
 
 /** What the API answered to one attempt: an HTTP status, or `network` for a failed connection. */
 export interface Attempt {
+  /** When the answer (or the network error) came. */
   at: number;
+  /** How long the attempt took: the latency a client saw. */
+  ms: number;
   status: number | 'network';
   code?: string;
   contentType?: string | null;
@@ -112,17 +115,19 @@ function retryable(answer: HttpAnswer): boolean {
 async function sendWithRetries(request: ClientRequest, send: () => Promise<HttpAnswer>, deadline: number): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     let answer: HttpAnswer | null = null;
+    const started = Date.now();
     try {
       answer = await send();
       request.attempts.push({
         at: Date.now(),
+        ms: Date.now() - started,
         status: answer.status,
         code: answer.body?.code,
         contentType: answer.headers.get('content-type'),
         retryAfter: answer.headers.get('retry-after'),
       });
     } catch {
-      request.attempts.push({ at: Date.now(), status: 'network' });
+      request.attempts.push({ at: Date.now(), ms: Date.now() - started, status: 'network' });
     }
     if (answer && !retryable(answer)) {
       request.final = answer.status;
@@ -211,6 +216,14 @@ export function startBurst(stack: PrivateStack, tenants: readonly Tenant[], opti
 /** Every attempt made between two instants, for assertions about what the API answered during a fault. */
 export function attemptsBetween(requests: readonly ClientRequest[], from: number, to: number): Attempt[] {
   return requests.flatMap((r) => r.attempts).filter((a) => a.at >= from && a.at <= to);
+}
+
+/**
+ * Every attempt that took longer than `boundMs` or ended without an HTTP answer (the client's own
+ * timeout, a reset): a request that was not answered within its deadline. Empty when all were.
+ */
+export function unansweredInTime(requests: readonly ClientRequest[], boundMs: number): Array<{ key: string; status: Attempt['status']; ms: number }> {
+  return requests.flatMap((r) => r.attempts.filter((a) => a.ms > boundMs || a.status === 'network').map((a) => ({ key: r.key, status: a.status, ms: a.ms })));
 }
 
 /** A count of statuses, e.g. { 202: 10, 503: 4, network: 2 }, for readable failure messages. */
