@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASHES } from '../fixtures/ledger-golden-vectors';
 import { canonicalJson, entryHash, GENESIS_HASH, type HashedFields } from '../../src/ledger/ledger-hash';
 
 describe('canonicalJson (RFC 8785)', () => {
@@ -58,5 +60,41 @@ describe('entryHash', () => {
     expect(entryHash(GENESIS_HASH, { ...fields, details: { display_name: 'Acme', max_vms: 11 } })).not.toBe(hash);
     expect(entryHash(GENESIS_HASH, { ...fields, occurred_at: new Date('2026-06-14T09:00:00.001Z') })).not.toBe(hash);
     expect(entryHash('f'.repeat(64), fields)).not.toBe(hash);
+  });
+});
+
+describe('golden hash vectors', () => {
+  test('when the fixed entries are chained from the genesis hash, then each hash is the pinned one', () => {
+    let prev = GENESIS_HASH;
+    const hashes = GOLDEN_ENTRIES.map((entry) => (prev = entryHash(prev, entry)));
+    expect(hashes).toEqual(GOLDEN_HASHES);
+  });
+
+  test('when entry 1 is hashed, then the preimage is exactly the hand-written prev_hash, newline and canonical JSON', () => {
+    expect(createHash('sha256').update(GOLDEN_ENTRY_1_PREIMAGE).digest('hex')).toBe(GOLDEN_HASHES[0]);
+  });
+
+  const HASHED_FIELDS = ['seq', 'event_id', 'tenant_id', 'vm_id', 'event_type', 'occurred_at', 'actor_token_id', 'actor_scope', 'source_ip', 'user_agent', 'request_id', 'details'] as const;
+
+  test('when any one hashed field of a golden entry changes, then its hash changes', () => {
+    const entry = GOLDEN_ENTRIES[1]!;
+    const changed: Record<(typeof HASHED_FIELDS)[number], HashedFields> = {
+      seq: { ...entry, seq: '22' },
+      event_id: { ...entry, event_id: '0b6a1f52-8f0e-4d8c-9a51-6a3f1d2c7eff' },
+      tenant_id: { ...entry, tenant_id: 'globex' },
+      vm_id: { ...entry, vm_id: null },
+      event_type: { ...entry, event_type: 'VM_RUNNING' },
+      occurred_at: { ...entry, occurred_at: new Date(entry.occurred_at.getTime() + 1) },
+      actor_token_id: { ...entry, actor_token_id: 'tok_other' },
+      actor_scope: { ...entry, actor_scope: 'vm:read' },
+      source_ip: { ...entry, source_ip: '203.0.113.8' },
+      user_agent: { ...entry, user_agent: null },
+      request_id: { ...entry, request_id: 'req-other' },
+      details: { ...entry, details: { ...entry.details, z: 2 } },
+    };
+    for (const field of HASHED_FIELDS) {
+      expect([field, entryHash(GOLDEN_HASHES[0]!, changed[field])]).not.toEqual([field, GOLDEN_HASHES[1]]);
+    }
+    expect(entryHash('f'.repeat(64), entry)).not.toBe(GOLDEN_HASHES[1]);
   });
 });
