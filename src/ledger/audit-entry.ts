@@ -30,3 +30,38 @@ export function toAuditEntry(row: AuditEventRow): AuditEntry {
     hash: row.hash,
   };
 }
+
+/**
+ * What a tenant sees of one of its entries. No global `seq` and no `prev_hash`: their gaps and
+ * links would reveal other tenants' activity between two of this tenant's entries. No network
+ * source (address, user agent) of actions the platform operator took in the tenant: those describe
+ * the operator, not the tenant. The request id stays, so a tenant can cite the entry to support.
+ */
+export interface TenantAuditEntry {
+  event_id: string;
+  tenant_id: string | null;
+  vm_id: string | null;
+  event_type: string;
+  occurred_at: string;
+  actor: { token_id: string | null; scope: string | null };
+  source: { ip?: string | null; user_agent?: string | null; request_id: string | null };
+  details: Record<string, unknown>;
+  hash: string;
+}
+
+const PLATFORM_ADMIN_SCOPE = 'service:admin';
+
+export function toTenantAuditEntry(row: AuditEventRow): TenantAuditEntry {
+  const operatorAction = row.actor_scope === PLATFORM_ADMIN_SCOPE;
+  return {
+    event_id: row.event_id,
+    tenant_id: row.tenant_id,
+    vm_id: row.vm_id,
+    event_type: row.event_type,
+    occurred_at: row.occurred_at.toISOString(),
+    actor: { token_id: row.actor_token_id, scope: row.actor_scope },
+    source: operatorAction ? { request_id: row.request_id } : { ip: row.source_ip, user_agent: row.user_agent, request_id: row.request_id },
+    details: row.details,
+    hash: row.hash,
+  };
+}

@@ -67,6 +67,13 @@ export interface AuditQuery {
   order?: 'asc' | 'desc';
 }
 
+/** The seq of an entry named by its event id, within a tenant when one is given: a page cursor. */
+export async function findAuditSeq(db: Kysely<Database>, eventId: string, tenantId: string | undefined): Promise<string | undefined> {
+  let q = db.selectFrom('audit_events').select('seq').where('event_id', '=', eventId);
+  if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+  return (await q.executeTakeFirst())?.seq;
+}
+
 export async function listAuditEvents(db: Kysely<Database>, query: AuditQuery): Promise<AuditEventRow[]> {
   let q = db.selectFrom('audit_events').selectAll();
   if (query.tenant_id !== undefined) q = q.where('tenant_id', '=', query.tenant_id);

@@ -73,4 +73,17 @@ export const auditEntrySchema = z.object({
   hash: z.string(),
 });
 
+/** An entry as a tenant token sees it: no global seq or prev_hash, no operator source fields. */
+export const tenantAuditEntrySchema = z.object({
+  event_id: z.uuid(),
+  tenant_id: z.string().nullable(),
+  vm_id: z.string().nullable(),
+  event_type: z.string(),
+  occurred_at: z.iso.datetime(),
+  actor: z.object({ token_id: z.string().nullable(), scope: z.string().nullable() }),
+  source: z.object({ ip: z.string().nullable().optional(), user_agent: z.string().nullable().optional(), request_id: z.string().nullable() }),
+  details: z.record(z.string(), z.unknown()),
+  hash: z.string(),
+});
+
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
