@@ -14,6 +14,7 @@ import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { auditRoutes } from './routes/audit.routes';
+import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
@@ -31,6 +32,8 @@ export interface AppDeps {
   rateLimiter?: TenantRateLimiter;
   metrics?: ApiMetrics;
   now?: () => Date;
+  /** The public key of signed ledger checkpoints, published without authentication. */
+  ledgerCheckpointKey?: CheckpointPublicKeySource;
 }
 
 /** Builds the API without listening, so tests and the server entry point share it. */
@@ -49,6 +52,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
+  app.use(checkpointKeyRoutes(deps.ledgerCheckpointKey));
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
   app.use('/v1', authenticate(deps.db, now));

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { sql } from 'kysely';
@@ -9,9 +10,16 @@ import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createApiMetrics } from '../metrics/api-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { createLogger } from '../logging/logger';
+import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
 import { answerClientError } from './client-error';
+
+/** Reads the worker's public key file until it exists, then keeps it. */
+function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
+  let key: KeyObject | null = null;
+  return async () => (key ??= await readCheckpointPublicKey(file));
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -32,6 +40,7 @@ async function main(): Promise<void> {
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
     metrics,
+    ledgerCheckpointKey: cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile),
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),

@@ -3,16 +3,18 @@ import { sql, type Kysely } from 'kysely';
 import { ConfigError, loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import type { Database } from '../db/tables';
-import { listAuditEvents, verifyChain } from '../ledger/ledger.repository';
+import { listAuditEvents } from '../ledger/ledger.repository';
 import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions, type RawReadOptions, type ReadRequest } from './audit-filters';
 import { formatJsonLine, formatTable } from './audit-entry-format';
 import { UsageError } from './usage-error';
+import { readPublicKeyFile } from './checkpoint-key-file';
+import { NatsUnavailableError, verifyLedger, type CheckpointSource } from './verify-ledger';
 
 /**
  * service-fs: the operator's read-only view of the WORM audit ledger.
  *
- * Exit codes: 0 success, 1 `verify` found a broken chain, 2 bad usage or configuration,
- * 3 the database cannot be reached or holds no ledger, 4 any other failure.
+ * Exit codes: 0 success, 1 `verify` found a defect, 2 bad usage or configuration,
+ * 3 the database (or, for verify, NATS) cannot be reached or holds no ledger, 4 any other failure.
  */
 export const EXIT = { ok: 0, chainBroken: 1, usage: 2, databaseUnavailable: 3, failure: 4 } as const;
 
@@ -29,14 +31,14 @@ Read and verify the append-only, hash-chained audit ledger.
 
 Commands:
   read      print ledger entries matching filters
-  verify    walk the whole chain and check every link and hash
+  verify    check every link and hash, and the ledger against its signed checkpoints
 
 Global options:
   --database-url URL   database to read (default: DATABASE_URL, else
                        postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant)
   -h, --help           show help; "service-fs <command> --help" for a command
 
-Exit codes: 0 ok, 1 verify found a bad entry, 2 bad usage, 3 database unavailable, 4 other error.
+Exit codes: 0 ok, 1 verify found a defect, 2 bad usage, 3 database or NATS unavailable, 4 other error.
 `;
 
 const READ_HELP = `Usage: service-fs read [options]
@@ -58,10 +60,20 @@ Example:
   service-fs read --filter tenant-id=acme-corp --event-type TENANT_CREATED --limit 1
 `;
 
-const VERIFY_HELP = `Usage: service-fs verify [--database-url URL]
+const VERIFY_HELP = `Usage: service-fs verify [--checkpoint-key FILE | --chain-only] [--database-url URL]
 
-Walks the chain from seq 1 and checks sequence, prev_hash links and each entry's hash.
-Prints "ok: all N entries valid" and exits 0, or names the first bad entry and exits 1.
+Walks the chain from its first row and checks sequence, prev_hash links and each entry's hash,
+then compares the ledger with every signed checkpoint on the checkpoint stream (NATS_URL,
+LEDGER_CHECKPOINT_STREAM). Prints one "ok: ..." line per check and exits 0, or one
+"bad: <defect>: ..." line per finding and exits 1. Defects: gap, rewrite, forged_insert,
+truncation, fork, forged_checkpoint, missing_checkpoints.
+
+Options:
+  --checkpoint-key FILE  the Ed25519 public key that signs checkpoints: a PEM file or the JSON
+                         of GET /.well-known/vm-tenant/ledger-checkpoint-key (default: the
+                         worker's LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)
+  --chain-only           check the chain alone, without NATS and the checkpoints
+  --database-url URL     database to read (default: DATABASE_URL)
 `;
 
 const OPTIONS = {
@@ -74,9 +86,12 @@ const OPTIONS = {
   limit: { type: 'string' },
   order: { type: 'string' },
   format: { type: 'string' },
+  'checkpoint-key': { type: 'string' },
+  'chain-only': { type: 'boolean' },
 } as const;
 
 const READ_ONLY_OPTIONS = ['filter', 'event-type', 'since', 'until', 'limit', 'order', 'format'] as const;
+const VERIFY_ONLY_OPTIONS = ['checkpoint-key', 'chain-only'] as const;
 
 type Command = 'read' | 'verify';
 
@@ -85,6 +100,7 @@ interface Invocation {
   help: boolean;
   databaseUrl: string | undefined;
   read: RawReadOptions;
+  verify: { checkpointKey: string | undefined; chainOnly: boolean };
 }
 
 function parseInvocation(argv: readonly string[]): Invocation {
@@ -104,6 +120,11 @@ function parseInvocation(argv: readonly string[]): Invocation {
   if (command === 'verify') {
     const misplaced = READ_ONLY_OPTIONS.find((name) => values[name] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} is an option of read, not verify`);
+    if (values['chain-only'] === true && values['checkpoint-key'] !== undefined) throw new UsageError('--chain-only and --checkpoint-key exclude each other');
+  }
+  if (command === 'read') {
+    const misplaced = VERIFY_ONLY_OPTIONS.find((name) => values[name] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is an option of verify, not read`);
   }
   return {
     command,
@@ -118,6 +139,7 @@ function parseInvocation(argv: readonly string[]): Invocation {
       order: values.order,
       format: values.format,
     },
+    verify: { checkpointKey: values['checkpoint-key'], chainOnly: values['chain-only'] === true },
   };
 }
 
@@ -150,19 +172,16 @@ async function readEntries(db: Kysely<Database>, { query, format }: ReadRequest,
   return EXIT.ok;
 }
 
-async function verifyEntries(db: Kysely<Database>, io: CliIo): Promise<number> {
-  const verdict = await verifyChain(db);
-  if (verdict.valid) {
-    io.stdout(`ok: all ${verdict.checked} entries valid\n`);
-    return EXIT.ok;
-  }
-  io.stdout(`bad: entry seq ${verdict.first_bad_seq}: ${verdict.reason} (${verdict.checked} entries before it are valid)\n`);
-  return EXIT.chainBroken;
+async function verifyEntries(db: Kysely<Database>, checkpoints: CheckpointSource | null, io: CliIo): Promise<number> {
+  const outcome = await verifyLedger(db, checkpoints);
+  io.stdout(`${outcome.lines.join('\n')}\n`);
+  return outcome.ok ? EXIT.ok : EXIT.chainBroken;
 }
 
 /** Runs one service-fs invocation and returns its exit code; never throws and always closes the pool. */
 export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
   let readRequest: ReadRequest | undefined;
+  let checkpoints: CheckpointSource | null = null;
   let databaseUrl: string;
   try {
     const invocation = parseInvocation(argv);
@@ -174,7 +193,12 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     // Check the flags before touching the database, so a typo never waits on a connection.
     if (invocation.command === 'read') readRequest = parseReadOptions(invocation.read);
     const override = invocation.databaseUrl === undefined ? {} : { DATABASE_URL: invocation.databaseUrl };
-    databaseUrl = loadConfig({ ...env, ...override }).databaseUrl;
+    const config = loadConfig({ ...env, ...override });
+    databaseUrl = config.databaseUrl;
+    if (invocation.command === 'verify' && !invocation.verify.chainOnly) {
+      const publicKey = await readPublicKeyFile(invocation.verify.checkpointKey ?? config.ledgerCheckpointPublicKeyFile);
+      checkpoints = { natsUrl: config.natsUrl, stream: config.ledgerCheckpointStream, publicKey };
+    }
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       io.stderr(`service-fs: ${error.message}\nRun "service-fs --help" for usage.\n`);
@@ -191,10 +215,10 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     } catch (error) {
       throw new DatabaseUnavailableError(`cannot connect to ${describeUrl(databaseUrl)}: ${reasonOf(error)}`);
     }
-    return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, io);
+    return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, checkpoints, io);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (error instanceof DatabaseUnavailableError) {
+    if (error instanceof DatabaseUnavailableError || error instanceof NatsUnavailableError) {
       io.stderr(`service-fs: ${error.message}\n`);
       return EXIT.databaseUnavailable;
     }

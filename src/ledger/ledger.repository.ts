@@ -101,20 +101,29 @@ export interface ChainVerdict {
   first_bad_seq: string | null;
   defect: ChainDefect | null;
   reason: string | null;
-  /** The last entry that verified: what a signed checkpoint is compared against. */
-  head: { seq: string; hash: string } | null;
+  /** The last entry that verified: what a checkpoint may sign. */
+  head: ChainAnchor | null;
+}
+
+/** A verified entry of the chain: where a walk resumes, and what a checkpoint signs. */
+export interface ChainAnchor {
+  seq: string;
+  event_id: string;
+  hash: string;
 }
 
 /**
- * Walks the whole chain in order and reports the first entry whose sequence, link or hash does not
- * match. Starts below 1 on purpose: a row with seq <= 0 is a forgery, not something to skip.
+ * Walks the chain in order and reports the first entry whose sequence, link or hash does not
+ * match. From the start it begins below 1 on purpose: a row with seq <= 0 is a forgery, not
+ * something to skip. From an anchor (an entry verified before, e.g. the last checkpoint) it checks
+ * only what follows, linked to the anchor's hash.
  */
-export async function verifyChain(db: Kysely<Database>, batchSize = 1000): Promise<ChainVerdict> {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1n;
+export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?: ChainAnchor): Promise<ChainVerdict> {
+  let prevHash = from?.hash ?? GENESIS_HASH;
+  let expectedSeq = from ? BigInt(from.seq) + 1n : 1n;
   let checked = 0;
-  let after: string | null = null;
-  let head: ChainVerdict['head'] = null;
+  let after: string | null = from?.seq ?? null;
+  let head: ChainVerdict['head'] = from ?? null;
   for (;;) {
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(batchSize);
     if (after !== null) q = q.where('seq', '>', after);
@@ -130,7 +139,7 @@ export async function verifyChain(db: Kysely<Database>, batchSize = 1000): Promi
       prevHash = row.hash;
       expectedSeq += 1n;
       checked += 1;
-      head = { seq: row.seq, hash: row.hash };
+      head = { seq: row.seq, event_id: row.event_id, hash: row.hash };
     }
     after = rows[rows.length - 1]!.seq;
   }

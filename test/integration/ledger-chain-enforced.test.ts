@@ -105,6 +105,6 @@ describe('the chain is computed and enforced by the database', () => {
       .returningAll()
       .executeTakeFirstOrThrow();
     expect(row).toMatchObject({ seq: '2', prev_hash: head.hash });
-    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 2, head: { seq: '2', hash: row.hash } });
+    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 2, head: { seq: '2', event_id: row.event_id, hash: row.hash } });
   });
 });

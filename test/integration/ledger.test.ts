@@ -57,7 +57,7 @@ describe('audit ledger', () => {
     for (let i = 1; i < stored.length; i += 1) expect(stored[i]!.prev_hash).toBe(stored[i - 1]!.hash);
     expect(stored.map((e) => e.hash)).toEqual(appended.map((e) => e.hash));
     expect(stored[0]!.details).toEqual(details[0]);
-    expect(await verifyChain(service)).toEqual({ valid: true, checked: 3, first_bad_seq: null, defect: null, reason: null, head: { seq: '3', hash: stored[2]!.hash } });
+    expect(await verifyChain(service)).toEqual({ valid: true, checked: 3, first_bad_seq: null, defect: null, reason: null, head: { seq: '3', event_id: stored[2]!.event_id, hash: stored[2]!.hash } });
   });
 
   test('when the ledger is empty, then verifyChain is valid with 0 entries checked', async () => {

@@ -86,4 +86,6 @@ export const tenantAuditEntrySchema = z.object({
   hash: z.string(),
 });
 
+export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
+
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });

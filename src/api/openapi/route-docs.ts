@@ -3,7 +3,7 @@ import { issueTokenSchema } from '../../auth/token.schemas';
 import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../tenants/tenant.schemas';
 import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
 import { auditQuerySchema } from '../routes/audit.routes';
-import { auditEntrySchema, tenantAuditEntrySchema, issuedTokenSchema, page, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+import { auditEntrySchema, checkpointPublicKeySchema, tenantAuditEntrySchema, issuedTokenSchema, page, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
 
 export interface RouteDoc {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -25,6 +25,7 @@ const noContentQuery = undefined;
 export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'GET', path: '/healthz', summary: 'Liveness', auth: 'public', ok: { status: 200, description: 'The process is alive' } },
   { method: 'GET', path: '/readyz', summary: 'Readiness of Postgres, NATS and Temporal', auth: 'public', ok: { status: 200, description: 'Every dependency answers' }, errors: [{ status: 503, description: 'A dependency is down; the body names it' }] },
+  { method: 'GET', path: '/.well-known/vm-tenant/ledger-checkpoint-key', summary: 'The Ed25519 public key that verifies signed ledger checkpoints', auth: 'public', ok: { status: 200, schema: checkpointPublicKeySchema, description: 'algorithm, key_id (hex SHA-256 of the SPKI DER) and the key as PEM' }, errors: [{ status: 503, description: 'The worker has not generated the key yet' }] },
   { method: 'GET', path: '/openapi.json', summary: 'This document', auth: 'public', ok: { status: 200, description: 'OpenAPI 3.1 document' } },
   { method: 'POST', path: '/v1/tenants', summary: 'Register a tenant', auth: 'service:admin', body: createTenantSchema, ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' }, errors: [{ status: 409, description: 'The tenant id was used before (ids are never reused)' }] },
   { method: 'GET', path: '/v1/tenants', summary: 'List tenants', auth: 'service:admin', query: pageQuerySchema, ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' } },
