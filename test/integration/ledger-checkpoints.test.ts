@@ -99,6 +99,21 @@ describe('signed ledger checkpoints', () => {
     expect(result.stdout).toMatch(/^ok: all 7 entries valid\nok: all 2 checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq 6 \(signed .+\)\n$/);
   });
 
+  test('when fewer entries than the cadence wait longer than the time cadence, then the signer signs them', async () => {
+    let now = new Date('2026-11-27T12:00:00.000Z');
+    const log = createLogger({ name: 'signer', level: 'silent' });
+    const timed = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 100, everyMs: 10_000, log, now: () => now });
+    await append(2);
+    expect(await timed.signIfDue()).toEqual({ idle: true });
+    now = new Date(now.getTime() + 9_999);
+    expect(await timed.signIfDue()).toEqual({ idle: true });
+    now = new Date(now.getTime() + 1);
+    expect(await timed.signIfDue()).toMatchObject({ signed: { seq: '2', signed_at: '2026-11-27T12:00:10.000Z' } });
+    // Nothing new: no checkpoint, however long it waits.
+    now = new Date(now.getTime() + 60_000);
+    expect(await timed.signIfDue()).toEqual({ idle: true });
+  });
+
   test('when the checkpoint stream is asked to delete or purge a message, or to drop those refusals, then NATS refuses', async () => {
     await appendAndSign(3);
     const info = await jsm.streams.info(stream);
