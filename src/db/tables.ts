@@ -42,6 +42,10 @@ export interface AuditEventTable {
   details: ColumnType<Record<string, unknown>, string, never>;
   prev_hash: ColumnType<string, string | undefined, never>;
   hash: ColumnType<string, string | undefined, never>;
+  // The entry's place in its tenant's chain (no tenant: the platform chain); assigned by the trigger too.
+  tenant_seq: ColumnType<string, number | string | undefined, never>;
+  tenant_prev_hash: ColumnType<string, string | undefined, never>;
+  tenant_hash: ColumnType<string, string | undefined, never>;
 }
 
 export interface VmTable {

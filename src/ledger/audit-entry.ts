@@ -1,4 +1,5 @@
 import type { AuditEventRow } from '../db/tables';
+import { PLATFORM_ADMIN_SCOPE } from './ledger-hash';
 
 /** The public shape of a ledger entry, shared by the API and the service-fs command. */
 export interface AuditEntry {
@@ -49,7 +50,6 @@ export interface TenantAuditEntry {
   hash: string;
 }
 
-const PLATFORM_ADMIN_SCOPE = 'service:admin';
 
 export function toTenantAuditEntry(row: AuditEventRow): TenantAuditEntry {
   const operatorAction = row.actor_scope === PLATFORM_ADMIN_SCOPE;

@@ -2,7 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 import type { AuditEventRow, Database } from '../db/tables';
-import { entryHash, GENESIS_HASH } from './ledger-hash';
+import { entryHash, GENESIS_HASH, tenantEntryHash } from './ledger-hash';
 
 export interface NewAuditEvent {
   event_id: string;
@@ -124,6 +124,9 @@ export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?:
   let checked = 0;
   let after: string | null = from?.seq ?? null;
   let head: ChainVerdict['head'] = from ?? null;
+  // Every tenant chain, checked in the same walk. From an anchor they are not checked (the signer
+  // resumes there; each tenant chain is linked by the same trigger that links the global one).
+  const tenantHeads = from ? null : new Map<string, { seq: bigint; hash: string }>();
   for (;;) {
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(batchSize);
     if (after !== null) q = q.where('seq', '>', after);
@@ -136,6 +139,15 @@ export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?:
       if (seq !== expectedSeq) return bad('gap', `sequence gap: expected ${expectedSeq}`);
       if (row.prev_hash !== prevHash) return bad('rewrite', 'prev_hash does not match the previous entry');
       if (entryHash(prevHash, row) !== row.hash) return bad('rewrite', 'hash does not match the entry content');
+      if (tenantHeads) {
+        const chain = row.tenant_id ?? '';
+        const tenantHead = tenantHeads.get(chain) ?? { seq: 0n, hash: GENESIS_HASH };
+        const name = row.tenant_id === null ? 'the platform chain' : `the chain of tenant ${row.tenant_id}`;
+        if (BigInt(row.tenant_seq) !== tenantHead.seq + 1n) return bad('gap', `${name}: tenant_seq ${row.tenant_seq}, expected ${tenantHead.seq + 1n}`);
+        if (row.tenant_prev_hash !== tenantHead.hash) return bad('rewrite', `${name}: tenant_prev_hash does not match its previous entry`);
+        if (tenantEntryHash(tenantHead.hash, row) !== row.tenant_hash) return bad('rewrite', `${name}: tenant_hash does not match the entry content`);
+        tenantHeads.set(chain, { seq: tenantHead.seq + 1n, hash: row.tenant_hash });
+      }
       prevHash = row.hash;
       expectedSeq += 1n;
       checked += 1;

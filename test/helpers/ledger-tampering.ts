@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
-import { entryHash, GENESIS_HASH } from '../../src/ledger/ledger-hash';
+import { entryHash, GENESIS_HASH, tenantEntryHash } from '../../src/ledger/ledger-hash';
 
 /**
  * What an attacker with the owner or a superuser login can do to the ledger: work with the
@@ -14,13 +14,23 @@ export async function withTriggersDisabled(admin: Kysely<Database>, work: (trx: 
   });
 }
 
-/** Recomputes prev_hash and hash of every entry from `fromSeq` on, as a careful attacker would. */
+/**
+ * Recomputes prev_hash and hash of every entry from `fromSeq` on, and every tenant chain, as a
+ * careful attacker would: afterwards the stored chains verify again.
+ */
 export async function rechainFrom(trx: Kysely<Database>, fromSeq: number): Promise<void> {
-  const rows = await trx.selectFrom('audit_events').selectAll().where('seq', '>=', String(fromSeq - 1)).orderBy('seq').execute();
-  let prev = fromSeq === 1 ? GENESIS_HASH : rows.shift()!.hash;
+  const rows = await trx.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+  let prev = GENESIS_HASH;
+  const tenantHeads = new Map<string, { seq: number; hash: string }>();
   for (const row of rows) {
-    const hash = entryHash(prev, row);
-    await sql`update audit_events set prev_hash = ${prev}, hash = ${hash} where seq = ${row.seq}`.execute(trx);
+    const hash = Number(row.seq) >= fromSeq ? entryHash(prev, row) : row.hash;
+    const chain = row.tenant_id ?? '';
+    const head = tenantHeads.get(chain) ?? { seq: 0, hash: GENESIS_HASH };
+    const tenantSeq = String(head.seq + 1);
+    const tenantHash = tenantEntryHash(head.hash, { ...row, tenant_seq: tenantSeq });
+    await sql`update audit_events set prev_hash = ${prev}, hash = ${hash}, tenant_seq = ${tenantSeq}, tenant_prev_hash = ${head.hash}, tenant_hash = ${tenantHash}
+              where seq = ${row.seq}`.execute(trx);
+    tenantHeads.set(chain, { seq: head.seq + 1, hash: tenantHash });
     prev = hash;
   }
 }

@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
 import { GENESIS_HASH } from '../../src/ledger/ledger-hash';
 import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
-import { GOLDEN_ENTRIES, GOLDEN_HASHES } from '../fixtures/ledger-golden-vectors';
+import { GOLDEN_ENTRIES, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 
@@ -34,11 +34,11 @@ describe('the chain is computed and enforced by the database', () => {
     for (const { seq: _seq, details, ...entry } of GOLDEN_ENTRIES) {
       await service.insertInto('audit_events').values({ ...entry, details: JSON.stringify(details) }).execute();
     }
-    const stored = await service.selectFrom('audit_events').select(['seq', 'prev_hash', 'hash']).orderBy('seq').execute();
+    const stored = await service.selectFrom('audit_events').select(['seq', 'prev_hash', 'hash', 'tenant_seq', 'tenant_prev_hash', 'tenant_hash']).orderBy('seq').execute();
     expect(stored).toEqual([
-      { seq: '1', prev_hash: GENESIS_HASH, hash: GOLDEN_HASHES[0] },
-      { seq: '2', prev_hash: GOLDEN_HASHES[0], hash: GOLDEN_HASHES[1] },
-      { seq: '3', prev_hash: GOLDEN_HASHES[1], hash: GOLDEN_HASHES[2] },
+      { seq: '1', prev_hash: GENESIS_HASH, hash: GOLDEN_HASHES[0], ...GOLDEN_TENANT_CHAIN[0] },
+      { seq: '2', prev_hash: GOLDEN_HASHES[0], hash: GOLDEN_HASHES[1], ...GOLDEN_TENANT_CHAIN[1] },
+      { seq: '3', prev_hash: GOLDEN_HASHES[1], hash: GOLDEN_HASHES[2], ...GOLDEN_TENANT_CHAIN[2] },
     ]);
   });
 
@@ -95,6 +95,29 @@ describe('the chain is computed and enforced by the database', () => {
     expect(await insert({ seq: '2', prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/prev_hash is not the hash of the chain head/) });
     expect(await insert({ seq: '2', prev_hash: head.hash, hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: hash does not match the entry content' });
     expect(await service.selectFrom('audit_events').select('seq').execute()).toEqual([{ seq: '1' }]);
+  });
+
+  test('when 60 appends of five tenants and the platform run concurrently, then every tenant chain runs 1..n, linked, and verifies', async () => {
+    const tenants = ['t-a', 't-b', 't-c', 't-d', 't-e', null];
+    await Promise.all(Array.from({ length: 60 }, (_, i) => appendAuditEvent(service, newAuditEvent({ tenant_id: tenants[i % 6]!, details: { i } }))));
+    const rows = await service.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+    for (const tenant of tenants) {
+      const chain = rows.filter((r) => r.tenant_id === tenant);
+      expect(chain.map((r) => Number(r.tenant_seq))).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+      chain.forEach((r, i) => expect(r.tenant_prev_hash).toBe(i === 0 ? GENESIS_HASH : chain[i - 1]!.tenant_hash));
+    }
+    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 60 });
+  });
+
+  test('when the service login names a tenant_seq, tenant_prev_hash or tenant_hash other than its tenant chain\'s next, then each insert is refused', async () => {
+    const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
+    await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
+    const insert = (chain: { tenant_seq?: string; tenant_prev_hash?: string; tenant_hash?: string }) =>
+      refusal(service.insertInto('audit_events').values({ event_id: newAuditEvent().event_id, tenant_id: 'acme-corp', event_type: 'TENANT_DELETED', occurred_at: new Date(), details: '{}', ...chain }).execute());
+
+    expect(await insert({ tenant_seq: '3' })).toMatchObject({ code: '23514', message: 'audit_events: tenant_seq 3 does not extend the tenant chain (the next is 2)' });
+    expect(await insert({ tenant_seq: '2', tenant_prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/tenant_prev_hash is not the hash of the tenant chain head/) });
+    expect(await insert({ tenant_seq: '2', tenant_prev_hash: head.tenant_hash, tenant_hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: tenant_hash does not match the entry content' });
   });
 
   test('when the service login inserts a row without chain fields, then the database links it to the head and it verifies', async () => {

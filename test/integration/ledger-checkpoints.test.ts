@@ -167,8 +167,8 @@ describe('signed ledger checkpoints', () => {
     await appendAndSign(6);
     await withTriggersDisabled(admin, async (trx) => {
       await shiftUpFrom(trx, 3);
-      await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash)
-                values (3, ${randomUUID()}, 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', '', '')`.execute(trx);
+      await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+                values (3, ${randomUUID()}, 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', '', '', 0, '', '')`.execute(trx);
       await rechainFrom(trx, 3);
     });
 

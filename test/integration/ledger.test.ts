@@ -144,12 +144,22 @@ describe('audit ledger', () => {
     expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '3', defect: 'gap', reason: 'sequence gap: expected 2' });
   });
 
+  test('when a superuser rewrites a tenant chain link with the triggers disabled, then verifyChain names the tenant chain', async () => {
+    for (let i = 0; i < 4; i += 1) await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp', details: { i } }));
+
+    await sql`alter table audit_events disable trigger user`.execute(admin);
+    await sql`update audit_events set tenant_hash = ${'f'.repeat(64)} where seq = 4`.execute(admin);
+    await sql`alter table audit_events enable trigger user`.execute(admin);
+
+    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '4', defect: 'rewrite', reason: 'the chain of tenant acme-corp: tenant_hash does not match the entry content' });
+  });
+
   test('when a superuser inserts an entry with seq -5 past the disabled triggers, then verifyChain names it a forged insert', async () => {
     for (let i = 0; i < 3; i += 1) await appendAuditEvent(service, newAuditEvent({ details: { i } }));
 
     await sql`alter table audit_events disable trigger user`.execute(admin);
-    await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash)
-              values (-5, gen_random_uuid(), 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', ${'a'.repeat(64)}, ${'b'.repeat(64)})`.execute(admin);
+    await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+              values (-5, gen_random_uuid(), 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', ${'a'.repeat(64)}, ${'b'.repeat(64)}, -5, '', '')`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
     expect(await verifyChain(service)).toMatchObject({
@@ -164,8 +174,8 @@ describe('audit ledger', () => {
   test('when a superuser inserts seq 0 with a made-up hash, then verifyChain names it a forged insert', async () => {
     await appendAuditEvent(service, newAuditEvent());
     await sql`alter table audit_events disable trigger user`.execute(admin);
-    await sql`insert into audit_events (seq, event_id, event_type, occurred_at, details, prev_hash, hash)
-              values (0, gen_random_uuid(), 'TENANT_DELETED', now(), '{}', ${GENESIS_HASH}, ${'b'.repeat(64)})`.execute(admin);
+    await sql`insert into audit_events (seq, event_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+              values (0, gen_random_uuid(), 'TENANT_DELETED', now(), '{}', ${GENESIS_HASH}, ${'b'.repeat(64)}, 0, '', '')`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
     expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '0', defect: 'forged_insert' });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASHES } from '../fixtures/ledger-golden-vectors';
-import { canonicalJson, entryHash, GENESIS_HASH, type HashedFields } from '../../src/ledger/ledger-hash';
+import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
+import { canonicalJson, entryHash, GENESIS_HASH, tenantEntryHash, type HashedFields } from '../../src/ledger/ledger-hash';
 
 describe('canonicalJson (RFC 8785)', () => {
   test('when given the RFC 8785 section 3.2.2 sample, then it produces the RFC output', () => {
@@ -96,5 +96,44 @@ describe('golden hash vectors', () => {
       expect([field, entryHash(GOLDEN_HASHES[0]!, changed[field])]).not.toEqual([field, GOLDEN_HASHES[1]]);
     }
     expect(entryHash('f'.repeat(64), entry)).not.toBe(GOLDEN_HASHES[1]);
+  });
+});
+
+describe('golden tenant chain vectors', () => {
+  const tenantFields = (i: number) => {
+    const { seq: _seq, ...entry } = GOLDEN_ENTRIES[i]!;
+    return { ...entry, tenant_seq: GOLDEN_TENANT_CHAIN[i]!.tenant_seq };
+  };
+
+  test('when the fixed entries are chained per tenant, then each tenant hash is the pinned one', () => {
+    GOLDEN_TENANT_CHAIN.forEach((expected, i) => {
+      expect(tenantEntryHash(expected.tenant_prev_hash, tenantFields(i))).toBe(expected.tenant_hash);
+    });
+  });
+
+  test('when any field a tenant sees changes, then the tenant hash changes; the global seq and an operator\'s source fields do not count', () => {
+    const entry = tenantFields(1);
+    const prev = GOLDEN_TENANT_CHAIN[1]!.tenant_prev_hash;
+    const pinned = GOLDEN_TENANT_CHAIN[1]!.tenant_hash;
+    const changes: Array<Partial<typeof entry>> = [
+      { tenant_seq: '3' },
+      { event_id: '0b6a1f52-8f0e-4d8c-9a51-6a3f1d2c7eff' },
+      { tenant_id: 'globex' },
+      { vm_id: null },
+      { event_type: 'VM_RUNNING' },
+      { occurred_at: new Date(entry.occurred_at.getTime() + 1) },
+      { actor_token_id: 'tok_other' },
+      { actor_scope: 'vm:read' },
+      { source_ip: '203.0.113.8' },
+      { user_agent: null },
+      { request_id: 'req-other' },
+      { details: { ...entry.details, z: 2 } },
+    ];
+    for (const change of changes) expect([change, tenantEntryHash(prev, { ...entry, ...change })]).not.toEqual([change, pinned]);
+    expect(tenantEntryHash('f'.repeat(64), entry)).not.toBe(pinned);
+    // The operator's action (entry 1): its source is shown to the operator only, so not hashed here.
+    const operator = tenantFields(0);
+    expect(tenantEntryHash(GENESIS_HASH, { ...operator, source_ip: '198.51.100.1', user_agent: 'other' })).toBe(GOLDEN_TENANT_CHAIN[0]!.tenant_hash);
+    expect(tenantEntryHash(GENESIS_HASH, { ...operator, seq: '99' } as typeof operator)).toBe(GOLDEN_TENANT_CHAIN[0]!.tenant_hash);
   });
 });

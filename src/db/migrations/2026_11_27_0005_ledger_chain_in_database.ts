@@ -95,10 +95,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       end if;
     end $$`.execute(db);
 
+  await createExtendChainFunction(db);
+  await sql`create trigger audit_events_extend_chain before insert on audit_events
+            for each row execute function audit_events_extend_chain()`.execute(db);
+}
+
+/** The trigger function of this migration (also what 2026_11_27_0006's down restores). */
+export async function createExtendChainFunction(db: Kysely<unknown>): Promise<void> {
   // Owned by the migration login and run with its rights (security definer), with a fixed
   // search_path so no caller can substitute the functions or the table it reads.
   await sql`
-    create function audit_events_extend_chain() returns trigger
+    create or replace function audit_events_extend_chain() returns trigger
     language plpgsql security definer set search_path = pg_catalog, public as $$
     declare
       head_seq bigint;
@@ -151,8 +158,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       new.hash := want_hash;
       return new;
     end $$`.execute(db);
-  await sql`create trigger audit_events_extend_chain before insert on audit_events
-            for each row execute function audit_events_extend_chain()`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
