@@ -5,7 +5,7 @@ import type { Database } from '../db/tables';
 import { CheckpointStreamMissingError, readAllCheckpointTexts } from '../events/checkpoint-stream';
 import { auditCheckpoints, type LedgerLookup } from '../ledger/checkpoint-audit';
 import { keyIdOf } from '../ledger/checkpoint';
-import { verifyChain } from '../ledger/ledger.repository';
+import { tenantHeadsAt, verifyChain } from '../ledger/ledger.repository';
 
 export interface CheckpointSource {
   natsUrl: string;
@@ -29,6 +29,7 @@ function ledgerLookup(db: Kysely<Database>): LedgerLookup {
       return top?.seq ?? null;
     },
     entryByEventId: (eventId) => db.selectFrom('audit_events').select(['seq', 'hash']).where('event_id', '=', eventId).executeTakeFirst(),
+    tenantHeadsAt: (seq) => tenantHeadsAt(db, seq),
   };
 }
 
@@ -61,13 +62,13 @@ export async function verifyLedger(db: Kysely<Database>, checkpoints: Checkpoint
     }
     const report = await auditCheckpoints(stored, checkpoints.publicKey, ledgerLookup(db));
     for (const finding of report.findings) lines.push(`bad: ${finding.defect}: ${finding.message}`);
-    const latest = report.checkpoints.reduce<(typeof report.checkpoints)[number] | null>((top, c) => (top === null || BigInt(c.seq) > BigInt(top.seq) ? c : top), null);
+    const latest = report.checkpoints.reduce<(typeof report.checkpoints)[number] | null>((top, c) => (top === null || BigInt(c.head.seq) > BigInt(top.head.seq) ? c : top), null);
     if (report.findings.length === 0) {
       const keyId = keyIdOf(checkpoints.publicKey).slice(0, 16);
       lines.push(
         latest === null
           ? `warning: no signed checkpoints in ${checkpoints.stream} yet: only the chain was checked`
-          : `ok: all ${report.checkpoints.length} checkpoints signed by key ${keyId} match the ledger; the latest covers seq ${latest.seq} (signed ${latest.signed_at})`,
+          : `ok: all ${report.checkpoints.length} checkpoints signed by key ${keyId} match the ledger; the latest covers seq ${latest.head.seq} (signed ${latest.signed_at})`,
       );
     }
     return { ok: chain.valid && report.findings.length === 0, lines };

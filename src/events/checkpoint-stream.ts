@@ -1,5 +1,5 @@
 import { nanos, type JetStreamClient, type JetStreamManager } from 'nats';
-import type { SignedCheckpoint } from '../ledger/checkpoint';
+import type { StoredCheckpoint } from '../ledger/checkpoint';
 
 /**
  * Signed ledger checkpoints live in their own JetStream stream, outside Postgres: a database
@@ -48,9 +48,9 @@ export async function ensureCheckpointStream(jsm: JetStreamManager, name: string
   }
 }
 
-export async function publishCheckpoint(js: JetStreamClient, subjectPrefix: string, checkpoint: SignedCheckpoint): Promise<void> {
+export async function publishCheckpoint(js: JetStreamClient, subjectPrefix: string, checkpoint: StoredCheckpoint): Promise<void> {
   // Several workers may sign the same head: one message per key and seq.
-  await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(checkpoint), { msgID: `${checkpoint.key_id}:${checkpoint.seq}`, timeout: 5000 });
+  await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(checkpoint), { msgID: `${checkpoint.key_id}:${checkpoint.head.seq}`, timeout: 5000 });
 }
 
 /** The newest message on the checkpoint subject, as stored; null when there is none. */

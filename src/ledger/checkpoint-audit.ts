@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { StoredCheckpoints } from '../events/checkpoint-stream';
-import { verifyCheckpoint, type SignedCheckpoint } from './checkpoint';
+import { verifyCheckpoint, type StoredCheckpoint } from './checkpoint';
+import { tenantTree, type TenantHead } from './tenant-tree';
 
 /**
  * What comparing the ledger with the signed checkpoints can reveal:
@@ -24,7 +25,7 @@ export interface CheckpointFinding {
 
 export interface CheckpointReport {
   /** Validly signed checkpoints, in the order they were stored. */
-  checkpoints: SignedCheckpoint[];
+  checkpoints: StoredCheckpoint[];
   findings: CheckpointFinding[];
 }
 
@@ -34,16 +35,18 @@ export interface LedgerLookup {
   headSeq(): Promise<string | null>;
   /** Where the entry with this event id is stored now, if anywhere. */
   entryByEventId(eventId: string): Promise<{ seq: string; hash: string } | undefined>;
+  /** Every tenant chain's head as of a global seq. */
+  tenantHeadsAt(seq: string): Promise<TenantHead[]>;
 }
 
-const describe = (c: SignedCheckpoint): string => `the checkpoint signed at ${c.signed_at} (seq ${c.seq})`;
+const describe = (c: StoredCheckpoint): string => `the checkpoint signed at ${c.signed_at} (seq ${c.head.seq})`;
 
 export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: KeyObject, ledger: LedgerLookup): Promise<CheckpointReport> {
   const findings: CheckpointFinding[] = [];
   if (stored.missingBefore > 0) {
     findings.push({ defect: 'missing_checkpoints', message: `stream messages 1-${stored.missingBefore} are gone: the first checkpoints were removed` });
   }
-  const checkpoints: SignedCheckpoint[] = [];
+  const checkpoints: StoredCheckpoint[] = [];
   for (const { streamSeq, text } of stored.messages) {
     const checkpoint = verifyCheckpoint(text, publicKey);
     if (checkpoint) checkpoints.push(checkpoint);
@@ -51,18 +54,18 @@ export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: Key
   }
 
   // Do the checkpoints agree with each other?
-  const bySeq = new Map<string, SignedCheckpoint>();
-  let highest: SignedCheckpoint | null = null;
+  const bySeq = new Map<string, StoredCheckpoint>();
+  let highest: StoredCheckpoint | null = null;
   for (const checkpoint of checkpoints) {
-    const same = bySeq.get(checkpoint.seq);
-    if (same && same.hash !== checkpoint.hash) {
-      findings.push({ defect: 'fork', message: `${describe(same)} and the one signed at ${checkpoint.signed_at} give seq ${checkpoint.seq} different hashes: two histories were signed` });
+    const same = bySeq.get(checkpoint.head.seq);
+    if (same && same.head.hash !== checkpoint.head.hash) {
+      findings.push({ defect: 'fork', message: `${describe(same)} and the one signed at ${checkpoint.signed_at} give seq ${checkpoint.head.seq} different hashes: two histories were signed` });
     }
-    bySeq.set(checkpoint.seq, checkpoint);
-    if (highest && BigInt(checkpoint.seq) < BigInt(highest.seq)) {
+    bySeq.set(checkpoint.head.seq, checkpoint);
+    if (highest && BigInt(checkpoint.head.seq) < BigInt(highest.head.seq)) {
       findings.push({ defect: 'fork', message: `${describe(checkpoint)} is below ${describe(highest)}, signed before it: the ledger was cut back and grew again` });
     }
-    if (!highest || BigInt(checkpoint.seq) >= BigInt(highest.seq)) highest = checkpoint;
+    if (!highest || BigInt(checkpoint.head.seq) >= BigInt(highest.head.seq)) highest = checkpoint;
   }
 
   // Does the ledger still hold what was signed? null: yes; otherwise what happened to it.
@@ -73,24 +76,33 @@ export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: Key
     if (outcome === null) return;
     // A checkpoint signed later that the ledger does match: the signer itself went on from the
     // changed ledger, so the checkpoints describe two histories.
-    const later = checkpoints.slice(i + 1).find((c, j) => outcomes[i + 1 + j] === null && BigInt(c.seq) >= BigInt(checkpoints[i]!.seq));
+    const later = checkpoints.slice(i + 1).find((c, j) => outcomes[i + 1 + j] === null && BigInt(c.head.seq) >= BigInt(checkpoints[i]!.head.seq));
     findings.push(later ? { defect: 'fork', message: `the ledger matches ${describe(later)} but not ${describe(checkpoints[i]!)}: ${outcome.message}; the changed history was signed` } : outcome);
   });
+  // The newest checkpoint the ledger matches: do its tenant chain heads give the signed tree? (For
+  // older ones the global chain already proves every entry up to their head unchanged.)
+  const newestMatching = checkpoints.filter((_, i) => outcomes[i] === null).at(-1);
+  if (newestMatching) {
+    const tree = tenantTree(await ledger.tenantHeadsAt(newestMatching.head.seq));
+    if (tree.root !== newestMatching.root || tree.size !== newestMatching.tree_size) {
+      findings.push({ defect: 'rewrite', message: `the tenant chain heads at seq ${newestMatching.head.seq} do not give the Merkle root signed by ${describe(newestMatching)}: a tenant chain was changed` });
+    }
+  }
   return { checkpoints, findings };
 }
 
-async function compareWithLedger(checkpoint: SignedCheckpoint, head: string | null, ledger: LedgerLookup): Promise<CheckpointFinding | null> {
-  const signed = BigInt(checkpoint.seq);
+async function compareWithLedger(checkpoint: StoredCheckpoint, head: string | null, ledger: LedgerLookup): Promise<CheckpointFinding | null> {
+  const signed = BigInt(checkpoint.head.seq);
   if (head === null || BigInt(head) < signed) {
-    return { defect: 'truncation', message: `the ledger ends at seq ${head ?? 0}, but ${describe(checkpoint)} covers seq ${checkpoint.seq}: entries were cut off` };
+    return { defect: 'truncation', message: `the ledger ends at seq ${head ?? 0}, but ${describe(checkpoint)} covers seq ${checkpoint.head.seq}: entries were cut off` };
   }
-  const now = await ledger.entryByEventId(checkpoint.event_id);
+  const now = await ledger.entryByEventId(checkpoint.head.event_id);
   if (now === undefined) {
-    return { defect: 'rewrite', message: `the entry signed by ${describe(checkpoint)} (event ${checkpoint.event_id}) is no longer in the ledger` };
+    return { defect: 'rewrite', message: `the entry signed by ${describe(checkpoint)} (event ${checkpoint.head.event_id}) is no longer in the ledger` };
   }
   const stored = BigInt(now.seq);
   if (stored > signed) return { defect: 'forged_insert', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${stored - signed} entries were inserted before it` };
   if (stored < signed) return { defect: 'truncation', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${signed - stored} entries before it were deleted` };
-  if (now.hash !== checkpoint.hash) return { defect: 'rewrite', message: `seq ${checkpoint.seq} no longer has the hash signed by ${describe(checkpoint)}: it, or an entry before it, was changed` };
+  if (now.hash !== checkpoint.head.hash) return { defect: 'rewrite', message: `seq ${checkpoint.head.seq} no longer has the hash signed by ${describe(checkpoint)}: it, or an entry before it, was changed` };
   return null;
 }

@@ -3,9 +3,10 @@ import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import { publishCheckpoint, readLastCheckpointText } from '../events/checkpoint-stream';
-import { signCheckpoint, verifyCheckpoint, type SignedCheckpoint } from './checkpoint';
+import { signCheckpoint, verifyCheckpoint, type StoredCheckpoint } from './checkpoint';
+import { tenantTree } from './tenant-tree';
 import type { CheckpointSigningKey } from './checkpoint-key';
-import { verifyChain } from './ledger.repository';
+import { tenantHeadsAt, verifyChain } from './ledger.repository';
 
 export interface CheckpointSignerOptions {
   db: Kysely<Database>;
@@ -21,7 +22,7 @@ export interface CheckpointSignerOptions {
   now?: () => Date;
 }
 
-export type SignOutcome = { signed: SignedCheckpoint } | { withheld: string } | { idle: true };
+export type SignOutcome = { signed: StoredCheckpoint } | { withheld: string } | { idle: true };
 
 /**
  * Signs the ledger head at a cadence and publishes it to the checkpoint stream. Like a Certificate
@@ -33,7 +34,7 @@ export type SignOutcome = { signed: SignedCheckpoint } | { withheld: string } | 
  * the same heads, and the stream keeps one message per seq.
  */
 export class LedgerCheckpointSigner {
-  private last: SignedCheckpoint | null | undefined;
+  private last: StoredCheckpoint | null | undefined;
   /** When the last checkpoint was signed, or the signer started: the clock of the time cadence. */
   private lastSignedAt: number;
   private timer: NodeJS.Timeout | null = null;
@@ -68,29 +69,30 @@ export class LedgerCheckpointSigner {
     const now = this.now();
     const last = await this.lastCheckpoint();
     const top = await db.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    if (!top || top.seq === last?.seq) return { idle: true };
-    const unsigned = BigInt(top.seq) - BigInt(last?.seq ?? '0');
+    if (!top || top.seq === last?.head.seq) return { idle: true };
+    const unsigned = BigInt(top.seq) - BigInt(last?.head.seq ?? '0');
     if (unsigned < BigInt(this.options.everyEntries) && now.getTime() - this.lastSignedAt < this.options.everyMs) return { idle: true };
 
     const reason = await this.whyNotExtending(last);
     if (reason !== null) {
-      log.error({ last_checkpoint_seq: last?.seq ?? null, reason }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
+      log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
       return { withheld: reason };
     }
-    const verdict = await verifyChain(db, 1000, last ?? undefined);
+    const verdict = await verifyChain(db, 1000, last?.head);
     if (!verdict.valid || verdict.head === null) {
       const why = `entry seq ${verdict.first_bad_seq}: ${verdict.reason}`;
-      log.error({ last_checkpoint_seq: last?.seq ?? null, reason: why }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
+      log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason: why }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
       return { withheld: why };
     }
-    const checkpoint = signCheckpoint(verdict.head, this.options.key.privateKey, now);
+    const tree = tenantTree(await tenantHeadsAt(db, verdict.head.seq));
+    const checkpoint = signCheckpoint(verdict.head, tree, this.options.key.privateKey, now);
     await publishCheckpoint(this.options.js, this.options.subjectPrefix, checkpoint);
     this.last = checkpoint;
     this.lastSignedAt = now.getTime();
     return { signed: checkpoint };
   }
 
-  private async lastCheckpoint(): Promise<SignedCheckpoint | null> {
+  private async lastCheckpoint(): Promise<StoredCheckpoint | null> {
     if (this.last !== undefined) return this.last;
     const text = await readLastCheckpointText(this.options.jsm, this.options.stream, this.options.subjectPrefix);
     const verified = text === null ? null : verifyCheckpoint(text, this.options.key.publicKey);
@@ -104,11 +106,12 @@ export class LedgerCheckpointSigner {
   }
 
   /** null when the signed entry is still where it was signed; otherwise what changed. */
-  private async whyNotExtending(last: SignedCheckpoint | null): Promise<string | null> {
+  private async whyNotExtending(last: StoredCheckpoint | null): Promise<string | null> {
     if (last === null) return null;
-    const entry = await this.options.db.selectFrom('audit_events').select(['event_id', 'hash']).where('seq', '=', last.seq).executeTakeFirst();
-    if (!entry) return `seq ${last.seq}, signed at ${last.signed_at}, is gone`;
-    if (entry.event_id !== last.event_id || entry.hash !== last.hash) return `seq ${last.seq} no longer has the entry signed at ${last.signed_at}`;
+    const { seq, event_id, hash } = last.head;
+    const entry = await this.options.db.selectFrom('audit_events').select(['event_id', 'hash']).where('seq', '=', seq).executeTakeFirst();
+    if (!entry) return `seq ${seq}, signed at ${last.signed_at}, is gone`;
+    if (entry.event_id !== event_id || entry.hash !== hash) return `seq ${seq} no longer has the entry signed at ${last.signed_at}`;
     return null;
   }
 }

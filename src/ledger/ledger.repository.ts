@@ -105,6 +105,18 @@ export interface ChainVerdict {
   head: ChainAnchor | null;
 }
 
+/**
+ * The head of every tenant chain (and the platform chain) as of global seq `atSeq`: what a
+ * checkpoint of that head commits to. Each head carries its entry's event id.
+ */
+export async function tenantHeadsAt(db: Kysely<Database>, atSeq: string): Promise<Array<{ tenant_id: string | null; tenant_seq: string; tenant_hash: string; event_id: string }>> {
+  const { rows } = await sql<{ tenant_id: string | null; tenant_seq: string; tenant_hash: string; event_id: string }>`
+    select distinct on (coalesce(tenant_id, '')) tenant_id, tenant_seq, tenant_hash, event_id
+      from audit_events where seq <= ${atSeq} and seq > 0
+     order by coalesce(tenant_id, ''), seq desc`.execute(db);
+  return rows;
+}
+
 /** A verified entry of the chain: where a walk resumes, and what a checkpoint signs. */
 export interface ChainAnchor {
   seq: string;

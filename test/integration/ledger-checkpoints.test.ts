@@ -15,7 +15,8 @@ import { createLogger } from '../../src/logging/logger';
 import { signCheckpoint } from '../../src/ledger/checkpoint';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
+import { tenantTree } from '../../src/ledger/tenant-tree';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
@@ -92,7 +93,7 @@ async function verify(args: string[] = []): Promise<{ code: number; stdout: stri
 describe('signed ledger checkpoints', () => {
   test('when the worker signs every third entry and nothing is changed, then verify checks the chain and every checkpoint and exits 0', async () => {
     const outcomes = await appendAndSign(7);
-    expect(outcomes.map((o) => ('signed' in o ? o.signed.seq : null))).toEqual([null, null, '3', null, null, '6', null]);
+    expect(outcomes.map((o) => ('signed' in o ? o.signed.head.seq : null))).toEqual([null, null, '3', null, null, '6', null]);
 
     const result = await verify();
     expect(result.code).toBe(0);
@@ -108,7 +109,7 @@ describe('signed ledger checkpoints', () => {
     now = new Date(now.getTime() + 9_999);
     expect(await timed.signIfDue()).toEqual({ idle: true });
     now = new Date(now.getTime() + 1);
-    expect(await timed.signIfDue()).toMatchObject({ signed: { seq: '2', signed_at: '2026-11-27T12:00:10.000Z' } });
+    expect(await timed.signIfDue()).toMatchObject({ signed: { head: { seq: '2' }, signed_at: '2026-11-27T12:00:10.000Z' } });
     // Nothing new: no checkpoint, however long it waits.
     now = new Date(now.getTime() + 60_000);
     expect(await timed.signIfDue()).toEqual({ idle: true });
@@ -190,22 +191,36 @@ describe('signed ledger checkpoints', () => {
     // stream) signs the rewritten branch.
     expect(await signer.signIfDue()).toEqual({ withheld: expect.any(String) });
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, key.privateKey, new Date()));
+    const tree = tenantTree(await tenantHeadsAt(service, head.seq));
+    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, tree, key.privateKey, new Date()));
 
     const result = await verify();
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/bad: fork: the ledger matches the checkpoint signed at \S+ \(seq 6\) but not the checkpoint signed at \S+ \(seq 3\): seq 3 no longer has the hash/);
   });
 
+  test('when the newest checkpoint signs a tenant tree the ledger does not give, then verify says so', async () => {
+    await append(4);
+    const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    const tree = tenantTree(await tenantHeadsAt(service, head.seq));
+    expect(tree.size).toBe(4); // four tenants, one entry each
+    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, { size: tree.size, root: 'a'.repeat(64) }, key.privateKey, new Date()));
+
+    const result = await verify();
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^ok: all 4 entries valid\nbad: rewrite: the tenant chain heads at seq 4 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 4\): a tenant chain was changed\n$/);
+  });
+
   test('when someone with NATS access publishes a checkpoint with another key, then verify names the forged checkpoint', async () => {
     await appendAndSign(3);
     const otherKey = generateKeyPairSync('ed25519').privateKey;
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
-    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify(signCheckpoint({ ...head, seq: '2' }, otherKey, new Date())));
+    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify(signCheckpoint({ ...head, seq: '2' }, { size: 0, root: '0'.repeat(64) }, otherKey, new Date())));
     await nc.jetstream().publish(checkpointSubject(prefix), 'not a checkpoint');
-    // The real checkpoint with its key id and signature, claiming another head.
-    const real = JSON.parse((await jsm.streams.getMessage(stream, { seq: 1 })).string()) as Record<string, unknown>;
-    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify({ ...real, seq: '2' }));
+    // The real checkpoint with its key id and signature, claiming another tree, or another head.
+    const real = JSON.parse((await jsm.streams.getMessage(stream, { seq: 1 })).string()) as { head: Record<string, unknown> };
+    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify({ ...real, tree_size: 7 }));
+    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify({ ...real, head: { ...real.head, seq: '2' } }));
 
     const result = await verify();
     expect(result.code).toBe(1);
@@ -213,7 +228,8 @@ describe('signed ledger checkpoints', () => {
       'ok: all 3 entries valid\n' +
         'bad: forged_checkpoint: stream message 2 is not a checkpoint signed by this key\n' +
         'bad: forged_checkpoint: stream message 3 is not a checkpoint signed by this key\n' +
-        'bad: forged_checkpoint: stream message 4 is not a checkpoint signed by this key\n',
+        'bad: forged_checkpoint: stream message 4 is not a checkpoint signed by this key\n' +
+        'bad: forged_checkpoint: stream message 5 is not a checkpoint signed by this key\n',
     );
   });
 
