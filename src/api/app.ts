@@ -13,7 +13,7 @@ import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
-import { auditRoutes } from './routes/audit.routes';
+import { auditRoutes, type LatestCheckpointSource } from './routes/audit.routes';
 import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
@@ -34,6 +34,8 @@ export interface AppDeps {
   now?: () => Date;
   /** The public key of signed ledger checkpoints, published without authentication. */
   ledgerCheckpointKey?: CheckpointPublicKeySource;
+  /** The newest signed checkpoint, for tenants' inclusion proofs. */
+  latestLedgerCheckpoint?: LatestCheckpointSource;
 }
 
 /** Builds the API without listening, so tests and the server entry point share it. */
@@ -60,7 +62,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(tenantRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, log: deps.log, now }));
   app.use(tokenRoutes({ db: deps.db, now }));
   app.use(vmRoutes({ db: deps.db, tenantWorkflows: deps.tenantWorkflows, ledger: new LedgerWriter(deps.db), log: deps.log, now }));
-  app.use(auditRoutes({ db: deps.db }));
+  app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
   return app;

@@ -2,9 +2,11 @@ import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { sql } from 'kysely';
-import { connect } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
-import { describeConfig, loadConfig } from '../config/config';
+import { describeConfig, loadConfig, type Config } from '../config/config';
+import { readLastCheckpointText } from '../events/checkpoint-stream';
+import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createApiMetrics } from '../metrics/api-metrics';
@@ -19,6 +21,16 @@ import { answerClientError } from './client-error';
 function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
   let key: KeyObject | null = null;
   return async () => (key ??= await readCheckpointPublicKey(file));
+}
+
+/** The newest checkpoint on the stream that the worker's key signed; null when none (yet). */
+function latestCheckpointFrom(nats: NatsConnection, config: Config, key: () => Promise<KeyObject | null>): () => Promise<StoredCheckpoint | null> {
+  return async () => {
+    const publicKey = await key();
+    if (publicKey === null) return null;
+    const text = await readLastCheckpointText(await nats.jetstreamManager(), config.ledgerCheckpointStream, config.natsSubjectPrefix);
+    return text === null ? null : verifyCheckpoint(text, publicKey);
+  };
 }
 
 async function main(): Promise<void> {
@@ -41,6 +53,7 @@ async function main(): Promise<void> {
     rateLimiter: createTenantRateLimiter(rateLimitPool),
     metrics,
     ledgerCheckpointKey: cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile),
+    latestLedgerCheckpoint: latestCheckpointFrom(nats, config, cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile)),
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       temporal: async () => void (await connection.workflowService.getSystemInfo({})),

@@ -10,6 +10,7 @@ import { tenantHeadsAt, verifyChain } from '../ledger/ledger.repository';
 export interface CheckpointSource {
   natsUrl: string;
   stream: string;
+  subjectPrefix: string;
   publicKey: KeyObject;
 }
 

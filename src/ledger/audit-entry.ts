@@ -14,6 +14,9 @@ export interface AuditEntry {
   details: Record<string, unknown>;
   prev_hash: string;
   hash: string;
+  tenant_seq: string;
+  tenant_prev_hash: string;
+  tenant_hash: string;
 }
 
 export function toAuditEntry(row: AuditEventRow): AuditEntry {
@@ -29,14 +32,19 @@ export function toAuditEntry(row: AuditEventRow): AuditEntry {
     details: row.details,
     prev_hash: row.prev_hash,
     hash: row.hash,
+    tenant_seq: row.tenant_seq,
+    tenant_prev_hash: row.tenant_prev_hash,
+    tenant_hash: row.tenant_hash,
   };
 }
 
 /**
- * What a tenant sees of one of its entries. No global `seq` and no `prev_hash`: their gaps and
- * links would reveal other tenants' activity between two of this tenant's entries. No network
+ * What a tenant sees of one of its entries. No global `seq`, `prev_hash` or `hash`: their gaps and
+ * links would reveal other tenants' activity between two of this tenant's entries. Instead the
+ * entry's place in the tenant's own chain (`tenant_seq`, `tenant_prev_hash`, `tenant_hash`), which
+ * the tenant can recompute (tenantEntryHash) and prove against a signed checkpoint. No network
  * source (address, user agent) of actions the platform operator took in the tenant: those describe
- * the operator, not the tenant. The request id stays, so a tenant can cite the entry to support.
+ * the operator, not the tenant, and the tenant hash leaves them out. The request id stays.
  */
 export interface TenantAuditEntry {
   event_id: string;
@@ -47,7 +55,9 @@ export interface TenantAuditEntry {
   actor: { token_id: string | null; scope: string | null };
   source: { ip?: string | null; user_agent?: string | null; request_id: string | null };
   details: Record<string, unknown>;
-  hash: string;
+  tenant_seq: string;
+  tenant_prev_hash: string;
+  tenant_hash: string;
 }
 
 
@@ -62,6 +72,8 @@ export function toTenantAuditEntry(row: AuditEventRow): TenantAuditEntry {
     actor: { token_id: row.actor_token_id, scope: row.actor_scope },
     source: operatorAction ? { request_id: row.request_id } : { ip: row.source_ip, user_agent: row.user_agent, request_id: row.request_id },
     details: row.details,
-    hash: row.hash,
+    tenant_seq: row.tenant_seq,
+    tenant_prev_hash: row.tenant_prev_hash,
+    tenant_hash: row.tenant_hash,
   };
 }

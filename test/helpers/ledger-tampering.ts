@@ -19,6 +19,8 @@ export async function withTriggersDisabled(admin: Kysely<Database>, work: (trx: 
  * careful attacker would: afterwards the stored chains verify again.
  */
 export async function rechainFrom(trx: Kysely<Database>, fromSeq: number): Promise<void> {
+  // Out of the way first: the tenant chain index is unique, and rows are renumbered one by one.
+  await sql`update audit_events set tenant_seq = -seq`.execute(trx);
   const rows = await trx.selectFrom('audit_events').selectAll().orderBy('seq').execute();
   let prev = GENESIS_HASH;
   const tenantHeads = new Map<string, { seq: number; hash: string }>();

@@ -13,8 +13,11 @@ interface Entry {
   actor: { token_id: string | null; scope: string | null };
   source: { ip?: string | null; user_agent?: string | null; request_id: string | null };
   details: Record<string, unknown>;
-  hash: string;
+  hash?: string;
   prev_hash?: string;
+  tenant_seq: string;
+  tenant_prev_hash: string;
+  tenant_hash: string;
 }
 
 describe('audit API', () => {
@@ -71,7 +74,7 @@ describe('audit API', () => {
     }
   });
 
-  test('when an audit:read token reads the ledger, then entries carry actor and hash but no global seq or prev_hash, and no operator source', async () => {
+  test('when an audit:read token reads the ledger, then entries carry actor and their tenant chain but no global seq, prev_hash or hash, and no operator source', async () => {
     const t = await tenantWithActivity();
     const auditor = await t.issue('audit:read');
     const res = await stack.request('GET', '/v1/audit', { token: auditor, headers: { 'user-agent': 'audit-test/1.0' } });
@@ -81,8 +84,13 @@ describe('audit API', () => {
     for (const entry of entries) {
       expect(Object.keys(entry)).not.toContain('seq');
       expect(Object.keys(entry)).not.toContain('prev_hash');
-      expect(entry.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(Object.keys(entry)).not.toContain('hash');
+      expect(entry.tenant_hash).toMatch(/^[0-9a-f]{64}$/);
     }
+    // The tenant's own chain, from tenant_seq 1, each entry linked to the one before.
+    const chain = [...entries].sort((a, b) => Number(a.tenant_seq) - Number(b.tenant_seq));
+    expect(chain.map((e) => e.tenant_seq)).toEqual(chain.map((_, i) => String(i + 1)));
+    chain.forEach((e, i) => expect(e.tenant_prev_hash).toBe(i === 0 ? '0'.repeat(64) : chain[i - 1]!.tenant_hash));
     // TENANT_CREATED and QUOTA_CHANGED were the platform admin's actions: only their request id shows.
     const created = entries.find((e) => e.event_type === 'TENANT_CREATED')!;
     expect(created).toMatchObject({ event_id: expect.any(String), actor: { token_id: expect.any(String), scope: 'service:admin' } });
@@ -93,7 +101,7 @@ describe('audit API', () => {
     expect(issued.source).toEqual({ ip: expect.any(String), user_agent: expect.any(String), request_id: expect.any(String) });
   });
 
-  test('when the platform admin reads the same entries, then it sees seq, prev_hash and the operator\'s source', async () => {
+  test('when the platform admin reads the same entries, then it sees seq, prev_hash, hash and the operator\'s source', async () => {
     const t = await tenantWithActivity();
     const res = await stack.request('GET', `/v1/audit?tenant_id=${t.tenantId}&event_type=TENANT_CREATED`, { token: stack.adminToken });
     expect(res.body.items[0]).toMatchObject({

@@ -86,6 +86,9 @@ describe('service-fs read', () => {
       details: { display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 },
       prev_hash: '0'.repeat(64),
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      tenant_seq: '1',
+      tenant_prev_hash: '0'.repeat(64),
+      tenant_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
   });
 

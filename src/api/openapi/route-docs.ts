@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { issueTokenSchema } from '../../auth/token.schemas';
 import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../tenants/tenant.schemas';
 import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
-import { auditQuerySchema } from '../routes/audit.routes';
-import { auditEntrySchema, checkpointPublicKeySchema, tenantAuditEntrySchema, issuedTokenSchema, page, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+import { auditProofQuerySchema, auditQuerySchema } from '../routes/audit.routes';
+import { auditEntrySchema, checkpointPublicKeySchema, tenantProofSchema, tenantAuditEntrySchema, issuedTokenSchema, page, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
 
 export interface RouteDoc {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -39,5 +39,6 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'GET', path: '/v1/vms', summary: 'List the caller\'s tenant\'s VMs', auth: 'vm:read', query: listVmsQuerySchema, ok: { status: 200, schema: page(vmRecordSchema), description: 'A page of VMs' } },
   { method: 'GET', path: '/v1/vms/:vm_id', summary: 'Read a VM', auth: 'vm:read', query: noContentQuery, ok: { status: 200, schema: vmRecordSchema, description: 'The VM' } },
   { method: 'DELETE', path: '/v1/vms/:vm_id', summary: 'Destroy a VM', auth: 'vm:write', idempotent: true, ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is destroying' } },
+  { method: 'GET', path: '/v1/audit/proof', summary: 'Inclusion proof of the tenant chain head in the newest signed ledger checkpoint', auth: 'audit:read', query: auditProofQuerySchema, ok: { status: 200, schema: tenantProofSchema, description: 'A signed checkpoint, the tenant chain head it covers and its RFC 6962 audit path' }, errors: [{ status: 503, description: 'No signed checkpoint covers the tenant yet (Retry-After)' }] },
   { method: 'GET', path: '/v1/audit', summary: 'Read the audit ledger', auth: 'audit:read', query: auditQuerySchema, ok: { status: 200, schema: z.union([page(auditEntrySchema), page(tenantAuditEntrySchema)]), description: 'A page of ledger entries: every field for the platform admin, the tenant view (tenantAuditEntrySchema) for a tenant token' } },
 ];

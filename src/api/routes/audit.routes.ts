@@ -3,11 +3,13 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../../db/tables';
 import { toAuditEntry, toTenantAuditEntry } from '../../ledger/audit-entry';
+import type { StoredCheckpoint } from '../../ledger/checkpoint';
 import { findAuditSeq, listAuditEvents } from '../../ledger/ledger.repository';
+import { buildTenantProof } from '../../ledger/tenant-proof';
 import { AUDIT_EVENT_TYPES } from '../../shared/audit-event-types';
 import { tenantIdSchema } from '../../tenants/tenant.schemas';
 import { callerOf, requireTenantAccess } from '../access';
-import { problems } from '../problem';
+import { ApiError, problems } from '../problem';
 import { parseOrThrow } from '../validation';
 
 export const auditQuerySchema = z
@@ -44,8 +46,39 @@ async function resolveCursor(db: Kysely<Database>, cursor: string | undefined, t
   return seq;
 }
 
-export function auditRoutes({ db }: { db: Kysely<Database> }): Router {
+/** The newest checkpoint the worker signed, verified with its public key; null when there is none. */
+export type LatestCheckpointSource = () => Promise<StoredCheckpoint | null>;
+
+export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.optional() }).strict();
+
+const PROOF_RETRY_AFTER_SECONDS = 10;
+
+function proofUnavailable(detail: string): ApiError {
+  return new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, {}, { 'Retry-After': String(PROOF_RETRY_AFTER_SECONDS) });
+}
+
+export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource }): Router {
   const router = Router();
+
+  // The inclusion proof of the caller's tenant chain head in the newest signed checkpoint: with its
+  // entries and the public key, all a tenant needs to verify them offline (service-fs verify-tenant).
+  router.get('/v1/audit/proof', async (req, res) => {
+    const query = parseOrThrow(auditProofQuerySchema, req.query, 'query');
+    const caller = callerOf(req);
+    const tenantId = caller.scope === 'service:admin' ? query.tenant_id : (caller.tenant_id ?? undefined);
+    if (!tenantId) {
+      if (caller.scope === 'service:admin') throw problems.invalid('Invalid query', [{ field: 'tenant_id', message: 'is required for the platform admin' }]);
+      throw problems.tenantNotFound();
+    }
+    if (caller.scope !== 'service:admin' && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
+    requireTenantAccess(req, tenantId, 'audit:read');
+    const checkpoint = latestCheckpoint ? await latestCheckpoint() : null;
+    if (!checkpoint) throw proofUnavailable('No signed ledger checkpoint yet: the worker signs one shortly after entries are written.');
+    const outcome = await buildTenantProof(db, tenantId, checkpoint);
+    if ('notCovered' in outcome) throw proofUnavailable('The latest signed checkpoint does not cover this tenant yet.');
+    if ('inconsistent' in outcome) throw proofUnavailable('The ledger does not match its latest signed checkpoint; the operator has been alerted by the signer.');
+    res.json(outcome.proof);
+  });
 
   router.get('/v1/audit', async (req, res) => {
     const query = parseOrThrow(auditQuerySchema, req.query, 'query');
