@@ -23,13 +23,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('tenant_hash', 'text')
     .execute();
 
-  // The canonical JSON (RFC 8785, keys in order) of what the tenant hash covers.
+  // The canonical JSON (RFC 8785, keys in order) of what the tenant hash covers. details_jcs is
+  // ledger_jcs(e.details), passed in so that the trigger renders details once for both hashes.
   await sql`
-    create function ledger_tenant_entry_hash(prev text, e audit_events, tenant_seq bigint) returns text
+    create function ledger_tenant_entry_hash(prev text, e audit_events, tenant_seq bigint, details_jcs text) returns text
     language sql stable parallel safe set search_path = pg_catalog, public as $$
       select encode(sha256(convert_to(prev || E'\\n' || '{"actor_scope":' || coalesce(to_json(e.actor_scope)::text, 'null')
         || ',"actor_token_id":' || coalesce(to_json(e.actor_token_id)::text, 'null')
-        || ',"details":' || ledger_jcs(e.details)
+        || ',"details":' || details_jcs
         || ',"event_id":' || to_json(e.event_id::text)::text
         || ',"event_type":' || to_json(e.event_type)::text
         || ',"occurred_at":' || to_json(to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text
@@ -58,7 +59,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         chain_seq := coalesce((heads -> chain_key ->> 'seq')::bigint, 0) + 1;
         chain_prev := coalesce(heads -> chain_key ->> 'hash', repeat('0', 64));
         update audit_events set tenant_seq = chain_seq, tenant_prev_hash = chain_prev,
-               tenant_hash = ledger_tenant_entry_hash(chain_prev, r, chain_seq)
+               tenant_hash = ledger_tenant_entry_hash(chain_prev, r, chain_seq, ledger_jcs(r.details))
          where seq = r.seq
          returning tenant_hash into chain_prev;
         heads := heads || jsonb_build_object(chain_key, jsonb_build_object('seq', chain_seq, 'hash', chain_prev));
@@ -82,6 +83,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       want_tenant_seq bigint;
       want_tenant_prev text;
       want_tenant_hash text;
+      details_jcs text;
       canonical text;
     begin
       perform pg_advisory_xact_lock(7221001);
@@ -104,9 +106,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       if jsonb_typeof(new.details) is distinct from 'object' then
         raise exception 'audit_events: details must be a JSON object' using errcode = 'check_violation';
       end if;
+      details_jcs := ledger_jcs(new.details);
       canonical := '{"actor_scope":' || coalesce(to_json(new.actor_scope)::text, 'null')
         || ',"actor_token_id":' || coalesce(to_json(new.actor_token_id)::text, 'null')
-        || ',"details":' || ledger_jcs(new.details)
+        || ',"details":' || details_jcs
         || ',"event_id":' || to_json(new.event_id::text)::text
         || ',"event_type":' || to_json(new.event_type)::text
         || ',"occurred_at":' || to_json(to_char(new.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text
@@ -134,7 +137,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       if new.tenant_prev_hash is not null and new.tenant_prev_hash <> want_tenant_prev then
         raise exception 'audit_events: tenant_prev_hash is not the hash of the tenant chain head' using errcode = 'check_violation';
       end if;
-      want_tenant_hash := ledger_tenant_entry_hash(want_tenant_prev, new, want_tenant_seq);
+      want_tenant_hash := ledger_tenant_entry_hash(want_tenant_prev, new, want_tenant_seq, details_jcs);
       if new.tenant_hash is not null and new.tenant_hash <> want_tenant_hash then
         raise exception 'audit_events: tenant_hash does not match the entry content' using errcode = 'check_violation';
       end if;
@@ -152,6 +155,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   await createExtendChainFunction(db); // the global chain only
   await sql`drop index audit_events_tenant_chain_idx`.execute(db);
-  await sql`drop function ledger_tenant_entry_hash(text, audit_events, bigint)`.execute(db);
+  await sql`drop function ledger_tenant_entry_hash(text, audit_events, bigint, text)`.execute(db);
   await db.schema.alterTable('audit_events').dropColumn('tenant_seq').dropColumn('tenant_prev_hash').dropColumn('tenant_hash').execute();
 }
