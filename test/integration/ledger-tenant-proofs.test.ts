@@ -237,6 +237,28 @@ describe('tenant proofs', () => {
     expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^ok: 2 entries of tenant globex link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 2\n$/) });
   });
 
+  test('when the checkpoint stream cannot be read, then the proof route answers 503 dependency_unavailable, not 500', async () => {
+    const app = createApp({
+      db: service,
+      tenantWorkflows: {} as TenantWorkflowGateway,
+      log: createLogger({ name: 'test', level: 'silent' }),
+      readiness: {},
+      trustedProxies: [],
+      latestLedgerCheckpoint: () => Promise.reject(Object.assign(new Error('CONNECTION_REFUSED'), { code: 'CONNECTION_REFUSED' })),
+    });
+    const down = createServer(app);
+    await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(down.address() as AddressInfo).port}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('10');
+      expect(await response.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'The ledger checkpoint stream cannot be read right now.' });
+    } finally {
+      down.closeAllConnections();
+      await new Promise((resolve) => down.close(resolve));
+    }
+  });
+
   test('when a tenant asks for a proof before any checkpoint, or for another tenant, then 503 with Retry-After, or 404', async () => {
     await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const early = await fetch(`${api}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });

@@ -72,7 +72,12 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
     }
     if (caller.scope !== 'service:admin' && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
     requireTenantAccess(req, tenantId, 'audit:read');
-    const checkpoint = latestCheckpoint ? await latestCheckpoint() : null;
+    // The checkpoint stream is a dependency like Postgres: NATS down is a 503, never a 500.
+    const checkpoint = latestCheckpoint
+      ? await latestCheckpoint().catch(() => {
+          throw proofUnavailable('The ledger checkpoint stream cannot be read right now.');
+        })
+      : null;
     if (!checkpoint) throw proofUnavailable('No signed ledger checkpoint yet: the worker signs one shortly after entries are written.');
     const outcome = await buildTenantProof(db, tenantId, checkpoint);
     if ('notCovered' in outcome) throw proofUnavailable('The latest signed checkpoint does not cover this tenant yet.');
