@@ -291,6 +291,16 @@ describe('the checkpoint signing key', () => {
       await writeFile(saved, JSON.stringify(body));
       await appendAndSign(3);
       expect(await verify(['--checkpoint-key', saved])).toMatchObject({ code: 0 });
+
+      // A key file that cannot be read (here: the source throws) is a 503 too, never a 500.
+      published = null;
+      const broken = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], ledgerCheckpointKey: () => Promise.reject(new Error('EACCES')) });
+      const brokenServer = createServer(broken);
+      await new Promise<void>((resolve) => brokenServer.listen(0, '127.0.0.1', resolve));
+      const failed = await fetch(`http://127.0.0.1:${(brokenServer.address() as AddressInfo).port}${CHECKPOINT_KEY_PATH}`);
+      brokenServer.close();
+      expect(failed.status).toBe(503);
+      expect(await failed.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'The ledger checkpoint key cannot be read right now.' });
     } finally {
       server.close();
     }

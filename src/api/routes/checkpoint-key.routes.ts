@@ -17,10 +17,13 @@ const RETRY_AFTER_SECONDS = 5;
 export function checkpointKeyRoutes(source: CheckpointPublicKeySource | undefined): Router {
   const router = Router();
   router.get(CHECKPOINT_KEY_PATH, async (_req, res) => {
-    const key = source ? await source() : null;
-    if (key === null) {
-      throw new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', 'The worker has not generated the ledger checkpoint key yet.', {}, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
-    }
+    const unavailable = (detail: string) => new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, {}, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+    const key = source
+      ? await source().catch(() => {
+          throw unavailable('The ledger checkpoint key cannot be read right now.');
+        })
+      : null;
+    if (key === null) throw unavailable('The worker has not generated the ledger checkpoint key yet.');
     res.json(describePublicKey(key));
   });
   return router;
