@@ -15,7 +15,8 @@ import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
-import { auditRoutes } from './routes/audit.routes';
+import { auditRoutes, type LatestCheckpointSource } from './routes/audit.routes';
+import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
@@ -37,6 +38,10 @@ export interface AppDeps {
   authFailureLimiter?: AuthFailureLimiter;
   metrics?: ApiMetrics;
   now?: () => Date;
+  /** The public key of signed ledger checkpoints, published without authentication. */
+  ledgerCheckpointKey?: CheckpointPublicKeySource;
+  /** The newest signed checkpoint, for tenants' inclusion proofs. */
+  latestLedgerCheckpoint?: LatestCheckpointSource;
 }
 
 /** Builds the API without listening, so tests and the server entry point share it. */
@@ -55,6 +60,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
+  app.use(checkpointKeyRoutes(deps.ledgerCheckpointKey));
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
   app.use('/v1', noStore());
@@ -64,7 +70,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now })));
   app.use(tokenRoutes({ db: deps.db, now }));
   app.use(vmRoutes(createVmService({ db: deps.db, ledger: new LedgerWriter(deps.db), workflows, now }), { db: deps.db, now }));
-  app.use(auditRoutes({ db: deps.db }));
+  app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
   return app;

@@ -1,19 +1,39 @@
+import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { sql } from 'kysely';
-import { connect } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
 import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
-import { describeConfig, loadConfig } from '../config/config';
+import { describeConfig, loadConfig, type Config } from '../config/config';
+import { readLastCheckpointText } from '../events/checkpoint-stream';
+import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
 import { createDatabase, createPgPool } from '../db/database';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createApiMetrics } from '../metrics/api-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { createLogger } from '../logging/logger';
+import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { createApp } from './app';
 import { natsConnectOptions } from '../events/nats-connection';
 import { answerClientError } from './client-error';
+
+/** Reads the worker's public key file until it exists, then keeps it. */
+function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
+  let key: KeyObject | null = null;
+  return async () => (key ??= await readCheckpointPublicKey(file));
+}
+
+/** The newest checkpoint on the stream that the worker's key signed; null when none (yet). */
+function latestCheckpointFrom(nats: NatsConnection, config: Config, key: () => Promise<KeyObject | null>): () => Promise<StoredCheckpoint | null> {
+  return async () => {
+    const publicKey = await key();
+    if (publicKey === null) return null;
+    const text = await readLastCheckpointText(await nats.jetstreamManager(), config.ledgerCheckpointStream, config.natsSubjectPrefix);
+    return text === null ? null : verifyCheckpoint(text, publicKey);
+  };
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -44,6 +64,8 @@ async function main(): Promise<void> {
     rateLimiter: createTenantRateLimiter(rateLimitPool),
     authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
     metrics,
+    ledgerCheckpointKey: cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile),
+    latestLedgerCheckpoint: latestCheckpointFrom(nats, config, cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile)),
     readiness: {
       postgres: async () => void (await sql`select 1`.execute(db)),
       // The deadline ends the gRPC call itself, so probes of a hung server do not pile up.

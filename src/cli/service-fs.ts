@@ -3,16 +3,19 @@ import { sql, type Kysely } from 'kysely';
 import { ConfigError, loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import type { Database } from '../db/tables';
-import { listAuditEvents, verifyChain } from '../ledger/ledger.repository';
+import { listAuditEvents } from '../ledger/ledger.repository';
 import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions, type RawReadOptions, type ReadRequest } from './audit-filters';
 import { formatJsonLine, formatTable } from './audit-entry-format';
 import { UsageError } from './usage-error';
+import { readPublicKeyFile } from './checkpoint-key-file';
+import { NatsUnavailableError, verifyLedger, type CheckpointSource } from './verify-ledger';
+import { verifyTenantFiles, verifyTenantInDatabase } from './verify-tenant';
 
 /**
  * service-fs: the operator's read-only view of the WORM audit ledger.
  *
- * Exit codes: 0 success, 1 `verify` found a broken chain, 2 bad usage or configuration,
- * 3 the database cannot be reached or holds no ledger, 4 any other failure.
+ * Exit codes: 0 success, 1 `verify` found a defect, 2 bad usage or configuration,
+ * 3 the database (or, for verify, NATS) cannot be reached or holds no ledger, 4 any other failure.
  */
 export const EXIT = { ok: 0, chainBroken: 1, usage: 2, databaseUnavailable: 3, failure: 4 } as const;
 
@@ -28,15 +31,16 @@ const GENERAL_HELP = `Usage: service-fs <command> [options]
 Read and verify the append-only, hash-chained audit ledger.
 
 Commands:
-  read      print ledger entries matching filters
-  verify    walk the whole chain and check every link and hash
+  read           print ledger entries matching filters
+  verify         check every link and hash, and the ledger against its signed checkpoints
+  verify-tenant  a tenant's offline check of its entries and proofs (files only, no database)
 
 Global options:
   --database-url URL   database to read (default: DATABASE_URL, else
                        postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant)
   -h, --help           show help; "service-fs <command> --help" for a command
 
-Exit codes: 0 ok, 1 verify found a bad entry, 2 bad usage, 3 database unavailable, 4 other error.
+Exit codes: 0 ok, 1 verify found a defect, 2 bad usage, 3 database or NATS unavailable, 4 other error.
 `;
 
 const READ_HELP = `Usage: service-fs read [options]
@@ -58,10 +62,38 @@ Example:
   service-fs read --filter tenant-id=acme-corp --event-type TENANT_CREATED --limit 1
 `;
 
-const VERIFY_HELP = `Usage: service-fs verify [--database-url URL]
+const VERIFY_TENANT_HELP = `Usage: service-fs verify-tenant --checkpoint-key FILE --entries FILE... [--proof FILE...]
 
-Walks the chain from seq 1 and checks sequence, prev_hash links and each entry's hash.
-Prints "ok: all N entries valid" and exits 0, or names the first bad entry and exits 1.
+A tenant's own check, offline: no database, no other tenant's data. Checks that the entries (the
+JSON of GET /v1/audit pages, saved as they came, all pages) form the tenant's chain from
+tenant_seq 1, linked and recomputing, and that each proof (the JSON of GET /v1/audit/proof; keep
+them over time) is signed by the key, proves the chain's head in the signed tree, and still
+matches the entries. Prints "ok: ..." lines and exits 0, or one "bad: <defect>: ..." line per
+finding and exits 1. Defects: gap, rewrite, truncation, forged_insert, fork, forged_checkpoint,
+bad_proof.
+
+Options:
+  --checkpoint-key FILE  the JSON of GET /.well-known/vm-tenant/ledger-checkpoint-key, or a PEM
+  --entries FILE         entries, repeatable (a page, an array, or JSON Lines)
+  --proof FILE           a proof, repeatable
+`;
+
+const VERIFY_HELP = `Usage: service-fs verify [--checkpoint-key FILE | --chain-only] [--tenant ID] [--database-url URL]
+
+Walks the chain from its first row and checks sequence, prev_hash links and each entry's hash,
+then compares the ledger with every signed checkpoint on the checkpoint stream (NATS_URL,
+LEDGER_CHECKPOINT_STREAM). Prints one "ok: ..." line per check and exits 0, or one
+"bad: <defect>: ..." line per finding and exits 1. Defects: gap, rewrite, forged_insert,
+truncation, fork, forged_checkpoint, missing_checkpoints.
+
+Options:
+  --checkpoint-key FILE  the Ed25519 public key that signs checkpoints: a PEM file or the JSON
+                         of GET /.well-known/vm-tenant/ledger-checkpoint-key (default: the
+                         worker's LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)
+  --chain-only           check the chain alone, without NATS and the checkpoints
+  --tenant ID            check one tenant's chain and its proof in the newest checkpoint, as
+                         the tenant would with verify-tenant
+  --database-url URL     database to read (default: DATABASE_URL)
 `;
 
 const OPTIONS = {
@@ -74,17 +106,26 @@ const OPTIONS = {
   limit: { type: 'string' },
   order: { type: 'string' },
   format: { type: 'string' },
+  'checkpoint-key': { type: 'string' },
+  'chain-only': { type: 'boolean' },
+  tenant: { type: 'string' },
+  entries: { type: 'string', multiple: true },
+  proof: { type: 'string', multiple: true },
 } as const;
 
 const READ_ONLY_OPTIONS = ['filter', 'event-type', 'since', 'until', 'limit', 'order', 'format'] as const;
+const VERIFY_ONLY_OPTIONS = ['checkpoint-key', 'chain-only', 'tenant'] as const;
+const VERIFY_TENANT_OPTIONS = ['entries', 'proof'] as const;
 
-type Command = 'read' | 'verify';
+type Command = 'read' | 'verify' | 'verify-tenant';
 
 interface Invocation {
   command: Command | undefined;
   help: boolean;
   databaseUrl: string | undefined;
   read: RawReadOptions;
+  verify: { checkpointKey: string | undefined; chainOnly: boolean; tenant: string | undefined };
+  verifyTenant: { entries: string[]; proofs: string[] };
 }
 
 function parseInvocation(argv: readonly string[]): Invocation {
@@ -99,11 +140,27 @@ function parseInvocation(argv: readonly string[]): Invocation {
   }
   const { values, positionals } = parsed;
   const [command, ...extra] = positionals;
-  if (command !== undefined && command !== 'read' && command !== 'verify') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  if (command !== undefined && command !== 'read' && command !== 'verify' && command !== 'verify-tenant') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (command === 'verify') {
     const misplaced = READ_ONLY_OPTIONS.find((name) => values[name] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} is an option of read, not verify`);
+    if (values['chain-only'] === true && values['checkpoint-key'] !== undefined) throw new UsageError('--chain-only and --checkpoint-key exclude each other');
+    if (values['chain-only'] === true && values.tenant !== undefined) throw new UsageError('--tenant needs the checkpoints: it excludes --chain-only');
+  }
+  if (command !== 'verify-tenant') {
+    const misplaced = VERIFY_TENANT_OPTIONS.find((name) => values[name] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is an option of verify-tenant`);
+  }
+  if (command === 'verify-tenant') {
+    const misplaced = [...READ_ONLY_OPTIONS, 'chain-only', 'tenant', 'database-url'].find((name) => values[name as keyof typeof values] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is not an option of verify-tenant`);
+    if (values['checkpoint-key'] === undefined) throw new UsageError('verify-tenant needs --checkpoint-key');
+    if (values.entries === undefined) throw new UsageError('verify-tenant needs --entries');
+  }
+  if (command === 'read') {
+    const misplaced = VERIFY_ONLY_OPTIONS.find((name) => values[name] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is an option of verify, not read`);
   }
   return {
     command,
@@ -118,6 +175,8 @@ function parseInvocation(argv: readonly string[]): Invocation {
       order: values.order,
       format: values.format,
     },
+    verify: { checkpointKey: values['checkpoint-key'], chainOnly: values['chain-only'] === true, tenant: values.tenant },
+    verifyTenant: { entries: values.entries ?? [], proofs: values.proof ?? [] },
   };
 }
 
@@ -150,31 +209,41 @@ async function readEntries(db: Kysely<Database>, { query, format }: ReadRequest,
   return EXIT.ok;
 }
 
-async function verifyEntries(db: Kysely<Database>, io: CliIo): Promise<number> {
-  const verdict = await verifyChain(db);
-  if (verdict.valid) {
-    io.stdout(`ok: all ${verdict.checked} entries valid\n`);
-    return EXIT.ok;
-  }
-  io.stdout(`bad: entry seq ${verdict.first_bad_seq}: ${verdict.reason} (${verdict.checked} entries before it are valid)\n`);
-  return EXIT.chainBroken;
+async function verifyEntries(db: Kysely<Database>, checkpoints: CheckpointSource | null, tenant: string | undefined, io: CliIo): Promise<number> {
+  const outcome = tenant !== undefined && checkpoints !== null ? await verifyTenantInDatabase(db, tenant, checkpoints) : await verifyLedger(db, checkpoints);
+  io.stdout(`${outcome.lines.join('\n')}\n`);
+  return outcome.ok ? EXIT.ok : EXIT.chainBroken;
 }
 
 /** Runs one service-fs invocation and returns its exit code; never throws and always closes the pool. */
 export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
   let readRequest: ReadRequest | undefined;
+  let checkpoints: CheckpointSource | null = null;
+  let tenant: string | undefined;
   let databaseUrl: string;
   try {
     const invocation = parseInvocation(argv);
     if (invocation.help) {
-      io.stdout(invocation.command === 'read' ? READ_HELP : invocation.command === 'verify' ? VERIFY_HELP : GENERAL_HELP);
+      const help = { read: READ_HELP, verify: VERIFY_HELP, 'verify-tenant': VERIFY_TENANT_HELP } as const;
+      io.stdout(invocation.command === undefined ? GENERAL_HELP : help[invocation.command]);
       return EXIT.ok;
     }
-    if (invocation.command === undefined) throw new UsageError('missing command: read or verify');
+    if (invocation.command === undefined) throw new UsageError('missing command: read, verify or verify-tenant');
+    if (invocation.command === 'verify-tenant') {
+      const verdict = await verifyTenantFiles(invocation.verify.checkpointKey!, invocation.verifyTenant.entries, invocation.verifyTenant.proofs);
+      io.stdout(`${verdict.lines.join('\n')}\n`);
+      return verdict.ok ? EXIT.ok : EXIT.chainBroken;
+    }
     // Check the flags before touching the database, so a typo never waits on a connection.
     if (invocation.command === 'read') readRequest = parseReadOptions(invocation.read);
     const override = invocation.databaseUrl === undefined ? {} : { DATABASE_URL: invocation.databaseUrl };
-    databaseUrl = loadConfig({ ...env, ...override }).databaseUrl;
+    const config = loadConfig({ ...env, ...override });
+    databaseUrl = config.databaseUrl;
+    tenant = invocation.verify.tenant;
+    if (invocation.command === 'verify' && !invocation.verify.chainOnly) {
+      const publicKey = await readPublicKeyFile(invocation.verify.checkpointKey ?? config.ledgerCheckpointPublicKeyFile);
+      checkpoints = { natsUrl: config.natsUrl, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix, publicKey };
+    }
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {
       io.stderr(`service-fs: ${error.message}\nRun "service-fs --help" for usage.\n`);
@@ -191,10 +260,10 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     } catch (error) {
       throw new DatabaseUnavailableError(`cannot connect to ${describeUrl(databaseUrl)}: ${reasonOf(error)}`);
     }
-    return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, io);
+    return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, checkpoints, tenant, io);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (error instanceof DatabaseUnavailableError) {
+    if (error instanceof DatabaseUnavailableError || error instanceof NatsUnavailableError) {
       io.stderr(`service-fs: ${error.message}\n`);
       return EXIT.databaseUnavailable;
     }

@@ -29,6 +29,12 @@ export interface Config {
   readonly apiMetricsPort: number;
   readonly workerMetricsPort: number;
   readonly temporalSdkMetricsPort: number;
+  /** Signed ledger checkpoints: the stream that holds them, and how often the worker signs the head. */
+  readonly ledgerCheckpointStream: string;
+  readonly ledgerCheckpointEveryEntries: number;
+  readonly ledgerCheckpointEverySeconds: number;
+  /** The public half of the worker's checkpoint key, which the API publishes. */
+  readonly ledgerCheckpointPublicKeyFile: string;
 }
 
 export class ConfigError extends Error {
@@ -72,13 +78,15 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('ADMIN_TOKEN must be a vmt_ token (vmt_ + 30 base62 + 6-character CRC32); leave it unset to have one generated into DATA_DIR/admin-token');
   }
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
+  const natsStream = token(env, 'NATS_STREAM', 'VM_TENANT');
+  const dataDir = path.resolve(str(env, 'DATA_DIR', '.data'));
   return Object.freeze({
     host: str(env, 'HOST', '127.0.0.1'),
     port: int(env, 'PORT', 9221, 0, 65535),
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
     migrationDatabaseUrl: url(env, 'MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
     natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
-    natsStream: token(env, 'NATS_STREAM', 'VM_TENANT'),
+    natsStream,
     natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
     temporalAddress: hostPort(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
     temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
@@ -91,7 +99,7 @@ export function loadConfig(env: Env = process.env): Config {
     fleetPort,
     adminToken,
     authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 60, 1, 1_000_000),
-    dataDir: path.resolve(str(env, 'DATA_DIR', '.data')),
+    dataDir,
     trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
@@ -102,6 +110,10 @@ export function loadConfig(env: Env = process.env): Config {
     apiMetricsPort: int(env, 'API_METRICS_PORT', 9462, 0, 65535),
     workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),
     temporalSdkMetricsPort: int(env, 'TEMPORAL_SDK_METRICS_PORT', 9465, 0, 65535),
+    ledgerCheckpointStream: token(env, 'LEDGER_CHECKPOINT_STREAM', `${natsStream}_CHECKPOINTS`),
+    ledgerCheckpointEveryEntries: int(env, 'LEDGER_CHECKPOINT_EVERY_ENTRIES', 100, 1, 1_000_000_000),
+    ledgerCheckpointEverySeconds: int(env, 'LEDGER_CHECKPOINT_EVERY_SECONDS', 10, 1, 86_400),
+    ledgerCheckpointPublicKeyFile: path.resolve(str(env, 'LEDGER_CHECKPOINT_PUBLIC_KEY_FILE', path.join(dataDir, 'ledger-checkpoint-key.pub.pem'))),
   });
 }
 

@@ -28,7 +28,8 @@ export interface ApiTokenTable {
 }
 
 export interface AuditEventTable {
-  seq: ColumnType<string, number | string, never>;
+  // seq, prev_hash and hash are assigned by the database (trigger audit_events_extend_chain).
+  seq: ColumnType<string, number | string | undefined, never>;
   event_id: string;
   tenant_id: string | null;
   vm_id: string | null;
@@ -40,8 +41,12 @@ export interface AuditEventTable {
   user_agent: string | null;
   request_id: string | null;
   details: ColumnType<Record<string, unknown>, string, never>;
-  prev_hash: string;
-  hash: string;
+  prev_hash: ColumnType<string, string | undefined, never>;
+  hash: ColumnType<string, string | undefined, never>;
+  // The entry's place in its tenant's chain (no tenant: the platform chain); assigned by the trigger too.
+  tenant_seq: ColumnType<string, number | string | undefined, never>;
+  tenant_prev_hash: ColumnType<string, string | undefined, never>;
+  tenant_hash: ColumnType<string, string | undefined, never>;
 }
 
 export interface VmTable {

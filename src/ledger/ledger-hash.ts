@@ -63,3 +63,33 @@ export function entryHash(prevHash: string, fields: HashedFields): string {
   };
   return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(covered)).digest('hex');
 }
+
+/** The scope of the platform operator's token: its actions' source fields are not shown to tenants. */
+export const PLATFORM_ADMIN_SCOPE = 'service:admin';
+
+/** What an entry's tenant hash covers: its place in the tenant chain, not the global seq. */
+export type TenantHashedFields = Omit<HashedFields, 'seq'> & { tenant_seq: string };
+
+/**
+ * SHA-256 over the previous tenant hash and the RFC 8785 canonical JSON of the entry as its tenant
+ * sees it: `tenant_seq` instead of the global `seq`, and no source address or user agent when the
+ * platform operator acted (the tenant is not shown them; the global hash covers them).
+ */
+export function tenantEntryHash(prevTenantHash: string, fields: TenantHashedFields): string {
+  const operator = fields.actor_scope === PLATFORM_ADMIN_SCOPE;
+  const covered: Record<string, unknown> = {
+    tenant_seq: fields.tenant_seq,
+    event_id: fields.event_id,
+    tenant_id: fields.tenant_id,
+    vm_id: fields.vm_id,
+    event_type: fields.event_type,
+    occurred_at: fields.occurred_at.toISOString(),
+    actor_token_id: fields.actor_token_id,
+    actor_scope: fields.actor_scope,
+    source_ip: operator ? null : fields.source_ip,
+    user_agent: operator ? null : fields.user_agent,
+    request_id: fields.request_id,
+    details: fields.details,
+  };
+  return createHash('sha256').update(prevTenantHash).update('\n').update(canonicalJson(covered)).digest('hex');
+}

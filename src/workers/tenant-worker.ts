@@ -9,6 +9,9 @@ import { createFleetClient } from '../fleet/fleet-client';
 import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { Logger } from '../logging/logger';
+import { ensureCheckpointStream } from '../events/checkpoint-stream';
+import type { CheckpointSigningKey } from '../ledger/checkpoint-key';
+import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
 import { startHousekeeping } from './housekeeping';
 import { natsConnectOptions } from '../events/nats-connection';
 import { WORKFLOWS_PATH } from './workflow-bundle';
@@ -30,6 +33,8 @@ export interface TenantWorkerOptions {
   /** Whether this process relays ledger entries to NATS (one relay leads cluster-wide). */
   relayEvents?: boolean;
   metrics?: WorkerMetrics;
+  /** Sign the ledger head to this stream at this cadence (see LedgerCheckpointSigner). */
+  ledgerCheckpoints?: { key: CheckpointSigningKey; stream: string; everyEntries: number; everyMs: number };
 }
 
 export interface TenantWorkerRuntime {
@@ -70,6 +75,13 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
           onPublished: (count) => options.metrics?.natsPublished.inc(count),
           onRetry: () => options.metrics?.natsPublishRetries.inc(),
         });
+  const checkpoints = options.ledgerCheckpoints;
+  let signer: LedgerCheckpointSigner | null = null;
+  if (checkpoints) {
+    const jsm = await nats.jetstreamManager();
+    await ensureCheckpointStream(jsm, checkpoints.stream, options.natsSubjectPrefix);
+    signer = new LedgerCheckpointSigner({ db: options.db, js: nats.jetstream(), jsm, subjectPrefix: options.natsSubjectPrefix, log: options.log, ...checkpoints });
+  }
   let housekeeping: { stop(): void } | null = null;
   let running: Promise<void> | null = null;
   let stopping: Promise<void> | null = null;
@@ -78,6 +90,7 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     await running?.catch(() => undefined);
     housekeeping?.stop();
     await relay?.stop();
+    await signer?.stop();
     await connection.close();
     await nats.drain().catch(() => undefined);
   };
@@ -86,6 +99,7 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     nats,
     run() {
       relay?.start();
+      signer?.start();
       housekeeping ??= startHousekeeping(options.db, options.log);
       running ??= worker.run();
       return running;

@@ -5,6 +5,7 @@ import { createLogger } from '../logging/logger';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
 import { temporalLogger } from './temporal-logger';
+import { ensureCheckpointSigningKey } from '../ledger/checkpoint-key';
 import { createTenantWorker } from './tenant-worker';
 import { prebuiltBundle } from './workflow-bundle';
 
@@ -46,6 +47,12 @@ async function main(): Promise<void> {
     log,
     workflowBundle: prebuiltBundle(),
     metrics,
+    ledgerCheckpoints: {
+      key: await ensureCheckpointSigningKey(config.dataDir),
+      stream: config.ledgerCheckpointStream,
+      everyEntries: config.ledgerCheckpointEveryEntries,
+      everyMs: config.ledgerCheckpointEverySeconds * 1000,
+    },
   });
   let stopping = false;
   const stop = (signal: string) => {

@@ -5,10 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { connect } from 'nats';
 import { getFreePort } from '../../src/devstack/free-port';
 import { testEnv, uniqueName } from '../helpers/test-env';
 
@@ -21,14 +22,16 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
   let base: string;
   let adminToken: string;
   let output = '';
+  let stream = '';
+  let dataDir = '';
   const env = testEnv();
   const stackEnv: NodeJS.ProcessEnv = {};
 
   beforeAll(async () => {
     const port = await getFreePort();
     const fleetPort = await getFreePort();
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-e2e-'));
-    const stream = uniqueName('E2E').replace(/-/g, '_').toUpperCase();
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-e2e-'));
+    stream = uniqueName('E2E').replace(/-/g, '_').toUpperCase();
     Object.assign(stackEnv, {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -43,6 +46,7 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
       NATS_URL: env.natsUrl,
       NATS_STREAM: stream,
       NATS_SUBJECT_PREFIX: stream.toLowerCase(),
+      LEDGER_CHECKPOINT_EVERY_SECONDS: '1',
       LOG_LEVEL: 'warn',
     });
     base = `http://127.0.0.1:${port}`;
@@ -64,6 +68,12 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
       stack.kill('SIGTERM');
       await exited;
     }
+    // The stack's event and checkpoint streams live on the shared NATS server.
+    const nc = await connect({ servers: env.natsUrl });
+    const jsm = await nc.jetstreamManager();
+    for (const name of [stream, `${stream}_CHECKPOINTS`]) await jsm.streams.delete(name).catch(() => undefined);
+    await nc.close();
+    rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
   const call = async (method: string, url: string, token: string, body?: string) => {
@@ -135,5 +145,21 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     // The admin token itself never reaches the stack's output.
     expect(output).not.toContain(adminToken);
     expect(output).not.toContain(tenantAdminToken);
+  });
+
+  test('then: when service-fs verify runs with the key the API publishes, then the chain and the checkpoints the worker signed match', async () => {
+    const key = await fetch(`${base}/.well-known/vm-tenant/ledger-checkpoint-key`);
+    expect(key.status).toBe(200);
+    const keyFile = path.join(dataDir, 'checkpoint-key.json');
+    writeFileSync(keyFile, await key.text());
+    const verifyEnv = { PATH: process.env.PATH, DATABASE_URL: env.databaseUrl, NATS_URL: env.natsUrl, LEDGER_CHECKPOINT_STREAM: `${stream}_CHECKPOINTS` };
+    // The worker signs the head within a second or two of the last entry.
+    const deadline = Date.now() + 20_000;
+    let stdout = '';
+    while (!/^ok: all \d+ checkpoints signed by key/m.test(stdout) && Date.now() < deadline) {
+      stdout = (await run(path.join(ROOT, 'bin/service-fs.js'), ['verify', '--checkpoint-key', keyFile], { env: verifyEnv })).stdout;
+      if (!/^ok: all \d+ checkpoints/m.test(stdout)) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(stdout).toMatch(/^ok: all \d+ entries valid\nok: all \d+ checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq \d+ \(signed .+\)\n$/);
   });
 });

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -94,7 +95,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const apiMetrics = createApiMetrics(db);
   const workerMetrics = createWorkerMetrics();
   const rateLimitPool = createPgPool(config.databaseUrl, { max: 5, asynchronousCommit: true });
-  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool), metrics: apiMetrics });
+  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool), metrics: apiMetrics, ledgerCheckpointKey: async () => TEST_CHECKPOINT_PUBLIC_KEY });
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -171,6 +172,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   if (options.withWorker !== false) await stack.startWorker();
   return stack;
 }
+
+/** The test stacks' ledger checkpoint key (the API only publishes its public half). */
+export const TEST_CHECKPOINT_PUBLIC_KEY = generateKeyPairSync('ed25519').publicKey;
 
 export const SAMPLE_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN admin@acme';
 

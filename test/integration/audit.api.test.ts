@@ -6,15 +6,18 @@ function expectProblem(res: ApiResponse, status: number, code: string): void {
 }
 
 interface Entry {
-  seq: string;
+  seq?: string;
   event_id: string;
   tenant_id: string | null;
   event_type: string;
   actor: { token_id: string | null; scope: string | null };
-  source: { ip: string | null; user_agent: string | null; request_id: string | null };
+  source: { ip?: string | null; user_agent?: string | null; request_id: string | null };
   details: Record<string, unknown>;
-  hash: string;
-  prev_hash: string;
+  hash?: string;
+  prev_hash?: string;
+  tenant_seq: string;
+  tenant_prev_hash: string;
+  tenant_hash: string;
 }
 
 describe('audit API', () => {
@@ -71,22 +74,52 @@ describe('audit API', () => {
     }
   });
 
-  test('when an audit:read token reads the ledger, then it sees its tenant\'s entries with actor, source and hash chain fields', async () => {
+  test('when an audit:read token reads the ledger, then entries carry actor and their tenant chain but no global seq, prev_hash or hash, and no operator source', async () => {
     const t = await tenantWithActivity();
     const auditor = await t.issue('audit:read');
     const res = await stack.request('GET', '/v1/audit', { token: auditor, headers: { 'user-agent': 'audit-test/1.0' } });
     expect(res.status).toBe(200);
     const entries: Entry[] = res.body.items;
     expect(entries.every((e) => e.tenant_id === t.tenantId)).toBe(true);
+    for (const entry of entries) {
+      expect(Object.keys(entry)).not.toContain('seq');
+      expect(Object.keys(entry)).not.toContain('prev_hash');
+      expect(Object.keys(entry)).not.toContain('hash');
+      expect(entry.tenant_hash).toMatch(/^[0-9a-f]{64}$/);
+    }
+    // The tenant's own chain, from tenant_seq 1, each entry linked to the one before.
+    const chain = [...entries].sort((a, b) => Number(a.tenant_seq) - Number(b.tenant_seq));
+    expect(chain.map((e) => e.tenant_seq)).toEqual(chain.map((_, i) => String(i + 1)));
+    chain.forEach((e, i) => expect(e.tenant_prev_hash).toBe(i === 0 ? '0'.repeat(64) : chain[i - 1]!.tenant_hash));
+    // TENANT_CREATED and QUOTA_CHANGED were the platform admin's actions: only their request id shows.
     const created = entries.find((e) => e.event_type === 'TENANT_CREATED')!;
-    expect(created).toMatchObject({
-      event_id: expect.any(String),
+    expect(created).toMatchObject({ event_id: expect.any(String), actor: { token_id: expect.any(String), scope: 'service:admin' } });
+    expect(created.source).toEqual({ request_id: expect.any(String) });
+    expect(entries.find((e) => e.event_type === 'QUOTA_CHANGED')!.source).toEqual({ request_id: expect.any(String) });
+    // The tenant's own actions keep their source: it is the tenant's own address and client.
+    const issued = entries.find((e) => e.event_type === 'TOKEN_ISSUED' && e.actor.scope === 'service:tenant-admin')!;
+    expect(issued.source).toEqual({ ip: expect.any(String), user_agent: expect.any(String), request_id: expect.any(String) });
+  });
+
+  test('when the platform admin reads the same entries, then it sees seq, prev_hash, hash and the operator\'s source', async () => {
+    const t = await tenantWithActivity();
+    const res = await stack.request('GET', `/v1/audit?tenant_id=${t.tenantId}&event_type=TENANT_CREATED`, { token: stack.adminToken });
+    expect(res.body.items[0]).toMatchObject({
       seq: expect.stringMatching(/^\d+$/),
-      actor: { token_id: expect.any(String), scope: 'service:admin' },
-      source: { ip: expect.any(String), request_id: expect.any(String) },
-      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
       prev_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      source: { ip: expect.any(String), user_agent: expect.any(String), request_id: expect.any(String) },
     });
+  });
+
+  test('when a tenant pages, then next_cursor is an event id, and a seq or another tenant\'s event id is refused as a cursor', async () => {
+    const a = await tenantWithActivity();
+    const b = await tenantWithActivity();
+    const first = await stack.request('GET', '/v1/audit?limit=1', { token: a.token });
+    expect(first.body.next_cursor).toBe(first.body.items[0].event_id);
+    const bEntry = (await stack.request('GET', '/v1/audit?limit=1', { token: b.token })).body.items[0] as Entry;
+    expectProblem(await stack.request('GET', `/v1/audit?cursor=${bEntry.event_id}`, { token: a.token }), 400, 'invalid_request');
+    expectProblem(await stack.request('GET', '/v1/audit?cursor=1', { token: a.token }), 400, 'invalid_request');
   });
 
   test('when a tenant asks for another tenant\'s entries, then 404 like an unknown tenant', async () => {
@@ -131,7 +164,7 @@ describe('audit API', () => {
 
     const paged = await readAll(stack.adminToken, `tenant_id=${t.tenantId}&limit=2`);
     expect(paged.map((e) => e.event_id)).toEqual(all.map((e) => e.event_id));
-    const seqs = paged.map((e) => BigInt(e.seq));
+    const seqs = paged.map((e) => BigInt(e.seq!));
     expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]!)).toBe(true);
 
     // A tenant token pages the same way.

@@ -57,11 +57,11 @@ describe('audit ledger', () => {
     for (let i = 1; i < stored.length; i += 1) expect(stored[i]!.prev_hash).toBe(stored[i - 1]!.hash);
     expect(stored.map((e) => e.hash)).toEqual(appended.map((e) => e.hash));
     expect(stored[0]!.details).toEqual(details[0]);
-    expect(await verifyChain(service)).toEqual({ valid: true, checked: 3, first_bad_seq: null, reason: null });
+    expect(await verifyChain(service)).toEqual({ valid: true, checked: 3, first_bad_seq: null, defect: null, reason: null, head: { seq: '3', event_id: stored[2]!.event_id, hash: stored[2]!.hash } });
   });
 
   test('when the ledger is empty, then verifyChain is valid with 0 entries checked', async () => {
-    expect(await verifyChain(service)).toEqual({ valid: true, checked: 0, first_bad_seq: null, reason: null });
+    expect(await verifyChain(service)).toEqual({ valid: true, checked: 0, first_bad_seq: null, defect: null, reason: null, head: null });
   });
 
   test('when the same event_id is appended twice (a retry), then it is stored once and the stored entry is returned', async () => {
@@ -87,7 +87,7 @@ describe('audit ledger', () => {
     expect(new Set(stored.map((e) => e.event_id))).toEqual(new Set(events.map((e) => e.event_id)));
     expect(new Set(results.map((e) => e.seq)).size).toBe(50);
     stored.forEach((entry, i) => expect(entry.prev_hash).toBe(i === 0 ? GENESIS_HASH : stored[i - 1]!.hash));
-    expect(await verifyChain(service, 7)).toEqual({ valid: true, checked: 50, first_bad_seq: null, reason: null });
+    expect(await verifyChain(service, 7)).toMatchObject({ valid: true, checked: 50, first_bad_seq: null, reason: null });
   });
 
   test('when the service role tries UPDATE, DELETE or TRUNCATE on audit_events, then each is refused for lack of privilege', async () => {
@@ -125,10 +125,11 @@ describe('audit ledger', () => {
     await sql`update audit_events set details = '{"i":99}'::jsonb where seq = 3`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
-    expect(await verifyChain(service)).toEqual({
+    expect(await verifyChain(service)).toMatchObject({
       valid: false,
       checked: 2,
       first_bad_seq: '3',
+      defect: 'rewrite',
       reason: 'hash does not match the entry content',
     });
   });
@@ -140,7 +141,44 @@ describe('audit ledger', () => {
     await sql`delete from audit_events where seq = 2`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
-    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '3', reason: 'sequence gap: expected 2' });
+    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '3', defect: 'gap', reason: 'sequence gap: expected 2' });
+  });
+
+  test('when a superuser rewrites a tenant chain link with the triggers disabled, then verifyChain names the tenant chain', async () => {
+    for (let i = 0; i < 4; i += 1) await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp', details: { i } }));
+
+    await sql`alter table audit_events disable trigger user`.execute(admin);
+    await sql`update audit_events set tenant_hash = ${'f'.repeat(64)} where seq = 4`.execute(admin);
+    await sql`alter table audit_events enable trigger user`.execute(admin);
+
+    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '4', defect: 'rewrite', reason: 'the chain of tenant acme-corp: tenant_hash does not match the entry content' });
+  });
+
+  test('when a superuser inserts an entry with seq -5 past the disabled triggers, then verifyChain names it a forged insert', async () => {
+    for (let i = 0; i < 3; i += 1) await appendAuditEvent(service, newAuditEvent({ details: { i } }));
+
+    await sql`alter table audit_events disable trigger user`.execute(admin);
+    await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+              values (-5, gen_random_uuid(), 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', ${'a'.repeat(64)}, ${'b'.repeat(64)}, -5, '', '')`.execute(admin);
+    await sql`alter table audit_events enable trigger user`.execute(admin);
+
+    expect(await verifyChain(service)).toMatchObject({
+      valid: false,
+      checked: 0,
+      first_bad_seq: '-5',
+      defect: 'forged_insert',
+      reason: 'sequence -5 is not a ledger sequence (they start at 1)',
+    });
+  });
+
+  test('when a superuser inserts seq 0 with a made-up hash, then verifyChain names it a forged insert', async () => {
+    await appendAuditEvent(service, newAuditEvent());
+    await sql`alter table audit_events disable trigger user`.execute(admin);
+    await sql`insert into audit_events (seq, event_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+              values (0, gen_random_uuid(), 'TENANT_DELETED', now(), '{}', ${GENESIS_HASH}, ${'b'.repeat(64)}, 0, '', '')`.execute(admin);
+    await sql`alter table audit_events enable trigger user`.execute(admin);
+
+    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '0', defect: 'forged_insert' });
   });
 
   test('when listing with filters, then only matching entries come back in the requested order', async () => {

@@ -86,6 +86,9 @@ describe('service-fs read', () => {
       details: { display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 },
       prev_hash: '0'.repeat(64),
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      tenant_seq: '1',
+      tenant_prev_hash: '0'.repeat(64),
+      tenant_hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
   });
 
@@ -171,6 +174,8 @@ describe('service-fs read', () => {
     ['a limit above the maximum', ['read', '--limit', '10001'], /--limit must be a whole number from 1 to 10000/],
     ['a missing flag value', ['read', '--limit'], /argument missing/],
     ['a read option on verify', ['verify', '--limit', '1'], /--limit is an option of read/],
+    ['a verify option on read', ['read', '--chain-only'], /--chain-only is an option of verify/],
+    ['both verify modes', ['verify', '--chain-only', '--checkpoint-key', 'k.pem'], /--chain-only and --checkpoint-key exclude each other/],
     ['an unknown command', ['list'], /unknown command "list"/],
     ['no command', [], /missing command/],
   ])('when called with %s, then it exits 2 with a message on stderr and nothing on stdout', async (_case, args, message) => {
@@ -195,7 +200,7 @@ describe('service-fs read', () => {
 
   test('when the database cannot be reached, then it exits 3 with a clear message and no stack trace', async () => {
     const refused = await serviceFs(['read'], { databaseUrl: 'postgres://vm_tenant_app@127.0.0.1:1/vm_tenant' });
-    const missing = await serviceFs(['verify'], { databaseUrl: 'postgres://vm_tenant_app@127.0.0.1:5432/does_not_exist_service_fs' });
+    const missing = await serviceFs(['verify', '--chain-only'], { databaseUrl: 'postgres://vm_tenant_app@127.0.0.1:5432/does_not_exist_service_fs' });
 
     expect(refused.code).toBe(3);
     expect(refused.stderr).toMatch(/^service-fs: cannot connect to postgres:\/\/vm_tenant_app@127\.0\.0\.1:1\/vm_tenant: .*ECONNREFUSED/);
@@ -211,7 +216,8 @@ describe('service-fs read', () => {
 // Runs last in this file: it breaks the chain of the shared database.
 describe('service-fs verify', () => {
   test('when the chain is intact, then it prints "ok: all N entries valid" and exits 0; after tampering it names the entry and exits 1', async () => {
-    const clean = await serviceFs(['verify'], { databaseUrl: testDb.serviceUrl });
+    // The chain alone here; test/integration/ledger-checkpoints.test.ts covers the signed checkpoints.
+    const clean = await serviceFs(['verify', '--chain-only'], { databaseUrl: testDb.serviceUrl });
     expect(clean).toEqual({ code: 0, stdout: 'ok: all 6 entries valid\n', stderr: '' });
 
     const admin = testDb.adminDb();
@@ -219,8 +225,8 @@ describe('service-fs verify', () => {
     await sql`update audit_events set details = '{"max_vms":1000}'::jsonb where seq = 1`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
-    const tampered = await serviceFs(['verify'], { databaseUrl: testDb.serviceUrl });
+    const tampered = await serviceFs(['verify', '--chain-only'], { databaseUrl: testDb.serviceUrl });
     expect(tampered.code).toBe(1);
-    expect(tampered.stdout).toBe('bad: entry seq 1: hash does not match the entry content (0 entries before it are valid)\n');
+    expect(tampered.stdout).toBe('bad: entry seq 1: rewrite: hash does not match the entry content (0 entries before it are valid)\n');
   });
 });

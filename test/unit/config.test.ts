@@ -30,6 +30,18 @@ describe('loadConfig', () => {
     expect(config.fleetUrl).toBe(`http://127.0.0.1:${config.fleetPort}`);
   });
 
+  test('when the ledger checkpoint variables are unset, then the stream follows NATS_STREAM and the key sits in DATA_DIR; out-of-range cadences are refused', () => {
+    expect(loadConfig({ NATS_STREAM: 'PROD', DATA_DIR: '/var/lib/vm-tenant' })).toMatchObject({
+      ledgerCheckpointStream: 'PROD_CHECKPOINTS',
+      ledgerCheckpointEveryEntries: 100,
+      ledgerCheckpointEverySeconds: 10,
+      ledgerCheckpointPublicKeyFile: '/var/lib/vm-tenant/ledger-checkpoint-key.pub.pem',
+    });
+    expect(() => loadConfig({ LEDGER_CHECKPOINT_EVERY_ENTRIES: '0' })).toThrow(/LEDGER_CHECKPOINT_EVERY_ENTRIES must be between 1 and/);
+    expect(() => loadConfig({ LEDGER_CHECKPOINT_EVERY_SECONDS: '86401' })).toThrow(/LEDGER_CHECKPOINT_EVERY_SECONDS must be between 1 and 86400/);
+    expect(() => loadConfig({ LEDGER_CHECKPOINT_STREAM: 'a.b' })).toThrow(/LEDGER_CHECKPOINT_STREAM must be/);
+  });
+
   test('when the config is loaded, then it and its list members are frozen', () => {
     const config = loadConfig({ TRUSTED_PROXIES: '10.0.0.1' });
     expect(Object.isFrozen(config)).toBe(true);

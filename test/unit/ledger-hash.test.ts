@@ -1,4 +1,6 @@
-import { canonicalJson, entryHash, GENESIS_HASH, type HashedFields } from '../../src/ledger/ledger-hash';
+import { createHash } from 'node:crypto';
+import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
+import { canonicalJson, entryHash, GENESIS_HASH, tenantEntryHash, type HashedFields } from '../../src/ledger/ledger-hash';
 
 describe('canonicalJson (RFC 8785)', () => {
   test('when given the RFC 8785 section 3.2.2 sample, then it produces the RFC output', () => {
@@ -58,5 +60,80 @@ describe('entryHash', () => {
     expect(entryHash(GENESIS_HASH, { ...fields, details: { display_name: 'Acme', max_vms: 11 } })).not.toBe(hash);
     expect(entryHash(GENESIS_HASH, { ...fields, occurred_at: new Date('2026-06-14T09:00:00.001Z') })).not.toBe(hash);
     expect(entryHash('f'.repeat(64), fields)).not.toBe(hash);
+  });
+});
+
+describe('golden hash vectors', () => {
+  test('when the fixed entries are chained from the genesis hash, then each hash is the pinned one', () => {
+    let prev = GENESIS_HASH;
+    const hashes = GOLDEN_ENTRIES.map((entry) => (prev = entryHash(prev, entry)));
+    expect(hashes).toEqual(GOLDEN_HASHES);
+  });
+
+  test('when entry 1 is hashed, then the preimage is exactly the hand-written prev_hash, newline and canonical JSON', () => {
+    expect(createHash('sha256').update(GOLDEN_ENTRY_1_PREIMAGE).digest('hex')).toBe(GOLDEN_HASHES[0]);
+  });
+
+  const HASHED_FIELDS = ['seq', 'event_id', 'tenant_id', 'vm_id', 'event_type', 'occurred_at', 'actor_token_id', 'actor_scope', 'source_ip', 'user_agent', 'request_id', 'details'] as const;
+
+  test('when any one hashed field of a golden entry changes, then its hash changes', () => {
+    const entry = GOLDEN_ENTRIES[1]!;
+    const changed: Record<(typeof HASHED_FIELDS)[number], HashedFields> = {
+      seq: { ...entry, seq: '22' },
+      event_id: { ...entry, event_id: '0b6a1f52-8f0e-4d8c-9a51-6a3f1d2c7eff' },
+      tenant_id: { ...entry, tenant_id: 'globex' },
+      vm_id: { ...entry, vm_id: null },
+      event_type: { ...entry, event_type: 'VM_RUNNING' },
+      occurred_at: { ...entry, occurred_at: new Date(entry.occurred_at.getTime() + 1) },
+      actor_token_id: { ...entry, actor_token_id: 'tok_other' },
+      actor_scope: { ...entry, actor_scope: 'vm:read' },
+      source_ip: { ...entry, source_ip: '203.0.113.8' },
+      user_agent: { ...entry, user_agent: null },
+      request_id: { ...entry, request_id: 'req-other' },
+      details: { ...entry, details: { ...entry.details, z: 2 } },
+    };
+    for (const field of HASHED_FIELDS) {
+      expect([field, entryHash(GOLDEN_HASHES[0]!, changed[field])]).not.toEqual([field, GOLDEN_HASHES[1]]);
+    }
+    expect(entryHash('f'.repeat(64), entry)).not.toBe(GOLDEN_HASHES[1]);
+  });
+});
+
+describe('golden tenant chain vectors', () => {
+  const tenantFields = (i: number) => {
+    const { seq: _seq, ...entry } = GOLDEN_ENTRIES[i]!;
+    return { ...entry, tenant_seq: GOLDEN_TENANT_CHAIN[i]!.tenant_seq };
+  };
+
+  test('when the fixed entries are chained per tenant, then each tenant hash is the pinned one', () => {
+    GOLDEN_TENANT_CHAIN.forEach((expected, i) => {
+      expect(tenantEntryHash(expected.tenant_prev_hash, tenantFields(i))).toBe(expected.tenant_hash);
+    });
+  });
+
+  test('when any field a tenant sees changes, then the tenant hash changes; the global seq and an operator\'s source fields do not count', () => {
+    const entry = tenantFields(1);
+    const prev = GOLDEN_TENANT_CHAIN[1]!.tenant_prev_hash;
+    const pinned = GOLDEN_TENANT_CHAIN[1]!.tenant_hash;
+    const changes: Array<Partial<typeof entry>> = [
+      { tenant_seq: '3' },
+      { event_id: '0b6a1f52-8f0e-4d8c-9a51-6a3f1d2c7eff' },
+      { tenant_id: 'globex' },
+      { vm_id: null },
+      { event_type: 'VM_RUNNING' },
+      { occurred_at: new Date(entry.occurred_at.getTime() + 1) },
+      { actor_token_id: 'tok_other' },
+      { actor_scope: 'vm:read' },
+      { source_ip: '203.0.113.8' },
+      { user_agent: null },
+      { request_id: 'req-other' },
+      { details: { ...entry.details, z: 2 } },
+    ];
+    for (const change of changes) expect([change, tenantEntryHash(prev, { ...entry, ...change })]).not.toEqual([change, pinned]);
+    expect(tenantEntryHash('f'.repeat(64), entry)).not.toBe(pinned);
+    // The operator's action (entry 1): its source is shown to the operator only, so not hashed here.
+    const operator = tenantFields(0);
+    expect(tenantEntryHash(GENESIS_HASH, { ...operator, source_ip: '198.51.100.1', user_agent: 'other' })).toBe(GOLDEN_TENANT_CHAIN[0]!.tenant_hash);
+    expect(tenantEntryHash(GENESIS_HASH, { ...operator, seq: '99' } as typeof operator)).toBe(GOLDEN_TENANT_CHAIN[0]!.tenant_hash);
   });
 });

@@ -83,6 +83,37 @@ export const auditEntrySchema = z.object({
   details: z.record(z.string(), z.unknown()),
   prev_hash: z.string(),
   hash: z.string(),
+  tenant_seq: z.string(),
+  tenant_prev_hash: z.string(),
+  tenant_hash: z.string(),
+});
+
+/** An entry as a tenant token sees it: its tenant chain, no global chain, no operator source fields. */
+export const tenantAuditEntrySchema = z.object({
+  event_id: z.uuid(),
+  tenant_id: z.string().nullable(),
+  vm_id: z.string().nullable(),
+  event_type: z.string(),
+  occurred_at: z.iso.datetime(),
+  actor: z.object({ token_id: z.string().nullable(), scope: z.string().nullable() }),
+  source: z.object({ ip: z.string().nullable().optional(), user_agent: z.string().nullable().optional(), request_id: z.string().nullable() }),
+  details: z.record(z.string(), z.unknown()),
+  tenant_seq: z.string(),
+  tenant_prev_hash: z.string(),
+  tenant_hash: z.string(),
+});
+
+export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
+
+export const tenantProofSchema = z.object({
+  checkpoint: z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+  tenant_id: z.string().nullable(),
+  tenant_seq: z.string(),
+  tenant_hash: z.string(),
+  event_id: z.uuid(),
+  leaf_index: z.number().int(),
+  tree_size: z.number().int(),
+  audit_path: z.array(z.string()),
 });
 
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { issueTokenSchema } from '../../auth/token.schemas';
 import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../tenants/tenant.schemas';
 import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
-import { auditQuerySchema } from '../routes/audit.routes';
-import { auditEntrySchema, dependencyUnavailableSchema, inFlightLimitSchema, issuedTokenSchema, page, problemSchema, quotaExceededSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+import { auditProofQuerySchema, auditQuerySchema } from '../routes/audit.routes';
+import { auditEntrySchema, checkpointPublicKeySchema, dependencyUnavailableSchema, inFlightLimitSchema, issuedTokenSchema, page, problemSchema, quotaExceededSchema, tenantAuditEntrySchema, tenantProofSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
 
 export interface RouteDoc {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -25,6 +25,7 @@ const noContentQuery = undefined;
 export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'GET', path: '/healthz', summary: 'Liveness', auth: 'public', ok: { status: 200, description: 'The process is alive' } },
   { method: 'GET', path: '/readyz', summary: 'Readiness of Postgres, NATS and Temporal', auth: 'public', ok: { status: 200, description: 'Every dependency answers' }, errors: [{ status: 503, description: 'A dependency is down or did not answer within 2 s; the body names it' }] },
+  { method: 'GET', path: '/.well-known/vm-tenant/ledger-checkpoint-key', summary: 'The Ed25519 public key that verifies signed ledger checkpoints', auth: 'public', ok: { status: 200, schema: checkpointPublicKeySchema, description: 'algorithm, key_id (hex SHA-256 of the SPKI DER) and the key as PEM' }, errors: [{ status: 503, description: 'The worker has not generated the key yet' }] },
   { method: 'GET', path: '/openapi.json', summary: 'This document', auth: 'public', ok: { status: 200, description: 'OpenAPI 3.1 document' } },
   { method: 'POST', path: '/v1/tenants', summary: 'Register a tenant', auth: 'service:admin', body: createTenantSchema, ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' }, errors: [{ status: 409, description: 'The tenant id was used before (ids are never reused)' }] },
   { method: 'GET', path: '/v1/tenants', summary: 'List tenants', auth: 'service:admin', query: pageQuerySchema, ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' } },
@@ -38,5 +39,6 @@ export const ROUTE_DOCS: RouteDoc[] = [
   { method: 'GET', path: '/v1/vms', summary: 'List the caller\'s tenant\'s VMs', auth: 'vm:read', query: listVmsQuerySchema, ok: { status: 200, schema: page(vmRecordSchema), description: 'A page of VMs' } },
   { method: 'GET', path: '/v1/vms/:vm_id', summary: 'Read a VM', auth: 'vm:read', query: noContentQuery, ok: { status: 200, schema: vmRecordSchema, description: 'The VM' } },
   { method: 'DELETE', path: '/v1/vms/:vm_id', summary: 'Destroy a VM', auth: 'vm:write', idempotent: true, ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is destroying (a VM still booting stops booting)' }, errors: [{ status: 429, schema: z.union([inFlightLimitSchema, problemSchema]), description: 'in_flight_limit (see Retry-After), or rate_limited' }] },
-  { method: 'GET', path: '/v1/audit', summary: 'Read the audit ledger', auth: 'audit:read', query: auditQuerySchema, ok: { status: 200, schema: page(auditEntrySchema), description: 'A page of ledger entries' } },
+  { method: 'GET', path: '/v1/audit/proof', summary: 'Inclusion proof of the tenant chain head in the newest signed ledger checkpoint', auth: 'audit:read', query: auditProofQuerySchema, ok: { status: 200, schema: tenantProofSchema, description: 'A signed checkpoint, the tenant chain head it covers and its RFC 6962 audit path' }, errors: [{ status: 503, description: 'No signed checkpoint covers the tenant yet (Retry-After)' }] },
+  { method: 'GET', path: '/v1/audit', summary: 'Read the audit ledger', auth: 'audit:read', query: auditQuerySchema, ok: { status: 200, schema: z.union([page(auditEntrySchema), page(tenantAuditEntrySchema)]), description: 'A page of ledger entries: every field for the platform admin, the tenant view (tenantAuditEntrySchema) for a tenant token' } },
 ];

@@ -3,6 +3,8 @@ import * as tenantsTokensLedger from './2026_11_23_0001_tenants_tokens_ledger';
 import * as vmsIdempotency from './2026_11_23_0002_vms_idempotency';
 import * as apiRateLimits from './2026_11_23_0003_api_rate_limits';
 import * as quotaVersion from './2026_11_27_0004_quota_version';
+import * as ledgerChainInDatabase from './2026_11_27_0005_ledger_chain_in_database';
+import * as ledgerTenantChains from './2026_11_27_0006_ledger_tenant_chains';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +12,6 @@ export const migrations: Record<string, Migration> = {
   '2026_11_23_0002_vms_idempotency': vmsIdempotency,
   '2026_11_23_0003_api_rate_limits': apiRateLimits,
   '2026_11_27_0004_quota_version': quotaVersion,
+  '2026_11_27_0005_ledger_chain_in_database': ledgerChainInDatabase,
+  '2026_11_27_0006_ledger_tenant_chains': ledgerTenantChains,
 };

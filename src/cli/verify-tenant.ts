@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises';
+import type { Kysely } from 'kysely';
+import { connect } from 'nats';
+import type { Database } from '../db/tables';
+import { readLastCheckpointText } from '../events/checkpoint-stream';
+import { toTenantAuditEntry, type TenantAuditEntry } from '../ledger/audit-entry';
+import { verifyCheckpoint } from '../ledger/checkpoint';
+import { buildTenantProof, type TenantProof } from '../ledger/tenant-proof';
+import { verifyTenantLedger, type TenantVerdict } from '../ledger/tenant-verifier';
+import { readPublicKeyFile } from './checkpoint-key-file';
+import { UsageError } from './usage-error';
+import { NatsUnavailableError, type CheckpointSource } from './verify-ledger';
+
+/** JSON values in a file: one document, or JSON Lines. */
+async function readJsonValues(file: string): Promise<unknown[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  try {
+    return [JSON.parse(text)];
+  } catch {
+    try {
+      return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+    } catch {
+      throw new UsageError(`${file} is neither JSON nor JSON Lines`);
+    }
+  }
+}
+
+/** Pages of GET /v1/audit (`{items: [...]}`), arrays of entries, or entries, flattened. */
+function flatten(values: unknown[]): unknown[] {
+  return values.flatMap((value) => {
+    if (Array.isArray(value)) return flatten(value);
+    const items = (value as { items?: unknown } | null)?.items;
+    return Array.isArray(items) ? items : [value];
+  });
+}
+
+/**
+ * `service-fs verify-tenant`: what a tenant runs, offline, with only the public key, the entries
+ * it read from GET /v1/audit and the proofs it saved from GET /v1/audit/proof.
+ */
+export async function verifyTenantFiles(keyFile: string, entryFiles: readonly string[], proofFiles: readonly string[]): Promise<TenantVerdict> {
+  const publicKey = await readPublicKeyFile(keyFile);
+  const entries = flatten((await Promise.all(entryFiles.map(readJsonValues))).flat()) as TenantAuditEntry[];
+  const proofs = flatten((await Promise.all(proofFiles.map(readJsonValues))).flat()) as TenantProof[];
+  for (const entry of entries) {
+    if (typeof entry?.tenant_seq !== 'string' || typeof entry.tenant_hash !== 'string') throw new UsageError('an entry has no tenant_seq or tenant_hash: give the entries of GET /v1/audit as a tenant reads them');
+  }
+  return verifyTenantLedger(entries, proofs, publicKey);
+}
+
+/** `service-fs verify --tenant X`: the same check, with the entries from the database and a proof of the newest checkpoint. */
+export async function verifyTenantInDatabase(db: Kysely<Database>, tenantId: string, source: CheckpointSource): Promise<TenantVerdict> {
+  const rows = await db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId).orderBy('tenant_seq').execute();
+  const nc = await connect({ servers: source.natsUrl, name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
+    throw new NatsUnavailableError(`cannot connect to NATS at ${source.natsUrl}: ${error instanceof Error ? error.message : String(error)}`);
+  });
+  let proofs: TenantProof[] = [];
+  const notes: string[] = [];
+  try {
+    const text = await readLastCheckpointText(await nc.jetstreamManager(), source.stream, source.subjectPrefix);
+    const checkpoint = text === null ? null : verifyCheckpoint(text, source.publicKey);
+    if (checkpoint === null) notes.push(`bad: missing_checkpoints: no checkpoint signed by this key in ${source.stream}`);
+    else {
+      const outcome = await buildTenantProof(db, tenantId, checkpoint);
+      if ('proof' in outcome) proofs = [outcome.proof];
+      else if ('inconsistent' in outcome) notes.push(`bad: rewrite: the tenant chain heads no longer give the root of the checkpoint signed at ${checkpoint.signed_at}`);
+      else notes.push(`warning: the checkpoint signed at ${checkpoint.signed_at} does not cover tenant ${tenantId} yet`);
+    }
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+  const verdict = verifyTenantLedger(rows.map(toTenantAuditEntry), proofs, source.publicKey);
+  const lines = [...verdict.lines.filter((line) => !(proofs.length === 0 && line.startsWith('warning: no proof'))), ...notes];
+  return { ok: verdict.ok && !notes.some((line) => line.startsWith('bad:')), lines };
+}

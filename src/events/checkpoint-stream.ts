@@ -1,0 +1,91 @@
+import { nanos, type JetStreamClient, type JetStreamManager } from 'nats';
+import type { StoredCheckpoint } from '../ledger/checkpoint';
+
+/**
+ * Signed ledger checkpoints live in their own JetStream stream, outside Postgres: a database
+ * superuser who rewrites the ledger cannot reach them. The stream refuses message deletes and
+ * purges (deny_delete, deny_purge: once set, the server never lets an update unset them), keeps
+ * every message (no age, count or size limit) and allows no roll-ups. What it cannot refuse is the
+ * deletion of the whole stream by a NATS user with JetStream API rights: deny that in the NATS
+ * account's permissions ($JS.API.STREAM.DELETE.<name>), and `service-fs verify` reports a missing
+ * stream or missing first checkpoints.
+ */
+export function checkpointSubject(subjectPrefix: string): string {
+  // Outside `<prefix>.>`, which the event stream holds: two streams cannot share a subject.
+  return `${subjectPrefix}_ledger.checkpoint`;
+}
+
+const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
+
+export class CheckpointStreamMissingError extends Error {
+  override readonly name = 'CheckpointStreamMissingError';
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: string }).code === '404' || /not found/i.test(String(error));
+}
+
+export async function ensureCheckpointStream(jsm: JetStreamManager, name: string, subjectPrefix: string): Promise<void> {
+  const config = {
+    name,
+    subjects: [checkpointSubject(subjectPrefix)],
+    deny_delete: true,
+    deny_purge: true,
+    allow_rollup_hdrs: false,
+    max_msgs: -1,
+    max_bytes: -1,
+    max_age: 0,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  };
+  try {
+    const info = await jsm.streams.info(name);
+    if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(name, config);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+    await jsm.streams.add(config).catch((addError: unknown) => {
+      if (!/already in use|exists/i.test(String(addError))) throw addError;
+    });
+  }
+}
+
+export async function publishCheckpoint(js: JetStreamClient, subjectPrefix: string, checkpoint: StoredCheckpoint): Promise<void> {
+  // Several workers may sign the same head: one message per key and seq.
+  await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(checkpoint), { msgID: `${checkpoint.key_id}:${checkpoint.head.seq}`, timeout: 5000 });
+}
+
+/** The newest message on the checkpoint subject, as stored; null when there is none. */
+export async function readLastCheckpointText(jsm: JetStreamManager, stream: string, subjectPrefix: string): Promise<string | null> {
+  try {
+    return (await jsm.streams.getMessage(stream, { last_by_subj: checkpointSubject(subjectPrefix) })).string();
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+}
+
+export interface StoredCheckpoints {
+  /** Stream sequence numbers before the first stored one: checkpoints that are gone. */
+  missingBefore: number;
+  messages: Array<{ streamSeq: number; text: string }>;
+}
+
+/** Every message of the checkpoint stream, in the order they were stored. */
+export async function readAllCheckpointTexts(jsm: JetStreamManager, stream: string): Promise<StoredCheckpoints> {
+  let state;
+  try {
+    state = (await jsm.streams.info(stream)).state;
+  } catch (error) {
+    if (isNotFound(error)) throw new CheckpointStreamMissingError(`checkpoint stream ${stream} does not exist`);
+    throw error;
+  }
+  const messages: StoredCheckpoints['messages'] = [];
+  if (state.messages === 0) return { missingBefore: Math.max(0, state.first_seq - 1), messages };
+  for (let seq = state.first_seq; seq <= state.last_seq; seq += 1) {
+    const message = await jsm.streams.getMessage(stream, { seq }).catch((error: unknown) => {
+      if (isNotFound(error)) return null;
+      throw error;
+    });
+    if (message) messages.push({ streamSeq: seq, text: message.string() });
+  }
+  return { missingBefore: state.first_seq - 1, messages };
+}

@@ -1,0 +1,108 @@
+import type { KeyObject } from 'node:crypto';
+import type { StoredCheckpoints } from '../events/checkpoint-stream';
+import { verifyCheckpoint, type StoredCheckpoint } from './checkpoint';
+import { tenantTree, type TenantHead } from './tenant-tree';
+
+/**
+ * What comparing the ledger with the signed checkpoints can reveal:
+ * - `truncation`: the ledger ends before a seq that was signed (newest entries cut off);
+ * - `rewrite`: a signed entry is still at its seq but its hash differs (it, or an entry before
+ *   it, was changed and the chain recomputed);
+ * - `forged_insert`: a signed entry now sits at a higher seq (entries were inserted before it);
+ *   at a lower one, entries before it were deleted (reported as `truncation` of the history);
+ * - `fork`: the checkpoints themselves describe two histories (one seq signed with two hashes, a
+ *   later checkpoint below an earlier one, or a ledger that matches a later checkpoint but not an
+ *   earlier one: it was rewritten and the signer went on signing the new branch);
+ * - `forged_checkpoint`: a message on the checkpoint stream that the key did not sign;
+ * - `missing_checkpoints`: messages at the start of the stream are gone.
+ */
+export type CheckpointDefect = 'truncation' | 'rewrite' | 'forged_insert' | 'fork' | 'forged_checkpoint' | 'missing_checkpoints';
+
+export interface CheckpointFinding {
+  defect: CheckpointDefect;
+  message: string;
+}
+
+export interface CheckpointReport {
+  /** Validly signed checkpoints, in the order they were stored. */
+  checkpoints: StoredCheckpoint[];
+  findings: CheckpointFinding[];
+}
+
+/** Read access to the ledger that the comparison needs. */
+export interface LedgerLookup {
+  /** The highest seq stored, or null for an empty ledger. */
+  headSeq(): Promise<string | null>;
+  /** Where the entry with this event id is stored now, if anywhere. */
+  entryByEventId(eventId: string): Promise<{ seq: string; hash: string } | undefined>;
+  /** Every tenant chain's head as of a global seq. */
+  tenantHeadsAt(seq: string): Promise<TenantHead[]>;
+}
+
+const describe = (c: StoredCheckpoint): string => `the checkpoint signed at ${c.signed_at} (seq ${c.head.seq})`;
+
+export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: KeyObject, ledger: LedgerLookup): Promise<CheckpointReport> {
+  const findings: CheckpointFinding[] = [];
+  if (stored.missingBefore > 0) {
+    findings.push({ defect: 'missing_checkpoints', message: `stream messages 1-${stored.missingBefore} are gone: the first checkpoints were removed` });
+  }
+  const checkpoints: StoredCheckpoint[] = [];
+  for (const { streamSeq, text } of stored.messages) {
+    const checkpoint = verifyCheckpoint(text, publicKey);
+    if (checkpoint) checkpoints.push(checkpoint);
+    else findings.push({ defect: 'forged_checkpoint', message: `stream message ${streamSeq} is not a checkpoint signed by this key` });
+  }
+
+  // Do the checkpoints agree with each other?
+  const bySeq = new Map<string, StoredCheckpoint>();
+  let highest: StoredCheckpoint | null = null;
+  for (const checkpoint of checkpoints) {
+    const same = bySeq.get(checkpoint.head.seq);
+    if (same && same.head.hash !== checkpoint.head.hash) {
+      findings.push({ defect: 'fork', message: `${describe(same)} and the one signed at ${checkpoint.signed_at} give seq ${checkpoint.head.seq} different hashes: two histories were signed` });
+    }
+    bySeq.set(checkpoint.head.seq, checkpoint);
+    if (highest && BigInt(checkpoint.head.seq) < BigInt(highest.head.seq)) {
+      findings.push({ defect: 'fork', message: `${describe(checkpoint)} is below ${describe(highest)}, signed before it: the ledger was cut back and grew again` });
+    }
+    if (!highest || BigInt(checkpoint.head.seq) >= BigInt(highest.head.seq)) highest = checkpoint;
+  }
+
+  // Does the ledger still hold what was signed? null: yes; otherwise what happened to it.
+  const head = await ledger.headSeq();
+  const outcomes: Array<CheckpointFinding | null> = [];
+  for (const checkpoint of checkpoints) outcomes.push(await compareWithLedger(checkpoint, head, ledger));
+  outcomes.forEach((outcome, i) => {
+    if (outcome === null) return;
+    // A checkpoint signed later that the ledger does match: the signer itself went on from the
+    // changed ledger, so the checkpoints describe two histories.
+    const later = checkpoints.slice(i + 1).find((c, j) => outcomes[i + 1 + j] === null && BigInt(c.head.seq) >= BigInt(checkpoints[i]!.head.seq));
+    findings.push(later ? { defect: 'fork', message: `the ledger matches ${describe(later)} but not ${describe(checkpoints[i]!)}: ${outcome.message}; the changed history was signed` } : outcome);
+  });
+  // The newest checkpoint the ledger matches: do its tenant chain heads give the signed tree? (For
+  // older ones the global chain already proves every entry up to their head unchanged.)
+  const newestMatching = checkpoints.filter((_, i) => outcomes[i] === null).at(-1);
+  if (newestMatching) {
+    const tree = tenantTree(await ledger.tenantHeadsAt(newestMatching.head.seq));
+    if (tree.root !== newestMatching.root || tree.size !== newestMatching.tree_size) {
+      findings.push({ defect: 'rewrite', message: `the tenant chain heads at seq ${newestMatching.head.seq} do not give the Merkle root signed by ${describe(newestMatching)}: a tenant chain was changed` });
+    }
+  }
+  return { checkpoints, findings };
+}
+
+async function compareWithLedger(checkpoint: StoredCheckpoint, head: string | null, ledger: LedgerLookup): Promise<CheckpointFinding | null> {
+  const signed = BigInt(checkpoint.head.seq);
+  if (head === null || BigInt(head) < signed) {
+    return { defect: 'truncation', message: `the ledger ends at seq ${head ?? 0}, but ${describe(checkpoint)} covers seq ${checkpoint.head.seq}: entries were cut off` };
+  }
+  const now = await ledger.entryByEventId(checkpoint.head.event_id);
+  if (now === undefined) {
+    return { defect: 'rewrite', message: `the entry signed by ${describe(checkpoint)} (event ${checkpoint.head.event_id}) is no longer in the ledger` };
+  }
+  const stored = BigInt(now.seq);
+  if (stored > signed) return { defect: 'forged_insert', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${stored - signed} entries were inserted before it` };
+  if (stored < signed) return { defect: 'truncation', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${signed - stored} entries before it were deleted` };
+  if (now.hash !== checkpoint.head.hash) return { defect: 'rewrite', message: `seq ${checkpoint.head.seq} no longer has the hash signed by ${describe(checkpoint)}: it, or an entry before it, was changed` };
+  return null;
+}

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { loadConfig } from '../../src/config/config';
+import { createDatabase } from '../../src/db/database';
+import { ensureDatabaseExists } from '../../src/db/migrate';
+import { migrations } from '../../src/db/migrations';
+import type { Database } from '../../src/db/tables';
+import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
+import { GENESIS_HASH, tenantEntryHash } from '../../src/ledger/ledger-hash';
+import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
+import { newAuditEvent } from '../helpers/audit-event.factory';
+
+const config = loadConfig();
+const name = `vm_tenant_test_${Date.now()}_tchains_${randomBytes(4).toString('hex')}`;
+const ownerUrl = withDatabase(config.migrationDatabaseUrl, name);
+let owner: Kysely<unknown>;
+let migrator: Migrator;
+let service: Kysely<Database>;
+
+beforeAll(async () => {
+  await ensureDatabaseExists(ownerUrl);
+  owner = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: ownerUrl, max: 1 }) }) });
+  migrator = new Migrator({ db: owner, provider: { getMigrations: async () => migrations } });
+  service = createDatabase(withDatabase(config.databaseUrl, name), { max: 4 });
+});
+
+afterAll(async () => {
+  await service.destroy();
+  await owner.destroy();
+  await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
+});
+
+test('when a ledger written before tenant chains is migrated, then every existing entry gets its tenant chain by recomputation and new entries continue it', async () => {
+  const before = await migrator.migrateTo('2026_11_27_0005_ledger_chain_in_database');
+  expect(before.error).toBeUndefined();
+  // Written by the previous code: the global chain only, three tenants and the platform interleaved.
+  const tenants = ['acme-corp', 'globex', null, 'acme-corp', 'initech', 'globex', 'acme-corp', null];
+  for (const [i, tenant] of tenants.entries()) {
+    await appendAuditEvent(service as never, newAuditEvent({ tenant_id: tenant, details: { i }, context: i % 2 ? { actor_scope: 'service:admin' } : {} }));
+  }
+
+  const after = await migrator.migrateToLatest();
+  expect(after.error).toBeUndefined();
+  const rows = await service.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+  expect(rows.map((r) => [r.tenant_id, r.tenant_seq])).toEqual([
+    ['acme-corp', '1'],
+    ['globex', '1'],
+    [null, '1'],
+    ['acme-corp', '2'],
+    ['initech', '1'],
+    ['globex', '2'],
+    ['acme-corp', '3'],
+    [null, '2'],
+  ]);
+  expect(rows[0]!.tenant_prev_hash).toBe(GENESIS_HASH);
+  expect(rows[3]!.tenant_prev_hash).toBe(rows[0]!.tenant_hash);
+  expect(rows[3]!.tenant_hash).toBe(tenantEntryHash(rows[0]!.tenant_hash, rows[3]!));
+  // The global chain is untouched, and a new entry extends both chains.
+  const added = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
+  expect(added).toMatchObject({ seq: '9', prev_hash: rows[7]!.hash, tenant_seq: '4', tenant_prev_hash: rows[6]!.tenant_hash });
+  expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 9 });
+});

@@ -1,0 +1,270 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import { createApp } from '../../src/api/app';
+import { insertToken } from '../../src/auth/token.repository';
+import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
+import { runServiceFs } from '../../src/cli/service-fs';
+import type { Database } from '../../src/db/tables';
+import { ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/events/checkpoint-stream';
+import { createLogger } from '../../src/logging/logger';
+import { signCheckpoint, verifyCheckpoint } from '../../src/ledger/checkpoint';
+import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
+import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
+import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
+import { tenantTree } from '../../src/ledger/tenant-tree';
+import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
+import { newAuditEvent } from '../helpers/audit-event.factory';
+import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
+import { testEnv, uniqueName } from '../helpers/test-env';
+
+let testDb: LedgerTestDatabase;
+let service: Kysely<Database>;
+let admin: Kysely<Database>;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let stream: string;
+let prefix: string;
+let dir: string;
+let key: CheckpointSigningKey;
+let signer: LedgerCheckpointSigner;
+let server: Server;
+let api: string;
+const tokens: Record<string, string> = {};
+
+beforeAll(async () => {
+  nc = await connect({ servers: testEnv().natsUrl });
+  jsm = await nc.jetstreamManager();
+});
+afterAll(async () => {
+  await nc.close();
+});
+
+beforeEach(async () => {
+  testDb = await createLedgerTestDatabase('tproof');
+  service = testDb.serviceDb({ max: 4 });
+  admin = testDb.adminDb();
+  stream = uniqueName('TPROOF').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  prefix = uniqueName('tproof').replace(/[^a-z0-9_-]/gi, '_');
+  await ensureCheckpointStream(jsm, stream, prefix);
+  dir = await mkdtemp(path.join(tmpdir(), 'tenant-proof-'));
+  key = await ensureCheckpointSigningKey(dir);
+  signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 1, everyMs: 3_600_000, log: createLogger({ name: 'signer', level: 'silent' }) });
+  for (const tenant of ['acme-corp', 'globex']) {
+    await service.insertInto('tenants').values({ tenant_id: tenant, display_name: tenant, max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+    tokens[tenant] = generateToken();
+    await insertToken(service, { token_id: newTokenId(), tenant_id: tenant, scope: 'audit:read', token_hash: hashToken(tokens[tenant]!), created_at: new Date() });
+  }
+  const latest = async () => {
+    const text = await readLastCheckpointText(jsm, stream, prefix);
+    return text === null ? null : verifyCheckpoint(text, key.publicKey);
+  };
+  const app = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], latestLedgerCheckpoint: latest });
+  server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await signer.stop();
+  await jsm.streams.delete(stream).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+  await testDb.drop();
+});
+
+/** Entries of acme-corp, globex and the platform, interleaved, signed after each. */
+async function history(rounds: number): Promise<void> {
+  for (let i = 0; i < rounds; i += 1) {
+    for (const tenant of ['acme-corp', 'globex', null]) {
+      await appendAuditEvent(service, newAuditEvent({ tenant_id: tenant, details: { i }, context: i === 0 ? { actor_scope: 'service:admin', source_ip: '198.51.100.7', user_agent: 'operator-cli' } : {} }));
+      await signer.signIfDue();
+    }
+  }
+}
+
+async function get(route: string, tenant: string): Promise<{ status: number; text: string }> {
+  const response = await fetch(`${api}${route}`, { headers: { authorization: `Bearer ${tokens[tenant]}` } });
+  return { status: response.status, text: await response.text() };
+}
+
+/** What a tenant saves: every page of its entries, and a proof. */
+async function save(tenant: string, name: string): Promise<{ entries: string; proof: string }> {
+  const entries = path.join(dir, `${name}-entries.jsonl`);
+  const pages: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await get(`/v1/audit?limit=2${cursor ? `&cursor=${cursor}` : ''}`, tenant);
+    expect(page.status).toBe(200);
+    pages.push(page.text);
+    cursor = (JSON.parse(page.text) as { next_cursor: string | null }).next_cursor;
+  } while (cursor);
+  await writeFile(entries, pages.join('\n'));
+  const proof = path.join(dir, `${name}-proof.json`);
+  const response = await get('/v1/audit/proof', tenant);
+  expect(response.status).toBe(200);
+  await writeFile(proof, response.text);
+  return { entries, proof };
+}
+
+async function verifyTenant(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runServiceFs(['verify-tenant', '--checkpoint-key', path.join(dir, CHECKPOINT_PUBLIC_KEY_FILE), ...args], {}, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+const files = (...saved: Array<{ entries: string; proof: string }>) => [
+  '--entries',
+  saved.at(-1)!.entries,
+  ...saved.flatMap((s) => ['--proof', s.proof]),
+];
+
+describe('tenant proofs', () => {
+  test('when a tenant verifies its entries and proof offline, then everything checks, and the proof names no other tenant and no global seq or hash', async () => {
+    await history(3);
+    const saved = await save('acme-corp', 'acme');
+
+    expect(await verifyTenant(files(saved))).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(/^ok: 3 entries of tenant acme-corp link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 3\n$/),
+      stderr: '',
+    });
+    const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(proof).sort()).toEqual(['audit_path', 'checkpoint', 'event_id', 'leaf_index', 'tenant_hash', 'tenant_id', 'tenant_seq', 'tree_size']);
+    expect(proof).toMatchObject({ tenant_id: 'acme-corp', tenant_seq: '3', tree_size: 3 });
+    const others = await service.selectFrom('audit_events').select(['seq', 'hash', 'tenant_hash', 'event_id']).where((eb) => eb.or([eb('tenant_id', '!=', 'acme-corp'), eb('tenant_id', 'is', null)])).execute();
+    const acme = await service.selectFrom('audit_events').select(['hash']).where('tenant_id', '=', 'acme-corp').execute();
+    const text = JSON.stringify(proof) + (await (await import('node:fs/promises')).readFile(saved.entries, 'utf8'));
+    for (const needle of ['globex', ...others.flatMap((o) => [o.hash, o.tenant_hash, o.event_id]), ...acme.map((a) => a.hash), '198.51.100.7', 'operator-cli']) expect([needle, text.includes(needle)]).toEqual([needle, false]);
+    expect(text).not.toMatch(/"seq"|"prev_hash"|"hash"/);
+  });
+
+  test('when an owner cuts off the tenant\'s newest entries, then the tenant\'s saved proof shows the truncation', async () => {
+    await history(3);
+    const saved = await save('acme-corp', 'acme');
+    await withTriggersDisabled(admin, async (trx) => void (await sql`delete from audit_events where tenant_id = 'acme-corp' and tenant_seq = 3`.execute(trx)));
+    // The API can no longer prove the tenant's head: the stored heads do not give the signed tree.
+    expect((await get('/v1/audit/proof', 'acme-corp')).status).toBe(503);
+    const now = path.join(dir, 'now.jsonl');
+    await writeFile(now, (await get('/v1/audit?limit=500', 'acme-corp')).text);
+
+    const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/bad: truncation: the entries end at tenant_seq 2, but the proof of the checkpoint signed at \S+ \(tenant_seq 3\) covers tenant_seq 3: entries were cut off/);
+  });
+
+  test('when an owner rewrites an entry of the tenant and recomputes every chain, then the tenant sees the rewrite', async () => {
+    await history(3);
+    const saved = await save('acme-corp', 'acme');
+    await withTriggersDisabled(admin, async (trx) => {
+      await sql`update audit_events set details = '{"i":99}'::jsonb where tenant_id = 'acme-corp' and tenant_seq = 2`.execute(trx);
+      await rechainFrom(trx, 1);
+    });
+    const now = path.join(dir, 'now.jsonl');
+    await writeFile(now, (await get('/v1/audit?limit=500', 'acme-corp')).text);
+
+    const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^ok: 3 entries of tenant acme-corp link and recompute\nbad: rewrite: tenant_seq 3 no longer has the hash proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\): it, or an entry before it, was changed\n$/);
+  });
+
+  test('when an owner inserts a forged entry into the tenant\'s chain and recomputes, then the tenant sees the forged insert', async () => {
+    await history(3);
+    const saved = await save('acme-corp', 'acme');
+    await withTriggersDisabled(admin, async (trx) => {
+      await shiftUpFrom(trx, 2);
+      await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
+                values (2, ${randomUUID()}, 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', '', '', 0, '', '')`.execute(trx);
+      await rechainFrom(trx, 1);
+    });
+    const now = path.join(dir, 'now.jsonl');
+    await writeFile(now, (await get('/v1/audit?limit=500', 'acme-corp')).text);
+
+    const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/bad: forged_insert: the entry proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\) is now at tenant_seq 4: 1 entries were inserted before it/);
+  });
+
+  test('when the rewritten history was signed again, then the tenant\'s old and new proofs show the fork', async () => {
+    await history(2);
+    const before = await save('acme-corp', 'before');
+    await withTriggersDisabled(admin, async (trx) => {
+      await sql`update audit_events set details = '{"i":99}'::jsonb where tenant_id = 'acme-corp' and tenant_seq = 1`.execute(trx);
+      await rechainFrom(trx, 1);
+    });
+    // The honest signer refuses; a key holder who does not check signs the rewritten ledger.
+    await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
+    expect(await signer.signIfDue()).toEqual({ withheld: expect.any(String) });
+    const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, tenantTree(await tenantHeadsAt(service, head.seq)), key.privateKey, new Date(Date.now() + 1000)));
+    const after = await save('acme-corp', 'after');
+
+    const result = await verifyTenant(['--entries', after.entries, '--proof', before.proof, '--proof', after.proof]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/bad: fork: the entries match the proof of the checkpoint signed at \S+ \(tenant_seq 2\) but not the proof of the checkpoint signed at \S+ \(tenant_seq 2\)/);
+  });
+
+  test('when a proof is altered or signed with another key, then the tenant verifier refuses it', async () => {
+    await history(2);
+    const saved = await save('acme-corp', 'acme');
+    const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as { audit_path: string[]; checkpoint: Record<string, unknown> };
+    const altered = path.join(dir, 'altered.json');
+    await writeFile(altered, JSON.stringify({ ...proof, audit_path: ['0'.repeat(64), ...proof.audit_path.slice(1)] }));
+    const otherKey = generateKeyPairSync('ed25519').privateKey;
+    const forged = signCheckpoint({ seq: '1', event_id: randomUUID(), hash: '0'.repeat(64) }, { size: 1, root: '0'.repeat(64) }, otherKey, new Date());
+    const foreign = path.join(dir, 'foreign.json');
+    await writeFile(foreign, JSON.stringify({ ...proof, checkpoint: { ...forged, head: undefined } }));
+
+    const result = await verifyTenant(['--entries', saved.entries, '--proof', altered, '--proof', foreign]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/bad: bad_proof: the proof of the checkpoint signed at \S+ \(tenant_seq 2\): this tenant's head is not in the signed tree/);
+    expect(result.stdout).toMatch(/bad: forged_checkpoint: the proof of the checkpoint signed at \S+ \(tenant_seq 2\) is not signed by this key/);
+  });
+
+  test('when the operator runs verify --tenant, then it checks that tenant\'s chain and proof from the database and the stream', async () => {
+    await history(2);
+    let stdout = '';
+    const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: dir };
+    const code = await runServiceFs(['verify', '--tenant', 'globex'], env, { stdout: (t) => (stdout += t), stderr: () => undefined });
+    expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^ok: 2 entries of tenant globex link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 2\n$/) });
+  });
+
+  test('when the checkpoint stream cannot be read, then the proof route answers 503 dependency_unavailable, not 500', async () => {
+    const app = createApp({
+      db: service,
+      tenantWorkflows: {} as TenantWorkflowGateway,
+      log: createLogger({ name: 'test', level: 'silent' }),
+      readiness: {},
+      trustedProxies: [],
+      latestLedgerCheckpoint: () => Promise.reject(Object.assign(new Error('CONNECTION_REFUSED'), { code: 'CONNECTION_REFUSED' })),
+    });
+    const down = createServer(app);
+    await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
+    try {
+      const response = await fetch(`http://127.0.0.1:${(down.address() as AddressInfo).port}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('10');
+      expect(await response.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'The ledger checkpoint stream cannot be read right now.' });
+    } finally {
+      down.closeAllConnections();
+      await new Promise((resolve) => down.close(resolve));
+    }
+  });
+
+  test('when a tenant asks for a proof before any checkpoint, or for another tenant, then 503 with Retry-After, or 404', async () => {
+    await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
+    const early = await fetch(`${api}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
+    expect(early.status).toBe(503);
+    expect(early.headers.get('retry-after')).toBe('10');
+    expect(((await early.json()) as { code: string }).code).toBe('dependency_unavailable');
+    expect((await get('/v1/audit/proof?tenant_id=globex', 'acme-corp')).status).toBe(404);
+  });
+});
