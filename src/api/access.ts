@@ -3,6 +3,7 @@ import type { Caller } from '../auth/caller';
 import { scopeCovers, type Scope } from '../shared/scopes';
 import { problems } from './problem';
 import './request-types';
+import { isPlatformAdmin } from '../auth/caller';
 
 export function callerOf(req: Request): Caller {
   if (!req.caller) throw problems.unauthenticated();
@@ -11,7 +12,7 @@ export function callerOf(req: Request): Caller {
 
 export function requirePlatformAdmin(req: Request): Caller {
   const caller = callerOf(req);
-  if (caller.scope !== 'service:admin') throw problems.insufficientScope('service:admin');
+  if (!isPlatformAdmin(caller)) throw problems.insufficientScope('service:admin');
   return caller;
 }
 
@@ -21,7 +22,7 @@ export function requirePlatformAdmin(req: Request): Caller {
  */
 export function requireTenantAccess(req: Request, tenantId: string, scope: Scope): Caller {
   const caller = callerOf(req);
-  if (caller.scope === 'service:admin') return caller;
+  if (isPlatformAdmin(caller)) return caller;
   if (caller.tenant_id !== tenantId) throw problems.tenantNotFound();
   if (!scopeCovers(caller.scope, scope)) throw problems.insufficientScope(scope);
   return caller;

@@ -47,16 +47,3 @@ export async function migrateToLatest(connectionString: string): Promise<void> {
     await db.destroy();
   }
 }
-
-export async function migrateDownAll(connectionString: string): Promise<void> {
-  const { db, migrator: m } = migrator(connectionString);
-  try {
-    for (;;) {
-      const result = await m.migrateDown();
-      check(result);
-      if (!result.results || result.results.length === 0) break;
-    }
-  } finally {
-    await db.destroy();
-  }
-}

@@ -40,12 +40,3 @@ export type FleetVm = z.infer<typeof FleetVmSchema>;
 
 export const FleetVmListSchema = z.object({ items: z.array(FleetVmSchema) });
 export type FleetVmList = z.infer<typeof FleetVmListSchema>;
-
-/** RFC 9457 problem details as answered by the fleet controller; `code` is the stable part. */
-export interface FleetProblem {
-  type: string;
-  title: string;
-  status: number;
-  code: string;
-  detail?: string;
-}

@@ -9,7 +9,6 @@ export const FailureType = {
   TenantHasVms: 'TenantHasVms',
   VmNotFound: 'VmNotFound',
   InFlightLimit: 'InFlightLimit',
-  FleetRejected: 'FleetRejected',
   InvalidRequest: 'InvalidRequest',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];

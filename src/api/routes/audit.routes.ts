@@ -11,6 +11,7 @@ import { tenantIdSchema } from '../../tenants/tenant.schemas';
 import { callerOf, requireTenantAccess } from '../access';
 import { ApiError, problems } from '../problem';
 import { parseOrThrow } from '../validation';
+import { isPlatformAdmin } from '../../auth/caller';
 
 export const auditQuerySchema = z
   .object({
@@ -65,12 +66,12 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
   router.get('/v1/audit/proof', async (req, res) => {
     const query = parseOrThrow(auditProofQuerySchema, req.query, 'query');
     const caller = callerOf(req);
-    const tenantId = caller.scope === 'service:admin' ? query.tenant_id : (caller.tenant_id ?? undefined);
+    const tenantId = isPlatformAdmin(caller) ? query.tenant_id : (caller.tenant_id ?? undefined);
     if (!tenantId) {
-      if (caller.scope === 'service:admin') throw problems.invalid('Invalid query', [{ field: 'tenant_id', message: 'is required for the platform admin' }]);
+      if (isPlatformAdmin(caller)) throw problems.invalid('Invalid query', [{ field: 'tenant_id', message: 'is required for the platform admin' }]);
       throw problems.tenantNotFound();
     }
-    if (caller.scope !== 'service:admin' && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
+    if (!isPlatformAdmin(caller) && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
     requireTenantAccess(req, tenantId, 'audit:read');
     // The checkpoint stream is a dependency like Postgres: NATS down is a 503, never a 500.
     const checkpoint = latestCheckpoint
@@ -88,7 +89,7 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
   router.get('/v1/audit', async (req, res) => {
     const query = parseOrThrow(auditQuerySchema, req.query, 'query');
     const caller = callerOf(req);
-    const isAdmin = caller.scope === 'service:admin';
+    const isAdmin = isPlatformAdmin(caller);
     // A tenant token reads its own tenant only; the platform admin may read all or filter by tenant.
     const tenantId = isAdmin ? query.tenant_id : (caller.tenant_id ?? undefined);
     if (!isAdmin) {

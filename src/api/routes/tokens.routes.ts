@@ -33,7 +33,7 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
     const scope = input.scope as Scope;
     const at = now();
     const expiresAt = new Date(at.getTime() + input.expires_in_seconds * 1000);
-    const issuedByTenant = caller.scope !== 'service:admin';
+    const issuedByTenant = !isPlatformAdmin(caller);
     if (issuedByTenant && !scopeCovers(caller.scope, scope)) {
       throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', `A ${caller.scope} token cannot issue a ${scope} token.`);
     }

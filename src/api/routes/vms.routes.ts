@@ -9,6 +9,7 @@ import { callerOf, requireTenantAccess } from '../access';
 import { idempotencyKeyOf, runIdempotent } from '../idempotent-request';
 import { ApiError, problems } from '../problem';
 import { parseOrThrow } from '../validation';
+import { isPlatformAdmin } from '../../auth/caller';
 
 /**
  * The tenant a VM request acts in: always the caller's own. The platform admin may read a tenant's
@@ -16,7 +17,7 @@ import { parseOrThrow } from '../validation';
  */
 function actingTenant(req: Request, scope: Scope): string {
   const caller = callerOf(req);
-  if (caller.scope === 'service:admin') {
+  if (isPlatformAdmin(caller)) {
     const named = req.query.tenant_id;
     if (scope !== 'vm:read' || !isTenantId(named)) {
       throw new ApiError(403, 'insufficient_scope', 'Insufficient scope', 'VM writes act within a tenant: use a token issued to that tenant.');
