@@ -8,7 +8,7 @@ import { round } from './stats';
  * History events Temporal Cloud bills as one action each (https://docs.temporal.io/cloud/actions),
  * keyed by the attributes field that names the event's type. Not visible in a history and so not
  * counted: rejected updates (refused in the validator), queries, activity heartbeats (none here: the
- * simulator boots in 0 ms, so provisionVm never waits) — activity retries are added from attempts.
+ * simulator boots in 0 ms, so bootVm never waits) — activity retries are added from attempts.
  */
 const BILLABLE = new Set([
   'workflowExecutionStartedEventAttributes', // every run: the first start and each continue-as-new

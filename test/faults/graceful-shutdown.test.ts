@@ -78,10 +78,10 @@ describe('fault: SIGTERM drains the API and the worker', () => {
     await until(
       async () => {
         const { raw } = await client.workflow.getHandle(tenantWorkflowId(tenant!.tenantId)).describe();
-        return raw.pendingActivities?.some((a) => a.activityType?.name === 'provisionVm' && Number(a.attempt ?? 0) >= 1 && a.lastStartedTime);
+        return raw.pendingActivities?.some((a) => a.activityType?.name === 'bootVm' && Number(a.attempt ?? 0) >= 1 && a.lastStartedTime);
       },
       20_000,
-      'provisionVm to start',
+      'bootVm to start',
     );
 
     expect((await stack.db.selectFrom('vms').select('status').where('vm_id', '=', vmId).executeTakeFirstOrThrow()).status).toBe('provisioning');

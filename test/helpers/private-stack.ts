@@ -264,8 +264,11 @@ export class PostgresPart implements StackPart, PausablePart {
   }
 
   async start(): Promise<void> {
-    // Durability settings are off: these tests stop the server, they never crash the machine.
-    const serverOptions = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    // fsync and full-page writes are off: these tests kill processes, never the machine, and the
+    // kernel keeps what was written. synchronous_commit stays on: with it off, a commit is answered
+    // before its WAL is written, and a SIGKILL of Postgres loses transactions already acknowledged
+    // (a spawn answered 202 whose row is gone), which is not the durability production runs with.
+    const serverOptions = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
     const result = await this.exec('pg_ctl', ['-D', this.dataDir, '-o', serverOptions, '-l', this.logFile, '-w', '-t', '60', 'start']);
     if (result.code !== 0) throw new Error(`pg_ctl start failed (${result.code}):\n${result.output}\n${this.logTail()}`);
     this.running = true;
