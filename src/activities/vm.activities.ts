@@ -85,6 +85,8 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
           await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at });
           return { outcome: 'recorded', storage_gb: row.storage_gb };
         }
+        // Already destroying: recorded by an earlier attempt (whose update the workflow may have lost).
+        if (row.status === 'destroying') return { outcome: 'recorded', storage_gb: row.storage_gb };
         return { outcome: 'unchanged', status: row.status as VmStatus };
       });
     },
@@ -98,6 +100,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const row = await findTenantVm(db, tenant_id, vm_id);
       if (!row) throw new Error(`VM ${vm_id} has no row in Postgres; it is never spawned without one`);
       if (row.status === 'running') return { status: 'running', failure_reason: null };
+      if (row.status === 'destroying') return { status: 'destroy_requested', failure_reason: null };
       if (row.status !== 'provisioning') return { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${row.status}` };
       let booted: FleetVm;
       try {

@@ -23,6 +23,13 @@ export interface SpawnVmRequest {
   context: RequestContext;
   /** The tenant's quota as the API read it from Postgres for this request (absent from older APIs). */
   quota?: VersionedQuota;
+  /**
+   * Set by the API when Postgres already holds this VM in `provisioning` but the request is sent
+   * again (a retry with the same Idempotency-Key): the admission's row committed, but Temporal lost
+   * the update before accepting it (a server crash). The VM exists, so it is counted whatever the
+   * quota, never refused.
+   */
+  adopt?: boolean;
 }
 
 export interface SpawnVmResult {

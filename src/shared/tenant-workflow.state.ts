@@ -60,7 +60,8 @@ export interface TenantTotals {
 }
 
 export interface BootOutcome {
-  status: 'running' | 'failed';
+  /** `destroy_requested`: Postgres holds the VM as destroying (a destroy the workflow may not have heard). */
+  status: 'running' | 'failed' | 'destroy_requested';
   failure_reason: string | null;
 }
 

@@ -22,7 +22,7 @@ export interface VmServiceDeps {
   now: () => Date;
 }
 
-const SETTLED_OR_GOING: readonly VmStatus[] = ['destroying', 'destroyed', 'failed'];
+const SETTLED: readonly VmStatus[] = ['destroyed', 'failed'];
 
 /**
  * The VM protocols. A spawn is admitted by the tenant workflow, which checks and reserves quota in
@@ -47,12 +47,12 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
       const tenant = await findTenant(db, tenantId);
       if (!tenant) throw problems.tenantNotFound();
       const vmId = idempotencyKey ? vmIdForIdempotencyKey(tenantId, idempotencyKey) : randomUUID();
-      if (idempotencyKey) {
-        // A retry whose Idempotency-Key record has expired: Postgres still holds the VM it made.
-        const existing = await findTenantVm(db, tenantId, vmId);
-        if (existing) return toVmRecord(existing);
-      }
-      const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant) };
+      // A retry with the same Idempotency-Key: Postgres may already hold the VM it made. Past
+      // provisioning, the workflow has it; still provisioning, the workflow may have lost the update
+      // that wrote it (a Temporal crash after the row committed), so it is sent again, to adopt.
+      const existing = idempotencyKey ? await findTenantVm(db, tenantId, vmId) : undefined;
+      if (existing && existing.status !== 'provisioning') return toVmRecord(existing);
+      const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), ...(existing ? { adopt: true } : {}) };
       let status: VmStatus;
       try {
         ({ status } = await workflows.spawn(tenantId, request));
@@ -72,7 +72,8 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
     async destroy(tenantId: string, vmId: string, context: RequestContext): Promise<VmRecord> {
       const existing = await findTenantVm(db, tenantId, vmId);
       if (!existing) throw problems.vmNotFound();
-      if (SETTLED_OR_GOING.includes(existing.status as VmStatus)) return toVmRecord(existing);
+      // A destroying VM is sent again: its destroy may be one the workflow lost (see spawn).
+      if (SETTLED.includes(existing.status as VmStatus)) return toVmRecord(existing);
       try {
         const { status } = await workflows.destroy(tenantId, vmId, context);
         return answer(tenantId, vmId, status);

@@ -12,6 +12,7 @@ import type { Logger } from '../logging/logger';
 import { ensureCheckpointStream } from '../events/checkpoint-stream';
 import type { CheckpointSigningKey } from '../ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
+import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { startHousekeeping } from './housekeeping';
 import { natsConnectOptions } from '../events/nats-connection';
 import { WORKFLOWS_PATH } from './workflow-bundle';
@@ -33,6 +34,8 @@ export interface TenantWorkerOptions {
   /** Whether this process relays ledger entries to NATS (one relay leads cluster-wide). */
   relayEvents?: boolean;
   metrics?: WorkerMetrics;
+  /** The tenant workflows as a client sees them: housekeeping sends them VMs left unsettled. */
+  workflows?: TenantWorkflowGateway;
   /** Sign the ledger head to this stream at this cadence (see LedgerCheckpointSigner). */
   ledgerCheckpoints?: { key: CheckpointSigningKey; stream: string; everyEntries: number; everyMs: number };
 }
@@ -100,7 +103,7 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     run() {
       relay?.start();
       signer?.start();
-      housekeeping ??= startHousekeeping(options.db, options.log);
+      housekeeping ??= startHousekeeping(options.db, options.log, options.workflows);
       running ??= worker.run();
       return running;
     },

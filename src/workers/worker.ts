@@ -1,4 +1,6 @@
+import { Client, Connection } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
+import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
 import { createLogger } from '../logging/logger';
@@ -34,8 +36,17 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   });
+  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  const workflows = createTenantWorkflowClient({
+    client: new Client({ connection: clientConnection, namespace: config.temporalNamespace }),
+    taskQueue: config.temporalTaskQueue,
+    callTimeoutMs: config.temporalCallTimeoutMs,
+    continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
+    limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
+  });
   const runtime = await createTenantWorker({
     db,
+    workflows,
     databaseUrl: config.databaseUrl,
     temporalAddress: config.temporalAddress,
     namespace: config.temporalNamespace,
@@ -66,6 +77,7 @@ async function main(): Promise<void> {
   log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporalAddress }, 'worker started');
   await runtime.run();
   await runtime.shutdown();
+  await clientConnection.close();
   await db.destroy();
   metricsServer?.close();
   log.info('worker stopped');

@@ -134,6 +134,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     let failure: string | null = null;
     try {
       const outcome = await scope.run(() => bootVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause }));
+      if (outcome.status === 'destroy_requested') vm.phase = 'destroying';
       failure = outcome.status === 'failed' ? (outcome.failure_reason ?? 'boot_failed') : null;
     } catch (error) {
       if (!isCancellation(error)) failure = isBootTimeout(error) ? 'boot_timeout' : 'boot_error';
@@ -188,8 +189,9 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
         await untilAdmitted(s, request.vm_id);
         return { vm_id: request.vm_id, status: s.knownStatus(request.vm_id) ?? 'provisioning' };
       }
-      // Check and reserve with no await in between: this is the quota's atomic step.
-      const refusal = s.spawnRefusal(request);
+      // Check and reserve with no await in between: this is the quota's atomic step. A VM Postgres
+      // already holds (adopt) is counted whatever the quota: it exists.
+      const refusal = request.adopt ? null : s.spawnRefusal(request);
       if (refusal) throw refusalFailure(tenantId, refusal);
       const vm = s.reserve(request);
       showUsage();
@@ -211,7 +213,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     {
       // Refusing in the validator keeps refused spawns out of the history; the handler re-checks.
       validator: (request) => {
-        if (!state || state.knownStatus(request.vm_id)) return;
+        if (!state || state.knownStatus(request.vm_id) || request.adopt) return;
         // A newer quota must be taken, which only the handler can do (once per quota change).
         if (request.quota && request.quota.version > state.quota.version) return;
         const refusal = state.spawnRefusal(request);

@@ -46,6 +46,8 @@ describe('fault: SIGKILL of a dependency mid-burst, then restart', () => {
 
     const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
     expect(report.vms).toBe(2 * SPAWNS_PER_TENANT);
+    const failed = await stack.db.selectFrom('vms').select(['vm_id', 'failure_reason']).where('status', '=', 'failed').where('tenant_id', 'in', tenants.map((t) => t.tenantId)).execute();
+    expect(failed).toEqual([]);
     expect(report.byStatus.failed ?? 0).toBe(0);
     expect(stack.api.isRunning()).toBe(true);
     expect(stack.worker.isRunning()).toBe(true);
