@@ -36,7 +36,7 @@ export async function measureEndToEnd(options: {
   const codec = StringCodec();
   let allRunning: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allRunning = resolve));
-  const subscription = nc.subscribe(`${options.subjectPrefix}.vm.running`, {
+  const subscription = nc.subscribe(`${options.subjectPrefix}.vm.running.*`, {
     callback: (_error, message) => {
       const at = Date.now();
       const vmId = (JSON.parse(codec.decode(message.data)) as { vm_id?: string }).vm_id;

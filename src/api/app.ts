@@ -17,6 +17,7 @@ import { tenantRateLimit } from './middleware/rate-limit';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { auditRoutes, type LatestCheckpointSource } from './routes/audit.routes';
 import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
+import { docsRoutes } from './routes/docs.routes';
 import { healthRoutes, type DependencyCheck } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
+  app.use(docsRoutes());
   app.use(checkpointKeyRoutes(deps.ledgerCheckpointKey));
   app.use(requireJsonBody());
   app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));

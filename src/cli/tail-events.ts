@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { connect, DeliverPolicy, type OrderedConsumerOptions } from 'nats';
+import { connect, DeliverPolicy, type NatsConnection, type OrderedConsumerOptions } from 'nats';
 import { loadConfig } from '../config/config';
+import { ownerSubjectFilter } from '../shared/event-subjects';
 import { isTenantId } from '../shared/tenant-id';
 import { natsConnectOptions } from '../events/nats-connection';
 import type { LifecycleEvent } from '../events/event-payload';
@@ -8,13 +9,20 @@ import type { LifecycleEvent } from '../events/event-payload';
 const HELP = `Usage: vm-tenant-events --tenant <tenant_id> [--from-start | --since <ISO time>] [--no-follow]
 
 Prints the lifecycle events of one tenant from the NATS stream as JSON lines.
-The tenant is a payload owner field, not part of the subject, so events are filtered here.
+The tenant is the last token of every subject: the server delivers only that tenant's events.
 
   --tenant      tenant id (required)
   --from-start  replay the whole stream first (default: only new events)
   --since       replay events from this time
   --no-follow   exit once caught up instead of waiting for new events
 Environment: NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX`;
+
+/** The stream sequence of the newest message on the filter's subjects; 0 when there is none. */
+async function lastSeqOf(nc: NatsConnection, stream: string, filter: string): Promise<number> {
+  const { state } = await (await nc.jetstreamManager()).streams.info(stream, { subjects_filter: filter });
+  if (Object.keys(state.subjects ?? {}).length === 0) return 0;
+  return state.last_seq;
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -42,7 +50,9 @@ async function main(): Promise<number> {
   }
   const config = loadConfig();
   const nc = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-events' });
-  const opts: Partial<OrderedConsumerOptions> = { filterSubjects: `${config.natsSubjectPrefix}.>` };
+  // The consumer's filter_subject: the server sends this tenant's events and nothing else.
+  const filter = ownerSubjectFilter(config.natsSubjectPrefix, values.tenant);
+  const opts: Partial<OrderedConsumerOptions> = { filterSubjects: filter };
   if (since) Object.assign(opts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
   // An ordered consumer starts at the beginning by default (and an explicit DeliverPolicy.All stalls it).
   else if (!values['from-start']) opts.deliver_policy = DeliverPolicy.New;
@@ -50,8 +60,8 @@ async function main(): Promise<number> {
   const stop = () => void nc.close();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // With --no-follow, stop at what the stream held when we started.
-  const lastSeq = values['no-follow'] ? (await (await nc.jetstreamManager()).streams.info(config.natsStream)).state.last_seq : Infinity;
+  // With --no-follow, stop at what the stream held for this tenant when we started.
+  const lastSeq = values['no-follow'] ? await lastSeqOf(nc, config.natsStream, filter) : Infinity;
   if (lastSeq === 0) {
     await nc.close();
     return 0;
@@ -59,7 +69,7 @@ async function main(): Promise<number> {
   const messages = await consumer.consume();
   for await (const message of messages) {
     const event = message.json<LifecycleEvent>();
-    if (event.tenant_id === values.tenant) console.log(JSON.stringify({ subject: message.subject, ...event }));
+    console.log(JSON.stringify({ subject: message.subject, ...event }));
     if (message.info.streamSequence >= lastSeq || (values['no-follow'] && message.info.pending === 0)) break;
   }
   await nc.close();

@@ -94,7 +94,7 @@ export class EventRelay {
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
     // every acknowledgement is awaited before the cursor moves.
     await Promise.all(
-      rows.map((row) => js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 })),
+      rows.map((row) => js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 })),
     );
     const last = rows[rows.length - 1]!.seq;
     await db

@@ -99,7 +99,7 @@ describe('lifecycle events on NATS JetStream', () => {
     expect(new Set(messages.map((m) => m.event.event_id)).size).toBe(messages.length);
     for (const m of messages) {
       expect(m.msgId).toBe(m.event.event_id);
-      expect(m.subject).toBe(subjectFor(stack.config.natsSubjectPrefix, m.event.event_type as never));
+      expect(m.subject).toBe(subjectFor(stack.config.natsSubjectPrefix, m.event.event_type as never, tenantId));
       expect(m.event).toMatchObject({ tenant_id: tenantId, vm_id: vmId, event_type: expect.any(String), event_id: expect.any(String) });
       expect(typeof m.event.request_id).toBe('string');
       expect(m.event.request_id!.length).toBeGreaterThan(0);
@@ -130,8 +130,8 @@ describe('lifecycle events on NATS JetStream', () => {
     const changed = messages.filter((m) => m.event.event_type === 'QUOTA_CHANGED');
     expect(created).toHaveLength(1);
     expect(changed).toHaveLength(1);
-    expect(created[0]!.subject).toBe(`${stack.config.natsSubjectPrefix}.tenant.created`);
-    expect(changed[0]!.subject).toBe(`${stack.config.natsSubjectPrefix}.tenant.quota_changed`);
+    expect(created[0]!.subject).toBe(`${stack.config.natsSubjectPrefix}.tenant.created.${tenantId}`);
+    expect(changed[0]!.subject).toBe(`${stack.config.natsSubjectPrefix}.tenant.quota_changed.${tenantId}`);
     for (const m of [...created, ...changed]) {
       expect(m.msgId).toBe(m.event.event_id);
       expect(m.event).toMatchObject({ tenant_id: tenantId, event_id: expect.any(String), occurred_at: expect.any(String), request_id: expect.any(String) });

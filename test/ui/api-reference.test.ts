@@ -1,0 +1,87 @@
+/**
+ * Issue 11, part 4: GET /docs renders the served OpenAPI document as an API reference page, with
+ * every asset from the API itself. Opened in Debian's Chromium (playwright-core, as the Temporal UI
+ * test does; skipped without a Chromium): every operation of /openapi.json is listed, and the page
+ * made no request to any other origin and broke no rule of its Content-Security-Policy.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { createApp } from '../../src/api/app';
+import { createDatabase } from '../../src/db/database';
+import { createLogger } from '../../src/logging/logger';
+import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
+import { testEnv } from '../helpers/test-env';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'].find((candidate): candidate is string => Boolean(candidate) && existsSync(candidate!));
+if (!chromiumPath) console.warn("test/ui/api-reference.test.ts skipped: no Chromium (run scripts/ensure-chromium.sh as root, or set CHROMIUM_PATH)");
+const describeWithBrowser = chromiumPath ? describe : describe.skip;
+
+jest.setTimeout(90_000);
+
+describeWithBrowser('API reference page at /docs', () => {
+  const db = createDatabase(testEnv().databaseUrl, { max: 1 });
+  // Only /docs, its assets and /openapi.json are exercised: no workflow is ever called.
+  const app = createApp({ db, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [] });
+  let server: Server;
+  let origin: string;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => server?.close(resolve));
+    await db.destroy();
+  });
+
+  test('when /docs is opened in a browser, then every operation of the served document is listed and every asset came from the API', async () => {
+    const doc = (await (await fetch(`${origin}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const expected = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`)).sort();
+    expect(expected.length).toBeGreaterThan(10);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const requested: string[] = [];
+    const problems: string[] = [];
+    page.on('request', (request) => void requested.push(request.url()));
+    page.on('requestfailed', (request) => void problems.push(`request failed: ${request.url()} ${request.failure()?.errorText ?? ''}`));
+    page.on('pageerror', (error) => void problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    });
+
+    const response = await page.goto(`${origin}/docs`, { waitUntil: 'networkidle' });
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    await page.locator('.opblock').nth(expected.length - 1).waitFor({ timeout: 30_000 });
+
+    const listed = await page.$$eval('.opblock', (blocks) =>
+      blocks.map((block) => {
+        const method = block.querySelector('.opblock-summary-method')?.textContent?.trim() ?? '';
+        const path = block.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? '';
+        return `${method.toUpperCase()} ${path}`;
+      }),
+    );
+    expect(listed.sort()).toEqual(expected);
+    expect(await page.title()).toBe('vm-tenant API reference');
+
+    expect(requested.length).toBeGreaterThan(0);
+    expect(requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:'))).toEqual([]);
+    expect(requested).toEqual(expect.arrayContaining([`${origin}/docs/assets/swagger-ui-bundle.js`, `${origin}/openapi.json`]));
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  test('when an asset that is not part of the page is asked for, then it is not served', async () => {
+    for (const name of ['package.json', 'index.html', '..%2Fpackage.json', 'swagger-ui-bundle.js.map']) {
+      expect((await fetch(`${origin}/docs/assets/${name}`)).status).toBe(404);
+    }
+    expect((await fetch(`${origin}/docs/assets/swagger-ui.css`)).headers.get('content-type')).toMatch(/^text\/css/);
+  });
+});
