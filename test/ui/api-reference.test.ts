@@ -1,10 +1,9 @@
 /**
  * Issue 11, part 4: GET /docs renders the served OpenAPI document as an API reference page, with
  * every asset from the API itself. Opened in Debian's Chromium (playwright-core, as the Temporal UI
- * test does; skipped without a Chromium): every operation of /openapi.json is listed, and the page
+ * test does; the suite fails without a Chromium): every operation of /openapi.json is listed, and the page
  * made no request to any other origin and broke no rule of its Content-Security-Policy.
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
@@ -12,16 +11,14 @@ import { createApp } from '../../src/api/app';
 import { createDatabase } from '../../src/db/database';
 import { createLogger } from '../../src/logging/logger';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
+import { chromiumPath } from '../helpers/chromium';
 import { testEnv } from '../helpers/test-env';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'].find((candidate): candidate is string => Boolean(candidate) && existsSync(candidate!));
-if (!chromiumPath) console.warn("test/ui/api-reference.test.ts skipped: no Chromium (run scripts/ensure-chromium.sh as root, or set CHROMIUM_PATH)");
-const describeWithBrowser = chromiumPath ? describe : describe.skip;
 
 jest.setTimeout(90_000);
 
-describeWithBrowser('API reference page at /docs', () => {
+describe('API reference page at /docs', () => {
   const db = createDatabase(testEnv().databaseUrl, { max: 1 });
   // Only /docs, its assets and /openapi.json are exercised: no workflow is ever called.
   const app = createApp({ db, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [] });
@@ -33,7 +30,7 @@ describeWithBrowser('API reference page at /docs', () => {
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
   });
   afterAll(async () => {
     await browser?.close();

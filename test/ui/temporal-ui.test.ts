@@ -6,14 +6,15 @@
  * Runs its own Temporal dev server WITH the web UI (the run's shared one is headless),
  * the whole service against it (startTestStack), and Debian's Chromium through
  * playwright-core. Chromium comes from scripts/ensure-chromium.sh (called by `npm test`,
- * which exports CHROMIUM_PATH); without one the test is skipped with a warning.
+ * which exports CHROMIUM_PATH); without one the suite fails (test/helpers/chromium.ts).
  * Screenshots go to .data/ui-screenshots/ for a person to look at.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ensureTemporalBinary, REPO_ROOT } from '../../src/devstack/temporal-binary';
 import { DEFAULT_SEARCH_ATTRIBUTES, startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
+import { chromiumPath } from '../helpers/chromium';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const SCREENSHOT_DIR = path.join(REPO_ROOT, '.data', 'ui-screenshots');
@@ -33,20 +34,7 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-function findChromium(): string | undefined {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'].filter((p): p is string => Boolean(p));
-  return candidates.find((candidate) => existsSync(candidate));
-}
-
-const chromiumPath = findChromium();
-if (!chromiumPath) {
-  console.warn(
-    'test/ui/temporal-ui.test.ts skipped: no Chromium (run scripts/ensure-chromium.sh as root to install Debian\'s chromium, or set CHROMIUM_PATH)',
-  );
-}
-const describeWithBrowser = chromiumPath ? describe : describe.skip;
-
-describeWithBrowser('Temporal UI as an operator uses it', () => {
+describe('Temporal UI as an operator uses it', () => {
   let temporal: TemporalDevServer | undefined;
   let stack: TestStack | undefined;
   let browser: Browser | undefined;
@@ -60,7 +48,7 @@ describeWithBrowser('Temporal UI as an operator uses it', () => {
       onLine: (line) => void temporalOutput.push(line),
     });
     stack = await startTestStack({ configOverrides: { TEMPORAL_ADDRESS: temporal.address } });
-    browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
   }, 120_000);
 
