@@ -739,19 +739,31 @@ describe('API fuzzing with hostile input', () => {
     const owners = new Map(vmRows.map((row) => [row.vm_id, row.tenant_id]));
     expect(fleet.items.filter((vm) => owners.get(vm.vm_id) !== vm.tenant_id)).toEqual([]);
 
-    // NATS: whatever this stack's relay published names only real VMs of their tenants, and no refused request.
+    // NATS: the relay published every ledger entry of these tenants (an empty stream proves nothing),
+    // and what it published names only real VMs of their tenants, and no refused request.
     const mine = new Set(myTenantIds());
+    const ledgerIds = new Set(
+      (await stack.db.selectFrom('audit_events').select('event_id').where('tenant_id', 'in', myTenantIds()).execute()).map((row) => row.event_id),
+    );
+    expect(ledgerIds.size).toBeGreaterThan(0);
     const jsm = await nc.jetstreamManager();
-    const { state } = await jsm.streams.info(stack.config.natsStream).catch(() => ({ state: { messages: 0, last_seq: 0 } }));
-    const events: LifecycleEvent[] = [];
-    if (state.messages > 0) {
-      const consumer = await nc.jetstream().consumers.get(stack.config.natsStream);
-      for (;;) {
-        const m = await consumer.next({ expires: 2000 });
-        if (!m) break;
-        events.push(m.json<LifecycleEvent>());
-        if (m.seq >= state.last_seq || m.info.pending === 0) break;
+    const readStream = async (): Promise<LifecycleEvent[]> => {
+      const { state } = await jsm.streams.info(stack.config.natsStream);
+      const read: LifecycleEvent[] = [];
+      for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
+        read.push((await jsm.streams.getMessage(stack.config.natsStream, { seq })).json<LifecycleEvent>());
       }
+      return read;
+    };
+    let events: LifecycleEvent[] = [];
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      events = await readStream();
+      const published = new Set(events.map((e) => e.event_id));
+      const missing = [...ledgerIds].filter((id) => !published.has(id));
+      if (missing.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${missing.length} ledger entries of the fuzzed tenants never reached NATS`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
     const wrong = events.filter(
       (e) => e.tenant_id !== null && mine.has(e.tenant_id) && ((e.vm_id !== null && owners.get(e.vm_id) !== e.tenant_id) || (e.request_id !== null && refused.has(e.request_id) && e.event_type !== 'VM_SPAWN_REJECTED')),
