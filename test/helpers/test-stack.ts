@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'nats';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -81,8 +82,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const logLines: string[] = [];
   const log = capturingLogger('test', logLines);
   const db = createDatabase(config.databaseUrl, { max: 20 });
+  const fleetDir = mkdtempSync(path.join(os.tmpdir(), 'fleet-'));
   const fleet = await startSimulator({
-    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'fleet-')), 'state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
+    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(fleetDir, 'state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
   });
   const connection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
@@ -167,6 +169,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       await fleet.close();
       await rateLimitPool.end();
       await db.destroy();
+      // Leave nothing behind on the shared NATS store or in /tmp.
+      await deleteStreams(config.natsUrl, [config.natsStream, config.ledgerCheckpointStream]);
+      rmSync(fleetDir, { recursive: true, force: true });
     },
   };
   if (options.withWorker !== false) await stack.startWorker();
@@ -204,5 +209,16 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function deleteStreams(natsUrl: string, streams: readonly string[]): Promise<void> {
+  const nc = await connect({ servers: natsUrl, name: 'test-stack-cleanup' }).catch(() => null);
+  if (!nc) return;
+  try {
+    const jsm = await nc.jetstreamManager();
+    for (const stream of streams) await jsm.streams.delete(stream).catch(() => undefined);
+  } finally {
+    await nc.close();
   }
 }
