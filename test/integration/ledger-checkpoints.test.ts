@@ -115,6 +115,27 @@ describe('signed ledger checkpoints', () => {
     expect(await timed.signIfDue()).toEqual({ idle: true });
   });
 
+  test('when an entry with a lower seq is still uncommitted, then the signer signs nothing past it; once it commits, the checkpoint covers it', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let inserted!: () => void;
+    const appended = new Promise<void>((resolve) => (inserted = resolve));
+    const held = service.transaction().execute(async (trx) => {
+      await appendAuditEvent(trx, newAuditEvent({ tenant_id: 'late-tenant' }));
+      inserted();
+      await released;
+    });
+    await appended;
+    await append(3); // seq 2-4, committed before seq 1
+    expect(await signer.signIfDue()).toEqual({ idle: true });
+
+    release();
+    await held;
+    const outcome = await signer.signIfDue();
+    expect(outcome).toMatchObject({ signed: { head: { seq: '4' }, tree_size: 4 } });
+    expect((await verify()).code).toBe(0);
+  });
+
   test('when the checkpoint stream is asked to delete or purge a message, or to drop those refusals, then NATS refuses', async () => {
     await appendAndSign(3);
     const info = await jsm.streams.info(stream);
