@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { AuditEventType } from '../shared/audit-event-types';
+import { committedSeqHorizon } from '../ledger/commit-horizon';
 import { subjectFor } from '../shared/event-subjects';
 import { toLifecycleEvent } from './event-payload';
 
@@ -27,7 +28,9 @@ export const relayCursorName = (subjectPrefix: string): string => `nats:${subjec
 const RELAY_LOCK_CLASS = 7_221_002;
 
 /**
- * Publishes every ledger entry to NATS JetStream, in ledger order, with Nats-Msg-Id = event id.
+ * Publishes every ledger entry to NATS JetStream, in seq order, with Nats-Msg-Id = event id, reading
+ * only up to the commit horizon (see commit-horizon.ts), so an entry that commits after a higher
+ * seq is still published, before it.
  * The ledger is the outbox: an event is recorded in the same transaction as the change it
  * describes, so no event is lost when NATS is down; the relay retries until it lands, and a crash
  * between publish and cursor update republishes an event that JetStream then deduplicates.
@@ -89,7 +92,11 @@ export class EventRelay {
     const { db, js } = this.options;
     const cursor = await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', relayCursorName(this.options.subjectPrefix)).executeTakeFirst();
     const after = cursor?.last_seq ?? '0';
-    const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
+    // Only up to the commit horizon: an entry whose seq was drawn before a higher one's may commit
+    // after it, and the cursor must not pass it first.
+    const horizon = await committedSeqHorizon(db);
+    if (horizon === null || BigInt(horizon) <= BigInt(after)) return 0;
+    const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).where('seq', '<=', horizon).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
     if (rows.length === 0) return 0;
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
     // every acknowledgement is awaited before the cursor moves.

@@ -3,6 +3,7 @@ import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import { publishCheckpoint, readLastCheckpointText } from '../events/checkpoint-stream';
+import { committedSeqHorizon } from './commit-horizon';
 import { signCheckpoint, verifyCheckpoint, type StoredCheckpoint } from './checkpoint';
 import { tenantTree } from './tenant-tree';
 import type { CheckpointSigningKey } from './checkpoint-key';
@@ -27,8 +28,8 @@ export type SignOutcome = { signed: StoredCheckpoint } | { withheld: string } | 
 /**
  * Signs the ledger head at a cadence and publishes it to the checkpoint stream. Like a Certificate
  * Transparency log that only signs a tree consistent with its previous one, it signs only a head
- * that extends its last checkpoint: the entries since then must link to the signed hash and
- * recompute. If they do not, the ledger was changed under it; it withholds the checkpoint and logs
+ * that extends its last checkpoint: the signed entry and the signed chain heads must still be
+ * there, and the entries since then must link to them and recompute. If they do not, the ledger was changed under it; it withholds the checkpoint and logs
  * an error, so a rewrite is never blessed. Its last checkpoint is read back from the stream on
  * start, so a restart does not forget what it signed. Several workers may run one each: they sign
  * the same heads, and the stream keeps one message per seq.
@@ -68,7 +69,10 @@ export class LedgerCheckpointSigner {
     const { db, log } = this.options;
     const now = this.now();
     const last = await this.lastCheckpoint();
-    const top = await db.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    // Only what is final: below the commit horizon no entry can still appear (see commit-horizon.ts).
+    const horizon = await committedSeqHorizon(db);
+    if (horizon === null) return { idle: true };
+    const top = await db.selectFrom('audit_events').select('seq').where('seq', '<=', horizon).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (!top || top.seq === last?.head.seq) return { idle: true };
     const unsigned = BigInt(top.seq) - BigInt(last?.head.seq ?? '0');
     if (unsigned < BigInt(this.options.everyEntries) && now.getTime() - this.lastSignedAt < this.options.everyMs) return { idle: true };
@@ -78,7 +82,7 @@ export class LedgerCheckpointSigner {
       log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
       return { withheld: reason };
     }
-    const verdict = await verifyChain(db, 1000, last?.head);
+    const verdict = await verifyChain(db, 1000, last?.head, top.seq);
     if (!verdict.valid || verdict.head === null) {
       const why = `entry seq ${verdict.first_bad_seq}: ${verdict.reason}`;
       log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason: why }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
@@ -112,6 +116,9 @@ export class LedgerCheckpointSigner {
     const entry = await this.options.db.selectFrom('audit_events').select(['event_id', 'hash']).where('seq', '=', seq).executeTakeFirst();
     if (!entry) return `seq ${seq}, signed at ${last.signed_at}, is gone`;
     if (entry.event_id !== event_id || entry.hash !== hash) return `seq ${seq} no longer has the entry signed at ${last.signed_at}`;
+    // The head's hash covers its own chain; the other chains are held by the signed tree.
+    const tree = tenantTree(await tenantHeadsAt(this.options.db, seq));
+    if (tree.root !== last.root || tree.size !== last.tree_size) return `the tenant chain heads at seq ${seq} no longer give the Merkle root signed at ${last.signed_at}`;
     return null;
   }
 }

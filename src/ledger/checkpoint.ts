@@ -8,7 +8,7 @@ import { canonicalJson } from './ledger-hash';
  * later reader with only the public key can tell whether the ledger still holds what was signed.
  *
  * The statement signs two things:
- * - `head_digest`: SHA-256 of the global chain's head (seq, event id, hash). The head itself
+ * - `head_digest`: SHA-256 of the ledger's head entry (seq, event id, hash). The head itself
  *   travels beside the statement on the stream, for the operator; tenants get only the digest,
  *   which says nothing about other tenants' entries.
  * - `root` and `tree_size`: the RFC 6962 Merkle tree over the heads of every tenant chain (see

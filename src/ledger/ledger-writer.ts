@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/tables';
-import { LEDGER_LOCK_KEY } from './ledger.repository';
+import { LedgerChainBusyError } from './ledger.repository';
 
 /** A state change and the ledger entries that record it, run inside a shared transaction. */
 export type LedgerUnit<T> = (trx: Transaction<Database>) => Promise<T>;
@@ -11,13 +11,30 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown } | { deferred: true };
+
 /**
- * Group commit for the ledger. Every append to the single hash chain holds one lock until its
- * commit, so appends, and their WAL flushes, run one after another. The writer runs the units that
- * arrive while a batch is committing together in the next one: one lock, one flush for all of
- * them. Each unit runs in its own savepoint, so one failing unit fails alone; a unit's promise
- * settles only once its batch has committed (or failed as a whole). When idle, a unit starts at
- * once: batching costs no latency, it only appears under load.
+ * A unit that gave way to another batch: its chain was busy, or Postgres chose it as a deadlock's
+ * victim (its savepoint is rolled back, which releases what it locked).
+ */
+function mayRunAgain(error: unknown): boolean {
+  return error instanceof LedgerChainBusyError || (error as { code?: string } | null)?.code === '40P01';
+}
+
+/**
+ * Group commit for the ledger. Each append holds its chain's lock (its tenant's, or the platform
+ * chain's) until commit; the writer runs the units that arrive while a batch is committing together
+ * in the next one, so they share one commit and one WAL flush. Each unit runs in its own savepoint,
+ * so one failing unit fails alone; a unit's promise settles only once its batch has committed (or
+ * failed as a whole). When idle, a unit starts at once: batching costs no latency, it only appears
+ * under load.
+ *
+ * No global lock: a batch takes the locks of the chains its units append to, in the order they
+ * come. So that two batches (of two processes) cannot wait for each other's chains, a unit whose
+ * chain is held elsewhere while the batch already holds another chain is not kept waiting
+ * (LedgerChainBusyError, see appendAuditEvent): its savepoint is rolled back and it runs first in
+ * the next batch, where it may wait. A unit that Postgres picks as a deadlock's victim (row locks
+ * its units take) is run again the same way; alone in its transaction, it fails like any other.
  */
 export class LedgerWriter {
   private readonly queue: Pending[] = [];
@@ -45,7 +62,7 @@ export class LedgerWriter {
   }
 
   private async commit(batch: Pending[]): Promise<void> {
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    const outcomes: Outcome[] = [];
     let trx;
     try {
       trx = await this.db.startTransaction().execute();
@@ -54,8 +71,8 @@ export class LedgerWriter {
       return;
     }
     try {
-      // The chain lock first, before any row lock a unit takes: the same order as every appender.
-      await sql`select pg_advisory_xact_lock(${LEDGER_LOCK_KEY})`.execute(trx);
+      // Alone, a unit may wait for any chain lock: it holds no other chain for anyone to wait on.
+      if (batch.length > 1) await sql`set local vm_tenant.ledger_batch = 'on'`.execute(trx);
       for (const item of batch) {
         const unitTrx = await trx.savepoint('ledger_unit').execute();
         try {
@@ -65,7 +82,7 @@ export class LedgerWriter {
         } catch (error) {
           await unitTrx.rollbackToSavepoint('ledger_unit').execute();
           await unitTrx.releaseSavepoint('ledger_unit').execute();
-          outcomes.push({ ok: false, error });
+          outcomes.push(batch.length > 1 && mayRunAgain(error) ? { deferred: true } : { ok: false, error });
         }
       }
       await trx.commit().execute();
@@ -74,10 +91,13 @@ export class LedgerWriter {
       for (const item of batch) item.reject(error);
       return;
     }
+    const deferred: Pending[] = [];
     batch.forEach((item, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok) item.resolve(outcome.value);
+      if ('deferred' in outcome) deferred.push(item);
+      else if (outcome.ok) item.resolve(outcome.value);
       else item.reject(outcome.error);
     });
+    this.queue.unshift(...deferred);
   }
 }

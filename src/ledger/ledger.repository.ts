@@ -14,23 +14,54 @@ export interface NewAuditEvent {
   details?: Record<string, unknown>;
 }
 
-// One lock key for the whole ledger: appends form a single linear chain.
-export const LEDGER_LOCK_KEY = 7_221_001;
+/**
+ * Each chain (a tenant's, or the platform chain for entries without a tenant) has its own lock:
+ * (LEDGER_CHAIN_LOCK_CLASS, hashtext(tenant id or '')), the same key the chain trigger takes
+ * (migration 2026_11_27_0007). Appends to different chains do not wait for each other.
+ */
+export const LEDGER_CHAIN_LOCK_CLASS = 7_221_003;
 
 /**
- * Appends one entry to the hash-chained ledger. The database assigns seq and prev_hash and computes
- * the hash (trigger audit_events_extend_chain, which takes the chain lock itself); this function
- * takes the same lock first so that it can answer a repeated event id (a retried activity or
- * request) with the stored entry instead of writing it twice.
+ * The chain lock could only be had by waiting while this transaction already holds another
+ * chain's lock, in a LedgerWriter batch: two such batches could wait for each other. The unit's
+ * savepoint is rolled back (which releases what it locked) and the writer runs it again first in
+ * the next batch, where it may wait.
  */
+export class LedgerChainBusyError extends Error {
+  override readonly name = 'LedgerChainBusyError';
+  constructor(readonly tenantId: string | null) {
+    super(`the ledger chain of ${tenantId === null ? 'the platform' : `tenant ${tenantId}`} is busy and this transaction holds another chain's lock`);
+  }
+}
+
+/**
+ * Takes the chain's lock for the rest of the transaction. In a LedgerWriter batch (which sets
+ * vm_tenant.ledger_batch) a transaction waits for a chain lock only while it holds no other, and
+ * otherwise gives up with LedgerChainBusyError: batches of several tenants cannot deadlock on chain
+ * locks, without a global lock order (the units of a batch do not name their tenants in advance).
+ * Any other transaction simply waits, as for any lock.
+ */
+async function lockChain(trx: Transaction<Database>, tenantId: string | null): Promise<void> {
+  const { rows } = await sql<{ outcome: 'locked' | 'busy' | 'wait' }>`
+    select case
+      when pg_try_advisory_xact_lock(${LEDGER_CHAIN_LOCK_CLASS}, hashtext(${tenantId ?? ''})) then 'locked'
+      when current_setting('vm_tenant.ledger_batch', true) = 'on'
+       and exists (select 1 from pg_locks where pid = pg_backend_pid() and locktype = 'advisory' and granted
+                      and classid = ${LEDGER_CHAIN_LOCK_CLASS} and objsubid = 2) then 'busy'
+      else 'wait' end as outcome`.execute(trx);
+  const outcome = rows[0]?.outcome;
+  if (outcome === 'busy') throw new LedgerChainBusyError(tenantId);
+  if (outcome === 'wait') await sql`select pg_advisory_xact_lock(${LEDGER_CHAIN_LOCK_CLASS}, hashtext(${tenantId ?? ''}))`.execute(trx);
+}
+
 export async function appendAuditEvent(db: Kysely<Database> | Transaction<Database>, event: NewAuditEvent): Promise<AuditEventRow> {
   const run = async (trx: Transaction<Database>): Promise<AuditEventRow> => {
-    // Every append waits for this lock, held to commit: keep the work done under it to the minimum.
+    // Every append to this chain waits for its lock, held to commit: keep the work under it minimal.
     // Entries are never changed once stored, so a repeat (a retried activity, the worker recording a
     // step the API already recorded) is answered before taking the lock at all.
     const stored = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
     if (stored) return stored;
-    await sql`select pg_advisory_xact_lock(${LEDGER_LOCK_KEY})`.execute(trx);
+    await lockChain(trx, event.tenant_id);
     // A separate statement from the lock: its snapshot must be taken after the lock is granted, so
     // that it sees an entry with this id that a concurrent writer committed meanwhile.
     const existing = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
@@ -90,7 +121,8 @@ export async function listAuditEvents(db: Kysely<Database>, query: AuditQuery): 
 /**
  * What is wrong with the stored chain, by kind:
  * - `forged_insert`: an entry the chain cannot hold (a sequence <= 0);
- * - `gap`: a sequence number is missing (entries deleted from the middle);
+ * - `gap`: a sequence number is missing where numbers are continuous (entries deleted from the
+ *   middle of a chain, or from the global chain up to ledger_global_chain_end);
  * - `rewrite`: an entry's content no longer matches its hash, or its prev_hash no longer names the
  *   entry before it (an entry changed, or entries recomputed from some point on).
  */
@@ -126,43 +158,72 @@ export interface ChainAnchor {
 }
 
 /**
- * Walks the chain in order and reports the first entry whose sequence, link or hash does not
- * match. From the start it begins below 1 on purpose: a row with seq <= 0 is a forgery, not
- * something to skip. From an anchor (an entry verified before, e.g. the last checkpoint) it checks
- * only what follows, linked to the anchor's hash.
+ * The last entry of the single global chain: after it, an entry's prev_hash links to the previous
+ * entry of its own chain (migration 2026_11_27_0007), and seq may have gaps (rolled-back appends).
  */
-export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?: ChainAnchor): Promise<ChainVerdict> {
+export async function globalChainEnd(db: Kysely<Database>): Promise<bigint> {
+  const { rows } = await sql<{ seq: string }>`select seq from ledger_global_chain_end`.execute(db);
+  return BigInt(rows[0]?.seq ?? '0');
+}
+
+interface ChainLink {
+  tenant_seq: bigint;
+  tenant_hash: string;
+  hash: string;
+}
+
+/** Every chain's last entry at or below `seq`: where a walk from an anchor resumes each chain. */
+async function chainLinksAt(db: Kysely<Database>, seq: string): Promise<Map<string, ChainLink>> {
+  const { rows } = await sql<{ chain: string; tenant_seq: string; tenant_hash: string; hash: string }>`
+    select distinct on (coalesce(tenant_id, '')) coalesce(tenant_id, '') as chain, tenant_seq, tenant_hash, hash
+      from audit_events where seq <= ${seq} and seq > 0
+     order by coalesce(tenant_id, ''), seq desc`.execute(db);
+  return new Map(rows.map((r) => [r.chain, { tenant_seq: BigInt(r.tenant_seq), tenant_hash: r.tenant_hash, hash: r.hash }]));
+}
+
+/**
+ * Walks the ledger in seq order and reports the first entry whose sequence, link or hash does not
+ * match. From the start it begins below 1 on purpose: a row with seq <= 0 is a forgery, not
+ * something to skip. Up to ledger_global_chain_end entries form one global chain (continuous seq,
+ * prev_hash = the previous entry's hash); after it each entry's prev_hash is the hash of the
+ * previous entry of its own chain. Every chain's tenant_seq runs 1, 2, 3, … and links. From an
+ * anchor (an entry verified before, e.g. the last checkpoint) it checks only what follows, each
+ * chain resuming from its stored entry at or below the anchor. `upTo` stops the walk there (the
+ * commit horizon: entries above it may still be joined by lower ones).
+ */
+export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?: ChainAnchor, upTo?: string): Promise<ChainVerdict> {
+  const chainEnd = await globalChainEnd(db);
   let prevHash = from?.hash ?? GENESIS_HASH;
   let expectedSeq = from ? BigInt(from.seq) + 1n : 1n;
   let checked = 0;
   let after: string | null = from?.seq ?? null;
   let head: ChainVerdict['head'] = from ?? null;
-  // Every tenant chain, checked in the same walk. From an anchor they are not checked (the signer
-  // resumes there; each tenant chain is linked by the same trigger that links the global one).
-  const tenantHeads = from ? null : new Map<string, { seq: bigint; hash: string }>();
+  const chains = from ? await chainLinksAt(db, from.seq) : new Map<string, ChainLink>();
   for (;;) {
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(batchSize);
     if (after !== null) q = q.where('seq', '>', after);
+    if (upTo !== undefined) q = q.where('seq', '<=', upTo);
     const rows = await q.execute();
     if (rows.length === 0) return { valid: true, checked, first_bad_seq: null, defect: null, reason: null, head };
     for (const row of rows) {
       const bad = (defect: ChainDefect, reason: string): ChainVerdict => ({ valid: false, checked, first_bad_seq: row.seq, defect, reason, head });
       const seq = BigInt(row.seq);
       if (seq <= 0n) return bad('forged_insert', `sequence ${row.seq} is not a ledger sequence (they start at 1)`);
-      if (seq !== expectedSeq) return bad('gap', `sequence gap: expected ${expectedSeq}`);
-      if (row.prev_hash !== prevHash) return bad('rewrite', 'prev_hash does not match the previous entry');
-      if (entryHash(prevHash, row) !== row.hash) return bad('rewrite', 'hash does not match the entry content');
-      if (tenantHeads) {
-        const chain = row.tenant_id ?? '';
-        const tenantHead = tenantHeads.get(chain) ?? { seq: 0n, hash: GENESIS_HASH };
-        const name = row.tenant_id === null ? 'the platform chain' : `the chain of tenant ${row.tenant_id}`;
-        if (BigInt(row.tenant_seq) !== tenantHead.seq + 1n) return bad('gap', `${name}: tenant_seq ${row.tenant_seq}, expected ${tenantHead.seq + 1n}`);
-        if (row.tenant_prev_hash !== tenantHead.hash) return bad('rewrite', `${name}: tenant_prev_hash does not match its previous entry`);
-        if (tenantEntryHash(tenantHead.hash, row) !== row.tenant_hash) return bad('rewrite', `${name}: tenant_hash does not match the entry content`);
-        tenantHeads.set(chain, { seq: tenantHead.seq + 1n, hash: row.tenant_hash });
+      const chain = row.tenant_id ?? '';
+      const link = chains.get(chain) ?? { tenant_seq: 0n, tenant_hash: GENESIS_HASH, hash: GENESIS_HASH };
+      const name = row.tenant_id === null ? 'the platform chain' : `the chain of tenant ${row.tenant_id}`;
+      if (seq <= chainEnd) {
+        if (seq !== expectedSeq) return bad('gap', `sequence gap: expected ${expectedSeq}`);
+        if (row.prev_hash !== prevHash) return bad('rewrite', 'prev_hash does not match the previous entry');
       }
+      if (BigInt(row.tenant_seq) !== link.tenant_seq + 1n) return bad('gap', `${name}: tenant_seq ${row.tenant_seq}, expected ${link.tenant_seq + 1n}`);
+      if (seq > chainEnd && row.prev_hash !== link.hash) return bad('rewrite', `${name}: prev_hash does not match its previous entry`);
+      if (entryHash(row.prev_hash, row) !== row.hash) return bad('rewrite', 'hash does not match the entry content');
+      if (row.tenant_prev_hash !== link.tenant_hash) return bad('rewrite', `${name}: tenant_prev_hash does not match its previous entry`);
+      if (tenantEntryHash(link.tenant_hash, row) !== row.tenant_hash) return bad('rewrite', `${name}: tenant_hash does not match the entry content`);
+      chains.set(chain, { tenant_seq: link.tenant_seq + 1n, tenant_hash: row.tenant_hash, hash: row.hash });
       prevHash = row.hash;
-      expectedSeq += 1n;
+      expectedSeq = seq + 1n;
       checked += 1;
       head = { seq: row.seq, event_id: row.event_id, hash: row.hash };
     }

@@ -7,12 +7,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { call, createTenants, SMALL_VM } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
-// The ledger's append lock (src/ledger/ledger.repository.ts): holding it keeps a spawn request in flight.
-const LEDGER_LOCK_KEY = 7_221_001;
+// A tenant's ledger chain lock (src/ledger/ledger.repository.ts): holding it keeps its spawn request in flight.
 
 async function until<T>(check: () => Promise<T | null | undefined | false>, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -39,7 +39,8 @@ describe('fault: SIGTERM drains the API and the worker', () => {
     await holder.connect();
     try {
       await holder.query('begin');
-      await holder.query('select pg_advisory_xact_lock($1)', [LEDGER_LOCK_KEY]);
+      // The tenant's ledger chain lock: its appends wait (appends of other tenants would not).
+      await holder.query('select pg_advisory_xact_lock($1, hashtext($2))', [LEDGER_CHAIN_LOCK_CLASS, tenant!.tenantId]);
       const inFlight = call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant!.token, body: SMALL_VM, headers: { 'idempotency-key': 'sa-drain' }, timeoutMs: 60_000 });
       // The request has claimed its key and waits on the ledger.
       await until(async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where idempotency_key = 'sa-drain' and state = 'in_flight'`.execute(stack.db)).rows[0]?.n === 1, 20_000, 'the spawn to be in flight');

@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
 import { GENESIS_HASH } from '../../src/ledger/ledger-hash';
 import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
-import { GOLDEN_ENTRIES, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
+import { GOLDEN_ENTRIES, GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 
@@ -29,7 +29,7 @@ afterEach(async () => {
 });
 
 describe('the chain is computed and enforced by the database', () => {
-  test('when the golden entries are appended, then the database stores exactly the pinned hashes', async () => {
+  test('when the golden entries are appended, then the database stores exactly the pinned hashes, each entry linked within its chain', async () => {
     // Inserted without seq, prev_hash and hash: the database computes them.
     for (const { seq: _seq, details, ...entry } of GOLDEN_ENTRIES) {
       await service.insertInto('audit_events').values({ ...entry, details: JSON.stringify(details) }).execute();
@@ -38,7 +38,8 @@ describe('the chain is computed and enforced by the database', () => {
     expect(stored).toEqual([
       { seq: '1', prev_hash: GENESIS_HASH, hash: GOLDEN_HASHES[0], ...GOLDEN_TENANT_CHAIN[0] },
       { seq: '2', prev_hash: GOLDEN_HASHES[0], hash: GOLDEN_HASHES[1], ...GOLDEN_TENANT_CHAIN[1] },
-      { seq: '3', prev_hash: GOLDEN_HASHES[1], hash: GOLDEN_HASHES[2], ...GOLDEN_TENANT_CHAIN[2] },
+      // The platform chain's first entry: linked to the genesis, not to acme-corp's entry 2.
+      { seq: '3', prev_hash: GENESIS_HASH, hash: GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN, ...GOLDEN_TENANT_CHAIN[2] },
     ]);
   });
 
@@ -80,8 +81,8 @@ describe('the chain is computed and enforced by the database', () => {
     expect(await service.selectFrom('audit_events').select('seq').execute()).toEqual([{ seq: '1' }]);
   });
 
-  test('when the service login names a seq, prev_hash or hash other than the head\'s successor, then each insert is refused', async () => {
-    const head = await appendAuditEvent(service, newAuditEvent());
+  test('when the service login names a seq, prev_hash or hash other than its chain head\'s successor, then each insert is refused', async () => {
+    const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const insert = (chain: { seq?: string; prev_hash?: string; hash?: string }) =>
       refusal(
         service
@@ -90,10 +91,11 @@ describe('the chain is computed and enforced by the database', () => {
           .execute(),
       );
 
-    expect(await insert({ seq: '3' })).toMatchObject({ code: '23514', message: expect.stringMatching(/seq 3 does not extend the chain/) });
-    expect(await insert({ seq: '1' })).toMatchObject({ code: '23514', message: expect.stringMatching(/seq 1 does not extend the chain/) });
-    expect(await insert({ seq: '2', prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/prev_hash is not the hash of the chain head/) });
-    expect(await insert({ seq: '2', prev_hash: head.hash, hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: hash does not match the entry content' });
+    // seq comes from a sequence: each refused insert used up one number (2, 3, 4, …).
+    expect(await insert({ seq: '3' })).toMatchObject({ code: '23514', message: 'audit_events: seq 3 does not extend the chain (the next seq is 2)' });
+    expect(await insert({ seq: '1' })).toMatchObject({ code: '23514', message: 'audit_events: seq 1 does not extend the chain (the next seq is 3)' });
+    expect(await insert({ prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/prev_hash is not the hash of the chain head/) });
+    expect(await insert({ prev_hash: head.hash, hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: hash does not match the entry content' });
     expect(await service.selectFrom('audit_events').select('seq').execute()).toEqual([{ seq: '1' }]);
   });
 
@@ -120,14 +122,15 @@ describe('the chain is computed and enforced by the database', () => {
     expect(await insert({ tenant_seq: '2', tenant_prev_hash: head.tenant_hash, tenant_hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: tenant_hash does not match the entry content' });
   });
 
-  test('when the service login inserts a row without chain fields, then the database links it to the head and it verifies', async () => {
-    const head = await appendAuditEvent(service, newAuditEvent());
+  test('when the service login inserts a row without chain fields, then the database links it to its chain\'s head and it verifies', async () => {
+    await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
+    const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const row = await service
       .insertInto('audit_events')
       .values({ event_id: newAuditEvent().event_id, tenant_id: 'acme-corp', event_type: 'TENANT_DELETED', occurred_at: new Date('2020-01-01T00:00:00.123456Z'), details: '{"b":1,"a":[1.50,2]}' })
       .returningAll()
       .executeTakeFirstOrThrow();
-    expect(row).toMatchObject({ seq: '2', prev_hash: head.hash });
-    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 2, head: { seq: '2', event_id: row.event_id, hash: row.hash } });
+    expect(row).toMatchObject({ seq: '3', prev_hash: head.hash, tenant_seq: '2', tenant_prev_hash: head.tenant_hash });
+    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 3, head: { seq: '3', event_id: row.event_id, hash: row.hash } });
   });
 });

@@ -115,6 +115,27 @@ describe('signed ledger checkpoints', () => {
     expect(await timed.signIfDue()).toEqual({ idle: true });
   });
 
+  test('when an entry with a lower seq is still uncommitted, then the signer signs nothing past it; once it commits, the checkpoint covers it', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let inserted!: () => void;
+    const appended = new Promise<void>((resolve) => (inserted = resolve));
+    const held = service.transaction().execute(async (trx) => {
+      await appendAuditEvent(trx, newAuditEvent({ tenant_id: 'late-tenant' }));
+      inserted();
+      await released;
+    });
+    await appended;
+    await append(3); // seq 2-4, committed before seq 1
+    expect(await signer.signIfDue()).toEqual({ idle: true });
+
+    release();
+    await held;
+    const outcome = await signer.signIfDue();
+    expect(outcome).toMatchObject({ signed: { head: { seq: '4' }, tree_size: 4 } });
+    expect((await verify()).code).toBe(0);
+  });
+
   test('when the checkpoint stream is asked to delete or purge a message, or to drop those refusals, then NATS refuses', async () => {
     await appendAndSign(3);
     const info = await jsm.streams.info(stream);
@@ -146,12 +167,14 @@ describe('signed ledger checkpoints', () => {
     expect((await verify(['--chain-only'])).code).toBe(0);
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('bad: rewrite: seq 3 no longer has the hash signed by the checkpoint signed at');
-    expect(result.stdout).toContain('bad: rewrite: seq 6 no longer has the hash signed by the checkpoint signed at');
+    // Entry 2 is its tenant's only entry: the signed heads (seq 3 and 6, other tenants) keep their
+    // hashes, and the signed trees of chain heads no longer match.
+    expect(result.stdout).toMatch(/bad: rewrite: the tenant chain heads at seq 3 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 3\)/);
+    expect(result.stdout).toMatch(/bad: rewrite: the tenant chain heads at seq 6 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 6\)/);
 
     const next = await appendAndSign(3);
-    expect(next.at(-1)).toEqual({ withheld: expect.stringMatching(/^seq 6 no longer has the entry signed at/) });
-    expect(errors).toEqual([expect.stringMatching(/^ledger checkpoint withheld: the ledger does not extend the last signed checkpoint: seq 6/)]);
+    expect(next.at(-1)).toEqual({ withheld: expect.stringMatching(/^the tenant chain heads at seq 6 no longer give the Merkle root signed at/) });
+    expect(errors).toEqual([expect.stringMatching(/^ledger checkpoint withheld: the ledger does not extend the last signed checkpoint: the tenant chain heads at seq 6/)]);
   });
 
   test('when an entry after the last checkpoint is edited in place, then the signer withholds the next checkpoint', async () => {
@@ -196,7 +219,7 @@ describe('signed ledger checkpoints', () => {
 
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: fork: the ledger matches the checkpoint signed at \S+ \(seq 6\) but not the checkpoint signed at \S+ \(seq 3\): seq 3 no longer has the hash/);
+    expect(result.stdout).toMatch(/bad: fork: the ledger matches the checkpoint signed at \S+ \(seq 6\) but not the checkpoint signed at \S+ \(seq 3\): the tenant chain heads at seq 3 do not give the Merkle root/);
   });
 
   test('when the newest checkpoint signs a tenant tree the ledger does not give, then verify says so', async () => {

@@ -40,7 +40,8 @@ test('when a ledger written before tenant chains is migrated, then every existin
     await appendAuditEvent(service as never, newAuditEvent({ tenant_id: tenant, details: { i }, context: i % 2 ? { actor_scope: 'service:admin' } : {} }));
   }
 
-  const after = await migrator.migrateToLatest();
+  // Up to this migration: the next one (0007) links new entries per chain, see its own test.
+  const after = await migrator.migrateTo('2026_11_27_0006_ledger_tenant_chains');
   expect(after.error).toBeUndefined();
   const rows = await service.selectFrom('audit_events').selectAll().orderBy('seq').execute();
   expect(rows.map((r) => [r.tenant_id, r.tenant_seq])).toEqual([
@@ -59,5 +60,6 @@ test('when a ledger written before tenant chains is migrated, then every existin
   // The global chain is untouched, and a new entry extends both chains.
   const added = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
   expect(added).toMatchObject({ seq: '9', prev_hash: rows[7]!.hash, tenant_seq: '4', tenant_prev_hash: rows[6]!.tenant_hash });
+  expect((await migrator.migrateToLatest()).error).toBeUndefined(); // verifyChain reads what 0007 adds
   expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 9 });
 });

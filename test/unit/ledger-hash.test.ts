@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
+import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
 import { canonicalJson, entryHash, GENESIS_HASH, tenantEntryHash, type HashedFields } from '../../src/ledger/ledger-hash';
 
 describe('canonicalJson (RFC 8785)', () => {
@@ -68,6 +68,11 @@ describe('golden hash vectors', () => {
     let prev = GENESIS_HASH;
     const hashes = GOLDEN_ENTRIES.map((entry) => (prev = entryHash(prev, entry)));
     expect(hashes).toEqual(GOLDEN_HASHES);
+  });
+
+  test('when the entries are linked within their own chains (since 2026_11_27_0007), then entry 3, first of the platform chain, hashes from the genesis to the pinned value', () => {
+    expect(entryHash(GENESIS_HASH, GOLDEN_ENTRIES[2]!)).toBe(GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN);
+    expect(entryHash(GOLDEN_HASHES[0]!, GOLDEN_ENTRIES[1]!)).toBe(GOLDEN_HASHES[1]); // same chain as entry 1
   });
 
   test('when entry 1 is hashed, then the preimage is exactly the hand-written prev_hash, newline and canonical JSON', () => {

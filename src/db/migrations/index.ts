@@ -5,6 +5,7 @@ import * as apiRateLimits from './2026_11_23_0003_api_rate_limits';
 import * as quotaVersion from './2026_11_27_0004_quota_version';
 import * as ledgerChainInDatabase from './2026_11_27_0005_ledger_chain_in_database';
 import * as ledgerTenantChains from './2026_11_27_0006_ledger_tenant_chains';
+import * as ledgerTenantLocks from './2026_11_27_0007_ledger_tenant_locks';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_27_0004_quota_version': quotaVersion,
   '2026_11_27_0005_ledger_chain_in_database': ledgerChainInDatabase,
   '2026_11_27_0006_ledger_tenant_chains': ledgerTenantChains,
+  '2026_11_27_0007_ledger_tenant_locks': ledgerTenantLocks,
 };

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { loadConfig } from '../../src/config/config';
+import { createDatabase } from '../../src/db/database';
+import { ensureDatabaseExists } from '../../src/db/migrate';
+import { migrations } from '../../src/db/migrations';
+import type { Database } from '../../src/db/tables';
+import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
+import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
+import { newAuditEvent } from '../helpers/audit-event.factory';
+
+const config = loadConfig();
+const name = `vm_tenant_test_${Date.now()}_tlocks_${randomBytes(4).toString('hex')}`;
+const ownerUrl = withDatabase(config.migrationDatabaseUrl, name);
+let owner: Kysely<unknown>;
+let migrator: Migrator;
+let service: Kysely<Database>;
+
+beforeAll(async () => {
+  await ensureDatabaseExists(ownerUrl);
+  owner = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: ownerUrl, max: 1 }) }) });
+  migrator = new Migrator({ db: owner, provider: { getMigrations: async () => migrations } });
+  service = createDatabase(withDatabase(config.databaseUrl, name), { max: 4 });
+});
+
+afterAll(async () => {
+  await service.destroy();
+  await owner.destroy();
+  await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
+});
+
+test('when a ledger written under the global lock is migrated, then its entries stay one global chain and new entries link within their own chain', async () => {
+  expect((await migrator.migrateTo('2026_11_27_0006_ledger_tenant_chains')).error).toBeUndefined();
+  for (const [i, tenant] of ['acme-corp', 'globex', null, 'acme-corp', 'globex'].entries()) {
+    await appendAuditEvent(service as never, newAuditEvent({ tenant_id: tenant, details: { i } }));
+  }
+  const old = await service.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+
+  expect((await migrator.migrateToLatest()).error).toBeUndefined();
+  expect((await sql<{ seq: string }>`select seq from ledger_global_chain_end`.execute(service)).rows).toEqual([{ seq: '5' }]);
+  const acme = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
+  const platform = await appendAuditEvent(service, newAuditEvent({ tenant_id: null }));
+  // The sequence continues after the old head; prev_hash is the previous entry of the same chain.
+  expect(acme).toMatchObject({ seq: '6', prev_hash: old[3]!.hash, tenant_seq: '3', tenant_prev_hash: old[3]!.tenant_hash });
+  expect(platform).toMatchObject({ seq: '7', prev_hash: old[2]!.hash, tenant_seq: '2', tenant_prev_hash: old[2]!.tenant_hash });
+  expect(await service.selectFrom('audit_events').selectAll().where('seq', '<=', '5').orderBy('seq').execute()).toEqual(old);
+  expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 7 });
+
+  // The old entries are still checked as one global chain: removing one is a gap in seq.
+  await sql`alter table audit_events disable trigger user`.execute(owner);
+  await sql`delete from audit_events where seq = 3`.execute(owner);
+  await sql`alter table audit_events enable trigger user`.execute(owner);
+  expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '4', defect: 'gap', reason: 'sequence gap: expected 3' });
+});
