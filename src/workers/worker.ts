@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   });
+  const workflowBundle = prebuiltBundle();
   const runtime = await createTenantWorker({
     db,
     databaseUrl: config.databaseUrl,
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     natsSubjectPrefix: config.natsSubjectPrefix,
     fleetUrl: config.fleetUrl,
     log,
-    workflowBundle: prebuiltBundle(),
+    workflowBundle,
     metrics,
     ledgerCheckpoints: {
       key: await ensureCheckpointSigningKey(config.dataDir),
@@ -63,7 +64,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporalAddress }, 'worker started');
+  // The compiled worker runs the bundle `npm run build` made; under tsx it bundles the sources.
+  const workflows = workflowBundle ? `prebuilt ${workflowBundle.codePath}` : 'bundled at start';
+  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporalAddress, workflows }, 'worker started');
   await runtime.run();
   await runtime.shutdown();
   await db.destroy();
