@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     db,
     databaseUrl: config.databaseUrl,
     temporalAddress: config.temporalAddress,
+    temporalConnection: config.temporal.connection,
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
     natsUrl: config.natsUrl,
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // The compiled worker runs the bundle `npm run build` made; under tsx it bundles the sources.
   const workflows = workflowBundle ? `prebuilt ${workflowBundle.codePath}` : 'bundled at start';
-  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporalAddress, workflows }, 'worker started');
+  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporal.summary, workflows }, 'worker started');
   await runtime.run();
   await runtime.shutdown();
   await db.destroy();
