@@ -1,23 +1,29 @@
-# One image for the API, the Temporal worker, the fleet simulator and the one-shot
-# migration; docker-compose.yml picks the command. TypeScript runs through tsx (a
-# runtime dependency), so there is no separate compile step; the workflow bundle is
-# built once here so that workers start without webpack.
-FROM node:20-bookworm-slim
+# One image for the API, the Temporal worker, the fleet simulator and the one-shot migration;
+# docker-compose.yml and deploy/k8s pick the command. Production runs plain `node` on the build
+# output (`npm run build`: tsc to dist/ and the workflow bundle made ahead of time), so no
+# TypeScript compiler, tsx or webpack runs when a container starts.
 
+# Build stage: all dependencies, compile and bundle.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.js scripts/ensure-deps.sh ./scripts/
+COPY src ./src
+RUN npm run build
+
+# Runtime stage: production dependencies and the build output only, as the non-root `node` user.
+FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     DATA_DIR=/app/.data
-
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-
-COPY tsconfig.json ./
-COPY src ./src
-RUN node --import tsx src/workers/workflow-bundle.ts dist/workflow-bundle.js \
- && mkdir -p /app/.data \
- && chown -R node:node /app/.data /app/dist
+COPY --from=build /app/dist ./dist
+RUN mkdir -p /app/.data && chown node:node /app/.data
 
 USER node
 EXPOSE 9221 9231
-# API by default; the worker and the fleet simulator override the command.
-CMD ["node", "--import", "tsx", "src/api/server.ts"]
+# API by default; the worker, the migration and the fleet simulator override the command.
+CMD ["node", "dist/api/server.js"]

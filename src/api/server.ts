@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { sql } from 'kysely';
 import { connect, type NatsConnection } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
@@ -15,6 +15,7 @@ import { startMetricsServer } from '../metrics/metrics-server';
 import { createLogger } from '../logging/logger';
 import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
+import { connectTemporalClient } from '../temporal/temporal-connect';
 import { createApp } from './app';
 import { natsConnectOptions } from '../events/nats-connection';
 import { answerClientError } from './client-error';
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...databaseDeadlines });
   const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...databaseDeadlines });
-  const connection = await Connection.connect({ address: config.temporalAddress });
+  const connection = await connectTemporalClient(config.temporal.connection);
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { isWellFormedToken } from '../auth/token-format';
+import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
 import { envReaders, type Env } from './env-readers';
 
 export interface Config {
@@ -10,8 +11,11 @@ export interface Config {
   readonly natsUrl: string;
   readonly natsStream: string;
   readonly natsSubjectPrefix: string;
+  /** From Temporal's environment configuration (TEMPORAL_* variables and profile file). */
   readonly temporalAddress: string;
   readonly temporalNamespace: string;
+  /** Address, TLS, API key and gRPC metadata for Connection.connect / NativeConnection.connect. */
+  readonly temporal: TemporalSettings;
   readonly temporalTaskQueue: string;
   readonly temporalCallTimeoutMs: number;
   readonly databaseStatementTimeoutMs: number;
@@ -64,8 +68,7 @@ function token(env: Env, key: string, fallback: string): string {
   return value;
 }
 
-function hostPort(env: Env, key: string, fallback: string): string {
-  const value = str(env, key, fallback);
+function hostPort(key: string, value: string): string {
   if (!/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/.test(value)) throw new ConfigError(`${key} must be host:port, got ${JSON.stringify(value)}`);
   return value;
 }
@@ -80,6 +83,7 @@ export function loadConfig(env: Env = process.env): Config {
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
   const natsStream = token(env, 'NATS_STREAM', 'VM_TENANT');
   const dataDir = path.resolve(str(env, 'DATA_DIR', '.data'));
+  const temporal = temporalSettingsFromEnv(env, { address: '127.0.0.1:7233', namespace: 'default' }, (message) => new ConfigError(message));
   return Object.freeze({
     host: str(env, 'HOST', '127.0.0.1'),
     port: int(env, 'PORT', 9221, 0, 65535),
@@ -88,8 +92,9 @@ export function loadConfig(env: Env = process.env): Config {
     natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
     natsStream,
     natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
-    temporalAddress: hostPort(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233'),
-    temporalNamespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+    temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),
+    temporalNamespace: temporal.namespace,
+    temporal,
     temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'vm-tenant'),
     // Deadlines of outbound calls (docs/reliability.md): past them a request answers 503.
     temporalCallTimeoutMs: int(env, 'TEMPORAL_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
@@ -130,8 +135,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     port: config.port,
     databaseUrl: redactUrl(config.databaseUrl),
     natsUrl: redactUrl(config.natsUrl),
-    temporalAddress: config.temporalAddress,
-    temporalNamespace: config.temporalNamespace,
+    temporal: config.temporal.summary,
     temporalTaskQueue: config.temporalTaskQueue,
     temporalCallTimeoutMs: config.temporalCallTimeoutMs,
     databaseStatementTimeoutMs: config.databaseStatementTimeoutMs,

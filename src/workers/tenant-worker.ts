@@ -1,4 +1,4 @@
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import { connect, type NatsConnection } from 'nats';
 import { createActivities } from '../activities';
@@ -16,11 +16,15 @@ import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { startHousekeeping } from './housekeeping';
 import { natsConnectOptions } from '../events/nats-connection';
 import { WORKFLOWS_PATH } from './workflow-bundle';
+import { connectTemporalWorker } from '../temporal/temporal-connect';
+import type { TemporalConnectionOptions } from '../temporal/temporal-env-config';
 
 export interface TenantWorkerOptions {
   db: Kysely<Database>;
   databaseUrl: string;
   temporalAddress: string;
+  /** TLS, API key and metadata from Temporal's environment configuration; without it, plaintext to temporalAddress. */
+  temporalConnection?: TemporalConnectionOptions;
   namespace: string;
   taskQueue: string;
   natsUrl: string;
@@ -52,7 +56,7 @@ export interface TenantWorkerRuntime {
 export async function createTenantWorker(options: TenantWorkerOptions): Promise<TenantWorkerRuntime> {
   const nats = await connect({ ...natsConnectOptions(options.natsUrl), name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
   await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
-  const connection = await NativeConnection.connect({ address: options.temporalAddress });
+  const connection = await connectTemporalWorker(options.temporalConnection ?? { address: options.temporalAddress });
   const rawFleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });
   const fleet = options.metrics ? instrumentFleetClient(rawFleet, options.metrics) : rawFleet;
   const worker = await Worker.create({

@@ -1,5 +1,6 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Runtime } from '@temporalio/worker';
+import { connectTemporalClient } from '../temporal/temporal-connect';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   });
-  const clientConnection = await Connection.connect({ address: config.temporalAddress });
+  const clientConnection = await connectTemporalClient(config.temporal.connection);
   const workflows = createTenantWorkflowClient({
     client: new Client({ connection: clientConnection, namespace: config.temporalNamespace }),
     taskQueue: config.temporalTaskQueue,
@@ -44,11 +45,13 @@ async function main(): Promise<void> {
     continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
     limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
   });
+  const workflowBundle = prebuiltBundle();
   const runtime = await createTenantWorker({
     db,
     workflows,
     databaseUrl: config.databaseUrl,
     temporalAddress: config.temporalAddress,
+    temporalConnection: config.temporal.connection,
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
     natsUrl: config.natsUrl,
@@ -56,7 +59,7 @@ async function main(): Promise<void> {
     natsSubjectPrefix: config.natsSubjectPrefix,
     fleetUrl: config.fleetUrl,
     log,
-    workflowBundle: prebuiltBundle(),
+    workflowBundle,
     metrics,
     ledgerCheckpoints: {
       key: await ensureCheckpointSigningKey(config.dataDir),
@@ -74,7 +77,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporalAddress }, 'worker started');
+  // The compiled worker runs the bundle `npm run build` made; under tsx it bundles the sources.
+  const bundled = workflowBundle ? `prebuilt ${workflowBundle.codePath}` : 'bundled at start';
+  log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporal.summary, workflows: bundled }, 'worker started');
   await runtime.run();
   await runtime.shutdown();
   await clientConnection.close();

@@ -3,8 +3,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-export const WORKFLOWS_PATH = path.resolve(__dirname, '../workflows/index.ts');
-export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '../../dist/workflow-bundle.js');
+/** The workflow sources next to this file: index.ts under tsx and ts-jest, index.js in the build output. */
+export const WORKFLOWS_PATH = path.resolve(__dirname, `../workflows/index${path.extname(__filename)}`);
+/**
+ * Where `npm run build` writes the bundle: the root of the build output (dist/workflow-bundle.js
+ * next to dist/workers/). From src/workers (tsx) this is src/workflow-bundle.js, which never
+ * exists, so a development worker always bundles the current sources and never a stale build.
+ */
+export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '../workflow-bundle.js');
 
 /** Pre-builds the workflow bundle once, so workers (and test files) start without webpack. */
 export async function buildWorkflowBundle(outputPath = DEFAULT_BUNDLE_PATH): Promise<string> {

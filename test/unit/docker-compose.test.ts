@@ -90,6 +90,11 @@ function publishedBindings(service: ComposeService): string[] {
   return (service.ports ?? []).map((port) => (typeof port === 'object' ? `${port.published}:${port.target}` : String(port)));
 }
 
+/** The source file a build output file is compiled from (tsconfig.build.json: src/ -> dist/). */
+function sourceOf(file: string): string {
+  return file.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts');
+}
+
 function commandOf(service: ComposeService): string[] {
   if (service.command === undefined) return [];
   return Array.isArray(service.command) ? service.command : service.command.split(/\s+/).filter(Boolean);
@@ -271,19 +276,33 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  test.each(ourServices)('when %s runs a command, then the entry point file exists', (_name, service) => {
-    const files = commandOf(service).filter((part) => /\.(ts|js|mjs|cjs)$/.test(part));
-    expect(files.length).toBeGreaterThan(0);
-    for (const file of files) expect(existsSync(path.join(ROOT, file))).toBe(true);
+  test.each(ourServices)('when %s runs a command, then it is plain node on a build output file whose source exists', (_name, service) => {
+    const command = commandOf(service);
+    expect(command[0]).toBe('node');
+    expect(command).not.toContain('--import');
+    const files = command.filter((part) => /\.(ts|js|mjs|cjs)$/.test(part));
+    expect(files).toEqual([expect.stringMatching(/^dist\/.+\.js$/)]);
+    for (const file of files) expect(existsSync(path.join(ROOT, sourceOf(file)))).toBe(true);
   });
 
   test('when building the image, then the Dockerfile copies and runs files that exist', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-    const copied = [...dockerfile.matchAll(/^COPY\s+(.+)\s+\S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
+    // COPY --from=<stage> copies from an earlier stage, not from the repository.
+    const copied = [...dockerfile.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
     expect(copied.length).toBeGreaterThan(0);
     for (const source of copied) expect(existsSync(path.join(ROOT, source))).toBe(true);
-    const referenced = [...dockerfile.matchAll(/(src\/[\w./-]+\.ts)/g)].map((m) => m[1] ?? '');
+    const referenced = [...dockerfile.matchAll(/(dist\/[\w./-]+\.js)/g)].map((m) => m[1] ?? '');
     expect(referenced.length).toBeGreaterThan(0);
-    for (const file of referenced) expect(existsSync(path.join(ROOT, file))).toBe(true);
+    for (const file of referenced) expect(existsSync(path.join(ROOT, sourceOf(file)))).toBe(true);
+  });
+
+  test('when building the image, then it compiles in a build stage and runs plain node as a non-root user', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM \S+ AS build$/m);
+    expect(dockerfile).toMatch(/^RUN npm run build$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "dist\/api\/server\.js"\]$/m);
+    expect(dockerfile).not.toMatch(/--import/);
   });
 });
