@@ -72,6 +72,8 @@ export interface PrivateStackOptions {
   workerEnv?: Record<string, string>;
   /** Extra environment for the API process. */
   apiEnv?: Record<string, string>;
+  /** A second API process and a second worker on the same services (`api2`, `worker2`). */
+  replicas?: boolean;
   /** Keep the directory (data and logs) after stop(), for debugging. */
   keepDir?: boolean;
 }
@@ -85,6 +87,8 @@ export interface PrivateStack {
   readonly worker: NodePart;
   readonly api: NodePart;
   readonly apiUrl: string;
+  /** With `replicas`: the second API (on `api2Url`) and the second worker. */
+  readonly replicas: { api: NodePart; apiUrl: string; worker: NodePart } | null;
   readonly fleetUrl: string;
   readonly natsUrl: string;
   readonly natsStream: string;
@@ -496,7 +500,8 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     return log;
   };
 
-  const [pgPort, natsPort, temporalPort, fleetPort, apiPort, temporalBin] = await Promise.all([
+  const [pgPort, natsPort, temporalPort, fleetPort, apiPort, api2Port, temporalBin] = await Promise.all([
+    getFreePort(),
     getFreePort(),
     getFreePort(),
     getFreePort(),
@@ -553,6 +558,28 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     logOf('api'),
   );
 
+  // Replicas share everything but their ports; no process of the stack binds the fixed metrics ports.
+  const noMetrics = { API_METRICS_PORT: '0', WORKER_METRICS_PORT: '0', TEMPORAL_SDK_METRICS_PORT: '0' };
+  const replicas = options.replicas
+    ? {
+        apiUrl: `http://127.0.0.1:${api2Port}`,
+        api: new NodePart(
+          'api2',
+          'src/api/server.ts',
+          () => ({ ...common(), ...noMetrics, PORT: String(api2Port), ...options.apiEnv }),
+          (child) => waitForHttp(`http://127.0.0.1:${api2Port}/healthz`, child, logOf('api2'), 60_000),
+          logOf('api2'),
+        ),
+        worker: new NodePart(
+          'worker2',
+          'src/workers/worker.ts',
+          () => ({ ...common(), ...noMetrics, ...options.workerEnv }),
+          (child) => waitForLine(child, logOf('worker2'), /"msg":"worker started"/, 120_000),
+          logOf('worker2'),
+        ),
+      }
+    : null;
+
   // The checks' own connection; a stopped server must not crash the test process.
   const checkPool = new pg.Pool({ connectionString: postgres.url('postgres'), max: 4 });
   checkPool.on('error', () => undefined);
@@ -570,6 +597,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     worker,
     api,
     apiUrl,
+    replicas,
     fleetUrl,
     natsUrl: nats.url,
     natsStream,
@@ -599,7 +627,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     },
     async stop() {
       // Our processes first (they hold connections to the services), then the services.
-      await Promise.allSettled([api.stop(), worker.stop(), fleet.stop()]);
+      await Promise.allSettled([api.stop(), worker.stop(), fleet.stop(), replicas?.api.stop(), replicas?.worker.stop()]);
       await connection?.close().catch(() => undefined);
       await db.destroy().catch(() => undefined);
       await Promise.allSettled([temporal.stop(), nats.stop(), postgres.isRunning() ? postgres.stop() : Promise.resolve()]);
@@ -620,6 +648,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       fleet.start(),
     ]);
     await Promise.all([worker.start(), api.start()]);
+    if (replicas) await Promise.all([replicas.worker.start(), replicas.api.start()]);
   } catch (error) {
     await stack.stop().catch(() => undefined);
     throw error;

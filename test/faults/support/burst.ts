@@ -153,6 +153,8 @@ export interface BurstOptions {
   /** Per-attempt HTTP timeout. */
   attemptTimeoutMs?: number;
   keyPrefix: string;
+  /** API processes to spread the attempts over, as a load balancer would (default: the stack's one). */
+  apiUrls?: readonly string[];
 }
 
 export interface Burst {
@@ -170,6 +172,10 @@ export function startBurst(stack: PrivateStack, tenants: readonly Tenant[], opti
   const retryFor = options.retryForMs ?? 120_000;
   const timeoutMs = options.attemptTimeoutMs ?? 20_000;
   const finalCount = () => requests.filter((r) => r.final !== null).length;
+  const apiUrls = options.apiUrls ?? [stack.apiUrl];
+  let turn = 0;
+  // Each attempt goes to the next API: a retry after one died reaches another.
+  const apiUrl = () => apiUrls[turn++ % apiUrls.length]!;
 
   const runTenant = async (tenant: Tenant) => {
     let next = 0;
@@ -182,7 +188,7 @@ export function startBurst(stack: PrivateStack, tenants: readonly Tenant[], opti
         requests.push(spawn);
         await sendWithRetries(
           spawn,
-          () => call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': key }, timeoutMs }),
+          () => call(apiUrl(), 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': key }, timeoutMs }),
           Date.now() + retryFor,
         );
         if (spawn.final === 202 && options.destroyEvery && index % options.destroyEvery === 0) {
@@ -191,7 +197,7 @@ export function startBurst(stack: PrivateStack, tenants: readonly Tenant[], opti
           requests.push(destroy);
           await sendWithRetries(
             destroy,
-            () => call(stack.apiUrl, 'DELETE', `/v1/vms/${spawn.vmId}`, { token: tenant.token, headers: { 'idempotency-key': destroyKey }, timeoutMs }),
+            () => call(apiUrl(), 'DELETE', `/v1/vms/${spawn.vmId}`, { token: tenant.token, headers: { 'idempotency-key': destroyKey }, timeoutMs }),
             Date.now() + retryFor,
           );
         }

@@ -132,7 +132,9 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     }
   }
   const rejected = events.filter((e) => e.event_type === 'VM_SPAWN_REJECTED' && tenantIds.includes(e.tenant_id ?? ''));
-  if (rejected.length > 0) problems.push(`${rejected.length} VM_SPAWN_REJECTED in the ledger, none expected`);
+  // One refusal recorded per spawn the client was finally refused for quota (a retry names the same VM).
+  const refusedForQuota = requests.filter((r) => r.kind === 'spawn' && r.final === 429 && r.finalBody?.code === 'quota_exceeded').length;
+  if (rejected.length !== refusedForQuota) problems.push(`${rejected.length} VM_SPAWN_REJECTED in the ledger, ${refusedForQuota} expected`);
   const chain = await verifyChain(stack.db);
   if (!chain.valid) problems.push(`ledger chain broken at seq ${chain.first_bad_seq}: ${chain.reason}`);
 
