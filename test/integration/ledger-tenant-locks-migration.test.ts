@@ -19,7 +19,11 @@ let service: Kysely<Database>;
 
 beforeAll(async () => {
   await ensureDatabaseExists(ownerUrl);
-  owner = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: ownerUrl, max: 1 }) }) });
+  // An idle connection ended by the server (a database dropped WITH (FORCE) elsewhere) must not
+  // crash the test process: the pool without a listener would rethrow it (createPgPool does the same).
+  const ownerPool = new pg.Pool({ connectionString: ownerUrl, max: 1 });
+  ownerPool.on('error', () => undefined);
+  owner = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: ownerPool }) });
   migrator = new Migrator({ db: owner, provider: { getMigrations: async () => migrations } });
   service = createDatabase(withDatabase(config.databaseUrl, name), { max: 4 });
 });
