@@ -5,6 +5,7 @@ import pg from 'pg';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
 import { BENCH_VM, type ApiClient, type Tenant } from './api-client';
 import { summarize, type LatencySummary } from './stats';
+import { largestPayload } from '../src/temporal/largest-payload';
 
 const EventType = proto.api.enums.v1.EventType;
 
@@ -68,10 +69,3 @@ export async function measureTenantSize(options: { api: ApiClient; temporal: Cli
   return { vms_held: options.held + options.spawns + 1, rebuild_spawn_ms: Math.round(rebuildMs * 100) / 100, spawn: summarize(samples), workflow_task: summarize(taskMs), largest_payload_bytes: largest };
 }
 
-function largestPayload(value: unknown): number {
-  if (!value || typeof value !== 'object' || value instanceof Uint8Array) return 0;
-  const record = value as Record<string, unknown>;
-  let max = record.data instanceof Uint8Array && 'metadata' in record ? record.data.length : 0;
-  for (const child of Object.values(record)) max = Math.max(max, largestPayload(child));
-  return max;
-}

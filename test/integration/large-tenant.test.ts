@@ -3,20 +3,12 @@ import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { replayLiveRuns } from '../helpers/replay-live';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
+import { largestPayload } from '../../src/temporal/largest-payload';
 
 const MAX_VMS = 100_000; // the largest max_vms the API accepts
 const SEEDED = MAX_VMS - 10;
 const PAYLOAD_LIMIT = 256 * 1024;
 
-/** The largest payload anywhere in a history event (workflow input, update arguments, activity results). */
-function largestPayload(value: unknown): number {
-  if (!value || typeof value !== 'object') return 0;
-  if (value instanceof Uint8Array) return 0;
-  const record = value as Record<string, unknown>;
-  let max = record.data instanceof Uint8Array && 'metadata' in record ? record.data.length : 0;
-  for (const child of Object.values(record)) max = Math.max(max, largestPayload(child));
-  return max;
-}
 
 /**
  * A tenant at the largest size the API accepts: its workflow state and every payload stay small,

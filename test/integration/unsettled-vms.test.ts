@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { recordVmStep } from '../../src/activities/vm-audit';
+import { vmIdForIdempotencyKey } from '../../src/ledger/deterministic-ids';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { insertVmForLiveTenant } from '../../src/vms/vm.repository';
@@ -54,7 +55,6 @@ describe('VMs Postgres holds but the workflow lost', () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 5 });
     expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
     const key = `lost-${randomUUID()}`;
-    const { vmIdForIdempotencyKey } = await import('../../src/ledger/deterministic-ids');
     const vmId = vmIdForIdempotencyKey(tenantId, key);
     await lostAdmission(tenantId, vmId);
     const retried = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM, headers: { 'Idempotency-Key': key } });
