@@ -1,4 +1,7 @@
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { loadConfig } from '../config/config';
 import { linePrefix, spawnManaged, type ChildExit, type ManagedChild } from './child-process';
 import { answersOk, waitUntilReady } from './readiness';
 import { REPO_ROOT } from './temporal-binary';
@@ -12,8 +15,6 @@ const ENTRY_POINTS: Record<ServiceKind, string> = {
   fleet: 'src/fleet-simulator/server.ts',
 };
 
-/** The worker logs this once it polls its task queue (after bundling the workflow code when there is no build). */
-const WORKER_READY_LINE = /"msg":"worker started"/;
 
 export interface ServiceProcessOptions {
   kind: ServiceKind;
@@ -35,13 +36,13 @@ function loopback(host: string | undefined): string {
 /**
  * One vm-tenant program (`node --import tsx src/...`) as a child process that can be started,
  * stopped, killed and restarted on the same settings. Ready means: the API and the fleet simulator
- * answer /healthz, the worker has logged that it started.
+ * answer /healthz; Temporal lists this very worker process (its default identity, pid@host) among the
+ * pollers of its task queue, whatever its log level.
  */
 export class ServiceProcess {
   readonly kind: ServiceKind;
   readonly name: string;
   private child: ManagedChild | null = null;
-  private sawReadyLine = false;
 
   constructor(private readonly options: ServiceProcessOptions) {
     this.kind = options.kind;
@@ -66,7 +67,6 @@ export class ServiceProcess {
 
   /** Starts the process without waiting until it is ready. */
   launch(): ManagedChild {
-    this.sawReadyLine = false;
     const prefix = linePrefix(this.name);
     const onLine = this.options.onLine ?? ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
     this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])], {
@@ -74,18 +74,31 @@ export class ServiceProcess {
       env: this.options.env(),
       detached: this.options.detached,
       keepLines: this.options.keepLines ?? 400,
-      onLine: (line, stream) => {
-        if (WORKER_READY_LINE.test(line)) this.sawReadyLine = true;
-        onLine(line, stream);
-      },
+      onLine,
     });
     return this.child;
   }
 
   async waitUntilReady(): Promise<void> {
     if (!this.child) throw new Error(`${this.name} was not launched`);
-    const probe = this.kind === 'worker' ? async () => this.sawReadyLine : answersOk(`${this.url}/healthz`);
-    await waitUntilReady(this.child, probe, this.name, this.options.readyTimeoutMs ?? (this.kind === 'worker' ? 120_000 : 60_000));
+    const timeoutMs = this.options.readyTimeoutMs ?? (this.kind === 'worker' ? 120_000 : 60_000);
+    if (this.kind !== 'worker') return waitUntilReady(this.child, answersOk(`${this.url}/healthz`), this.name, timeoutMs);
+    const config = loadConfig(this.options.env());
+    const connection = Connection.lazy(config.temporal.connection);
+    const identity = `${this.child.pid}@`;
+    const polls = async () => {
+      const { pollers } = await connection.workflowService.describeTaskQueue({
+        namespace: config.temporalNamespace,
+        taskQueue: { name: config.temporalTaskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      return pollers.some((poller) => poller.identity?.startsWith(identity));
+    };
+    try {
+      await waitUntilReady(this.child, polls, this.name, timeoutMs);
+    } finally {
+      await connection.close();
+    }
   }
 
   async start(): Promise<void> {
