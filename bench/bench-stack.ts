@@ -2,16 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
 import { connect } from 'nats';
 import { generateToken } from '../src/auth/token-format';
 import { migrateToLatest } from '../src/db/migrate';
 import { SERVICE_ROLE } from '../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
-import { describeExit, spawnNodeTs, type ManagedChild } from '../src/devstack/child-process';
 import { getFreePort } from '../src/devstack/free-port';
 import { adminQuery, withDatabase } from '../src/devstack/postgres-admin';
 import { checkServices } from '../src/devstack/service-checks';
-import { ensureTemporalBinary, REPO_ROOT } from '../src/devstack/temporal-binary';
+import { ensureTemporalBinary } from '../src/devstack/temporal-binary';
+import { stackEnv } from '../src/devstack/service-env';
+import { ServiceProcess, startServices, stopServices } from '../src/devstack/service-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/devstack/temporal-dev-server';
 
 /**
@@ -37,18 +37,6 @@ export interface BenchStack {
 const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
-async function waitFor(what: string, child: ManagedChild, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.hasExited()) throw new Error(`${what} ${describeExit(await child.exited)}:\n${child.recentOutput().join('\n')}`);
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not become ready:\n${child.recentOutput().join('\n')}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-const httpOk = (url: string) => async () => (await fetch(url)).ok;
-
 export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: string } = {}): Promise<BenchStack> {
   const adminUrl = withDatabase(env.pgAdminUrl || DEFAULT_PG_ADMIN_URL, 'postgres');
   const natsUrl = env.natsUrl || DEFAULT_NATS_URL;
@@ -64,11 +52,10 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
   const adminToken = generateToken();
   const taskQueue = `vm-tenant-bench-${suffix}`;
 
-  const children: ManagedChild[] = [];
+  let services: ServiceProcess[] = [];
   let temporal: TemporalDevServer | undefined;
   const stop = async () => {
-    // Reverse start order: the API first (no new work), then the worker, the fleet, Temporal.
-    for (const child of [...children].reverse()) await child.stop(15_000);
+    await stopServices(services);
     await temporal?.stop();
     await adminQuery(adminUrl, `drop database if exists "${databaseName}" with (force)`).catch((error: unknown) =>
       process.stderr.write(`could not drop ${databaseName}: ${String(error)}\n`),
@@ -89,18 +76,24 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
     ]);
     const [apiPort, fleetPort] = [await getFreePort(), await getFreePort()];
     const childEnv: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...stackEnv(
+        {
+          databaseUrl: withDatabase(adminUrl, databaseName, SERVICE_ROLE),
+          migrationDatabaseUrl: ownerUrl,
+          natsUrl,
+          natsStream: stream,
+          natsSubjectPrefix: subjectPrefix,
+          temporalAddress: temporal.address,
+          temporalNamespace: temporal.namespace,
+          taskQueue,
+          fleetPort,
+          adminToken,
+          dataDir,
+          logLevel: 'warn',
+        },
+        process.env,
+      ),
       PORT: String(apiPort),
-      DATABASE_URL: withDatabase(adminUrl, databaseName, SERVICE_ROLE),
-      MIGRATION_DATABASE_URL: ownerUrl,
-      NATS_URL: natsUrl,
-      NATS_STREAM: stream,
-      NATS_SUBJECT_PREFIX: subjectPrefix,
-      TEMPORAL_ADDRESS: temporal.address,
-      TEMPORAL_NAMESPACE: temporal.namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      FLEET_URL: `http://127.0.0.1:${fleetPort}`,
-      FLEET_PORT: String(fleetPort),
       FLEET_STATE_FILE: path.join(dataDir, 'fleet-state.json'),
       FLEET_BOOT_MS: '0',
       // The simulator rewrites its whole state file (with fsync) on every change by default: ~80 ms
@@ -112,37 +105,16 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       FLEET_HOST_VCPUS: '100000',
       FLEET_HOST_MEMORY_MB: '100000000',
       FLEET_HOST_STORAGE_GB: '100000000',
-      ADMIN_TOKEN: adminToken,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
     };
-    const quiet = { env: childEnv, cwd: REPO_ROOT, onLine: () => undefined, keepLines: 200 };
-    const fleet = spawnNodeTs('fleet', path.join(REPO_ROOT, 'src/fleet-simulator/server.ts'), quiet);
-    children.push(fleet);
-    const fleetUrl = `http://127.0.0.1:${fleetPort}`;
-    await waitFor('fleet simulator', fleet, httpOk(`${fleetUrl}/_sim/config`));
-
-    const worker = spawnNodeTs('worker', path.join(REPO_ROOT, 'src/workers/worker.ts'), quiet);
-    children.push(worker);
-    const connection = await Connection.connect({ address: temporal.address });
-    try {
-      // Ready once it polls the task queue (it bundles the workflow code first when dist/ has none).
-      await waitFor('worker', worker, async () => {
-        const described = await connection.workflowService.describeTaskQueue({
-          namespace: temporal!.namespace,
-          taskQueue: { name: taskQueue },
-          taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
-        });
-        return described.pollers.length > 0;
-      });
-    } finally {
-      await connection.close();
-    }
-
-    const api = spawnNodeTs('api', path.join(REPO_ROOT, 'src/api/server.ts'), quiet);
-    children.push(api);
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitFor('API', api, httpOk(`${apiUrl}/readyz`));
+    const quiet = { env: () => childEnv, onLine: () => undefined, keepLines: 200, readyTimeoutMs: 90_000 };
+    const [fleet, , api] = (services = [
+      new ServiceProcess({ kind: 'fleet', ...quiet }),
+      new ServiceProcess({ kind: 'worker', ...quiet }),
+      new ServiceProcess({ kind: 'api', ...quiet }),
+    ]);
+    await startServices(services);
+    const fleetUrl = fleet!.url;
+    const apiUrl = api!.url;
 
     return {
       apiUrl,

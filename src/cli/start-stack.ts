@@ -14,10 +14,11 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/config';
 import { migrateToLatest } from '../db/migrate';
-import { describeExit, spawnNodeTs, type ManagedChild } from '../devstack/child-process';
+import { describeExit, type ManagedChild } from '../devstack/child-process';
 import { isPortFree } from '../devstack/free-port';
 import { checkServices } from '../devstack/service-checks';
-import { REPO_ROOT, ensureTemporalBinary } from '../devstack/temporal-binary';
+import { ensureTemporalBinary } from '../devstack/temporal-binary';
+import { ServiceProcess, startServices, stopServices } from '../devstack/service-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../devstack/temporal-dev-server';
 
 const TEMPORAL_DEV_PORT = 7233;
@@ -35,17 +36,14 @@ class StackAborted extends Error {
 const say = (message: string): void => {
   process.stdout.write(`[stack] ${message}\n`);
 };
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Running {
   temporal?: TemporalDevServer;
-  fleet?: ManagedChild;
-  worker?: ManagedChild;
-  api?: ManagedChild;
+  services: ServiceProcess[];
 }
 
 class Stack {
-  private readonly running: Running = {};
+  private readonly running: Running = { services: [] };
   private stopping: Promise<never> | undefined;
   private stoppingSince = 0;
 
@@ -54,9 +52,15 @@ class Stack {
   }
 
   /** Registers a started piece; when stopping already began, it is stopped at once. */
-  track<K extends keyof Running>(key: K, value: NonNullable<Running[K]>, label: string): void {
-    this.running[key] = value;
-    const proc = key === 'temporal' ? (value as TemporalDevServer).process : (value as ManagedChild);
+  track(piece: TemporalDevServer | ServiceProcess, label: string): void {
+    let proc: ManagedChild;
+    if (piece instanceof ServiceProcess) {
+      this.running.services.push(piece);
+      proc = piece.process!;
+    } else {
+      this.running.temporal = piece;
+      proc = piece.process;
+    }
     void proc.exited.then((exit) => {
       if (!this.isStopping) void this.stop(1, `${label} ${describeExit(exit)} unexpectedly; stopping the stack.`);
     });
@@ -73,10 +77,8 @@ class Stack {
     this.stoppingSince = Date.now();
     (exitCode === 0 ? process.stdout : process.stderr).write(`[stack] ${reason}\n`);
     this.stopping = (async () => {
-      const { api, worker, fleet, temporal } = this.running;
-      await Promise.all([api?.stop(10_000), worker?.stop(15_000)]);
-      await fleet?.stop(5_000);
-      await temporal?.stop(10_000);
+      await stopServices(this.running.services);
+      await this.running.temporal?.stop(10_000);
       say(exitCode === 0 ? 'stopped.' : 'stopped after a failure.');
       process.exit(exitCode);
     })();
@@ -85,8 +87,8 @@ class Stack {
 
   /** Last resort when this process exits some other way: no child outlives it. */
   killAll(): void {
-    const { api, worker, fleet, temporal } = this.running;
-    for (const child of [api, worker, fleet, temporal?.process]) {
+    const { services, temporal } = this.running;
+    for (const child of [...services.map((service) => service.process), temporal?.process]) {
       if (child?.pid !== undefined && !child.hasExited()) {
         try {
           process.kill(-child.pid, 'SIGKILL');
@@ -106,23 +108,6 @@ async function requireFreePort(port: number, what: string, hint: string): Promis
   if (!(await isPortFree(port))) {
     throw new StackError(`Port ${port} (${what}) is already in use. ${hint}`);
   }
-}
-
-async function waitForHttp(url: string, child: ManagedChild | undefined, label: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    if (child?.hasExited()) throw new StackError(`${label} ${describeExit(await child.exited)} before it answered on ${url}`);
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      if (response.ok) return;
-      last = `HTTP ${response.status}`;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    await sleep(250);
-  }
-  throw new StackError(`${label} did not answer on ${url} within ${timeoutMs / 1000} s (${last})`);
 }
 
 function sameHost(url: string): string {
@@ -162,7 +147,7 @@ async function startStack(stack: Stack, env: NodeJS.ProcessEnv, config: Config):
       dbFilename: path.join(config.dataDir, 'temporal.db'),
       detached: true,
     });
-    stack.track('temporal', temporal, 'the Temporal dev server');
+    stack.track(temporal, 'the Temporal dev server');
     temporalAddress = temporal.address;
     temporalUi = temporal.uiUrl;
     childEnv.TEMPORAL_ADDRESS = temporalAddress;
@@ -176,29 +161,23 @@ async function startStack(stack: Stack, env: NodeJS.ProcessEnv, config: Config):
   stack.checkpoint();
 
   let fleetUrl = config.fleetUrl;
+  const services: ServiceProcess[] = [];
   if (ownFleet) {
     childEnv.FLEET_PORT = String(config.fleetPort);
     childEnv.FLEET_STATE_FILE = env.FLEET_STATE_FILE || path.join(config.dataDir, 'fleet-state.json');
     fleetUrl = `http://127.0.0.1:${config.fleetPort}`;
     childEnv.FLEET_URL = fleetUrl;
-    const fleet = spawnNodeTs('fleet', path.join(REPO_ROOT, 'src/fleet-simulator/server.ts'), { env: childEnv, cwd: REPO_ROOT, detached: true });
-    stack.track('fleet', fleet, 'the fleet simulator');
-    await waitForHttp(`${fleetUrl}/healthz`, fleet, 'the fleet simulator', 30_000);
+    services.push(new ServiceProcess({ kind: 'fleet', env: () => childEnv, detached: true }));
   } else {
     say(`using the fleet controller at ${sameHost(fleetUrl)} (FLEET_URL)`);
   }
+  const api = new ServiceProcess({ kind: 'api', env: () => childEnv, detached: true });
+  services.push(new ServiceProcess({ kind: 'worker', env: () => childEnv, detached: true }), api);
+  const labels: Record<string, string> = { fleet: 'the fleet simulator', worker: 'the worker', api: 'the API' };
+  await startServices(services, (service) => stack.track(service, labels[service.kind]!));
   stack.checkpoint();
 
-  const worker = spawnNodeTs('worker', path.join(REPO_ROOT, 'src/workers/worker.ts'), { env: childEnv, cwd: REPO_ROOT, detached: true });
-  stack.track('worker', worker, 'the worker');
-  const api = spawnNodeTs('api', path.join(REPO_ROOT, 'src/api/server.ts'), { env: childEnv, cwd: REPO_ROOT, detached: true });
-  stack.track('api', api, 'the API');
-
-  const apiHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const apiUrl = `http://${apiHost}:${config.port}`;
-  await waitForHttp(`${apiUrl}/healthz`, api, 'the API', 60_000);
-  stack.checkpoint();
-
+  const apiUrl = api.url;
   const lines = [
     '',
     'vm-tenant is running:',

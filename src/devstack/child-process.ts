@@ -130,11 +130,6 @@ export function spawnManaged(name: string, command: string, args: readonly strin
   };
 }
 
-/** Runs a TypeScript entry point as `node --import tsx <file>`. */
-export function spawnNodeTs(name: string, file: string, options: SpawnManagedOptions = {}): ManagedChild {
-  return spawnManaged(name, process.execPath, ['--import', 'tsx', file], options);
-}
-
 /** Describes how a child ended, for messages ("exited with code 1", "was killed by SIGKILL"). */
 export function describeExit(exit: ChildExit): string {
   if (exit.signal) return `was killed by ${exit.signal}`;

@@ -53,14 +53,14 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     stack = spawn(process.execPath, [path.join(ROOT, 'scripts/start.js')], { cwd: ROOT, env: stackEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     stack.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     stack.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 90_000;
+    const deadline = Date.now() + 180_000;
     while (!output.includes('vm-tenant is running')) {
       if (stack.exitCode !== null || Date.now() > deadline) throw new Error(`stack did not start:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     // The API wrote the admin token where the start-up banner says.
     adminToken = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-  }, 120_000);
+  }, 210_000);
 
   afterAll(async () => {
     if (stack && stack.exitCode === null) {

@@ -20,13 +20,14 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../src/db/tables';
 import { migrateToLatest } from '../../src/db/migrate';
-import { describeExit, spawnManaged, type ChildExit, type ManagedChild } from '../../src/devstack/child-process';
+import { spawnManaged, type ChildExit, type ManagedChild } from '../../src/devstack/child-process';
+import { stackEnv } from '../../src/devstack/service-env';
+import { ServiceProcess, startServices, stopServices } from '../../src/devstack/service-process';
 import { getFreePort } from '../../src/devstack/free-port';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { generateToken } from '../../src/auth/token-format';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
 
-const ROOT = path.resolve(__dirname, '../..');
 
 /** One restartable part of the stack. */
 export interface StackPart {
@@ -83,12 +84,12 @@ export interface PrivateStack {
   readonly postgres: PostgresPart;
   readonly nats: NatsPart;
   readonly temporal: TemporalPart;
-  readonly fleet: NodePart;
-  readonly worker: NodePart;
-  readonly api: NodePart;
+  readonly fleet: ServiceProcess;
+  readonly worker: ServiceProcess;
+  readonly api: ServiceProcess;
   readonly apiUrl: string;
   /** With `replicas`: the second API (on `api2Url`) and the second worker. */
-  readonly replicas: { api: NodePart; apiUrl: string; worker: NodePart } | null;
+  readonly replicas: { api: ServiceProcess; apiUrl: string; worker: ServiceProcess } | null;
   readonly fleetUrl: string;
   readonly natsUrl: string;
   readonly natsStream: string;
@@ -159,30 +160,6 @@ async function waitForTcp(port: number, timeoutMs: number, what: string): Promis
     });
     if (open) return;
     if (Date.now() > deadline) throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
-
-async function waitForHttp(url: string, child: ManagedChild, log: PartLog, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.hasExited()) throw new Error(`${child.name} ${describeExit(await child.exited)} while starting:\n${log.tail(40)}`);
-    try {
-      if ((await fetch(url, { signal: AbortSignal.timeout(1_000) })).ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) throw new Error(`${child.name} did not answer ${url} within ${timeoutMs} ms:\n${log.tail(40)}`);
-    await sleep(100);
-  }
-}
-
-async function waitForLine(child: ManagedChild, log: PartLog, pattern: RegExp, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.recentOutput().some((line) => pattern.test(line))) return;
-    if (child.hasExited()) throw new Error(`${child.name} ${describeExit(await child.exited)} while starting:\n${log.tail(40)}`);
-    if (Date.now() > deadline) throw new Error(`${child.name} did not print ${pattern} within ${timeoutMs} ms:\n${log.tail(40)}`);
     await sleep(100);
   }
 }
@@ -420,67 +397,6 @@ export class TemporalPart implements StackPart, PausablePart {
   }
 }
 
-/** One of our own entry points (`node --import tsx src/...`) as a child process. */
-export class NodePart implements StackPart {
-  private child: ManagedChild | null = null;
-
-  constructor(
-    readonly name: string,
-    private readonly entry: string,
-    private readonly env: () => NodeJS.ProcessEnv,
-    private readonly ready: (child: ManagedChild) => Promise<void>,
-    private readonly log: PartLog,
-  ) {}
-
-  get process(): ManagedChild | null {
-    return this.child;
-  }
-
-  isRunning(): boolean {
-    return this.child !== null && !this.child.hasExited();
-  }
-
-  async start(): Promise<void> {
-    this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(ROOT, this.entry)], {
-      cwd: ROOT,
-      env: this.env(),
-      onLine: this.log.line,
-      keepLines: 400,
-    });
-    await this.ready(this.child);
-  }
-
-  /** Starts the process without waiting until it is ready. */
-  launch(): ManagedChild {
-    this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(ROOT, this.entry)], {
-      cwd: ROOT,
-      env: this.env(),
-      onLine: this.log.line,
-      keepLines: 400,
-    });
-    return this.child;
-  }
-
-  /** SIGTERM and the exit that follows (SIGKILL after `timeoutMs`). */
-  async terminate(timeoutMs = 30_000): Promise<ChildExit> {
-    if (!this.child) return { code: 0, signal: null };
-    return this.child.stop(timeoutMs);
-  }
-
-  async stop(): Promise<void> {
-    await this.terminate();
-  }
-
-  async kill(): Promise<void> {
-    await killHard(this.child);
-  }
-
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-}
-
 /**
  * Starts every part, in dependency order, and migrates the private database. Parts that fail to
  * start stop the ones already running.
@@ -520,63 +436,32 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   const fleetUrl = `http://127.0.0.1:${fleetPort}`;
   const apiUrl = `http://127.0.0.1:${apiPort}`;
 
-  const common = (): NodeJS.ProcessEnv => ({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: postgres.url('vm_tenant_app'),
-    MIGRATION_DATABASE_URL: postgres.url('postgres'),
-    NATS_URL: nats.url,
-    NATS_STREAM: natsStream,
-    NATS_SUBJECT_PREFIX: natsSubjectPrefix,
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    FLEET_URL: fleetUrl,
-    FLEET_PORT: String(fleetPort),
-    ADMIN_TOKEN: adminToken,
-    DATA_DIR: path.join(dir, 'data'),
-    LOG_LEVEL: 'info',
-  });
-  const fleet = new NodePart(
-    'fleet',
-    'src/fleet-simulator/server.ts',
-    () => ({ ...common(), FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) }),
-    (child) => waitForHttp(`${fleetUrl}/healthz`, child, logOf('fleet'), 30_000),
-    logOf('fleet'),
-  );
-  const worker = new NodePart(
-    'worker',
-    'src/workers/worker.ts',
-    () => ({ ...common(), ...options.workerEnv }),
-    (child) => waitForLine(child, logOf('worker'), /"msg":"worker started"/, 120_000),
-    logOf('worker'),
-  );
-  const api = new NodePart(
-    'api',
-    'src/api/server.ts',
-    () => ({ ...common(), PORT: String(apiPort), ...options.apiEnv }),
-    (child) => waitForHttp(`${apiUrl}/healthz`, child, logOf('api'), 60_000),
-    logOf('api'),
-  );
+  const common = (): NodeJS.ProcessEnv =>
+    stackEnv({
+      databaseUrl: postgres.url('vm_tenant_app'),
+      migrationDatabaseUrl: postgres.url('postgres'),
+      natsUrl: nats.url,
+      natsStream,
+      natsSubjectPrefix,
+      temporalAddress: temporal.address,
+      taskQueue,
+      fleetPort,
+      adminToken,
+      dataDir: path.join(dir, 'data'),
+      logLevel: 'info',
+    });
+  const service = (kind: 'api' | 'worker' | 'fleet', name: string, env: () => NodeJS.ProcessEnv) => new ServiceProcess({ kind, name, env, onLine: logOf(name).line });
+  const fleet = service('fleet', 'fleet', () => ({ ...common(), FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) }));
+  const worker = service('worker', 'worker', () => ({ ...common(), ...options.workerEnv }));
+  const api = service('api', 'api', () => ({ ...common(), PORT: String(apiPort), ...options.apiEnv }));
 
   // Replicas share everything but their ports; no process of the stack binds the fixed metrics ports.
   const noMetrics = { API_METRICS_PORT: '0', WORKER_METRICS_PORT: '0', TEMPORAL_SDK_METRICS_PORT: '0' };
   const replicas = options.replicas
     ? {
         apiUrl: `http://127.0.0.1:${api2Port}`,
-        api: new NodePart(
-          'api2',
-          'src/api/server.ts',
-          () => ({ ...common(), ...noMetrics, PORT: String(api2Port), ...options.apiEnv }),
-          (child) => waitForHttp(`http://127.0.0.1:${api2Port}/healthz`, child, logOf('api2'), 60_000),
-          logOf('api2'),
-        ),
-        worker: new NodePart(
-          'worker2',
-          'src/workers/worker.ts',
-          () => ({ ...common(), ...noMetrics, ...options.workerEnv }),
-          (child) => waitForLine(child, logOf('worker2'), /"msg":"worker started"/, 120_000),
-          logOf('worker2'),
-        ),
+        api: service('api', 'api2', () => ({ ...common(), ...noMetrics, PORT: String(api2Port), ...options.apiEnv })),
+        worker: service('worker', 'worker2', () => ({ ...common(), ...noMetrics, ...options.workerEnv })),
       }
     : null;
 
@@ -627,7 +512,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     },
     async stop() {
       // Our processes first (they hold connections to the services), then the services.
-      await Promise.allSettled([api.stop(), worker.stop(), fleet.stop(), replicas?.api.stop(), replicas?.worker.stop()]);
+      await stopServices([api, worker, fleet, replicas?.api, replicas?.worker], 30_000).catch(() => undefined);
       await connection?.close().catch(() => undefined);
       await db.destroy().catch(() => undefined);
       await Promise.allSettled([temporal.stop(), nats.stop(), postgres.isRunning() ? postgres.stop() : Promise.resolve()]);
@@ -645,10 +530,8 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       })(),
       nats.start(),
       temporal.start(),
-      fleet.start(),
     ]);
-    await Promise.all([worker.start(), api.start()]);
-    if (replicas) await Promise.all([replicas.worker.start(), replicas.api.start()]);
+    await startServices([fleet, worker, api, ...(replicas ? [replicas.worker, replicas.api] : [])]);
   } catch (error) {
     await stack.stop().catch(() => undefined);
     throw error;

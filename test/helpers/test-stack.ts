@@ -5,24 +5,22 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
-import { createApp } from '../../src/api/app';
+import { buildApi } from '../../src/api/build-api';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import type { Config } from '../../src/config/config';
-import { createDatabase, createPgPool } from '../../src/db/database';
-import { createTenantRateLimiter } from '../../src/ratelimit/tenant-rate-limiter';
-import { createApiMetrics, type ApiMetrics } from '../../src/metrics/api-metrics';
+import type { ApiMetrics } from '../../src/metrics/api-metrics';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics';
 import type { Database } from '../../src/db/tables';
 import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
 import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
 import { createLogger, type Logger } from '../../src/logging/logger';
-import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-client';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
-import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
+import { buildWorker, type BuiltWorker } from '../../src/workers/build-worker';
+import type { TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
@@ -64,9 +62,20 @@ function capturingLogger(name: string, lines: string[]): Logger {
   return createLogger({ name, level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
 }
 
+/** The options that are configuration variables, as the variables (so they go through loadConfig). */
+function optionsAsConfig(options: TestStackOptions): Record<string, string> {
+  const vars: Record<string, string | undefined> = {
+    TENANT_WORKFLOW_UPDATE_LIMIT: options.continueAsNewAfterUpdates?.toString(),
+    TENANT_MAX_IN_FLIGHT: options.limits?.max_in_flight?.toString(),
+    VM_BOOT_TIMEOUT_MS: options.limits?.boot_timeout_ms?.toString(),
+  };
+  return Object.fromEntries(Object.entries(vars).filter((entry): entry is [string, string] => entry[1] !== undefined));
+}
+
 /**
- * The whole service in one test process, on real parts: the API on a random port, a worker on
- * this file's own task queue, the fleet simulator over HTTP, this run's Temporal, Postgres and NATS.
+ * The whole service in one test process, on real parts: the API and the worker wired by buildApi and
+ * buildWorker (as their entry points are), the API on a random port, the worker on this file's own
+ * task queue, the fleet simulator over HTTP, this run's Temporal, Postgres and NATS.
  */
 let runtimeInstalled = false;
 
@@ -75,49 +84,50 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const taskQueue = uniqueName('tq');
   const stream = uniqueName('S').replace(/-/g, '_').toUpperCase();
-  const prefix = stream.toLowerCase();
-  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, NATS_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, ...options.configOverrides });
-  const logLines: string[] = [];
-  const log = capturingLogger('test', logLines);
-  const db = createDatabase(config.databaseUrl, { max: 20 });
-  const fleetDir = mkdtempSync(path.join(os.tmpdir(), 'fleet-'));
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-test-'));
   const fleet = await startSimulator({
-    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(fleetDir, 'state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
+    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(dataDir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
   });
-  const connection = await Connection.connect({ address: config.temporalAddress });
-  const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const gateway = createTenantWorkflowClient({ client: temporal, taskQueue, continueAsNewAfterUpdates: options.continueAsNewAfterUpdates, limits: options.limits, callTimeoutMs: config.temporalCallTimeoutMs });
+  const config = testConfig({
+    TEMPORAL_TASK_QUEUE: uniqueName('tq'),
+    NATS_STREAM: stream,
+    NATS_SUBJECT_PREFIX: stream.toLowerCase(),
+    FLEET_URL: fleet.url,
+    DATA_DIR: dataDir,
+    // Tests send many bad tokens from one address on purpose; authentication-guards tests the limiter.
+    AUTH_FAILURES_PER_MINUTE: '1000000',
+    ...optionsAsConfig(options),
+    ...options.configOverrides,
+  });
+  const logLines: string[] = [];
+  const api = await buildApi(config, { log: capturingLogger('test', logLines), bootstrapAdminToken: false, ledgerCheckpointKey: async () => TEST_CHECKPOINT_PUBLIC_KEY });
+  const { db } = api;
   // Each stack has its own platform-admin token row. The single bootstrap row (ensureAdminToken) is
   // re-pointed by every API process that starts against this run's database (e2e, rate limits).
   const adminToken = generateToken();
   await insertToken(db, { token_id: newTokenId(), tenant_id: null, scope: 'service:admin', token_hash: hashToken(adminToken), created_at: new Date() });
-
-  const apiMetrics = createApiMetrics(db);
-  const workerMetrics = createWorkerMetrics();
-  const rateLimitPool = createPgPool(config.databaseUrl, { max: 5, asynchronousCommit: true });
-  const app = createApp({ db, tenantWorkflows: gateway, log, trustedProxies: config.trustedProxies, readiness: {}, rateLimiter: createTenantRateLimiter(rateLimitPool), metrics: apiMetrics, ledgerCheckpointKey: async () => TEST_CHECKPOINT_PUBLIC_KEY });
-  const server: Server = createServer(app);
+  const server: Server = createServer(api.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  let worker: TenantWorkerRuntime | null = null;
+  const workerMetrics = createWorkerMetrics();
+  let worker: BuiltWorker | null = null;
   let workerRun: Promise<void> | null = null;
   const bundle = await testBundle();
   const stack: TestStack = {
     config,
     db,
-    temporal,
-    gateway,
+    temporal: api.temporal,
+    gateway: api.tenantWorkflows,
     fleet,
     get worker() {
-      return worker;
+      return worker?.runtime ?? null;
     },
     apiUrl,
     adminToken,
     logLines,
-    apiMetrics,
+    apiMetrics: api.metrics,
     workerMetrics,
     async request(method, route, opts = {}) {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
@@ -138,26 +148,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       return { status: response.status, headers: response.headers, body: parsed as any };
     },
     async startWorker() {
-      worker = await createTenantWorker({
-        db,
-        databaseUrl: config.databaseUrl,
-        temporalAddress: config.temporalAddress,
-        namespace: config.temporalNamespace,
-        taskQueue,
-        natsUrl: config.natsUrl,
-        natsStream: config.natsStream,
-        natsSubjectPrefix: config.natsSubjectPrefix,
-        fleetUrl: fleet.url,
-        log: capturingLogger('worker', logLines),
-        workflowBundle: bundle,
-        bootPollMs: 20,
-        metrics: workerMetrics,
-      });
-      workerRun = worker.run();
-      return worker;
+      worker = await buildWorker(config, { log: capturingLogger('worker', logLines), metrics: workerMetrics, workflowBundle: bundle, bootPollMs: 20, signCheckpoints: false });
+      workerRun = worker.runtime.run();
+      return worker.runtime;
     },
     async stopWorker() {
-      await worker?.shutdown();
+      await worker?.close();
       await workerRun;
       worker = null;
     },
@@ -165,13 +161,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       await stack.stopWorker();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await connection.close();
       await fleet.close();
-      await rateLimitPool.end();
-      await db.destroy();
+      await api.close();
       // Leave nothing behind on the shared NATS store or in /tmp.
       await deleteStreams(config.natsUrl, [config.natsStream, config.ledgerCheckpointStream]);
-      rmSync(fleetDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
   if (options.withWorker !== false) await stack.startWorker();

@@ -95,7 +95,7 @@ describe('admin token file', () => {
       },
       (e: Error) => e,
     );
-    expect(failure?.message).toMatch(/API process exited/);
+    expect(failure?.message).toMatch(/^api exited with code 1 while starting/);
     expect(failure?.message).toContain('api failed to start');
     expect(failure?.message).toContain(`admin token file ${file} has mode 0644; it must be 0600`);
   }, 60_000);

@@ -1,0 +1,120 @@
+import type { KeyObject } from 'node:crypto';
+import { Client, type Connection } from '@temporalio/client';
+import type { Express } from 'express';
+import { sql, type Kysely } from 'kysely';
+import { connect, type NatsConnection } from 'nats';
+import { ensureAdminToken, type AdminBootstrapResult } from '../auth/admin-bootstrap';
+import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
+import type { Config } from '../config/config';
+import { createDatabase, createPgPool } from '../db/database';
+import type { Database } from '../db/tables';
+import { readLastCheckpointText } from '../events/checkpoint-stream';
+import { natsConnectOptions } from '../events/nats-connection';
+import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
+import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
+import { createLogger, type Logger } from '../logging/logger';
+import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
+import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
+import { connectTemporalClient } from '../temporal/temporal-connect';
+import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
+import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
+import { createApp } from './app';
+import type { CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
+import type { DependencyCheck } from './routes/health.routes';
+
+export interface ApiOverrides {
+  log?: Logger;
+  /** False when the caller provisions its own admin token (the test stacks). */
+  bootstrapAdminToken?: boolean;
+  ledgerCheckpointKey?: CheckpointPublicKeySource;
+  now?: () => Date;
+}
+
+/** The API's app and every connection it holds; close() releases them all. */
+export interface BuiltApi {
+  app: Express;
+  db: Kysely<Database>;
+  temporal: Client;
+  tenantWorkflows: TenantWorkflowGateway;
+  metrics: ApiMetrics;
+  log: Logger;
+  admin: AdminBootstrapResult | null;
+  close(): Promise<void>;
+}
+
+/** Reads the worker's public key file until it exists, then keeps it. */
+function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
+  let key: KeyObject | null = null;
+  return async () => (key ??= await readCheckpointPublicKey(file));
+}
+
+/** The newest checkpoint on the stream that the worker's key signed; null when none (yet). */
+function latestCheckpointFrom(nats: NatsConnection, config: Config, key: CheckpointPublicKeySource): () => Promise<StoredCheckpoint | null> {
+  return async () => {
+    const publicKey = await key();
+    if (publicKey === null) return null;
+    const text = await readLastCheckpointText(await nats.jetstreamManager(), config.ledgerCheckpointStream, config.natsSubjectPrefix);
+    return text === null ? null : verifyCheckpoint(text, publicKey);
+  };
+}
+
+function readinessChecks(db: Kysely<Database>, connection: Connection, nats: NatsConnection): Record<string, DependencyCheck> {
+  return {
+    postgres: async () => void (await sql`select 1`.execute(db)),
+    // The deadline ends the gRPC call itself, so probes of a hung server do not pile up.
+    temporal: async (deadline) => void (await connection.withDeadline(deadline, () => connection.workflowService.getSystemInfo({}))),
+    nats: async () => {
+      if (nats.isClosed()) throw new Error('connection closed');
+      await nats.flush();
+    },
+  };
+}
+
+/** The one place the API is wired from its configuration: the server entry point and the test stacks use it. */
+export async function buildApi(config: Config, overrides: ApiOverrides = {}): Promise<BuiltApi> {
+  const log = overrides.log ?? createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
+  const now = overrides.now ?? (() => new Date());
+  // The request path's bound on Postgres: each query waits at most the acquire timeout for a
+  // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
+  const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs };
+  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
+  const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
+  const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...deadlines });
+  const connection = await connectTemporalClient(config.temporal.connection);
+  const temporal = new Client({ connection, namespace: config.temporalNamespace });
+  const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const tenantWorkflows = createTenantWorkflowClient({
+    client: temporal,
+    taskQueue: config.temporalTaskQueue,
+    callTimeoutMs: config.temporalCallTimeoutMs,
+    continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
+    limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
+  });
+  const metrics = createApiMetrics(db);
+  const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
+  const app = createApp({
+    db,
+    tenantWorkflows,
+    log,
+    now,
+    trustedProxies: config.trustedProxies,
+    rateLimiter: createTenantRateLimiter(rateLimitPool),
+    authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
+    metrics,
+    ledgerCheckpointKey: checkpointKey,
+    latestLedgerCheckpoint: latestCheckpointFrom(nats, config, checkpointKey),
+    readiness: readinessChecks(db, connection, nats),
+  });
+  return {
+    app,
+    db,
+    temporal,
+    tenantWorkflows,
+    metrics,
+    log,
+    admin,
+    async close() {
+      await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
+    },
+  };
+}
