@@ -2,13 +2,14 @@ import type { KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Client } from '@temporalio/client';
 import { sql } from 'kysely';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { ensureAdminToken } from '../auth/admin-bootstrap';
 import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
 import { describeConfig, loadConfig, type Config } from '../config/config';
 import { readLastCheckpointText } from '../events/checkpoint-stream';
 import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
 import { createDatabase, createPgPool } from '../db/database';
+import { checkDatabaseConnection } from '../db/database-connect';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { createApiMetrics } from '../metrics/api-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
@@ -17,7 +18,7 @@ import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { connectTemporalClient } from '../temporal/temporal-connect';
 import { createApp } from './app';
-import { natsConnectOptions } from '../events/nats-connection';
+import { connectNats } from '../events/nats-connection';
 import { answerClientError } from './client-error';
 
 /** Reads the worker's public key file until it exists, then keeps it. */
@@ -43,11 +44,12 @@ async function main(): Promise<void> {
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
   const databaseDeadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs };
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...databaseDeadlines });
+  await checkDatabaseConnection(db, config.databaseUrl);
   const admin = await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: new Date() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...databaseDeadlines });
   const connection = await connectTemporalClient(config.temporal.connection);
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const nats = await connectNats(config.nats, { name: 'vm-tenant-api', waitForServer: true });
 
   const metrics = createApiMetrics(db);
   const metricsServer = await startMetricsServer(metrics.registry, config.apiMetricsPort, config.host, log);

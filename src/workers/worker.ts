@@ -4,6 +4,7 @@ import { connectTemporalClient } from '../temporal/temporal-connect';
 import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import { loadConfig } from '../config/config';
 import { createDatabase } from '../db/database';
+import { checkDatabaseConnection } from '../db/database-connect';
 import { createLogger } from '../logging/logger';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { startMetricsServer } from '../metrics/metrics-server';
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   });
+  await checkDatabaseConnection(db, config.databaseUrl);
   const clientConnection = await connectTemporalClient(config.temporal.connection);
   const workflows = createTenantWorkflowClient({
     client: new Client({ connection: clientConnection, namespace: config.temporalNamespace }),
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
     natsUrl: config.natsUrl,
+    nats: config.nats,
     natsStream: config.natsStream,
     natsSubjectPrefix: config.natsSubjectPrefix,
     fleetUrl: config.fleetUrl,
