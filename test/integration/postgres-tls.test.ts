@@ -104,32 +104,30 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
     }
   });
 
-  test('when the API is given a CA that did not sign the server certificate, then it does not start and says postgres and the failed verification', async () => {
-    const child = spawnService('api-pg-wrong-ca', 'src/api/server.ts', {
+  /** The API or the worker on DATABASE_URL, expected to give up starting: its exit code and fatal line. */
+  async function failedStartOn(entry: 'src/api/server.ts' | 'src/workers/worker.ts', databaseUrl: string) {
+    const child = spawnService(path.basename(entry, '.ts'), entry, {
       PORT: '0',
-      DATA_DIR: mkdtempSync(path.join(dir, 'api-')),
-      DATABASE_URL: tlsUrl(`vm_tenant_app:${APP_PASSWORD}`, certs.otherCa),
+      DATA_DIR: mkdtempSync(path.join(dir, 'service-')),
+      DATABASE_URL: databaseUrl,
       NATS_URL: testEnv().natsUrl,
       TEMPORAL_ADDRESS: testEnv().temporalAddress,
+      TEMPORAL_TASK_QUEUE: taskQueue,
       ADMIN_TOKEN: adminToken,
     });
     children.push(child);
-    const result = await failedStart(child);
+    return failedStart(child);
+  }
+
+  test('when the API is given a CA that did not sign the server certificate, then it does not start and says postgres and the failed verification', async () => {
+    const result = await failedStartOn('src/api/server.ts', tlsUrl(`vm_tenant_app:${APP_PASSWORD}`, certs.otherCa));
     expect(result.code).toBe(1);
     expect(result.message).toContain('api failed to start');
     expect(result.message).toContain(`postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): TLS certificate verify failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
   });
 
   test('when the worker is given a wrong password, then it does not start and says postgres refused the login', async () => {
-    const child = spawnService('worker-pg-wrong-password', 'src/workers/worker.ts', {
-      DATA_DIR: mkdtempSync(path.join(dir, 'worker-')),
-      DATABASE_URL: tlsUrl('vm_tenant_app:not-the-password'),
-      NATS_URL: testEnv().natsUrl,
-      TEMPORAL_ADDRESS: testEnv().temporalAddress,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-    });
-    children.push(child);
-    const result = await failedStart(child);
+    const result = await failedStartOn('src/workers/worker.ts', tlsUrl('vm_tenant_app:not-the-password'));
     expect(result.code).toBe(1);
     expect(result.message).toContain('worker failed to start');
     expect(result.message).toContain(`postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): password authentication failed for user \\"vm_tenant_app\\" (28P01)`);
