@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import { connect } from 'nats';
 import type { Database } from '../db/tables';
 import { describeConnectionFailure } from '../connections/connection-failure';
-import { natsConnectOptions } from '../events/nats-connection';
+import { natsConnectOptions, natsServerOf } from '../events/nats-connection';
 import type { NatsSettings } from '../events/nats-env-config';
 import { CheckpointStreamMissingError, readAllCheckpointTexts } from '../events/checkpoint-stream';
 import { auditCheckpoints, type LedgerLookup } from '../ledger/checkpoint-audit';
@@ -55,7 +55,7 @@ export async function verifyLedger(db: Kysely<Database>, checkpoints: Checkpoint
   if (checkpoints === null) return { ok: chain.valid, lines };
 
   const nc = await connect({ ...natsConnectOptions(checkpoints.nats ?? checkpoints.natsUrl), name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
-    throw new NatsUnavailableError(`cannot connect to NATS at ${new URL(checkpoints.natsUrl).host}: ${describeConnectionFailure(error)}`);
+    throw new NatsUnavailableError(`cannot connect to NATS at ${natsServerOf(checkpoints.natsUrl)}: ${describeConnectionFailure(error)}`);
   });
   try {
     let stored;

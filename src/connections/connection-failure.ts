@@ -55,5 +55,5 @@ export function describeConnectionFailure(error: unknown): string {
   const innermost = links.at(-1);
   if (!innermost) return String(error);
   const code = codeOf(innermost);
-  return code ? `${innermost.message} (${code})` : innermost.message;
+  return code && code !== innermost.message ? `${innermost.message} (${code})` : innermost.message;
 }

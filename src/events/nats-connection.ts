@@ -8,6 +8,12 @@ export class NatsConnectError extends Error {
   override readonly name = 'NatsConnectError';
 }
 
+/** The server of a NATS URL without its login, for messages. */
+export function natsServerOf(natsUrl: string): string {
+  const url = new URL(natsUrl);
+  return `${url.protocol}//${url.host}`;
+}
+
 /**
  * The connect options for the NATS settings (or a bare NATS_URL). nats.js takes only host and port
  * from a server URL, so a login written into it (`nats://user:password@host:4222`, what
@@ -22,7 +28,7 @@ export function natsConnectOptions(nats: NatsSettings | string): ConnectionOptio
   const pass = decodeURIComponent(url.password);
   const { credsFile, tls } = settings;
   return {
-    servers: `${url.protocol}//${url.host}`,
+    servers: natsServerOf(settings.url),
     ...(user ? { user, pass } : {}),
     // Read at every (re)connect, so a rotated credentials file is picked up without a restart.
     ...(credsFile ? { authenticator: credsAuthenticator(() => readFileSync(credsFile)) } : {}),
@@ -43,7 +49,7 @@ function connectFailure(settings: NatsSettings, error: unknown): NatsConnectErro
   const transport = settings.tls || url.protocol === 'tls:' ? 'TLS' : 'plaintext';
   const login = settings.credsFile ? ', credentials file' : url.username ? ', user/password' : '';
   const cause = (code && HINTS[code]) ?? describeConnectionFailure(error);
-  return new NatsConnectError(`nats at ${url.protocol}//${url.host} (${transport}${login}): ${cause}`, { cause: error });
+  return new NatsConnectError(`nats at ${natsServerOf(settings.url)} (${transport}${login}): ${cause}`, { cause: error });
 }
 
 /**
