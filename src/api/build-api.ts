@@ -2,14 +2,15 @@ import type { KeyObject } from 'node:crypto';
 import { Client, type Connection } from '@temporalio/client';
 import type { Express } from 'express';
 import { sql, type Kysely } from 'kysely';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { ensureAdminToken, type AdminBootstrapResult } from '../auth/admin-bootstrap';
 import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
 import type { Config } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
+import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
 import { readLastCheckpointText } from '../events/checkpoint-stream';
-import { natsConnectOptions } from '../events/nats-connection';
+import { connectNats } from '../events/nats-connection';
 import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
 import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { createLogger, type Logger } from '../logging/logger';
@@ -78,11 +79,12 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
   const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs };
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
+  await checkDatabaseConnection(db, config.databaseUrl);
   const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...deadlines });
   const connection = await connectTemporalClient(config.temporal.connection);
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
-  const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const nats = await connectNats(config.nats, { name: 'vm-tenant-api', waitForServer: true });
   const tenantWorkflows = createTenantWorkflowClient({
     client: temporal,
     taskQueue: config.temporalTaskQueue,

@@ -242,7 +242,7 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     tenant = invocation.verify.tenant;
     if (invocation.command === 'verify' && !invocation.verify.chainOnly) {
       const publicKey = await readPublicKeyFile(invocation.verify.checkpointKey ?? config.ledgerCheckpointPublicKeyFile);
-      checkpoints = { natsUrl: config.natsUrl, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix, publicKey };
+      checkpoints = { natsUrl: config.natsUrl, nats: config.nats, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix, publicKey };
     }
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {

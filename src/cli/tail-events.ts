@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { connect, DeliverPolicy, type NatsConnection, type OrderedConsumerOptions } from 'nats';
+import { DeliverPolicy, type NatsConnection, type OrderedConsumerOptions } from 'nats';
 import { loadConfig } from '../config/config';
 import { ownerSubjectFilter } from '../shared/event-subjects';
 import { isTenantId } from '../shared/tenant-id';
-import { natsConnectOptions } from '../events/nats-connection';
+import { connectNats } from '../events/nats-connection';
 import type { LifecycleEvent } from '../events/event-payload';
 
 const HELP = `Usage: vm-tenant-events --tenant <tenant_id> [--from-start | --since <ISO time>] [--no-follow]
@@ -15,7 +15,8 @@ The tenant is the last token of every subject: the server delivers only that ten
   --from-start  replay the whole stream first (default: only new events)
   --since       replay events from this time
   --no-follow   exit once caught up instead of waiting for new events
-Environment: NATS_URL, NATS_STREAM, NATS_SUBJECT_PREFIX`;
+Environment: NATS_URL, NATS_CREDS_FILE, NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE,
+NATS_STREAM, NATS_SUBJECT_PREFIX`;
 
 /** The stream sequence of the newest message on the filter's subjects; 0 when there is none. */
 async function lastSeqOf(nc: NatsConnection, stream: string, filter: string): Promise<number> {
@@ -49,7 +50,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const nc = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-events' });
+  const nc = await connectNats(config.nats, { name: 'vm-tenant-events', waitForServer: false });
   // The consumer's filter_subject: the server sends this tenant's events and nothing else.
   const filter = ownerSubjectFilter(config.natsSubjectPrefix, values.tenant);
   const opts: Partial<OrderedConsumerOptions> = { filterSubjects: filter };

@@ -2,6 +2,9 @@ import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { connect } from 'nats';
 import type { Database } from '../db/tables';
+import { describeConnectionFailure } from '../connections/connection-failure';
+import { natsConnectOptions, natsServerOf } from '../events/nats-connection';
+import type { NatsSettings } from '../events/nats-env-config';
 import { CheckpointStreamMissingError, readAllCheckpointTexts } from '../events/checkpoint-stream';
 import { auditCheckpoints, type LedgerLookup } from '../ledger/checkpoint-audit';
 import { keyIdOf } from '../ledger/checkpoint';
@@ -9,6 +12,8 @@ import { tenantHeadsAt, verifyChain } from '../ledger/ledger.repository';
 
 export interface CheckpointSource {
   natsUrl: string;
+  /** Credentials and TLS from the configuration; without it, natsUrl as it is. */
+  nats?: NatsSettings;
   stream: string;
   subjectPrefix: string;
   publicKey: KeyObject;
@@ -49,8 +54,8 @@ export async function verifyLedger(db: Kysely<Database>, checkpoints: Checkpoint
   );
   if (checkpoints === null) return { ok: chain.valid, lines };
 
-  const nc = await connect({ servers: checkpoints.natsUrl, name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
-    throw new NatsUnavailableError(`cannot connect to NATS at ${checkpoints.natsUrl}: ${error instanceof Error ? error.message : String(error)}`);
+  const nc = await connect({ ...natsConnectOptions(checkpoints.nats ?? checkpoints.natsUrl), name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
+    throw new NatsUnavailableError(`cannot connect to NATS at ${natsServerOf(checkpoints.natsUrl)}: ${describeConnectionFailure(error)}`);
   });
   try {
     let stored;

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { isWellFormedToken } from '../auth/token-format';
+import { postgresUrlWithTls } from '../db/database-url';
+import { natsSettingsFromEnv, type NatsSettings } from '../events/nats-env-config';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
 import { envReaders, type Env } from './env-readers';
 
@@ -9,6 +11,8 @@ export interface Config {
   readonly databaseUrl: string;
   readonly migrationDatabaseUrl: string;
   readonly natsUrl: string;
+  /** NATS_URL with NATS_CREDS_FILE and NATS_TLS_* (the connect options come from natsConnectOptions). */
+  readonly nats: NatsSettings;
   readonly natsStream: string;
   readonly natsSubjectPrefix: string;
   /** From Temporal's environment configuration (TEMPORAL_* variables and profile file). */
@@ -45,7 +49,8 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const { str, int } = envReaders((message) => new ConfigError(message));
+const fail = (message: string): Error => new ConfigError(message);
+const { str, int } = envReaders(fail);
 
 function url(env: Env, key: string, fallback: string, protocols: readonly string[]): string {
   const value = str(env, key, fallback);
@@ -83,13 +88,16 @@ export function loadConfig(env: Env = process.env): Config {
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
   const natsStream = token(env, 'NATS_STREAM', 'VM_TENANT');
   const dataDir = path.resolve(str(env, 'DATA_DIR', '.data'));
-  const temporal = temporalSettingsFromEnv(env, { address: '127.0.0.1:7233', namespace: 'default' }, (message) => new ConfigError(message));
+  const natsUrl = url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']);
+  const postgresUrl = (key: string, fallback: string) => postgresUrlWithTls(env, key, url(env, key, fallback, ['postgres:', 'postgresql:']), fail);
+  const temporal = temporalSettingsFromEnv(env, { address: '127.0.0.1:7233', namespace: 'default' }, fail);
   return Object.freeze({
     host: str(env, 'HOST', '127.0.0.1'),
     port: int(env, 'PORT', 9221, 0, 65535),
-    databaseUrl: url(env, 'DATABASE_URL', 'postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
-    migrationDatabaseUrl: url(env, 'MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
-    natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
+    databaseUrl: postgresUrl('DATABASE_URL', 'postgres://vm_tenant_app@127.0.0.1:5432/vm_tenant'),
+    migrationDatabaseUrl: postgresUrl('MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant'),
+    natsUrl,
+    nats: natsSettingsFromEnv(env, natsUrl, fail),
     natsStream,
     natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),

@@ -1,13 +1,70 @@
-import type { ConnectionOptions } from 'nats';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
+import { describeConnectionFailure } from '../connections/connection-failure';
+import type { NatsSettings } from './nats-env-config';
+
+/** A failed first connection to NATS, naming the dependency, the server and the cause. */
+export class NatsConnectError extends Error {
+  override readonly name = 'NatsConnectError';
+}
+
+/** The server of a NATS URL without its login, for messages. */
+export function natsServerOf(natsUrl: string): string {
+  const url = new URL(natsUrl);
+  return `${url.protocol}//${url.host}`;
+}
 
 /**
- * The connect options for NATS_URL. nats.js takes only host and port from a server URL, so a login
- * written into it (`nats://user:password@host:4222`, what docker-compose.yml passes) is split off
- * into `user`/`pass` here rather than silently dropped.
+ * The connect options for the NATS settings (or a bare NATS_URL). nats.js takes only host and port
+ * from a server URL, so a login written into it (`nats://user:password@host:4222`, what
+ * docker-compose.yml passes) is split off into `user`/`pass` here rather than silently dropped.
+ * nats.js upgrades to TLS whenever the server offers it; `tls://` or a NATS_TLS_* file makes TLS
+ * required, so a server without it is refused rather than spoken to in plaintext.
  */
-export function natsConnectOptions(natsUrl: string): Pick<ConnectionOptions, 'servers' | 'user' | 'pass'> {
-  const url = new URL(natsUrl);
+export function natsConnectOptions(nats: NatsSettings | string): ConnectionOptions {
+  const settings: NatsSettings = typeof nats === 'string' ? { url: nats } : nats;
+  const url = new URL(settings.url);
   const user = decodeURIComponent(url.username);
   const pass = decodeURIComponent(url.password);
-  return { servers: `${url.protocol}//${url.host}`, ...(user ? { user, pass } : {}) };
+  const { credsFile, tls } = settings;
+  return {
+    servers: natsServerOf(settings.url),
+    ...(user ? { user, pass } : {}),
+    // Read at every (re)connect, so a rotated credentials file is picked up without a restart.
+    ...(credsFile ? { authenticator: credsAuthenticator(() => readFileSync(credsFile)) } : {}),
+    ...(tls || url.protocol === 'tls:' ? { tls: { ...tls } } : {}),
+  };
+}
+
+// What a server that is not up yet looks like: worth waiting for, unlike a refused certificate or login.
+const NOT_UP_YET = new Set(['CONNECTION_REFUSED', 'TIMEOUT', 'ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+const HINTS: Record<string, string> = {
+  AUTHORIZATION_VIOLATION: 'the server refused the credentials (NATS_CREDS_FILE, or the login in NATS_URL)',
+};
+
+function connectFailure(settings: NatsSettings, error: unknown): NatsConnectError {
+  const url = new URL(settings.url);
+  const code = (error as { code?: string } | null)?.code;
+  const transport = settings.tls || url.protocol === 'tls:' ? 'TLS' : 'plaintext';
+  const login = settings.credsFile ? ', credentials file' : url.username ? ', user/password' : '';
+  const cause = (code && HINTS[code]) ?? describeConnectionFailure(error);
+  return new NatsConnectError(`nats at ${natsServerOf(settings.url)} (${transport}${login}): ${cause}`, { cause: error });
+}
+
+/**
+ * The long-lived connection of a service: reconnects forever once up. A first attempt that fails on
+ * the certificate or the login stops the start with a NatsConnectError; with `waitForServer`, a
+ * server that is not up yet is waited for (nats.js would wait just as patiently for a wrong CA, so
+ * the first attempt is made without waiting).
+ */
+export async function connectNats(settings: NatsSettings, options: { name: string; waitForServer: boolean }): Promise<NatsConnection> {
+  const base: ConnectionOptions = { ...natsConnectOptions(settings), name: options.name, maxReconnectAttempts: -1 };
+  try {
+    return await connect(base);
+  } catch (error) {
+    const code = (error as { code?: string } | null)?.code;
+    if (!options.waitForServer || !code || !NOT_UP_YET.has(code)) throw connectFailure(settings, error);
+  }
+  return connect({ ...base, waitOnFirstConnect: true });
 }

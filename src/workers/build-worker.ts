@@ -2,6 +2,7 @@ import { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/config';
 import { createDatabase } from '../db/database';
+import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
 import { ensureCheckpointSigningKey } from '../ledger/checkpoint-key';
 import { createLogger, type Logger } from '../logging/logger';
@@ -40,6 +41,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
   });
+  await checkDatabaseConnection(db, config.databaseUrl);
   const clientConnection = await connectTemporalClient(config.temporal.connection);
   const workflows = createTenantWorkflowClient({
     client: new Client({ connection: clientConnection, namespace: config.temporalNamespace }),
@@ -58,6 +60,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
     natsUrl: config.natsUrl,
+    nats: config.nats,
     natsStream: config.natsStream,
     natsSubjectPrefix: config.natsSubjectPrefix,
     fleetUrl: config.fleetUrl,

@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import { createActivities } from '../activities';
 import type { Database } from '../db/tables';
 import { EventRelay } from '../events/event-relay';
@@ -14,7 +14,8 @@ import type { CheckpointSigningKey } from '../ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { startHousekeeping } from './housekeeping';
-import { natsConnectOptions } from '../events/nats-connection';
+import { connectNats } from '../events/nats-connection';
+import type { NatsSettings } from '../events/nats-env-config';
 import { WORKFLOWS_PATH } from './workflow-bundle';
 import { connectTemporalWorker } from '../temporal/temporal-connect';
 import type { TemporalConnectionOptions } from '../temporal/temporal-env-config';
@@ -28,6 +29,8 @@ export interface TenantWorkerOptions {
   namespace: string;
   taskQueue: string;
   natsUrl: string;
+  /** Credentials and TLS from the configuration; without it, natsUrl as it is. */
+  nats?: NatsSettings;
   natsStream: string;
   natsSubjectPrefix: string;
   fleetUrl: string;
@@ -54,7 +57,7 @@ export interface TenantWorkerRuntime {
 }
 
 export async function createTenantWorker(options: TenantWorkerOptions): Promise<TenantWorkerRuntime> {
-  const nats = await connect({ ...natsConnectOptions(options.natsUrl), name: 'vm-tenant-worker', maxReconnectAttempts: -1, waitOnFirstConnect: true });
+  const nats = await connectNats(options.nats ?? { url: options.natsUrl }, { name: 'vm-tenant-worker', waitForServer: true });
   await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
   const connection = await connectTemporalWorker(options.temporalConnection ?? { address: options.temporalAddress });
   const rawFleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });

@@ -4,42 +4,25 @@
  * run's real Temporal server shows that TEMPORAL_TLS_* reach both connections, and that a wrong
  * CA or a missing client certificate stops the start with a message naming temporal.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { connect } from 'nats';
-import { spawnManaged, type ManagedChild } from '../../src/devstack/child-process';
+import type { ManagedChild } from '../../src/devstack/child-process';
 import { startApiProcess } from '../helpers/api-process';
+import { failedStart, spawnService, waitForLine } from '../helpers/service-process';
+import { generateCertificates } from '../helpers/test-certificates';
 import { testEnv, uniqueName } from '../helpers/test-env';
 
-const ROOT = path.resolve(__dirname, '../..');
 const SERVER_NAME = 'temporal.test';
 
 jest.setTimeout(120_000);
 
-/** A CA, a server certificate for SERVER_NAME and a client certificate it signed, and an unrelated CA. */
-function generateCertificates(dir: string): Record<'ca' | 'otherCa' | 'serverCert' | 'serverKey' | 'clientCert' | 'clientKey', string> {
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=vm-tenant test CA');
-  openssl('req', '-x509', ...ec, '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-days', '1', '-subj', '/CN=some other CA');
-  const issue = (name: string, extensions: string) => {
-    writeFileSync(path.join(dir, `${name}.ext`), extensions);
-    openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
-  };
-  issue('server', `subjectAltName=DNS:${SERVER_NAME}\nextendedKeyUsage=serverAuth\n`);
-  issue('client', 'extendedKeyUsage=clientAuth\n');
-  const at = (file: string) => path.join(dir, file);
-  return { ca: at('ca.pem'), otherCa: at('other-ca.pem'), serverCert: at('server.pem'), serverKey: at('server.key'), clientCert: at('client.pem'), clientKey: at('client.key') };
-}
-
 describe('Temporal over TLS through its environment configuration', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-temporal-tls-'));
-  const certs = generateCertificates(dir);
+  const certs = generateCertificates(dir, `DNS:${SERVER_NAME}`);
   const stream = uniqueName('TLS').replace(/-/g, '_').toUpperCase();
   const children: ManagedChild[] = [];
   let front: tls.Server;
@@ -88,36 +71,19 @@ describe('Temporal over TLS through its environment configuration', () => {
 
   function run(name: string, entry: string, env: Record<string, string>): ManagedChild {
     const t = testEnv();
-    const child = spawnManaged(name, process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        DATA_DIR: mkdtempSync(path.join(dir, `${name}-`)),
-        DATABASE_URL: t.databaseUrl,
-        NATS_URL: t.natsUrl,
-        NATS_STREAM: stream,
-        NATS_SUBJECT_PREFIX: stream.toLowerCase(),
-        TEMPORAL_TASK_QUEUE: uniqueName('tq-tls'),
-        PORT: '0',
-        API_METRICS_PORT: '0',
-        WORKER_METRICS_PORT: '0',
-        TEMPORAL_SDK_METRICS_PORT: '0',
-        FLEET_URL: 'http://127.0.0.1:9',
-        ...env,
-      },
-      onLine: () => undefined,
-      keepLines: 200,
+    const child = spawnService(name, entry, {
+      DATA_DIR: mkdtempSync(path.join(dir, `${name}-`)),
+      DATABASE_URL: t.databaseUrl,
+      NATS_URL: t.natsUrl,
+      NATS_STREAM: stream,
+      NATS_SUBJECT_PREFIX: stream.toLowerCase(),
+      TEMPORAL_TASK_QUEUE: uniqueName('tq-tls'),
+      PORT: '0',
+      FLEET_URL: 'http://127.0.0.1:9',
+      ...env,
     });
     children.push(child);
     return child;
-  }
-
-  async function failedStart(child: ManagedChild): Promise<{ code: number | null; message: string }> {
-    let timer: NodeJS.Timeout | undefined;
-    const exit = await Promise.race([child.exited, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), 60_000)))]);
-    clearTimeout(timer);
-    const fatal = child.recentOutput().find((line) => line.includes('"level":"fatal"')) ?? child.recentOutput().join('\n');
-    return { code: exit?.code ?? null, message: fatal };
   }
 
   test('when the API gets the CA, server name and client pair in TEMPORAL_TLS_*, then it connects through mutual TLS and /readyz answers 200', async () => {
@@ -134,13 +100,8 @@ describe('Temporal over TLS through its environment configuration', () => {
 
   test('when the worker gets the same TEMPORAL_TLS_* variables, then it connects through mutual TLS and starts', async () => {
     const worker = run('worker-tls', 'src/workers/worker.ts', mutualTls());
-    const deadline = Date.now() + 60_000;
-    while (!worker.recentOutput().some((line) => line.includes('worker started')) && !worker.hasExited() && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    const started = worker.recentOutput().find((line) => line.includes('worker started'));
-    expect({ started: started !== undefined, output: started ? '' : worker.recentOutput().join('\n') }).toEqual({ started: true, output: '' });
-    expect(JSON.parse(started!).temporal).toMatchObject({ address, tls: 'mutual', apiKey: false });
+    const started = await waitForLine(worker, /"msg":"worker started"/);
+    expect(JSON.parse(started).temporal).toMatchObject({ address, tls: 'mutual', apiKey: false });
     await worker.stop(20_000);
   });
 
