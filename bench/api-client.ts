@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Client } from 'openapi-fetch';
-import { createVmTenantClient, type VmTenantClient } from '../src/client';
+import { createVmTenantClient, requestUnchecked, type VmTenantClient } from '../src/client';
 
 /** The body every benchmark spawn sends. */
 export const BENCH_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
@@ -16,10 +15,6 @@ export interface Tenant {
   token: string;
   maxVms: number;
 }
-
-/** The typed client with its paths unchecked, for routes the callers build at run time (`/v1/vms/${id}`). */
-type AnyOperation = { requestBody?: { content: { 'application/json': unknown } } };
-type UncheckedClient = Client<Record<string, Record<'get' | 'post' | 'patch' | 'delete', AnyOperation>>>;
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
@@ -37,9 +32,9 @@ export class ApiClient {
     });
   }
 
+  /** For the callers' routes built at run time (`/v1/vms/${id}`). */
   async request(method: string, route: string, token: string, body?: unknown): Promise<ApiAnswer> {
-    const unchecked = this.client as unknown as UncheckedClient;
-    const { data, error, response } = await unchecked.request(method.toLowerCase() as 'get', route, { headers: bearer(token), body });
+    const { data, error, response } = await requestUnchecked(this.client, method, route, { headers: bearer(token), body });
     return { status: response.status, body: (data ?? error ?? {}) as Record<string, unknown> };
   }
 
