@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createVmTenantClient, requestUnchecked, type VmTenantClient } from '../src/client';
 
 /** The body every benchmark spawn sends. */
 export const BENCH_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
@@ -15,41 +16,43 @@ export interface Tenant {
   maxVms: number;
 }
 
-/** Plain fetch calls to the API that count the 5xx answers they see (every one breaks a target). */
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** Calls to the API through the typed client (src/client), counting the 5xx answers they see (every one breaks a target). */
 export class ApiClient {
   http5xx = 0;
+  private readonly client: VmTenantClient;
 
-  constructor(readonly baseUrl: string) {}
-
-  async request(method: string, route: string, token: string, body?: unknown): Promise<ApiAnswer> {
-    const response = await fetch(`${this.baseUrl}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
+  constructor(readonly baseUrl: string) {
+    this.client = createVmTenantClient({ baseUrl });
+    this.client.use({
+      onResponse: ({ response }) => {
+        if (response.status >= 500) this.http5xx++;
+      },
     });
-    if (response.status >= 500) this.http5xx++;
-    const text = await response.text();
-    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
+  /** For the callers' routes built at run time (`/v1/vms/${id}`). */
+  async request(method: string, route: string, token: string, body?: unknown): Promise<ApiAnswer> {
+    const { data, error, response } = await requestUnchecked(this.client, method, route, { headers: bearer(token), body });
+    return { status: response.status, body: (data ?? error ?? {}) as Record<string, unknown> };
   }
 
   /** Registers a tenant (rate limit high enough never to interfere) and issues it a tenant-admin token. */
   async createTenant(adminToken: string, label: string, maxVms: number): Promise<Tenant> {
     const tenantId = `b${label}-${randomBytes(4).toString('hex')}`;
-    const created = await this.request('POST', '/v1/tenants', adminToken, {
-      tenant_id: tenantId,
-      display_name: `Bench ${label}`,
-      max_vms: maxVms,
-      storage_quota_gb: 1_000_000,
-      api_rate_limit_rpm: 100_000,
+    const created = await this.client.POST('/v1/tenants', {
+      headers: bearer(adminToken),
+      body: { tenant_id: tenantId, display_name: `Bench ${label}`, max_vms: maxVms, storage_quota_gb: 1_000_000, api_rate_limit_rpm: 100_000 },
     });
-    if (created.status !== 201) throw new Error(`creating tenant ${tenantId}: ${created.status} ${JSON.stringify(created.body)}`);
-    const issued = await this.request('POST', `/v1/tenants/${tenantId}/tokens`, adminToken, {
-      subject_pubkey: PUBKEY,
-      scope: 'service:tenant-admin',
-      expires_in_seconds: 86_400,
+    if (created.response.status !== 201) throw new Error(`creating tenant ${tenantId}: ${created.response.status} ${JSON.stringify(created.error)}`);
+    const issued = await this.client.POST('/v1/tenants/{tenant_id}/tokens', {
+      params: { path: { tenant_id: tenantId } },
+      headers: bearer(adminToken),
+      body: { subject_pubkey: PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 86_400 },
     });
-    if (issued.status !== 201) throw new Error(`issuing a token to ${tenantId}: ${issued.status} ${JSON.stringify(issued.body)}`);
-    return { tenantId, token: String(issued.body.token), maxVms };
+    if (!issued.data) throw new Error(`issuing a token to ${tenantId}: ${issued.response.status} ${JSON.stringify(issued.error)}`);
+    return { tenantId, token: issued.data.token, maxVms };
   }
 
   async createTenants(adminToken: string, label: string, count: number, maxVms: number): Promise<Tenant[]> {

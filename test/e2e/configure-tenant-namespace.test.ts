@@ -1,7 +1,8 @@
 /**
- * The how-to "configure a tenant namespace" (seeds 002/003), steps 1 to 5, verbatim, against the
- * stack `npm start` runs: real API, worker and fleet simulator processes, this run's Temporal,
- * Postgres and NATS. Step 5 runs the real `service-fs` command.
+ * The how-to "configure a tenant namespace" (seeds 002/003), steps 1 to 5 with the how-to's values,
+ * against the stack `npm start` runs: real API, worker and fleet simulator processes, this run's
+ * Temporal, Postgres and NATS. Steps 1 to 4 go through the typed client (src/client), as an API
+ * caller would; step 5 runs the real `service-fs` command.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from 'nats';
+import { createVmTenantClient } from '../../src/client';
 import { getFreePort } from '../../src/devstack/free-port';
 import { testEnv, uniqueName } from '../helpers/test-env';
 
@@ -76,62 +78,61 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 
-  const call = async (method: string, url: string, token: string, body?: string) => {
-    const response = await fetch(url, {
-      method,
-      headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-      body,
-    });
-    return { status: response.status, type: response.headers.get('content-type'), body: (await response.json()) as any };
-  };
+  const clientFor = (token: string) => createVmTenantClient({ baseUrl: base, token });
 
   let tenantAdminToken: string;
+  const VM = { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' };
+  /** A spawn that must be accepted; a refusal fails with its problem body in the message. */
+  const spawnAccepted = async (client: ReturnType<typeof clientFor>) => {
+    const { response, error } = await client.POST('/v1/vms', { body: VM });
+    expect({ status: response.status, problem: error }).toEqual({ status: 202, problem: undefined });
+  };
 
   test('step 1: when the admin registers acme-corp, then the tenant record comes back with created_at', async () => {
-    const res = await call('POST', `${base}/v1/tenants`, adminToken, `{
-    "tenant_id": "acme-corp",
-    "display_name": "Acme Corporation",
-    "max_vms": 10,
-    "storage_quota_gb": 100,
-    "api_rate_limit_rpm": 600
-  }`);
-    expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
-    expect(Date.parse(res.body.created_at)).not.toBeNaN();
+    const { data, response } = await clientFor(adminToken).POST('/v1/tenants', {
+      body: { tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 },
+    });
+    expect(response.status).toBe(201);
+    expect(data).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
+    expect(Date.parse(data!.created_at)).not.toBeNaN();
   });
 
   test('step 2: when the admin issues the root tenant-admin token, then it is scoped to acme-corp', async () => {
-    const res = await call('POST', `${base}/v1/tenants/acme-corp/tokens`, adminToken, `{
-    "subject_pubkey": "${TENANT_ADMIN_PUBKEY}",
-    "scope": "service:tenant-admin",
-    "expires_in_seconds": 86400
-  }`);
-    expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
-    expect(res.body.token).toMatch(/^vmt_/);
-    tenantAdminToken = res.body.token;
+    const { data, response } = await clientFor(adminToken).POST('/v1/tenants/{tenant_id}/tokens', {
+      params: { path: { tenant_id: 'acme-corp' } },
+      body: { subject_pubkey: TENANT_ADMIN_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 86400 },
+    });
+    expect(response.status).toBe(201);
+    expect(data).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
+    expect(data!.token).toMatch(/^vmt_/);
+    tenantAdminToken = data!.token;
   });
 
   test('step 3: when another tenant has VMs too, then acme-corp lists only its own', async () => {
-    await call('POST', `${base}/v1/tenants`, adminToken, JSON.stringify({ tenant_id: 'globex', display_name: 'Globex', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 }));
-    const globex = await call('POST', `${base}/v1/tenants/globex/tokens`, adminToken, JSON.stringify({ subject_pubkey: TENANT_ADMIN_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 3600 }));
-    const vm = JSON.stringify({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
-    for (let i = 0; i < 2; i++) expect((await call('POST', `${base}/v1/vms`, globex.body.token, vm)).status).toBe(202);
-    expect((await call('POST', `${base}/v1/vms`, tenantAdminToken, vm)).status).toBe(202);
+    const admin = clientFor(adminToken);
+    await admin.POST('/v1/tenants', { body: { tenant_id: 'globex', display_name: 'Globex', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 } });
+    const globex = await admin.POST('/v1/tenants/{tenant_id}/tokens', {
+      params: { path: { tenant_id: 'globex' } },
+      body: { subject_pubkey: TENANT_ADMIN_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 3600 },
+    });
+    const globexClient = clientFor(globex.data!.token);
+    for (let i = 0; i < 2; i++) await spawnAccepted(globexClient);
+    const acme = clientFor(tenantAdminToken);
+    await spawnAccepted(acme);
 
-    const res = await call('GET', `${base}/v1/vms`, tenantAdminToken);
-    expect(res.status).toBe(200);
-    expect(res.body.items).toHaveLength(1);
-    expect(res.body.items.every((item: { tenant_id: string }) => item.tenant_id === 'acme-corp')).toBe(true);
+    const { data, response } = await acme.GET('/v1/vms');
+    expect(response.status).toBe(200);
+    expect(data!.items).toHaveLength(1);
+    expect(data!.items.every((item) => item.tenant_id === 'acme-corp')).toBe(true);
   });
 
   test('step 4: when acme-corp (max_vms 10) asks for an 11th VM, then it gets 429 with a quota-exceeded body', async () => {
-    const vm = JSON.stringify({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
-    for (let i = 0; i < 9; i++) expect((await call('POST', `${base}/v1/vms`, tenantAdminToken, vm)).status).toBe(202);
-    const eleventh = await call('POST', `${base}/v1/vms`, tenantAdminToken, vm);
-    expect(eleventh.status).toBe(429);
-    expect(eleventh.type).toContain('application/problem+json');
-    expect(eleventh.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 10, in_use: 10, requested: 1 });
+    const acme = clientFor(tenantAdminToken);
+    for (let i = 0; i < 9; i++) await spawnAccepted(acme);
+    const eleventh = await acme.POST('/v1/vms', { body: VM });
+    expect(eleventh.response.status).toBe(429);
+    expect(eleventh.response.headers.get('content-type')).toContain('application/problem+json');
+    expect(eleventh.error).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 10, in_use: 10, requested: 1 });
   });
 
   test('step 5: when service-fs reads the ledger, then the TENANT_CREATED entry names the admin token', async () => {
@@ -148,10 +149,10 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
   });
 
   test('then: when service-fs verify runs with the key the API publishes, then the chain and the checkpoints the worker signed match', async () => {
-    const key = await fetch(`${base}/.well-known/vm-tenant/ledger-checkpoint-key`);
-    expect(key.status).toBe(200);
+    const key = await createVmTenantClient({ baseUrl: base }).GET('/.well-known/vm-tenant/ledger-checkpoint-key', { parseAs: 'text' });
+    expect(key.response.status).toBe(200);
     const keyFile = path.join(dataDir, 'checkpoint-key.json');
-    writeFileSync(keyFile, await key.text());
+    writeFileSync(keyFile, key.data!);
     const verifyEnv = { PATH: process.env.PATH, DATABASE_URL: env.databaseUrl, NATS_URL: env.natsUrl, LEDGER_CHECKPOINT_STREAM: `${stream}_CHECKPOINTS` };
     // The worker signs the head within a second or two of the last entry.
     const deadline = Date.now() + 20_000;

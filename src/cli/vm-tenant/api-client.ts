@@ -1,3 +1,5 @@
+import type { Middleware } from 'openapi-fetch';
+import { createVmTenantClient, requestUnchecked } from '../../client';
 import { CliError, ProblemError } from './cli-errors';
 import type { ConnectionSettings } from './connection-settings';
 
@@ -17,31 +19,41 @@ export async function* allPages<T>(client: ApiClient, path: string, query: Recor
   } while (cursor !== undefined);
 }
 
-/** The API over fetch. A problem answer becomes a ProblemError; the token never appears in an error. */
-export function createApiClient(settings: ConnectionSettings): ApiClient {
+const notJson = (status: number) => new CliError(`the API answered ${status} with a body that is not JSON`, 'bad_response');
+
+function parseJson(text: string | undefined, status: number): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw notJson(status);
+  }
+}
+
+/**
+ * The API through the typed client (src/client). Each middleware sees every request before it is
+ * sent, bearer header included (request signing plugs in here). A problem answer becomes a
+ * ProblemError; the token never appears in an error.
+ */
+export function createApiClient(settings: ConnectionSettings, middleware: Middleware[] = []): ApiClient {
+  const client = createVmTenantClient({ baseUrl: settings.url, token: settings.token, timeoutMs: REQUEST_TIMEOUT_MS });
+  client.use(...middleware);
   return {
     async call(method, path, options = {}) {
-      const url = new URL(settings.url + path);
-      for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
-      const headers: Record<string, string> = { Accept: 'application/json, application/problem+json', ...options.headers };
-      if (options.authenticated !== false) headers.Authorization = `Bearer ${settings.token}`;
-      if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-      let response: Response;
+      const headers: Record<string, string | null> = { Accept: 'application/json, application/problem+json', ...options.headers };
+      if (options.authenticated === false) headers.Authorization = null;
+      let answer: Awaited<ReturnType<typeof requestUnchecked>>;
       try {
-        response = await fetch(url, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        // As text: an answer that is not JSON is reported below, not thrown from inside the client.
+        answer = await requestUnchecked(client, method, path, { body: options.body, query: options.query, headers, parseAs: 'text' });
       } catch (error) {
         const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error instanceof Error ? error.name : String(error));
         throw new CliError(`cannot reach the API at ${settings.url}: ${reason}`, 'api_unreachable', { cause: error });
       }
-      const text = await response.text();
-      let body: unknown = undefined;
-      if (text !== '') {
-        try {
-          body = JSON.parse(text);
-        } catch {
-          throw new CliError(`the API answered ${response.status} with a body that is not JSON`, 'bad_response');
-        }
-      }
+      const { response } = answer;
+      // openapi-fetch parses a problem body itself and leaves it a string only when it is not JSON.
+      const body: unknown = response.ok ? parseJson(answer.data as string | undefined, response.status) : answer.error;
+      if (!response.ok && typeof body === 'string') throw notJson(response.status);
       if (!response.ok) {
         const problem = (body ?? {}) as Record<string, unknown>;
         const title = typeof problem.title === 'string' ? problem.title : response.statusText || `HTTP ${response.status}`;
