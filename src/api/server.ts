@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
     authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
+    requestSignatures: { maxAgeSeconds: config.requestSignatureMaxAgeSeconds },
     metrics,
     ledgerCheckpointKey: cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile),
     latestLedgerCheckpoint: latestCheckpointFrom(nats, config, cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile)),
