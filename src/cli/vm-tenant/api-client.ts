@@ -1,3 +1,4 @@
+import { signedHeaders } from '../../client/request-signing';
 import { CliError, ProblemError } from './cli-errors';
 import type { ConnectionSettings } from './connection-settings';
 
@@ -23,12 +24,14 @@ export function createApiClient(settings: ConnectionSettings): ApiClient {
     async call(method, path, options = {}) {
       const url = new URL(settings.url + path);
       for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, String(value));
-      const headers: Record<string, string> = { Accept: 'application/json, application/problem+json', ...options.headers };
+      let headers: Record<string, string> = { Accept: 'application/json, application/problem+json', ...options.headers };
       if (options.authenticated !== false) headers.Authorization = `Bearer ${settings.token}`;
       if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+      const requestBody = options.body === undefined ? undefined : JSON.stringify(options.body);
+      if (settings.signingKey && options.authenticated !== false) headers = await signedHeaders({ method, url, headers, body: requestBody }, settings.signingKey);
       let response: Response;
       try {
-        response = await fetch(url, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        response = await fetch(url, { method, headers, body: requestBody, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       } catch (error) {
         const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error instanceof Error ? error.name : String(error));
         throw new CliError(`cannot reach the API at ${settings.url}: ${reason}`, 'api_unreachable', { cause: error });
