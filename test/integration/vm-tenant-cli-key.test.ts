@@ -3,35 +3,22 @@
  * ssh-keygen, or a PEM PKCS#8 file), so a key-bound token works from the command line; run as a
  * child process against a running stack.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
+import { runVmTenantCli, type CliResult } from '../helpers/vm-tenant-cli';
 
 jest.setTimeout(120_000);
-
-const BIN = path.resolve(__dirname, '../../bin/vm-tenant.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('vm-tenant CLI with a signing key', () => {
   let stack: TestStack;
   let home: string;
   let sshKey: string;
 
-  function cli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: home, VM_TENANT_URL: stack.apiUrl, ...env }, cwd: home, timeout: 90_000 }, (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-      });
-    });
-  }
+  const cli = (args: readonly string[], env: Record<string, string>): Promise<CliResult> => runVmTenantCli(args, home, { VM_TENANT_URL: stack.apiUrl, ...env });
 
   /** A key made the way a user makes one: ssh-keygen -t ed25519, no passphrase. */
   function sshKeygen(name: string, passphrase = ''): string {
