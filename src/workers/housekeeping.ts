@@ -11,7 +11,8 @@ const UNSETTLED_AFTER_MS = 5 * 60 * 1000;
 
 /**
  * Periodic work the worker does on the side: Idempotency-Keys past their 24 h retention and request
- * signatures too old to be replayed are purged, and VMs left unsettled by a workflow that lost their update are sent to it again.
+ * signatures too old to be replayed are purged, and VMs left unsettled by a workflow that lost their
+ * update are sent to it again.
  */
 export function startHousekeeping(db: Kysely<Database>, log: Logger, workflows?: TenantWorkflowGateway, everyMs = 5 * 60 * 1000): { stop(): void } {
   const run = async () => {
