@@ -194,13 +194,15 @@ describe('key-bound tokens', () => {
     expectRefused(await send({ ...request, headers: { ...request.headers, authorization: `Bearer ${other.body.token}` } }), 'signature_invalid');
   });
 
-  test('when the signature leaves out a required component or the nonce, then 401 signature_malformed', async () => {
+  test('when the signature leaves out the nonce, the digest or the token, then 401 signature_malformed', async () => {
     const { token, key } = await boundToken();
     const request = await signedRequest({ method: 'GET', path: '/v1/vms', token, key: key.signing });
     const withoutNonce = request.headers['signature-input']!.replace(/;nonce="[^"]*"/, '');
     expectRefused(await send({ ...request, headers: { ...request.headers, 'signature-input': withoutNonce } }), 'signature_malformed');
     const withoutDigest = request.headers['signature-input']!.replace(' "content-digest"', '');
     expectRefused(await send({ ...request, headers: { ...request.headers, 'signature-input': withoutDigest } }), 'signature_malformed');
+    const withoutToken = request.headers['signature-input']!.replace(' "authorization"', '');
+    expectRefused(await send({ ...request, headers: { ...request.headers, 'signature-input': withoutToken } }), 'signature_malformed');
   });
 
   test('when a bound token issues a sub-token, then the sub-token is bound to its own subject_pubkey', async () => {

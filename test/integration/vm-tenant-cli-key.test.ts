@@ -91,6 +91,14 @@ describe('vm-tenant CLI with a signing key', () => {
     expect(rsa.stderr).not.toContain(token);
   });
 
+  test('when the profile names the key, then the CLI signs with it', async () => {
+    const { tenantId, token: admin } = await createTenant(stack);
+    const bound = await issueBound(admin, tenantId, `@${sshKey}.pub`, 'vm:read');
+    const profile = path.join(home, 'profile.json');
+    await writeFile(profile, JSON.stringify({ url: stack.apiUrl, token: bound.token, key: sshKey }), { mode: 0o600 });
+    expect(await cli(['--profile', profile, 'vms', 'list'], {})).toMatchObject({ code: 0, stderr: '' });
+  });
+
   test('when an unbound token is used with --key, then the signature is harmless and the command works', async () => {
     const { token } = await createTenant(stack);
     expect(await cli(['--key', sshKey, 'vms', 'list'], { VM_TENANT_TOKEN: token })).toMatchObject({ code: 0 });
