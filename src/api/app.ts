@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Request } from 'express';
 import type { Kysely } from 'kysely';
 import type { AuthFailureLimiter } from '../auth/auth-failure-limiter';
 import type { Database } from '../db/tables';
@@ -9,6 +9,7 @@ import { LedgerWriter } from '../ledger/ledger-writer';
 import { accessLog } from './middleware/access-log';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
+import type { RequestSignatureSettings } from './key-bound-request';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { noStore } from './middleware/no-store';
 import { requestContext } from './middleware/request-context';
@@ -37,6 +38,8 @@ export interface AppDeps {
   rateLimiter?: TenantRateLimiter;
   /** Failed authentications per client address; without it, failures are not limited. */
   authFailureLimiter?: AuthFailureLimiter;
+  /** Requests of key-bound tokens (docs/bound-tokens.md); default: signatures up to 300 s old. */
+  requestSignatures?: RequestSignatureSettings;
   metrics?: ApiMetrics;
   now?: () => Date;
   /** The public key of signed ledger checkpoints, published without authentication. */
@@ -64,9 +67,19 @@ export function createApp(deps: AppDeps): Express {
   app.use(docsRoutes());
   app.use(checkpointKeyRoutes(deps.ledgerCheckpointKey));
   app.use(requireJsonBody());
-  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true, type: 'application/json' }));
+  app.use(
+    express.json({
+      limit: MAX_BODY_BYTES,
+      strict: true,
+      type: 'application/json',
+      // Key-bound requests sign a digest of the body as sent, not of what JSON.parse made of it.
+      verify: (req, _res, raw) => {
+        (req as Request).rawBody = raw;
+      },
+    }),
+  );
   app.use('/v1', noStore());
-  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter));
+  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter, deps.requestSignatures));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   const workflows = deps.tenantWorkflows;
   app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now })));

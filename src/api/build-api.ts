@@ -102,6 +102,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     trustedProxies: config.trustedProxies,
     rateLimiter: createTenantRateLimiter(rateLimitPool),
     authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
+    requestSignatures: { maxAgeSeconds: config.requestSignatureMaxAgeSeconds },
     metrics,
     ledgerCheckpointKey: checkpointKey,
     latestLedgerCheckpoint: latestCheckpointFrom(nats, config, checkpointKey),

@@ -1,3 +1,5 @@
+import { ACCEPT_SIGNATURE } from '../auth/request-signature-profile';
+
 /** Stable, machine-readable error codes of the HTTP API (the `code` member of every problem). */
 export type ProblemCode =
   | 'invalid_request'
@@ -6,6 +8,13 @@ export type ProblemCode =
   | 'payload_too_large'
   | 'unauthenticated'
   | 'invalid_token'
+  | 'signature_required'
+  | 'signature_malformed'
+  | 'signature_key_mismatch'
+  | 'signature_invalid'
+  | 'signature_expired'
+  | 'signature_replayed'
+  | 'content_digest_mismatch'
   | 'insufficient_scope'
   | 'token_exceeds_issuer'
   | 'token_outside_subtree'
@@ -46,6 +55,14 @@ export class ApiError extends Error {
   }
 }
 
+/** A 401 for a key-bound token's request: says what to sign (RFC 9421 Accept-Signature). */
+function signatureProblem(code: ProblemCode, title: string, detail: string): ApiError {
+  return new ApiError(401, code, title, detail, {}, {
+    'WWW-Authenticate': `Bearer realm="vm-tenant", error="invalid_token", error_description="${code}"`,
+    'Accept-Signature': ACCEPT_SIGNATURE,
+  });
+}
+
 export const problems = {
   invalid(detail: string, errors: FieldError[] = []): ApiError {
     return new ApiError(400, 'invalid_request', 'Invalid request', detail, errors.length ? { errors } : {});
@@ -59,6 +76,27 @@ export const problems = {
     return new ApiError(401, 'invalid_token', 'Invalid token', 'The bearer token is unknown, expired or revoked.', {}, {
       'WWW-Authenticate': 'Bearer realm="vm-tenant", error="invalid_token"',
     });
+  },
+  signatureRequired(detail: string): ApiError {
+    return signatureProblem('signature_required', 'Signature required', `This token is bound to a key: sign the request with it (RFC 9421). ${detail}`);
+  },
+  signatureMalformed(detail: string): ApiError {
+    return signatureProblem('signature_malformed', 'Malformed signature', detail);
+  },
+  signatureKeyMismatch(detail: string): ApiError {
+    return signatureProblem('signature_key_mismatch', 'Signed with another key', detail);
+  },
+  signatureInvalid(detail: string): ApiError {
+    return signatureProblem('signature_invalid', 'Invalid signature', detail);
+  },
+  signatureExpired(detail: string): ApiError {
+    return signatureProblem('signature_expired', 'Signature expired', detail);
+  },
+  signatureReplayed(): ApiError {
+    return signatureProblem('signature_replayed', 'Signature replayed', 'This signature was accepted before; sign every request anew (a fresh nonce and created time).');
+  },
+  contentDigestMismatch(detail: string): ApiError {
+    return signatureProblem('content_digest_mismatch', 'Content digest mismatch', detail);
   },
   insufficientScope(needed: string): ApiError {
     return new ApiError(403, 'insufficient_scope', 'Insufficient scope', `This operation needs a token with scope ${needed}.`, {

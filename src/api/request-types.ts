@@ -6,6 +6,8 @@ declare module 'express-serve-static-core' {
     /** Request id, client address and user agent; the actor fields are filled in by authentication. */
     context: RequestContext;
     caller?: Caller;
+    /** The JSON body as received, for the Content-Digest of key-bound requests; unset without a body. */
+    rawBody?: Buffer;
   }
 }
 

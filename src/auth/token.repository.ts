@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { ApiTokenRow, Database, NewApiToken } from '../db/tables';
+import type { ApiTokenRow, Database, KeyBinding, NewApiToken } from '../db/tables';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -8,6 +8,7 @@ export interface TokenRecord {
   tenant_id: string | null;
   scope: string;
   subject_pubkey: string | null;
+  key_binding: KeyBinding;
   parent_token_id: string | null;
   created_at: string;
   expires_at: string | null;
@@ -21,6 +22,7 @@ export function toTokenRecord(row: ApiTokenRow): TokenRecord {
     tenant_id: row.tenant_id,
     scope: row.scope,
     subject_pubkey: row.subject_pubkey,
+    key_binding: row.key_binding,
     parent_token_id: row.parent_token_id,
     created_at: row.created_at.toISOString(),
     expires_at: row.expires_at ? row.expires_at.toISOString() : null,
@@ -35,6 +37,8 @@ export interface ActiveToken {
   expires_at: Date | null;
   token_hash: string;
   api_rate_limit_rpm: number | null;
+  subject_pubkey: string | null;
+  key_binding: KeyBinding;
 }
 
 /**
@@ -47,7 +51,7 @@ export async function findActiveTokenByHash(db: Db, tokenHash: string, now: Date
   return db
     .selectFrom('api_tokens as t')
     .leftJoin('tenants as tn', 'tn.tenant_id', 't.tenant_id')
-    .select(['t.token_id', 't.tenant_id', 't.scope', 't.expires_at', 't.token_hash', 'tn.api_rate_limit_rpm'])
+    .select(['t.token_id', 't.tenant_id', 't.scope', 't.expires_at', 't.token_hash', 'tn.api_rate_limit_rpm', 't.subject_pubkey', 't.key_binding'])
     .where('t.token_hash', '=', tokenHash)
     .where('t.revoked_at', 'is', null)
     .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', now)]))

@@ -19,6 +19,10 @@ export const issueTokenSchema = z
         }
         return normalised;
       }),
+    key_binding: z
+      .enum(['none', 'required'], { error: 'must be "none" or "required"' })
+      .optional()
+      .describe('"required": the token works only on requests signed (RFC 9421) with the private key of subject_pubkey. Default: "required" when the issuing token is bound, else "none".'),
     scope: z.enum(TENANT_SCOPES as [string, ...string[]], { error: `must be one of ${TENANT_SCOPES.join(', ')}` }),
     expires_in_seconds: z
       .number({ error: 'must be a number' })

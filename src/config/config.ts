@@ -28,6 +28,8 @@ export interface Config {
   readonly fleetPort: number;
   readonly adminToken: string | undefined;
   readonly authFailuresPerMinute: number;
+  /** Key-bound tokens: how old a request signature may be; seen signatures are kept as long. */
+  readonly requestSignatureMaxAgeSeconds: number;
   readonly dataDir: string;
   readonly trustedProxies: readonly string[];
   readonly logLevel: string;
@@ -112,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
     fleetPort,
     adminToken,
     authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 60, 1, 1_000_000),
+    requestSignatureMaxAgeSeconds: int(env, 'REQUEST_SIGNATURE_MAX_AGE_SECONDS', 300, 5, 3600),
     dataDir,
     trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
     logLevel: str(env, 'LOG_LEVEL', 'info'),

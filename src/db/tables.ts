@@ -20,11 +20,21 @@ export interface ApiTokenTable {
   tenant_id: string | null;
   scope: string;
   subject_pubkey: string | null;
+  /** 'required': the token authenticates only requests signed with subject_pubkey's key. */
+  key_binding: ColumnType<KeyBinding, KeyBinding | undefined, KeyBinding>;
   token_hash: string;
   parent_token_id: string | null;
   created_at: Timestamp;
   expires_at: Timestamp | null;
   revoked_at: Timestamp | null;
+}
+
+export type KeyBinding = 'none' | 'required';
+
+/** Accepted HTTP message signatures, kept until they are too old to be accepted again. */
+export interface HttpSignatureSeenTable {
+  signature_sha256: string;
+  expires_at: Timestamp;
 }
 
 export interface AuditEventTable {
@@ -87,6 +97,7 @@ export interface Database {
   vms: VmTable;
   idempotency_keys: IdempotencyKeyTable;
   event_relay_cursor: EventRelayCursorTable;
+  http_signatures_seen: HttpSignatureSeenTable;
 }
 
 export type TenantRow = Selectable<TenantTable>;

@@ -1,23 +1,15 @@
 /**
  * Issue 11, part 2: the `vm-tenant` CLI, run as a child process against a running stack, as a user would.
  */
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { getFreePort } from '../../src/devstack/free-port';
 import { createTenant, SAMPLE_PUBKEY, startTestStack, type TestStack } from '../helpers/test-stack';
 import { uniqueName } from '../helpers/test-env';
+import { runVmTenantCli, type CliResult } from '../helpers/vm-tenant-cli';
 
 jest.setTimeout(120_000);
-
-const BIN = path.resolve(__dirname, '../../bin/vm-tenant.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('vm-tenant CLI', () => {
   let stack: TestStack;
@@ -25,13 +17,10 @@ describe('vm-tenant CLI', () => {
   const outputs: string[] = [];
 
   /** Runs the real CLI with only the environment given (plus PATH and an empty HOME). */
-  function cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
-    return new Promise((resolve) => {
-      execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, HOME: home, ...env }, cwd: home, timeout: 90_000 }, (error, stdout, stderr) => {
-        outputs.push(stdout, stderr);
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-      });
-    });
+  async function cli(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+    const result = await runVmTenantCli(args, home, env);
+    outputs.push(result.stdout, result.stderr);
+    return result;
   }
   const asAdmin = () => ({ VM_TENANT_URL: stack.apiUrl, VM_TENANT_TOKEN: stack.adminToken });
   const json = (result: CliResult) => JSON.parse(result.stdout) as Record<string, any>;

@@ -5,6 +5,7 @@ import { findActiveTokenByHash } from '../../auth/token.repository';
 import { hashesEqual, hashToken, isWellFormedToken } from '../../auth/token-format';
 import type { Database } from '../../db/tables';
 import { isScope } from '../../shared/scopes';
+import { refusalOfKeyBoundRequest, type RequestSignatureSettings } from '../key-bound-request';
 import { ApiError, problems } from '../problem';
 import '../request-types';
 
@@ -25,12 +26,16 @@ function tooManyFailures(retryAfterSeconds: number): ApiError {
   );
 }
 
+export const DEFAULT_REQUEST_SIGNATURES: RequestSignatureSettings = Object.freeze({ maxAgeSeconds: 300 });
+
 /**
- * Resolves the bearer token to a caller, or answers 401. Every failure looks the same to the client.
- * Only a string in the token format (prefix, length, CRC32) reaches the database; an address whose
- * failures used up its budget gets 429 before anything else is looked at.
+ * Resolves the bearer token to a caller, or answers 401. Every failure of the token itself looks the
+ * same to the client; a key-bound token's request that is not properly signed gets a 401 whose code
+ * says why (the token is genuine then, so nothing is given away). Only a string in the token format
+ * (prefix, length, CRC32) reaches the database; an address whose failures used up its budget gets
+ * 429 before anything else is looked at.
  */
-export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date(), failures?: AuthFailureLimiter): RequestHandler {
+export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date(), failures?: AuthFailureLimiter, signatures: RequestSignatureSettings = DEFAULT_REQUEST_SIGNATURES): RequestHandler {
   return async (req, _res, next) => {
     const address = clientAddress(req);
     const blockedFor = failures ? await failures.blockedFor(address) : 0;
@@ -46,7 +51,13 @@ export function authenticate(db: Kysely<Database>, now: () => Date = () => new D
     const tokenHash = hashToken(token);
     const found = await findActiveTokenByHash(db, tokenHash, now());
     if (!found || !hashesEqual(found.token_hash, tokenHash) || !isScope(found.scope)) return refuse(problems.invalidToken());
-    req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm };
+    if (found.key_binding === 'required') {
+      // The schema guarantees a bound token has a key; a row without one can never be used.
+      if (!found.subject_pubkey) return refuse(problems.invalidToken());
+      const refusal = await refusalOfKeyBoundRequest(db, req, found.subject_pubkey, signatures, now());
+      if (refusal) return refuse(refusal);
+    }
+    req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm, key_binding: found.key_binding };
     req.context.actor_token_id = found.token_id;
     req.context.actor_scope = found.scope;
     next();

@@ -27,7 +27,11 @@ function operation(doc: RouteDoc): JsonObject {
   };
   if (doc.auth !== 'public') {
     responses['400'] = { description: 'Invalid input; `errors` names each bad field', content: problemContent() };
-    responses['401'] = { description: 'Missing, unknown, expired or revoked token', content: problemContent() };
+    responses['401'] = {
+      description:
+        'unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token\'s request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch',
+      content: problemContent(),
+    };
     responses['403'] = { description: 'The token lacks the scope', content: problemContent() };
     responses['404'] = { description: 'No such object, or it belongs to another tenant (answered alike)', content: problemContent() };
     responses['429'] = { description: 'rate_limited: the tenant\'s API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After)', content: problemContent() };

@@ -49,6 +49,7 @@ export const tokenRecordSchema = z.object({
   tenant_id: z.string().nullable(),
   scope: z.string(),
   subject_pubkey: z.string().nullable(),
+  key_binding: z.enum(['none', 'required']).describe('"required": accepted only on requests signed with the key of subject_pubkey'),
   parent_token_id: z.string().nullable(),
   created_at: z.iso.datetime(),
   expires_at: z.iso.datetime().nullable(),

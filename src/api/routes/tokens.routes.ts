@@ -40,6 +40,12 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
     if (issuedByTenant && caller.expires_at && expiresAt > caller.expires_at) {
       throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', `The token would outlive the issuing token, which expires at ${caller.expires_at.toISOString()}.`);
     }
+    // A stolen key-bound token must not mint an unbound one; its sub-tokens bind to their own subject_pubkey.
+    const issuerBound = caller.key_binding === 'required';
+    if (issuerBound && input.key_binding === 'none') {
+      throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', 'A key-bound token can issue only key-bound tokens (key_binding "required").');
+    }
+    const keyBinding = input.key_binding ?? (issuerBound ? 'required' : 'none');
     const secret = generateToken();
     const row = await db.transaction().execute(async (trx) => {
       if (!(await lockTenantTokens(trx, tenantId))) throw problems.tenantNotFound();
@@ -51,6 +57,7 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
         tenant_id: tenantId,
         scope,
         subject_pubkey: input.subject_pubkey,
+        key_binding: keyBinding,
         token_hash: hashToken(secret),
         // Platform-admin issued tokens are the roots of a tenant's tree; rotating the admin token must not revoke them.
         parent_token_id: issuedByTenant ? caller.token_id : null,
@@ -63,7 +70,7 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
         tenant_id: tenantId,
         occurred_at: at,
         context: req.context,
-        details: { token_id: inserted.token_id, scope, expires_at: expiresAt.toISOString(), parent_token_id: inserted.parent_token_id, subject_pubkey: input.subject_pubkey },
+        details: { token_id: inserted.token_id, scope, expires_at: expiresAt.toISOString(), parent_token_id: inserted.parent_token_id, subject_pubkey: input.subject_pubkey, key_binding: keyBinding },
       });
       return inserted;
     });

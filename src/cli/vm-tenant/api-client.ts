@@ -1,5 +1,6 @@
 import type { Middleware } from 'openapi-fetch';
 import { createVmTenantClient, requestUnchecked } from '../../client';
+import { signFetchRequest } from '../../client/request-signing';
 import { CliError, ProblemError } from './cli-errors';
 import type { ConnectionSettings } from './connection-settings';
 
@@ -32,12 +33,15 @@ function parseJson(text: string | undefined, status: number): unknown {
 
 /**
  * The API through the typed client (src/client). Each middleware sees every request before it is
- * sent, bearer header included (request signing plugs in here). A problem answer becomes a
- * ProblemError; the token never appears in an error.
+ * sent, bearer header included. With a signing key, every authenticated request is signed last
+ * (RFC 9421), so nothing changes it after. A problem answer becomes a ProblemError; the token never
+ * appears in an error.
  */
 export function createApiClient(settings: ConnectionSettings, middleware: Middleware[] = []): ApiClient {
   const client = createVmTenantClient({ baseUrl: settings.url, token: settings.token, timeoutMs: REQUEST_TIMEOUT_MS });
-  client.use(...middleware);
+  const key = settings.signingKey;
+  const signing: Middleware[] = key ? [{ onRequest: ({ request }) => (request.headers.has('authorization') ? signFetchRequest(request, key) : undefined) }] : [];
+  client.use(...middleware, ...signing);
   return {
     async call(method, path, options = {}) {
       const headers: Record<string, string | null> = { Accept: 'application/json, application/problem+json', ...options.headers };

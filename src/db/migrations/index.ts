@@ -6,6 +6,7 @@ import * as quotaVersion from './2026_11_27_0004_quota_version';
 import * as ledgerChainInDatabase from './2026_11_27_0005_ledger_chain_in_database';
 import * as ledgerTenantChains from './2026_11_27_0006_ledger_tenant_chains';
 import * as ledgerTenantLocks from './2026_11_27_0007_ledger_tenant_locks';
+import * as tokenKeyBinding from './2026_11_27_0008_token_key_binding';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_27_0005_ledger_chain_in_database': ledgerChainInDatabase,
   '2026_11_27_0006_ledger_tenant_chains': ledgerTenantChains,
   '2026_11_27_0007_ledger_tenant_locks': ledgerTenantLocks,
+  '2026_11_27_0008_token_key_binding': tokenKeyBinding,
 };

@@ -4,7 +4,7 @@ import { CliError } from '../cli-errors';
 import { contextOf, listRows, type ListFlags } from '../command-context';
 import { intOption as int } from '../int-option';
 
-const COLUMNS = ['token_id', 'scope', 'parent_token_id', 'created_at', 'expires_at', 'revoked_at'] as const;
+const COLUMNS = ['token_id', 'scope', 'key_binding', 'parent_token_id', 'created_at', 'expires_at', 'revoked_at'] as const;
 
 /** `--subject-pubkey` takes the key itself or `@file` (an `id_ed25519.pub` or a PEM file). */
 async function publicKeyArgument(value: string): Promise<string> {
@@ -26,9 +26,10 @@ export function tokensCommand(env: NodeJS.ProcessEnv): Command {
     .requiredOption('--subject-pubkey <key|@file>', 'Ed25519 public key of the holder ("ssh-ed25519 ...", PEM, raw base64) or @file')
     .requiredOption('--scope <scope>', 'service:tenant-admin, vm:write, vm:read or audit:read')
     .option('--expires-in <seconds>', 'lifetime in seconds', int)
-    .action(async (tenantId: string, flags: { subjectPubkey: string; scope: string; expiresIn?: number }, command: Command) => {
+    .option('--bound', 'bind the token to the key: it then works only on requests signed with the private key of --subject-pubkey (tokens issued by a bound token are bound anyway)')
+    .action(async (tenantId: string, flags: { subjectPubkey: string; scope: string; expiresIn?: number; bound?: boolean }, command: Command) => {
       const ctx = contextOf(command, env);
-      const body = { subject_pubkey: await publicKeyArgument(flags.subjectPubkey), scope: flags.scope, expires_in_seconds: flags.expiresIn };
+      const body = { subject_pubkey: await publicKeyArgument(flags.subjectPubkey), scope: flags.scope, expires_in_seconds: flags.expiresIn, key_binding: flags.bound ? 'required' : undefined };
       ctx.printer().record(await (await ctx.client()).call('POST', `/v1/tenants/${encodeURIComponent(tenantId)}/tokens`, { body }));
     });
   tokens
