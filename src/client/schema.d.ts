@@ -441,7 +441,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -592,7 +592,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -757,7 +757,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -900,7 +900,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1074,7 +1074,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1216,6 +1216,11 @@ export interface operations {
                             tenant_id: string | null;
                             scope: string;
                             subject_pubkey: string | null;
+                            /**
+                             * @description "required": accepted only on requests signed with the key of subject_pubkey
+                             * @enum {string}
+                             */
+                            key_binding: "none" | "required";
                             parent_token_id: string | null;
                             /** Format: date-time */
                             created_at: string;
@@ -1248,7 +1253,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1351,6 +1356,11 @@ export interface operations {
             content: {
                 "application/json": {
                     subject_pubkey: string;
+                    /**
+                     * @description "required": the token works only on requests signed (RFC 9421) with the private key of subject_pubkey. Default: "required" when the issuing token is bound, else "none".
+                     * @enum {string}
+                     */
+                    key_binding?: "none" | "required";
                     /** @enum {string} */
                     scope: "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     /** @default 86400 */
@@ -1370,6 +1380,11 @@ export interface operations {
                         tenant_id: string | null;
                         scope: string;
                         subject_pubkey: string | null;
+                        /**
+                         * @description "required": accepted only on requests signed with the key of subject_pubkey
+                         * @enum {string}
+                         */
+                        key_binding: "none" | "required";
                         parent_token_id: string | null;
                         /** Format: date-time */
                         created_at: string;
@@ -1402,7 +1417,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1538,7 +1553,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1692,7 +1707,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1851,7 +1866,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2076,7 +2091,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2227,7 +2242,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2393,7 +2408,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2608,7 +2623,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Missing, unknown, expired or revoked token */
+            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
             401: {
                 headers: {
                     [name: string]: unknown;
