@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { getFreePort } from '../../src/devstack/free-port';
+import { checkResponsesFrom } from './openapi-response-check';
 import { testEnv } from './test-env';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -47,6 +48,8 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
     if (Date.now() > deadline) throw new Error(`API process did not start: ${output}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
+  await checkResponsesFrom(url);
   return {
     url,
     process: child,

@@ -25,6 +25,7 @@ import { getFreePort } from '../../src/devstack/free-port';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { generateToken } from '../../src/auth/token-format';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
+import { checkResponsesFrom } from './openapi-response-check';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -554,7 +555,8 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     'api',
     'src/api/server.ts',
     () => ({ ...common(), PORT: String(apiPort), ...options.apiEnv }),
-    (child) => waitForHttp(`${apiUrl}/healthz`, child, logOf('api'), 60_000),
+    // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
+    (child) => waitForHttp(`${apiUrl}/healthz`, child, logOf('api'), 60_000).then(() => checkResponsesFrom(apiUrl)),
     logOf('api'),
   );
 
@@ -567,7 +569,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
           'api2',
           'src/api/server.ts',
           () => ({ ...common(), ...noMetrics, PORT: String(api2Port), ...options.apiEnv }),
-          (child) => waitForHttp(`http://127.0.0.1:${api2Port}/healthz`, child, logOf('api2'), 60_000),
+          (child) => waitForHttp(`http://127.0.0.1:${api2Port}/healthz`, child, logOf('api2'), 60_000).then(() => checkResponsesFrom(`http://127.0.0.1:${api2Port}`)),
           logOf('api2'),
         ),
         worker: new NodePart(

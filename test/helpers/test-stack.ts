@@ -24,6 +24,7 @@ import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-c
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { createTenantWorker, type TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
+import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
 
@@ -101,6 +102,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const server: Server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
+  await checkResponsesFrom(apiUrl);
 
   let worker: TenantWorkerRuntime | null = null;
   let workerRun: Promise<void> | null = null;
