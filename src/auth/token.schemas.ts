@@ -11,7 +11,7 @@ export const TENANT_SCOPES = SCOPES.filter((scope) => scope !== 'service:admin')
 const KEY_BASE64 = '[A-Za-z0-9+/_-]{42}[AEIMQUYcgkosw048]=?';
 const SUBJECT_PUBKEY_FORMATS = [
   { title: 'raw base64 (32 bytes)', pattern: `^${KEY_BASE64}$` },
-  { title: 'OpenSSH', pattern: '^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}( [ -~]{0,100})?$' },
+  { title: 'OpenSSH', pattern: '^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-P][A-Za-z0-9+/]{42}( [ -~]{0,100})?$' },
   { title: 'PEM (SPKI)', pattern: '^-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEA[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\\n-----END PUBLIC KEY-----\\n?$' },
 ];
 

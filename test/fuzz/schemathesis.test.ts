@@ -9,7 +9,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
+import { createTenant, SAMPLE_PUBKEY, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MAX_TIME_SECONDS = Number(process.env.SCHEMATHESIS_MAX_TIME ?? 90);
@@ -30,9 +30,9 @@ interface RunResult {
   output: string;
 }
 
-function runSchemathesis(st: string, args: string[], timeoutMs: number): Promise<RunResult> {
+function runSchemathesis(st: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(st, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', PYTHONUNBUFFERED: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(st, args, { cwd: ROOT, env: { ...process.env, ...env, NO_COLOR: '1', PYTHONUNBUFFERED: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -60,7 +60,9 @@ describe('Schemathesis against the running API', () => {
 
   test('when it fuzzes every operation with a tenant token (stateful phase included), then every answer is documented and none is a 5xx', async () => {
     // High limits, so the run explores the API rather than the tenant's quota and rate limit.
-    const { token } = await createTenant(stack, { max_vms: 1000, storage_quota_gb: 1_000_000, api_rate_limit_rpm: 100_000 });
+    const { tenantId, token } = await createTenant(stack, { max_vms: 1000, storage_quota_gb: 1_000_000, api_rate_limit_rpm: 100_000 });
+    const revocable = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 } });
+    expect(revocable.status).toBe(201);
     const { code, output } = await runSchemathesis(
       st,
       [
@@ -90,10 +92,13 @@ describe('Schemathesis against the running API', () => {
         '--header',
         `Authorization: Bearer ${token}`,
       ],
+      { VM_TENANT_FUZZ_TENANT_ID: tenantId, VM_TENANT_FUZZ_REVOCABLE_TOKEN_ID: revocable.body.token_id },
       (MAX_TIME_SECONDS + 60) * 1000,
     );
     // The output names each failing operation, the check and a curl line to reproduce it (token masked).
-    if (code !== 0) throw new Error(`schemathesis exited with ${code}:\n${output.slice(-20_000)}`);
+    if (code !== 0) throw new Error(`schemathesis exited with ${code}:\n${output.slice(-40_000)}`);
     expect(output).toMatch(/Stateful/i);
+    // The run's token survived it: every phase ran authenticated (see the revocation in schemathesis.toml).
+    expect((await stack.request('GET', '/v1/vms', { token })).status).toBe(200);
   });
 });
