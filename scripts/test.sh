@@ -9,6 +9,8 @@ cd "$ROOT"
 
 bash scripts/ensure-deps.sh || exit 1
 bash scripts/ensure-temporal.sh >/dev/null || exit 1
+# Schemathesis (PyPI, pinned) for test/fuzz/schemathesis.test.ts, into the same .venv.
+bash scripts/ensure-schemathesis.sh >/dev/null || exit 1
 # For the browser test of the Temporal UI (test/ui/); installs Debian's chromium when root.
 # Without one (not root, no apt) the browser tests fail, saying how to get one: they are never skipped.
 if CHROMIUM_PATH="$(bash scripts/ensure-chromium.sh)"; then export CHROMIUM_PATH; else unset CHROMIUM_PATH; fi

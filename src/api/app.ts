@@ -11,6 +11,7 @@ import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
 import type { RequestSignatureSettings } from './key-bound-request';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { methodNotAllowed } from './middleware/method-not-allowed';
 import { noStore } from './middleware/no-store';
 import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
@@ -86,6 +87,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(tokenRoutes({ db: deps.db, now }));
   app.use(vmRoutes(createVmService({ db: deps.db, ledger: new LedgerWriter(deps.db), workflows, now }), { db: deps.db, now }));
   app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
+  app.use(methodNotAllowed());
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));
   return app;

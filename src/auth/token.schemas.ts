@@ -7,6 +7,14 @@ export const TOKEN_LIFETIME = Object.freeze({ min_seconds: 60, max_seconds: 31_5
 /** Scopes a tenant token may carry; service:admin is platform-wide and never issued to a tenant. */
 export const TENANT_SCOPES = SCOPES.filter((scope) => scope !== 'service:admin');
 
+/** The forms normaliseEd25519PublicKey accepts, for the OpenAPI document (any 32 bytes are a valid key). */
+const KEY_BASE64 = '[A-Za-z0-9+/_-]{42}[AEIMQUYcgkosw048]=?';
+const SUBJECT_PUBKEY_FORMATS = [
+  { title: 'raw base64 (32 bytes)', pattern: `^${KEY_BASE64}$` },
+  { title: 'OpenSSH', pattern: '^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-P][A-Za-z0-9+/]{42}( [ -~]{0,100})?$' },
+  { title: 'PEM (SPKI)', pattern: '^-----BEGIN PUBLIC KEY-----\\nMCowBQYDK2VwAyEA[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\\n-----END PUBLIC KEY-----\\n?$' },
+];
+
 export const issueTokenSchema = z
   .object({
     subject_pubkey: z
@@ -18,7 +26,8 @@ export const issueTokenSchema = z
           return z.NEVER;
         }
         return normalised;
-      }),
+      })
+      .meta({ description: 'The Ed25519 public key of the token\'s holder', anyOf: SUBJECT_PUBKEY_FORMATS }),
     key_binding: z
       .enum(['none', 'required'], { error: 'must be "none" or "required"' })
       .optional()
@@ -32,3 +41,6 @@ export const issueTokenSchema = z
       .default(TOKEN_LIFETIME.default_seconds),
   })
   .strict();
+
+/** A token id as issued (newTokenId): anything else names no token. */
+export const tokenIdSchema = z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/);

@@ -255,9 +255,40 @@ export interface operations {
             /** @description The process is alive */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        status: "ok";
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
             };
         };
     };
@@ -273,29 +304,64 @@ export interface operations {
             /** @description Every dependency answers */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "unavailable";
+                        dependencies: {
+                            [key: string]: {
+                                ok: boolean;
+                                error?: string;
+                            };
+                        };
+                    };
+                };
             };
-            /** @description A dependency is down or did not answer within 2 s; the body names it */
-            503: {
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description A dependency is down or did not answer within 2 s; the body names it */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "unavailable";
+                        dependencies: {
+                            [key: string]: {
+                                ok: boolean;
+                                error?: string;
+                            };
+                        };
                     };
                 };
             };
@@ -313,6 +379,8 @@ export interface operations {
             /** @description algorithm, key_id (hex SHA-256 of the SPKI DER) and the key as PEM */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -324,25 +392,60 @@ export interface operations {
                     };
                 };
             };
-            /** @description The worker has not generated the key yet */
-            503: {
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -360,9 +463,47 @@ export interface operations {
             /** @description OpenAPI 3.1 document */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": {
+                        openapi: string;
+                        info: {
+                            [key: string]: unknown;
+                        };
+                        paths: {
+                            [key: string]: unknown;
+                        };
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
             };
         };
     };
@@ -378,9 +519,37 @@ export interface operations {
             /** @description HTML page rendered from /openapi.json; its assets are served by the API under /docs/assets/ */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
             };
         };
     };
@@ -399,6 +568,12 @@ export interface operations {
             /** @description A page of tenants */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -419,113 +594,387 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
-            404: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
             429: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -553,6 +1002,14 @@ export interface operations {
             /** @description The tenant record */
             201: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description The URL of the new resource */
+                    Location: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -570,135 +1027,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": {
-                        type: string;
-                        title: string;
-                        status: number;
-                        detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
-                        instance: string;
-                        request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
-                    };
-                };
-            };
-            /** @description The tenant id was used before (ids are never reused) */
+            /** @description `tenant_exists`: the tenant id was used before (ids are never reused) */
             409: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 409;
+                        /** @constant */
+                        code: "tenant_exists";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -718,6 +1455,12 @@ export interface operations {
             /** @description The tenant record */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -735,113 +1478,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -861,6 +1906,12 @@ export interface operations {
             /** @description The deleted record */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -878,135 +1929,443 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description The tenant still has VMs */
+            /** @description `tenant_has_vms`: the tenant still has VMs */
             409: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 409;
+                        /** @constant */
+                        code: "tenant_has_vms";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -1035,6 +2394,12 @@ export interface operations {
             /** @description The updated record; the tenant workflow holds the new quota */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1052,138 +2417,414 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
             429: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
                     };
                 };
             };
-            /** @description The quota is stored but the tenant workflow did not confirm it (it applies with the next VM request at the latest); repeat the PATCH */
-            503: {
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
                         /** @constant */
                         code: "dependency_unavailable";
-                        instance: string;
-                        request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
-                        /** @description The dependency that did not answer: postgres, temporal, nats */
-                        dependency?: string;
-                        /** @description PATCH: the stored quota version the tenant workflow has not confirmed */
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
                         quota_version?: number;
                     };
                 };
@@ -1207,6 +2848,12 @@ export interface operations {
             /** @description A page of tokens */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1231,113 +2878,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -1355,7 +3304,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    subject_pubkey: string;
+                    /** @description The Ed25519 public key of the token's holder */
+                    subject_pubkey: string | unknown | unknown | unknown;
                     /**
                      * @description "required": the token works only on requests signed (RFC 9421) with the private key of subject_pubkey. Default: "required" when the issuing token is bound, else "none".
                      * @enum {string}
@@ -1372,6 +3322,12 @@ export interface operations {
             /** @description The token, with its secret (shown once) */
             201: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1395,113 +3351,428 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description Wider or longer-lived than the issuing token */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token; `token_exceeds_issuer`: the requested token would be wider or longer-lived than the issuing token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "token_exceeds_issuer";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -1522,6 +3793,12 @@ export interface operations {
             /** @description The ids revoked now */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1531,113 +3808,441 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description insufficient_scope, or token_outside_subtree: a tenant token revokes only itself and the tokens issued under it */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token; `token_outside_subtree`: a tenant token revokes only itself and the tokens issued under it */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "token_outside_subtree";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike); `token_not_found`: no such token in this tenant */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "token_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -1660,6 +4265,12 @@ export interface operations {
             /** @description A page of VMs */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1685,113 +4296,387 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
-            404: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
             429: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -1822,6 +4707,14 @@ export interface operations {
             /** @description Accepted: the VM is provisioning */
             202: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description "true" when this is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1844,190 +4737,506 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description A request with this Idempotency-Key is in flight */
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is still in flight */
             409: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 409;
+                        /** @constant */
+                        code: "idempotency_key_in_flight";
                     };
                 };
             };
-            /** @description The Idempotency-Key was used for another request */
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `idempotency_key_reused`: the Idempotency-Key was used for a different request */
             422: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 422;
+                        /** @constant */
+                        code: "idempotency_key_reused";
                     };
                 };
             };
-            /** @description quota_exceeded; in_flight_limit (too many VMs of the tenant being spawned or destroyed, see Retry-After); or rate_limited */
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up; `quota_exceeded`: the spawn would exceed the tenant's quota (`limit` names which); `in_flight_limit`: too many VMs of the tenant are being spawned or destroyed; retry when some have settled */
             429: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
                         /** @constant */
                         code: "quota_exceeded";
-                        instance: string;
-                        request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
                         /** @enum {string} */
                         limit: "max_vms" | "storage_quota_gb";
                         limit_value: number;
                         in_use: number;
                         requested: number;
                     } | {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
                         /** @constant */
                         code: "in_flight_limit";
-                        instance: string;
-                        request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
                         in_flight: number;
                         limit: number;
-                    } | {
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -2047,6 +5256,12 @@ export interface operations {
             /** @description The VM */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2069,113 +5284,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `vm_not_found`: no such VM in the caller's tenant */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "vm_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -2195,9 +5712,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Accepted: the VM is destroying (a VM still booting stops booting) */
+            /** @description Accepted: the VM is destroying (a VM still booting stops booting); it stays readable, as destroying and then destroyed */
             202: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description "true" when this is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: "true";
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2220,128 +5745,501 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `vm_not_found`: no such VM in the caller's tenant; `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "vm_not_found";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description in_flight_limit (see Retry-After), or rate_limited */
-            429: {
+            /** @description `idempotency_key_in_flight`: a request with this Idempotency-Key is still in flight */
+            409: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 409;
+                        /** @constant */
+                        code: "idempotency_key_in_flight";
+                    };
+                };
+            };
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `idempotency_key_reused`: the Idempotency-Key was used for a different request */
+            422: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 422;
+                        /** @constant */
+                        code: "idempotency_key_reused";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up; `in_flight_limit`: too many VMs of the tenant are being spawned or destroyed; retry when some have settled */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
                         /** @constant */
                         code: "in_flight_limit";
-                        instance: string;
-                        request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
                         in_flight: number;
                         limit: number;
-                    } | {
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -2361,6 +6259,12 @@ export interface operations {
             /** @description A signed checkpoint, the tenant chain head it covers and its RFC 6962 audit path */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2386,135 +6290,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
             429: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
                     };
                 };
             };
-            /** @description No signed checkpoint covers the tenant yet (Retry-After) */
-            503: {
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };
@@ -2540,6 +6724,12 @@ export interface operations {
             /** @description A page of ledger entries: every field for the platform admin, the tenant view (tenantAuditEntrySchema) for a tenant token */
             200: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2601,113 +6791,415 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each bad field */
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
             400: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
                         errors?: {
                             field: string;
                             message: string;
                         }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
                     };
                 };
             };
-            /** @description unauthenticated or invalid_token: missing, unknown, expired or revoked token. A key-bound token's request that is not properly signed (RFC 9421, see Accept-Signature): signature_required, signature_malformed, signature_key_mismatch, signature_invalid, signature_expired, signature_replayed, content_digest_mismatch */
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
             401: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
                     };
                 };
             };
-            /** @description The token lacks the scope */
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
             403: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
                     };
                 };
             };
-            /** @description No such object, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
             404: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "tenant_not_found";
                     };
                 };
             };
-            /** @description rate_limited: the tenant's API rate limit is used up; or too_many_failed_authentications: too many requests from this address failed authentication (see Retry-After) */
-            429: {
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
                 headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
                         type: string;
                         title: string;
-                        status: number;
                         detail?: string;
-                        /** @description Stable, machine-readable error code */
-                        code: string;
+                        /** @description The request path */
                         instance: string;
+                        /** @description Also in the X-Request-Id header */
                         request_id: string;
-                        errors?: {
-                            field: string;
-                            message: string;
-                        }[];
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
                     };
                 };
             };

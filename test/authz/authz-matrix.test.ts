@@ -19,6 +19,7 @@ import { createApp, type AppDeps } from '../../src/api/app';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import type { Database } from '../../src/db/tables';
 import { createLogger } from '../../src/logging/logger';
+import { isTenantId } from '../../src/shared/tenant-id';
 import { listExpressRoutes } from '../helpers/express-routes';
 import { uniqueName } from '../helpers/test-env';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
@@ -411,7 +412,8 @@ describe('authorization matrix over HTTP', () => {
     if (Array.isArray(value)) value.forEach((item) => tenantIdsIn(item, found));
     else if (value && typeof value === 'object') {
       for (const [key, item] of Object.entries(value)) {
-        if (key === 'tenant_id' && typeof item === 'string') found.add(item);
+        // Only values that are tenant ids: /openapi.json's links name `tenant_id` parameters by runtime expression.
+        if (key === 'tenant_id' && isTenantId(item)) found.add(item);
         else tenantIdsIn(item, found);
       }
     }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getFreePort } from '../../src/devstack/free-port';
 import { ServiceProcess } from '../../src/devstack/service-process';
+import { checkResponsesFrom } from './openapi-response-check';
 import { testEnv } from './test-env';
 
 export interface ApiProcess {
@@ -36,6 +37,8 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
     removeDataDir();
     throw error;
   });
+  // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
+  await checkResponsesFrom(api.url);
   return {
     url: api.url,
     output: () => api.process!.recentOutput().join('\n'),

@@ -27,6 +27,7 @@ import { getFreePort } from '../../src/devstack/free-port';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { generateToken } from '../../src/auth/token-format';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
+import { checkResponsesFrom } from './openapi-response-check';
 
 
 /** One restartable part of the stack. */
@@ -532,6 +533,8 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       temporal.start(),
     ]);
     await startServices([fleet, worker, api, ...(replicas ? [replicas.worker, replicas.api] : [])]);
+    // OpenAPI response check (openapi-response-check.ts): every answer of these APIs is checked against their document.
+    for (const url of [apiUrl, ...(replicas ? [replicas.apiUrl] : [])]) await checkResponsesFrom(url);
   } catch (error) {
     await stack.stop().catch(() => undefined);
     throw error;

@@ -22,6 +22,7 @@ import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-ga
 import { buildWorker, type BuiltWorker } from '../../src/workers/build-worker';
 import type { TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
+import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
 
@@ -110,6 +111,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const server: Server = createServer(api.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
+  await checkResponsesFrom(apiUrl);
 
   const workerMetrics = createWorkerMetrics();
   let worker: BuiltWorker | null = null;

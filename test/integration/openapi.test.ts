@@ -20,6 +20,7 @@ describe('OpenAPI document', () => {
     expect(response.status).toBe(200);
     doc = await response.json();
   });
+  const baseUrl = () => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   afterAll(async () => {
     server.close();
     await db.destroy();
@@ -63,5 +64,57 @@ describe('OpenAPI document', () => {
         expect(declared).toEqual(names);
       }
     }
+  });
+
+  const problemSchemas = (op: any, status: string): any[] => {
+    const schema = op.responses[status]?.content?.['application/problem+json']?.schema;
+    return schema ? (schema.anyOf ?? [schema]) : [];
+  };
+  const codesOf = (op: any, status: string): string[] => problemSchemas(op, status).map((schema) => schema.properties.code.const);
+  const operations = (): Array<[string, any]> =>
+    Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, any]));
+
+  test('when the API refuses a scope, then the documented 403 problem carries required_scope (Schemathesis found it forbidden)', () => {
+    const insufficientScope = problemSchemas(doc.paths['/v1/vms'].get, '403').find((schema) => schema.properties.code.const === 'insufficient_scope');
+    expect(insufficientScope.properties.required_scope.enum).toContain('vm:read');
+    expect(insufficientScope.additionalProperties).toBe(false);
+  });
+
+  test('when a VM destroy reuses an Idempotency-Key, then its 422 idempotency_key_reused is documented (Schemathesis found it missing)', () => {
+    expect(codesOf(doc.paths['/v1/vms/{vm_id}'].delete, '422')).toEqual(['idempotency_key_reused']);
+  });
+
+  test('when an operation needs a token, then every answer of the middleware in front of it is documented, with its headers', () => {
+    for (const [name, op] of operations().filter(([, op]) => op.security?.length)) {
+      const statuses = Object.keys(op.responses);
+      expect({ name, statuses }).toEqual({ name, statuses: expect.arrayContaining(['400', '401', '403', '413', '415', '429', '500', '503']) });
+      expect(codesOf(op, '401').sort()).toEqual(['invalid_token', 'unauthenticated']);
+      expect(op.responses['401'].headers['WWW-Authenticate'].required).toBe(true);
+      expect(codesOf(op, '429')).toEqual(expect.arrayContaining(['rate_limited', 'too_many_failed_authentications']));
+      const rateLimited = problemSchemas(op, '429').find((schema) => schema.properties.code.const === 'rate_limited');
+      expect(rateLimited.required).toEqual(expect.arrayContaining(['limit', 'retry_after_seconds']));
+      expect(problemSchemas(op, '503')[0].properties.dependency.enum).toEqual(['postgres', 'temporal']);
+    }
+  });
+
+  test('when a problem is documented, then its status and code are exact and it allows no other member', () => {
+    for (const [, op] of operations()) {
+      for (const status of Object.keys(op.responses).filter((s) => Number(s) >= 400)) {
+        for (const schema of problemSchemas(op, status)) {
+          expect(schema.properties.status.const).toBe(Number(status));
+          expect(schema.additionalProperties).toBe(false);
+          expect(schema.required).toEqual(expect.arrayContaining(['type', 'title', 'status', 'code', 'instance', 'request_id']));
+        }
+      }
+    }
+  });
+
+  test('when a path exists but the method does not, then 405 method_not_allowed names the methods in Allow', async () => {
+    const response = await fetch(`${baseUrl()}/healthz`, { method: 'DELETE' });
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('GET, HEAD');
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await response.json()).toMatchObject({ status: 405, code: 'method_not_allowed' });
+    expect((await fetch(`${baseUrl()}/no-such-path`, { method: 'DELETE' })).status).toBe(404);
   });
 });

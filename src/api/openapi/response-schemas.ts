@@ -1,37 +1,18 @@
 import { z } from 'zod';
 import { VM_STATUSES } from '../../shared/vm';
 
-/** Shapes of the API's answers, for the OpenAPI document (requests use the routes' own schemas). */
-export const problemSchema = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.number().int(),
-  detail: z.string().optional(),
-  code: z.string().describe('Stable, machine-readable error code'),
-  instance: z.string(),
-  request_id: z.string(),
-  errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+/** Shapes of the API's successful answers, for the OpenAPI document (requests use the routes' own schemas; problems are in problem-catalogue.ts). */
+export const healthSchema = z.object({ status: z.literal('ok') });
+
+export const readinessSchema = z.object({
+  status: z.enum(['ready', 'unavailable']),
+  dependencies: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
 });
 
-export const quotaExceededSchema = problemSchema.extend({
-  code: z.literal('quota_exceeded'),
-  limit: z.enum(['max_vms', 'storage_quota_gb']),
-  limit_value: z.number().int(),
-  in_use: z.number().int(),
-  requested: z.number().int(),
-});
+/** /openapi.json itself: only its outline, the OpenAPI 3.1 meta-schema describes the rest. */
+export const openApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) });
 
-export const inFlightLimitSchema = problemSchema.extend({
-  code: z.literal('in_flight_limit'),
-  in_flight: z.number().int(),
-  limit: z.number().int(),
-});
-
-export const dependencyUnavailableSchema = problemSchema.extend({
-  code: z.literal('dependency_unavailable'),
-  dependency: z.string().optional().describe('The dependency that did not answer: postgres, temporal, nats'),
-  quota_version: z.number().int().optional().describe('PATCH: the stored quota version the tenant workflow has not confirmed'),
-});
+export const revokedTokensSchema = z.object({ token_id: z.string(), revoked_token_ids: z.array(z.string()) });
 
 export const tenantRecordSchema = z.object({
   tenant_id: z.string(),

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
-import { z } from 'zod';
 import { generateToken, hashToken, newTokenId } from '../../auth/token-format';
 import { findTenantToken, insertToken, isInSubtreeOf, isTokenUsable, listTenantTokens, lockTenantTokens, revokeTokenTree, toTokenRecord } from '../../auth/token.repository';
-import { issueTokenSchema } from '../../auth/token.schemas';
+import { issueTokenSchema, tokenIdSchema } from '../../auth/token.schemas';
 import type { Database } from '../../db/tables';
 import { appendAuditEvent } from '../../ledger/ledger.repository';
 import { scopeCovers, type Scope } from '../../shared/scopes';
@@ -20,8 +19,6 @@ export interface TokenRoutesDeps {
   db: Kysely<Database>;
   now: () => Date;
 }
-
-const tokenIdSchema = z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/);
 
 export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
   const router = Router();
