@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { isWellFormedToken } from '../auth/token-format';
+import { DEFAULT_EVENT_SUBJECT_PREFIX } from '../shared/event-subjects';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
 import { envReaders, type Env } from './env-readers';
 
@@ -91,7 +92,7 @@ export function loadConfig(env: Env = process.env): Config {
     migrationDatabaseUrl: url(env, 'MIGRATION_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/vm_tenant', ['postgres:', 'postgresql:']),
     natsUrl: url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']),
     natsStream,
-    natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
+    natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', DEFAULT_EVENT_SUBJECT_PREFIX),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),
     temporalNamespace: temporal.namespace,
     temporal,
