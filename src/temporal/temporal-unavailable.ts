@@ -1,4 +1,4 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { isGrpcServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { findCause } from '../shared/error-causes';
 import { grpcDetailTypes } from './grpc-status-details';
@@ -20,14 +20,9 @@ export class TemporalUnavailableError extends Error {
   }
 }
 
-/** The gRPC error inside an error from the Temporal client: itself or along its `cause` chain. */
-function grpcErrorOf(error: unknown): ServiceError | undefined {
-  return findCause(error, isGrpcServiceError);
-}
-
 /** The gRPC status of an error from the Temporal client, found on it or along its `cause` chain. */
 export function grpcStatusOf(error: unknown): status | undefined {
-  return grpcErrorOf(error)?.code;
+  return findCause(error, isGrpcServiceError)?.code;
 }
 
 // What a hung, partitioned, restarting or overloaded server looks like to a caller.
@@ -51,6 +46,6 @@ export function isTemporalUnavailable(error: unknown): boolean {
  * is safe: it lands in the retried task or the new run.
  */
 export function isDroppedUpdate(error: unknown): boolean {
-  const grpc = grpcErrorOf(error);
+  const grpc = findCause(error, isGrpcServiceError);
   return grpc?.code === status.FAILED_PRECONDITION && grpcDetailTypes(grpc).includes('temporal.api.errordetails.v1.WorkflowNotReadyFailure');
 }
