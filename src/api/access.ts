@@ -12,7 +12,7 @@ export function callerOf(req: Request): Caller {
 
 export function requirePlatformAdmin(req: Request): Caller {
   const caller = callerOf(req);
-  if (!isPlatformAdmin(caller)) throw problems.insufficientScope('service:admin');
+  if (!isPlatformAdmin(caller)) throw problems.insufficientScope({ scope: 'service:admin' });
   return caller;
 }
 
@@ -24,6 +24,6 @@ export function requireTenantAccess(req: Request, tenantId: string, scope: Scope
   const caller = callerOf(req);
   if (isPlatformAdmin(caller)) return caller;
   if (caller.tenant_id !== tenantId) throw problems.tenantNotFound();
-  if (!scopeCovers(caller.scope, scope)) throw problems.insufficientScope(scope);
+  if (!scopeCovers(caller.scope, scope)) throw problems.insufficientScope({ scope });
   return caller;
 }

@@ -5,7 +5,7 @@ import type { Database } from '../db/tables';
 import { canonicalJson } from '../ledger/ledger-hash';
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from '../vms/idempotency.repository';
 import { idempotencyKeySchema } from '../vms/vm.schemas';
-import { ApiError } from './problem';
+import { problems } from './problem';
 import { parseOrThrow } from './validation';
 
 export interface StoredResponse {
@@ -45,10 +45,10 @@ export async function runIdempotent(
   if (!claim.claimed) {
     const { existing } = claim;
     if (existing.request_fingerprint !== fingerprint) {
-      throw new ApiError(422, 'idempotency_key_reused', 'Idempotency key reused', 'This Idempotency-Key was used for a different request.');
+      throw problems.idempotencyKeyReused();
     }
     if (existing.state === 'in_flight' || existing.response_status === null) {
-      throw new ApiError(409, 'idempotency_key_in_flight', 'Request in progress', 'A request with this Idempotency-Key is still being processed; retry shortly.', {}, { 'Retry-After': '1' });
+      throw problems.idempotencyKeyInFlight();
     }
     return { status: existing.response_status, body: existing.response_body, replayed: true };
   }

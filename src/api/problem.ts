@@ -1,4 +1,5 @@
 import { ACCEPT_SIGNATURE } from '../auth/request-signature-profile';
+import type { InFlightLimitDetails, QuotaExceededDetails } from '../shared/tenant-workflow.messages';
 
 /** Stable, machine-readable error codes of the HTTP API (the `code` member of every problem). */
 export type ProblemCode =
@@ -24,7 +25,6 @@ export type ProblemCode =
   | 'vm_not_found'
   | 'tenant_exists'
   | 'tenant_has_vms'
-  | 'tenant_closed'
   | 'quota_exceeded'
   | 'in_flight_limit'
   | 'rate_limited'
@@ -40,76 +40,81 @@ export interface FieldError {
   message: string;
 }
 
+export interface Problem {
+  status: number;
+  code: ProblemCode;
+  title: string;
+  detail?: string;
+  /** Members added to the problem document after `code`. */
+  extensions?: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
 /** An error the API answers as an RFC 9457 problem; anything else becomes a 500 with no detail. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
-  constructor(
-    readonly status: number,
-    readonly code: ProblemCode,
-    readonly title: string,
-    readonly detail?: string,
-    readonly extensions: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(detail ?? title);
+  declare readonly status: number;
+  declare readonly code: ProblemCode;
+  declare readonly title: string;
+  declare readonly detail?: string;
+  declare readonly extensions: Record<string, unknown>;
+  declare readonly headers: Record<string, string>;
+
+  constructor({ extensions = {}, headers = {}, ...problem }: Problem) {
+    super(problem.detail ?? problem.title);
+    Object.assign(this, { ...problem, extensions, headers });
   }
 }
 
-/** A 401 for a key-bound token's request: says what to sign (RFC 9421 Accept-Signature). */
-function signatureProblem(code: ProblemCode, title: string, detail: string): ApiError {
-  return new ApiError(401, code, title, detail, {}, {
-    'WWW-Authenticate': `Bearer realm="vm-tenant", error="invalid_token", error_description="${code}"`,
-    'Accept-Signature': ACCEPT_SIGNATURE,
-  });
-}
+const retryAfter = (seconds: number) => ({ 'Retry-After': String(seconds) });
 
+/** A 401 for a key-bound token's request: says what to sign (RFC 9421 Accept-Signature). */
+const signatureProblem = (code: ProblemCode, title: string, detail: string) =>
+  new ApiError({ status: 401, code, title, detail, headers: { 'WWW-Authenticate': `Bearer realm="vm-tenant", error="invalid_token", error_description="${code}"`, 'Accept-Signature': ACCEPT_SIGNATURE } });
+
+/** The one factory per problem code; the only place an ApiError is built. */
 export const problems = {
-  invalid(detail: string, errors: FieldError[] = []): ApiError {
-    return new ApiError(400, 'invalid_request', 'Invalid request', detail, errors.length ? { errors } : {});
-  },
-  unauthenticated(): ApiError {
-    return new ApiError(401, 'unauthenticated', 'Authentication required', 'Send a bearer token in the Authorization header.', {}, {
-      'WWW-Authenticate': 'Bearer realm="vm-tenant"',
-    });
-  },
-  invalidToken(): ApiError {
-    return new ApiError(401, 'invalid_token', 'Invalid token', 'The bearer token is unknown, expired or revoked.', {}, {
-      'WWW-Authenticate': 'Bearer realm="vm-tenant", error="invalid_token"',
-    });
-  },
-  signatureRequired(detail: string): ApiError {
-    return signatureProblem('signature_required', 'Signature required', `This token is bound to a key: sign the request with it (RFC 9421). ${detail}`);
-  },
-  signatureMalformed(detail: string): ApiError {
-    return signatureProblem('signature_malformed', 'Malformed signature', detail);
-  },
-  signatureKeyMismatch(detail: string): ApiError {
-    return signatureProblem('signature_key_mismatch', 'Signed with another key', detail);
-  },
-  signatureInvalid(detail: string): ApiError {
-    return signatureProblem('signature_invalid', 'Invalid signature', detail);
-  },
-  signatureExpired(detail: string): ApiError {
-    return signatureProblem('signature_expired', 'Signature expired', detail);
-  },
-  signatureReplayed(): ApiError {
-    return signatureProblem('signature_replayed', 'Signature replayed', 'This signature was accepted before; sign every request anew (a fresh nonce and created time).');
-  },
-  contentDigestMismatch(detail: string): ApiError {
-    return signatureProblem('content_digest_mismatch', 'Content digest mismatch', detail);
-  },
-  insufficientScope(needed: string): ApiError {
-    return new ApiError(403, 'insufficient_scope', 'Insufficient scope', `This operation needs a token with scope ${needed}.`, {
-      required_scope: needed,
-    });
-  },
-  tenantNotFound(): ApiError {
-    return new ApiError(404, 'tenant_not_found', 'Tenant not found', 'No such tenant.');
-  },
-  vmNotFound(): ApiError {
-    return new ApiError(404, 'vm_not_found', 'VM not found', 'No such VM.');
-  },
-  tenantHasVms(): ApiError {
-    return new ApiError(409, 'tenant_has_vms', 'Tenant has VMs', 'Destroy every VM of the tenant before deleting it.');
-  },
+  invalid: (detail: string, errors: FieldError[] = [], status = 400) => new ApiError({ status, code: 'invalid_request', title: 'Invalid request', detail, extensions: errors.length ? { errors } : {} }),
+  malformedJson: () => new ApiError({ status: 400, code: 'malformed_json', title: 'Malformed JSON', detail: 'The request body is not valid JSON.' }),
+  unsupportedMediaType: (detail: string) => new ApiError({ status: 415, code: 'unsupported_media_type', title: 'Unsupported media type', detail }),
+  payloadTooLarge: () => new ApiError({ status: 413, code: 'payload_too_large', title: 'Payload too large', detail: 'The request body exceeds the size limit.' }),
+  unauthenticated: () =>
+    new ApiError({ status: 401, code: 'unauthenticated', title: 'Authentication required', detail: 'Send a bearer token in the Authorization header.', headers: { 'WWW-Authenticate': 'Bearer realm="vm-tenant"' } }),
+  invalidToken: () =>
+    new ApiError({ status: 401, code: 'invalid_token', title: 'Invalid token', detail: 'The bearer token is unknown, expired or revoked.', headers: { 'WWW-Authenticate': 'Bearer realm="vm-tenant", error="invalid_token"' } }),
+  signatureRequired: (detail: string) => signatureProblem('signature_required', 'Signature required', `This token is bound to a key: sign the request with it (RFC 9421). ${detail}`),
+  signatureMalformed: (detail: string) => signatureProblem('signature_malformed', 'Malformed signature', detail),
+  signatureKeyMismatch: (detail: string) => signatureProblem('signature_key_mismatch', 'Signed with another key', detail),
+  signatureInvalid: (detail: string) => signatureProblem('signature_invalid', 'Invalid signature', detail),
+  signatureExpired: (detail: string) => signatureProblem('signature_expired', 'Signature expired', detail),
+  signatureReplayed: () => signatureProblem('signature_replayed', 'Signature replayed', 'This signature was accepted before; sign every request anew (a fresh nonce and created time).'),
+  contentDigestMismatch: (detail: string) => signatureProblem('content_digest_mismatch', 'Content digest mismatch', detail),
+  /** Names the scope the operation needs, or says why no scope of this token would do. */
+  insufficientScope: (need: { scope: string } | { detail: string }) =>
+    new ApiError({ status: 403, code: 'insufficient_scope', title: 'Insufficient scope', ...('scope' in need ? { detail: `This operation needs a token with scope ${need.scope}.`, extensions: { required_scope: need.scope } } : need) }),
+  tokenExceedsIssuer: (detail: string) => new ApiError({ status: 403, code: 'token_exceeds_issuer', title: 'Token exceeds issuer', detail }),
+  tokenOutsideSubtree: () =>
+    new ApiError({ status: 403, code: 'token_outside_subtree', title: 'Token outside your subtree', detail: 'A tenant token can revoke only itself and the tokens issued under it.' }),
+  routeNotFound: () => new ApiError({ status: 404, code: 'not_found', title: 'Not found', detail: 'No such route.' }),
+  tenantNotFound: () => new ApiError({ status: 404, code: 'tenant_not_found', title: 'Tenant not found', detail: 'No such tenant.' }),
+  tokenNotFound: () => new ApiError({ status: 404, code: 'token_not_found', title: 'Token not found', detail: 'No such token in this tenant.' }),
+  vmNotFound: () => new ApiError({ status: 404, code: 'vm_not_found', title: 'VM not found', detail: 'No such VM.' }),
+  tenantExists: (tenantId: string) => new ApiError({ status: 409, code: 'tenant_exists', title: 'Tenant exists', detail: `Tenant id ${tenantId} is taken; tenant ids are never reused.` }),
+  tenantHasVms: () => new ApiError({ status: 409, code: 'tenant_has_vms', title: 'Tenant has VMs', detail: 'Destroy every VM of the tenant before deleting it.' }),
+  quotaExceeded: (details: QuotaExceededDetails | undefined) =>
+    new ApiError({ status: 429, code: 'quota_exceeded', title: 'Quota exceeded', detail: details ? `The spawn would exceed the tenant's ${details.limit} quota (limit ${details.limit_value}, in use ${details.in_use}, requested ${details.requested}).` : 'The spawn would exceed the tenant quota.', extensions: { ...details } }),
+  inFlightLimit: (details: InFlightLimitDetails | undefined) =>
+    new ApiError({ status: 429, code: 'in_flight_limit', title: 'Too many VMs in flight', detail: `The tenant has ${details?.in_flight ?? 'too many'} VMs being spawned or destroyed (limit ${details?.limit ?? 'reached'}); retry when some have settled.`, extensions: { ...details }, headers: retryAfter(5) }),
+  rateLimited: (limit: number, seconds: number) =>
+    new ApiError({ status: 429, code: 'rate_limited', title: 'Rate limited', detail: `The tenant's API rate limit of ${limit} requests per minute is used up; retry in ${seconds} s.`, extensions: { limit, retry_after_seconds: seconds }, headers: retryAfter(seconds) }),
+  tooManyFailedAuthentications: (seconds: number) =>
+    new ApiError({ status: 429, code: 'too_many_failed_authentications', title: 'Too many failed authentications', detail: `Too many requests from this address failed authentication; retry in ${seconds} s.`, extensions: { retry_after_seconds: seconds }, headers: retryAfter(seconds) }),
+  methodNotAllowed: (method: string, allow: string) =>
+    new ApiError({ status: 405, code: 'method_not_allowed', title: 'Method not allowed', detail: `${method} is not supported here; use ${allow}.`, headers: { Allow: allow } }),
+  idempotencyKeyReused: () => new ApiError({ status: 422, code: 'idempotency_key_reused', title: 'Idempotency key reused', detail: 'This Idempotency-Key was used for a different request.' }),
+  idempotencyKeyInFlight: () =>
+    new ApiError({ status: 409, code: 'idempotency_key_in_flight', title: 'Request in progress', detail: 'A request with this Idempotency-Key is still being processed; retry shortly.', headers: retryAfter(1) }),
+  dependencyUnavailable: (detail: string, { retryAfterSeconds, title = 'Dependency unavailable', extensions }: { retryAfterSeconds: number; title?: string; extensions?: Record<string, unknown> }) =>
+    new ApiError({ status: 503, code: 'dependency_unavailable', title, detail, extensions, headers: retryAfter(retryAfterSeconds) }),
+  internalError: () => new ApiError({ status: 500, code: 'internal_error', title: 'Internal error', detail: 'The request could not be completed.' }),
 };

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { isWellFormedToken } from '../auth/token-format';
 import { postgresUrlWithTls } from '../db/database-url';
 import { natsSettingsFromEnv, type NatsSettings } from '../events/nats-env-config';
+import { DEFAULT_EVENT_SUBJECT_PREFIX } from '../shared/event-subjects';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
 import { envReaders, type Env } from './env-readers';
 
@@ -101,7 +102,7 @@ export function loadConfig(env: Env = process.env): Config {
     natsUrl,
     nats: natsSettingsFromEnv(env, natsUrl, fail),
     natsStream,
-    natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', 'vmtenant'),
+    natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', DEFAULT_EVENT_SUBJECT_PREFIX),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),
     temporalNamespace: temporal.namespace,
     temporal,

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { findCause } from '../shared/error-causes';
 import { discardConnectionOnReadTimeout, QUERY_READ_TIMEOUT_MESSAGE } from './query-read-timeout';
 import type { Database } from './tables';
 
@@ -61,18 +62,19 @@ const CONNECTION_LOST = new RegExp(
   `^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|${QUERY_READ_TIMEOUT_MESSAGE})`,
 );
 
-/**
- * Whether an error means Postgres could not be reached, dropped the connection or did not answer in
- * time (as opposed to a query it refused): the server is down, restarting, hung or full. Walks
- * `cause` and AggregateError.
- */
-export function isDatabaseUnavailableError(error: unknown, depth = 0): boolean {
-  if (depth > 8 || typeof error !== 'object' || error === null) return false;
-  const { code, message, cause } = error as { code?: unknown; message?: unknown; cause?: unknown };
+function isUnavailableCause(error: object): boolean {
+  const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (CONNECTION_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true;
-  if (typeof message === 'string' && CONNECTION_LOST.test(message)) return true;
-  if (error instanceof AggregateError && error.errors.some((inner) => isDatabaseUnavailableError(inner, depth + 1))) return true;
-  return isDatabaseUnavailableError(cause, depth + 1);
+  return typeof message === 'string' && CONNECTION_LOST.test(message);
+}
+
+/**
+ * Whether an error, or one of its causes, means Postgres could not be reached, dropped the
+ * connection or did not answer in time (as opposed to a query it refused): the server is down,
+ * restarting, hung or full.
+ */
+export function isDatabaseUnavailableError(error: unknown): boolean {
+  return findCause(error, isUnavailableCause) !== undefined;
 }
 
 export function createDatabase(connectionString: string, options: DatabaseOptions = {}): Kysely<Database> {

@@ -5,7 +5,6 @@ import { z } from 'zod';
  * a restart goes back to the values from the environment, so a forgotten fault does not survive it.
  */
 export const SIM_FAULTS = ['none', 'http_500', 'timeout'] as const;
-export type SimFault = (typeof SIM_FAULTS)[number];
 
 export const SimControlsSchema = z.strictObject({
   boot_ms: z.int().min(0).max(3_600_000),

@@ -39,4 +39,3 @@ export const FleetVmSchema = z.object({
 export type FleetVm = z.infer<typeof FleetVmSchema>;
 
 export const FleetVmListSchema = z.object({ items: z.array(FleetVmSchema) });
-export type FleetVmList = z.infer<typeof FleetVmListSchema>;

@@ -57,8 +57,9 @@ async function lockChain(trx: Transaction<Database>, tenantId: string | null): P
 export async function appendAuditEvent(db: Kysely<Database> | Transaction<Database>, event: NewAuditEvent): Promise<AuditEventRow> {
   const run = async (trx: Transaction<Database>): Promise<AuditEventRow> => {
     // Every append to this chain waits for its lock, held to commit: keep the work under it minimal.
-    // Entries are never changed once stored, so a repeat (a retried activity, the worker recording a
-    // step the API already recorded) is answered before taking the lock at all.
+    // Entries are never changed once stored, so a repeat of a committed entry (a retried activity,
+    // the worker recording a step the API already recorded) is returned by this read without waiting
+    // for the chain's lock; in a LedgerWriter batch its caller still hears only once the batch commits.
     const stored = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
     if (stored) return stored;
     await lockChain(trx, event.tenant_id);

@@ -20,7 +20,8 @@ export async function startMetricsServer(registry: Registry, port: number, host:
   });
   return new Promise((resolve) => {
     server.once('error', (error) => {
-      log.warn({ err: error, port }, 'worker metrics endpoint not started');
+      // The logger names the program (its `service`): the API and the worker both serve metrics.
+      log.warn({ err: error, port }, 'metrics endpoint not started');
       resolve(null);
     });
     server.listen(port, host, () => resolve(server));

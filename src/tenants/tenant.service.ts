@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { ApiError, problems } from '../api/problem';
+import { problems } from '../api/problem';
 import { refusalProblem } from '../api/workflow-failures';
 import type { Database, TenantRow } from '../db/tables';
 import { appendAuditEvent } from '../ledger/ledger.repository';
@@ -33,13 +33,9 @@ export function createTenantService({ db, workflows, log, now }: TenantServiceDe
       const refusal = refusalProblem(error);
       if (refusal) throw refusal;
       log.warn({ err: error, tenant_id: tenant.tenant_id, request_id: context.request_id }, 'quota stored but not yet applied by the tenant workflow');
-      throw new ApiError(
-        503,
-        'dependency_unavailable',
-        'Quota stored, not yet applied',
+      throw problems.dependencyUnavailable(
         `The new quota (version ${tenant.quota_version}) is stored, but the tenant workflow did not confirm it; it applies with the tenant's next VM request at the latest. Repeat the PATCH to confirm.`,
-        { dependency: 'temporal', quota_version: tenant.quota_version },
-        { 'Retry-After': '5' },
+        { title: 'Quota stored, not yet applied', retryAfterSeconds: 5, extensions: { dependency: 'temporal', quota_version: tenant.quota_version } },
       );
     }
   }
@@ -60,7 +56,7 @@ export function createTenantService({ db, workflows, log, now }: TenantServiceDe
         });
         return row;
       });
-      if (!created) throw new ApiError(409, 'tenant_exists', 'Tenant exists', `Tenant id ${input.tenant_id} is taken; tenant ids are never reused.`);
+      if (!created) throw problems.tenantExists(input.tenant_id);
       // Started now so operators see the tenant in the Temporal UI at once; never awaited.
       workflows.ensureStarted(created.tenant_id).catch((error: unknown) => {
         log.warn({ err: error, tenant_id: created.tenant_id, request_id: context.request_id }, 'tenant workflow not started; it will start on first use');

@@ -21,6 +21,7 @@ import type { Database } from '../../src/db/tables';
 import { createLogger } from '../../src/logging/logger';
 import { isTenantId } from '../../src/shared/tenant-id';
 import { listExpressRoutes } from '../helpers/express-routes';
+import { fleetStats } from '../helpers/fleet-simulator';
 import { uniqueName } from '../helpers/test-env';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 import { ACTIONS, expectedStatus, type Action, type PolicyCaller, type Target } from './authz-policy';
@@ -174,10 +175,6 @@ describe('authorization matrix over HTTP', () => {
   let stack: TestStack;
   let world: World;
 
-  async function fleetStats(): Promise<{ spawn_calls: number; creates: number; destroys: number; by_tenant: Record<string, unknown> }> {
-    const response = await fetch(`${stack.fleet.url}/_sim/stats`);
-    return (await response.json()) as any;
-  }
 
   /**
    * Everything a request could change for the given tenants: their rows in tenants, api_tokens,
@@ -200,7 +197,7 @@ describe('authorization matrix over HTTP', () => {
         .groupBy('tenant_id')
         .execute(),
       db.selectFrom('idempotency_keys').selectAll().where('tenant_id', 'in', ids).orderBy('idempotency_key').execute(),
-      fleetStats(),
+      fleetStats(stack.fleet.url),
     ]);
     const state: Record<string, TenantState> = {};
     for (const id of ids) {

@@ -5,14 +5,12 @@
  * retry after a lost answer finds the VM instead of creating a second one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { configureFleet, fleetStats } from '../helpers/fleet-simulator';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
-async function setFault(stack: PrivateStack, fault: 'none' | 'http_500' | 'timeout'): Promise<void> {
-  const response = await fetch(`${stack.fleetUrl}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fault }) });
-  expect(response.status).toBe(200);
-}
+const setFault = (stack: PrivateStack, fault: 'none' | 'http_500' | 'timeout') => configureFleet(stack.fleetUrl, { fault });
 
 describe('fault: fleet answering 500s, then timing out', () => {
   let stack: PrivateStack;
@@ -47,7 +45,7 @@ describe('fault: fleet answering 500s, then timing out', () => {
     expect(report.byStatus.failed ?? 0).toBe(0);
     // Spawn calls were retried through the fault, yet each VM was created once: every VM that ran
     // was created once; a VM destroyed while the fault held its boot was never created at all.
-    const stats = (await (await fetch(`${stack.fleetUrl}/_sim/stats`)).json()) as { creates: number };
+    const stats = await fleetStats(stack.fleetUrl);
     const ran = await stack.db
       .selectFrom('audit_events')
       .select((eb) => eb.fn.count<string>('vm_id').distinct().as('n'))

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { configureFleet } from '../helpers/fleet-simulator';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
@@ -71,7 +72,7 @@ describe('fault: SIGTERM drains the API and the worker', () => {
   test('when the worker gets SIGTERM during an activity, then the activity finishes, the worker exits 0, and nothing is lost', async () => {
     const [tenant] = await createTenants(stack, 1, 'sw');
     // Every fleet call takes 3 s: provisioning is in flight for several seconds.
-    await fetch(`${stack.fleetUrl}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latency_ms: 3_000 }) });
+    await configureFleet(stack.fleetUrl, { latency_ms: 3_000 });
     const spawned = await call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant!.token, body: SMALL_VM, headers: { 'idempotency-key': 'sw-drain' } });
     expect(spawned.status).toBe(202);
     const vmId: string = spawned.body.vm_id;
@@ -93,7 +94,7 @@ describe('fault: SIGTERM drains the API and the worker', () => {
     expect(vm.status).toBe('running');
     expect(stack.worker.process?.recentOutput().some((line) => line.includes('worker stopped'))).toBe(true);
 
-    await fetch(`${stack.fleetUrl}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ latency_ms: 0 }) });
+    await configureFleet(stack.fleetUrl, { latency_ms: 0 });
     await stack.worker.start();
     const report = await expectConvergence(stack, [tenant!.tenantId], [{ kind: 'spawn', tenantId: tenant!.tenantId, key: 'sw-drain', vmId, attempts: [], final: 202 }]);
     expect(report.byStatus).toEqual({ running: 1 });

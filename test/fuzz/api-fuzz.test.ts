@@ -20,6 +20,7 @@ import pg from 'pg';
 import type { Database } from '../../src/db/tables';
 import type { LifecycleEvent } from '../../src/events/event-payload';
 import { verifyChain } from '../../src/ledger/ledger.repository';
+import { fleetVms } from '../helpers/fleet-simulator';
 import { testEnv, uniqueName } from '../helpers/test-env';
 import { createTenant, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
@@ -734,10 +735,10 @@ describe('API fuzzing with hostile input', () => {
     expect(verdict).toMatchObject({ valid: true, reason: null });
 
     // The fleet runs no VM that has no row in Postgres under the same tenant.
-    const fleet = (await (await fetch(`${stack.fleet.url}/v1/vms`)).json()) as { items: { vm_id: string; tenant_id: string }[] };
+    const fleet = await fleetVms(stack.fleet.url);
     const vmRows = await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id']).where('tenant_id', 'in', myTenantIds()).execute();
     const owners = new Map(vmRows.map((row) => [row.vm_id, row.tenant_id]));
-    expect(fleet.items.filter((vm) => owners.get(vm.vm_id) !== vm.tenant_id)).toEqual([]);
+    expect(fleet.filter((vm) => owners.get(vm.vm_id) !== vm.tenant_id)).toEqual([]);
 
     // NATS: the relay published every ledger entry of these tenants (an empty stream proves nothing),
     // and what it published names only real VMs of their tenants, and no refused request.

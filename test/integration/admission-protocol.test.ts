@@ -5,6 +5,8 @@ import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
 import { replayLiveRuns } from '../helpers/replay-live';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import { configureFleet } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const EventType = proto.api.enums.v1.EventType;
@@ -19,10 +21,7 @@ describe('admission protocol', () => {
     await stack?.close();
   });
 
-  const setFleet = async (controls: Record<string, unknown>) => {
-    const response = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
-    expect(response.status).toBe(200);
-  };
+  const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
   const handle = (tenantId: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId));
   const rowOf = (vmId: string) => stack.db.selectFrom('vms').selectAll().where('vm_id', '=', vmId).executeTakeFirst();
   const heldInPostgres = async (tenantId: string) =>

@@ -4,8 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createFleetClient, type FleetClient } from '../../src/fleet/fleet-client';
 import type { FleetSpawnRequest, FleetVm } from '../../src/fleet/fleet-types';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
 import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
 import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
+import { configureFleet, fleetStats, fleetVms } from '../helpers/fleet-simulator';
 
 // Each test gets its own state file and simulator on a random port, and closes it afterwards.
 let dir: string;
@@ -43,14 +45,8 @@ function spawnRequest(overrides: Partial<FleetSpawnRequest> = {}): FleetSpawnReq
   };
 }
 
-async function simControl(sim: RunningSimulator, patch: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${sim.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
-  expect(res.status).toBe(200);
-}
-
-async function stats(sim: RunningSimulator): Promise<{ creates: number; destroys: number; spawn_calls: number; by_tenant: Record<string, { creates: number; destroys: number; spawn_calls: number }> }> {
-  return (await fetch(`${sim.url}/_sim/stats`)).json() as never;
-}
+const simControl = (sim: RunningSimulator, patch: SimControlsPatch) => configureFleet(sim.url, patch);
+const stats = (sim: RunningSimulator) => fleetStats(sim.url);
 
 async function waitForStatus(client: FleetClient, vmId: string, status: FleetVm['status'], withinMs = 3000): Promise<FleetVm> {
   const deadline = Date.now() + withinMs;
@@ -76,8 +72,7 @@ describe('fleet simulator over HTTP', () => {
     expect([first.status, second.status]).toEqual([201, 200]);
     const [a, b] = (await Promise.all([first.json(), second.json()])) as FleetVm[];
     expect(b).toMatchObject({ vm_id: req.request_id, host_id: a?.host_id, created_at: a?.created_at });
-    const listed = (await (await fetch(`${sim.url}/v1/vms?tenant_id=${req.tenant_id}`)).json()) as { items: FleetVm[] };
-    expect(listed.items).toHaveLength(1);
+    expect(await fleetVms(sim.url, req.tenant_id)).toHaveLength(1);
     expect((await stats(sim)).by_tenant[req.tenant_id]).toEqual({ spawn_calls: 2, creates: 1, destroys: 0 });
   });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-client';
+import { fleetTenantStats } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const CALL_TIMEOUT_MS = 1_500;
@@ -58,8 +59,7 @@ describe('Temporal call deadline', () => {
     await eventually(async () => (await stack.request('GET', `/v1/vms/${retried.body.vm_id}`, { token })).body.status === 'running', 20_000, 'the VM to run');
     const listed = await stack.request('GET', '/v1/vms', { token });
     expect(listed.body.items.map((vm: { vm_id: string }) => vm.vm_id)).toEqual([retried.body.vm_id]);
-    const stats = (await (await fetch(`${stack.fleet.url}/_sim/stats`)).json()) as { by_tenant: Record<string, { creates: number }> };
-    expect(stats.by_tenant[tenantId]?.creates).toBe(1);
+    expect((await fleetTenantStats(stack.fleet.url, tenantId)).creates).toBe(1);
   }, 60_000);
 });
 

@@ -5,6 +5,7 @@ import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery, type SpawnVmRequest } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
+import { configureFleet, fleetTenantStats, fleetVms } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const run = promisify(execFile);
@@ -28,20 +29,6 @@ async function awaitStatus(stack: TestStack, token: string, vmId: string, status
   );
 }
 
-async function fleetStats(stack: TestStack, tenantId: string): Promise<{ spawn_calls: number; creates: number; destroys: number }> {
-  const stats = (await (await fetch(`${stack.fleet.url}/_sim/stats`)).json()) as { by_tenant: Record<string, { spawn_calls: number; creates: number; destroys: number }> };
-  return stats.by_tenant[tenantId] ?? { spawn_calls: 0, creates: 0, destroys: 0 };
-}
-
-async function fleetVms(stack: TestStack, tenantId: string): Promise<Array<{ vm_id: string; status: string }>> {
-  const listed = (await (await fetch(`${stack.fleet.url}/v1/vms?tenant_id=${encodeURIComponent(tenantId)}`)).json()) as { items: Array<{ vm_id: string; status: string }> };
-  return listed.items;
-}
-
-async function simConfig(stack: TestStack, patch: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
-  if (res.status !== 200) throw new Error(`sim config ${JSON.stringify(patch)} failed: ${res.status}`);
-}
 
 function tenantHandle(stack: TestStack, tenantId: string, runId?: string): WorkflowHandle {
   return stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId), runId);
@@ -53,7 +40,7 @@ describe('tenant workflow: operator view, recovery and retries', () => {
     stack = await startTestStack();
   });
   afterAll(async () => {
-    await simConfig(stack, { fault: 'none', boot_ms: 50 }).catch(() => undefined);
+    await configureFleet(stack.fleet.url, { fault: 'none', boot_ms: 50 }).catch(() => undefined);
     await stack?.close();
   });
 
@@ -125,20 +112,20 @@ describe('tenant workflow: operator view, recovery and retries', () => {
     const third = await spawnVm(stack, token);
     expect(third.status).toBe(202);
     await awaitStatus(stack, token, third.body.vm_id, 'running');
-    expect((await fleetVms(stack, tenantId)).filter((vm) => vm.status === 'running')).toHaveLength(2);
+    expect((await fleetVms(stack.fleet.url, tenantId)).filter((vm) => vm.status === 'running')).toHaveLength(2);
   });
 
   test('when the fleet fails while a VM boots, then the retried spawn activity reuses the fleet VM and never creates a second one', async () => {
     const { tenantId, token } = await createTenant(stack);
-    await simConfig(stack, { boot_ms: 3000 });
+    await configureFleet(stack.fleet.url, { boot_ms: 3000 });
     try {
       const spawned = await spawnVm(stack, token);
       expect(spawned.status).toBe(202);
       const vmId: string = spawned.body.vm_id;
-      await eventually(async () => (await fleetStats(stack, tenantId)).creates === 1, SETTLE_MS, 'the fleet to create the VM');
+      await eventually(async () => (await fleetTenantStats(stack.fleet.url, tenantId)).creates === 1, SETTLE_MS, 'the fleet to create the VM');
 
       // The activity's boot polling now fails: its attempt fails and Temporal retries it.
-      await simConfig(stack, { fault: 'http_500' });
+      await configureFleet(stack.fleet.url, { fault: 'http_500' });
       await eventually(
         async () => {
           const pending = (await tenantHandle(stack, tenantId).describe()).raw.pendingActivities ?? [];
@@ -147,17 +134,17 @@ describe('tenant workflow: operator view, recovery and retries', () => {
         SETTLE_MS,
         'the spawn activity to be retried',
       );
-      await simConfig(stack, { fault: 'none' });
+      await configureFleet(stack.fleet.url, { fault: 'none' });
 
       await awaitStatus(stack, token, vmId, 'running');
-      const stats = await fleetStats(stack, tenantId);
+      const stats = await fleetTenantStats(stack.fleet.url, tenantId);
       expect(stats.spawn_calls).toBeGreaterThanOrEqual(2); // the retry did reach the fleet...
       expect(stats.creates).toBe(1); // ...and found the VM it had already created
-      expect((await fleetVms(stack, tenantId)).map((vm) => vm.vm_id)).toEqual([vmId]);
+      expect((await fleetVms(stack.fleet.url, tenantId)).map((vm) => vm.vm_id)).toEqual([vmId]);
       const listed = await stack.request('GET', '/v1/vms', { token });
       expect(listed.body.items.map((vm: { vm_id: string }) => vm.vm_id)).toEqual([vmId]);
     } finally {
-      await simConfig(stack, { fault: 'none', boot_ms: 50 });
+      await configureFleet(stack.fleet.url, { fault: 'none', boot_ms: 50 });
     }
   });
 });
@@ -243,7 +230,7 @@ describe('tenant workflow: continue-as-new', () => {
     // So is a late retry of a destroy that settled in an earlier run.
     expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
 
-    expect((await fleetStats(stack, tenantId)).creates).toBe(5); // keyed, b, c, d, e: one fleet VM each
+    expect((await fleetTenantStats(stack.fleet.url, tenantId)).creates).toBe(5); // keyed, b, c, d, e: one fleet VM each
     expect((await stack.request('GET', '/v1/vms?status=running', { token })).body.items).toHaveLength(3);
   });
 });

@@ -7,6 +7,8 @@ import { insertVmForLiveTenant } from '../../src/vms/vm.repository';
 import { resendUnsettledVms } from '../../src/workers/resend-unsettled-vms';
 import { createLogger } from '../../src/logging/logger';
 import { replayLiveRuns } from '../helpers/replay-live';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import { configureFleet } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /**
@@ -66,7 +68,7 @@ describe('VMs Postgres holds but the workflow lost', () => {
 
   test('when a destroy was recorded but the workflow lost it, then the boot ends in a destroy, not a failure', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 5 });
-    const fleet = (controls: object) => fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
+    const fleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
     await fleet({ fault: 'http_500' });
     try {
       const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });

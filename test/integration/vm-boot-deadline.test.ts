@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import { configureFleet, fleetVm } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const BOOT_TIMEOUT_MS = 3000;
@@ -18,16 +20,10 @@ describe('VM boot deadline and VMs in flight', () => {
     await stack?.close();
   });
 
-  const setFleet = async (controls: Record<string, unknown>) => {
-    const response = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
-    expect(response.status).toBe(200);
-  };
-  const fleetStatus = async (vmId: string) => {
-    const response = await fetch(`${stack.fleet.url}/v1/vms/${vmId}`);
-    return response.status === 404 ? null : ((await response.json()) as { status: string }).status;
-  };
+  const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
+  const fleetStatus = async (vmId: string) => (await fleetVm(stack.fleet.url, vmId))?.status ?? null;
 
-  test.each([
+  test.each<[string, SimControlsPatch, string | null]>([
     ['a boot that never ends', { boot_ms: 600_000 }, 'destroyed'],
     ['a fleet that keeps answering 500', { boot_ms: 50, fault: 'http_500' }, null],
   ])('when %s, then after the deadline the VM is failed with boot_timeout, its quota is free again and the fleet holds nothing', async (_label, fleet, fleetEnd) => {

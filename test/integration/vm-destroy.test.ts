@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { replayLiveRuns } from '../helpers/replay-live';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import { configureFleet, fleetStats as fleetStatsAt, fleetTenantStats, fleetVm as fleetVmAt } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /** Destroy semantics, tenant isolation of VM ids, and the VM list. */
@@ -19,32 +21,10 @@ describe('VM destroy, isolation and listing', () => {
   const destroy = (token: string, vmId: string) => stack.request('DELETE', `/v1/vms/${vmId}`, { token });
   const statusOf = async (token: string, vmId: string) => (await getVm(token, vmId)).body.status as string;
 
-  interface FleetVm {
-    vm_id: string;
-    status: 'booting' | 'running' | 'failed' | 'destroyed';
-  }
-
-  async function fleetVm(vmId: string): Promise<FleetVm | null> {
-    const response = await fetch(`${stack.fleet.url}/v1/vms/${vmId}`);
-    return response.status === 404 ? null : ((await response.json()) as FleetVm);
-  }
-
-  interface FleetStats {
-    spawn_calls: number;
-    creates: number;
-    destroys: number;
-  }
-
-  async function fleetStatsAll(): Promise<FleetStats & { by_tenant: Record<string, FleetStats> }> {
-    return (await (await fetch(`${stack.fleet.url}/_sim/stats`)).json()) as FleetStats & { by_tenant: Record<string, FleetStats> };
-  }
-  const fleetDestroys = async () => (await fleetStatsAll()).destroys;
-  const fleetStats = async (tenantId: string) => (await fleetStatsAll()).by_tenant[tenantId] ?? { spawn_calls: 0, creates: 0, destroys: 0 };
-
-  async function setFleet(controls: Record<string, unknown>): Promise<void> {
-    const response = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
-    expect(response.status).toBe(200);
-  }
+  const fleetVm = (vmId: string) => fleetVmAt(stack.fleet.url, vmId);
+  const fleetDestroys = async () => (await fleetStatsAt(stack.fleet.url)).destroys;
+  const fleetStats = (tenantId: string) => fleetTenantStats(stack.fleet.url, tenantId);
+  const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
 
   async function spawnRunning(token: string, body: object = SMALL_VM): Promise<string> {
     const spawned = await spawn(token, body);

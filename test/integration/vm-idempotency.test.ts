@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fleetTenantStats, fleetVms } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 
 /**
@@ -18,21 +19,8 @@ describe('Idempotency-Key on VM spawn and destroy', () => {
   const destroy = (token: string, vmId: string, key: string) => stack.request('DELETE', `/v1/vms/${vmId}`, { token, headers: { 'Idempotency-Key': key } });
   const replayed = (response: ApiResponse) => response.headers.get('idempotent-replayed') === 'true';
 
-  interface FleetStats {
-    spawn_calls: number;
-    creates: number;
-    destroys: number;
-  }
-
-  async function fleetStats(tenantId: string): Promise<FleetStats> {
-    const stats = (await (await fetch(`${stack.fleet.url}/_sim/stats`)).json()) as { by_tenant: Record<string, FleetStats> };
-    return stats.by_tenant[tenantId] ?? { spawn_calls: 0, creates: 0, destroys: 0 };
-  }
-
-  async function fleetVmIds(tenantId: string): Promise<string[]> {
-    const listed = (await (await fetch(`${stack.fleet.url}/v1/vms?tenant_id=${encodeURIComponent(tenantId)}`)).json()) as { items: Array<{ vm_id: string }> };
-    return listed.items.map((vm) => vm.vm_id);
-  }
+  const fleetStats = (tenantId: string) => fleetTenantStats(stack.fleet.url, tenantId);
+  const fleetVmIds = async (tenantId: string) => (await fleetVms(stack.fleet.url, tenantId)).map((vm) => vm.vm_id);
 
   const statusOf = async (token: string, vmId: string) => (await stack.request('GET', `/v1/vms/${vmId}`, { token })).body.status as string;
 

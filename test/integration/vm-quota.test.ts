@@ -1,5 +1,7 @@
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery, type TenantUsage } from '../../src/shared/tenant-workflow.messages';
+import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import { configureFleet, fleetVms as fleetVmsAt } from '../helpers/fleet-simulator';
 import { createTenant, eventually, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 
 /**
@@ -24,22 +26,8 @@ describe('VM quota through the tenant workflow', () => {
 
   const spawn = (token: string, body: object = SMALL_VM) => stack.request('POST', '/v1/vms', { token, body });
 
-  interface FleetVm {
-    vm_id: string;
-    tenant_id: string;
-    status: 'booting' | 'running' | 'failed' | 'destroyed';
-  }
-
-  async function fleetVms(tenantId: string): Promise<FleetVm[]> {
-    const response = await fetch(`${stack.fleet.url}/v1/vms?tenant_id=${encodeURIComponent(tenantId)}`);
-    expect(response.status).toBe(200);
-    return ((await response.json()) as { items: FleetVm[] }).items;
-  }
-
-  async function setFleet(controls: Record<string, unknown>): Promise<void> {
-    const response = await fetch(`${stack.fleet.url}/_sim/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(controls) });
-    expect(response.status).toBe(200);
-  }
+  const fleetVms = (tenantId: string) => fleetVmsAt(stack.fleet.url, tenantId);
+  const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
 
   const dbVms = (tenantId: string) => stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
 

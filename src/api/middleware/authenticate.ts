@@ -15,17 +15,6 @@ function clientAddress(req: Request): string {
   return req.context.source_ip ?? 'unknown';
 }
 
-function tooManyFailures(retryAfterSeconds: number): ApiError {
-  return new ApiError(
-    429,
-    'too_many_failed_authentications',
-    'Too many failed authentications',
-    `Too many requests from this address failed authentication; retry in ${retryAfterSeconds} s.`,
-    { retry_after_seconds: retryAfterSeconds },
-    { 'Retry-After': String(retryAfterSeconds) },
-  );
-}
-
 export const DEFAULT_REQUEST_SIGNATURES: RequestSignatureSettings = Object.freeze({ maxAgeSeconds: 300 });
 
 /**
@@ -39,7 +28,7 @@ export function authenticate(db: Kysely<Database>, now: () => Date = () => new D
   return async (req, _res, next) => {
     const address = clientAddress(req);
     const blockedFor = failures ? await failures.blockedFor(address) : 0;
-    if (blockedFor > 0) throw tooManyFailures(blockedFor);
+    if (blockedFor > 0) throw problems.tooManyFailedAuthentications(blockedFor);
     const refuse = async (problem: ApiError): Promise<never> => {
       await failures?.recordFailure(address);
       throw problem;

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isDatabaseUnavailableError } from '../../db/database';
 import type { Logger } from '../../logging/logger';
-import { ApiError } from '../problem';
+import { ApiError, problems } from '../problem';
 import '../request-types';
 
 interface BodyParserError {
@@ -13,16 +13,16 @@ interface BodyParserError {
 function fromBodyParser(error: BodyParserError): ApiError | null {
   switch (error.type) {
     case 'entity.parse.failed':
-      return new ApiError(400, 'malformed_json', 'Malformed JSON', 'The request body is not valid JSON.');
+      return problems.malformedJson();
     case 'entity.too.large':
-      return new ApiError(413, 'payload_too_large', 'Payload too large', 'The request body exceeds the size limit.');
+      return problems.payloadTooLarge();
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return new ApiError(415, 'unsupported_media_type', 'Unsupported media type', 'Send the body as UTF-8 JSON.');
+      return problems.unsupportedMediaType('Send the body as UTF-8 JSON.');
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
-      return new ApiError(400, 'invalid_request', 'Invalid request', 'The request body could not be read.');
+      return problems.invalid('The request body could not be read.');
     default:
       return fromClientFault(error);
   }
@@ -37,7 +37,7 @@ function fromBodyParser(error: BodyParserError): ApiError | null {
 function fromClientFault(error: BodyParserError): ApiError | null {
   const status = error.status;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 499) return null;
-  return new ApiError(status, 'invalid_request', 'Invalid request', 'The request could not be read.');
+  return problems.invalid('The request could not be read.', [], status);
 }
 
 export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<RequestHandler>[0], error: ApiError): void {
@@ -59,14 +59,14 @@ export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<
 }
 
 export function notFoundHandler(): RequestHandler {
-  return (req, res) => sendProblem(res, req, new ApiError(404, 'not_found', 'Not found', 'No such route.'));
+  return (req, res) => sendProblem(res, req, problems.routeNotFound());
 }
 
 /** Seconds a client is told to wait before retrying while a dependency is unreachable or hung. */
 const DEPENDENCY_RETRY_AFTER_SECONDS = 5;
 
 function dependencyUnavailable(dependency: 'postgres' | 'temporal', detail: string): ApiError {
-  return new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, { dependency }, { 'Retry-After': String(DEPENDENCY_RETRY_AFTER_SECONDS) });
+  return problems.dependencyUnavailable(detail, { retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS, extensions: { dependency } });
 }
 
 /**
@@ -100,7 +100,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     }
     if (!problem) {
       log.error({ err: error, request_id: req.context?.request_id, route: req.route?.path }, 'unhandled error');
-      problem = new ApiError(500, 'internal_error', 'Internal error', 'The request could not be completed.');
+      problem = problems.internalError();
     }
     if (res.headersSent) {
       res.end();

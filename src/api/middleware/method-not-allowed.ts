@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { ROUTE_DOCS } from '../openapi/route-docs';
-import { ApiError } from '../problem';
+import { problems } from '../problem';
 
 interface PathMethods {
   pattern: RegExp;
@@ -28,6 +28,6 @@ export function methodNotAllowed(): RequestHandler {
     const known = paths.find(({ pattern }) => pattern.test(req.path));
     if (!known || known.methods.includes(req.method)) return next();
     const allow = known.methods.join(', ');
-    throw new ApiError(405, 'method_not_allowed', 'Method not allowed', `${req.method} is not supported here; use ${allow}.`, {}, { Allow: allow });
+    throw problems.methodNotAllowed(req.method, allow);
   };
 }

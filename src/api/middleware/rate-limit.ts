@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { TenantRateLimiter } from '../../ratelimit/tenant-rate-limiter';
-import { ApiError } from '../problem';
+import { problems } from '../problem';
 import '../request-types';
 
 /**
@@ -16,14 +16,7 @@ export function tenantRateLimit(limiter: TenantRateLimiter): RequestHandler {
     res.setHeader('RateLimit-Policy', `"tenant";q=${decision.limit};w=60`);
     res.setHeader('RateLimit', `"tenant";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (!decision.allowed) {
-      throw new ApiError(
-        429,
-        'rate_limited',
-        'Rate limited',
-        `The tenant's API rate limit of ${decision.limit} requests per minute is used up; retry in ${decision.resetSeconds} s.`,
-        { limit: decision.limit, retry_after_seconds: decision.resetSeconds },
-        { 'Retry-After': String(decision.resetSeconds) },
-      );
+      throw problems.rateLimited(decision.limit, decision.resetSeconds);
     }
     next();
   };

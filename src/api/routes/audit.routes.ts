@@ -9,7 +9,7 @@ import { buildTenantProof } from '../../ledger/tenant-proof';
 import { AUDIT_EVENT_TYPES } from '../../shared/audit-event-types';
 import { tenantIdSchema } from '../../tenants/tenant.schemas';
 import { callerOf, requireTenantAccess } from '../access';
-import { ApiError, problems } from '../problem';
+import { problems } from '../problem';
 import { parseOrThrow } from '../validation';
 import { isPlatformAdmin } from '../../auth/caller';
 
@@ -56,9 +56,7 @@ export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.option
 
 const PROOF_RETRY_AFTER_SECONDS = 10;
 
-function proofUnavailable(detail: string): ApiError {
-  return new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, {}, { 'Retry-After': String(PROOF_RETRY_AFTER_SECONDS) });
-}
+const proofUnavailable = (detail: string) => problems.dependencyUnavailable(detail, { retryAfterSeconds: PROOF_RETRY_AFTER_SECONDS });
 
 export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource }): Router {
   const router = Router();

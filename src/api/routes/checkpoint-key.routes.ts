@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { Router } from 'express';
 import { describePublicKey } from '../../ledger/checkpoint-key';
-import { ApiError } from '../problem';
+import { problems } from '../problem';
 
 export const CHECKPOINT_KEY_PATH = '/.well-known/vm-tenant/ledger-checkpoint-key';
 
@@ -17,7 +17,7 @@ const RETRY_AFTER_SECONDS = 5;
 export function checkpointKeyRoutes(source: CheckpointPublicKeySource | undefined): Router {
   const router = Router();
   router.get(CHECKPOINT_KEY_PATH, async (_req, res) => {
-    const unavailable = (detail: string) => new ApiError(503, 'dependency_unavailable', 'Dependency unavailable', detail, {}, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+    const unavailable = (detail: string) => problems.dependencyUnavailable(detail, { retryAfterSeconds: RETRY_AFTER_SECONDS });
     const key = source
       ? await source().catch(() => {
           throw unavailable('The ledger checkpoint key cannot be read right now.');

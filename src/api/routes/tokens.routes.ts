@@ -11,7 +11,7 @@ import { findTenant } from '../../tenants/tenant.repository';
 import { pageQuerySchema } from '../../tenants/tenant.schemas';
 import { isPlatformAdmin } from '../../auth/caller';
 import { requireTenantAccess } from '../access';
-import { ApiError, problems } from '../problem';
+import { problems } from '../problem';
 import { parseOrThrow } from '../validation';
 import { tenantIdParam } from './tenants.routes';
 
@@ -32,15 +32,15 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
     const expiresAt = new Date(at.getTime() + input.expires_in_seconds * 1000);
     const issuedByTenant = !isPlatformAdmin(caller);
     if (issuedByTenant && !scopeCovers(caller.scope, scope)) {
-      throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', `A ${caller.scope} token cannot issue a ${scope} token.`);
+      throw problems.tokenExceedsIssuer(`A ${caller.scope} token cannot issue a ${scope} token.`);
     }
     if (issuedByTenant && caller.expires_at && expiresAt > caller.expires_at) {
-      throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', `The token would outlive the issuing token, which expires at ${caller.expires_at.toISOString()}.`);
+      throw problems.tokenExceedsIssuer(`The token would outlive the issuing token, which expires at ${caller.expires_at.toISOString()}.`);
     }
     // A stolen key-bound token must not mint an unbound one; its sub-tokens bind to their own subject_pubkey.
     const issuerBound = caller.key_binding === 'required';
     if (issuerBound && input.key_binding === 'none') {
-      throw new ApiError(403, 'token_exceeds_issuer', 'Token exceeds issuer', 'A key-bound token can issue only key-bound tokens (key_binding "required").');
+      throw problems.tokenExceedsIssuer('A key-bound token can issue only key-bound tokens (key_binding "required").');
     }
     const keyBinding = input.key_binding ?? (issuerBound ? 'required' : 'none');
     const secret = generateToken();
@@ -87,17 +87,14 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
   router.delete('/v1/tenants/:tenant_id/tokens/:token_id', async (req, res) => {
     const tenantId = tenantIdParam(req.params.tenant_id);
     const caller = requireTenantAccess(req, tenantId, 'service:tenant-admin');
-    const tokenNotFound = new ApiError(404, 'token_not_found', 'Token not found', 'No such token in this tenant.');
     const tokenId = tokenIdSchema.safeParse(req.params.token_id);
-    if (!tokenId.success) throw tokenNotFound;
+    if (!tokenId.success) throw problems.tokenNotFound();
     const at = now();
     const revoked = await db.transaction().execute(async (trx) => {
       if (!(await lockTenantTokens(trx, tenantId))) throw problems.tenantNotFound();
-      if (!(await findTenantToken(trx, tenantId, tokenId.data))) throw tokenNotFound;
+      if (!(await findTenantToken(trx, tenantId, tokenId.data))) throw problems.tokenNotFound();
       // A tenant token may revoke itself and what was issued under it, never its issuer or a sibling.
-      if (!isPlatformAdmin(caller) && !(await isInSubtreeOf(trx, tokenId.data, caller.token_id))) {
-        throw new ApiError(403, 'token_outside_subtree', 'Token outside your subtree', 'A tenant token can revoke only itself and the tokens issued under it.');
-      }
+      if (!isPlatformAdmin(caller) && !(await isInSubtreeOf(trx, tokenId.data, caller.token_id))) throw problems.tokenOutsideSubtree();
       const ids = await revokeTokenTree(trx, tokenId.data, at);
       if (ids.length > 0) {
         await appendAuditEvent(trx, {

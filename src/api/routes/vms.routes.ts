@@ -7,7 +7,7 @@ import type { VmService } from '../../vms/vm.service';
 import { listVmsQuerySchema, spawnVmSchema, vmIdSchema } from '../../vms/vm.schemas';
 import { callerOf, requireTenantAccess } from '../access';
 import { idempotencyKeyOf, runIdempotent } from '../idempotent-request';
-import { ApiError, problems } from '../problem';
+import { problems } from '../problem';
 import { parseOrThrow } from '../validation';
 import { isPlatformAdmin } from '../../auth/caller';
 
@@ -20,7 +20,7 @@ function actingTenant(req: Request, scope: Scope): string {
   if (isPlatformAdmin(caller)) {
     const named = req.query.tenant_id;
     if (scope !== 'vm:read' || !isTenantId(named)) {
-      throw new ApiError(403, 'insufficient_scope', 'Insufficient scope', 'VM writes act within a tenant: use a token issued to that tenant.');
+      throw problems.insufficientScope({ detail: 'VM writes act within a tenant: use a token issued to that tenant.' });
     }
     return named;
   }

@@ -9,6 +9,7 @@ import { connect, type StoredMsg } from 'nats';
 import { verifyChain } from '../../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../../src/shared/tenant-id';
 import { usageQuery } from '../../../src/shared/tenant-workflow.messages';
+import { fleetStats, fleetVms } from '../../helpers/fleet-simulator';
 import type { PrivateStack } from '../../helpers/private-stack';
 import type { ClientRequest } from './burst';
 
@@ -21,12 +22,6 @@ const EXPECTED_STEPS: Record<string, { once: string[]; optional?: string[] }> = 
   destroyed: { once: ['VM_SPAWN_REQUESTED', 'VM_DESTROY_REQUESTED', 'VM_DESTROYED'], optional: ['VM_RUNNING'] },
   failed: { once: ['VM_SPAWN_REQUESTED', 'VM_FAILED'], optional: ['VM_DESTROY_REQUESTED'] },
 };
-
-interface FleetVm {
-  vm_id: string;
-  tenant_id: string;
-  status: string;
-}
 
 export interface ConvergenceReport {
   vms: number;
@@ -76,9 +71,9 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
   for (const vm of vms) if (!askedFor.has(vm.vm_id)) problems.push(`VM ${vm.vm_id} is in Postgres but no client asked for it`);
 
   // 3. The fleet holds exactly Postgres's VMs, in the same status, each created once.
-  const stats = (await (await fetch(`${stack.fleetUrl}/_sim/stats`)).json()) as { by_tenant: Record<string, { creates: number; destroys: number }> };
+  const stats = await fleetStats(stack.fleetUrl);
   for (const tenantId of tenantIds) {
-    const { items } = (await (await fetch(`${stack.fleetUrl}/v1/vms?tenant_id=${tenantId}`)).json()) as { items: FleetVm[] };
+    const items = await fleetVms(stack.fleetUrl, tenantId);
     const fleetIds = new Set(items.map((vm) => vm.vm_id));
     for (const vm of items) {
       const ours = byId.get(vm.vm_id);
