@@ -7,7 +7,7 @@ import { connect } from 'nats';
 import { generateToken } from '../src/auth/token-format';
 import { migrateToLatest } from '../src/db/migrate';
 import { SERVICE_ROLE } from '../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
-import { describeExit, spawnNodeTs, type ManagedChild } from '../src/devstack/child-process';
+import { describeExit, spawnManaged, spawnNodeTs, type ManagedChild } from '../src/devstack/child-process';
 import { getFreePort } from '../src/devstack/free-port';
 import { adminQuery, withDatabase } from '../src/devstack/postgres-admin';
 import { checkServices } from '../src/devstack/service-checks';
@@ -31,6 +31,8 @@ export interface BenchStack {
   readonly databaseName: string;
   /** Owner login on the bench database (setup SQL, checks). */
   readonly ownerUrl: string;
+  /** Process ids of the stack's parts, for CPU readings (bench/process-cpu.ts). */
+  readonly pids: { readonly api?: number; readonly worker?: number; readonly fleet?: number; readonly temporal?: number };
   stop(): Promise<void>;
 }
 
@@ -49,7 +51,8 @@ async function waitFor(what: string, child: ManagedChild, check: () => Promise<b
 
 const httpOk = (url: string) => async () => (await fetch(url)).ok;
 
-export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: string } = {}): Promise<BenchStack> {
+/** `nodeArgs`: Node options for the API and the worker only (e.g. --cpu-prof, not allowed in NODE_OPTIONS). */
+export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: string; nodeArgs?: readonly string[] } = {}): Promise<BenchStack> {
   const adminUrl = withDatabase(env.pgAdminUrl || DEFAULT_PG_ADMIN_URL, 'postgres');
   const natsUrl = env.natsUrl || DEFAULT_NATS_URL;
   const [temporalBin] = await Promise.all([ensureTemporalBinary(), checkServices({ postgresUrl: adminUrl, natsUrl })]);
@@ -122,7 +125,8 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
     const fleetUrl = `http://127.0.0.1:${fleetPort}`;
     await waitFor('fleet simulator', fleet, httpOk(`${fleetUrl}/_sim/config`));
 
-    const worker = spawnNodeTs('worker', path.join(REPO_ROOT, 'src/workers/worker.ts'), quiet);
+    const node = (name: string, file: string) => spawnManaged(name, process.execPath, [...(env.nodeArgs ?? []), '--import', 'tsx', path.join(REPO_ROOT, file)], quiet);
+    const worker = node('worker', 'src/workers/worker.ts');
     children.push(worker);
     const connection = await Connection.connect({ address: temporal.address });
     try {
@@ -139,7 +143,7 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       await connection.close();
     }
 
-    const api = spawnNodeTs('api', path.join(REPO_ROOT, 'src/api/server.ts'), quiet);
+    const api = node('api', 'src/api/server.ts');
     children.push(api);
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await waitFor('API', api, httpOk(`${apiUrl}/readyz`));
@@ -155,6 +159,7 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       adminToken,
       databaseName,
       ownerUrl,
+      pids: { api: api.pid, worker: worker.pid, fleet: fleet.pid, temporal: temporal.process.pid },
       stop,
     };
   } catch (error) {

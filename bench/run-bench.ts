@@ -18,16 +18,19 @@ import { checkOvershoot, runQuotaContention, waitUntilSettled } from './correctn
 import { measureCost, measureHistorySizes } from './cost';
 import { measureEndToEnd } from './end-to-end';
 import { measureFloor } from './floor';
+import { cpuPerOperation, measureCpu, postgresBackendsOf, treeOf } from './process-cpu';
 import { count5xx, runLoad, type LoadResult } from './load';
 import { measureReads } from './reads';
 import { measureTenantSize } from './tenant-size';
 import { admissionTable, markdownTable, summaryRows, type Headline } from './report';
-import { machineInfo, ratio } from './stats';
+import { machineInfo, ratio, round } from './stats';
 import { BENCH_VM } from './api-client';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const RESULTS_DIR = path.join(__dirname, 'results');
 const CONCURRENCIES = [1, 8, 32] as const;
+/** Samples behind each latency summary of a full run: a p99 of fewer is a handful of outliers. */
+const MIN_SAMPLES = 1_000;
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -42,13 +45,35 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
 async function main(): Promise<void> {
   const startedAt = new Date();
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const stack = await timed('starting the stack', () => startBenchStack({ pgAdminUrl: process.env.BENCH_PG_ADMIN_URL, natsUrl: process.env.BENCH_NATS_URL }));
+  const stack = await timed('starting the stack', () =>
+    startBenchStack({ pgAdminUrl: process.env.BENCH_PG_ADMIN_URL, natsUrl: process.env.BENCH_NATS_URL, nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) }),
+  );
+  // What each admitted spawn costs every part of the system, and what a bare update costs Temporal
+  // and the floor's own worker and client (this process).
+  const stackCpu = {
+    api: treeOf(stack.pids.api),
+    worker: treeOf(stack.pids.worker),
+    postgres: postgresBackendsOf(stack.ownerUrl, stack.databaseName),
+    temporal: treeOf(stack.pids.temporal),
+    fleet: treeOf(stack.pids.fleet),
+  };
+  const floorCpu = { temporal: treeOf(stack.pids.temporal), floor_worker_and_client: () => [process.pid] };
   const connection = await Connection.connect({ address: stack.temporalAddress });
   const temporal = new Client({ connection, namespace: stack.namespace });
   const api = new ApiClient(stack.apiUrl);
   const loads: LoadResult[] = [];
   try {
-    const floor = await timed('floor', () => measureFloor({ temporalAddress: stack.temporalAddress, namespace: stack.namespace, iterations: QUICK ? 50 : 300, throughputSeconds: QUICK ? 2 : 8 }));
+    const floor = await timed('floor', () =>
+      measureFloor({
+        temporalAddress: stack.temporalAddress,
+        namespace: stack.namespace,
+        iterations: QUICK ? 50 : MIN_SAMPLES,
+        seconds: QUICK ? 2 : 5,
+        minSamples: QUICK ? 0 : MIN_SAMPLES,
+        concurrencies: CONCURRENCIES,
+        cpuGroups: floorCpu,
+      }),
+    );
 
     const tenants = await timed('creating tenants', async () => ({
       single: await api.createTenants(stack.adminToken, 'one', 1, 10_000),
@@ -58,14 +83,26 @@ async function main(): Promise<void> {
       reads: (await api.createTenants(stack.adminToken, 'reads', 1, 10_000))[0]!,
     }));
 
-    const durationS = QUICK ? 2 : 5;
-    const admission1 = await timed('admission, 1 tenant', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.single, concurrencies: CONCURRENCIES, durationS }));
+    const length = { durationS: 2, amount: QUICK ? undefined : MIN_SAMPLES, cpuGroups: stackCpu };
+    const admission1 = await timed('admission, 1 tenant', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.single, concurrencies: CONCURRENCIES, ...length }));
     // Each phase starts from a quiet system: the worker has provisioned every VM accepted before.
     const settle = () => timed('waiting for VMs to settle', () => waitUntilSettled(stack.ownerUrl, 90_000));
     await settle();
-    const admission50 = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, durationS }));
+    // The whole phase up to every VM running: the CPU an admitted spawn costs, provisioning included.
+    const { result: admission50, cpu: admission50Cpu } = await measureCpu(stackCpu, async () => {
+      const runs = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, ...length }));
+      await settle();
+      return runs;
+    });
     loads.push(...admission1, ...admission50);
-    await settle();
+    const admitted50 = admission50.reduce((sum, r) => sum + (r.status_counts['202'] ?? 0), 0);
+    const bareUpdates = floor.runs.filter((r) => r.primitive === 'update');
+    const floorCpuMs = bareUpdates.reduce((sum, r) => sum + r.cpu.total_ms, 0);
+    const cpuCost = {
+      admitted_spawns: admitted50,
+      per_spawn: cpuPerOperation(admission50Cpu, admitted50),
+      floor_per_bare_update_ms: round(floorCpuMs / bareUpdates.reduce((sum, r) => sum + r.updates, 0)),
+    };
 
     const endToEnd = await timed('end to end', () =>
       measureEndToEnd({
@@ -119,6 +156,14 @@ async function main(): Promise<void> {
       http_5xx: http5xx,
       floor_p50_ms: floor.update.p50_ms,
       floor_p99_ms: floor.update.p99_ms,
+      floor_uws_p50_ms: floor.update_with_start.p50_ms,
+      floor_uws_p99_ms: floor.update_with_start.p99_ms,
+      admission_uws_p50_ratio: ratio(atOne.latency.p50_ms, floor.update_with_start.p50_ms),
+      admission_uws_p99_ratio: ratio(atOne.latency.p99_ms, floor.update_with_start.p99_ms),
+      cpu_ms_per_spawn: cpuCost.per_spawn.total_per_op_ms,
+      cpu_ms_per_floor_update: cpuCost.floor_per_bare_update_ms,
+      throughput_ratio: Math.max(...admission50.map((r) => ratio(r.admissions_per_s, bareUpdates.find((f) => f.concurrency === r.connections)?.updates_per_s ?? Number.NaN))),
+      cpu_ratio: ratio(cpuCost.per_spawn.total_per_op_ms, cpuCost.floor_per_bare_update_ms),
       floor_updates_per_s_50_workflows: Math.max(...floor.throughput.map((t) => t.updates_per_s)),
       admission_p50_ms: atOne.latency.p50_ms,
       admission_p99_ms: atOne.latency.p99_ms,
@@ -150,6 +195,7 @@ async function main(): Promise<void> {
       },
       floor,
       admission: { one_tenant: admission1, fifty_tenants: admission50 },
+      cpu: { ...cpuCost, admission_50_tenants_through_settled: admission50Cpu },
       end_to_end: endToEnd,
       cost,
       history,
