@@ -1,5 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { Kysely } from 'kysely';
+import type { ActiveTokenCache } from '../../auth/active-token-cache';
 import type { AuthFailureLimiter } from '../../auth/auth-failure-limiter';
 import { findActiveTokenByHash } from '../../auth/token.repository';
 import { hashesEqual, hashToken, isWellFormedToken } from '../../auth/token-format';
@@ -28,9 +29,10 @@ function tooManyFailures(retryAfterSeconds: number): ApiError {
 /**
  * Resolves the bearer token to a caller, or answers 401. Every failure looks the same to the client.
  * Only a string in the token format (prefix, length, CRC32) reaches the database; an address whose
- * failures used up its budget gets 429 before anything else is looked at.
+ * failures used up its budget gets 429 before anything else is looked at. A token that authenticated
+ * less than the cache's TTL ago is not looked up again.
  */
-export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date(), failures?: AuthFailureLimiter): RequestHandler {
+export function authenticate(db: Kysely<Database>, now: () => Date = () => new Date(), failures?: AuthFailureLimiter, cache?: ActiveTokenCache): RequestHandler {
   return async (req, _res, next) => {
     const address = clientAddress(req);
     const blockedFor = failures ? await failures.blockedFor(address) : 0;
@@ -44,8 +46,12 @@ export function authenticate(db: Kysely<Database>, now: () => Date = () => new D
     const token = BEARER.exec(header.trim())?.[1];
     if (!token || !isWellFormedToken(token)) return refuse(problems.invalidToken());
     const tokenHash = hashToken(token);
-    const found = await findActiveTokenByHash(db, tokenHash, now());
+    const at = now();
+    const cached = cache?.get(tokenHash, at);
+    const found = cached ?? (await findActiveTokenByHash(db, tokenHash, at));
     if (!found || !hashesEqual(found.token_hash, tokenHash) || !isScope(found.scope)) return refuse(problems.invalidToken());
+    // Only a fresh lookup starts a lifetime: renewing it on every hit would keep a busy revoked token alive.
+    if (!cached) cache?.set(tokenHash, found);
     req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm };
     req.context.actor_token_id = found.token_id;
     req.context.actor_scope = found.scope;

@@ -3,6 +3,7 @@ import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { generateToken, hashToken, newTokenId } from '../../auth/token-format';
+import type { ActiveTokenCache } from '../../auth/active-token-cache';
 import { findTenantToken, insertToken, isInSubtreeOf, isTokenUsable, listTenantTokens, lockTenantTokens, revokeTokenTree, toTokenRecord } from '../../auth/token.repository';
 import { issueTokenSchema } from '../../auth/token.schemas';
 import type { Database } from '../../db/tables';
@@ -19,11 +20,13 @@ import { tenantIdParam } from './tenants.routes';
 export interface TokenRoutesDeps {
   db: Kysely<Database>;
   now: () => Date;
+  /** Cleared after a revocation, so this process refuses the revoked tokens at once. */
+  tokenCache?: ActiveTokenCache;
 }
 
 const tokenIdSchema = z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/);
 
-export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
+export function tokenRoutes({ db, now, tokenCache }: TokenRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/tenants/:tenant_id/tokens', async (req, res) => {
@@ -107,6 +110,7 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
       }
       return ids;
     });
+    tokenCache?.clear();
     res.json({ token_id: tokenId.data, revoked_token_ids: revoked });
   });
 
