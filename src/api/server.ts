@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   const temporal = new Client({ connection, namespace: config.temporalNamespace });
   const nats = await connect({ ...natsConnectOptions(config.natsUrl), name: 'vm-tenant-api', maxReconnectAttempts: -1, waitOnFirstConnect: true });
 
+  const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
   const metricsServer = await startMetricsServer(metrics.registry, config.apiMetricsPort, config.host, log);
   const app = createApp({
@@ -62,7 +63,7 @@ async function main(): Promise<void> {
     }),
     log,
     trustedProxies: config.trustedProxies,
-    rateLimiter: createTenantRateLimiter(rateLimitPool),
+    rateLimiter,
     authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
     metrics,
     ledgerCheckpointKey: cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile),
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
     await closed;
     metricsServer?.close();
     clearTimeout(timer);
+    rateLimiter.close?.();
     await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
     log.info('api stopped');
     process.exit(0);
