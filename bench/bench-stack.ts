@@ -32,6 +32,8 @@ export interface BenchStack {
   /** Owner login on the bench database (setup SQL, checks). */
   readonly ownerUrl: string;
   /** Process ids of the stack's parts, for CPU readings (bench/process-cpu.ts). */
+  /** The Temporal server's Prometheus endpoint. */
+  readonly temporalMetricsUrl: string;
   readonly pids: { readonly api?: number; readonly worker?: number; readonly fleet?: number; readonly temporal?: number };
   stop(): Promise<void>;
 }
@@ -86,8 +88,9 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
 
   try {
     const temporalOutput: string[] = [];
+    const metricsPort = await getFreePort();
     [temporal] = await Promise.all([
-      startTemporalDevServer({ temporalBin, headless: true, onLine: (line) => void temporalOutput.push(line) }),
+      startTemporalDevServer({ temporalBin, headless: true, metricsPort, onLine: (line) => void temporalOutput.push(line) }),
       migrateToLatest(ownerUrl),
     ]);
     const [apiPort, fleetPort] = [await getFreePort(), await getFreePort()];
@@ -159,6 +162,7 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       adminToken,
       databaseName,
       ownerUrl,
+      temporalMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       pids: { api: api.pid, worker: worker.pid, fleet: fleet.pid, temporal: temporal.process.pid },
       stop,
     };

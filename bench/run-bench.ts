@@ -17,6 +17,7 @@ import { startBenchStack } from './bench-stack';
 import { checkOvershoot, runQuotaContention, waitUntilSettled } from './correctness';
 import { measureCost, measureHistorySizes } from './cost';
 import { measureEndToEnd } from './end-to-end';
+import { chartOfResult } from './chart';
 import { measureFloor } from './floor';
 import { cpuPerOperation, measureCpu, postgresBackendsOf, treeOf } from './process-cpu';
 import { count5xx, runLoad, type LoadResult } from './load';
@@ -30,7 +31,9 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const RESULTS_DIR = path.join(__dirname, 'results');
 const CONCURRENCIES = [1, 8, 32] as const;
 /** Samples behind each latency summary of a full run: a p99 of fewer is a handful of outliers. */
-const MIN_SAMPLES = 1_000;
+const MIN_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 1_000);
+/** BENCH_ADMISSION_ONLY=1: the floor and admission with their CPU, nothing else (profiling, before/after). */
+const ADMISSION_ONLY = process.env.BENCH_ADMISSION_ONLY === '1';
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
         temporalAddress: stack.temporalAddress,
         namespace: stack.namespace,
         iterations: QUICK ? 50 : MIN_SAMPLES,
-        seconds: QUICK ? 2 : 5,
+        seconds: QUICK ? 2 : ADMISSION_ONLY ? 0 : 5,
         minSamples: QUICK ? 0 : MIN_SAMPLES,
         concurrencies: CONCURRENCIES,
         cpuGroups: floorCpu,
@@ -103,6 +106,13 @@ async function main(): Promise<void> {
       per_spawn: cpuPerOperation(admission50Cpu, admitted50),
       floor_per_bare_update_ms: round(floorCpuMs / bareUpdates.reduce((sum, r) => sum + r.updates, 0)),
     };
+    if (ADMISSION_ONLY) {
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      const file = path.join(RESULTS_DIR, `admission-cpu-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+      writeFileSync(file, `${JSON.stringify({ timestamp: startedAt.toISOString(), samples: MIN_SAMPLES, machine: machineInfo(), cpu: { ...cpuCost, admission_50_tenants_through_settled: admission50Cpu }, floor, admission: { one_tenant: admission1, fifty_tenants: admission50 } }, null, 2)}\n`);
+      process.stdout.write(`${admissionTable([...admission1, ...admission50].map((r) => ({ ...r, label: '' })))}\n\nCPU ms per admitted spawn: ${JSON.stringify(cpuCost.per_spawn)}; per bare update: ${cpuCost.floor_per_bare_update_ms}\nwritten ${file}\n`);
+      return;
+    }
 
     const endToEnd = await timed('end to end', () =>
       measureEndToEnd({
@@ -117,7 +127,7 @@ async function main(): Promise<void> {
       }),
     );
 
-    const cost = await timed('cost', () => measureCost({ api, temporal, tenant: tenants.cost, lifecycles: QUICK ? 30 : 100, concurrency: 8, ownerUrl: stack.ownerUrl }));
+    const cost = await timed('cost', () => measureCost({ api, temporal, tenant: tenants.cost, lifecycles: QUICK ? 30 : 100, concurrency: 8, ownerUrl: stack.ownerUrl, temporalMetricsUrl: stack.temporalMetricsUrl }));
 
     const contention = await timed('quota contention', () => runQuotaContention({ apiUrl: stack.apiUrl, tenants: tenants.small, connections: 32, durationS: QUICK ? 2 : 4 }));
     loads.push(contention);
@@ -127,7 +137,14 @@ async function main(): Promise<void> {
     let history = await measureHistorySizes(temporal);
     const singleWorkflow = temporal.workflow.getHandle(tenantWorkflowId(tenants.single[0]!.tenantId));
     for (let round = 0; history.continued_as_new_runs === 0 && round < 4; round++) {
-      const usage = await singleWorkflow.query(usageQuery);
+      const usage = await singleWorkflow.query(usageQuery).catch(async (error: unknown) => {
+        // Say why the workflow cannot answer (a failed workflow task names its cause in the history).
+        const events = (await singleWorkflow.fetchHistory().catch(() => ({ events: [] }))).events ?? [];
+        const failed = events.filter((e) => e.workflowTaskFailedEventAttributes).pop()?.workflowTaskFailedEventAttributes;
+        log(`the single tenant's workflow did not answer its usage query (${String(error)}); last workflow task failure: ${JSON.stringify(failed?.failure?.message ?? null)} ${JSON.stringify(failed?.failure?.stackTrace?.slice(0, 600) ?? '')}`);
+        return undefined;
+      });
+      if (!usage) break;
       const amount = Math.max(100, Math.min(1_000, Math.ceil((1_000 - usage.run_updates) * 1.05)));
       log(`no run has continued as new yet (single tenant at ${usage.run_updates} updates this run): ${amount} more spawns`);
       loads.push(await runLoad({ url: `${stack.apiUrl}/v1/vms`, method: 'POST', body: BENCH_VM, tokens: [tenants.single[0]!.token], connections: 8, amount }));
@@ -207,6 +224,9 @@ async function main(): Promise<void> {
     const json = `${JSON.stringify(result, null, 2)}\n`;
     writeFileSync(file, json);
     writeFileSync(path.join(RESULTS_DIR, 'latest.json'), json);
+    const chart = chartOfResult(result);
+    writeFileSync(file.replace(/\.json$/, '.svg'), chart);
+    writeFileSync(path.join(RESULTS_DIR, 'latest.svg'), chart);
 
     const m = result.machine;
     process.stdout.write(
