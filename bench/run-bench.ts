@@ -19,6 +19,7 @@ import { measureCost, measureHistorySizes } from './cost';
 import { measureEndToEnd } from './end-to-end';
 import { chartOfResult } from './chart';
 import { measureFloor } from './floor';
+import { measurePostgresActivity } from './postgres-activity';
 import { cpuPerOperation, measureCpu, postgresBackendsOf, treeOf } from './process-cpu';
 import { count5xx, runLoad, type LoadResult } from './load';
 import { measureReads } from './reads';
@@ -92,17 +93,22 @@ async function main(): Promise<void> {
     const settle = () => timed('waiting for VMs to settle', () => waitUntilSettled(stack.ownerUrl, 90_000));
     await settle();
     // The whole phase up to every VM running: the CPU an admitted spawn costs, provisioning included.
-    const { result: admission50, cpu: admission50Cpu } = await measureCpu(stackCpu, async () => {
-      const runs = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, ...length }));
-      await settle();
-      return runs;
-    });
+    const measured = await measurePostgresActivity(stack.ownerUrl, stack.databaseName, () =>
+      measureCpu(stackCpu, async () => {
+        const runs = await timed('admission, 50 tenants', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.fifty, concurrencies: CONCURRENCIES, ...length }));
+        await settle();
+        return runs;
+      }),
+    );
+    const { result: admission50, cpu: admission50Cpu } = measured.result;
     loads.push(...admission1, ...admission50);
     const admitted50 = admission50.reduce((sum, r) => sum + (r.status_counts['202'] ?? 0), 0);
     const bareUpdates = floor.runs.filter((r) => r.primitive === 'update');
     const floorCpuMs = bareUpdates.reduce((sum, r) => sum + r.cpu.total_ms, 0);
     const cpuCost = {
       admitted_spawns: admitted50,
+      /** Transactions and per-table scans and row writes per admitted spawn, provisioning to running included. */
+      postgres_per_spawn: measured.per(admitted50),
       per_spawn: cpuPerOperation(admission50Cpu, admitted50),
       floor_per_bare_update_ms: round(floorCpuMs / bareUpdates.reduce((sum, r) => sum + r.updates, 0)),
     };
