@@ -31,13 +31,18 @@ export interface BenchStack {
   readonly databaseName: string;
   /** Owner login on the bench database (setup SQL, checks). */
   readonly ownerUrl: string;
+  /** The Temporal server's Prometheus endpoint. */
+  readonly temporalMetricsUrl: string;
+  /** Process ids of the stack's parts, for CPU readings (bench/process-cpu.ts). */
+  readonly pids: { readonly api?: number; readonly worker?: number; readonly fleet?: number; readonly temporal?: number };
   stop(): Promise<void>;
 }
 
 const DEFAULT_PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 
-export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: string } = {}): Promise<BenchStack> {
+/** `nodeArgs`: Node options for the API and the worker only (e.g. --cpu-prof, not allowed in NODE_OPTIONS). */
+export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: string; nodeArgs?: readonly string[] } = {}): Promise<BenchStack> {
   const adminUrl = withDatabase(env.pgAdminUrl || DEFAULT_PG_ADMIN_URL, 'postgres');
   const natsUrl = env.natsUrl || DEFAULT_NATS_URL;
   const [temporalBin] = await Promise.all([ensureTemporalBinary(), checkServices({ postgresUrl: adminUrl, natsUrl })]);
@@ -70,8 +75,9 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
 
   try {
     const temporalOutput: string[] = [];
+    const metricsPort = await getFreePort();
     [temporal] = await Promise.all([
-      startTemporalDevServer({ temporalBin, headless: true, onLine: (line) => void temporalOutput.push(line) }),
+      startTemporalDevServer({ temporalBin, headless: true, metricsPort, onLine: (line) => void temporalOutput.push(line) }),
       migrateToLatest(ownerUrl),
     ]);
     const [apiPort, fleetPort] = [await getFreePort(), await getFreePort()];
@@ -107,10 +113,10 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       FLEET_HOST_STORAGE_GB: '100000000',
     };
     const quiet = { env: () => childEnv, onLine: () => undefined, keepLines: 200, readyTimeoutMs: 90_000 };
-    const [fleet, , api] = (services = [
+    const [fleet, worker, api] = (services = [
       new ServiceProcess({ kind: 'fleet', ...quiet }),
-      new ServiceProcess({ kind: 'worker', ...quiet }),
-      new ServiceProcess({ kind: 'api', ...quiet }),
+      new ServiceProcess({ kind: 'worker', ...quiet, nodeArgs: env.nodeArgs }),
+      new ServiceProcess({ kind: 'api', ...quiet, nodeArgs: env.nodeArgs }),
     ]);
     await startServices(services);
     const fleetUrl = fleet!.url;
@@ -127,6 +133,8 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
       adminToken,
       databaseName,
       ownerUrl,
+      temporalMetricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      pids: { api: api!.process?.pid, worker: worker!.process?.pid, fleet: fleet!.process?.pid, temporal: temporal.process.pid },
       stop,
     };
   } catch (error) {

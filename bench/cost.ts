@@ -6,9 +6,10 @@ import { round } from './stats';
 
 /**
  * History events Temporal Cloud bills as one action each (https://docs.temporal.io/cloud/actions),
- * keyed by the attributes field that names the event's type. Not visible in a history and so not
- * counted: rejected updates (refused in the validator), queries, activity heartbeats (none here: the
- * simulator boots in 0 ms, so bootVm never waits) — activity retries are added from attempts.
+ * keyed by the attributes field that names the event's type. Markers (local activities, side effects,
+ * patches) are billed once per workflow task however many it records, local-activity retries and
+ * activity retries from their attempt counts. Not in a history, counted apart by measureCost: rejected
+ * updates and activity heartbeats that reached the server. Queries are not counted (none here).
  */
 const BILLABLE = new Set([
   'workflowExecutionStartedEventAttributes', // every run: the first start and each continue-as-new
@@ -21,7 +22,6 @@ const BILLABLE = new Set([
   'startChildWorkflowExecutionInitiatedEventAttributes',
   'upsertWorkflowSearchAttributesEventAttributes',
   'workflowPropertiesModifiedEventAttributes',
-  'markerRecordedEventAttributes', // local activities, side effects
 ]);
 
 export interface HistoryCount {
@@ -47,12 +47,22 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
   for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
     runs++;
     const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+    // Markers follow the WorkflowTaskCompleted of the task that recorded them: one action per task.
+    let taskHasMarker = false;
     for (const event of history.events ?? []) {
       events++;
       const type = eventTypeOf(event);
       const name = type.replace(/EventAttributes$/, '');
       byType[name] = (byType[name] ?? 0) + 1;
       if (BILLABLE.has(type)) billable++;
+      if (type === 'workflowTaskCompletedEventAttributes') {
+        taskHasMarker = false;
+        billable += Number(event.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts ?? 0);
+      }
+      if (type === 'markerRecordedEventAttributes' && !taskHasMarker) {
+        taskHasMarker = true;
+        billable++;
+      }
       const attempt = event.activityTaskStartedEventAttributes?.attempt ?? 1;
       if (attempt > 1) billable += attempt - 1; // each retry is one more action
     }
@@ -62,6 +72,10 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
 
 export interface CostResult extends HistoryCount {
   readonly lifecycles: number;
+  /** Spawn and destroy updates the workflow refused (billed, never in a history). */
+  readonly rejected_updates: number;
+  /** Activity heartbeats that reached the Temporal server (billed; the SDK throttles the rest). */
+  readonly recorded_heartbeats: number;
   readonly actions_per_lifecycle: number;
   readonly events_per_lifecycle: number;
 }
@@ -86,13 +100,37 @@ async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status:
  * Runs `lifecycles` spawn → running → destroy → destroyed lifecycles in a fresh tenant, then reads
  * every run of its workflow. The tenant's workflow start is included and spread over the lifecycles.
  */
-export async function measureCost(options: { api: ApiClient; temporal: Client; tenant: Tenant; lifecycles: number; concurrency: number; ownerUrl: string }): Promise<CostResult> {
+/** A counter of the Temporal server's request metrics, summed over its label sets. */
+async function serverRequests(metricsUrl: string, operation: string): Promise<number> {
+  const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('service_requests{') && line.includes(`operation="${operation}"`) && line.includes('service_name="frontend"')) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+export async function measureCost(options: {
+  api: ApiClient;
+  temporal: Client;
+  tenant: Tenant;
+  lifecycles: number;
+  concurrency: number;
+  ownerUrl: string;
+  temporalMetricsUrl: string;
+}): Promise<CostResult> {
   const { api, tenant } = options;
-  const vmIds = await mapLimit(Array.from({ length: options.lifecycles }, (_, i) => i), options.concurrency, async () => {
+  // The whole server's heartbeats: nothing else heartbeats while this phase runs.
+  const heartbeatsBefore = await serverRequests(options.temporalMetricsUrl, 'RecordActivityTaskHeartbeat');
+  let refused = 0;
+  const answers = await mapLimit(Array.from({ length: options.lifecycles }, (_, i) => i), options.concurrency, async () => {
     const answer = await api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
+    // A quota refusal is the workflow's validator rejecting the update: billed, never in the history.
+    if (answer.status === 429 && answer.body.code === 'quota_exceeded') return void refused++;
     if (answer.status !== 202) throw new Error(`spawn answered ${answer.status} ${JSON.stringify(answer.body)}`);
     return String(answer.body.vm_id);
   });
+  const vmIds = answers.filter((id): id is string => id !== undefined);
   await waitForStatus(options.ownerUrl, vmIds, 'running', 60_000);
   await mapLimit(vmIds, options.concurrency, async (vmId) => {
     const answer = await api.request('DELETE', `/v1/vms/${vmId}`, tenant.token);
@@ -102,11 +140,17 @@ export async function measureCost(options: { api: ApiClient; temporal: Client; t
   // Let the workflow record the destroy activities' completions before reading its history.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const counted = await countWorkflowHistory(options.temporal, tenantWorkflowId(tenant.tenantId));
+  const recordedHeartbeats = (await serverRequests(options.temporalMetricsUrl, 'RecordActivityTaskHeartbeat')) - heartbeatsBefore;
+  const rejectedUpdates = refused;
+  const billable = counted.billable_actions + rejectedUpdates + recordedHeartbeats;
   return {
     ...counted,
-    lifecycles: options.lifecycles,
-    actions_per_lifecycle: round(counted.billable_actions / options.lifecycles),
-    events_per_lifecycle: round(counted.events / options.lifecycles),
+    billable_actions: billable,
+    rejected_updates: rejectedUpdates,
+    recorded_heartbeats: recordedHeartbeats,
+    lifecycles: vmIds.length,
+    actions_per_lifecycle: round(billable / vmIds.length),
+    events_per_lifecycle: round(counted.events / vmIds.length),
   };
 }
 

@@ -119,9 +119,11 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       return { status: 'running', failure_reason: null };
     },
 
-    /** Destroys the VM at the fleet and records VM_DESTROYED; safe to repeat. */
+    /**
+     * Destroys the VM at the fleet and records VM_DESTROYED; safe to repeat. No heartbeat: its options
+     * set no heartbeat timeout and nothing cancels it, and each recorded heartbeat is a billed action.
+     */
     async teardownVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<void> {
-      Context.current().heartbeat();
       await fleet.destroy(vm_id);
       const at = now();
       await recorded('VM_DESTROYED', async (trx) => {

@@ -1,5 +1,6 @@
 import express, { type Express, type Request } from 'express';
 import type { Kysely } from 'kysely';
+import { createActiveTokenCache } from '../auth/active-token-cache';
 import type { AuthFailureLimiter } from '../auth/auth-failure-limiter';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
@@ -37,6 +38,8 @@ export interface AppDeps {
   readiness: Record<string, DependencyCheck>;
   trustedProxies: readonly string[];
   rateLimiter?: TenantRateLimiter;
+  /** How long an authenticated token is trusted without a new lookup (default 500 ms; 0: never). */
+  tokenCacheTtlMs?: number;
   /** Failed authentications per client address; without it, failures are not limited. */
   authFailureLimiter?: AuthFailureLimiter;
   /** Requests of key-bound tokens (docs/bound-tokens.md); default: signatures up to 300 s old. */
@@ -80,11 +83,12 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use('/v1', noStore());
-  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter, deps.requestSignatures));
+  const tokenCache = createActiveTokenCache(deps.tokenCacheTtlMs);
+  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter, deps.requestSignatures, tokenCache));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   const workflows = deps.tenantWorkflows;
-  app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now })));
-  app.use(tokenRoutes({ db: deps.db, now }));
+  app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now }), tokenCache));
+  app.use(tokenRoutes({ db: deps.db, now, tokenCache }));
   app.use(vmRoutes(createVmService({ db: deps.db, ledger: new LedgerWriter(deps.db), workflows, now }), { db: deps.db, now }));
   app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
   app.use(methodNotAllowed());

@@ -92,6 +92,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
     limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
   });
+  const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
   const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
   const app = createApp({
@@ -100,7 +101,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     log,
     now,
     trustedProxies: config.trustedProxies,
-    rateLimiter: createTenantRateLimiter(rateLimitPool),
+    rateLimiter,
     authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: config.authFailuresPerMinute, windowSeconds: 60 }),
     requestSignatures: { maxAgeSeconds: config.requestSignatureMaxAgeSeconds },
     metrics,
@@ -117,6 +118,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     log,
     admin,
     async close() {
+      rateLimiter.close?.();
       await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
     },
   };

@@ -27,6 +27,8 @@ export interface ServiceProcessOptions {
   /** Its own process group (npm start: a Ctrl-C reaches only the launcher, which stops children in order). */
   detached?: boolean;
   readyTimeoutMs?: number;
+  /** Node options before the entry point (e.g. --cpu-prof, which NODE_OPTIONS does not take). */
+  nodeArgs?: readonly string[];
 }
 
 function loopback(host: string | undefined): string {
@@ -69,7 +71,7 @@ export class ServiceProcess {
   launch(): ManagedChild {
     const prefix = linePrefix(this.name);
     const onLine = this.options.onLine ?? ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
-    this.child = spawnManaged(this.name, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])], {
+    this.child = spawnManaged(this.name, process.execPath, [...(this.options.nodeArgs ?? []), '--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])], {
       cwd: REPO_ROOT,
       env: this.options.env(),
       detached: this.options.detached,

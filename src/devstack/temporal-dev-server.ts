@@ -17,6 +17,8 @@ export interface TemporalDevServerOptions {
   /** Search attributes to register, e.g. { TenantId: 'Keyword' }. */
   searchAttributes?: Readonly<Record<string, string>>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Port of the server's Prometheus metrics (the benchmark counts heartbeats there); none when omitted. */
+  metricsPort?: number;
   readyTimeoutMs?: number;
   /** Output handling and process group, as for spawnManaged (default: prefixed with [temporal]). */
   onLine?: SpawnManagedOptions['onLine'];
@@ -60,6 +62,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   for (const [key, type] of Object.entries(searchAttributes)) args.push('--search-attribute', `${key}=${type}`);
   args.push('--log-level', options.logLevel ?? 'warn');
+  if (options.metricsPort !== undefined) args.push('--metrics-port', String(options.metricsPort));
 
   const child = spawnManaged('temporal', options.temporalBin, args, {
     onLine: options.onLine ?? defaultOnLine(),

@@ -88,7 +88,17 @@ describe('OpenAPI document', () => {
     for (const [name, op] of operations().filter(([, op]) => op.security?.length)) {
       const statuses = Object.keys(op.responses);
       expect({ name, statuses }).toEqual({ name, statuses: expect.arrayContaining(['400', '401', '403', '413', '415', '429', '500', '503']) });
-      expect(codesOf(op, '401').sort()).toEqual(['invalid_token', 'unauthenticated']);
+      expect(codesOf(op, '401').sort()).toEqual([
+        'content_digest_mismatch',
+        'invalid_token',
+        'signature_expired',
+        'signature_invalid',
+        'signature_key_mismatch',
+        'signature_malformed',
+        'signature_replayed',
+        'signature_required',
+        'unauthenticated',
+      ]);
       expect(op.responses['401'].headers['WWW-Authenticate'].required).toBe(true);
       expect(codesOf(op, '429')).toEqual(expect.arrayContaining(['rate_limited', 'too_many_failed_authentications']));
       const rateLimited = problemSchemas(op, '429').find((schema) => schema.properties.code.const === 'rate_limited');

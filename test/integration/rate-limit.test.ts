@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import { startApiProcess, type ApiProcess } from '../helpers/api-process';
 import { generateToken } from '../../src/auth/token-format';
+import { leaseSize } from '../../src/ratelimit/tenant-rate-limiter';
 import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
 
 describe('per-tenant API rate limit shared by every API process', () => {
@@ -17,6 +19,13 @@ describe('per-tenant API rate limit shared by every API process', () => {
   });
 
   const get = (url: string, token: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${token}` } });
+
+  /** Budgets run in fixed minute windows: start a test far enough from the next boundary. */
+  async function awayFromWindowEnd(needMs = 15_000): Promise<void> {
+    const left = 60_000 - (Date.now() % 60_000);
+    if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
+  }
+  beforeEach(() => awayFromWindowEnd(), 20_000);
 
   test('when two API processes serve one tenant, then they share its budget and refuse the excess with rate_limited', async () => {
     const { token, tenantId } = await createTenant(stack, { api_rate_limit_rpm: 10 });
@@ -42,6 +51,26 @@ describe('per-tenant API rate limit shared by every API process', () => {
     const more = await Promise.all(Array.from({ length: 4 }, (_, i) => get(apis[i % 2]!.url, token)));
     expect(more.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });
+
+  test('when two API processes serve a busy tenant with a large limit, then together they admit at most the limit and refuse at most one lease early', async () => {
+    const limit = 600;
+    const lease = leaseSize(limit);
+    expect(lease).toBeGreaterThan(1);
+    const { token, tenantId } = await createTenant(stack, { api_rate_limit_rpm: limit });
+    const statuses: number[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, lane) => {
+        for (let i = lane; i < limit + 100; i += 16) statuses.push((await get(apis[i % 2]!.url, token)).status);
+      }),
+    );
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(admitted).toBeLessThanOrEqual(limit);
+    expect(admitted).toBeGreaterThanOrEqual(limit - lease);
+    // The window's row granted exactly the limit, never more.
+    const { rows } = await sql<{ points: number }>`select points from api_rate_limits where key like ${`tenant-window:${tenantId}:%`}`.execute(stack.db);
+    expect(rows.map((r) => r.points)).toEqual([limit]);
+  }, 60_000);
 
   test('when one tenant is rate limited, then another tenant is not affected', async () => {
     const a = await createTenant(stack, { api_rate_limit_rpm: 2 });

@@ -1,6 +1,7 @@
 /**
  * Issue 9, item 5: revocation and issue cannot race, tenant callers revoke only their own subtree,
- * and revocation reaches every API process at once (there is no token cache).
+ * and revocation reaches every API process within one second (each caches a token that authenticated
+ * for 500 ms; the revoking process clears its own cache at once).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,16 @@ describe('token revocation', () => {
   }
   const revoke = (caller: string, tenantId: string, tokenId: string) => stack.request('DELETE', `/v1/tenants/${tenantId}/tokens/${tokenId}`, { token: caller });
   const listVms = (token: string) => stack.request('GET', '/v1/vms', { token });
+
+  /** Polls until `status()` answers 401; resolves with the milliseconds that took. */
+  async function msUntilRefused(status: () => Promise<number>, giveUpMs = 5_000): Promise<number> {
+    const started = Date.now();
+    while ((await status()) !== 401) {
+      if (Date.now() - started > giveUpMs) throw new Error(`still accepted after ${giveUpMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return Date.now() - started;
+  }
 
   /** Unrevoked tokens of the tenant with a revoked token anywhere above them. */
   async function usableUnderRevoked(tenantId: string): Promise<string[]> {
@@ -92,7 +103,8 @@ describe('token revocation', () => {
     expect((await listVms(orphanToken)).status).toBe(200);
     // Revoke only the grandparent, bypassing the cascade, as a pre-fix race would have left it.
     await stack.db.updateTable('api_tokens').set({ revoked_at: new Date() }).where('token_id', '=', rootId).execute();
-    expect((await listVms(orphanToken)).status).toBe(401);
+    // Written behind the API's back, so only the token cache's lifetime bounds it.
+    expect(await msUntilRefused(async () => (await listVms(orphanToken)).status)).toBeLessThan(1000);
     expect((await listVms(sub.body.token)).status).toBe(401);
   });
 
@@ -151,9 +163,9 @@ describe('token revocation', () => {
       expect(await Promise.all(urls.map(get))).toEqual([200, 200]);
       const revoked = await fetch(`${urls[0]}/v1/tenants/${tenantId}/tokens/${reader.body.token_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${root}` } });
       expect(revoked.status).toBe(200);
-      const revokedAt = Date.now();
-      expect(await Promise.all(urls.map(get))).toEqual([401, 401]);
-      expect(Date.now() - revokedAt).toBeLessThan(1000);
+      // The revoking process refuses at once; the other, whose cache just held the token, within 1 s.
+      expect(await get(urls[0]!)).toBe(401);
+      expect(await msUntilRefused(() => get(urls[1]!))).toBeLessThan(1000);
     } finally {
       for (const server of servers) {
         server.closeAllConnections();

@@ -1,3 +1,4 @@
+import type { ActiveTokenCache } from '../../auth/active-token-cache';
 import { Router } from 'express';
 import type { TenantService } from '../../tenants/tenant.service';
 import { createTenantSchema, pageQuerySchema, tenantIdSchema, updateTenantSchema } from '../../tenants/tenant.schemas';
@@ -12,7 +13,8 @@ export function tenantIdParam(value: unknown): string {
   return parsed.data;
 }
 
-export function tenantRoutes(tenants: TenantService): Router {
+/** `tokenCache` is cleared after a deletion, so this process refuses the tenant's tokens at once. */
+export function tenantRoutes(tenants: TenantService, tokenCache?: ActiveTokenCache): Router {
   const router = Router();
 
   router.post('/v1/tenants', async (req, res) => {
@@ -46,7 +48,9 @@ export function tenantRoutes(tenants: TenantService): Router {
 
   router.delete('/v1/tenants/:tenant_id', async (req, res) => {
     requirePlatformAdmin(req);
-    res.json(await tenants.delete(tenantIdParam(req.params.tenant_id), req.context));
+    const deleted = await tenants.delete(tenantIdParam(req.params.tenant_id), req.context);
+    tokenCache?.clear();
+    res.json(deleted);
   });
 
   return router;

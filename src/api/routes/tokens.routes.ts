@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { generateToken, hashToken, newTokenId } from '../../auth/token-format';
+import type { ActiveTokenCache } from '../../auth/active-token-cache';
 import { findTenantToken, insertToken, isInSubtreeOf, isTokenUsable, listTenantTokens, lockTenantTokens, revokeTokenTree, toTokenRecord } from '../../auth/token.repository';
 import { issueTokenSchema, tokenIdSchema } from '../../auth/token.schemas';
 import type { Database } from '../../db/tables';
@@ -18,9 +19,11 @@ import { tenantIdParam } from './tenants.routes';
 export interface TokenRoutesDeps {
   db: Kysely<Database>;
   now: () => Date;
+  /** Cleared after a revocation, so this process refuses the revoked tokens at once. */
+  tokenCache?: ActiveTokenCache;
 }
 
-export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
+export function tokenRoutes({ db, now, tokenCache }: TokenRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/tenants/:tenant_id/tokens', async (req, res) => {
@@ -108,6 +111,7 @@ export function tokenRoutes({ db, now }: TokenRoutesDeps): Router {
       }
       return ids;
     });
+    tokenCache?.clear();
     res.json({ token_id: tokenId.data, revoked_token_ids: revoked });
   });
 
