@@ -234,7 +234,502 @@ export interface paths {
 }
 export type webhooks = Record<string, never>;
 export interface components {
-    schemas: never;
+    schemas: {
+        /** Problem: invalid_request */
+        problem_invalid_request: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 400;
+            /** @constant */
+            code: "invalid_request";
+            errors?: {
+                field: string;
+                message: string;
+            }[];
+        };
+        /** Problem: malformed_json */
+        problem_malformed_json: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 400;
+            /** @constant */
+            code: "malformed_json";
+        };
+        /** Problem: unauthenticated */
+        problem_unauthenticated: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "unauthenticated";
+        };
+        /** Problem: invalid_token */
+        problem_invalid_token: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "invalid_token";
+        };
+        /** Problem: signature_required */
+        problem_signature_required: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_required";
+        };
+        /** Problem: signature_malformed */
+        problem_signature_malformed: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_malformed";
+        };
+        /** Problem: signature_key_mismatch */
+        problem_signature_key_mismatch: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_key_mismatch";
+        };
+        /** Problem: signature_invalid */
+        problem_signature_invalid: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_invalid";
+        };
+        /** Problem: signature_expired */
+        problem_signature_expired: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_expired";
+        };
+        /** Problem: signature_replayed */
+        problem_signature_replayed: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "signature_replayed";
+        };
+        /** Problem: content_digest_mismatch */
+        problem_content_digest_mismatch: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 401;
+            /** @constant */
+            code: "content_digest_mismatch";
+        };
+        /** Problem: insufficient_scope */
+        problem_insufficient_scope: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 403;
+            /** @constant */
+            code: "insufficient_scope";
+            /**
+             * @description The scope the operation needs
+             * @enum {string}
+             */
+            required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
+        };
+        /** Problem: token_exceeds_issuer */
+        problem_token_exceeds_issuer: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 403;
+            /** @constant */
+            code: "token_exceeds_issuer";
+        };
+        /** Problem: token_outside_subtree */
+        problem_token_outside_subtree: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 403;
+            /** @constant */
+            code: "token_outside_subtree";
+        };
+        /** Problem: not_found */
+        problem_not_found: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 404;
+            /** @constant */
+            code: "not_found";
+        };
+        /** Problem: tenant_not_found */
+        problem_tenant_not_found: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 404;
+            /** @constant */
+            code: "tenant_not_found";
+        };
+        /** Problem: token_not_found */
+        problem_token_not_found: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 404;
+            /** @constant */
+            code: "token_not_found";
+        };
+        /** Problem: vm_not_found */
+        problem_vm_not_found: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 404;
+            /** @constant */
+            code: "vm_not_found";
+        };
+        /** Problem: method_not_allowed */
+        problem_method_not_allowed: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 405;
+            /** @constant */
+            code: "method_not_allowed";
+        };
+        /** Problem: tenant_exists */
+        problem_tenant_exists: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 409;
+            /** @constant */
+            code: "tenant_exists";
+        };
+        /** Problem: tenant_has_vms */
+        problem_tenant_has_vms: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 409;
+            /** @constant */
+            code: "tenant_has_vms";
+        };
+        /** Problem: idempotency_key_in_flight */
+        problem_idempotency_key_in_flight: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 409;
+            /** @constant */
+            code: "idempotency_key_in_flight";
+        };
+        /** Problem: payload_too_large */
+        problem_payload_too_large: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 413;
+            /** @constant */
+            code: "payload_too_large";
+        };
+        /** Problem: unsupported_media_type */
+        problem_unsupported_media_type: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 415;
+            /** @constant */
+            code: "unsupported_media_type";
+        };
+        /** Problem: idempotency_key_reused */
+        problem_idempotency_key_reused: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 422;
+            /** @constant */
+            code: "idempotency_key_reused";
+        };
+        /** Problem: quota_exceeded */
+        problem_quota_exceeded: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 429;
+            /** @constant */
+            code: "quota_exceeded";
+            /** @enum {string} */
+            limit: "max_vms" | "storage_quota_gb";
+            limit_value: number;
+            in_use: number;
+            requested: number;
+        };
+        /** Problem: in_flight_limit */
+        problem_in_flight_limit: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 429;
+            /** @constant */
+            code: "in_flight_limit";
+            in_flight: number;
+            limit: number;
+        };
+        /** Problem: rate_limited */
+        problem_rate_limited: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 429;
+            /** @constant */
+            code: "rate_limited";
+            /** @description Requests per minute */
+            limit: number;
+            /** @description Seconds to wait before retrying; also in the Retry-After header */
+            retry_after_seconds: number;
+        };
+        /** Problem: too_many_failed_authentications */
+        problem_too_many_failed_authentications: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 429;
+            /** @constant */
+            code: "too_many_failed_authentications";
+            /** @description Seconds to wait before retrying; also in the Retry-After header */
+            retry_after_seconds: number;
+        };
+        /** Problem: internal_error */
+        problem_internal_error: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 500;
+            /** @constant */
+            code: "internal_error";
+        };
+        /** Problem: dependency_unavailable */
+        problem_dependency_unavailable: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 503;
+            /** @constant */
+            code: "dependency_unavailable";
+            /**
+             * @description The dependency that did not answer
+             * @enum {string}
+             */
+            dependency?: "postgres" | "temporal";
+            /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+            quota_version?: number;
+        };
+    };
     responses: never;
     parameters: never;
     requestBodies: never;

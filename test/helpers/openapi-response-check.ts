@@ -62,6 +62,8 @@ function compileDocument(doc: JsonObject): CheckedDocument {
       }
     }
   }
+  // Answers outside any operation (an unknown path) are problems too: every one is in components.schemas.
+  problems.push(...Object.values(((doc.components as JsonObject | undefined)?.schemas ?? {}) as Record<string, JsonObject>));
   return { operations, anyProblem: ajv.compile({ anyOf: problems }), validators: new Map(), ajv };
 }
 

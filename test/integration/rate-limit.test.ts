@@ -45,9 +45,11 @@ describe('per-tenant API rate limit shared by every API process', () => {
     const accepted = responses.find((r) => r.status === 200)!;
     expect(accepted.headers.get('ratelimit')).toMatch(/^"tenant";r=\d+;t=\d+$/);
 
-    // A quota change applies without a restart.
+    // A quota change applies without a restart, within the token cache's lifetime (500 ms) in
+    // processes other than the one that made it.
     const patched = await stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { api_rate_limit_rpm: 20 } });
     expect(patched.status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 600));
     const more = await Promise.all(Array.from({ length: 4 }, (_, i) => get(apis[i % 2]!.url, token)));
     expect(more.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });

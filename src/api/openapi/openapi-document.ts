@@ -133,10 +133,14 @@ export function buildOpenApiDocument(version: string): JsonObject {
       description:
         'Tenant proxy of a VM resource pool: tenants, capability tokens, VMs under quota, and the audit ledger. ' +
         'Every error is an RFC 9457 problem (application/problem+json) with a stable `code`; each operation lists the codes it can answer under their status. ' +
-        'A method a path does not support is answered 405 method_not_allowed with an Allow header.',
+        'A method a path does not support is answered 405 method_not_allowed with an Allow header; a path that does not exist, 404 not_found. components.schemas holds every problem by code.',
     },
     servers: [{ url: 'http://127.0.0.1:9221' }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'vmt_… token issued by POST /v1/tenants/{tenant_id}/tokens' } } },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'vmt_… token issued by POST /v1/tenants/{tenant_id}/tokens' } },
+      // Every problem by code, including those answered outside any operation (an unknown path: not_found).
+      schemas: Object.fromEntries((Object.keys(PROBLEM_CATALOGUE) as ProblemCode[]).map((code) => [`problem_${code}`, jsonSchema(problemSchema(code), 'output')])),
+    },
     paths,
   };
 }
