@@ -1,8 +1,9 @@
 /**
  * The how-to "configure a tenant namespace" (seeds 002/003), steps 1 to 5 with the how-to's values,
  * against the stack `npm start` runs: real API, worker and fleet simulator processes, this run's
- * Temporal, Postgres and NATS. Steps 1 to 4 go through the typed client (src/client), as an API
- * caller would; step 5 runs the real `service-fs` command.
+ * Temporal, Postgres and NATS. Steps 1 to 3 run the how-to's curl commands as written (only the
+ * placeholders and the port replaced); the other tenant's setup and step 4 go through the typed
+ * client (src/client), as an API caller would; step 5 runs the real `service-fs` command.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
@@ -18,6 +19,30 @@ import { testEnv, uniqueName } from '../helpers/test-env';
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
 const TENANT_ADMIN_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN admin@acme';
+
+/** The how-to's commands, copied from it character for character. */
+const HOW_TO = {
+  step1: `curl -X POST http://127.0.0.1:9221/v1/tenants \\
+  -H "Authorization: Bearer <admin-token>" \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "tenant_id": "acme-corp",
+    "display_name": "Acme Corporation",
+    "max_vms": 10,
+    "storage_quota_gb": 100,
+    "api_rate_limit_rpm": 600
+  }'`,
+  step2: `curl -X POST http://127.0.0.1:9221/v1/tenants/acme-corp/tokens \\
+  -H "Authorization: Bearer <admin-token>" \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "subject_pubkey": "<tenant-admin-pubkey>",
+    "scope": "service:tenant-admin",
+    "expires_in_seconds": 86400
+  }'`,
+  step3: `curl -s "http://127.0.0.1:9221/v1/vms" \\
+  -H "Authorization: Bearer <tenant-admin-token>"`,
+};
 
 describe('how-to: configure a tenant namespace, against the stack npm start runs', () => {
   let stack: ChildProcess;
@@ -80,6 +105,14 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
 
   const clientFor = (token: string) => createVmTenantClient({ baseUrl: base, token });
 
+  /** Runs one of the how-to's commands in bash against this stack; its placeholders filled in. */
+  const howTo = async (command: string, values: Record<string, string>): Promise<any> => {
+    let script = command.replaceAll('http://127.0.0.1:9221', base);
+    for (const [placeholder, value] of Object.entries(values)) script = script.replaceAll(`<${placeholder}>`, value);
+    const { stdout } = await run('bash', ['-c', script], { env: { PATH: process.env.PATH } });
+    return JSON.parse(stdout);
+  };
+
   let tenantAdminToken: string;
   const VM = { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' };
   /** A spawn that must be accepted; a refusal fails with its problem body in the message. */
@@ -88,27 +121,20 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     expect({ status: response.status, problem: error }).toEqual({ status: 202, problem: undefined });
   };
 
-  test('step 1: when the admin registers acme-corp, then the tenant record comes back with created_at', async () => {
-    const { data, response } = await clientFor(adminToken).POST('/v1/tenants', {
-      body: { tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 },
-    });
-    expect(response.status).toBe(201);
-    expect(data).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
-    expect(Date.parse(data!.created_at)).not.toBeNaN();
+  test('step 1: when the admin runs the how-to\'s curl to register acme-corp, then the tenant record comes back with created_at', async () => {
+    const tenant = await howTo(HOW_TO.step1, { 'admin-token': adminToken });
+    expect(tenant).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
+    expect(Date.parse(tenant.created_at)).not.toBeNaN();
   });
 
-  test('step 2: when the admin issues the root tenant-admin token, then it is scoped to acme-corp', async () => {
-    const { data, response } = await clientFor(adminToken).POST('/v1/tenants/{tenant_id}/tokens', {
-      params: { path: { tenant_id: 'acme-corp' } },
-      body: { subject_pubkey: TENANT_ADMIN_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 86400 },
-    });
-    expect(response.status).toBe(201);
-    expect(data).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
-    expect(data!.token).toMatch(/^vmt_/);
-    tenantAdminToken = data!.token;
+  test('step 2: when the admin runs the how-to\'s curl to issue the root tenant-admin token, then it is scoped to acme-corp', async () => {
+    const issued = await howTo(HOW_TO.step2, { 'admin-token': adminToken, 'tenant-admin-pubkey': TENANT_ADMIN_PUBKEY });
+    expect(issued).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
+    expect(issued.token).toMatch(/^vmt_/);
+    tenantAdminToken = issued.token;
   });
 
-  test('step 3: when another tenant has VMs too, then acme-corp lists only its own', async () => {
+  test('step 3: when another tenant has VMs too, then the how-to\'s curl lists only acme-corp\'s', async () => {
     const admin = clientFor(adminToken);
     await admin.POST('/v1/tenants', { body: { tenant_id: 'globex', display_name: 'Globex', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 } });
     const globex = await admin.POST('/v1/tenants/{tenant_id}/tokens', {
@@ -120,10 +146,9 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     const acme = clientFor(tenantAdminToken);
     await spawnAccepted(acme);
 
-    const { data, response } = await acme.GET('/v1/vms');
-    expect(response.status).toBe(200);
-    expect(data!.items).toHaveLength(1);
-    expect(data!.items.every((item) => item.tenant_id === 'acme-corp')).toBe(true);
+    const listed = await howTo(HOW_TO.step3, { 'tenant-admin-token': tenantAdminToken });
+    expect(listed.items).toHaveLength(1);
+    expect(listed.items.every((item: { tenant_id: string }) => item.tenant_id === 'acme-corp')).toBe(true);
   });
 
   test('step 4: when acme-corp (max_vms 10) asks for an 11th VM, then it gets 429 with a quota-exceeded body', async () => {
