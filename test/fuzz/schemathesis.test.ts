@@ -8,6 +8,7 @@
  * Bounded: Schemathesis spends at most SCHEMATHESIS_MAX_TIME seconds (default 90) on the whole run.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createTenant, SAMPLE_PUBKEY, startTestStack, type TestStack } from '../helpers/test-stack';
 
@@ -23,7 +24,8 @@ const SEED = process.env.SCHEMATHESIS_SEED ?? '20261127';
  */
 const EXCLUDED_CHECKS = ['use_after_free'];
 
-jest.setTimeout((MAX_TIME_SECONDS + 90) * 1000);
+// Room for a second run (see onlyToolErrors).
+jest.setTimeout((2 * MAX_TIME_SECONDS + 150) * 1000);
 
 interface RunResult {
   code: number | null;
@@ -46,6 +48,55 @@ function runSchemathesis(st: string, args: string[], env: Record<string, string>
   });
 }
 
+function schemathesisArgs(apiUrl: string, token: string): string[] {
+  return [
+    '--config-file',
+    path.join(__dirname, 'schemathesis.toml'),
+    'run',
+    `${apiUrl}/openapi.json`,
+    '--url',
+    apiUrl,
+    '--phases',
+    'examples,coverage,fuzzing,stateful',
+    '--checks',
+    'all',
+    '--exclude-checks',
+    EXCLUDED_CHECKS.join(','),
+    '--max-time',
+    String(MAX_TIME_SECONDS),
+    '--seed',
+    SEED,
+    '--workers',
+    '2',
+    '--request-timeout',
+    '10',
+    '--generation-database',
+    'none',
+    '--no-color',
+    '--header',
+    `Authorization: Bearer ${token}`,
+  ];
+}
+
+/**
+ * True when the run found nothing wrong with the API and failed only inside Schemathesis: no
+ * FAILURES section, and every error of the summary is an unclassified "Runtime Error" (an
+ * unreachable, hung or unhealthy API is reported under other titles, and still fails at once).
+ */
+function onlyToolErrors(output: string): boolean {
+  if (/^=+ FAILURES =+$/m.test(output)) return false;
+  const errors = /^Errors:\n((?:[ \t]+\S.*\n)+)/m.exec(output)?.[1];
+  return !!errors && errors.trimEnd().split('\n').every((line) => /Runtime Error/.test(line));
+}
+
+/** The ERRORS and FAILURES sections, first: CI logs may keep only the start and the end of a long output. */
+function failureSections(output: string): string {
+  const start = output.search(/^=+ (ERRORS|FAILURES) =+$/m);
+  if (start < 0) return '';
+  const end = output.search(/^=+ (WARNINGS|SUMMARY) =+$/m);
+  return output.slice(start, end > start ? end : undefined).slice(0, 12_000);
+}
+
 describe('Schemathesis against the running API', () => {
   let stack: TestStack;
   let st: string;
@@ -53,6 +104,7 @@ describe('Schemathesis against the running API', () => {
   beforeAll(async () => {
     st = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-schemathesis.sh')], { encoding: 'utf8', timeout: 120_000 }).trim();
     stack = await startTestStack();
+    mkdirSync(path.join(ROOT, '.data'), { recursive: true });
   }, 180_000);
   afterAll(async () => {
     await stack?.close();
@@ -63,40 +115,16 @@ describe('Schemathesis against the running API', () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 1000, storage_quota_gb: 1_000_000, api_rate_limit_rpm: 100_000 });
     const revocable = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 } });
     expect(revocable.status).toBe(201);
-    const { code, output } = await runSchemathesis(
-      st,
-      [
-        '--config-file',
-        path.join(__dirname, 'schemathesis.toml'),
-        'run',
-        `${stack.apiUrl}/openapi.json`,
-        '--url',
-        stack.apiUrl,
-        '--phases',
-        'examples,coverage,fuzzing,stateful',
-        '--checks',
-        'all',
-        '--exclude-checks',
-        EXCLUDED_CHECKS.join(','),
-        '--max-time',
-        String(MAX_TIME_SECONDS),
-        '--seed',
-        SEED,
-        '--workers',
-        '2',
-        '--request-timeout',
-        '10',
-        '--generation-database',
-        'none',
-        '--no-color',
-        '--header',
-        `Authorization: Bearer ${token}`,
-      ],
-      { VM_TENANT_FUZZ_TENANT_ID: tenantId, VM_TENANT_FUZZ_REVOCABLE_TOKEN_ID: revocable.body.token_id },
-      (MAX_TIME_SECONDS + 60) * 1000,
-    );
+    const env = { VM_TENANT_FUZZ_TENANT_ID: tenantId, VM_TENANT_FUZZ_REVOCABLE_TOKEN_ID: revocable.body.token_id };
+    let { code, output } = await runSchemathesis(st, schemathesisArgs(stack.apiUrl, token), env, (MAX_TIME_SECONDS + 60) * 1000);
+    if (code !== 0 && onlyToolErrors(output)) {
+      // Schemathesis's own error, not a finding about the API: seen once in CI under load. Run it once more.
+      process.stderr.write(`schemathesis failed inside the tool; running it again:\n${failureSections(output)}\n`);
+      ({ code, output } = await runSchemathesis(st, schemathesisArgs(stack.apiUrl, token), env, (MAX_TIME_SECONDS + 60) * 1000));
+    }
     // The output names each failing operation, the check and a curl line to reproduce it (token masked).
-    if (code !== 0) throw new Error(`schemathesis exited with ${code}:\n${output.slice(-40_000)}`);
+    writeFileSync(path.join(ROOT, '.data', `schemathesis-${process.pid}.log`), output);
+    if (code !== 0) throw new Error(`schemathesis exited with ${code}:\n${failureSections(output)}\n${output.slice(-20_000)}`);
     expect(output).toMatch(/Stateful/i);
     // The run's token survived it: every phase ran authenticated (see the revocation in schemathesis.toml).
     expect((await stack.request('GET', '/v1/vms', { token })).status).toBe(200);

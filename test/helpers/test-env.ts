@@ -5,6 +5,7 @@
  * migrated database and a unique TEST_RUN_ID; NATS is the shared local server, so
  * streams and subjects must carry the run id (see uniqueName).
  */
+import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../src/config/config';
 
 export interface TestEnv {
@@ -44,10 +45,14 @@ export function testEnv(): TestEnv {
 
 let counter = 0;
 
-/** A name unique to this run and this call, e.g. uniqueName('tq') -> "tq-k3f9a2-1-x7q". */
+/**
+ * A name unique to this run and this call, e.g. uniqueName('tq') -> "tq-k3f9a2-1-3f9c0a1e".
+ * The counter restarts in every test file, so the random part must make collisions between
+ * files negligible (three base-36 characters collided in CI: tenant ids are never reused).
+ */
 export function uniqueName(prefix: string): string {
   counter += 1;
-  return `${prefix}-${testEnv().testRunId}-${counter}-${Math.random().toString(36).slice(2, 5)}`;
+  return `${prefix}-${testEnv().testRunId}-${counter}-${randomUUID().slice(0, 8)}`;
 }
 
 /**
