@@ -60,8 +60,8 @@ export const treeOf =
 
 /**
  * The backends serving one database (the shared cluster also serves other work; its background
- * writers are not charged to anyone). A backend that exits within a phase loses its CPU to the
- * reading; the stack's pools keep theirs open.
+ * writers are not charged to anyone). A backend that exits within a phase keeps the CPU of its last
+ * reading (measureCpu samples during the phase).
  */
 export function postgresBackendsOf(ownerUrl: string, databaseName: string): PidSource {
   return async () => {
@@ -109,11 +109,37 @@ export interface CpuUse {
   readonly total_ms: number;
 }
 
-/** Runs `phase` and returns its result with the CPU every group used meanwhile. */
-export async function measureCpu<T>(groups: Readonly<Record<string, PidSource>>, phase: () => Promise<T>): Promise<{ result: T; cpu: CpuUse }> {
+/** `into` updated with every pid's newer reading; pids gone since keep their last one. */
+function mergeInto(into: Reading, reading: Reading): void {
+  for (const [name, perPid] of reading) {
+    const merged = into.get(name) ?? new Map<number, number>();
+    for (const [pid, ms] of perPid) merged.set(pid, ms);
+    into.set(name, merged);
+  }
+}
+
+/**
+ * Runs `phase` and returns its result with the CPU every group used meanwhile. Readings every
+ * `sampleMs` during the phase keep the CPU of processes that exit before it ends (Postgres backends
+ * of a pool that closes idle connections, short-lived children), up to their last reading.
+ */
+export async function measureCpu<T>(groups: Readonly<Record<string, PidSource>>, phase: () => Promise<T>, sampleMs = 1_000): Promise<{ result: T; cpu: CpuUse }> {
   const before = await read(groups);
-  const result = await phase();
-  const ms = difference(before, await read(groups));
+  const latest: Reading = new Map();
+  mergeInto(latest, before);
+  let sampling: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    sampling = sampling.then(async () => mergeInto(latest, await read(groups))).catch(() => undefined);
+  }, sampleMs);
+  let result: T;
+  try {
+    result = await phase();
+  } finally {
+    clearInterval(timer);
+    await sampling;
+  }
+  mergeInto(latest, await read(groups));
+  const ms = difference(before, latest);
   return { result, cpu: { ms, total_ms: Object.values(ms).reduce((a, b) => a + b, 0) } };
 }
 

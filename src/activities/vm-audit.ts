@@ -5,10 +5,14 @@ import { appendAuditEvent } from '../ledger/ledger.repository';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 
-/** Records one lifecycle step of a VM once, however often a retried activity gets here. */
+/**
+ * Records one lifecycle step of a VM once, however often a retried activity gets here.
+ * `options.afterOwnTransition`: see appendAuditEvent.
+ */
 export async function recordVmStep(
   db: Kysely<Database> | Transaction<Database>,
   step: { tenant_id: string; vm_id: string; event_type: AuditEventType; context: RequestContext; at: Date; details?: Record<string, unknown> },
+  options: { afterOwnTransition?: boolean } = {},
 ): Promise<void> {
   await appendAuditEvent(db, {
     event_id: vmLifecycleEventId(step.vm_id, step.event_type),
@@ -18,5 +22,5 @@ export async function recordVmStep(
     occurred_at: step.at,
     context: step.context,
     details: step.details,
-  });
+  }, options);
 }

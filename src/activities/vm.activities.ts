@@ -22,6 +22,9 @@ export interface VmActivityDeps {
   metrics?: WorkerMetrics;
 }
 
+/** Every step below is recorded only by the transaction whose insert or transition made it. */
+const OWN_TRANSITION = { afterOwnTransition: true };
+
 /** The context of a step the worker takes on behalf of an earlier request. */
 function contextOf(cause: WorkCause): RequestContext {
   return { request_id: cause.request_id, actor_token_id: cause.actor_token_id, actor_scope: null, source_ip: null, user_agent: null };
@@ -64,7 +67,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const createdAt = new Date(request.created_at);
       return recorded('VM_SPAWN_REQUESTED', async (trx) => {
         if (await insertVmForLiveTenant(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: createdAt })) {
-          await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } });
+          await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } }, OWN_TRANSITION);
           return { outcome: 'recorded' };
         }
         const existing = await findTenantVm(trx, tenant_id, request.vm_id);
@@ -82,7 +85,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
         const row = await findTenantVm(trx, tenant_id, vm_id);
         if (!row) return { outcome: 'not_found' };
         if (await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at });
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at }, OWN_TRANSITION);
           return { outcome: 'recorded', storage_gb: row.storage_gb };
         }
         // Already destroying: recorded by an earlier attempt (whose update the workflow may have lost).
@@ -113,7 +116,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const at = now();
       await recorded('VM_RUNNING', async (trx) => {
         if (await transitionVm(trx, vm_id, ['provisioning'], 'running', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_RUNNING', context: contextOf(cause), at, details: { host_id: booted.host_id } });
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_RUNNING', context: contextOf(cause), at, details: { host_id: booted.host_id } }, OWN_TRANSITION);
         }
       });
       return { status: 'running', failure_reason: null };
@@ -128,7 +131,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const at = now();
       await recorded('VM_DESTROYED', async (trx) => {
         if (await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context: contextOf(cause), at });
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context: contextOf(cause), at }, OWN_TRANSITION);
         }
       });
     },
@@ -142,7 +145,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const at = now();
       await recorded('VM_FAILED', async (trx) => {
         if (await transitionVm(trx, vm_id, ['provisioning', 'destroying'], 'failed', at, reason)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } });
+          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } }, OWN_TRANSITION);
         }
       });
     },

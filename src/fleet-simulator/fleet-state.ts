@@ -64,7 +64,12 @@ export interface FleetStateDeps {
   now: () => number;
   random: () => number;
   initial?: FleetSnapshot | null;
-  onChange?: (snapshot: FleetSnapshot) => void;
+  /**
+   * Called after every change with a reader of the state: read it (synchronously) when it is to be
+   * written. The reader answers the live state, not a copy: copying every VM on every change made
+   * each spawn cost O(VMs).
+   */
+  onChange?: (read: () => FleetSnapshot) => void;
 }
 
 export interface FleetState {
@@ -135,8 +140,10 @@ export function createFleetState(deps: FleetStateDeps): FleetState {
     return structuredClone({ version: 1, vms: [...vms.values()], stats });
   }
 
+  const liveView = (): FleetSnapshot => ({ version: 1, vms: [...vms.values()], stats });
+
   function changed(): void {
-    deps.onChange?.(snapshot());
+    deps.onChange?.(liveView);
   }
 
   function count(tenantId: string, key: keyof CallCounts): void {

@@ -39,7 +39,7 @@ export async function startSimulator(deps: StartSimulatorDeps): Promise<RunningS
     now: deps.now ?? Date.now,
     random: deps.random ?? Math.random,
     initial: store.load(),
-    onChange: (snapshot) => saver.save(snapshot),
+    onChange: (read) => saver.save(read),
   });
   const shutdown = new AbortController();
   const server = http.createServer(createSimulatorApp({ state, controls, shutdown: shutdown.signal }));

@@ -39,7 +39,8 @@ const SnapshotSchema: z.ZodType<FleetSnapshot> = z.object({
 });
 
 export interface CoalescingSaver {
-  save(snapshot: FleetSnapshot): void;
+  /** `read` is called when the state is written: at once with no delay, else at the flush. */
+  save(read: () => FleetSnapshot): void;
   /** Writes the pending snapshot, if any, now. */
   flush(): void;
 }
@@ -53,20 +54,20 @@ export interface CoalescingSaver {
  * change costs the simulator O(VMs) per change.
  */
 export function coalescingSaver(store: StateStore, delayMs: number): CoalescingSaver {
-  let pending: FleetSnapshot | null = null;
+  let pending: (() => FleetSnapshot) | null = null;
   let timer: NodeJS.Timeout | null = null;
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = null;
     if (pending === null) return;
-    const snapshot = pending;
+    const read = pending;
     pending = null;
-    store.save(snapshot);
+    store.save(read());
   };
   return {
-    save(snapshot) {
-      if (delayMs === 0) return store.save(snapshot);
-      pending = snapshot;
+    save(read) {
+      if (delayMs === 0) return store.save(read());
+      pending = read;
       timer ??= setTimeout(flush, delayMs).unref();
     },
     flush,

@@ -62,6 +62,7 @@ export class LedgerWriter {
   }
 
   private async commit(batch: Pending[]): Promise<void> {
+    if (batch.length === 1) return this.commitAlone(batch[0]!);
     const outcomes: Outcome[] = [];
     let trx;
     try {
@@ -71,8 +72,7 @@ export class LedgerWriter {
       return;
     }
     try {
-      // Alone, a unit may wait for any chain lock: it holds no other chain for anyone to wait on.
-      if (batch.length > 1) await sql`set local vm_tenant.ledger_batch = 'on'`.execute(trx);
+      await sql`set local vm_tenant.ledger_batch = 'on'`.execute(trx);
       for (const item of batch) {
         const unitTrx = await trx.savepoint('ledger_unit').execute();
         try {
@@ -82,7 +82,7 @@ export class LedgerWriter {
         } catch (error) {
           await unitTrx.rollbackToSavepoint('ledger_unit').execute();
           await unitTrx.releaseSavepoint('ledger_unit').execute();
-          outcomes.push(batch.length > 1 && mayRunAgain(error) ? { deferred: true } : { ok: false, error });
+          outcomes.push(mayRunAgain(error) ? { deferred: true } : { ok: false, error });
         }
       }
       await trx.commit().execute();
@@ -99,5 +99,17 @@ export class LedgerWriter {
       else item.reject(outcome.error);
     });
     this.queue.unshift(...deferred);
+  }
+
+  /**
+   * A unit alone needs no savepoint (its failure rolls back the whole transaction, which holds
+   * nothing else) and may wait for any chain lock: it holds no other chain for anyone to wait on.
+   */
+  private async commitAlone(item: Pending): Promise<void> {
+    try {
+      item.resolve(await this.db.transaction().execute((trx) => item.unit(trx)));
+    } catch (error) {
+      item.reject(error);
+    }
   }
 }

@@ -54,14 +54,25 @@ async function lockChain(trx: Transaction<Database>, tenantId: string | null): P
   if (outcome === 'wait') await sql`select pg_advisory_xact_lock(${LEDGER_CHAIN_LOCK_CLASS}, hashtext(${tenantId ?? ''}))`.execute(trx);
 }
 
-export async function appendAuditEvent(db: Kysely<Database> | Transaction<Database>, event: NewAuditEvent): Promise<AuditEventRow> {
+/**
+ * `afterOwnTransition`: the caller made, in this transaction, the state change this entry records
+ * (a conditional insert or update that only one transaction can make), so no committed entry has its
+ * id and the read before the lock is skipped.
+ */
+export async function appendAuditEvent(
+  db: Kysely<Database> | Transaction<Database>,
+  event: NewAuditEvent,
+  { afterOwnTransition = false }: { afterOwnTransition?: boolean } = {},
+): Promise<AuditEventRow> {
   const run = async (trx: Transaction<Database>): Promise<AuditEventRow> => {
     // Every append to this chain waits for its lock, held to commit: keep the work under it minimal.
-    // Entries are never changed once stored, so a repeat of a committed entry (a retried activity,
-    // the worker recording a step the API already recorded) is returned by this read without waiting
-    // for the chain's lock; in a LedgerWriter batch its caller still hears only once the batch commits.
-    const stored = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
-    if (stored) return stored;
+    // Entries are never changed once stored, so a repeat of a committed entry (a retried activity)
+    // is returned by this read without waiting for the chain's lock; in a LedgerWriter batch its
+    // caller still hears only once the batch commits.
+    if (!afterOwnTransition) {
+      const stored = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
+      if (stored) return stored;
+    }
     await lockChain(trx, event.tenant_id);
     // A separate statement from the lock: its snapshot must be taken after the lock is granted, so
     // that it sees an entry with this id that a concurrent writer committed meanwhile.

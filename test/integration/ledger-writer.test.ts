@@ -72,4 +72,20 @@ describe('ledger group commit (LedgerWriter)', () => {
     expect(await storedIds(failing)).toEqual([]);
     expect(await verifyChain(db)).toMatchObject({ valid: true });
   });
+
+  test('when a unit alone fails after writing, then its writes are rolled back and the next unit commits', async () => {
+    const writer = new LedgerWriter(db);
+    const failing = newAuditEvent();
+    await expect(
+      writer.run(async (trx) => {
+        await appendAuditEvent(trx, failing);
+        throw new Error('refused after writing');
+      }),
+    ).rejects.toThrow('refused after writing');
+    expect(await storedIds([failing])).toEqual([]);
+    const next = newAuditEvent();
+    await writer.run(appendUnit(next));
+    expect(await storedIds([next])).toEqual([next.event_id]);
+    expect(await verifyChain(db)).toMatchObject({ valid: true });
+  });
 });

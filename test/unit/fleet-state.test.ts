@@ -12,7 +12,7 @@ function setup(overrides: Partial<SpawnControls> = {}, initial?: FleetSnapshot) 
     now: () => clock,
     random: () => 0.5,
     initial,
-    onChange: (s) => saved.push(s),
+    onChange: (read) => saved.push(structuredClone(read())),
   };
   return { state: createFleetState(deps), advance: (ms: number) => (clock += ms), saved };
 }
