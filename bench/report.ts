@@ -34,6 +34,8 @@ export interface Headline {
   admission_p99_ratio: number;
   admissions_per_s_1_tenant: number;
   admissions_per_s_50_tenants: number;
+  to_running_alone_p50_ms: number;
+  to_running_alone_p99_ms: number;
   to_running_p50_ms: number;
   to_running_p99_ms: number;
   spawns_to_running_per_s: number;
@@ -60,7 +62,8 @@ export function summaryRows(h: Headline): SummaryRow[] {
     row('admissions/s, 50 tenants (best concurrency)', `${h.admissions_per_s_50_tenants}`),
     row('admissions/s ÷ bare updates/s, same concurrency (best)', `${Math.round(h.throughput_ratio * 100)}%`, '≥ 60%', h.throughput_ratio >= 0.6),
     row('CPU ms per admitted spawn (all parts, to running) / per bare update', `${h.cpu_ms_per_spawn} / ${h.cpu_ms_per_floor_update} ms = ${h.cpu_ratio}×`, '≤ 3×', h.cpu_ratio <= 3),
-    row('202 → running p50 / p99 (VM_RUNNING on NATS)', `${h.to_running_p50_ms} / ${h.to_running_p99_ms} ms`, 'p50 ≤ 100 ms', h.to_running_p50_ms <= 100),
+    row('202 → running p50 / p99 (VM_RUNNING on NATS), concurrency 1', `${h.to_running_alone_p50_ms} / ${h.to_running_alone_p99_ms} ms`, 'p50 ≤ 100 ms', h.to_running_alone_p50_ms <= 100),
+    row('202 → running p50 / p99 (VM_RUNNING on NATS), concurrency 16', `${h.to_running_p50_ms} / ${h.to_running_p99_ms} ms`, 'p50 ≤ 100 ms', h.to_running_p50_ms <= 100),
     row('spawns/s to running', `${h.spawns_to_running_per_s}`),
     row('billable actions per spawn+destroy', `${h.actions_per_lifecycle}`, '≤ 4', h.actions_per_lifecycle <= 4),
     row('history events per spawn+destroy', `${h.events_per_lifecycle}`),
