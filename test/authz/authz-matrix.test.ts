@@ -21,7 +21,7 @@ import type { Database } from '../../src/db/tables';
 import { createLogger } from '../../src/logging/logger';
 import { isTenantId } from '../../src/shared/tenant-id';
 import { listExpressRoutes } from '../helpers/express-routes';
-import { fleetStats } from '../helpers/fleet-simulator';
+import { fleetStats } from '../../src/fleet-simulator/sim-client';
 import { uniqueName } from '../helpers/test-env';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 import { ACTIONS, expectedStatus, type Action, type PolicyCaller, type Target } from './authz-policy';

@@ -5,7 +5,7 @@
  * retry after a lost answer finds the VM instead of creating a second one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { configureFleet, fleetStats } from '../helpers/fleet-simulator';
+import { configureFleet, fleetStats } from '../../src/fleet-simulator/sim-client';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';

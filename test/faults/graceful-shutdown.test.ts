@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { configureFleet } from '../helpers/fleet-simulator';
+import { configureFleet } from '../../src/fleet-simulator/sim-client';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';

@@ -20,7 +20,7 @@ import pg from 'pg';
 import type { Database } from '../../src/db/tables';
 import type { LifecycleEvent } from '../../src/events/event-payload';
 import { verifyChain } from '../../src/ledger/ledger.repository';
-import { fleetVms } from '../helpers/fleet-simulator';
+import { fleetVms } from '../../src/fleet-simulator/sim-client';
 import { testEnv, uniqueName } from '../helpers/test-env';
 import { createTenant, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 

@@ -6,7 +6,7 @@ import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
 import { replayLiveRuns } from '../helpers/replay-live';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
-import { configureFleet } from '../helpers/fleet-simulator';
+import { configureFleet } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const EventType = proto.api.enums.v1.EventType;

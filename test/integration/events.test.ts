@@ -157,9 +157,12 @@ describe('lifecycle events on NATS JetStream', () => {
     await subscriber.caughtUp(jsm);
     const streamBefore = (await jsm.streams.info(stack.config.natsStream)).state;
 
-    // Rewind the relay's cursor (as a crash between publish and cursor update would): it republishes.
+    // A relay that stopped between publish and cursor update: it starts again from the older cursor,
+    // and republishes. (A leading relay reads the cursor once; only it moves the cursor.)
+    await stack.stopWorker();
     const cursor = relayCursorName(stack.config.natsSubjectPrefix);
     await superDb.updateTable('event_relay_cursor').set({ last_seq: String(firstSeq - 1n) }).where('name', '=', cursor).execute();
+    await stack.startWorker();
     await eventually(
       async () => {
         const row = await superDb.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', cursor).executeTakeFirst();

@@ -7,7 +7,7 @@ import type { FleetSpawnRequest, FleetVm } from '../../src/fleet/fleet-types';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
 import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config';
 import { startSimulator, type RunningSimulator } from '../../src/fleet-simulator/start-simulator';
-import { configureFleet, fleetStats, fleetVms } from '../helpers/fleet-simulator';
+import { configureFleet, fleetStats, fleetVms } from '../../src/fleet-simulator/sim-client';
 
 // Each test gets its own state file and simulator on a random port, and closes it afterwards.
 let dir: string;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { createTenantWorkflowClient } from '../../src/temporal/tenant-workflow-client';
-import { fleetTenantStats } from '../helpers/fleet-simulator';
+import { fleetTenantStats } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const CALL_TIMEOUT_MS = 1_500;

@@ -5,7 +5,7 @@ import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery, type SpawnVmRequest } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
-import { configureFleet, fleetTenantStats, fleetVms } from '../helpers/fleet-simulator';
+import { configureFleet, fleetTenantStats, fleetVms } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const run = promisify(execFile);

@@ -8,7 +8,7 @@ import { resendUnsettledVms } from '../../src/workers/resend-unsettled-vms';
 import { createLogger } from '../../src/logging/logger';
 import { replayLiveRuns } from '../helpers/replay-live';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
-import { configureFleet } from '../helpers/fleet-simulator';
+import { configureFleet } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /**

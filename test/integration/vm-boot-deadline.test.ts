@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
-import { configureFleet, fleetVm } from '../helpers/fleet-simulator';
+import { configureFleet, fleetVm } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const BOOT_TIMEOUT_MS = 3000;

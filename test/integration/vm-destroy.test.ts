@@ -3,7 +3,7 @@ import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { replayLiveRuns } from '../helpers/replay-live';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
-import { configureFleet, fleetStats as fleetStatsAt, fleetTenantStats, fleetVm as fleetVmAt } from '../helpers/fleet-simulator';
+import { configureFleet, fleetStats as fleetStatsAt, fleetTenantStats, fleetVm as fleetVmAt } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /** Destroy semantics, tenant isolation of VM ids, and the VM list. */

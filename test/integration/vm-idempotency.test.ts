@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { fleetTenantStats, fleetVms } from '../helpers/fleet-simulator';
+import { fleetTenantStats, fleetVms } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 
 /**

@@ -1,7 +1,7 @@
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery, type TenantUsage } from '../../src/shared/tenant-workflow.messages';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
-import { configureFleet, fleetVms as fleetVmsAt } from '../helpers/fleet-simulator';
+import { configureFleet, fleetVms as fleetVmsAt } from '../../src/fleet-simulator/sim-client';
 import { createTenant, eventually, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 
 /**

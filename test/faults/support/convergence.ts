@@ -9,7 +9,7 @@ import { connect, type StoredMsg } from 'nats';
 import { verifyChain } from '../../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../../src/shared/tenant-id';
 import { usageQuery } from '../../../src/shared/tenant-workflow.messages';
-import { fleetStats, fleetVms } from '../../helpers/fleet-simulator';
+import { fleetStats, fleetVms } from '../../../src/fleet-simulator/sim-client';
 import type { PrivateStack } from '../../helpers/private-stack';
 import type { ClientRequest } from './burst';
 

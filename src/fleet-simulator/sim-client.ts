@@ -1,8 +1,8 @@
-import type { FleetVm } from '../../src/fleet/fleet-types';
-import type { CallCounts, FleetStats } from '../../src/fleet-simulator/fleet-state';
-import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
+import type { FleetVm } from '../fleet/fleet-types';
+import type { CallCounts, FleetStats } from './fleet-state';
+import type { SimControlsPatch } from './sim-controls';
 
-/** What tests ask the fleet simulator at `fleetUrl`; a call it does not answer with 2xx (404 for fleetVm) throws. */
+/** What tests and the benchmark ask the fleet simulator at `fleetUrl`; a call it does not answer with 2xx (404 for fleetVm) throws. */
 async function answer<T>(response: Response): Promise<T> {
   if (!response.ok) throw new Error(`fleet simulator: ${response.url} answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as T;
