@@ -57,7 +57,7 @@ async function lockChain(trx: Transaction<Database>, tenantId: string | null): P
 /**
  * `afterOwnTransition`: the caller made, in this transaction, the state change this entry records
  * (a conditional insert or update that only one transaction can make), so no committed entry has its
- * id and the read before the lock is skipped.
+ * id and the read before the lock is skipped (the insert below still answers one if there is).
  */
 export async function appendAuditEvent(
   db: Kysely<Database> | Transaction<Database>,
@@ -74,11 +74,11 @@ export async function appendAuditEvent(
       if (stored) return stored;
     }
     await lockChain(trx, event.tenant_id);
-    // A separate statement from the lock: its snapshot must be taken after the lock is granted, so
-    // that it sees an entry with this id that a concurrent writer committed meanwhile.
-    const existing = await trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirst();
-    if (existing) return existing;
-    return trx
+    // One statement in the usual case: an entry with this id that another writer committed meanwhile
+    // (it waits for one still committing) leaves the insert undone; the read after it, a statement
+    // started after that commit, answers that entry. The chain trigger, run for the undone row too,
+    // only draws a seq that then never exists, which the ledger allows (see commit-horizon.ts).
+    const inserted = await trx
       .insertInto('audit_events')
       .values({
         event_id: event.event_id,
@@ -94,8 +94,10 @@ export async function appendAuditEvent(
         // The caller's own X-Request-Id rides in details (hashed like the rest of them).
         details: JSON.stringify(event.context.client_request_id ? { ...event.details, client_request_id: event.context.client_request_id } : (event.details ?? {})),
       })
+      .onConflict((oc) => oc.column('event_id').doNothing())
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    return inserted ?? trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirstOrThrow();
   };
   return db.isTransaction ? run(db as Transaction<Database>) : db.transaction().execute(run);
 }

@@ -78,6 +78,31 @@ describe('audit ledger', () => {
     expect((await verifyChain(service)).checked).toBe(1);
   });
 
+  test.each([
+    ['a repeat-checking append', {}],
+    ['an append after its own transition', { afterOwnTransition: true }],
+  ])('when two transactions append the same new event_id at once (%s), then the second waits for the first and answers its entry', async (_kind, options) => {
+    const event = newAuditEvent({ tenant_id: 'acme-corp' });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let appended!: () => void;
+    const firstAppended = new Promise<void>((resolve) => (appended = resolve));
+    const first = service.transaction().execute(async (trx) => {
+      const row = await appendAuditEvent(trx, event, options);
+      appended();
+      await gate; // holds the chain lock and leaves the entry uncommitted
+      return row;
+    });
+    await firstAppended;
+    const second = service.transaction().execute((trx) => appendAuditEvent(trx, event, options));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(b).toEqual(a);
+    expect(await service.selectFrom('audit_events').select('event_id').where('event_id', '=', event.event_id).execute()).toHaveLength(1);
+    expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 1 });
+  });
+
   test('when 50 appends of five tenants run concurrently on a pool of 10 connections, then each tenant\'s entries form one linear chain in seq order', async () => {
     const events = Array.from({ length: 50 }, (_, i) => newAuditEvent({ tenant_id: `tenant-${i % 5}-x`, details: { i } }));
     const results = await Promise.all(events.map((event) => appendAuditEvent(service, event)));
