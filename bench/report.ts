@@ -11,6 +11,8 @@ export interface SummaryRow {
 
 export interface Headline {
   overshoot: number;
+  /** VMs still provisioning or destroying 90 s after a load phase (the most seen after any). */
+  unsettled_after_load: number;
   http_5xx: number;
   floor_p50_ms: number;
   floor_p99_ms: number;
@@ -80,6 +82,7 @@ export function summaryRows(h: Headline): SummaryRow[] {
     }),
     row('largest payload, tenant holding 100,000 VMs', `${h.tenant_size.large.largest_payload_bytes} bytes`, '≤ 256 KiB', h.tenant_size.large.largest_payload_bytes <= 256 * 1024),
     row('quota overshoot', `${h.overshoot}`, '0', h.overshoot === 0),
+    row('VMs not settled 90 s after a load phase', `${h.unsettled_after_load}`, '0', h.unsettled_after_load === 0),
     row('HTTP 5xx', `${h.http_5xx}`, '0', h.http_5xx === 0),
   ];
 }

@@ -90,7 +90,11 @@ async function main(): Promise<void> {
     const length = { durationS: 2, amount: QUICK ? undefined : MIN_SAMPLES, cpuGroups: stackCpu };
     const admission1 = await timed('admission, 1 tenant', () => measureAdmission({ apiUrl: stack.apiUrl, tenants: tenants.single, concurrencies: CONCURRENCIES, ...length }));
     // Each phase starts from a quiet system: the worker has provisioned every VM accepted before.
-    const settle = () => timed('waiting for VMs to settle', () => waitUntilSettled(stack.ownerUrl, 90_000));
+    // A VM still provisioning or destroying 90 s after a phase is a stuck lifecycle: reported, target 0.
+    let unsettledAfterLoad = 0;
+    const settle = async () => {
+      unsettledAfterLoad = Math.max(unsettledAfterLoad, await timed('waiting for VMs to settle', () => waitUntilSettled(stack.ownerUrl, 90_000)));
+    };
     await settle();
     // The whole phase up to every VM running: the CPU an admitted spawn costs, provisioning included.
     const measured = await measurePostgresActivity(stack.ownerUrl, stack.databaseName, () =>
@@ -170,6 +174,7 @@ async function main(): Promise<void> {
     const best = (runs: readonly AdmissionRun[]) => Math.max(...runs.map((r) => r.admissions_per_s));
     const headline: Headline = {
       overshoot: overshoot.postgres + overshoot.fleet,
+      unsettled_after_load: Math.max(unsettledAfterLoad, overshoot.unsettled),
       http_5xx: http5xx,
       floor_p50_ms: floor.update.p50_ms,
       floor_p99_ms: floor.update.p99_ms,
