@@ -35,11 +35,11 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
    * The answer for a VM the workflow accepted. A run started before state version 2 writes the row
    * a moment later, from its activity; until then the request says what the row will hold.
    */
-  async function answer(tenantId: string, vmId: string, status: VmStatus, pending?: { shape: VmShape; created_at: string }): Promise<VmRecord> {
+  async function answer(tenantId: string, vmId: string, status: VmStatus, pending?: Pending): Promise<VmRecord> {
     const row = await findTenantVm(db, tenantId, vmId);
     if (row) return withStatus(row, status);
     if (!pending) throw problems.vmNotFound();
-    return { vm_id: vmId, tenant_id: tenantId, ...pending.shape, status, failure_reason: null, created_at: pending.created_at, updated_at: pending.created_at };
+    return fromRequest(tenantId, vmId, status, pending);
   }
 
   return {
@@ -66,7 +66,10 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
         }
         throw refusalProblem(error) ?? error;
       }
-      return answer(tenantId, vmId, status, request);
+      // A fresh VM id (no Idempotency-Key): the row is this request's, written as it says, so the
+      // answer comes from the request without reading the row back. A key may name a VM that an
+      // earlier request with the same key made: that answer is read.
+      return idempotencyKey ? answer(tenantId, vmId, status, request) : fromRequest(tenantId, vmId, status, request);
     },
 
     async destroy(tenantId: string, vmId: string, context: RequestContext): Promise<VmRecord> {
@@ -101,6 +104,13 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
 }
 
 export type VmService = ReturnType<typeof createVmService>;
+
+type Pending = { shape: VmShape; created_at: string };
+
+/** What the row of an accepted request holds (or will, from a version-1 run's activity), with the workflow's status. */
+function fromRequest(tenantId: string, vmId: string, status: VmStatus, pending: Pending): VmRecord {
+  return { vm_id: vmId, tenant_id: tenantId, ...pending.shape, status, failure_reason: null, created_at: pending.created_at, updated_at: pending.created_at };
+}
 
 /** The row, with the workflow's status when the row has not caught up with it yet (version-1 runs). */
 function withStatus(row: VmRow, status: VmStatus): VmRecord {

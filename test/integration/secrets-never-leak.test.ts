@@ -7,7 +7,7 @@
  * everything the system wrote or answered for each secret and its SHA-256 hex.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { connect, type NatsConnection } from 'nats';
+import { connect, type NatsConnection, type NatsError } from 'nats';
 import { toLifecycleEvent } from '../../src/events/event-payload';
 import { testEnv } from '../helpers/test-env';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
@@ -15,6 +15,8 @@ import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type
 // Generous: a loaded 2-core machine runs Temporal, Postgres, NATS and two Jest workers at once.
 jest.setTimeout(180_000);
 const SETTLE_MS = 60_000;
+/** JetStream's API error code for a stream that does not exist. */
+const STREAM_NOT_FOUND = 10059;
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
 
@@ -150,16 +152,22 @@ describe('secrets never leak', () => {
       const texts: string[] = [];
       const seqs = new Set<string>();
       for (const name of await runStreams()) {
-        const info = await jsm.streams.info(name).catch(() => null);
-        if (!info || info.state.messages === 0) continue;
-        const consumer = await nc.jetstream().consumers.get(name);
-        for (;;) {
-          const m = await consumer.next({ expires: 2000 });
-          if (!m) break;
-          texts.push(`${m.subject} ${m.headers ? dump([...m.headers.keys()].map((k) => [k, m.headers!.values(k)])) : ''} ${m.string()}`);
-          const seq = (m.json<{ ledger_seq?: string }>()).ledger_seq;
-          if (seq) seqs.add(seq);
-          if (m.seq >= info.state.last_seq || m.info.pending === 0) break;
+        try {
+          const info = await jsm.streams.info(name).catch(() => null);
+          if (!info || info.state.messages === 0) continue;
+          const consumer = await nc.jetstream().consumers.get(name);
+          for (;;) {
+            const m = await consumer.next({ expires: 2000 });
+            if (!m) break;
+            texts.push(`${m.subject} ${m.headers ? dump([...m.headers.keys()].map((k) => [k, m.headers!.values(k)])) : ''} ${m.string()}`);
+            const seq = (m.json<{ ledger_seq?: string }>()).ledger_seq;
+            if (seq) seqs.add(seq);
+            if (m.seq >= info.state.last_seq || m.info.pending === 0) break;
+          }
+        } catch (error) {
+          // Another test file's stack deleted its stream (at its close) while this one read it.
+          if ((error as NatsError).api_error?.err_code === STREAM_NOT_FOUND) continue;
+          throw error;
         }
       }
       return { texts, seqs };

@@ -20,6 +20,11 @@ describe('VM lifecycle through the tenant workflow', () => {
       return got.body.status === 'running' ? got : undefined;
     });
     expect(running.status).toBe(200);
+    // The answer (built from the request) said what the row holds, but for the status it has moved on to.
+    const { status: _accepted, updated_at: _admittedAt, ...answered } = spawned.body;
+    const { status: _now, updated_at: _movedAt, ...stored } = running.body;
+    expect(answered).toEqual(stored);
+    expect(spawned.body.updated_at).toBe(spawned.body.created_at);
 
     const destroyed = await stack.request('DELETE', `/v1/vms/${vmId}`, { token });
     expect(destroyed.status).toBe(202);
