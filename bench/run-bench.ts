@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     const endToEndAt = (count: number, concurrency: number) =>
       measureEndToEnd({ api, tenants: tenants.fifty, count, concurrency, natsUrl: stack.natsUrl, subjectPrefix: stack.subjectPrefix, ownerUrl: stack.ownerUrl, timeoutMs: 90_000 });
     // One spawn at a time: the latency of the path itself. At concurrency 16 the machine is at its
-    // capacity (about 24 spawns/s on 2 cores) and the figure is mostly queueing.
+    // capacity on 2 cores and the figure is mostly queueing.
     const endToEndAlone = await timed('end to end, concurrency 1', () => endToEndAt(QUICK ? 30 : 200, 1));
     const endToEnd = await timed('end to end, concurrency 16', () => endToEndAt(QUICK ? 100 : 400, 16));
 
