@@ -15,7 +15,6 @@ const ENTRY_POINTS: Record<ServiceKind, string> = {
   fleet: 'src/fleet-simulator/server.ts',
 };
 
-
 export interface ServiceProcessOptions {
   kind: ServiceKind;
   /** Its label in logs and messages (`api2`); defaults to the kind. */

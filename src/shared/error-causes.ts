@@ -1,12 +1,26 @@
 /** Deep enough for any real wrapping (SDK error → gRPC error, pg error in a pool error); ends cycles. */
 const MAX_DEPTH = 8;
 
-/** An error, then what caused it: its `cause` chain and the members of an AggregateError, depth first. */
+/**
+ * An error, then what caused it, depth first: the members of an AggregateError, and its `cause`
+ * (nats.js names it `chainedError`).
+ */
 export function* errorCauses(error: unknown, depth = 0): Generator<object> {
   if (depth > MAX_DEPTH || typeof error !== 'object' || error === null) return;
   yield error;
   if (error instanceof AggregateError) for (const inner of error.errors) yield* errorCauses(inner, depth + 1);
-  yield* errorCauses((error as { cause?: unknown }).cause, depth + 1);
+  const { cause, chainedError } = error as { cause?: unknown; chainedError?: unknown };
+  yield* errorCauses(chainedError ?? cause, depth + 1);
+}
+
+/** The innermost error of the first branch of errorCauses: the one nothing else caused. */
+export function rootCause(error: unknown): object | undefined {
+  for (const candidate of errorCauses(error)) {
+    const { cause, chainedError } = candidate as { cause?: unknown; chainedError?: unknown };
+    const hasInner = (candidate instanceof AggregateError && candidate.errors.length > 0) || (chainedError ?? cause) != null;
+    if (!hasInner) return candidate;
+  }
+  return undefined;
 }
 
 /** The first of an error and its causes that `matches`. */

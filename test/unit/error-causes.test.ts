@@ -1,4 +1,5 @@
-import { errorCauses, findCause } from '../../src/shared/error-causes';
+import { describeConnectionFailure } from '../../src/connections/connection-failure';
+import { errorCauses, findCause, rootCause } from '../../src/shared/error-causes';
 
 describe('errorCauses', () => {
   test('when an error wraps others (cause, AggregateError), then each is visited once, outermost first, depth first', () => {
@@ -16,5 +17,15 @@ describe('errorCauses', () => {
     expect([...errorCauses(a)].length).toBeLessThanOrEqual(9);
     expect([...errorCauses(new Error('x', { cause: 'a string' }))]).toHaveLength(1);
     expect(findCause(undefined, () => true)).toBeUndefined();
+  });
+
+  test('when nats.js chains an error (chainedError), then the walk follows it, and the root cause is the innermost of the first branch', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4222'), { code: 'ECONNREFUSED' });
+    const natsError = Object.assign(new Error('CONNECTION_REFUSED'), { code: 'CONNECTION_REFUSED', chainedError: refused });
+    expect([...errorCauses(natsError)]).toEqual([natsError, refused]);
+    expect(rootCause(natsError)).toBe(refused);
+    expect(describeConnectionFailure(natsError)).toBe('connect ECONNREFUSED 127.0.0.1:4222 (ECONNREFUSED)');
+    const both = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), refused], '');
+    expect(rootCause(new Error('pool', { cause: both }))).toBe(both.errors[0]);
   });
 });
