@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/ledger-appends.ts [--source DIR] [--seconds N] [--writers N] [--out FILE]
  *
- * Creates a fresh database vm_tenant_bench_ledger_<ts> (dropped at the end) on the server of
+ * Creates a fresh database vm_tenant_bench_ledger_<ms>_<hex> (dropped at the end) on the server of
  * MIGRATION_DATABASE_URL (default postgres@127.0.0.1:5432), migrates it with the migrations of
  * --source (default: this checkout) and appends through that checkout's own ledger code, as the
  * service login: `--source` pointed at another checkout (e.g. `git archive main`) measures "before".
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Kysely } from 'kysely';
 import { loadConfig } from '../src/config/config';
-import { adminQuery, withDatabase } from '../src/devstack/postgres-admin';
+import { createScratchDatabase, withDatabase } from '../src/devstack/postgres-admin';
 import { machineInfo, summarize, type LatencySummary } from './stats';
 
 interface LedgerCode {
@@ -82,14 +82,12 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds ?? 8);
   const writers = Number(values.writers ?? 50);
   const config = loadConfig();
-  const name = `vm_tenant_bench_ledger_${Date.now()}`;
-  const ownerUrl = withDatabase(config.migrationDatabaseUrl, name);
-  const serviceUrl = withDatabase(config.databaseUrl, name);
   const code = await loadLedgerCode(source);
-  await code.migrateToLatest(ownerUrl);
-  const db = code.createDatabase(serviceUrl, { max: 20, applicationName: 'bench-ledger' });
+  const database = await createScratchDatabase(config.migrationDatabaseUrl, 'vm_tenant_bench_ledger', { migrate: false });
+  const db = code.createDatabase(withDatabase(config.databaseUrl, database.name), { max: 20, applicationName: 'bench-ledger' });
   const rounds: Round[] = [];
   try {
+    await code.migrateToLatest(database.url);
     for (const viaWriter of [false, true]) {
       for (const tenants of [1, 50]) {
         rounds.push(await round(code, db, tenants, writers, seconds, viaWriter));
@@ -98,7 +96,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await db.destroy();
-    await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
+    await database.drop();
   }
   console.log(`Ledger appends (${writers} concurrent writers, ${seconds} s per round, code from ${source})\n`);
   console.log('| path | tenants | appends/s | p50 / p99 ms |');

@@ -17,6 +17,8 @@ export interface ManagedChild {
   recentOutput(): string[];
   /** SIGTERM, then SIGKILL when it is still running after `timeoutMs`. Idempotent. */
   stop(timeoutMs?: number): Promise<ChildExit>;
+  /** SIGKILL at once: no shutdown code runs. */
+  kill(): Promise<ChildExit>;
 }
 
 export interface SpawnManagedOptions {
@@ -126,6 +128,10 @@ export function spawnManaged(name: string, command: string, args: readonly strin
         return exited;
       })();
       return stopping;
+    },
+    kill() {
+      signal('SIGKILL');
+      return exited;
     },
   };
 }

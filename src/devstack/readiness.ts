@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeExit, type ManagedChild } from './child-process';
 
@@ -19,4 +20,13 @@ export async function waitUntilReady(child: ManagedChild, probe: () => Promise<b
 /** A probe that is true once `url` answers 2xx. */
 export function answersOk(url: string): () => Promise<boolean> {
   return async () => (await fetch(url, { signal: AbortSignal.timeout(1_000) })).ok;
+}
+
+/** A probe that is true once something accepts TCP connections on 127.0.0.1:`port`. */
+export function acceptsTcp(port: number): () => Promise<boolean> {
+  return () =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(true)).once('error', () => resolve(false));
+      socket.once('connect', () => socket.destroy());
+    });
 }

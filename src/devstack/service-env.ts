@@ -5,7 +5,8 @@ export interface StackSettings {
   natsUrl: string;
   natsStream: string;
   natsSubjectPrefix: string;
-  temporalAddress: string;
+  /** Left out when the stack starts its own Temporal (src/devstack/stack.ts fills it in). */
+  temporalAddress?: string;
   temporalNamespace?: string;
   taskQueue: string;
   fleetPort: number;
@@ -23,7 +24,7 @@ export function stackEnv(settings: StackSettings, base: NodeJS.ProcessEnv = { PA
     NATS_URL: settings.natsUrl,
     NATS_STREAM: settings.natsStream,
     NATS_SUBJECT_PREFIX: settings.natsSubjectPrefix,
-    TEMPORAL_ADDRESS: settings.temporalAddress,
+    ...(settings.temporalAddress ? { TEMPORAL_ADDRESS: settings.temporalAddress } : {}),
     ...(settings.temporalNamespace ? { TEMPORAL_NAMESPACE: settings.temporalNamespace } : {}),
     TEMPORAL_TASK_QUEUE: settings.taskQueue,
     FLEET_URL: `http://127.0.0.1:${settings.fleetPort}`,

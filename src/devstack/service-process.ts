@@ -119,40 +119,11 @@ export class ServiceProcess {
 
   /** SIGKILL: no shutdown code runs. */
   async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.hasExited() || child.pid === undefined) return;
-    try {
-      process.kill(this.options.detached ? -child.pid : child.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-    await child.exited;
+    await this.child?.kill();
   }
 
   async restart(): Promise<void> {
     await this.stop();
     await this.start();
-  }
-}
-
-/** Starts the fleet simulator first (workers call it), then every other service at once; resolves when all are ready. */
-export async function startServices(services: readonly ServiceProcess[], onLaunch: (service: ServiceProcess) => void = () => undefined): Promise<void> {
-  const fleets = services.filter((service) => service.kind === 'fleet');
-  const rest = services.filter((service) => service.kind !== 'fleet');
-  for (const group of [fleets, rest]) {
-    for (const service of group) {
-      service.launch();
-      onLaunch(service);
-    }
-    await Promise.all(group.map((service) => service.waitUntilReady()));
-  }
-}
-
-const STOP_ORDER: readonly ServiceKind[] = ['api', 'worker', 'fleet'];
-
-/** Stops the APIs first (no new work), then the workers (they finish theirs), then the fleet simulator. */
-export async function stopServices(services: readonly (ServiceProcess | undefined)[], timeoutMs = 15_000): Promise<void> {
-  for (const kind of STOP_ORDER) {
-    await Promise.all(services.filter((service) => service?.kind === kind).map((service) => service!.terminate(timeoutMs)));
   }
 }

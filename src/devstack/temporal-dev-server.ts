@@ -23,6 +23,8 @@ export interface TemporalDevServerOptions {
   /** Output handling and process group, as for spawnManaged (default: prefixed with [temporal]). */
   onLine?: SpawnManagedOptions['onLine'];
   detached?: boolean;
+  /** Called with the process as soon as it is spawned, before it is ready. */
+  onSpawn?: (child: ManagedChild) => void;
 }
 
 export interface TemporalDevServer {
@@ -70,6 +72,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     // Its shutdown prints a page of "connection refused" warnings from its own internal workers.
     quietAfterStop: true,
   });
+  options.onSpawn?.(child);
   const address = `${ip}:${port}`;
   const server: TemporalDevServer = {
     address,

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
+import { createScratchDatabase, withDatabase } from '../../src/devstack/postgres-admin';
 import { loadConfig } from '../../src/config/config';
 import { createDatabase } from '../../src/db/database';
-import { migrateToLatest } from '../../src/db/migrate';
 import type { Database } from '../../src/db/tables';
 
 /**
@@ -26,23 +24,11 @@ export interface LedgerTestDatabase {
   drop(): Promise<void>;
 }
 
-/**
- * `label` goes into the database name, which follows global-setup.ts's vm_tenant_test_<ms>_… form
- * so that databases left behind by a crashed run are dropped by a later run's stale-database sweep.
- */
+/** `label` goes into the database name (vm_tenant_test_<label>_<ms>_<hex>), which global-setup.ts's sweep recognises. */
 export async function createLedgerTestDatabase(label = 'ledger'): Promise<LedgerTestDatabase> {
-  if (!/^[a-z0-9_]{1,16}$/.test(label)) throw new Error(`label must be 1-16 of [a-z0-9_], got ${JSON.stringify(label)}`);
   const config = loadConfig();
-  const name = `vm_tenant_test_${Date.now()}_${label}_${randomBytes(4).toString('hex')}`;
-  const adminUrl = withDatabase(config.migrationDatabaseUrl, name);
-  const serviceUrl = withDatabase(config.databaseUrl, name);
-  try {
-    await migrateToLatest(adminUrl);
-  } catch {
-    // The migration creates the cluster-wide service role when it is missing; two test workers
-    // migrating at once on a fresh cluster can race on that. The failed migration rolled back.
-    await migrateToLatest(adminUrl);
-  }
+  const database = await createScratchDatabase(config.migrationDatabaseUrl, `vm_tenant_test_${label}`);
+  const serviceUrl = withDatabase(config.databaseUrl, database.name);
   const pools: Kysely<Database>[] = [];
   const open = (url: string, max: number): Kysely<Database> => {
     const db = createDatabase(url, { max, applicationName: 'vm-tenant-test' });
@@ -50,15 +36,14 @@ export async function createLedgerTestDatabase(label = 'ledger'): Promise<Ledger
     return db;
   };
   return {
-    name,
-    adminUrl,
+    name: database.name,
+    adminUrl: database.url,
     serviceUrl,
     serviceDb: (options = {}) => open(serviceUrl, options.max ?? 10),
-    adminDb: () => open(adminUrl, 2),
+    adminDb: () => open(database.url, 2),
     async drop() {
       await Promise.all(pools.splice(0).map((db) => db.destroy()));
-      // `name` is [a-z0-9_] only (checked above), so it needs no quoting beyond the double quotes.
-      await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
+      await database.drop();
     },
   };
 }

@@ -12,7 +12,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -20,9 +19,11 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from '../../src/db/tables';
 import { migrateToLatest } from '../../src/db/migrate';
-import { spawnManaged, type ChildExit, type ManagedChild } from '../../src/devstack/child-process';
+import { spawnManaged, type ManagedChild } from '../../src/devstack/child-process';
+import { acceptsTcp, waitUntilReady } from '../../src/devstack/readiness';
 import { stackEnv } from '../../src/devstack/service-env';
-import { ServiceProcess, startServices, stopServices } from '../../src/devstack/service-process';
+import type { ServiceProcess } from '../../src/devstack/service-process';
+import { DevStack, type StackService } from '../../src/devstack/stack';
 import { getFreePort } from '../../src/devstack/free-port';
 import { ensureTemporalBinary } from '../../src/devstack/temporal-binary';
 import { generateToken } from '../../src/auth/token-format';
@@ -148,23 +149,6 @@ function run(command: string, args: readonly string[], options: { env?: NodeJS.P
   });
 }
 
-async function waitForTcp(port: number, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -172,16 +156,6 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function killHard(child: ManagedChild | null): Promise<ChildExit | void> {
-  if (!child || child.hasExited() || child.pid === undefined) return Promise.resolve();
-  try {
-    process.kill(child.pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
-  return child.exited;
 }
 
 /**
@@ -326,7 +300,7 @@ export class NatsPart implements StackPart {
   async start(): Promise<void> {
     const binary = existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
     this.child = spawnManaged('nats', binary, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { onLine: this.log.line });
-    await waitForTcp(this.port, 15_000, 'nats-server');
+    await waitUntilReady(this.child, acceptsTcp(this.port), 'nats-server', 15_000);
   }
 
   async stop(): Promise<void> {
@@ -334,7 +308,7 @@ export class NatsPart implements StackPart {
   }
 
   async kill(): Promise<void> {
-    await killHard(this.child);
+    await this.child?.kill();
   }
 
   async restart(): Promise<void> {
@@ -379,7 +353,7 @@ export class TemporalPart implements StackPart, PausablePart {
   }
 
   async kill(): Promise<void> {
-    await killHard(this.server?.process ?? null);
+    await this.server?.process.kill();
   }
 
   pause(): void {
@@ -437,8 +411,20 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   const fleetUrl = `http://127.0.0.1:${fleetPort}`;
   const apiUrl = `http://127.0.0.1:${apiPort}`;
 
-  const common = (): NodeJS.ProcessEnv =>
-    stackEnv({
+  // Replicas share everything but their ports; no process of the stack binds the fixed metrics ports.
+  const noMetrics = { API_METRICS_PORT: '0', WORKER_METRICS_PORT: '0', TEMPORAL_SDK_METRICS_PORT: '0' };
+  const replicaServices: StackService[] = [
+    { kind: 'worker', name: 'worker2', env: { ...noMetrics, ...options.workerEnv } },
+    { kind: 'api', name: 'api2', env: { ...noMetrics, PORT: String(api2Port), ...options.apiEnv } },
+  ];
+  const parts: StackService[] = [
+    { kind: 'fleet', env: { FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) } },
+    { kind: 'worker', env: options.workerEnv },
+    { kind: 'api', env: { PORT: String(apiPort), ...options.apiEnv } },
+    ...(options.replicas ? replicaServices : []),
+  ];
+  const services = new DevStack({
+    env: stackEnv({
       databaseUrl: postgres.url('vm_tenant_app'),
       migrationDatabaseUrl: postgres.url('postgres'),
       natsUrl: nats.url,
@@ -450,21 +436,10 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       adminToken,
       dataDir: path.join(dir, 'data'),
       logLevel: 'info',
-    });
-  const service = (kind: 'api' | 'worker' | 'fleet', name: string, env: () => NodeJS.ProcessEnv) => new ServiceProcess({ kind, name, env, onLine: logOf(name).line });
-  const fleet = service('fleet', 'fleet', () => ({ ...common(), FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) }));
-  const worker = service('worker', 'worker', () => ({ ...common(), ...options.workerEnv }));
-  const api = service('api', 'api', () => ({ ...common(), PORT: String(apiPort), ...options.apiEnv }));
-
-  // Replicas share everything but their ports; no process of the stack binds the fixed metrics ports.
-  const noMetrics = { API_METRICS_PORT: '0', WORKER_METRICS_PORT: '0', TEMPORAL_SDK_METRICS_PORT: '0' };
-  const replicas = options.replicas
-    ? {
-        apiUrl: `http://127.0.0.1:${api2Port}`,
-        api: service('api', 'api2', () => ({ ...common(), ...noMetrics, PORT: String(api2Port), ...options.apiEnv })),
-        worker: service('worker', 'worker2', () => ({ ...common(), ...noMetrics, ...options.workerEnv })),
-      }
-    : null;
+    }),
+    services: parts.map((part) => ({ ...part, onLine: logOf(part.name ?? part.kind).line })),
+  });
+  const replicas = options.replicas ? { apiUrl: `http://127.0.0.1:${api2Port}`, api: services.service('api2'), worker: services.service('worker2') } : null;
 
   // The checks' own connection; a stopped server must not crash the test process.
   const checkPool = new pg.Pool({ connectionString: postgres.url('postgres'), max: 4 });
@@ -479,9 +454,9 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     postgres,
     nats,
     temporal,
-    fleet,
-    worker,
-    api,
+    fleet: services.service('fleet'),
+    worker: services.service('worker'),
+    api: services.service('api'),
     apiUrl,
     replicas,
     fleetUrl,
@@ -513,7 +488,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     },
     async stop() {
       // Our processes first (they hold connections to the services), then the services.
-      await stopServices([api, worker, fleet, replicas?.api, replicas?.worker], 30_000).catch(() => undefined);
+      await services.stop(30_000).catch(() => undefined);
       await connection?.close().catch(() => undefined);
       await db.destroy().catch(() => undefined);
       await Promise.allSettled([temporal.stop(), nats.stop(), postgres.isRunning() ? postgres.stop() : Promise.resolve()]);
@@ -532,7 +507,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       nats.start(),
       temporal.start(),
     ]);
-    await startServices([fleet, worker, api, ...(replicas ? [replicas.worker, replicas.api] : [])]);
+    await services.start();
     // OpenAPI response check (openapi-response-check.ts): every answer of these APIs is checked against their document.
     for (const url of [apiUrl, ...(replicas ? [replicas.apiUrl] : [])]) await checkResponsesFrom(url);
   } catch (error) {

@@ -1,37 +1,34 @@
-import { randomBytes } from 'node:crypto';
 import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/config';
 import { createDatabase } from '../../src/db/database';
-import { ensureDatabaseExists } from '../../src/db/migrate';
 import { migrations } from '../../src/db/migrations';
 import type { Database } from '../../src/db/tables';
-import { adminQuery, withDatabase } from '../../src/devstack/postgres-admin';
+import { createScratchDatabase, withDatabase, type ScratchDatabase } from '../../src/devstack/postgres-admin';
 import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 
 const config = loadConfig();
-const name = `vm_tenant_test_${Date.now()}_tlocks_${randomBytes(4).toString('hex')}`;
-const ownerUrl = withDatabase(config.migrationDatabaseUrl, name);
+let database: ScratchDatabase;
 let owner: Kysely<unknown>;
 let migrator: Migrator;
 let service: Kysely<Database>;
 
 beforeAll(async () => {
-  await ensureDatabaseExists(ownerUrl);
+  database = await createScratchDatabase(config.migrationDatabaseUrl, 'vm_tenant_test_tlocks', { migrate: false });
   // An idle connection ended by the server (a database dropped WITH (FORCE) elsewhere) must not
   // crash the test process: the pool without a listener would rethrow it (createPgPool does the same).
-  const ownerPool = new pg.Pool({ connectionString: ownerUrl, max: 1 });
+  const ownerPool = new pg.Pool({ connectionString: database.url, max: 1 });
   ownerPool.on('error', () => undefined);
   owner = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: ownerPool }) });
   migrator = new Migrator({ db: owner, provider: { getMigrations: async () => migrations } });
-  service = createDatabase(withDatabase(config.databaseUrl, name), { max: 4 });
+  service = createDatabase(withDatabase(config.databaseUrl, database.name), { max: 4 });
 });
 
 afterAll(async () => {
   await service.destroy();
   await owner.destroy();
-  await adminQuery(withDatabase(config.migrationDatabaseUrl, 'postgres'), `drop database if exists "${name}" with (force)`);
+  await database.drop();
 });
 
 test('when a ledger written under the global lock is migrated, then its entries stay one global chain and new entries link within their own chain', async () => {
