@@ -11,6 +11,7 @@ import type { ProvisionOutcome } from '../shared/legacy/tenant-v1.state';
 import { findTenantVm, insertVmIfAbsent, transitionVm } from '../vms/vm.repository';
 import { LedgerWriter } from '../ledger/ledger-writer';
 import { recordVmStep } from './vm-audit';
+import { FleetRejectedError } from '../fleet/fleet-errors';
 
 export interface VmActivityDeps {
   db: Kysely<Database>;
@@ -69,7 +70,7 @@ export function createLegacyVmActivities({ db, fleet, now, bootPollMs, metrics }
         const { vcpus, memory_mb, storage_gb, image } = request.shape;
         booted = await awaitBoot(await fleet.spawn({ request_id: request.vm_id, tenant_id, vcpus, memory_mb, storage_gb, image }));
       } catch (error) {
-        if ((error as Error).name === 'FleetRejectedError') return markFailed(tenant_id, request, (error as { code: string }).code);
+        if (error instanceof FleetRejectedError) return markFailed(tenant_id, request, error.code);
         throw error;
       }
       if (booted.status !== 'running') return markFailed(tenant_id, request, booted.failure_reason ?? `fleet reported ${booted.status}`);

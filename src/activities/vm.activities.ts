@@ -12,6 +12,7 @@ import type { BootOutcome, DestroyRecordOutcome, SpawnRecordOutcome, WorkCause }
 import type { VmStatus } from '../shared/vm';
 import { findTenantVm, insertVmForLiveTenant, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
+import { FleetRejectedError } from '../fleet/fleet-errors';
 
 export interface VmActivityDeps {
   db: Kysely<Database>;
@@ -109,7 +110,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       try {
         booted = await awaitBoot(await fleet.spawn({ request_id: vm_id, tenant_id, vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image }));
       } catch (error) {
-        if ((error as Error).name === 'FleetRejectedError') return { status: 'failed', failure_reason: (error as { code: string }).code };
+        if (error instanceof FleetRejectedError) return { status: 'failed', failure_reason: error.code };
         throw error;
       }
       if (booted.status !== 'running') return { status: 'failed', failure_reason: booted.failure_reason ?? `fleet reported ${booted.status}` };

@@ -22,7 +22,7 @@ function fromOpenSsh(text: string): KeyObject {
   try {
     key = sshpk.parsePrivateKey(text, 'ssh');
   } catch (error) {
-    if ((error as Error).name === 'KeyEncryptedError') throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted copy (ssh-keygen -p -N "" -f <copy>)', 'key_encrypted', { cause: error });
+    if (error instanceof sshpk.KeyEncryptedError) throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted copy (ssh-keygen -p -N "" -f <copy>)', 'key_encrypted', { cause: error });
     throw new SigningKeyError('the key is not a valid OpenSSH private key', 'key_invalid', { cause: error });
   }
   if (key.type !== 'ed25519') throw new SigningKeyError(`the key is ${key.type}, not Ed25519`, 'key_not_ed25519');

@@ -1,8 +1,8 @@
 import type { FleetRejectionCode } from './fleet-types';
 
 /**
- * The fleet refused the request and will refuse it again: do not retry. Compare `name` (or `code`),
- * not `instanceof`, where the error may have crossed the workflow sandbox or a Jest module registry.
+ * The fleet refused the request and will refuse it again: do not retry. Past an activity's
+ * boundary it becomes an ApplicationFailure whose type is this `name`.
  */
 export class FleetRejectedError extends Error {
   override readonly name = 'FleetRejectedError';

@@ -1,5 +1,6 @@
 import type { FleetClient } from '../fleet/fleet-client';
 import type { WorkerMetrics } from './worker-metrics';
+import { FleetRejectedError } from '../fleet/fleet-errors';
 
 /** Times every fleet call and counts its failures, without changing what the call does. */
 export function instrumentFleetClient(client: FleetClient, metrics: WorkerMetrics): FleetClient {
@@ -11,7 +12,7 @@ export function instrumentFleetClient(client: FleetClient, metrics: WorkerMetric
         end({ outcome: 'ok' });
         return result;
       } catch (error) {
-        const kind = (error as Error).name === 'FleetRejectedError' ? 'rejected' : 'unavailable';
+        const kind = error instanceof FleetRejectedError ? 'rejected' : 'unavailable';
         end({ outcome: kind });
         metrics.fleetErrors.inc({ operation, kind });
         throw error;

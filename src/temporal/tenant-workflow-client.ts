@@ -8,9 +8,7 @@ import {
   closeTenantUpdate,
   destroyVmUpdate,
   spawnVmUpdate,
-  usageQuery,
   type SpawnVmRequest,
-  type TenantUsage,
   type VersionedQuota,
 } from '../shared/tenant-workflow.messages';
 import type { TenantLimits } from '../shared/tenant-workflow.state';
@@ -98,14 +96,6 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
     },
     destroy(tenantId, vmId, context) {
       return update(tenantId, destroyVmUpdate, [{ vm_id: vmId, context }], `destroy-${vmId}`);
-    },
-    async usage(tenantId): Promise<TenantUsage | null> {
-      try {
-        return await withCallDeadline(client, 'usage query', timeoutMs, () => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery));
-      } catch (error) {
-        if ((error as Error).name === 'WorkflowNotFoundError') return null;
-        throw error;
-      }
     },
   };
 }

@@ -14,5 +14,4 @@ export interface TenantWorkflowGateway {
   close(tenantId: string, context: RequestContext): Promise<void>;
   spawn(tenantId: string, request: SpawnVmRequest): Promise<SpawnVmResult>;
   destroy(tenantId: string, vmId: string, context: RequestContext): Promise<DestroyVmResult>;
-  usage(tenantId: string): Promise<TenantUsage | null>;
 }

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { getFreePort } from '../../src/devstack/free-port';
+import { configureFleet } from '../../src/fleet-simulator/sim-client';
 import { createLogger } from '../../src/logging/logger';
 import { startMetricsServer } from '../../src/metrics/metrics-server';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
@@ -48,5 +49,19 @@ describe('Prometheus metrics', () => {
     });
     expect(text).toMatch(/vm_tenant_fleet_call_duration_seconds_count\{operation="spawn",outcome="ok"\} [1-9]/);
     expect(text).toMatch(/vm_tenant_ledger_append_duration_seconds_count\{event_type="VM_RUNNING"\} [1-9]/);
+  });
+
+  test('when the fleet refuses a spawn, then the worker counts it as rejected, not as the fleet being unavailable', async () => {
+    const { token } = await createTenant(stack);
+    await configureFleet(stack.fleet.url, { refused_images: ['refused-image'] });
+    try {
+      const vm = await stack.request('POST', '/v1/vms', { token, body: { ...SMALL_VM, image: 'refused-image' } });
+      await eventually(async () => (await stack.request('GET', `/v1/vms/${vm.body.vm_id}`, { token })).body.status === 'failed');
+    } finally {
+      await configureFleet(stack.fleet.url, { refused_images: [] });
+    }
+    const text = await stack.workerMetrics.registry.metrics();
+    expect(text).toMatch(/vm_tenant_fleet_call_errors_total\{operation="spawn",kind="rejected"\} [1-9]/);
+    expect(text).not.toMatch(/vm_tenant_fleet_call_errors_total\{operation="spawn",kind="unavailable"\}/);
   });
 });

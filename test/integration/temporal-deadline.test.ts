@@ -91,7 +91,6 @@ describe('Temporal call deadline against a hung server', () => {
       ['destroy', () => gateway.destroy('hung-tenant', randomUUID(), context)],
       ['changeQuota', () => gateway.changeQuota('hung-tenant', { max_vms: 5, storage_quota_gb: 50 } as never, context)],
       ['ensureStarted', () => gateway.ensureStarted('hung-tenant')],
-      ['usage', () => gateway.usage('hung-tenant')],
     ];
     const outcomes = await Promise.all(
       calls.map(async ([name, call]) => {

@@ -3,6 +3,7 @@ import { isDatabaseUnavailableError } from '../../db/database';
 import type { Logger } from '../../logging/logger';
 import { ApiError, problems } from '../problem';
 import '../request-types';
+import { TemporalUnavailableError } from '../../temporal/temporal-unavailable';
 
 interface BodyParserError {
   type?: string;
@@ -82,7 +83,7 @@ function fromDependencyFailure(error: unknown): ApiError | null {
   if (isDatabaseUnavailableError(error)) {
     return dependencyUnavailable('postgres', 'The database is unreachable or did not answer in time; retry later (with the same Idempotency-Key for writes).');
   }
-  if (error instanceof Error && error.name === 'TemporalUnavailableError') {
+  if (error instanceof TemporalUnavailableError) {
     return dependencyUnavailable(
       'temporal',
       'Temporal (the per-tenant workflows) is unreachable or did not answer in time. The request may have been admitted: ' +
