@@ -84,7 +84,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use('/v1', noStore());
   const tokenCache = createActiveTokenCache(deps.tokenCacheTtlMs);
-  app.use('/v1', authenticate(deps.db, now, deps.authFailureLimiter, deps.requestSignatures, tokenCache));
+  app.use('/v1', authenticate({ db: deps.db, now, failures: deps.authFailureLimiter, signatures: deps.requestSignatures, cache: tokenCache }));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
   const workflows = deps.tenantWorkflows;
   app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now }), tokenCache));

@@ -59,7 +59,6 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     temporalConnection: config.temporal.connection,
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
-    natsUrl: config.natsUrl,
     nats: config.nats,
     natsStream: config.natsStream,
     natsSubjectPrefix: config.natsSubjectPrefix,

@@ -28,9 +28,8 @@ export interface TenantWorkerOptions {
   temporalConnection?: TemporalConnectionOptions;
   namespace: string;
   taskQueue: string;
-  natsUrl: string;
-  /** Credentials and TLS from the configuration; without it, natsUrl as it is. */
-  nats?: NatsSettings;
+  /** NATS_URL with its credentials and TLS files. */
+  nats: NatsSettings;
   natsStream: string;
   natsSubjectPrefix: string;
   fleetUrl: string;
@@ -57,7 +56,7 @@ export interface TenantWorkerRuntime {
 }
 
 export async function createTenantWorker(options: TenantWorkerOptions): Promise<TenantWorkerRuntime> {
-  const nats = await connectNats(options.nats ?? { url: options.natsUrl }, { name: 'vm-tenant-worker', waitForServer: true });
+  const nats = await connectNats(options.nats, { name: 'vm-tenant-worker', waitForServer: true });
   await ensureEventStream(await nats.jetstreamManager(), options.natsStream, options.natsSubjectPrefix);
   const connection = await connectTemporalWorker(options.temporalConnection ?? { address: options.temporalAddress });
   const rawFleet = createFleetClient({ baseUrl: options.fleetUrl, timeoutMs: options.fleetTimeoutMs ?? 10_000 });

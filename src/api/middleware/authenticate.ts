@@ -26,13 +26,15 @@ export const DEFAULT_REQUEST_SIGNATURES: RequestSignatureSettings = Object.freez
  * 429 before anything else is looked at. A token that authenticated less than the cache's TTL ago is
  * not looked up again (its signature, when bound, is checked on every request).
  */
-export function authenticate(
-  db: Kysely<Database>,
-  now: () => Date = () => new Date(),
-  failures?: AuthFailureLimiter,
-  signatures: RequestSignatureSettings = DEFAULT_REQUEST_SIGNATURES,
-  cache?: ActiveTokenCache,
-): RequestHandler {
+export interface AuthenticationOptions {
+  db: Kysely<Database>;
+  now?: () => Date;
+  failures?: AuthFailureLimiter;
+  signatures?: RequestSignatureSettings;
+  cache?: ActiveTokenCache;
+}
+
+export function authenticate({ db, now = () => new Date(), failures, signatures = DEFAULT_REQUEST_SIGNATURES, cache }: AuthenticationOptions): RequestHandler {
   return async (req, _res, next) => {
     const address = clientAddress(req);
     const blockedFor = failures ? await failures.blockedFor(address) : 0;
