@@ -144,6 +144,18 @@ describe('key-bound tokens', () => {
     expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: { created: new Date(Date.now() - 400_000) } }), 'signature_expired');
   });
 
+  test('when REQUEST_SIGNATURE_MAX_AGE_SECONDS is 60, then a signature 120 s old is refused as expired, which the default of 300 s accepts', async () => {
+    const { token, key } = await boundToken();
+    const strict = await startTestStack({ withWorker: false, configOverrides: { REQUEST_SIGNATURE_MAX_AGE_SECONDS: '60' } });
+    try {
+      const twoMinutesOld = () => ({ created: new Date(Date.now() - 120_000) });
+      expect((await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: twoMinutesOld() })).status).toBe(200);
+      expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: twoMinutesOld(), baseUrl: strict.apiUrl }), 'signature_expired');
+    } finally {
+      await strict.close();
+    }
+  });
+
   test('when the signature claims a created time well ahead of the API clock, then 401 signature_expired', async () => {
     const { token, key } = await boundToken();
     const res = await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: { created: new Date(Date.now() + 120_000) } });
