@@ -12,8 +12,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ensureTemporalBinary, REPO_ROOT } from '../../src/devstack/temporal-binary';
-import { DEFAULT_SEARCH_ATTRIBUTES, startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
+import { startStack, type DevStack } from '../../src/devstack/stack';
+import { REPO_ROOT } from '../../src/devstack/temporal-binary';
 import { chromiumPath } from '../helpers/chromium';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
@@ -35,19 +35,14 @@ const CHROMIUM_ARGS = [
 ];
 
 describe('Temporal UI as an operator uses it', () => {
-  let temporal: TemporalDevServer | undefined;
+  let withUi: DevStack | undefined;
   let stack: TestStack | undefined;
   let browser: Browser | undefined;
-  const temporalOutput: string[] = [];
 
   beforeAll(async () => {
-    temporal = await startTemporalDevServer({
-      temporalBin: await ensureTemporalBinary(),
-      searchAttributes: DEFAULT_SEARCH_ATTRIBUTES,
-      // Quiet unless it fails to start (the error then carries its last lines).
-      onLine: (line) => void temporalOutput.push(line),
-    });
-    stack = await startTestStack({ configOverrides: { TEMPORAL_ADDRESS: temporal.address } });
+    // Quiet unless it fails to start (the error then carries its last lines).
+    withUi = await startStack({ env: {}, temporal: { onLine: () => undefined }, services: [] });
+    stack = await startTestStack({ configOverrides: { TEMPORAL_ADDRESS: withUi.env.TEMPORAL_ADDRESS! } });
     browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
   }, 120_000);
@@ -55,7 +50,7 @@ describe('Temporal UI as an operator uses it', () => {
   afterAll(async () => {
     await browser?.close();
     await stack?.close();
-    await temporal?.stop();
+    await withUi?.stop();
   }, 60_000);
 
   /** The visible text of the page and of every frame in it (the UI renders Markdown in iframes). */
@@ -97,7 +92,7 @@ describe('Temporal UI as an operator uses it', () => {
       try {
         // The list, filtered as an operator would type it in the search box.
         const query = `TenantId="${watched.tenantId}"`;
-        const listUrl = `${temporal!.uiUrl}/namespaces/${temporal!.namespace}/workflows?query=${encodeURIComponent(query)}`;
+        const listUrl = `${withUi!.temporal!.uiUrl}/namespaces/${withUi!.temporal!.namespace}/workflows?query=${encodeURIComponent(query)}`;
         const watchedId = `tenant-${watched.tenantId}`;
         const otherId = `tenant-${other.tenantId}`;
         await page.goto(listUrl);
