@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util';
 import { sql, type Kysely } from 'kysely';
 import { ConfigError, loadConfig } from '../config/config';
+import { redactUrl } from '../connections/redact-url';
 import { createDatabase } from '../db/database';
 import type { Database } from '../db/tables';
 import { listAuditEvents } from '../ledger/ledger.repository';
+import { reasonOf } from '../shared/error-causes';
 import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions, type RawReadOptions, type ReadRequest } from './audit-filters';
 import { formatJsonLine, formatTable } from './audit-entry-format';
 import { UsageError } from './usage-error';
@@ -184,20 +186,6 @@ class DatabaseUnavailableError extends Error {
   override readonly name = 'DatabaseUnavailableError';
 }
 
-/** The URL without its password, for messages. */
-function describeUrl(connectionString: string): string {
-  const url = new URL(connectionString);
-  if (url.password) url.password = '***';
-  return url.toString();
-}
-
-/** A one-line reason; pg reports a refused dual-stack connect as an AggregateError with an empty message. */
-function reasonOf(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return reasonOf(error.errors[0]);
-  if (error instanceof Error) return error.message || String((error as { code?: unknown }).code ?? error.name);
-  return String(error);
-}
-
 async function readEntries(db: Kysely<Database>, { query, format }: ReadRequest, io: CliIo): Promise<number> {
   const rows = await listAuditEvents(db, query);
   if (format === 'table') {
@@ -258,7 +246,7 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     try {
       await sql`select 1`.execute(db);
     } catch (error) {
-      throw new DatabaseUnavailableError(`cannot connect to ${describeUrl(databaseUrl)}: ${reasonOf(error)}`);
+      throw new DatabaseUnavailableError(`cannot connect to ${redactUrl(databaseUrl)}: ${reasonOf(error)}`);
     }
     return readRequest !== undefined ? await readEntries(db, readRequest, io) : await verifyEntries(db, checkpoints, tenant, io);
   } catch (error) {
@@ -268,7 +256,7 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
       return EXIT.databaseUnavailable;
     }
     if (code === '42P01') {
-      io.stderr(`service-fs: no audit ledger in ${describeUrl(databaseUrl)} (table audit_events is missing); run the migrations first\n`);
+      io.stderr(`service-fs: no audit ledger in ${redactUrl(databaseUrl)} (table audit_events is missing); run the migrations first\n`);
       return EXIT.databaseUnavailable;
     }
     if (code === '42501') {

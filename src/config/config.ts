@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { isWellFormedToken } from '../auth/token-format';
+import { redactUrl } from '../connections/redact-url';
 import { postgresUrlWithTls } from '../db/database-url';
 import { natsSettingsFromEnv, type NatsSettings } from '../events/nats-env-config';
 import { DEFAULT_EVENT_SUBJECT_PREFIX } from '../shared/event-subjects';
@@ -136,13 +137,6 @@ export function loadConfig(env: Env = process.env): Config {
 
 /** The part of the configuration that is safe to log: no secrets, no credentials in URLs. */
 export function describeConfig(config: Config): Record<string, unknown> {
-  const redactUrl = (value: string): string => {
-    const parsed = new URL(value);
-    if (parsed.password) parsed.password = '***';
-    // libpq/pg also take the password as a query parameter.
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  };
   return {
     port: config.port,
     databaseUrl: redactUrl(config.databaseUrl),

@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { natsConnectOptions } from '../events/nats-connection';
 import { connect } from 'nats';
+import { redactUrl } from '../connections/redact-url';
+import { reasonOf } from '../shared/error-causes';
 
 /** Commands that start the local services on a development machine (no Docker here). */
 export const START_POSTGRES_COMMAND = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
@@ -18,22 +20,6 @@ export class ServiceUnavailableError extends Error {
   }
 }
 
-function redact(value: string): string {
-  try {
-    const parsed = new URL(value);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return value;
-  }
-}
-
-function reason(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return reason(error.errors[0]);
-  if (error instanceof Error) return (error as { code?: string }).code ?? error.message;
-  return String(error);
-}
-
 /**
  * Connects to the Postgres server of `connectionString`. A database that does not exist
  * yet still counts as reachable (migrations create it).
@@ -48,7 +34,7 @@ export async function checkPostgres(connectionString: string, timeoutMs = 3_000)
     if ((error as { code?: string }).code === '3D000') return; // database missing, server up
     throw new ServiceUnavailableError(
       ['postgres'],
-      `PostgreSQL is not reachable at ${redact(connectionString)} (${reason(error)}).\n` +
+      `PostgreSQL is not reachable at ${redactUrl(connectionString)} (${reasonOf(error)}).\n` +
         `Start it with:\n  ${START_POSTGRES_COMMAND}\n` +
         'or point DATABASE_URL / MIGRATION_DATABASE_URL at a running server.',
       { cause: error },
@@ -65,7 +51,7 @@ export async function checkNats(natsUrl: string, timeoutMs = 3_000): Promise<voi
   try {
     nc = await connect({ ...natsConnectOptions(natsUrl), timeout: timeoutMs, reconnect: false, maxReconnectAttempts: 0 });
   } catch (error) {
-    throw new ServiceUnavailableError(['nats'], `NATS is not reachable at ${redact(natsUrl)} (${reason(error)}).\n${howToStart}`, {
+    throw new ServiceUnavailableError(['nats'], `NATS is not reachable at ${redactUrl(natsUrl)} (${reasonOf(error)}).\n${howToStart}`, {
       cause: error,
     });
   }
@@ -75,7 +61,7 @@ export async function checkNats(natsUrl: string, timeoutMs = 3_000): Promise<voi
   } catch (error) {
     throw new ServiceUnavailableError(
       ['nats'],
-      `NATS at ${redact(natsUrl)} answers but JetStream is not enabled (${reason(error)}).\n${howToStart}`,
+      `NATS at ${redactUrl(natsUrl)} answers but JetStream is not enabled (${reasonOf(error)}).\n${howToStart}`,
       { cause: error },
     );
   } finally {

@@ -30,3 +30,13 @@ export function findCause(error: unknown, matches: (candidate: object) => boolea
   for (const candidate of errorCauses(error)) if (matches(candidate)) return candidate;
   return undefined;
 }
+
+/**
+ * A one-line reason for a message: the first member of an AggregateError (pg reports a refused
+ * dual-stack connect as one with an empty message), its message, else its code or name.
+ */
+export function reasonOf(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return reasonOf(error.errors[0]);
+  if (error instanceof Error) return error.message || String((error as { code?: unknown }).code ?? error.name);
+  return String(error);
+}
