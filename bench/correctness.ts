@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { fleetVms } from '../src/fleet-simulator/sim-client';
 import { BENCH_VM, type Tenant } from './api-client';
@@ -38,7 +39,7 @@ export async function waitUntilSettled(ownerUrl: string, timeoutMs: number): Pro
       const { rows } = await client.query<{ n: string }>("select count(*) as n from vms where status in ('provisioning', 'destroying')");
       const unsettled = Number(rows[0]!.n);
       if (unsettled === 0 || Date.now() > deadline) return unsettled;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   } finally {
     await client.end();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
@@ -89,7 +90,7 @@ async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status:
       const { rows } = await client.query<{ n: string }>('select count(*) as n from vms where vm_id = any($1) and status = $2', [vmIds, status]);
       if (Number(rows[0]!.n) === vmIds.length) return;
       if (Date.now() > deadline) throw new Error(`only ${rows[0]!.n} of ${vmIds.length} VMs reached ${status}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   } finally {
     await client.end();
@@ -138,7 +139,7 @@ export async function measureCost(options: {
   });
   await waitForStatus(options.ownerUrl, vmIds, 'destroyed', 60_000);
   // Let the workflow record the destroy activities' completions before reading its history.
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await sleep(1_000);
   const counted = await countWorkflowHistory(options.temporal, tenantWorkflowId(tenant.tenantId));
   const recordedHeartbeats = (await serverRequests(options.temporalMetricsUrl, 'RecordActivityTaskHeartbeat')) - heartbeatsBefore;
   const rejectedUpdates = refused;

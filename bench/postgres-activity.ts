@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 
 /**
@@ -31,10 +32,10 @@ async function read(ownerUrl: string, databaseName: string): Promise<PostgresAct
 
 /** Runs `phase` and returns what the database did meanwhile, per `operations` (e.g. admitted spawns). */
 export async function measurePostgresActivity<T>(ownerUrl: string, databaseName: string, phase: () => Promise<T>): Promise<{ result: T; per: (operations: number) => PostgresActivity }> {
-  await new Promise((resolve) => setTimeout(resolve, REPORT_DELAY_MS));
+  await sleep(REPORT_DELAY_MS);
   const before = await read(ownerUrl, databaseName);
   const result = await phase();
-  await new Promise((resolve) => setTimeout(resolve, REPORT_DELAY_MS));
+  await sleep(REPORT_DELAY_MS);
   const after = await read(ownerUrl, databaseName);
   const per = (operations: number): PostgresActivity => {
     const div = (n: number) => Math.round((n / operations) * 100) / 100;

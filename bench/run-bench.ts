@@ -5,6 +5,7 @@
  *
  * BENCH_QUICK=1 shortens every phase (a smoke run of the harness; its figures are not comparable).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
       const amount = Math.max(100, Math.min(1_000, Math.ceil((1_000 - usage.run_updates) * 1.05)));
       log(`no run has continued as new yet (single tenant at ${usage.run_updates} updates this run): ${amount} more spawns`);
       loads.push(await runLoad({ url: `${stack.apiUrl}/v1/vms`, method: 'POST', body: BENCH_VM, tokens: [tenants.single[0]!.token], connections: 8, amount }));
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await sleep(2_000);
       history = await measureHistorySizes(temporal);
     }
 

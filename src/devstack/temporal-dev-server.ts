@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { getFreePort } from './free-port';
 import { describeExit, linePrefix, spawnManaged, type ManagedChild, type SpawnManagedOptions } from './child-process';
@@ -43,8 +44,6 @@ export const DEFAULT_SEARCH_ATTRIBUTES: Readonly<Record<string, string>> = Objec
 export class TemporalDevServerError extends Error {
   override readonly name = 'TemporalDevServerError';
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Starts `temporal server start-dev` and resolves once its frontend answers and the

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 
@@ -32,6 +33,6 @@ export async function committedSeqHorizon(db: Kysely<Database>, waitMs = 2_000):
     const { rows } = await sql<{ ended: boolean }>`select pg_snapshot_xmin(pg_current_snapshot()) >= ${xmax}::xid8 as ended`.execute(db);
     if (rows[0]!.ended) return seq;
     if (Date.now() >= deadline) return null;
-    await new Promise((resolve) => setTimeout(resolve, pause));
+    await sleep(pause);
   }
 }

@@ -11,6 +11,7 @@
  *    in Postgres or at the fleet simulator, and that an allowed write really happened in Postgres,
  * 3. checks that another tenant's object answers exactly like a missing one.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -230,7 +231,7 @@ describe('authorization matrix over HTTP', () => {
     await eventually(
       async () => {
         const first = await snapshot(ids);
-        await new Promise((resolve) => setTimeout(resolve, 150));
+        await sleep(150);
         return JSON.stringify(await snapshot(ids)) === JSON.stringify(first);
       },
       20_000,

@@ -5,6 +5,7 @@
  * placeholders and the port replaced); the other tenant's setup and step 4 go through the typed
  * client (src/client), as an API caller would; step 5 runs the real `service-fs` command.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -83,7 +84,7 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     const deadline = Date.now() + 180_000;
     while (!output.includes('vm-tenant is running')) {
       if (stack.exitCode !== null || Date.now() > deadline) throw new Error(`stack did not start:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
     // The API wrote the admin token where the start-up banner says.
     adminToken = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
@@ -184,7 +185,7 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     let stdout = '';
     while (!/^ok: all \d+ checkpoints signed by key/m.test(stdout) && Date.now() < deadline) {
       stdout = (await run(path.join(ROOT, 'bin/service-fs.js'), ['verify', '--checkpoint-key', keyFile], { env: verifyEnv })).stdout;
-      if (!/^ok: all \d+ checkpoints/m.test(stdout)) await new Promise((resolve) => setTimeout(resolve, 500));
+      if (!/^ok: all \d+ checkpoints/m.test(stdout)) await sleep(500);
     }
     expect(stdout).toMatch(/^ok: all \d+ entries valid\nok: all \d+ checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq \d+ \(signed .+\)\n$/);
   });

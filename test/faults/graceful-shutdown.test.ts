@@ -12,18 +12,9 @@ import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { call, createTenants, SMALL_VM } from './support/burst';
 import { expectConvergence } from './support/convergence';
+import { eventually } from '../helpers/eventually';
 
 // A tenant's ledger chain lock (src/ledger/ledger.repository.ts): holding it keeps its spawn request in flight.
-
-async function until<T>(check: () => Promise<T | null | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('fault: SIGTERM drains the API and the worker', () => {
   let stack: PrivateStack;
@@ -44,7 +35,7 @@ describe('fault: SIGTERM drains the API and the worker', () => {
       await holder.query('select pg_advisory_xact_lock($1, hashtext($2))', [LEDGER_CHAIN_LOCK_CLASS, tenant!.tenantId]);
       const inFlight = call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant!.token, body: SMALL_VM, headers: { 'idempotency-key': 'sa-drain' }, timeoutMs: 60_000 });
       // The request has claimed its key and waits on the ledger.
-      await until(async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where idempotency_key = 'sa-drain' and state = 'in_flight'`.execute(stack.db)).rows[0]?.n === 1, 20_000, 'the spawn to be in flight');
+      await eventually(async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where idempotency_key = 'sa-drain' and state = 'in_flight'`.execute(stack.db)).rows[0]?.n === 1, 20_000, 'the spawn to be in flight');
       await sleep(500);
 
       const exited = stack.api.terminate(30_000);
@@ -77,7 +68,7 @@ describe('fault: SIGTERM drains the API and the worker', () => {
     expect(spawned.status).toBe(202);
     const vmId: string = spawned.body.vm_id;
     const client = await stack.temporalClient();
-    await until(
+    await eventually(
       async () => {
         const { raw } = await client.workflow.getHandle(tenantWorkflowId(tenant!.tenantId)).describe();
         return raw.pendingActivities?.some((a) => a.activityType?.name === 'bootVm' && Number(a.attempt ?? 0) >= 1 && a.lastStartedTime);

@@ -11,6 +11,7 @@
  * raw metacharacters and malformed percent-escapes in the path, duplicated query keys, any
  * content-type and content-encoding, bodies that are not UTF-8.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import fc from 'fast-check';
@@ -764,7 +765,7 @@ describe('API fuzzing with hostile input', () => {
       const missing = [...ledgerIds].filter((id) => !published.has(id));
       if (missing.length === 0) break;
       if (Date.now() > deadline) throw new Error(`${missing.length} ledger entries of the fuzzed tenants never reached NATS`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
     const wrong = events.filter(
       (e) => e.tenant_id !== null && mine.has(e.tenant_id) && ((e.vm_id !== null && owners.get(e.vm_id) !== e.tenant_id) || (e.request_id !== null && refused.has(e.request_id) && e.event_type !== 'VM_SPAWN_REJECTED')),

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
@@ -76,7 +77,7 @@ export async function startNatsTlsServer(dir: string, certs: TestCertificates): 
       await server.stop(5_000);
       throw new Error(`nats-server with TLS did not start:\n${lines.join('\n')}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
   return {
     url,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { spawnManaged, type ManagedChild } from '../../src/devstack/child-process';
 
@@ -24,7 +25,7 @@ export async function waitForLine(child: ManagedChild, pattern: RegExp, timeoutM
     const line = child.recentOutput().find((l) => pattern.test(l));
     if (line !== undefined) return line;
     if (child.hasExited() || Date.now() > deadline) throw new Error(`no line matching ${pattern} from ${child.name}:\n${child.recentOutput().join('\n')}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

@@ -26,6 +26,8 @@ import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
 
+export { eventually } from './eventually';
+
 export interface ApiResponse<T = any> {
   status: number;
   headers: Headers;
@@ -197,17 +199,6 @@ export async function createTenant(stack: TestStack, overrides: Record<string, u
 }
 
 export const SMALL_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
-
-/** Polls until `check` returns a value, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 async function deleteStreams(natsUrl: string, streams: readonly string[]): Promise<void> {
   const nc = await connect({ servers: natsUrl, name: 'test-stack-cleanup' }).catch(() => null);

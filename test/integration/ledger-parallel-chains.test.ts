@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import pg from 'pg';
@@ -12,6 +13,7 @@ import type { AuditEventRow } from '../../src/db/tables';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 import { testEnv, uniqueName } from '../helpers/test-env';
+import { eventually } from '../helpers/eventually';
 
 jest.setTimeout(60_000);
 
@@ -25,18 +27,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await testDb.drop();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(check: () => Promise<T | null | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Whether a promise is still pending after `ms`. */
 async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -142,7 +132,7 @@ describe('the event relay reads up to the commit horizon', () => {
 
     held.release();
     await held.committed;
-    const events = await until(async () => {
+    const events = await eventually(async () => {
       const now = await published();
       return now.length >= 2 && now;
     }, 20_000, 'both entries to be published');

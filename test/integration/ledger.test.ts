@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
 import { GENESIS_HASH } from '../../src/ledger/ledger-hash';
@@ -95,7 +96,7 @@ describe('audit ledger', () => {
     });
     await firstAppended;
     const second = service.transaction().execute((trx) => appendAuditEvent(trx, event, options));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     release();
     const [a, b] = await Promise.all([first, second]);
     expect(b).toEqual(a);

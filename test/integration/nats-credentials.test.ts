@@ -3,6 +3,7 @@
  * credentials in a server URL, so natsConnectOptions must hand them over; a real nats-server with
  * a password shows it.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'nats';
 import { getFreePort } from '../../src/devstack/free-port';
@@ -24,7 +25,7 @@ describe('NATS login from NATS_URL', () => {
         break;
       }
       if (Date.now() > deadline) throw new Error('nats-server did not start');
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   });
   afterAll(async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { startApiProcess, type ApiProcess } from '../helpers/api-process';
 import { generateToken } from '../../src/auth/token-format';
@@ -23,7 +24,7 @@ describe('per-tenant API rate limit shared by every API process', () => {
   /** Budgets run in fixed minute windows: start a test far enough from the next boundary. */
   async function awayFromWindowEnd(needMs = 15_000): Promise<void> {
     const left = 60_000 - (Date.now() % 60_000);
-    if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
+    if (left < needMs) await sleep(left + 50);
   }
   beforeEach(() => awayFromWindowEnd(), 20_000);
 
@@ -49,7 +50,7 @@ describe('per-tenant API rate limit shared by every API process', () => {
     // processes other than the one that made it.
     const patched = await stack.request('PATCH', `/v1/tenants/${tenantId}`, { token: stack.adminToken, body: { api_rate_limit_rpm: 20 } });
     expect(patched.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await sleep(600);
     const more = await Promise.all(Array.from({ length: 4 }, (_, i) => get(apis[i % 2]!.url, token)));
     expect(more.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });

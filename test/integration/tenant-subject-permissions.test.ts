@@ -3,6 +3,7 @@
  * confined to one tenant by permissions alone. A private nats-server runs the configuration that
  * docs/events.md shows; a tenant-scoped user receives its tenant's events and is refused another's.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -57,7 +58,7 @@ async function startNatsServer(dir: string, port: number): Promise<ChildProcess>
       return server;
     }
     if (Date.now() > deadline) throw new Error('nats-server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 
@@ -120,7 +121,7 @@ describe('tenant-scoped NATS users on tenant-owned event subjects', () => {
     await publish('TENANT_CREATED', null, 1);
     await publish('TOKEN_ISSUED', TENANT, 2);
     await relay.flush();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     await tenant.flush();
     own.unsubscribe();
     expect(received).toEqual([`${PREFIX}.vm.running.${TENANT}`, `${PREFIX}.token.issued.${TENANT}`]);

@@ -3,6 +3,7 @@
  * and revocation reaches every API process within one second (each caches a token that authenticated
  * for 500 ms; the revoking process clears its own cache at once).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
@@ -33,7 +34,7 @@ describe('token revocation', () => {
     const started = Date.now();
     while ((await status()) !== 401) {
       if (Date.now() - started > giveUpMs) throw new Error(`still accepted after ${giveUpMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     return Date.now() - started;
   }
@@ -71,7 +72,7 @@ describe('token revocation', () => {
       };
       const loops = Array.from({ length: 6 }, loop);
       // Let the loops get going, so the revocation lands while several issues are in flight.
-      await new Promise((resolve) => setTimeout(resolve, 150 + round * 40));
+      await sleep(150 + round * 40);
       const revoked = await revoke(root, tenantId, sub.body.token_id);
       expect(revoked.status).toBe(200);
       revokedRounds += 1;

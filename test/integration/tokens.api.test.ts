@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { generateToken, hashToken } from '../../src/auth/token-format';
 import { createTenant, SAMPLE_PUBKEY, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
@@ -200,7 +201,7 @@ describe('capability tokens API', () => {
       expect((await stack.request('GET', '/v1/vms', { token: reader.body.token })).status).toBe(200);
       await stack.db.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('token_id', '=', reader.body.token_id).execute();
       // Changed behind the API's back: the 500 ms token cache may still hold the old expiry.
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await sleep(600);
       expectUnauthorized(await stack.request('GET', '/v1/vms', { token: reader.body.token }));
       // The issuer is unaffected.
       expect((await stack.request('GET', '/v1/vms', { token })).status).toBe(200);

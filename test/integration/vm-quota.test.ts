@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery, type TenantUsage } from '../../src/shared/tenant-workflow.messages';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
@@ -119,7 +120,7 @@ describe('VM quota through the tenant workflow', () => {
       while (sampling) {
         const live = (await fleetVms(tenantId)).filter((vm) => vm.status !== 'destroyed' && vm.status !== 'failed').length;
         maxLiveAtFleet = Math.max(maxLiveAtFleet, live);
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
       }
     })();
     const toDestroy = accepted.slice(0, 5).map((r) => r.body.vm_id as string);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { measureCpu, treeOf } from '../../bench/process-cpu';
@@ -10,7 +11,7 @@ describe('CPU per process group from /proc (the benchmark cost)', () => {
       { child: treeOf(child.pid) },
       async () => {
         await once(child, 'exit');
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await sleep(300);
       },
       50,
     );

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient } from './api-client';
 import { CliError, ProblemError } from './cli-errors';
 import type { Printer } from './output';
@@ -38,6 +39,6 @@ export async function waitForVm(client: ApiClient, printer: Printer, vmId: strin
     if (vm.status === 'failed') throw new CliError(`vm ${vmId} failed${vm.failure_reason ? `: ${vm.failure_reason}` : ''}`, 'vm_failed');
     if (options.until === 'running' && vm.status === 'destroyed') throw new CliError(`vm ${vmId} was destroyed before it ran`, 'vm_destroyed');
     if (Date.now() >= deadline) throw new CliError(`vm ${vmId} is still ${vm.status} after ${Math.round(options.timeoutMs / 1000)} s`, 'wait_timeout');
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 500));
+    await sleep(options.pollMs ?? 500);
   }
 }
