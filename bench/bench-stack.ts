@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connect } from 'nats';
 import { generateToken } from '../src/auth/token-format';
 import { SERVICE_ROLE } from '../src/db/migrations/2026_11_23_0001_tenants_tokens_ledger';
 import { getFreePort } from '../src/devstack/free-port';
@@ -10,6 +9,7 @@ import { createScratchDatabase, withDatabase } from '../src/devstack/postgres-ad
 import { checkServices } from '../src/devstack/service-checks';
 import { stackEnv } from '../src/devstack/service-env';
 import { startStack } from '../src/devstack/stack';
+import { deleteStreams } from '../src/devstack/nats-streams';
 
 /**
  * The whole system for one benchmark run, on free ports: a headless in-memory Temporal dev server,
@@ -49,9 +49,7 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
   const [metricsPort, apiPort, fleetPort, database] = [await getFreePort(), await getFreePort(), await getFreePort(), await createScratchDatabase(adminUrl, 'vm_tenant_bench')];
   const removeData = async () => {
     await database.drop().catch((error: unknown) => process.stderr.write(`could not drop ${database.name}: ${String(error)}\n`));
-    const nc = await connect({ servers: natsUrl }).catch(() => null);
-    await nc?.jetstreamManager().then((jsm) => jsm.streams.delete(stream)).catch(() => undefined);
-    await nc?.close();
+    await deleteStreams(natsUrl, [stream, `${stream}_CHECKPOINTS`]);
     rmSync(dataDir, { recursive: true, force: true });
   };
   const common = stackEnv(

@@ -26,7 +26,11 @@ export function answersOk(url: string): () => Promise<boolean> {
 export function acceptsTcp(port: number): () => Promise<boolean> {
   return () =>
     new Promise((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(true)).once('error', () => resolve(false));
-      socket.once('connect', () => socket.destroy());
+      const socket = net
+        .connect({ host: '127.0.0.1', port }, () => {
+          socket.destroy();
+          resolve(true);
+        })
+        .once('error', () => resolve(false));
     });
 }

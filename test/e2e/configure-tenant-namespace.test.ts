@@ -12,10 +12,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { connect } from 'nats';
 import { createVmTenantClient } from '../../src/client';
 import { getFreePort } from '../../src/devstack/free-port';
 import { testEnv, uniqueName } from '../helpers/test-env';
+import { deleteStreams } from '../../src/devstack/nats-streams';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -97,10 +97,7 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
       await exited;
     }
     // The stack's event and checkpoint streams live on the shared NATS server.
-    const nc = await connect({ servers: env.natsUrl });
-    const jsm = await nc.jetstreamManager();
-    for (const name of [stream, `${stream}_CHECKPOINTS`]) await jsm.streams.delete(name).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(env.natsUrl, [stream, `${stream}_CHECKPOINTS`]);
     rmSync(dataDir, { recursive: true, force: true });
   }, 60_000);
 

@@ -408,8 +408,6 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   const taskQueue = `vm-tenant-fault-${runId}`;
   const natsStream = 'VM_TENANT';
   const natsSubjectPrefix = 'vmtenant';
-  const fleetUrl = `http://127.0.0.1:${fleetPort}`;
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
 
   // Replicas share everything but their ports; no process of the stack binds the fixed metrics ports.
   const noMetrics = { API_METRICS_PORT: '0', WORKER_METRICS_PORT: '0', TEMPORAL_SDK_METRICS_PORT: '0' };
@@ -439,7 +437,8 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     }),
     services: parts.map((part) => ({ ...part, onLine: logOf(part.name ?? part.kind).line })),
   });
-  const replicas = options.replicas ? { apiUrl: `http://127.0.0.1:${api2Port}`, api: services.service('api2'), worker: services.service('worker2') } : null;
+  const replicas = options.replicas ? { apiUrl: services.service('api2').url, api: services.service('api2'), worker: services.service('worker2') } : null;
+  const apiUrl = services.service('api').url;
 
   // The checks' own connection; a stopped server must not crash the test process.
   const checkPool = new pg.Pool({ connectionString: postgres.url('postgres'), max: 4 });
@@ -459,7 +458,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     api: services.service('api'),
     apiUrl,
     replicas,
-    fleetUrl,
+    fleetUrl: services.service('fleet').url,
     natsUrl: nats.url,
     natsStream,
     natsSubjectPrefix,

@@ -1,6 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'nats';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -25,6 +24,7 @@ import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
 import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
+import { deleteStreams } from '../../src/devstack/nats-streams';
 
 export { eventually } from './eventually';
 
@@ -199,14 +199,3 @@ export async function createTenant(stack: TestStack, overrides: Record<string, u
 }
 
 export const SMALL_VM = Object.freeze({ vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' });
-
-async function deleteStreams(natsUrl: string, streams: readonly string[]): Promise<void> {
-  const nc = await connect({ servers: natsUrl, name: 'test-stack-cleanup' }).catch(() => null);
-  if (!nc) return;
-  try {
-    const jsm = await nc.jetstreamManager();
-    for (const stream of streams) await jsm.streams.delete(stream).catch(() => undefined);
-  } finally {
-    await nc.close();
-  }
-}

@@ -2,12 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connect } from 'nats';
 import { generateToken } from '../../src/auth/token-format';
 import { spawnManaged, type ManagedChild } from '../../src/devstack/child-process';
 import { getFreePort } from '../../src/devstack/free-port';
 import { eventually, SAMPLE_PUBKEY, SMALL_VM } from '../helpers/test-stack';
 import { testEnv, uniqueName } from '../helpers/test-env';
+import { deleteStreams } from '../../src/devstack/nats-streams';
 
 /**
  * `npm run build` and the compiled entry points on plain `node` (no tsx, no webpack at start), as
@@ -27,10 +27,7 @@ describe('production build', () => {
 
   afterAll(async () => {
     await Promise.all(children.map((child) => child.stop(10_000)));
-    const nc = await connect({ servers: testEnv().natsUrl });
-    const jsm = await nc.jetstreamManager();
-    for (const name of [stream, `${stream}_CHECKPOINTS`]) await jsm.streams.delete(name).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(testEnv().natsUrl, [stream, `${stream}_CHECKPOINTS`]);
     rmSync(outDir, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   });

@@ -9,12 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { connect } from 'nats';
 import type { ManagedChild } from '../../src/devstack/child-process';
 import { startApiProcess } from '../helpers/api-process';
 import { failedStart, spawnService, waitForLine } from '../helpers/service-process';
 import { generateCertificates } from '../helpers/test-certificates';
 import { testEnv, uniqueName } from '../helpers/test-env';
+import { deleteStreams } from '../../src/devstack/nats-streams';
 
 const SERVER_NAME = 'temporal.test';
 
@@ -54,10 +54,7 @@ describe('Temporal over TLS through its environment configuration', () => {
     await Promise.all(children.map((child) => child.stop(10_000)));
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => front?.close(resolve));
-    const nc = await connect({ servers: testEnv().natsUrl });
-    const jsm = await nc.jetstreamManager();
-    for (const name of [stream, `${stream}_CHECKPOINTS`]) await jsm.streams.delete(name).catch(() => undefined);
-    await nc.close();
+    await deleteStreams(testEnv().natsUrl, [stream, `${stream}_CHECKPOINTS`]);
     rmSync(dir, { recursive: true, force: true });
   });
 
