@@ -57,7 +57,8 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
       return { quota: tenant.quota, closed: false, ...tenant.totals };
     },
     async listInFlightVms({ tenant_id, after }) {
-      return after === null ? (tenants.get(tenant_id)?.inFlight ?? []) : [];
+      const inFlight = after === null ? (tenants.get(tenant_id)?.inFlight ?? []) : [];
+      return { in_flight: inFlight.map((vm) => ({ vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: vm.phase === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: Date.now() })), undecided: [], next_after: null };
     },
     async recordSpawnAdmitted() {
       // A real admission takes a Postgres transaction: long enough for others to arrive meanwhile.
@@ -79,8 +80,12 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
       if (failing.has(vm_id)) return { status: 'failed', failure_reason: 'image_refused' };
       return { status: 'running', failure_reason: null };
     },
-    async teardownVm() {},
-    async failVm() {},
+    async teardownVm() {
+      return { released: true, storage_gb: SHAPE.storage_gb };
+    },
+    async failVm() {
+      return { released: true };
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import type { FleetClient } from '../fleet/fleet-client';
 import { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import { createLegacyV1Activities } from './legacy-v1.activities';
+import { createLegacyV2VmActivities } from './legacy-v2.vm.activities';
 import { createTenantActivities } from './tenant.activities';
 import { createVmActivities } from './vm.activities';
 
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
   const ledger = new LedgerWriter(deps.db);
   return {
     ...createLegacyV1Activities({ ...deps, now, bootPollMs }),
+    ...createLegacyV2VmActivities({ ledger, now }),
     ...createTenantActivities({ db: deps.db, ledger, now }),
     ...createVmActivities({ db: deps.db, ledger, fleet: deps.fleet, now, bootPollMs, metrics: deps.metrics }),
   };

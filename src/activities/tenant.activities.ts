@@ -6,12 +6,9 @@ import { appendAuditEvent } from '../ledger/ledger.repository';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
-import type { InFlightVm, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
+import type { InFlightPage, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
 import { findTenant, markTenantDeleted } from '../tenants/tenant.repository';
 import { listInFlightVmRows, tenantVmTotals } from '../vms/vm.repository';
-
-// Work resumed from Postgres has no live request behind it.
-const RECOVERY_CAUSE = { request_id: 'recovery', actor_token_id: null };
 
 export function createTenantActivities({ db, ledger, now }: { db: Kysely<Database>; ledger: LedgerWriter; now: () => Date }) {
   return {
@@ -27,10 +24,16 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
       };
     },
 
-    /** One page of the VMs whose work a rebuilt run must resume. */
-    async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightVm[]> {
+    /** One page of the VMs whose work a rebuilt run must resume, and of the requests it must decide again. */
+    async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightPage> {
       const rows = await listInFlightVmRows(db, tenant_id, after, limit);
-      return rows.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', cause: RECOVERY_CAUSE }));
+      const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]!.vm_id };
+      for (const row of rows) {
+        const createdAtMs = row.created_at.getTime();
+        if (row.status === 'requested') page.undecided.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: createdAtMs });
+        else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
+      }
+      return page;
     },
 
     /**

@@ -1,16 +1,15 @@
 import { Context } from '@temporalio/activity';
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../db/tables';
+import type { Database, VmRow } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
 import type { FleetVm } from '../fleet/fleet-types';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
-import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
-import type { BootOutcome, DestroyRecordOutcome, SpawnRecordOutcome, WorkCause } from '../shared/tenant-workflow.state';
-import type { VmStatus } from '../shared/vm';
-import { findTenantVm, insertVmForLiveTenant, transitionVm } from '../vms/vm.repository';
+import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-workflow.state';
+import { faultPoint } from '../shared/fault-point';
+import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 
@@ -24,6 +23,7 @@ export interface VmActivityDeps {
 }
 
 /** Every step below is recorded only by the transaction whose insert or transition made it. */
+const HOLDING = STATUSES_HOLDING_QUOTA;
 const OWN_TRANSITION = { afterOwnTransition: true };
 
 /** The context of a step the worker takes on behalf of an earlier request. */
@@ -32,10 +32,10 @@ function contextOf(cause: WorkCause): RequestContext {
 }
 
 /**
- * The VM lifecycle, one writer per fact: the admission writes the row and VM_SPAWN_REQUESTED, the
- * destroy request moves it to destroying with VM_DESTROY_REQUESTED, the boot writes VM_RUNNING, the
- * teardown VM_DESTROYED, a failure VM_FAILED. Every step is idempotent (conditional transitions,
- * ledger entries keyed by VM and step), so a retried or resumed activity changes nothing twice.
+ * The VM lifecycle after the tenant workflow's decision (docs/admission-protocol.md): the boot
+ * confirms the admitted row and writes VM_RUNNING, the teardown VM_DESTROYED, a failure VM_FAILED.
+ * Every step is idempotent (conditional transitions, ledger entries keyed by VM and step), so a
+ * retried or resumed activity changes nothing twice.
  */
 export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
   /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
@@ -59,56 +59,78 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     return current;
   }
 
+  /** The row of a VM the workflow admitted, confirmed (`requested` → `provisioning`) if it was still only requested. */
+  async function confirmAdmitted(tenantId: string, vmId: string): Promise<VmRow> {
+    const row = await findTenantVm(db, tenantId, vmId);
+    if (!row) throw new Error(`VM ${vmId} has no row in Postgres; it is never spawned without one`);
+    if (row.status !== 'requested') return row;
+    if (await transitionVm(db, vmId, ['requested'], 'provisioning', now())) return { ...row, status: 'provisioning' };
+    return (await findTenantVm(db, tenantId, vmId)) ?? row;
+  }
+
+  /**
+   * Runs a fleet call while heartbeating every 500 ms; a cancellation (a destroy) aborts the call and
+   * throws the activity's CancelledFailure at once instead of waiting for the fleet's answer.
+   */
+  async function whileHeartbeating<T>(vmId: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    ctx.heartbeat({ vm_id: vmId });
+    const beat = setInterval(() => ctx.heartbeat({ vm_id: vmId }), 500);
+    try {
+      return await Promise.race([call(ctx.cancellationSignal), ctx.cancelled]);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  /**
+   * Moves the row to `to` and records the step, once. Returns whether it left a status holding quota
+   * (a `requested` row holds none: it is closed too, releasing nothing).
+   */
+  async function settleRow(tenantId: string, vmId: string, to: 'destroyed' | 'failed', reason: string | null, cause: WorkCause): Promise<boolean> {
+    const at = now();
+    const eventType = to === 'destroyed' ? 'VM_DESTROYED' : 'VM_FAILED';
+    const details = reason === null ? undefined : { reason };
+    return recorded(eventType, async (trx) => {
+      const held = to === 'destroyed' ? HOLDING : (['provisioning', 'destroying'] as const);
+      const released = await transitionVm(trx, vmId, held, to, at, reason);
+      if (released || (await transitionVm(trx, vmId, ['requested'], to, at, reason))) {
+        await recordVmStep(trx, { tenant_id: tenantId, vm_id: vmId, event_type: eventType, context: contextOf(cause), at, details }, OWN_TRANSITION);
+      }
+      return released;
+    });
+  }
+
   return {
     /**
-     * Writes the admitted VM's row (status provisioning) and VM_SPAWN_REQUESTED in one transaction,
-     * before the workflow answers the spawn. Repeatable: a VM still provisioning is this admission's.
-     */
-    async recordSpawnAdmitted({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<SpawnRecordOutcome> {
-      const createdAt = new Date(request.created_at);
-      return recorded('VM_SPAWN_REQUESTED', async (trx) => {
-        if (await insertVmForLiveTenant(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: createdAt })) {
-          await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } }, OWN_TRANSITION);
-          return { outcome: 'recorded' };
-        }
-        const existing = await findTenantVm(trx, tenant_id, request.vm_id);
-        if (!existing) return { outcome: 'tenant_deleted' };
-        // Only the admission that reserved it can have written a row still provisioning (an earlier
-        // attempt of this activity); any later status is a VM settled long ago.
-        return existing.status === 'provisioning' ? { outcome: 'recorded' } : { outcome: 'exists', status: existing.status as VmStatus };
-      });
-    },
-
-    /** Moves the VM to destroying and records VM_DESTROY_REQUESTED, before the workflow answers the destroy. */
-    async recordDestroyRequested({ tenant_id, vm_id, context }: { tenant_id: string; vm_id: string; context: RequestContext }): Promise<DestroyRecordOutcome> {
-      const at = now();
-      return recorded('VM_DESTROY_REQUESTED', async (trx) => {
-        const row = await findTenantVm(trx, tenant_id, vm_id);
-        if (!row) return { outcome: 'not_found' };
-        if (await transitionVm(trx, vm_id, ['provisioning', 'running'], 'destroying', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROY_REQUESTED', context, at }, OWN_TRANSITION);
-          return { outcome: 'recorded', storage_gb: row.storage_gb };
-        }
-        // Already destroying: recorded by an earlier attempt (whose update the workflow may have lost).
-        if (row.status === 'destroying') return { outcome: 'recorded', storage_gb: row.storage_gb };
-        return { outcome: 'unchanged', status: row.status as VmStatus };
-      });
-    },
-
-    /**
-     * Spawns the VM at the fleet (keyed by vm_id, so a retried attempt never makes a second VM) and
-     * waits until it runs; records VM_RUNNING. A refusal retrying cannot fix comes back as `failed`;
-     * transient fleet errors throw and are retried, within the workflow's boot deadline.
+     * Boots an admitted VM. Its first step confirms the row (`requested` → `provisioning`): this
+     * activity exists only because the workflow durably decided to admit the VM, so from here the row
+     * holds quota. Then it spawns the VM at the fleet (keyed by vm_id, so a retried attempt never makes
+     * a second VM), heartbeating while the call is in flight so a destroy stops it within a second, and
+     * records VM_RUNNING. A refusal retrying cannot fix comes back as `failed`; transient fleet errors
+     * throw and are retried, within the boot deadline the VM got at admission.
      */
     async bootVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<BootOutcome> {
-      const row = await findTenantVm(db, tenant_id, vm_id);
-      if (!row) throw new Error(`VM ${vm_id} has no row in Postgres; it is never spawned without one`);
-      if (row.status === 'running') return { status: 'running', failure_reason: null };
-      if (row.status === 'destroying') return { status: 'destroy_requested', failure_reason: null };
-      if (row.status !== 'provisioning') return { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${row.status}` };
+      const row = await confirmAdmitted(tenant_id, vm_id);
+      faultPoint('worker.boot.after-confirm');
+      switch (row.status) {
+        case 'running':
+          return { status: 'running', failure_reason: null };
+        case 'destroying':
+        case 'destroyed':
+          return { status: 'destroy_requested', failure_reason: null };
+        case 'provisioning':
+          break;
+        default:
+          return { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${row.status}` };
+      }
       let booted: FleetVm;
       try {
-        booted = await awaitBoot(await fleet.spawn({ request_id: vm_id, tenant_id, vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image }));
+        const created = await whileHeartbeating(vm_id, (signal) =>
+          fleet.spawn({ request_id: vm_id, tenant_id, vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image }, signal),
+        );
+        faultPoint('worker.boot.after-fleet-create');
+        booted = await awaitBoot(created);
       } catch (error) {
         if (error instanceof FleetRejectedError) return { status: 'failed', failure_reason: error.code };
         throw error;
@@ -124,32 +146,26 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     },
 
     /**
-     * Destroys the VM at the fleet and records VM_DESTROYED; safe to repeat. No heartbeat: its options
-     * set no heartbeat timeout and nothing cancels it, and each recorded heartbeat is a billed action.
+     * Destroys the VM at the fleet (which keeps a tombstone: a create arriving later is refused) and
+     * records VM_DESTROYED; safe to repeat. `released`: this call moved the row out of a status
+     * holding quota. No heartbeat: nothing cancels it, and each recorded heartbeat is a billed action.
      */
-    async teardownVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<void> {
+    async teardownVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<SettleOutcome & { storage_gb: number }> {
+      const row = await findTenantVm(db, tenant_id, vm_id);
       await fleet.destroy(vm_id);
-      const at = now();
-      await recorded('VM_DESTROYED', async (trx) => {
-        if (await transitionVm(trx, vm_id, ['provisioning', 'running', 'destroying'], 'destroyed', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_DESTROYED', context: contextOf(cause), at }, OWN_TRANSITION);
-        }
-      });
+      faultPoint('worker.teardown.after-fleet-destroy');
+      const released = await settleRow(tenant_id, vm_id, 'destroyed', null, cause);
+      return { released, storage_gb: row?.storage_gb ?? 0 };
     },
 
     /**
-     * A VM that will not run (refused, failed to boot, or past its boot deadline): destroyed at the
-     * fleet, in case a half-booted one is there, then recorded VM_FAILED; its quota is released.
+     * A VM that will not run (refused, failed to boot, past its boot deadline, or a request whose
+     * admission was lost): destroyed at the fleet, in case a half-booted one is there, then recorded
+     * VM_FAILED with its reason.
      */
-    async failVm({ tenant_id, vm_id, reason, cause }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause }): Promise<void> {
+    async failVm({ tenant_id, vm_id, reason, cause }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause }): Promise<SettleOutcome> {
       await fleet.destroy(vm_id);
-      const at = now();
-      await recorded('VM_FAILED', async (trx) => {
-        if (await transitionVm(trx, vm_id, ['provisioning', 'destroying'], 'failed', at, reason)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } }, OWN_TRANSITION);
-        }
-      });
+      return { released: await settleRow(tenant_id, vm_id, 'failed', reason, cause) };
     },
-
   };
 }

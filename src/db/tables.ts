@@ -69,6 +69,8 @@ export interface VmTable {
   image: string;
   status: string;
   failure_reason: string | null;
+  /** Which request for this VM id the row holds (1, then +1 per refused request asked again). */
+  admission_attempt: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

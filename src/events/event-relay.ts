@@ -1,12 +1,23 @@
 import type { Kysely } from 'kysely';
 import type { JetStreamClient } from 'nats';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { AuditEventType } from '../shared/audit-event-types';
 import { committedSeqHorizon } from '../ledger/commit-horizon';
 import { subjectFor } from '../shared/event-subjects';
 import { toLifecycleEvent } from './event-payload';
+import { confirmLead, moveCursor, openLeaderSession, RelayFencedError, takeLead, tryLeadershipLock, type Lead } from './relay-leadership';
+
+/** Test-only: a named step of the relay, where a test may hold it as if the process were paused there. */
+export type RelayStep = 'leading' | 'before-publish' | 'before-cursor-move';
+export interface RelayStepContext {
+  /** The epoch of this leadership, and the cursor as it last moved it. */
+  epoch: string;
+  cursor: string;
+  /** At 'before-publish' and 'before-cursor-move': where the cursor is to move after this batch. */
+  to?: string;
+}
 
 export interface EventRelayOptions {
   db: Kysely<Database>;
@@ -17,15 +28,27 @@ export interface EventRelayOptions {
   log: Logger;
   batchSize?: number;
   pollMs?: number;
+  /** How often a standby tries to take the lead (default 2 s). */
+  standbyPollMs?: number;
+  /**
+   * Postgres ends the leader session after this long without a statement (idle_session_timeout;
+   * default 15 s), so a paused leader loses the lock and a standby takes over. It must exceed the
+   * longest round of a live leader: pollMs, the commit-horizon wait (up to 2 s) and a publish (up
+   * to 5 s); a shorter one is safe (the leader is fenced) but hands over needlessly.
+   */
+  sessionIdleTimeoutMs?: number;
   onPublished?: (count: number) => void;
   onRetry?: () => void;
+  /** This relay lost the lead (another took it, or the cursor moved past it); it stands by again. */
+  onFenced?: (error: RelayFencedError) => void;
+  /** Test-only fault point: awaited at each named step. */
+  faultPoint?: (step: RelayStep, context: RelayStepContext) => Promise<void> | void;
 }
 
 // One cursor and one leader per destination (subject prefix): relays of deployments, or test stacks,
 // that share a database but publish to different streams neither steal each other's events nor wait on
 // each other. With one constant cursor, a relay for prefix A would advance past events B never got.
 export const relayCursorName = (subjectPrefix: string): string => `nats:${subjectPrefix}`;
-const RELAY_LOCK_CLASS = 7_221_002;
 
 /**
  * Publishes every ledger entry to NATS JetStream, in seq order, with Nats-Msg-Id = event id, reading
@@ -34,17 +57,20 @@ const RELAY_LOCK_CLASS = 7_221_002;
  * The ledger is the outbox: an event is recorded in the same transaction as the change it
  * describes, so no event is lost when NATS is down; the relay retries until it lands, and a crash
  * between publish and cursor update republishes an event that JetStream then deduplicates.
- * One relay leads at a time (a session advisory lock); the others stand by.
+ * One relay leads at a time (a session advisory lock); the others stand by. The cursor is fenced:
+ * a relay moves it only while its leadership's epoch holds the cursor row (relay-leadership.ts), so
+ * one that lost the lock (its session ended, or it was paused) never moves it, back or forward.
  */
 export class EventRelay {
   private stopped = false;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private listener: pg.Client | null = null;
-  /** The cursor while this relay leads: only the leader moves it, so it is read once per leadership. */
-  private cursor: string | null = null;
+  private session: pg.Client | null = null;
 
-  constructor(private readonly options: EventRelayOptions) {}
+  constructor(private readonly options: EventRelayOptions) {
+    const idle = options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS;
+    if (idle <= (options.pollMs ?? DEFAULT_POLL_MS)) throw new Error(`event relay: sessionIdleTimeoutMs (${idle}) must exceed pollMs, or a live leader loses its session`);
+  }
 
   start(): void {
     this.loop = this.run();
@@ -62,57 +88,61 @@ export class EventRelay {
         await this.lead();
       } catch (error) {
         if (this.stopped) break;
-        this.options.log.warn({ err: error }, 'event relay interrupted; retrying');
-        this.options.onRetry?.();
+        if (error instanceof RelayFencedError) {
+          this.options.log.warn({ err: error }, 'event relay lost the lead; standing by');
+          this.options.onFenced?.(error);
+        } else {
+          this.options.log.warn({ err: error }, 'event relay interrupted; retrying');
+          this.options.onRetry?.();
+        }
         await this.sleep(1000);
       } finally {
-        await this.listener?.end().catch(() => undefined);
-        this.listener = null;
+        // Ending the session releases the lock, if it still held it.
+        await this.session?.end().catch(() => undefined);
+        this.session = null;
       }
     }
   }
 
   private async lead(): Promise<void> {
-    const listener = new pg.Client({ connectionString: this.options.databaseUrl, application_name: 'vm-tenant-event-relay' });
-    listener.on('error', () => undefined);
-    this.listener = listener;
-    await listener.connect();
+    const { subjectPrefix, log } = this.options;
+    const session = await openLeaderSession(this.options.databaseUrl, this.options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS);
+    this.session = session;
+    while (!this.stopped && !(await tryLeadershipLock(session, subjectPrefix))) await this.sleep(this.options.standbyPollMs ?? 2000);
+    if (this.stopped) return;
+    const lead = await takeLead(session, relayCursorName(subjectPrefix));
+    log.info({ epoch: lead.epoch, cursor: lead.cursor }, 'event relay leads');
+    session.on('notification', () => this.wake?.());
+    await session.query('listen audit_events');
+    await this.options.faultPoint?.('leading', { epoch: lead.epoch, cursor: lead.cursor });
     while (!this.stopped) {
-      const { rows } = await listener.query<{ locked: boolean }>('select pg_try_advisory_lock($1, hashtext($2)) as locked', [RELAY_LOCK_CLASS, this.options.subjectPrefix]);
-      if (rows[0]?.locked) break;
-      await this.sleep(2000);
-    }
-    this.cursor = null;
-    listener.on('notification', () => this.wake?.());
-    await listener.query('listen audit_events');
-    while (!this.stopped) {
-      const published = await this.publishBatch();
-      if (published === 0) await this.sleep(this.options.pollMs ?? 1000);
+      // Every round, on the leader session: stops a relay whose session (and so lock) is gone, or
+      // whose epoch was superseded, before it publishes again; and keeps a live leader's session busy.
+      await confirmLead(session, lead);
+      const published = await this.publishBatch(lead);
+      if (published === 0) await this.sleep(this.options.pollMs ?? DEFAULT_POLL_MS);
     }
   }
 
-  private async publishBatch(): Promise<number> {
-    const { db, js } = this.options;
-    this.cursor ??= (await db.selectFrom('event_relay_cursor').select('last_seq').where('name', '=', relayCursorName(this.options.subjectPrefix)).executeTakeFirst())?.last_seq ?? '0';
-    const after = this.cursor;
+  private async publishBatch(lead: Lead): Promise<number> {
+    const { db, js, faultPoint } = this.options;
+    const after = lead.cursor;
     // Only up to the commit horizon: an entry whose seq was drawn before a higher one's may commit
     // after it, and the cursor must not pass it first.
     const horizon = await committedSeqHorizon(db);
     if (horizon === null || BigInt(horizon) <= BigInt(after)) return 0;
     const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).where('seq', '<=', horizon).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
     if (rows.length === 0) return 0;
+    const last = rows[rows.length - 1]!.seq;
+    await faultPoint?.('before-publish', { epoch: lead.epoch, cursor: after, to: last });
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
     // every acknowledgement is awaited before the cursor moves.
     await Promise.all(
       rows.map((row) => js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 })),
     );
-    const last = rows[rows.length - 1]!.seq;
-    await db
-      .insertInto('event_relay_cursor')
-      .values({ name: relayCursorName(this.options.subjectPrefix), last_seq: last, updated_at: new Date() })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ last_seq: last, updated_at: new Date() }))
-      .execute();
-    this.cursor = last;
+    await faultPoint?.('before-cursor-move', { epoch: lead.epoch, cursor: after, to: last });
+    // Fenced: refused (RelayFencedError, nothing written) once another relay has taken the lead.
+    await moveCursor(db, lead, last);
     this.options.onPublished?.(rows.length);
     return rows.length;
   }
@@ -128,3 +158,6 @@ export class EventRelay {
     });
   }
 }
+
+const DEFAULT_POLL_MS = 1000;
+const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 15_000;

@@ -7,6 +7,12 @@ import type { FleetSpawnRequest, FleetVm, FleetVmStatus } from '../fleet/fleet-t
  * A VM's status is computed from timestamps rather than advanced by timers: it is booting until
  * `boot_done_at`, then running (or failed, decided by a die roll at creation), and destroyed once
  * `destroyed_at` is set. A simulator restarted mid-boot therefore converges on its own.
+ *
+ * Tombstones (docs/fleet-api.md, "Tombstones"): an id the fleet was told to destroy can never be
+ * created again, so a spawn that arrives late (a retry, a delayed packet) cannot bring back a VM
+ * its owner has already let go. A destroyed VM is its own tombstone (its record keeps
+ * `destroyed_at`); a destroy of an id the fleet has never seen records a bare tombstone. Both are
+ * kept forever, and a spawn of either id is refused with `vm_tombstoned`.
  */
 
 export interface HostShape {
@@ -38,6 +44,13 @@ export interface StoredVm {
   destroyed_at: number | null;
 }
 
+/** An id destroyed before the fleet saw its create: no VM, only the refusal of any later create. */
+export interface StoredTombstone {
+  vm_id: string;
+  /** Epoch milliseconds of the first destroy. */
+  tombstoned_at: number;
+}
+
 export interface CallCounts {
   spawn_calls: number;
   creates: number;
@@ -49,14 +62,17 @@ export interface FleetStats extends CallCounts {
 }
 
 export interface FleetSnapshot {
-  version: 1;
+  /** 2 added `tombstones`; state-store.ts still reads version 1 files (as having none). */
+  version: 2;
   vms: StoredVm[];
+  /** Only ids with no VM record; a destroyed VM is tombstoned by its record. */
+  tombstones: StoredTombstone[];
   stats: FleetStats;
 }
 
 export type SpawnOutcome =
   | { outcome: 'created' | 'existing'; vm: FleetVm }
-  | { outcome: 'rejected'; code: 'no_capacity' | 'image_refused' | 'request_id_conflict'; detail: string };
+  | { outcome: 'rejected'; code: 'no_capacity' | 'image_refused' | 'request_id_conflict' | 'vm_tombstoned'; detail: string };
 
 export interface FleetStateDeps {
   hosts: HostShape;
@@ -75,7 +91,10 @@ export interface FleetStateDeps {
 export interface FleetState {
   spawn(req: FleetSpawnRequest): SpawnOutcome;
   get(vmId: string): FleetVm | null;
-  /** Idempotent; null when the VM was never created. */
+  /**
+   * Idempotent; null when the VM was never created, in which case the id is tombstoned (once: a
+   * repeat keeps the first tombstone) and a later spawn of it is refused.
+   */
   destroy(vmId: string): FleetVm | null;
   list(filter: { tenant_id?: string; status?: FleetVmStatus }): FleetVm[];
   stats(): FleetStats;
@@ -134,13 +153,14 @@ function emptyCounts(): CallCounts {
 
 export function createFleetState(deps: FleetStateDeps): FleetState {
   const vms = new Map<string, StoredVm>((deps.initial?.vms ?? []).map((vm) => [vm.vm_id, { ...vm }]));
+  const tombstones = new Map<string, StoredTombstone>((deps.initial?.tombstones ?? []).map((t) => [t.vm_id, { ...t }]));
   const stats: FleetStats = structuredClone(deps.initial?.stats ?? { ...emptyCounts(), by_tenant: {} });
 
-  function snapshot(): FleetSnapshot {
-    return structuredClone({ version: 1, vms: [...vms.values()], stats });
-  }
+  const liveView = (): FleetSnapshot => ({ version: 2, vms: [...vms.values()], tombstones: [...tombstones.values()], stats });
 
-  const liveView = (): FleetSnapshot => ({ version: 1, vms: [...vms.values()], stats });
+  function snapshot(): FleetSnapshot {
+    return structuredClone(liveView());
+  }
 
   function changed(): void {
     deps.onChange?.(liveView);
@@ -183,6 +203,12 @@ export function createFleetState(deps: FleetStateDeps): FleetState {
     count(req.tenant_id, 'spawn_calls');
     try {
       const existing = vms.get(req.request_id);
+      // Checked before the body: whatever the create asks for, the id is spent.
+      const destroyed = existing !== undefined && existing.destroyed_at !== null;
+      if (destroyed || tombstones.has(req.request_id)) {
+        const when = destroyed ? 'was destroyed' : 'was destroyed before its create arrived';
+        return { outcome: 'rejected', code: 'vm_tombstoned', detail: `VM ${req.request_id} ${when}; its id cannot be created again` };
+      }
       if (existing) {
         if (!sameSpawn(existing, req)) {
           return { outcome: 'rejected', code: 'request_id_conflict', detail: `request_id ${req.request_id} was already used for a different VM` };
@@ -220,8 +246,14 @@ export function createFleetState(deps: FleetStateDeps): FleetState {
 
   function destroy(vmId: string): FleetVm | null {
     const vm = vms.get(vmId);
-    if (!vm) return null;
     const now = deps.now();
+    if (!vm) {
+      if (!tombstones.has(vmId)) {
+        tombstones.set(vmId, { vm_id: vmId, tombstoned_at: now });
+        changed();
+      }
+      return null;
+    }
     if (vm.destroyed_at === null) {
       vm.destroyed_at = now;
       count(vm.tenant_id, 'destroys');

@@ -7,6 +7,7 @@ export type SimulatorProblemCode =
   | 'no_capacity'
   | 'image_refused'
   | 'request_id_conflict'
+  | 'vm_tombstoned'
   | 'vm_not_found'
   | 'not_found'
   | 'fault_injected'

@@ -9,7 +9,11 @@ const ListQuerySchema = z.strictObject({
   status: z.enum(FLEET_VM_STATUSES).optional(),
 });
 
-const REJECTION_STATUS = { no_capacity: 409, image_refused: 422, request_id_conflict: 409 } as const;
+/**
+ * vm_tombstoned is 409, not 410: the POST's target is the collection, which is not gone; what
+ * conflicts is the request with the state of one id (as for request_id_conflict).
+ */
+const REJECTION_STATUS = { no_capacity: 409, image_refused: 422, request_id_conflict: 409, vm_tombstoned: 409 } as const;
 
 /** The fleet controller API: /v1/vms. */
 export function vmsRoutes(state: FleetState): Router {
@@ -37,7 +41,8 @@ export function vmsRoutes(state: FleetState): Router {
 
   router.delete('/:vm_id', (req, res) => {
     const vm = state.destroy(req.params.vm_id);
-    if (!vm) return sendProblem(res, 404, 'vm_not_found', `no VM ${req.params.vm_id}`);
+    // Still 404 (clients read it as "never saw it"), but the id is now tombstoned.
+    if (!vm) return sendProblem(res, 404, 'vm_not_found', `no VM ${req.params.vm_id}; its id is tombstoned, so a later create of it is refused`);
     res.json(vm);
   });
 

@@ -1,4 +1,4 @@
-import { FleetRejectedError, FleetUnavailableError } from './fleet-errors';
+import { FleetCallAbortedError, FleetRejectedError, FleetUnavailableError } from './fleet-errors';
 import { FleetVmSchema, type FleetRejectionCode, type FleetSpawnRequest, type FleetVm } from './fleet-types';
 
 export interface FleetClientOptions {
@@ -8,32 +8,51 @@ export interface FleetClientOptions {
   timeoutMs: number;
 }
 
+/**
+ * Every call throws FleetRejectedError (do not retry) or FleetUnavailableError (may retry); see
+ * docs/fleet-api.md for the mapping.
+ *
+ * `signal`: the caller's way to give up on a call early; the per-call timeout (`timeoutMs`) still
+ * applies. Once it aborts, the call rejects promptly with FleetCallAbortedError (name 'AbortError',
+ * `cause` the signal's reason), whatever the fleet was doing, and with no Fleet*Error: the abort
+ * says nothing about the fleet. Whether an aborted spawn reached the fleet is unknown; a repeat with
+ * the same request_id tells.
+ */
 export interface FleetClient {
-  /** Idempotent by `request_id`: a retry answers the VM created by the first call. */
-  spawn(req: FleetSpawnRequest): Promise<FleetVm>;
+  /**
+   * Idempotent by `request_id`: a retry answers the VM created by the first call. An id the fleet
+   * has destroyed, or was told to destroy before this create, is refused for good:
+   * FleetRejectedError with code 'vm_tombstoned'.
+   */
+  spawn(req: FleetSpawnRequest, signal?: AbortSignal): Promise<FleetVm>;
   /** null when the fleet has never seen the VM. */
-  get(vmId: string): Promise<FleetVm | null>;
-  /** Idempotent; null when the fleet has never seen the VM. */
+  get(vmId: string, signal?: AbortSignal): Promise<FleetVm | null>;
+  /**
+   * Idempotent; null when the fleet has never seen the VM (it then tombstones the id, so a create
+   * arriving later is refused).
+   */
   destroy(vmId: string): Promise<FleetVm | null>;
 }
 
 const REJECTION_CODES_BY_BODY: Readonly<Record<string, FleetRejectionCode>> = {
   no_capacity: 'no_capacity',
   image_refused: 'image_refused',
+  vm_tombstoned: 'vm_tombstoned',
 };
 
 /** HTTP client of the fleet controller (docs/fleet-api.md). */
 export function createFleetClient(options: FleetClientOptions): FleetClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
 
-  async function call(method: string, path: string, body?: unknown): Promise<Response> {
+  async function call(method: string, path: string, body: unknown, callerSignal: AbortSignal | undefined): Promise<Response> {
     const what = `${method} ${path}`;
+    const timeout = AbortSignal.timeout(options.timeoutMs);
     try {
       return await fetch(`${baseUrl}${path}`, {
         method,
         headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: callerSignal ? AbortSignal.any([timeout, callerSignal]) : timeout,
       });
     } catch (cause) {
       throw new FleetUnavailableError(`fleet ${what} failed: ${describeFetchFailure(cause, options.timeoutMs)}`, { cause });
@@ -64,29 +83,46 @@ export function createFleetClient(options: FleetClientOptions): FleetClient {
   }
 
   return {
-    async spawn(req) {
+    spawn(req, signal) {
       const what = `POST /v1/vms (${req.request_id})`;
-      const res = await call('POST', '/v1/vms', req);
-      if (res.status === 200 || res.status === 201) return readVm(res, what);
-      throw await failure(res, what);
+      return abortable(what, signal, async () => {
+        const res = await call('POST', '/v1/vms', req, signal);
+        if (res.status === 200 || res.status === 201) return readVm(res, what);
+        throw await failure(res, what);
+      });
     },
 
-    async get(vmId) {
+    get(vmId, signal) {
       const what = `GET /v1/vms/${vmId}`;
-      const res = await call('GET', `/v1/vms/${encodeURIComponent(vmId)}`);
-      if (res.status === 200) return readVm(res, what);
-      if (res.status === 404) return discard(res, null);
-      throw await failure(res, what);
+      return abortable(what, signal, async () => {
+        const res = await call('GET', `/v1/vms/${encodeURIComponent(vmId)}`, undefined, signal);
+        if (res.status === 200) return readVm(res, what);
+        if (res.status === 404) return discard(res, null);
+        throw await failure(res, what);
+      });
     },
 
     async destroy(vmId) {
       const what = `DELETE /v1/vms/${vmId}`;
-      const res = await call('DELETE', `/v1/vms/${encodeURIComponent(vmId)}`);
+      const res = await call('DELETE', `/v1/vms/${encodeURIComponent(vmId)}`, undefined, undefined);
       if (res.status === 200) return readVm(res, what);
       if (res.status === 404) return discard(res, null);
       throw await failure(res, what);
     },
   };
+}
+
+/**
+ * Runs one call so that, once the caller's signal has aborted, whatever it throws (the fetch's own
+ * abort, a body cut off mid-read and reported as unavailable) becomes a FleetCallAbortedError.
+ */
+async function abortable<T>(what: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (signal?.aborted) throw new FleetCallAbortedError(`fleet ${what} aborted by the caller`, { cause: signal.reason });
+    throw error;
+  }
 }
 
 async function readProblem(res: Response): Promise<{ code?: string; detail?: string; status: number }> {

@@ -26,3 +26,17 @@ export class FleetUnavailableError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * The caller aborted the call through its own signal; says nothing about the fleet (a spawn may or
+ * may not have been applied: repeat it with the same request_id to find out). Named 'AbortError',
+ * the name every abort-aware caller checks (a Temporal activity that passes its cancellation signal
+ * is then reported as cancelled, not failed); `cause` is the signal's reason.
+ */
+export class FleetCallAbortedError extends Error {
+  override readonly name = 'AbortError';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

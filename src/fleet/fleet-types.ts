@@ -8,8 +8,11 @@ import { z } from 'zod';
 export const FLEET_VM_STATUSES = ['booting', 'running', 'failed', 'destroyed'] as const;
 export type FleetVmStatus = (typeof FLEET_VM_STATUSES)[number];
 
-/** Refusals of a spawn that retrying the same request cannot fix. */
-export const FLEET_REJECTION_CODES = ['no_capacity', 'image_refused', 'invalid_request'] as const;
+/**
+ * Refusals of a spawn that retrying the same request cannot fix. `vm_tombstoned`: the id was
+ * destroyed (or its destroy came before its create), so it can never be created.
+ */
+export const FLEET_REJECTION_CODES = ['no_capacity', 'image_refused', 'vm_tombstoned', 'invalid_request'] as const;
 export type FleetRejectionCode = (typeof FLEET_REJECTION_CODES)[number];
 
 export const FleetSpawnRequestSchema = z.strictObject({

@@ -1,8 +1,12 @@
 import type { FleetClient } from '../fleet/fleet-client';
 import type { WorkerMetrics } from './worker-metrics';
-import { FleetRejectedError } from '../fleet/fleet-errors';
+import { FleetCallAbortedError, FleetRejectedError } from '../fleet/fleet-errors';
 
-/** Times every fleet call and counts its failures, without changing what the call does. */
+/**
+ * Times every fleet call and counts its failures, without changing what the call does (arguments,
+ * an abort signal included, pass through as they are). A call the caller aborted is timed with
+ * outcome 'aborted' and not counted as a fleet error: it says nothing about the fleet.
+ */
 export function instrumentFleetClient(client: FleetClient, metrics: WorkerMetrics): FleetClient {
   const timed = <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
@@ -12,6 +16,10 @@ export function instrumentFleetClient(client: FleetClient, metrics: WorkerMetric
         end({ outcome: 'ok' });
         return result;
       } catch (error) {
+        if (error instanceof FleetCallAbortedError) {
+          end({ outcome: 'aborted' });
+          throw error;
+        }
         const kind = error instanceof FleetRejectedError ? 'rejected' : 'unavailable';
         end({ outcome: kind });
         metrics.fleetErrors.inc({ operation, kind });

@@ -24,11 +24,12 @@ export interface SpawnVmRequest {
   /** The tenant's quota as the API read it from Postgres for this request (absent from older APIs). */
   quota?: VersionedQuota;
   /**
-   * Set by the API when Postgres already holds this VM in `provisioning` but the request is sent
-   * again (a retry with the same Idempotency-Key): the admission's row committed, but Temporal lost
-   * the update before accepting it (a server crash). The VM exists, so it is counted whatever the
-   * quota, never refused.
+   * Which request for this VM id this is: 1, then +1 each time a refused request is made again (a
+   * retry under the same Idempotency-Key). Part of the update id, so Temporal never answers a new
+   * request with an old refusal.
    */
+  attempt?: number;
+  /** Only in histories of state-version-2 runs (adoption, removed by docs/admission-protocol.md). */
   adopt?: boolean;
 }
 
@@ -40,6 +41,8 @@ export interface SpawnVmResult {
 export interface DestroyVmRequest {
   vm_id: string;
   context: RequestContext;
+  /** The VM's storage, from its row (absent from older APIs: the teardown reports it then). */
+  storage_gb?: number;
 }
 
 export interface DestroyVmResult {
@@ -83,6 +86,11 @@ export interface QuotaExceededDetails {
 export interface InFlightLimitDetails {
   in_flight: number;
   limit: number;
+}
+
+/** The update id of a spawn: one per request for the VM, so a retry of the same request is deduplicated. */
+export function spawnUpdateId(vmId: string, attempt = 1): string {
+  return attempt > 1 ? `spawn-${vmId}-${attempt}` : `spawn-${vmId}`;
 }
 
 export const spawnVmUpdate = defineUpdate<SpawnVmResult, [SpawnVmRequest]>('spawnVm');

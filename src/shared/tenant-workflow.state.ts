@@ -1,4 +1,5 @@
 import type { TenantSnapshot as LegacyTenantSnapshot } from './legacy/tenant-v1.state';
+import type { CarriedTenantStateV2 } from './legacy/tenant-v2.state';
 import type { VersionedQuota } from './tenant-workflow.messages';
 import type { VmStatus } from './vm';
 
@@ -9,13 +10,23 @@ export interface WorkCause {
 }
 
 /**
- * A VM with work in flight: being admitted (its row not yet confirmed in Postgres), booting, or
- * being destroyed. Running VMs are not listed: the workflow keeps only their totals.
+ * A VM with work in flight that this workflow decided: admitted and booting, or being destroyed.
+ * Running VMs are not listed: the workflow keeps only their totals.
  */
 export interface InFlightVm {
   vm_id: string;
   storage_gb: number;
-  phase: 'admitting' | 'provisioning' | 'destroying';
+  /** `lost`: a request found undecided at a rebuild that no longer fits; it is being failed as `admission_lost`. */
+  phase: 'provisioning' | 'destroying' | 'lost';
+  /**
+   * How its quota comes back when its work ends. `reserved`: this workflow admitted it (or counted it
+   * at a rebuild), so settling it always releases. `if_released`: a running VM, counted in the totals,
+   * whose destroy began here; its quota comes back only if this teardown moved the row (a stale
+   * repeat of a destroy that settled long ago releases nothing twice). `none`: never counted (lost).
+   */
+  release: 'reserved' | 'if_released' | 'none';
+  /** Epoch ms after which a VM still not running is failed (`boot_timeout`); null for a destroy of a running VM. */
+  boot_deadline_ms: number | null;
   cause: WorkCause;
 }
 
@@ -24,15 +35,22 @@ export interface InFlightVm {
  * the tenant holds. Postgres holds every VM; this is the quota's serialisation state.
  */
 export interface CarriedTenantState {
-  state_version: 2;
+  state_version: 3;
   quota: VersionedQuota;
   closed: boolean;
-  /** VMs holding quota (provisioning, running, destroying) and their storage. */
+  /** VMs holding quota (admitted, running, destroying) and their storage. */
   vms: number;
   storage_gb: number;
   in_flight: InFlightVm[];
-  /** Recently settled VMs, so a late retry of their spawn or destroy is answered, not redone. */
-  recent: Array<[vmId: string, status: VmStatus]>;
+  /** Recently settled VMs (destroyed or failed only), so a late retry of their spawn or destroy is answered, not redone. */
+  recent: Array<[vmId: string, status: 'destroyed' | 'failed']>;
+}
+
+/** A VM row still `requested` when a run rebuilds: the decision on it, if any, was lost with the run. */
+export interface UndecidedVm {
+  vm_id: string;
+  storage_gb: number;
+  created_at_ms: number;
 }
 
 export interface TenantLimits {
@@ -44,8 +62,8 @@ export interface TenantLimits {
 
 export interface TenantWorkflowInput {
   tenant_id: string;
-  /** After continue-as-new: the previous run's state (state version 2, or a version-1 snapshot). */
-  carried?: CarriedTenantState | LegacyTenantSnapshot;
+  /** After continue-as-new: the previous run's state (state version 3 or 2, or a version-1 snapshot). */
+  carried?: CarriedTenantState | CarriedTenantStateV2 | LegacyTenantSnapshot;
   /** Continue-as-new after this many updates in one run (Temporal caps a run at 2,000 updates). */
   continue_as_new_after_updates?: number;
   limits?: Partial<TenantLimits>;
@@ -60,20 +78,35 @@ export interface TenantTotals {
 }
 
 export interface BootOutcome {
-  /** `destroy_requested`: Postgres holds the VM as destroying (a destroy the workflow may not have heard). */
+  /**
+   * `destroy_requested`: Postgres holds the VM as destroying or destroyed (a destroy the workflow may
+   * not have heard); `failed`: it will not run (a fleet refusal, its row already failed or rejected).
+   */
   status: 'running' | 'failed' | 'destroy_requested';
   failure_reason: string | null;
 }
 
+/** Whether the activity that ended a VM's work moved its row out of a status holding quota. */
+export interface SettleOutcome {
+  released: boolean;
+}
+
+/** What a rebuilt run reads from Postgres besides its totals: VMs in flight and requests still undecided. */
+export interface InFlightPage {
+  in_flight: Array<{ vm_id: string; storage_gb: number; phase: 'provisioning' | 'destroying'; created_at_ms: number }>;
+  undecided: UndecidedVm[];
+  /** The last vm_id of the page, to ask for the next; null when this was the last page. */
+  next_after: string | null;
+}
+
+/** Outcomes of the frozen state-version-2 workflow's local activities (legacy/tenant-v2.ts). */
 export type SpawnRecordOutcome =
   | { outcome: 'recorded' }
-  /** The VM id is already in Postgres (a late retry of a settled VM): answer its status. */
   | { outcome: 'exists'; status: VmStatus }
   | { outcome: 'tenant_deleted' };
 
 export type DestroyRecordOutcome =
   | { outcome: 'recorded'; storage_gb: number }
-  /** Not running or provisioning in Postgres: nothing to destroy (already going or gone). */
   | { outcome: 'unchanged'; status: VmStatus }
   | { outcome: 'not_found' };
 

@@ -1,4 +1,5 @@
-export const VM_STATUSES = ['provisioning', 'running', 'destroying', 'destroyed', 'failed'] as const;
+/** `requested`: recorded, not yet decided by the tenant workflow; `rejected`: refused by it (docs/admission-protocol.md). */
+export const VM_STATUSES = ['requested', 'provisioning', 'running', 'destroying', 'destroyed', 'failed', 'rejected'] as const;
 export type VmStatus = (typeof VM_STATUSES)[number];
 
 export interface VmShape {

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { isGrpcServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { findCause } from '../shared/error-causes';
 import { grpcDetailTypes } from './grpc-status-details';
 
@@ -36,7 +37,7 @@ const UNAVAILABLE_STATUSES: ReadonlySet<status> = new Set([status.UNAVAILABLE, s
 export function isTemporalUnavailable(error: unknown): boolean {
   const code = grpcStatusOf(error);
   if (code !== undefined && UNAVAILABLE_STATUSES.has(code)) return true;
-  return isDroppedUpdate(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError;
+  return isDroppedUpdate(error) || isUnprocessedUpdate(error) || error instanceof WorkflowUpdateRPCTimeoutOrCancelledError;
 }
 
 /**
@@ -48,4 +49,31 @@ export function isTemporalUnavailable(error: unknown): boolean {
 export function isDroppedUpdate(error: unknown): boolean {
   const grpc = findCause(error, isGrpcServiceError);
   return grpc?.code === status.FAILED_PRECONDITION && grpcDetailTypes(grpc).includes('temporal.api.errordetails.v1.WorkflowNotReadyFailure');
+}
+
+/**
+ * The ApplicationFailure type of the server's `unprocessedUpdateFailure` (temporalio/temporal,
+ * service/history/workflow/update/errors_failures.go, since server 1.24). Servers 1.28.1 to 1.28.4
+ * shipped it misspelt `UnprocessedUpdategit` (fixed in 1.29.0, temporalio/temporal#8212).
+ */
+const UNPROCESSED_UPDATE_TYPES: ReadonlySet<string> = new Set(['UnprocessedUpdate', 'UnprocessedUpdategit']);
+
+/**
+ * The server rejected the update because the workflow task that carried it was completed without
+ * the worker answering it (the update registry's RejectUnprocessed, run when a workflow task
+ * completes; seen with two workers, one SIGSTOPped mid-burst). It reaches the client not as a gRPC
+ * error but as the update's outcome: ExecuteMultiOperation (or UpdateWorkflowExecution) succeeds at
+ * stage COMPLETED with `outcome.failure` = { message: "Workflow Update is rejected because it wasn't
+ * processed by worker. …", source: "Server", applicationFailureInfo: { type: "UnprocessedUpdate",
+ * nonRetryable: true } }, and the client throws WorkflowUpdateFailedError('Workflow Update failed')
+ * whose `cause` is the ApplicationFailure decoded from it (`.failure` keeps the proto).
+ *
+ * `nonRetryable` notwithstanding, the update never ran: a rejection is not written to history and
+ * leaves the registry, so sending it again with the same update id is a fresh delivery, not a
+ * duplicate. Recognised by structure (the failure type, and `source` "Server", which no workflow of
+ * ours can set), never by the message text: every server that rejects this way sets the type.
+ */
+export function isUnprocessedUpdate(error: unknown): boolean {
+  const failure = findCause(error, (candidate): candidate is WorkflowUpdateFailedError => candidate instanceof WorkflowUpdateFailedError)?.cause;
+  return failure instanceof ApplicationFailure && UNPROCESSED_UPDATE_TYPES.has(failure.type ?? '') && failure.failure?.source === 'Server';
 }

@@ -7,6 +7,7 @@ import {
   changeQuotaUpdate,
   closeTenantUpdate,
   destroyVmUpdate,
+  spawnUpdateId,
   spawnVmUpdate,
   type SpawnVmRequest,
   type VersionedQuota,
@@ -92,10 +93,10 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
       await update(tenantId, closeTenantUpdate, [{ context }]);
     },
     spawn(tenantId, request: SpawnVmRequest) {
-      return update(tenantId, spawnVmUpdate, [request], `spawn-${request.vm_id}`);
+      return update(tenantId, spawnVmUpdate, [request], spawnUpdateId(request.vm_id, request.attempt));
     },
-    destroy(tenantId, vmId, context) {
-      return update(tenantId, destroyVmUpdate, [{ vm_id: vmId, context }], `destroy-${vmId}`);
+    destroy(tenantId, vmId, context, storageGb) {
+      return update(tenantId, destroyVmUpdate, [{ vm_id: vmId, context, storage_gb: storageGb }], `destroy-${vmId}`);
     },
   };
 }

@@ -13,5 +13,6 @@ export interface TenantWorkflowGateway {
   /** Stops admitting and records the tenant deleted; a TenantHasVms failure while VMs hold quota. */
   close(tenantId: string, context: RequestContext): Promise<void>;
   spawn(tenantId: string, request: SpawnVmRequest): Promise<SpawnVmResult>;
-  destroy(tenantId: string, vmId: string, context: RequestContext): Promise<DestroyVmResult>;
+  /** `storageGb`: the VM's storage, from its row (the workflow releases it when the teardown lands). */
+  destroy(tenantId: string, vmId: string, context: RequestContext, storageGb: number): Promise<DestroyVmResult>;
 }

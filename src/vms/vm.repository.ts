@@ -53,19 +53,33 @@ export async function listTenantVms(db: Db, query: VmListQuery): Promise<VmRow[]
 
 export const STATUSES_HOLDING_QUOTA = ['provisioning', 'running', 'destroying'] as const satisfies readonly VmStatus[];
 export const STATUSES_IN_FLIGHT = ['provisioning', 'destroying'] as const satisfies readonly VmStatus[];
+/** What a rebuilt tenant workflow reads: the work in flight, and the requests not yet decided. */
+const STATUSES_UNSETTLED = ['requested', ...STATUSES_IN_FLIGHT] as const satisfies readonly VmStatus[];
 
 /**
- * Inserts the VM in status provisioning, only while its tenant is live and only if the id is new.
- * Returns whether it inserted: the one writer of a VM row is the admission that reserved its quota.
+ * Records a spawn request: the VM's row in status `requested` (holding no quota until the tenant
+ * workflow admits it), only while its tenant is live and only if the id is new. Returns whether it inserted.
  */
-export async function insertVmForLiveTenant(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<boolean> {
+export async function insertRequestedVm(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<boolean> {
   const { vcpus, memory_mb, storage_gb, image, name } = vm.shape;
   const result = await sql`
     insert into vms (vm_id, tenant_id, name, vcpus, memory_mb, storage_gb, image, status, created_at, updated_at)
-    select ${vm.vm_id}, ${vm.tenant_id}, ${name}, ${vcpus}, ${memory_mb}, ${storage_gb}, ${image}, 'provisioning', ${vm.created_at}, ${vm.created_at}
+    select ${vm.vm_id}, ${vm.tenant_id}, ${name}, ${vcpus}, ${memory_mb}, ${storage_gb}, ${image}, 'requested', ${vm.created_at}, ${vm.created_at}
     where exists (select 1 from tenants where tenant_id = ${vm.tenant_id} and deleted_at is null)
     on conflict (vm_id) do nothing`.execute(db);
   return Number(result.numAffectedRows ?? 0) > 0;
+}
+
+/** A refused request asked again (same Idempotency-Key): `rejected` → `requested`, with the next attempt number. */
+export async function reRequestVm(db: Db, vmId: string, attempt: number, at: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('vms')
+    .set({ status: 'requested', admission_attempt: attempt, failure_reason: null, updated_at: at })
+    .where('vm_id', '=', vmId)
+    .where('status', '=', 'rejected')
+    .where('admission_attempt', '=', attempt - 1)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 export async function countVmsHoldingQuota(db: Db, tenantId: string): Promise<number> {
@@ -88,9 +102,9 @@ export async function listVmsHoldingQuota(db: Db, tenantId: string): Promise<VmR
   return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_HOLDING_QUOTA]).execute();
 }
 
-/** One page of the tenant's VMs with work in flight (provisioning or destroying), by vm_id. */
-export async function listInFlightVmRows(db: Db, tenantId: string, after: string | null, limit: number): Promise<Array<Pick<VmRow, 'vm_id' | 'storage_gb' | 'status'>>> {
-  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status']).where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_IN_FLIGHT]);
+/** One page of the tenant's VMs requested or with work in flight (provisioning or destroying), by vm_id. */
+export async function listInFlightVmRows(db: Db, tenantId: string, after: string | null, limit: number): Promise<Array<Pick<VmRow, 'vm_id' | 'storage_gb' | 'status' | 'created_at'>>> {
+  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status', 'created_at']).where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_UNSETTLED]);
   if (after !== null) q = q.where('vm_id', '>', after);
   return q.orderBy('vm_id').limit(limit).execute();
 }

@@ -1,19 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { problems } from '../api/problem';
-import { failureDetails, failureType, refusalProblem } from '../api/workflow-failures';
+import { refusalProblem } from '../api/workflow-failures';
 import type { Database, VmRow } from '../db/tables';
-import { vmIdForIdempotencyKey, vmLifecycleEventId } from '../ledger/deterministic-ids';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { recordVmStep } from '../activities/vm-audit';
+import { vmIdForIdempotencyKey } from '../ledger/deterministic-ids';
 import type { LedgerWriter } from '../ledger/ledger-writer';
-import { FailureType } from '../shared/failure-types';
+import { faultPoint } from '../shared/fault-point';
 import type { RequestContext } from '../shared/request-context';
-import type { QuotaExceededDetails, SpawnVmRequest } from '../shared/tenant-workflow.messages';
+import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { VmRecord, VmShape, VmStatus } from '../shared/vm';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { findTenant, versionedQuotaOf } from '../tenants/tenant.repository';
 import { decodeVmCursor, encodeVmCursor } from './vm-cursor';
-import { findTenantVm, listTenantVms, toVmRecord } from './vm.repository';
+import { recordSpawnRequest, recordSpawnRequestAgain, decideSpawn, type AdmissionDeps } from './spawn-admission';
+import { findTenantVm, listTenantVms, toVmRecord, transitionVm } from './vm.repository';
 
 export interface VmServiceDeps {
   db: Kysely<Database>;
@@ -22,24 +23,37 @@ export interface VmServiceDeps {
   now: () => Date;
 }
 
-const SETTLED: readonly VmStatus[] = ['destroyed', 'failed'];
+const SETTLED: readonly VmStatus[] = ['destroyed', 'failed', 'rejected'];
 
 /**
- * The VM protocols. A spawn is admitted by the tenant workflow, which checks and reserves quota in
- * one step and writes the VM row and VM_SPAWN_REQUESTED before it answers: when a client hears 202,
- * Postgres holds the VM. A destroy is checked for ownership here, before the workflow or the fleet
- * hear of it. The API writes no VM fact itself except a quota refusal (VM_SPAWN_REJECTED).
+ * The VM protocols (docs/admission-protocol.md). A spawn is recorded `requested` in Postgres, then
+ * decided by the tenant workflow, which checks and reserves quota in one step; only that decision
+ * lets the row hold quota. A destroy is checked for ownership here, recorded (`destroying`, or at
+ * once `destroyed` for a request never confirmed), and then the workflow is told.
  */
 export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
-  /**
-   * The answer for a VM the workflow accepted. A run started before state version 2 writes the row
-   * a moment later, from its activity; until then the request says what the row will hold.
-   */
-  async function answer(tenantId: string, vmId: string, status: VmStatus, pending?: Pending): Promise<VmRecord> {
+  const admission: AdmissionDeps = { db, ledger, workflows, now };
+
+  /** The answer for a VM the workflow has decided: the row, with the workflow's status where the row has not caught up yet. */
+  async function answer(tenantId: string, vmId: string, status: VmStatus): Promise<VmRecord> {
     const row = await findTenantVm(db, tenantId, vmId);
-    if (row) return withStatus(row, status);
-    if (!pending) throw problems.vmNotFound();
-    return fromRequest(tenantId, vmId, status, pending);
+    if (!row) throw problems.vmNotFound();
+    return withStatus(row, status);
+  }
+
+  /** Moves the row into its destroy and records VM_DESTROY_REQUESTED; a request never confirmed ends at once. */
+  async function recordDestroy(row: VmRow, context: RequestContext): Promise<boolean> {
+    const at = now();
+    const requestedOnly = row.status === 'requested';
+    return ledger.run(async (trx) => {
+      if (!(await transitionVm(trx, row.vm_id, [row.status as VmStatus], requestedOnly ? 'destroyed' : 'destroying', at))) return false;
+      const step = { tenant_id: row.tenant_id, vm_id: row.vm_id, context, at };
+      await recordVmStep(trx, { ...step, event_type: 'VM_DESTROY_REQUESTED' }, { afterOwnTransition: true });
+      // Not yet admitted, so nothing at the fleet: a boot the workflow may still start finds the row
+      // destroyed and stops before the fleet hears of it.
+      if (requestedOnly) await recordVmStep(trx, { ...step, event_type: 'VM_DESTROYED', details: { reason: 'destroyed_before_admission' } }, { afterOwnTransition: true });
+      return true;
+    });
   }
 
   return {
@@ -47,42 +61,51 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
       const tenant = await findTenant(db, tenantId);
       if (!tenant) throw problems.tenantNotFound();
       const vmId = idempotencyKey ? vmIdForIdempotencyKey(tenantId, idempotencyKey) : randomUUID();
-      // A retry with the same Idempotency-Key: Postgres may already hold the VM it made. Past
-      // provisioning, the workflow has it; still provisioning, the workflow may have lost the update
-      // that wrote it (a Temporal crash after the row committed), so it is sent again, to adopt.
+      const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), attempt: 1 };
+      // A retry with the same Idempotency-Key names the VM an earlier request made.
       const existing = idempotencyKey ? await findTenantVm(db, tenantId, vmId) : undefined;
-      if (existing && existing.status !== 'provisioning') return toVmRecord(existing);
-      const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), ...(existing ? { adopt: true } : {}) };
+      if (existing?.status === 'requested') {
+        // Recorded, but nobody saw the decision: ask for it again under the same update id.
+        Object.assign(request, { created_at: existing.created_at.toISOString(), attempt: existing.admission_attempt });
+      } else if (existing?.status === 'rejected') {
+        const attempt = await recordSpawnRequestAgain(admission, tenantId, existing, context);
+        if (attempt === null) return this.get(tenantId, vmId);
+        request.attempt = attempt;
+      } else if (existing) {
+        return toVmRecord(existing);
+      } else if (!(await recordSpawnRequest(admission, tenantId, request))) {
+        throw problems.tenantNotFound();
+      }
+      faultPoint('api.spawn.after-request-recorded');
       let status: VmStatus;
       try {
-        ({ status } = await workflows.spawn(tenantId, request));
+        ({ status } = await decideSpawn(admission, tenantId, request));
       } catch (error) {
-        if (failureType(error) === FailureType.QuotaExceeded) {
-          // Keyed by the VM id, so a retried request (same Idempotency-Key, same VM id) is recorded once.
-          const details = failureDetails<QuotaExceededDetails>(error);
-          await ledger.run((trx) =>
-            appendAuditEvent(trx, { event_id: vmLifecycleEventId(vmId, 'VM_SPAWN_REJECTED'), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, context, details: { reason: 'quota_exceeded', ...details, shape } }),
-          );
-        }
         throw refusalProblem(error) ?? error;
       }
-      // A fresh VM id (no Idempotency-Key): the row is this request's, written as it says, so the
-      // answer comes from the request without reading the row back. A key may name a VM that an
-      // earlier request with the same key made: that answer is read.
-      return idempotencyKey ? answer(tenantId, vmId, status, request) : fromRequest(tenantId, vmId, status, request);
+      faultPoint('api.spawn.after-decision');
+      return status === 'provisioning' ? fromRequest(tenantId, vmId, status, request) : answer(tenantId, vmId, status);
     },
 
     async destroy(tenantId: string, vmId: string, context: RequestContext): Promise<VmRecord> {
-      const existing = await findTenantVm(db, tenantId, vmId);
-      if (!existing) throw problems.vmNotFound();
-      // A destroying VM is sent again: its destroy may be one the workflow lost (see spawn).
-      if (SETTLED.includes(existing.status as VmStatus)) return toVmRecord(existing);
-      try {
-        const { status } = await workflows.destroy(tenantId, vmId, context);
-        return answer(tenantId, vmId, status);
-      } catch (error) {
-        throw refusalProblem(error) ?? error;
+      // The row may move under us (a boot confirming it): read, try, read again, a few times at most.
+      for (let tries = 0; tries < 3; tries++) {
+        const row = await findTenantVm(db, tenantId, vmId);
+        if (!row) throw problems.vmNotFound();
+        const status = row.status as VmStatus;
+        if (SETTLED.includes(status)) return toVmRecord(row);
+        // A destroying VM is sent again: its destroy may be one the workflow never heard.
+        if (status !== 'destroying' && !(await recordDestroy(row, context))) continue;
+        if (status === 'requested') return this.get(tenantId, vmId);
+        faultPoint('api.destroy.after-request-recorded');
+        try {
+          const decided = await workflows.destroy(tenantId, vmId, context, row.storage_gb);
+          return await answer(tenantId, vmId, decided.status);
+        } catch (error) {
+          throw refusalProblem(error) ?? error;
+        }
       }
+      return this.get(tenantId, vmId);
     },
 
     async get(tenantId: string, vmId: string): Promise<VmRecord> {
@@ -107,13 +130,16 @@ export type VmService = ReturnType<typeof createVmService>;
 
 type Pending = { shape: VmShape; created_at: string };
 
-/** What the row of an accepted request holds (or will, from a version-1 run's activity), with the workflow's status. */
+/** What the row of an admitted request holds, with the workflow's status. */
 function fromRequest(tenantId: string, vmId: string, status: VmStatus, pending: Pending): VmRecord {
   return { vm_id: vmId, tenant_id: tenantId, ...pending.shape, status, failure_reason: null, created_at: pending.created_at, updated_at: pending.created_at };
 }
 
-/** The row, with the workflow's status when the row has not caught up with it yet (version-1 runs). */
+/** The row, with the workflow's status when the row has not caught up with it yet. */
 function withStatus(row: VmRow, status: VmStatus): VmRecord {
   const record = toVmRecord(row);
-  return record.status === 'provisioning' || record.status === 'running' ? { ...record, status: status === 'destroying' ? 'destroying' : record.status } : record;
+  if (record.status === 'requested' || record.status === 'provisioning' || record.status === 'running') {
+    return { ...record, status: status === 'destroying' || record.status === 'requested' ? status : record.status };
+  }
+  return record;
 }

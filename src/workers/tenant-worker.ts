@@ -14,6 +14,8 @@ import type { CheckpointSigningKey } from '../ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { startHousekeeping } from './housekeeping';
+import { startAdmissionResolver } from './admission-resolver';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import { connectNats } from '../events/nats-connection';
 import type { NatsSettings } from '../events/nats-env-config';
 import { WORKFLOWS_PATH } from './workflow-bundle';
@@ -40,8 +42,10 @@ export interface TenantWorkerOptions {
   /** Whether this process relays ledger entries to NATS (one relay leads cluster-wide). */
   relayEvents?: boolean;
   metrics?: WorkerMetrics;
-  /** The tenant workflows as a client sees them: housekeeping sends them VMs left unsettled. */
+  /** The tenant workflows as a client sees them: the admission resolver asks them for decisions nobody heard. */
   workflows?: TenantWorkflowGateway;
+  /** How soon an undecided request or destroy is sent again (tests shorten it). */
+  resolver?: { everyMs?: number; olderThanMs?: number };
   /** Sign the ledger head to this stream at this cadence (see LedgerCheckpointSigner). */
   ledgerCheckpoints?: { key: CheckpointSigningKey; stream: string; everyEntries: number; everyMs: number };
 }
@@ -92,12 +96,14 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     signer = new LedgerCheckpointSigner({ db: options.db, js: nats.jetstream(), jsm, subjectPrefix: options.natsSubjectPrefix, log: options.log, ...checkpoints });
   }
   let housekeeping: { stop(): void } | null = null;
+  let resolver: { stop(): void } | null = null;
   let running: Promise<void> | null = null;
   let stopping: Promise<void> | null = null;
   const stop = async () => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
     await running?.catch(() => undefined);
     housekeeping?.stop();
+    resolver?.stop();
     await relay?.stop();
     await signer?.stop();
     await connection.close();
@@ -109,7 +115,11 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     run() {
       relay?.start();
       signer?.start();
-      housekeeping ??= startHousekeeping(options.db, options.log, options.workflows);
+      housekeeping ??= startHousekeeping(options.db, options.log);
+      if (options.workflows) {
+        const workflows = options.workflows;
+        resolver ??= startAdmissionResolver({ db: options.db, ledger: new LedgerWriter(options.db), workflows, log: options.log, now: () => new Date() }, options.resolver);
+      }
       running ??= worker.run();
       return running;
     },

@@ -1,7 +1,7 @@
 import type { TenantSnapshot as LegacyTenantSnapshot } from '../shared/legacy/tenant-v1.state';
+import type { CarriedTenantStateV2 } from '../shared/legacy/tenant-v2.state';
 import type { InFlightLimitDetails, QuotaExceededDetails, SpawnVmRequest, TenantUsage, VersionedQuota } from '../shared/tenant-workflow.messages';
-import type { CarriedTenantState, InFlightVm, TenantTotals, WorkCause } from '../shared/tenant-workflow.state';
-import type { VmStatus } from '../shared/vm';
+import type { CarriedTenantState, InFlightVm, TenantTotals, UndecidedVm, WorkCause } from '../shared/tenant-workflow.state';
 
 export const RECENT_MEMORY = 200;
 
@@ -10,10 +10,18 @@ export type SpawnRefusal =
   | { type: 'InFlightLimit'; details: InFlightLimitDetails }
   | { type: 'QuotaExceeded'; details: QuotaExceededDetails };
 
+/** What the workflow answers for a VM it has decided: its work, or how it ended. */
+export type DecidedStatus = 'provisioning' | 'destroying' | 'destroyed' | 'failed';
+
+const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus> = { provisioning: 'provisioning', destroying: 'destroying', lost: 'failed' };
+
+type SettledStatus = 'destroyed' | 'failed';
+
 /**
  * The tenant's quota state, pure (no I/O, no Temporal): totals of what the tenant holds, the VMs
  * with work in flight, and a bounded memory of recently settled ids. Every method is synchronous,
- * so a check and the reservation that follows it happen with no other message in between.
+ * so a check and the reservation that follows it happen with no other message in between: that
+ * step is the one durable decision of an admission (docs/admission-protocol.md).
  */
 export class TenantState {
   quota: VersionedQuota;
@@ -23,20 +31,20 @@ export class TenantState {
   vms: number;
   storageGb: number;
   readonly inFlight = new Map<string, InFlightVm>();
-  private readonly recent = new Map<string, VmStatus>();
+  private readonly recent = new Map<string, SettledStatus>();
 
   constructor(
     readonly tenantId: string,
     readonly maxInFlight: number,
     totals: TenantTotals,
     inFlight: Iterable<InFlightVm> = [],
-    recent: Iterable<[string, VmStatus]> = [],
+    recent: Iterable<[string, SettledStatus]> = [],
   ) {
     this.quota = { ...totals.quota };
     this.closed = totals.closed;
     this.vms = totals.vms;
     this.storageGb = totals.storage_gb;
-    for (const vm of inFlight) this.inFlight.set(vm.vm_id, { ...vm });
+    for (const vm of inFlight) this.inFlight.set(vm.vm_id, { ...vm, cause: { ...vm.cause } });
     for (const [vmId, status] of recent) this.remember(vmId, status);
   }
 
@@ -45,25 +53,69 @@ export class TenantState {
   }
 
   /**
-   * A run continued from a version-1 run carried every VM with its full request. Only the in-flight
-   * ones stay listed. Version 1 had no quota versions: 0 lets the next versioned quota in.
+   * A run continued from a state-version-2 run. Its VMs in flight were all reserved by it; it kept
+   * no boot deadlines, so theirs run from now. It remembered running VMs too: only settled ones stay.
    */
-  static fromLegacy(tenantId: string, maxInFlight: number, legacy: LegacyTenantSnapshot): TenantState {
+  static fromV2(tenantId: string, maxInFlight: number, carried: CarriedTenantStateV2, nowMs: number, bootTimeoutMs: number): TenantState {
+    const inFlight: InFlightVm[] = carried.in_flight.map((vm) => ({
+      vm_id: vm.vm_id,
+      storage_gb: vm.storage_gb,
+      phase: vm.phase === 'destroying' ? 'destroying' : 'provisioning',
+      release: 'reserved',
+      boot_deadline_ms: vm.phase === 'destroying' ? null : nowMs + bootTimeoutMs,
+      cause: vm.cause,
+    }));
+    return new TenantState(tenantId, maxInFlight, carried, inFlight, settledOnly(carried.recent));
+  }
+
+  /** A run continued from a version-1 run, which carried every VM with its full request. */
+  static fromLegacy(tenantId: string, maxInFlight: number, legacy: LegacyTenantSnapshot, nowMs: number, bootTimeoutMs: number): TenantState {
     const inFlight: InFlightVm[] = legacy.vms
       .filter((vm) => vm.phase !== 'running' || vm.destroy !== null)
-      .map((vm) => ({
-        vm_id: vm.vm_id,
-        storage_gb: vm.storage_gb,
-        phase: vm.phase === 'provisioning' && vm.destroy === null ? 'provisioning' : 'destroying',
-        cause: causeOf(vm.destroy?.context ?? vm.spawn.context),
-      }));
+      .map((vm) => {
+        const destroying = vm.phase !== 'provisioning' || vm.destroy !== null;
+        return {
+          vm_id: vm.vm_id,
+          storage_gb: vm.storage_gb,
+          phase: destroying ? 'destroying' : 'provisioning',
+          release: 'reserved',
+          boot_deadline_ms: destroying ? null : nowMs + bootTimeoutMs,
+          cause: causeOf(vm.destroy?.context ?? vm.spawn.context),
+        };
+      });
     const totals: TenantTotals = {
+      // Version 1 had no quota versions: 0 lets the next versioned quota in.
       quota: { ...legacy.quota, version: 0 },
       closed: legacy.closed,
       vms: legacy.vms.length,
       storage_gb: legacy.vms.reduce((sum, vm) => sum + vm.storage_gb, 0),
     };
-    return new TenantState(tenantId, maxInFlight, totals, inFlight, legacy.settled.slice(-RECENT_MEMORY));
+    return new TenantState(tenantId, maxInFlight, totals, inFlight, settledOnly(legacy.settled.slice(-RECENT_MEMORY)));
+  }
+
+  /**
+   * A run rebuilt from Postgres. Rows still `requested` may hold a decision the lost run made (and a
+   * 202 its client holds), or none: each is decided again, in order, against the quota, before any new
+   * request is heard. Those that fit are admitted; the others are listed `lost`, to be failed as
+   * `admission_lost`, counted nowhere. None is ever counted past the quota.
+   */
+  static rebuilt(
+    tenantId: string,
+    maxInFlight: number,
+    totals: TenantTotals,
+    inFlight: Iterable<InFlightVm>,
+    undecided: readonly UndecidedVm[],
+    bootTimeoutMs: number,
+  ): TenantState {
+    const state = new TenantState(tenantId, maxInFlight, totals, inFlight);
+    for (const vm of undecided) {
+      if (state.refusalFor(vm.storage_gb, state.quota)) {
+        state.inFlight.set(vm.vm_id, { vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: 'lost', release: 'none', boot_deadline_ms: null, cause: RECOVERY_CAUSE });
+      } else {
+        state.reserve(vm.vm_id, vm.storage_gb, vm.created_at_ms + bootTimeoutMs, RECOVERY_CAUSE);
+      }
+    }
+    return state;
   }
 
   /** Takes `quota` if it is newer than the one held; a stale one is ignored. */
@@ -73,60 +125,50 @@ export class TenantState {
     return true;
   }
 
-  /** The status to answer for a VM this workflow knows, or null for one it has never seen. */
-  knownStatus(vmId: string): VmStatus | null {
+  /** The status of a VM this workflow has decided and still remembers, or null. */
+  decided(vmId: string): DecidedStatus | null {
     const vm = this.inFlight.get(vmId);
-    if (vm) return vm.phase === 'destroying' ? 'destroying' : 'provisioning';
+    if (vm) return DECIDED_BY_PHASE[vm.phase];
     return this.recent.get(vmId) ?? null;
   }
 
   /** Why `request` cannot be admitted now, judged against the newer of the held quota and the request's. */
   spawnRefusal(request: SpawnVmRequest): SpawnRefusal | null {
-    if (this.closed || this.closing) return { type: 'TenantClosed' };
-    if (this.inFlight.size >= this.maxInFlight) return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
     const quota = request.quota && request.quota.version > this.quota.version ? request.quota : this.quota;
-    if (this.vms + 1 > quota.max_vms) {
-      return { type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: quota.max_vms, in_use: this.vms, requested: 1 } };
-    }
-    const storage = request.shape.storage_gb;
-    if (this.storageGb + storage > quota.storage_quota_gb) {
-      return { type: 'QuotaExceeded', details: { limit: 'storage_quota_gb', limit_value: quota.storage_quota_gb, in_use: this.storageGb, requested: storage } };
-    }
-    return null;
+    return this.refusalFor(request.shape.storage_gb, quota);
   }
 
-  /** Reserves quota for a new VM; call only after spawnRefusal answered null, with no await between. */
-  reserve(request: SpawnVmRequest): InFlightVm {
-    const vm: InFlightVm = { vm_id: request.vm_id, storage_gb: request.shape.storage_gb, phase: 'admitting', cause: causeOf(request.context) };
-    this.inFlight.set(vm.vm_id, vm);
-    this.vms += 1;
-    this.storageGb += vm.storage_gb;
-    return vm;
+  /**
+   * Admits a new VM: reserves its quota and lists it in flight with its boot deadline. Call only
+   * after spawnRefusal answered null, with no await between.
+   */
+  admit(request: SpawnVmRequest, nowMs: number, bootTimeoutMs: number): InFlightVm {
+    return this.reserve(request.vm_id, request.shape.storage_gb, nowMs + bootTimeoutMs, causeOf(request.context));
   }
 
-  /** Gives back a reservation whose VM never came to be (its row was never written). */
-  unreserve(vmId: string): void {
-    const vm = this.inFlight.get(vmId);
-    if (!vm) return;
-    this.inFlight.delete(vmId);
-    this.vms -= 1;
-    this.storageGb -= vm.storage_gb;
-  }
-
-  /** A running VM (counted in the totals, not listed) whose destroy begins: list it in flight. */
+  /**
+   * A destroy of a VM not in flight here: a running one, counted in the totals. It is listed in
+   * flight (a concurrent destroy of the same VM then answers `destroying`); its quota comes back when
+   * its teardown moves the row.
+   */
   trackDestroy(vmId: string, storageGb: number, cause: WorkCause): InFlightVm {
-    const vm: InFlightVm = { vm_id: vmId, storage_gb: storageGb, phase: 'destroying', cause };
+    const vm: InFlightVm = { vm_id: vmId, storage_gb: storageGb, phase: 'destroying', release: 'if_released', boot_deadline_ms: null, cause };
     this.inFlight.set(vmId, vm);
     return vm;
   }
 
-  /** The VM's work is over and it holds no quota any more (destroyed, or failed). */
-  settle(vmId: string, status: 'destroyed' | 'failed'): void {
+  /**
+   * The VM's work is over and it holds no quota any more (destroyed, or failed). `released`: the
+   * ending activity moved its row out of a status holding quota.
+   */
+  settle(vmId: string, status: SettledStatus, released: boolean): void {
     const vm = this.inFlight.get(vmId);
     if (!vm) return;
     this.inFlight.delete(vmId);
-    this.vms -= 1;
-    this.storageGb -= vm.storage_gb;
+    if (vm.release === 'reserved' || (vm.release === 'if_released' && released)) {
+      this.vms -= 1;
+      this.storageGb -= vm.storage_gb;
+    }
     this.remember(vmId, status);
   }
 
@@ -135,18 +177,12 @@ export class TenantState {
     if (this.inFlight.get(vmId)?.phase === 'provisioning') this.inFlight.delete(vmId);
   }
 
-  remember(vmId: string, status: VmStatus): void {
-    this.recent.delete(vmId);
-    this.recent.set(vmId, status);
-    if (this.recent.size > RECENT_MEMORY) this.recent.delete(this.recent.keys().next().value!);
-  }
-
   usage(runUpdates: number): TenantUsage {
     let provisioning = 0;
     let destroying = 0;
     for (const vm of this.inFlight.values()) {
-      if (vm.phase === 'destroying') destroying++;
-      else provisioning++;
+      if (vm.phase === 'provisioning') provisioning++;
+      else destroying++;
     }
     return {
       tenant_id: this.tenantId,
@@ -164,17 +200,50 @@ export class TenantState {
 
   toCarried(): CarriedTenantState {
     return {
-      state_version: 2,
+      state_version: 3,
       quota: { ...this.quota },
       closed: this.closed,
       vms: this.vms,
       storage_gb: this.storageGb,
-      in_flight: [...this.inFlight.values()].map((vm) => ({ ...vm })),
+      in_flight: [...this.inFlight.values()].map((vm) => ({ ...vm, cause: { ...vm.cause } })),
       recent: [...this.recent.entries()],
     };
   }
+
+  private refusalFor(storageGb: number, quota: VersionedQuota): SpawnRefusal | null {
+    if (this.closed || this.closing) return { type: 'TenantClosed' };
+    if (this.inFlight.size >= this.maxInFlight) return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
+    if (this.vms + 1 > quota.max_vms) {
+      return { type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: quota.max_vms, in_use: this.vms, requested: 1 } };
+    }
+    if (this.storageGb + storageGb > quota.storage_quota_gb) {
+      return { type: 'QuotaExceeded', details: { limit: 'storage_quota_gb', limit_value: quota.storage_quota_gb, in_use: this.storageGb, requested: storageGb } };
+    }
+    return null;
+  }
+
+  private reserve(vmId: string, storageGb: number, bootDeadlineMs: number, cause: WorkCause): InFlightVm {
+    const vm: InFlightVm = { vm_id: vmId, storage_gb: storageGb, phase: 'provisioning', release: 'reserved', boot_deadline_ms: bootDeadlineMs, cause };
+    this.inFlight.set(vmId, vm);
+    this.vms += 1;
+    this.storageGb += storageGb;
+    return vm;
+  }
+
+  private remember(vmId: string, status: SettledStatus): void {
+    this.recent.delete(vmId);
+    this.recent.set(vmId, status);
+    if (this.recent.size > RECENT_MEMORY) this.recent.delete(this.recent.keys().next().value!);
+  }
 }
+
+/** Work resumed from Postgres has no live request behind it. */
+export const RECOVERY_CAUSE: WorkCause = { request_id: 'recovery', actor_token_id: null };
 
 export function causeOf(context: { request_id: string; actor_token_id: string | null }): WorkCause {
   return { request_id: context.request_id, actor_token_id: context.actor_token_id };
+}
+
+function settledOnly(recent: ReadonlyArray<readonly [string, string]>): Array<[string, SettledStatus]> {
+  return recent.filter((entry): entry is [string, SettledStatus] => entry[1] === 'destroyed' || entry[1] === 'failed');
 }

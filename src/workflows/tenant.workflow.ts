@@ -10,7 +10,6 @@ import {
   makeContinueAsNewFunc,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   TimeoutFailure,
@@ -25,46 +24,36 @@ import {
   destroyVmUpdate,
   spawnVmUpdate,
   usageQuery,
-  type DestroyVmRequest,
-  type SpawnVmRequest,
   type TenantUsage,
 } from '../shared/tenant-workflow.messages';
-import type { CarriedTenantState, InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
-import type { RequestContext } from '../shared/request-context';
-import type { VmStatus } from '../shared/vm';
+import type { CarriedTenantStateV2 } from '../shared/legacy/tenant-v2.state';
+import type { InFlightPage, InFlightVm, TenantLimits, TenantWorkflowInput, UndecidedVm } from '../shared/tenant-workflow.state';
 import { legacyTenantWorkflowV1 } from './legacy/tenant-v1';
+import { legacyTenantWorkflowV2 } from './legacy/tenant-v2';
 import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
 
 type Activities = ReturnType<typeof createActivities>;
 
 /** Runs started before this patch replay (and finish their run) on the frozen version-1 code. */
 export const TENANT_STATE_V2_PATCH = 'tenant-state-v2';
+/** Runs started before this patch replay on the frozen version-2 code (admission by local activity). */
+export const ADMISSION_V3_PATCH = 'admission-v3';
 
 export const DEFAULT_LIMITS: TenantLimits = {
   // Temporal refuses to schedule more than 2,000 pending activities per workflow; each VM in flight
-  // is one. 1,000 also keeps the carried state near 150 KB, well under the 2 MiB payload limit.
+  // is one. 1,000 also keeps the carried state near 200 KB, well under the 2 MiB payload limit.
   max_in_flight: 1000,
   boot_timeout_ms: 15 * 60_000,
 };
 const DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES = 1000;
-// Well under Temporal's 10,240-event warning and 51,200-event hard limit.
-const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 4000;
+// Well under Temporal's 10,240-event warning; small enough that a worker replays it in well under
+// the 10 s workflow task timeout on a busy machine.
+const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 2000;
 const IN_FLIGHT_PAGE = 500;
+// A boot scheduled this close to (or past) its deadline still gets one short attempt.
+const MIN_BOOT_WINDOW_MS = 1000;
 
-const { loadTenantTotals, listInFlightVms } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
-
-// Each fact of a request is in Postgres before the workflow answers it: these run inside the
-// update handler, in the worker that runs the workflow task. The bounded retry keeps an update
-// from waiting long; past it, the same activity runs as a normal one until Postgres answers.
-const recordNow = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '4 seconds',
-  scheduleToCloseTimeout: '6 seconds',
-  retry: { initialInterval: '200 milliseconds', maximumInterval: '2 seconds' },
-});
-const recordEventually = proxyActivities<Activities>({
+const { loadTenantTotals, listInFlightVms, recordTenantDeleted } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -77,12 +66,14 @@ const { teardownVm, failVm } = proxyActivities<Activities>({
 
 /**
  * One workflow per tenant, id `tenant-<tenant_id>`: the serialisation point for the tenant's spawns
- * and destroys. Each spawn is checked against the quota and reserved in one synchronous step, so no
- * two requests can pass against the same total, and recorded in Postgres before it is answered.
- * Fleet work then runs as activities in the background. The protocol: docs/reliability.md.
+ * and destroys. The API records each request in Postgres first (`requested`); the spawn update then
+ * decides it in one synchronous step (check and reserve, no await, no local activity), and that
+ * decision, durable in the workflow's history, is the only thing that lets a row hold quota: the
+ * boot activity's first step confirms the row. Protocol and invariants: docs/admission-protocol.md.
  */
 export async function tenantWorkflow(input: TenantWorkflowInput): Promise<void> {
   if (!patched(TENANT_STATE_V2_PATCH)) return legacyTenantWorkflowV1(input as Parameters<typeof legacyTenantWorkflowV1>[0]);
+  if (!patched(ADMISSION_V3_PATCH)) return legacyTenantWorkflowV2(input);
   return runTenant(input);
 }
 
@@ -90,14 +81,6 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   const tenantId = input.tenant_id;
   const limits: TenantLimits = { ...DEFAULT_LIMITS, ...input.limits };
   const updateLimit = input.continue_as_new_after_updates ?? DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES;
-  const { bootVm } = proxyActivities<Activities>({
-    scheduleToCloseTimeout: limits.boot_timeout_ms,
-    startToCloseTimeout: limits.boot_timeout_ms,
-    heartbeatTimeout: '10 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
-    // A destroy waits until the boot attempt has stopped, so the fleet hears the destroy last.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
 
   let state: TenantState | undefined = input.carried ? restore(tenantId, limits, input.carried) : undefined;
   let updatesThisRun = 0;
@@ -123,12 +106,28 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   };
 
   const teardown = async (s: TenantState, vm: InFlightVm): Promise<void> => {
-    await teardownVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause });
-    s.settle(vm.vm_id, 'destroyed');
+    const outcome = await teardownVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause });
+    if (vm.release === 'if_released') vm.storage_gb = outcome.storage_gb;
+    s.settle(vm.vm_id, 'destroyed', outcome.released);
     showUsage();
   };
 
+  const fail = async (s: TenantState, vm: InFlightVm, reason: string): Promise<void> => {
+    const outcome = await failVm({ tenant_id: tenantId, vm_id: vm.vm_id, reason, cause: vm.cause });
+    s.settle(vm.vm_id, 'failed', outcome.released);
+    showUsage();
+  };
+
+  /** Boots an admitted VM, within the deadline it got at admission (kept across continue-as-new). */
   const provision = async (s: TenantState, vm: InFlightVm): Promise<void> => {
+    const deadline = vm.boot_deadline_ms ?? Date.now() + limits.boot_timeout_ms;
+    const { bootVm } = proxyActivities<Activities>({
+      scheduleToCloseTimeout: Math.max(MIN_BOOT_WINDOW_MS, deadline - Date.now()),
+      heartbeatTimeout: '10 seconds',
+      retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
+      // A destroy waits until the boot attempt has stopped, so the fleet hears the destroy last.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    });
     const scope = new CancellationScope();
     cancelBoot.set(vm.vm_id, () => scope.cancel());
     let failure: string | null = null;
@@ -142,39 +141,15 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       cancelBoot.delete(vm.vm_id);
     }
     if (vm.phase === 'destroying') return teardown(s, vm);
-    if (failure) {
-      await failVm({ tenant_id: tenantId, vm_id: vm.vm_id, reason: failure, cause: vm.cause });
-      s.settle(vm.vm_id, 'failed');
-    } else {
-      s.markRunning(vm.vm_id);
-    }
+    if (failure) return fail(s, vm, failure);
+    s.markRunning(vm.vm_id);
     showUsage();
   };
 
-  // The recordings run one at a time. Two local activities in flight together may finish in
-  // separate activations when they run and in one when a history is replayed; the commands the
-  // handlers then issue would come in another order, and the replay fail as non-deterministic.
-  let recording: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = recording.then(work);
-    recording = run.catch(() => undefined);
-    return run;
-  };
-  const recordSpawn = (request: SpawnVmRequest) => {
-    const args = { tenant_id: tenantId, request };
-    return oneAtATime(() => recordNow.recordSpawnAdmitted(args).catch(() => recordEventually.recordSpawnAdmitted(args)));
-  };
-  const recordDestroy = (request: DestroyVmRequest) => {
-    const args = { tenant_id: tenantId, vm_id: request.vm_id, context: request.context };
-    return oneAtATime(() => recordNow.recordDestroyRequested(args).catch(() => recordEventually.recordDestroyRequested(args)));
-  };
-  const recordDeleted = (context: RequestContext) => {
-    const args = { tenant_id: tenantId, context };
-    return oneAtATime(() => recordNow.recordTenantDeleted(args).catch(() => recordEventually.recordTenantDeleted(args)));
-  };
-
-  const untilAdmitted = async (s: TenantState, vmId: string): Promise<void> => {
-    if (s.inFlight.get(vmId)?.phase === 'admitting') await condition(() => s.inFlight.get(vmId)?.phase !== 'admitting');
+  const resume = (s: TenantState, vm: InFlightVm) => {
+    if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
+    else if (vm.phase === 'lost') launch(fail(s, vm, 'admission_lost'), vm.vm_id);
+    else launch(provision(s, vm), vm.vm_id);
   };
 
   setHandler(usageQuery, usage);
@@ -185,35 +160,21 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       const s = state ?? (await loaded());
       updatesThisRun++;
       if (s.applyQuota(request.quota)) showUsage();
-      if (s.knownStatus(request.vm_id)) {
-        await untilAdmitted(s, request.vm_id);
-        return { vm_id: request.vm_id, status: s.knownStatus(request.vm_id) ?? 'provisioning' };
-      }
-      // Check and reserve with no await in between: this is the quota's atomic step. A VM Postgres
-      // already holds (adopt) is counted whatever the quota: it exists.
-      const refusal = request.adopt ? null : s.spawnRefusal(request);
+      // A request this workflow decided already (a retry, or the resolver's resend): its decision.
+      const decided = s.decided(request.vm_id);
+      if (decided) return { vm_id: request.vm_id, status: decided };
+      // The decision: check and reserve with no await in between.
+      const refusal = s.spawnRefusal(request);
       if (refusal) throw refusalFailure(tenantId, refusal);
-      const vm = s.reserve(request);
+      const vm = s.admit(request, Date.now(), limits.boot_timeout_ms);
       showUsage();
-      const recorded = await recordSpawn(request);
-      if (recorded.outcome === 'recorded') {
-        vm.phase = 'provisioning';
-        launch(provision(s, vm), vm.vm_id);
-        return { vm_id: vm.vm_id, status: 'provisioning' };
-      }
-      s.unreserve(vm.vm_id);
-      showUsage();
-      if (recorded.outcome === 'tenant_deleted') {
-        s.closed = true;
-        throw refusalFailure(tenantId, { type: 'TenantClosed' });
-      }
-      s.remember(vm.vm_id, recorded.status);
-      return { vm_id: vm.vm_id, status: recorded.status };
+      launch(provision(s, vm), vm.vm_id);
+      return { vm_id: vm.vm_id, status: 'provisioning' };
     },
     {
       // Refusing in the validator keeps refused spawns out of the history; the handler re-checks.
       validator: (request) => {
-        if (!state || state.knownStatus(request.vm_id) || request.adopt) return;
+        if (!state || state.decided(request.vm_id)) return;
         // A newer quota must be taken, which only the handler can do (once per quota change).
         if (request.quota && request.quota.version > state.quota.version) return;
         const refusal = state.spawnRefusal(request);
@@ -226,36 +187,23 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     const s = state ?? (await loaded());
     updatesThisRun++;
     const { vm_id } = request;
-    await untilAdmitted(s, vm_id);
     const inFlight = s.inFlight.get(vm_id);
-    if (inFlight?.phase === 'destroying') return { vm_id, status: 'destroying' as VmStatus };
-    if (inFlight) {
+    if (inFlight?.phase === 'provisioning') {
       // Destroy beats provisioning: stop the boot, then destroy at the fleet (see provision).
       inFlight.phase = 'destroying';
       inFlight.cause = causeOf(request.context);
       showUsage();
-      await recordDestroy(request);
       cancelBoot.get(vm_id)?.();
-      return { vm_id, status: 'destroying' as VmStatus };
     }
-    const settled = s.knownStatus(vm_id);
-    if (settled) return { vm_id, status: settled };
+    const decided = s.decided(vm_id);
+    if (decided) return { vm_id, status: decided };
     if (s.inFlight.size >= limits.max_in_flight) throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: s.inFlight.size, limit: limits.max_in_flight } });
-    // A running VM: the workflow holds only its totals. Listing it now makes a concurrent destroy
-    // of the same VM answer `destroying` instead of destroying twice.
-    const vm = s.trackDestroy(vm_id, 0, causeOf(request.context));
-    const recorded = await recordDestroy(request);
-    if (recorded.outcome === 'recorded') {
-      vm.storage_gb = recorded.storage_gb;
-      showUsage();
-      launch(teardown(s, vm), vm_id);
-      return { vm_id, status: 'destroying' as VmStatus };
-    }
-    s.inFlight.delete(vm_id);
-    if (recorded.outcome === 'not_found') {
-      throw ApplicationFailure.create({ type: FailureType.VmNotFound, message: `no VM ${vm_id} in tenant ${tenantId}`, nonRetryable: true });
-    }
-    return { vm_id, status: recorded.status };
+    // A running VM (the API moved its row to destroying): the workflow holds only its totals. Its
+    // quota comes back when the teardown moves the row, never from memory alone.
+    const vm = s.trackDestroy(vm_id, request.storage_gb ?? 0, causeOf(request.context));
+    showUsage();
+    launch(teardown(s, vm), vm_id);
+    return { vm_id, status: 'destroying' };
   });
 
   setHandler(changeQuotaUpdate, async (request) => {
@@ -274,7 +222,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     const hasVms = (vms: number) => ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms} VMs`, nonRetryable: true });
     if (s.vms > 0) throw hasVms(s.vms);
     s.closing = true;
-    const recorded = await recordDeleted(request.context);
+    const recorded = await recordTenantDeleted({ tenant_id: tenantId, context: request.context });
     s.closing = false;
     if (recorded.outcome === 'has_vms') throw hasVms(recorded.vms);
     s.closed = true;
@@ -287,15 +235,13 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   showUsage();
 
   // Resume the work a previous run (or a lost workflow) left in flight; the activities are idempotent.
-  for (const vm of s.inFlight.values()) {
-    if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
-    else launch(provision(s, vm), vm.vm_id);
-  }
+  for (const vm of s.inFlight.values()) resume(s, vm);
 
   const shouldContinueAsNew = () =>
     updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
   await condition(() => (s.closed && s.inFlight.size === 0) || shouldContinueAsNew());
+  // Never while an update is being handled or waits to be: each would lose its answer.
   await condition(allHandlersFinished);
   if (s.closed && s.inFlight.size === 0) return;
 
@@ -310,24 +256,40 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   });
 }
 
-function restore(tenantId: string, limits: TenantLimits, carried: CarriedTenantState | LegacyTenantSnapshot): TenantState {
-  if ('state_version' in carried) return TenantState.fromCarried(tenantId, limits.max_in_flight, carried);
-  return TenantState.fromLegacy(tenantId, limits.max_in_flight, carried);
+function restore(tenantId: string, limits: TenantLimits, carried: NonNullable<TenantWorkflowInput['carried']>): TenantState {
+  if (!('state_version' in carried)) return TenantState.fromLegacy(tenantId, limits.max_in_flight, carried, Date.now(), limits.boot_timeout_ms);
+  if (carried.state_version === 2) return TenantState.fromV2(tenantId, limits.max_in_flight, carried as CarriedTenantStateV2, Date.now(), limits.boot_timeout_ms);
+  return TenantState.fromCarried(tenantId, limits.max_in_flight, carried);
 }
 
-/** Reads the tenant from Postgres: totals as one aggregate, the VMs in flight in pages. */
+/**
+ * Reads the tenant from Postgres: totals as one aggregate, then in pages the VMs in flight (resumed)
+ * and the requests still undecided (decided again, before any new request).
+ */
 async function rebuildFromPostgres(tenantId: string, limits: TenantLimits): Promise<TenantState> {
   const totals = await loadTenantTotals({ tenant_id: tenantId });
   const inFlight: InFlightVm[] = [];
+  const undecided: UndecidedVm[] = [];
   for (let after: string | null = null; ; ) {
-    const page: InFlightVm[] = await listInFlightVms({ tenant_id: tenantId, after, limit: IN_FLIGHT_PAGE });
-    inFlight.push(...page);
-    if (page.length < IN_FLIGHT_PAGE) break;
-    after = page[page.length - 1]!.vm_id;
+    const page: InFlightPage = await listInFlightVms({ tenant_id: tenantId, after, limit: IN_FLIGHT_PAGE });
+    for (const vm of page.in_flight) {
+      const booting = vm.phase === 'provisioning';
+      inFlight.push({
+        vm_id: vm.vm_id,
+        storage_gb: vm.storage_gb,
+        phase: vm.phase,
+        // Counted in the totals just read: whoever settles it, this run gives its quota back.
+        release: 'reserved',
+        boot_deadline_ms: booting ? vm.created_at_ms + limits.boot_timeout_ms : null,
+        cause: { request_id: 'recovery', actor_token_id: null },
+      });
+    }
+    undecided.push(...page.undecided);
+    if (page.next_after === null) break;
+    after = page.next_after;
   }
-  return new TenantState(tenantId, limits.max_in_flight, totals, inFlight);
+  return TenantState.rebuilt(tenantId, limits.max_in_flight, totals, inFlight, undecided, limits.boot_timeout_ms);
 }
-
 function refusalFailure(tenantId: string, refusal: SpawnRefusal): ApplicationFailure {
   switch (refusal.type) {
     case 'TenantClosed':

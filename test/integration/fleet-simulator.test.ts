@@ -218,6 +218,114 @@ describe('fleet simulator over HTTP', () => {
   });
 });
 
+function deleteVm(sim: RunningSimulator, vmId: string): Promise<Response> {
+  return fetch(`${sim.url}/v1/vms/${vmId}`, { method: 'DELETE' });
+}
+
+describe('fleet simulator tombstones', () => {
+  test('when a destroyed VM is created again, then the answer is 409 vm_tombstoned, the client throws FleetRejectedError vm_tombstoned, and no VM is made', async () => {
+    const sim = await start();
+    const client = clientOf(sim);
+    const req = spawnRequest();
+    await client.spawn(req);
+    await client.destroy(req.request_id);
+
+    const res = await postSpawn(sim, req);
+    expect(res.status).toBe(409);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ status: 409, code: 'vm_tombstoned' });
+    const err = await client.spawn(req).catch((e: unknown) => e);
+
+    expect(err).toMatchObject({ name: 'FleetRejectedError', code: 'vm_tombstoned', retryable: false });
+    expect(await fleetVms(sim.url, req.tenant_id)).toEqual([expect.objectContaining({ vm_id: req.request_id, status: 'destroyed' })]);
+    expect((await stats(sim)).by_tenant[req.tenant_id]).toEqual({ spawn_calls: 3, creates: 1, destroys: 1 });
+  });
+
+  test('when an id is destroyed before its create arrives, then each destroy answers 404 vm_not_found (client: null), and the later create is refused with no VM', async () => {
+    const sim = await start();
+    const client = clientOf(sim);
+    const req = spawnRequest();
+
+    const first = await deleteVm(sim, req.request_id);
+    const second = await deleteVm(sim, req.request_id);
+    expect([first.status, second.status]).toEqual([404, 404]);
+    expect(await first.json()).toEqual(await second.json());
+    expect(await client.destroy(req.request_id)).toBeNull();
+
+    await expect(client.spawn(req)).rejects.toMatchObject({ name: 'FleetRejectedError', code: 'vm_tombstoned' });
+    expect(await client.get(req.request_id)).toBeNull();
+    expect(await fleetVms(sim.url, req.tenant_id)).toEqual([]);
+    expect((await stats(sim)).by_tenant[req.tenant_id]).toEqual({ spawn_calls: 1, creates: 0, destroys: 0 });
+  });
+
+  test('when the simulator restarts on the same state file, then a destroyed VM and a bare tombstone still refuse their creates', async () => {
+    const sim = await start();
+    const destroyed = spawnRequest();
+    const unseen = spawnRequest();
+    await clientOf(sim).spawn(destroyed);
+    await clientOf(sim).destroy(destroyed.request_id);
+    await clientOf(sim).destroy(unseen.request_id);
+    await sim.close();
+
+    const client = clientOf(await start());
+
+    await expect(client.spawn(destroyed)).rejects.toMatchObject({ code: 'vm_tombstoned' });
+    await expect(client.spawn(unseen)).rejects.toMatchObject({ code: 'vm_tombstoned' });
+    expect(await client.get(unseen.request_id)).toBeNull();
+  });
+
+  test('when the state file is a version 1 one from before tombstones, then it loads, and its destroyed VM still refuses its create', async () => {
+    const vm = { vm_id: randomUUID(), tenant_id: 'acme', host_id: 'host-000', vcpus: 2, memory_mb: 2048, storage_gb: 20, image: 'ubuntu-24.04', created_at: 1, boot_done_at: 2, boot_fails: false, destroyed_at: 3 };
+    const counts = { spawn_calls: 1, creates: 1, destroys: 1 };
+    fs.writeFileSync(path.join(dir, 'fleet-state.json'), JSON.stringify({ version: 1, vms: [vm], stats: { ...counts, by_tenant: { acme: counts } } }));
+
+    const sim = await start();
+    const client = clientOf(sim);
+
+    expect(await client.get(vm.vm_id)).toMatchObject({ status: 'destroyed' });
+    await expect(client.spawn({ request_id: vm.vm_id, tenant_id: 'acme', vcpus: 2, memory_mb: 2048, storage_gb: 20, image: 'ubuntu-24.04' })).rejects.toMatchObject({ code: 'vm_tombstoned' });
+    await sim.close();
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'fleet-state.json'), 'utf8'))).toMatchObject({ version: 2, tombstones: [] });
+  });
+});
+
+describe('fleet client abort signal', () => {
+  test('when the caller aborts an in-flight spawn, then it rejects at once with an AbortError carrying the reason, well before the call timeout', async () => {
+    const sim = await start();
+    await simControl(sim, { fault: 'timeout' });
+    const controller = new AbortController();
+    const reason = new Error('caller gave up');
+
+    const startedAt = Date.now();
+    const pending = clientOf(sim, 10_000).spawn(spawnRequest(), controller.signal).catch((e: unknown) => e);
+    setTimeout(() => controller.abort(reason), 100);
+    const err = await pending;
+
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    expect(err).toMatchObject({ name: 'AbortError', cause: reason });
+    expect((err as Error).message).toMatch(/POST \/v1\/vms .* aborted by the caller/);
+  });
+
+  test('when the signal is already aborted, then spawn and get reject with an AbortError and the fleet is not asked to spawn', async () => {
+    const sim = await start();
+    const client = clientOf(sim);
+
+    await expect(client.spawn(spawnRequest(), AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(client.get(randomUUID(), AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
+    expect((await stats(sim)).spawn_calls).toBe(0);
+  });
+
+  test('when the caller passes a signal that never aborts, then the per-call timeout still applies', async () => {
+    const sim = await start();
+    await simControl(sim, { fault: 'timeout' });
+
+    const err = await clientOf(sim, 300).spawn(spawnRequest(), new AbortController().signal).catch((e: unknown) => e);
+
+    expect(err).toMatchObject({ name: 'FleetUnavailableError', retryable: true });
+    expect((err as Error).message).toMatch(/no answer within 300 ms/);
+  });
+});
+
 describe('fleet simulator configuration', () => {
   test('when a variable is invalid, then loading fails naming it', () => {
     expect(() => loadSimulatorConfig({ FLEET_FAILURE_RATE: '1.5' })).toThrow(/FLEET_FAILURE_RATE/);

@@ -88,7 +88,7 @@ describe('Temporal call deadline against a hung server', () => {
     const context = { request_id: randomUUID() } as never;
     const calls: Array<[string, () => Promise<unknown>]> = [
       ['spawn', () => gateway.spawn('hung-tenant', { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context } as never)],
-      ['destroy', () => gateway.destroy('hung-tenant', randomUUID(), context)],
+      ['destroy', () => gateway.destroy('hung-tenant', randomUUID(), context, 1)],
       ['changeQuota', () => gateway.changeQuota('hung-tenant', { max_vms: 5, storage_quota_gb: 50 } as never, context)],
       ['ensureStarted', () => gateway.ensureStarted('hung-tenant')],
     ];

@@ -64,7 +64,7 @@ describe('tenant deletion and quota changes under concurrency', () => {
     // As a request would that passed authentication a moment before the delete.
     const late = await stack.gateway.spawn(tenantId, { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context: CONTEXT }).catch((e: unknown) => e);
     expect(failureType(late)).toBe('TenantClosed');
-    const destroyLate = await stack.gateway.destroy(tenantId, randomUUID(), CONTEXT).catch((e: unknown) => e);
+    const destroyLate = await stack.gateway.destroy(tenantId, randomUUID(), CONTEXT, 1).catch((e: unknown) => e);
     expect(failureType(destroyLate)).toBe('TenantClosed');
 
     const after = await handle(tenantId).describe();

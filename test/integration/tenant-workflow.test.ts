@@ -228,7 +228,7 @@ describe('tenant workflow: continue-as-new', () => {
     expect(keyedRetry.body).toMatchObject({ vm_id: keyedVmId, status: 'running' });
     const again: SpawnVmRequest = { vm_id: keyedVmId, shape: { ...SMALL_VM, name: null }, created_at: keyed.body.created_at, context: { request_id: 'test-retry', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null } };
     // So is a late retry of a destroy that settled in an earlier run.
-    expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
+    expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context, SMALL_VM.storage_gb)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
 
     expect((await fleetTenantStats(stack.fleet.url, tenantId)).creates).toBe(5); // keyed, b, c, d, e: one fleet VM each
     expect((await stack.request('GET', '/v1/vms?status=running', { token })).body.items).toHaveLength(3);

@@ -94,3 +94,58 @@ describe('fleet state', () => {
     expect(state.destroy(randomUUID())).toBeNull();
   });
 });
+
+describe('fleet state tombstones', () => {
+  test('when a destroyed VM is created again, with its own body or another, then it is refused vm_tombstoned and no VM is made', () => {
+    const { state } = setup();
+    const req = spawnRequest({ vcpus: 8 });
+    state.spawn(req);
+    const destroyed = state.destroy(req.request_id);
+
+    expect(state.spawn(req)).toMatchObject({ outcome: 'rejected', code: 'vm_tombstoned' });
+    expect(state.spawn({ ...req, tenant_id: 'other' })).toMatchObject({ outcome: 'rejected', code: 'vm_tombstoned' });
+    expect(state.get(req.request_id)).toEqual(destroyed);
+    expect(state.list({})).toHaveLength(1);
+    expect(state.stats()).toMatchObject({ spawn_calls: 3, creates: 1, destroys: 1 });
+  });
+
+  test('when an id is destroyed before its create arrives, then the destroy answers null and the create is refused vm_tombstoned with no VM', () => {
+    const { state, advance } = setup();
+    const req = spawnRequest();
+
+    expect(state.destroy(req.request_id)).toBeNull();
+    advance(60_000);
+
+    expect(state.spawn(req)).toMatchObject({ outcome: 'rejected', code: 'vm_tombstoned', detail: expect.stringMatching(/before its create/) });
+    expect(state.get(req.request_id)).toBeNull();
+    expect(state.list({})).toEqual([]);
+    expect(state.stats()).toMatchObject({ spawn_calls: 1, creates: 0, destroys: 0 });
+  });
+
+  test('when an unseen id is destroyed twice, then both answer null, and its one tombstone is written once and keeps the first time', () => {
+    const { state, advance, saved } = setup();
+    const vmId = randomUUID();
+
+    expect(state.destroy(vmId)).toBeNull();
+    advance(5000);
+    expect(state.destroy(vmId)).toBeNull();
+
+    expect(saved).toHaveLength(1);
+    expect(state.snapshot().tombstones).toEqual([{ vm_id: vmId, tombstoned_at: Date.parse('2026-01-01T00:00:00Z') }]);
+  });
+
+  test('when the state is rebuilt from a snapshot, then both a destroyed VM and a bare tombstone still refuse their create', () => {
+    const first = setup();
+    const destroyed = spawnRequest();
+    const unseen = spawnRequest();
+    first.state.spawn(destroyed);
+    first.state.destroy(destroyed.request_id);
+    first.state.destroy(unseen.request_id);
+
+    const second = setup({}, first.saved.at(-1));
+
+    expect(second.state.spawn(destroyed)).toMatchObject({ outcome: 'rejected', code: 'vm_tombstoned' });
+    expect(second.state.spawn(unseen)).toMatchObject({ outcome: 'rejected', code: 'vm_tombstoned' });
+    expect(second.state.stats()).toMatchObject({ creates: 1 });
+  });
+});

@@ -1,8 +1,11 @@
 import type { TenantSnapshot as LegacyTenantSnapshot } from '../../src/shared/legacy/tenant-v1.state';
+import type { CarriedTenantStateV2 } from '../../src/shared/legacy/tenant-v2.state';
 import type { SpawnVmRequest } from '../../src/shared/tenant-workflow.messages';
 import { RECENT_MEMORY, TenantState } from '../../src/workflows/tenant-state';
 
 const CONTEXT = { request_id: 'r-1', actor_token_id: 'tok-1', actor_scope: 'vm:write', source_ip: '10.0.0.1', user_agent: 'test' };
+const NOW = Date.parse('2026-12-06T00:00:00.000Z');
+const BOOT_MS = 60_000;
 const request = (vmId: string, storageGb = 5, quota?: SpawnVmRequest['quota']): SpawnVmRequest => ({
   vm_id: vmId,
   shape: { vcpus: 1, memory_mb: 512, storage_gb: storageGb, image: 'debian-12', name: null },
@@ -10,38 +13,62 @@ const request = (vmId: string, storageGb = 5, quota?: SpawnVmRequest['quota']): 
   context: CONTEXT,
   quota,
 });
-const newState = (maxVms = 2, storageQuotaGb = 100, maxInFlight = 10) =>
-  new TenantState('acme', maxInFlight, { quota: { max_vms: maxVms, storage_quota_gb: storageQuotaGb, version: 1 }, closed: false, vms: 0, storage_gb: 0 });
+const totals = (maxVms: number, storageQuotaGb = 100, vms = 0, storageGb = 0) => ({ quota: { max_vms: maxVms, storage_quota_gb: storageQuotaGb, version: 1 }, closed: false, vms, storage_gb: storageGb });
+const newState = (maxVms = 2, storageQuotaGb = 100, maxInFlight = 10) => new TenantState('acme', maxInFlight, totals(maxVms, storageQuotaGb));
+const admit = (state: TenantState, vmId: string, storageGb = 5) => state.admit(request(vmId, storageGb), NOW, BOOT_MS);
 
 describe('TenantState', () => {
-  test('when VMs are reserved up to max_vms, then the next spawn is refused naming the limit, in use and requested', () => {
+  test('when VMs are admitted up to max_vms, then the next spawn is refused naming the limit, in use and requested', () => {
     const state = newState(2);
     for (const id of ['a', 'b']) {
       expect(state.spawnRefusal(request(id))).toBeNull();
-      state.reserve(request(id));
+      admit(state, id);
     }
     expect(state.spawnRefusal(request('c'))).toEqual({ type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: 2, in_use: 2, requested: 1 } });
   });
 
   test('when storage would pass the quota, then the spawn is refused on storage_quota_gb', () => {
     const state = newState(10, 12);
-    state.reserve(request('a', 10));
+    admit(state, 'a', 10);
     expect(state.spawnRefusal(request('b', 3))).toEqual({ type: 'QuotaExceeded', details: { limit: 'storage_quota_gb', limit_value: 12, in_use: 10, requested: 3 } });
     expect(state.spawnRefusal(request('b', 2))).toBeNull();
   });
 
-  test('when VMs settle, then their quota is free again and their status is remembered', () => {
+  test('when a VM is admitted, then it is decided provisioning with its boot deadline counted from the admission', () => {
+    const state = newState();
+    const vm = admit(state, 'a');
+    expect(vm).toMatchObject({ phase: 'provisioning', release: 'reserved', boot_deadline_ms: NOW + BOOT_MS });
+    expect(state.decided('a')).toBe('provisioning');
+    expect(state.decided('never-seen')).toBeNull();
+  });
+
+  test('when a running VM is destroyed and its teardown moved the row, then its quota is free and it is remembered destroyed', () => {
     const state = newState(1);
-    const vm = state.reserve(request('a'));
-    vm.phase = 'provisioning';
+    admit(state, 'a');
     state.markRunning('a');
-    expect(state.inFlight.size).toBe(0);
-    expect(state.vms).toBe(1);
+    expect({ inFlight: state.inFlight.size, vms: state.vms, decided: state.decided('a') }).toEqual({ inFlight: 0, vms: 1, decided: null });
     state.trackDestroy('a', 5, { request_id: 'r-2', actor_token_id: null });
-    state.settle('a', 'destroyed');
+    expect(state.decided('a')).toBe('destroying');
+    state.settle('a', 'destroyed', true);
     expect({ vms: state.vms, storage: state.storageGb, inFlight: state.inFlight.size }).toEqual({ vms: 0, storage: 0, inFlight: 0 });
-    expect(state.knownStatus('a')).toBe('destroyed');
+    expect(state.decided('a')).toBe('destroyed');
     expect(state.spawnRefusal(request('b'))).toBeNull();
+  });
+
+  test('when a destroy of a VM not in flight finds its row already settled (a stale repeat), then nothing is released twice', () => {
+    const state = newState(3, 100);
+    state.vms = 1;
+    state.storageGb = 5;
+    state.trackDestroy('forgotten', 5, { request_id: 'r-late', actor_token_id: null });
+    state.settle('forgotten', 'destroyed', false);
+    expect({ vms: state.vms, storage: state.storageGb }).toEqual({ vms: 1, storage: 5 });
+  });
+
+  test('when an admitted VM fails, then its reservation is released whatever its row said', () => {
+    const state = newState(1);
+    admit(state, 'a');
+    state.settle('a', 'failed', false);
+    expect({ vms: state.vms, decided: state.decided('a') }).toEqual({ vms: 0, decided: 'failed' });
   });
 
   test('when an older quota version arrives after a newer one, then it is ignored', () => {
@@ -54,7 +81,7 @@ describe('TenantState', () => {
 
   test('when a spawn carries a newer quota, then it is judged by it without the state changing', () => {
     const state = newState(1);
-    state.reserve(request('a'));
+    admit(state, 'a');
     expect(state.spawnRefusal(request('b', 5, { max_vms: 2, storage_quota_gb: 100, version: 2 }))).toBeNull();
     expect(state.spawnRefusal(request('b', 5, { max_vms: 9, storage_quota_gb: 100, version: 1 }))).toMatchObject({ type: 'QuotaExceeded' });
     expect(state.quota.version).toBe(1);
@@ -62,7 +89,7 @@ describe('TenantState', () => {
 
   test('when as many VMs are in flight as allowed, then the next spawn is refused with InFlightLimit, whatever the quota', () => {
     const state = newState(100, 1000, 3);
-    for (const id of ['a', 'b', 'c']) state.reserve(request(id));
+    for (const id of ['a', 'b', 'c']) admit(state, id);
     expect(state.spawnRefusal(request('d'))).toEqual({ type: 'InFlightLimit', details: { in_flight: 3, limit: 3 } });
   });
 
@@ -75,32 +102,63 @@ describe('TenantState', () => {
     expect(state.spawnRefusal(request('a'))).toEqual({ type: 'TenantClosed' });
   });
 
-  test('when a reservation is given back, then the totals are as before it', () => {
-    const state = newState();
-    state.reserve(request('a', 7));
-    state.unreserve('a');
-    expect({ vms: state.vms, storage: state.storageGb, known: state.knownStatus('a') }).toEqual({ vms: 0, storage: 0, known: null });
+  test('when a run is rebuilt with undecided requests, then they are decided in order against the quota and the rest are lost, counted nowhere', () => {
+    const undecided = ['u1', 'u2', 'u3'].map((vm_id, i) => ({ vm_id, storage_gb: 5, created_at_ms: NOW + i }));
+    const state = TenantState.rebuilt('acme', 10, totals(3, 100, 1, 5), [], undecided, BOOT_MS);
+    expect({ vms: state.vms, storage: state.storageGb }).toEqual({ vms: 3, storage: 15 });
+    expect(state.decided('u1')).toBe('provisioning');
+    expect(state.inFlight.get('u1')?.boot_deadline_ms).toBe(NOW + BOOT_MS);
+    expect(state.decided('u2')).toBe('provisioning');
+    expect(state.decided('u3')).toBe('failed');
+    expect(state.inFlight.get('u3')).toMatchObject({ phase: 'lost', release: 'none' });
+    // Even if its row was confirmed by the lost run meanwhile, failing it gives back nothing it never took.
+    state.settle('u3', 'failed', true);
+    expect(state.vms).toBe(3);
   });
 
   test('when more VMs settle than it remembers, then it forgets the oldest first', () => {
-    const state = newState(RECENT_MEMORY + 10);
+    const state = newState(RECENT_MEMORY + 10, 100_000, RECENT_MEMORY + 10);
     for (let i = 0; i < RECENT_MEMORY + 5; i++) {
-      state.reserve(request(`vm-${i}`));
-      state.settle(`vm-${i}`, 'failed');
+      admit(state, `vm-${i}`);
+      state.settle(`vm-${i}`, 'failed', true);
     }
-    expect(state.knownStatus('vm-0')).toBeNull();
-    expect(state.knownStatus(`vm-${RECENT_MEMORY + 4}`)).toBe('failed');
+    expect(state.decided('vm-0')).toBeNull();
+    expect(state.decided(`vm-${RECENT_MEMORY + 4}`)).toBe('failed');
     expect(state.toCarried().recent).toHaveLength(RECENT_MEMORY);
   });
 
-  test('when 100,000 VMs are held and the in-flight limit of 1,000 is reached, then the carried state stays under 256 KiB', () => {
+  test('when 100,000 VMs are held and the in-flight limit of 1,000 is reached, then the carried state stays under Temporal's 512 KiB payload warning and round-trips', () => {
     const state = new TenantState('acme', 1000, { quota: { max_vms: 100_000, storage_quota_gb: 1_000_000, version: 7 }, closed: false, vms: 99_000, storage_gb: 990_000 });
-    for (let i = 0; i < 1000; i++) state.reserve({ ...request(crypto.randomUUID(), 10), context: { ...CONTEXT, request_id: crypto.randomUUID(), actor_token_id: `tok_${'x'.repeat(24)}` } });
-    for (let i = 0; i < RECENT_MEMORY; i++) state.remember(crypto.randomUUID(), 'destroyed');
+    for (let i = 0; i < 1000; i++) state.admit({ ...request(crypto.randomUUID(), 10), context: { ...CONTEXT, request_id: crypto.randomUUID(), actor_token_id: `tok_${'x'.repeat(24)}` } }, NOW, BOOT_MS);
     const carried = state.toCarried();
+    for (let i = 0; i < RECENT_MEMORY; i++) carried.recent.push([crypto.randomUUID(), 'destroyed']);
     expect(carried.vms).toBe(100_000);
-    expect(Buffer.byteLength(JSON.stringify(carried))).toBeLessThan(256 * 1024);
+    // Temporal warns past 512 KiB per payload (blob size warn limit) and refuses past 2 MiB.
+    expect(Buffer.byteLength(JSON.stringify(carried))).toBeLessThan(512 * 1024);
     expect(TenantState.fromCarried('acme', 1000, carried).toCarried()).toEqual(carried);
+  });
+
+  test('when a state-version-2 run hands over, then its VMs in flight stay reserved with a boot deadline from now and only settled ids are remembered', () => {
+    const cause = { request_id: 'r-v2', actor_token_id: null };
+    const v2: CarriedTenantStateV2 = {
+      state_version: 2,
+      quota: { max_vms: 5, storage_quota_gb: 50, version: 4 },
+      closed: false,
+      vms: 3,
+      storage_gb: 15,
+      in_flight: [
+        { vm_id: 'booting', storage_gb: 5, phase: 'provisioning', cause },
+        { vm_id: 'going', storage_gb: 5, phase: 'destroying', cause },
+      ],
+      recent: [['gone', 'destroyed'], ['was-running', 'running']],
+    };
+    const state = TenantState.fromV2('acme', 10, v2, NOW, BOOT_MS);
+    expect(state.usage(0)).toMatchObject({ vms: 3, storage_gb: 15, provisioning: 1, destroying: 1, quota_version: 4 });
+    expect(state.inFlight.get('booting')).toMatchObject({ release: 'reserved', boot_deadline_ms: NOW + BOOT_MS });
+    expect(state.inFlight.get('going')).toMatchObject({ release: 'reserved', boot_deadline_ms: null });
+    expect(state.decided('gone')).toBe('destroyed');
+    // A running VM remembered by version 2 must not answer a destroy from memory (it would do nothing).
+    expect(state.decided('was-running')).toBeNull();
   });
 
   test('when a version-1 run hands over its snapshot, then totals, in-flight VMs and settled ids carry over and the quota version is 0', () => {
@@ -116,14 +174,14 @@ describe('TenantState', () => {
       ],
       settled: [['gone', 'destroyed']],
     };
-    const state = TenantState.fromLegacy('acme', 10, legacy);
+    const state = TenantState.fromLegacy('acme', 10, legacy, NOW, BOOT_MS);
     expect({ vms: state.vms, storage: state.storageGb, quota: state.quota }).toEqual({ vms: 4, storage: 20, quota: { max_vms: 5, storage_quota_gb: 50, version: 0 } });
     expect([...state.inFlight.values()].map((vm) => [vm.vm_id, vm.phase, vm.cause.request_id])).toEqual([
       ['booting', 'provisioning', 'r-1'],
       ['booting-doomed', 'destroying', 'r-destroy'],
       ['going', 'destroying', 'r-1'],
     ]);
-    expect(state.knownStatus('gone')).toBe('destroyed');
+    expect(state.decided('gone')).toBe('destroyed');
     expect(state.applyQuota({ max_vms: 6, storage_quota_gb: 60, version: 1 })).toBe(true);
   });
 });

@@ -7,6 +7,8 @@ import * as ledgerChainInDatabase from './2026_11_27_0005_ledger_chain_in_databa
 import * as ledgerTenantChains from './2026_11_27_0006_ledger_tenant_chains';
 import * as ledgerTenantLocks from './2026_11_27_0007_ledger_tenant_locks';
 import * as tokenKeyBinding from './2026_11_27_0008_token_key_binding';
+import * as eventRelayFencing from './2026_11_28_0009_event_relay_fencing';
+import * as vmAdmission from './2026_12_06_0010_vm_admission';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +20,6 @@ export const migrations: Record<string, Migration> = {
   '2026_11_27_0006_ledger_tenant_chains': ledgerTenantChains,
   '2026_11_27_0007_ledger_tenant_locks': ledgerTenantLocks,
   '2026_11_27_0008_token_key_binding': tokenKeyBinding,
+  '2026_11_28_0009_event_relay_fencing': eventRelayFencing,
+  '2026_12_06_0010_vm_admission': vmAdmission,
 };
