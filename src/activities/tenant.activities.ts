@@ -5,6 +5,7 @@ import { tenantLifecycleEventId } from '../ledger/deterministic-ids';
 import { appendAuditEvent } from '../ledger/ledger.repository';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
+import type { VmStatus } from '../shared/vm';
 import type { RequestContext } from '../shared/request-context';
 import type { InFlightPage, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
 import { findTenant, markTenantDeleted } from '../tenants/tenant.repository';
@@ -34,6 +35,13 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
         else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
       }
       return page;
+    },
+
+    /** The statuses of these VMs of the tenant (absent: no such row). */
+    async readVmStatuses({ tenant_id, vm_ids }: { tenant_id: string; vm_ids: string[] }): Promise<Record<string, VmStatus>> {
+      if (vm_ids.length === 0) return {};
+      const rows = await db.selectFrom('vms').select(['vm_id', 'status']).where('tenant_id', '=', tenant_id).where('vm_id', 'in', vm_ids).execute();
+      return Object.fromEntries(rows.map((row) => [row.vm_id, row.status as VmStatus]));
     },
 
     /**

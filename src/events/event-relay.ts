@@ -95,12 +95,13 @@ export class EventRelay {
           this.options.log.warn({ err: error }, 'event relay interrupted; retrying');
           this.options.onRetry?.();
         }
-        await this.sleep(1000);
       } finally {
-        // Ending the session releases the lock, if it still held it.
+        // Ending the session releases the lock, if it still held it: before the pause, so that a
+        // relay that no longer leads does not keep the others waiting.
         await this.session?.end().catch(() => undefined);
         this.session = null;
       }
+      if (!this.stopped) await this.sleep(1000);
     }
   }
 

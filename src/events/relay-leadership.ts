@@ -104,7 +104,7 @@ export async function confirmLead(session: pg.Client, lead: Lead): Promise<void>
 export async function moveCursor(db: Kysely<Database>, lead: Lead, to: string): Promise<void> {
   const moved = await sql`
     update event_relay_cursor set last_seq = ${to}::bigint, updated_at = now()
-    where name = ${lead.name} and last_seq < ${to}::bigint`.execute(db);
+    where name = ${lead.name} and leader_epoch = ${lead.epoch}::bigint and last_seq < ${to}::bigint`.execute(db);
   if (moved.numAffectedRows === 1n) {
     lead.cursor = to;
     return;

@@ -16,8 +16,12 @@ export interface WorkCause {
 export interface InFlightVm {
   vm_id: string;
   storage_gb: number;
-  /** `lost`: a request found undecided at a rebuild that no longer fits; it is being failed as `admission_lost`. */
-  phase: 'provisioning' | 'destroying' | 'lost';
+  /**
+   * `pending`: a request a rebuilt run found undecided (`requested`), held conservatively until it is
+   * decided: by its own update, or by the run itself after a grace period. `lost`: such a request that
+   * no longer fitted; it is being failed as `admission_lost`.
+   */
+  phase: 'pending' | 'provisioning' | 'destroying' | 'lost';
   /**
    * How its quota comes back when its work ends. `reserved`: this workflow admitted it (or counted it
    * at a rebuild), so settling it always releases. `if_released`: a running VM, counted in the totals,

@@ -13,7 +13,7 @@ export type SpawnRefusal =
 /** What the workflow answers for a VM it has decided: its work, or how it ended. */
 export type DecidedStatus = 'provisioning' | 'destroying' | 'destroyed' | 'failed';
 
-const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus> = { provisioning: 'provisioning', destroying: 'destroying', lost: 'failed' };
+const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus | null> = { pending: null, provisioning: 'provisioning', destroying: 'destroying', lost: 'failed' };
 
 type SettledStatus = 'destroyed' | 'failed';
 
@@ -95,9 +95,9 @@ export class TenantState {
 
   /**
    * A run rebuilt from Postgres. Rows still `requested` may hold a decision the lost run made (and a
-   * 202 its client holds), or none: each is decided again, in order, against the quota, before any new
-   * request is heard. Those that fit are admitted; the others are listed `lost`, to be failed as
-   * `admission_lost`, counted nowhere. None is ever counted past the quota.
+   * 202 its client holds), or none. Each is held `pending`, in order, counted while it fits the quota
+   * (so no new request takes the room a lost admission needs), until decidePending decides it: at its
+   * own spawn update, or after a grace period if none comes.
    */
   static rebuilt(
     tenantId: string,
@@ -109,13 +109,47 @@ export class TenantState {
   ): TenantState {
     const state = new TenantState(tenantId, maxInFlight, totals, inFlight);
     for (const vm of undecided) {
-      if (state.refusalFor(vm.storage_gb, state.quota)) {
-        state.inFlight.set(vm.vm_id, { vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: 'lost', release: 'none', boot_deadline_ms: null, cause: RECOVERY_CAUSE });
-      } else {
-        state.reserve(vm.vm_id, vm.storage_gb, vm.created_at_ms + bootTimeoutMs, RECOVERY_CAUSE);
-      }
+      const fits = state.refusalFor(vm.storage_gb, state.quota, true) === null;
+      state.inFlight.set(vm.vm_id, { vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: 'pending', release: fits ? 'reserved' : 'none', boot_deadline_ms: vm.created_at_ms + bootTimeoutMs, cause: RECOVERY_CAUSE });
+      if (fits) state.count(vm.storage_gb);
     }
     return state;
+  }
+
+  /** The requests a rebuilt run still holds undecided. */
+  pendingIds(): string[] {
+    return [...this.inFlight.values()].filter((vm) => vm.phase === 'pending').map((vm) => vm.vm_id);
+  }
+
+  /**
+   * Takes a pending request out of its conservative hold, to be decided now like any other
+   * (admitted or refused by the caller). False when `vmId` is not pending.
+   */
+  releasePending(vmId: string): boolean {
+    const vm = this.inFlight.get(vmId);
+    if (vm?.phase !== 'pending') return false;
+    this.inFlight.delete(vmId);
+    if (vm.release === 'reserved') this.count(-vm.storage_gb, -1);
+    return true;
+  }
+
+  /**
+   * Decides a pending request now, against the quota like any new one: admitted (its boot deadline
+   * kept), or `lost`, to be failed as admission_lost and counted nowhere (its row may have been
+   * confirmed by the lost run's boot meanwhile: failing it is the only safe end). Null when `vmId`
+   * is not pending.
+   */
+  decidePending(vmId: string): { vm: InFlightVm; refusal: SpawnRefusal | null } | null {
+    const vm = this.inFlight.get(vmId);
+    if (vm?.phase !== 'pending') return null;
+    this.releasePending(vmId);
+    const refusal = this.refusalFor(vm.storage_gb, this.quota, true);
+    if (refusal) {
+      const lost: InFlightVm = { ...vm, phase: 'lost', release: 'none', boot_deadline_ms: null };
+      this.inFlight.set(vmId, lost);
+      return { vm: lost, refusal };
+    }
+    return { vm: this.reserve(vmId, vm.storage_gb, vm.boot_deadline_ms ?? 0, vm.cause), refusal: null };
   }
 
   /** Takes `quota` if it is newer than the one held; a stale one is ignored. */
@@ -165,10 +199,7 @@ export class TenantState {
     const vm = this.inFlight.get(vmId);
     if (!vm) return;
     this.inFlight.delete(vmId);
-    if (vm.release === 'reserved' || (vm.release === 'if_released' && released)) {
-      this.vms -= 1;
-      this.storageGb -= vm.storage_gb;
-    }
+    if (vm.release === 'reserved' || (vm.release === 'if_released' && released)) this.count(-vm.storage_gb, -1);
     this.remember(vmId, status);
   }
 
@@ -181,7 +212,7 @@ export class TenantState {
     let provisioning = 0;
     let destroying = 0;
     for (const vm of this.inFlight.values()) {
-      if (vm.phase === 'provisioning') provisioning++;
+      if (vm.phase === 'provisioning' || vm.phase === 'pending') provisioning++;
       else destroying++;
     }
     return {
@@ -210,9 +241,9 @@ export class TenantState {
     };
   }
 
-  private refusalFor(storageGb: number, quota: VersionedQuota): SpawnRefusal | null {
+  private refusalFor(storageGb: number, quota: VersionedQuota, ignoreInFlightLimit = false): SpawnRefusal | null {
     if (this.closed || this.closing) return { type: 'TenantClosed' };
-    if (this.inFlight.size >= this.maxInFlight) return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
+    if (!ignoreInFlightLimit && this.inFlight.size >= this.maxInFlight) return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
     if (this.vms + 1 > quota.max_vms) {
       return { type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: quota.max_vms, in_use: this.vms, requested: 1 } };
     }
@@ -225,9 +256,13 @@ export class TenantState {
   private reserve(vmId: string, storageGb: number, bootDeadlineMs: number, cause: WorkCause): InFlightVm {
     const vm: InFlightVm = { vm_id: vmId, storage_gb: storageGb, phase: 'provisioning', release: 'reserved', boot_deadline_ms: bootDeadlineMs, cause };
     this.inFlight.set(vmId, vm);
-    this.vms += 1;
-    this.storageGb += storageGb;
+    this.count(storageGb);
     return vm;
+  }
+
+  private count(storageGb: number, vms = 1): void {
+    this.vms += vms;
+    this.storageGb += storageGb;
   }
 
   private remember(vmId: string, status: SettledStatus): void {

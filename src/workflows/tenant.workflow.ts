@@ -12,6 +12,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -52,8 +53,10 @@ const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 2000;
 const IN_FLIGHT_PAGE = 500;
 // A boot scheduled this close to (or past) its deadline still gets one short attempt.
 const MIN_BOOT_WINDOW_MS = 1000;
+// Past the API's Temporal deadline: a request still undecided this long after a rebuild has nobody waiting on it.
+const PENDING_GRACE_MS = 15_000;
 
-const { loadTenantTotals, listInFlightVms, recordTenantDeleted } = proxyActivities<Activities>({
+const { loadTenantTotals, listInFlightVms, readVmStatuses, recordTenantDeleted } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -146,7 +149,31 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     showUsage();
   };
 
+  /**
+   * Requests a rebuild found undecided and that nobody asked about within the grace period: the run
+   * decides them itself, from what their rows say now. Still requested (or confirmed by the lost run's
+   * boot): decided against the quota. Settled meanwhile (destroyed, rejected): dropped.
+   */
+  const decideForgottenRequests = async (s: TenantState): Promise<void> => {
+    await sleep(PENDING_GRACE_MS);
+    const ids = s.pendingIds();
+    for (let i = 0; i < ids.length; i += IN_FLIGHT_PAGE) {
+      const rows = await readVmStatuses({ tenant_id: tenantId, vm_ids: ids.slice(i, i + IN_FLIGHT_PAGE) });
+      for (const vmId of ids.slice(i, i + IN_FLIGHT_PAGE)) {
+        const status = rows[vmId];
+        if (status === 'requested' || status === 'provisioning' || status === 'running' || status === 'destroying') {
+          const decided = s.decidePending(vmId);
+          if (decided) resume(s, decided.vm);
+        } else {
+          s.releasePending(vmId);
+        }
+      }
+      showUsage();
+    }
+  };
+
   const resume = (s: TenantState, vm: InFlightVm) => {
+    if (vm.phase === 'pending') return;
     if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
     else if (vm.phase === 'lost') launch(fail(s, vm, 'admission_lost'), vm.vm_id);
     else launch(provision(s, vm), vm.vm_id);
@@ -160,6 +187,14 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       const s = state ?? (await loaded());
       updatesThisRun++;
       if (s.applyQuota(request.quota)) showUsage();
+      // A request a rebuild found undecided: decided now, against the quota.
+      const pending = s.decidePending(request.vm_id);
+      if (pending) {
+        resume(s, pending.vm);
+        showUsage();
+        if (pending.refusal) throw refusalFailure(tenantId, pending.refusal);
+        return { vm_id: request.vm_id, status: 'provisioning' };
+      }
       // A request this workflow decided already (a retry, or the resolver's resend): its decision.
       const decided = s.decided(request.vm_id);
       if (decided) return { vm_id: request.vm_id, status: decided };
@@ -174,7 +209,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     {
       // Refusing in the validator keeps refused spawns out of the history; the handler re-checks.
       validator: (request) => {
-        if (!state || state.decided(request.vm_id)) return;
+        if (!state || state.inFlight.has(request.vm_id) || state.decided(request.vm_id)) return;
         // A newer quota must be taken, which only the handler can do (once per quota change).
         if (request.quota && request.quota.version > state.quota.version) return;
         const refusal = state.spawnRefusal(request);
@@ -188,6 +223,8 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     updatesThisRun++;
     const { vm_id } = request;
     const inFlight = s.inFlight.get(vm_id);
+    // Not decided yet: the API destroys such a request itself and never sends it here.
+    if (inFlight?.phase === 'pending') return { vm_id, status: 'requested' };
     if (inFlight?.phase === 'provisioning') {
       // Destroy beats provisioning: stop the boot, then destroy at the fleet (see provision).
       inFlight.phase = 'destroying';
@@ -236,6 +273,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
 
   // Resume the work a previous run (or a lost workflow) left in flight; the activities are idempotent.
   for (const vm of s.inFlight.values()) resume(s, vm);
+  if (s.pendingIds().length > 0) launch(decideForgottenRequests(s), 'pending');
 
   const shouldContinueAsNew = () =>
     updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;

@@ -1,4 +1,4 @@
-import { Client, Connection, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, Connection, isGrpcDeadlineError, WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { google, temporal } from '@temporalio/proto';
 import { spawnVmUpdate, type SpawnVmRequest, type SpawnVmResult } from '../../src/shared/tenant-workflow.messages';
@@ -10,6 +10,7 @@ const { Request: UpdateRequest, Acceptance, Response: UpdateResponse } = tempora
 const { CommandType } = temporal.api.enums.v1;
 type ProtocolMessage = temporal.api.protocol.v1.IMessage;
 
+const POLL_MS = 5_000;
 const UPDATE_REQUEST_TYPE = 'type.googleapis.com/temporal.api.update.v1.Request';
 const any = (typeName: string, value: Uint8Array): google.protobuf.IAny => ({ type_url: `type.googleapis.com/${typeName}`, value });
 
@@ -43,12 +44,14 @@ function handWorker(connection: Connection, namespace: string, taskQueue: string
     };
   };
 
-  const loop = (async () => {
+  const loop: Promise<void> = (async () => {
     while (!stop.signal.aborted) {
+      // A long poll needs a deadline (the server refuses one without); an empty or expired poll polls again.
+      const poll = () => connection.workflowService.pollWorkflowTaskQueue({ namespace, identity, taskQueue: { name: taskQueue } });
       const task = await connection
-        .withAbortSignal(stop.signal, () => connection.workflowService.pollWorkflowTaskQueue({ namespace, identity, taskQueue: { name: taskQueue } }))
+        .withAbortSignal(stop.signal, () => connection.withDeadline(Date.now() + POLL_MS, poll))
         .catch((error: unknown) => {
-          if (stop.signal.aborted) return undefined;
+          if (stop.signal.aborted || isGrpcDeadlineError(error)) return undefined;
           throw error;
         });
       if (!task?.taskToken?.length) continue;
@@ -62,6 +65,8 @@ function handWorker(connection: Connection, namespace: string, taskQueue: string
       await connection.workflowService.respondWorkflowTaskCompleted({ namespace, identity, taskToken: task.taskToken, ...completion });
     }
   })();
+  // Kept for close(); a failure here shows there, not as an unhandled rejection.
+  loop.catch(() => undefined);
 
   return {
     delivered,

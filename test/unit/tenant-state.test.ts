@@ -127,7 +127,7 @@ describe('TenantState', () => {
     expect(state.toCarried().recent).toHaveLength(RECENT_MEMORY);
   });
 
-  test('when 100,000 VMs are held and the in-flight limit of 1,000 is reached, then the carried state stays under Temporal's 512 KiB payload warning and round-trips', () => {
+  test('when 100,000 VMs are held and the in-flight limit of 1,000 is reached, then the carried state stays under the 512 KiB payload warning of Temporal and round-trips', () => {
     const state = new TenantState('acme', 1000, { quota: { max_vms: 100_000, storage_quota_gb: 1_000_000, version: 7 }, closed: false, vms: 99_000, storage_gb: 990_000 });
     for (let i = 0; i < 1000; i++) state.admit({ ...request(crypto.randomUUID(), 10), context: { ...CONTEXT, request_id: crypto.randomUUID(), actor_token_id: `tok_${'x'.repeat(24)}` } }, NOW, BOOT_MS);
     const carried = state.toCarried();
