@@ -5,7 +5,7 @@ import { grpcStatusOf, isDroppedUpdate, isUnprocessedUpdate } from './temporal-u
 
 /** A refusal after which the same call, sent again, may succeed: nothing of it took effect. */
 function isRetryableRefusal(error: unknown): boolean {
-  return grpcStatusOf(error) === status.RESOURCE_EXHAUSTED || isDroppedUpdate(error);
+  return grpcStatusOf(error) === status.RESOURCE_EXHAUSTED || isDroppedUpdate(error) || isUnprocessedUpdate(error);
 }
 
 /**
