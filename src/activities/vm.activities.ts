@@ -11,6 +11,8 @@ import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-wor
 import { faultPoint } from '../shared/fault-point';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
+import { admissionEventId } from '../ledger/deterministic-ids';
+import { appendAuditEvent } from '../ledger/ledger.repository';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 
 export interface VmActivityDeps {
@@ -24,6 +26,7 @@ export interface VmActivityDeps {
 
 /** Every step below is recorded only by the transaction whose insert or transition made it. */
 const HOLDING = STATUSES_HOLDING_QUOTA;
+const ADMISSION_LOST = 'admission_lost';
 const OWN_TRANSITION = { afterOwnTransition: true };
 
 /** The context of a step the worker takes on behalf of an earlier request. */
@@ -156,6 +159,27 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       faultPoint('worker.teardown.after-fleet-destroy');
       const released = await settleRow(tenant_id, vm_id, 'destroyed', null, cause);
       return { released, storage_gb: row?.storage_gb ?? 0 };
+    },
+
+    /**
+     * A request a rebuilt run found undecided and that no longer fits (docs/admission-protocol.md).
+     * Still `requested`: it becomes `rejected` (admission_lost) with VM_SPAWN_REJECTED, and nothing can
+     * be at the fleet (a boot confirms the row before it calls the fleet). Confirmed meanwhile by the
+     * lost run's boot: destroyed at the fleet (whose tombstone refuses a create still on its way) and
+     * failed as admission_lost.
+     */
+    async abandonAdmission({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<SettleOutcome> {
+      const at = now();
+      const rejected = await recorded('VM_SPAWN_REJECTED', async (trx) => {
+        const row = await findTenantVm(trx, tenant_id, vm_id);
+        if (!row || !(await transitionVm(trx, vm_id, ['requested'], 'rejected', at, ADMISSION_LOST))) return false;
+        const attempt = row.admission_attempt;
+        await appendAuditEvent(trx, { event_id: admissionEventId(vm_id, 'VM_SPAWN_REJECTED', attempt), event_type: 'VM_SPAWN_REJECTED', tenant_id, vm_id, occurred_at: at, context: contextOf(cause), details: { reason: ADMISSION_LOST } }, OWN_TRANSITION);
+        return true;
+      });
+      if (rejected) return { released: false };
+      await fleet.destroy(vm_id);
+      return { released: await settleRow(tenant_id, vm_id, 'failed', ADMISSION_LOST, cause) };
     },
 
     /**

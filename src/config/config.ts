@@ -38,6 +38,9 @@ export interface Config {
   readonly tenantHistoryUpdateLimit: number;
   readonly tenantMaxInFlight: number;
   readonly vmBootTimeoutMs: number;
+  /** The admission resolver: how often it looks, and how old an undecided request must be (docs/admission-protocol.md). */
+  readonly admissionResolverEveryMs: number;
+  readonly admissionResolveAfterMs: number;
   readonly apiMetricsPort: number;
   readonly workerMetricsPort: number;
   readonly temporalSdkMetricsPort: number;
@@ -124,6 +127,9 @@ export function loadConfig(env: Env = process.env): Config {
     // Each VM in flight is a pending activity; Temporal refuses more than 2,000 per workflow.
     tenantMaxInFlight: int(env, 'TENANT_MAX_IN_FLIGHT', 1000, 1, 1500),
     vmBootTimeoutMs: int(env, 'VM_BOOT_TIMEOUT_MS', 15 * 60_000, 1000, 24 * 3_600_000),
+    admissionResolverEveryMs: int(env, 'ADMISSION_RESOLVER_EVERY_MS', 5_000, 100, 3_600_000),
+    // Past TEMPORAL_CALL_TIMEOUT_MS, so no API still waits on the request it resends.
+    admissionResolveAfterMs: int(env, 'ADMISSION_RESOLVE_AFTER_MS', 15_000, 1_000, 3_600_000),
     // 0 turns the endpoint off.
     apiMetricsPort: int(env, 'API_METRICS_PORT', 9462, 0, 65535),
     workerMetricsPort: int(env, 'WORKER_METRICS_PORT', 9464, 0, 65535),

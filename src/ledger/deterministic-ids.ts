@@ -20,6 +20,14 @@ export function vmLifecycleEventId(vmId: string, eventType: string): string {
   return uuidV5(`vm:${vmId}:${eventType}`);
 }
 
+/**
+ * The ledger event id of an admission step (VM_SPAWN_REQUESTED, VM_SPAWN_REJECTED) of one request for
+ * a VM: attempt 1 keeps the id of vmLifecycleEventId; a refused request asked again is the next attempt.
+ */
+export function admissionEventId(vmId: string, eventType: string, attempt: number): string {
+  return vmLifecycleEventId(attempt > 1 ? `${vmId}#${attempt}` : vmId, eventType);
+}
+
 /** The VM id for a spawn under an Idempotency-Key: a retried request names the same VM. */
 export function vmIdForIdempotencyKey(tenantId: string, key: string): string {
   return uuidV5(`spawn:${tenantId}:${key}`);

@@ -1,10 +1,9 @@
 import type { Kysely } from 'kysely';
 import { failureDetails, failureType } from '../api/workflow-failures';
 import type { Database, VmRow } from '../db/tables';
-import { vmLifecycleEventId } from '../ledger/deterministic-ids';
+import { admissionEventId } from '../ledger/deterministic-ids';
 import { appendAuditEvent } from '../ledger/ledger.repository';
 import type { LedgerWriter } from '../ledger/ledger-writer';
-import type { AuditEventType } from '../shared/audit-event-types';
 import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest, SpawnVmResult } from '../shared/tenant-workflow.messages';
@@ -29,11 +28,6 @@ const REFUSAL_REASONS: Readonly<Record<string, string>> = {
 /** A refusal by the tenant workflow: a decision, not a failure to reach one. */
 export function isAdmissionRefusal(error: unknown): boolean {
   return REFUSAL_REASONS[failureType(error) ?? ''] !== undefined;
-}
-
-/** The ledger event id of an admission step: attempt 1 keeps the id every earlier entry has. */
-export function admissionEventId(vmId: string, eventType: AuditEventType, attempt: number): string {
-  return vmLifecycleEventId(attempt > 1 ? `${vmId}#${attempt}` : vmId, eventType);
 }
 
 export function shapeOf(row: VmRow): VmShape {

@@ -54,6 +54,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
   const runtime = await createTenantWorker({
     db,
     workflows,
+    resolver: { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs },
     databaseUrl: config.databaseUrl,
     temporalAddress: config.temporalAddress,
     temporalConnection: config.temporal.connection,

@@ -137,11 +137,12 @@ export class TenantState {
    * Decides a pending request now, against the quota like any new one: admitted (its boot deadline
    * kept), or `lost`, to be failed as admission_lost and counted nowhere (its row may have been
    * confirmed by the lost run's boot meanwhile: failing it is the only safe end). Null when `vmId`
-   * is not pending.
+   * is not pending. `cause`: the request that asked, when one did.
    */
-  decidePending(vmId: string): { vm: InFlightVm; refusal: SpawnRefusal | null } | null {
-    const vm = this.inFlight.get(vmId);
-    if (vm?.phase !== 'pending') return null;
+  decidePending(vmId: string, cause?: WorkCause): { vm: InFlightVm; refusal: SpawnRefusal | null } | null {
+    const pending = this.inFlight.get(vmId);
+    if (pending?.phase !== 'pending') return null;
+    const vm = cause ? { ...pending, cause } : pending;
     this.releasePending(vmId);
     const refusal = this.refusalFor(vm.storage_gb, this.quota, true);
     if (refusal) {

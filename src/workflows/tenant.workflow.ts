@@ -62,7 +62,7 @@ const { loadTenantTotals, listInFlightVms, readVmStatuses, recordTenantDeleted }
 });
 
 // Fleet work retries until it lands: a fleet outage delays a destroy, it never loses it.
-const { teardownVm, failVm } = proxyActivities<Activities>({
+const { teardownVm, failVm, abandonAdmission } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', backoffCoefficient: 2 },
 });
@@ -121,6 +121,12 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     showUsage();
   };
 
+  const abandon = async (s: TenantState, vm: InFlightVm): Promise<void> => {
+    const outcome = await abandonAdmission({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause });
+    s.settle(vm.vm_id, 'failed', outcome.released);
+    showUsage();
+  };
+
   /** Boots an admitted VM, within the deadline it got at admission (kept across continue-as-new). */
   const provision = async (s: TenantState, vm: InFlightVm): Promise<void> => {
     const deadline = vm.boot_deadline_ms ?? Date.now() + limits.boot_timeout_ms;
@@ -175,7 +181,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   const resume = (s: TenantState, vm: InFlightVm) => {
     if (vm.phase === 'pending') return;
     if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
-    else if (vm.phase === 'lost') launch(fail(s, vm, 'admission_lost'), vm.vm_id);
+    else if (vm.phase === 'lost') launch(abandon(s, vm), vm.vm_id);
     else launch(provision(s, vm), vm.vm_id);
   };
 
@@ -188,7 +194,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       updatesThisRun++;
       if (s.applyQuota(request.quota)) showUsage();
       // A request a rebuild found undecided: decided now, against the quota.
-      const pending = s.decidePending(request.vm_id);
+      const pending = s.decidePending(request.vm_id, causeOf(request.context));
       if (pending) {
         resume(s, pending.vm);
         showUsage();

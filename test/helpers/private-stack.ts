@@ -109,6 +109,11 @@ export interface PrivateStack {
   temporalClient(): Promise<Client>;
   /** The last lines a part wrote. */
   tail(part: string, lines?: number): string;
+  /**
+   * Sets (null: clears) the fault point of one process (`api`, `api2`, `worker`, `worker2`; see
+   * src/shared/fault-point.ts), from its next start on.
+   */
+  setFaultPoint(part: string, spec: string | null): void;
   stop(): Promise<void>;
 }
 
@@ -417,10 +422,12 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   ];
   const parts: StackService[] = [
     { kind: 'fleet', env: { FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 100) } },
-    { kind: 'worker', env: options.workerEnv },
+    { kind: 'worker', env: { ...options.workerEnv } },
     { kind: 'api', env: { PORT: String(apiPort), ...options.apiEnv } },
     ...(options.replicas ? replicaServices : []),
   ];
+  // Each process's own environment, read again at its every start (setFaultPoint changes it).
+  const partEnv = new Map(parts.map((part) => [part.name ?? part.kind, part.env!]));
   const services = new DevStack({
     env: stackEnv({
       databaseUrl: postgres.url('vm_tenant_app'),
@@ -468,6 +475,12 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     migrationDatabaseUrl: postgres.url('postgres'),
     adminToken,
     db,
+    setFaultPoint(part, spec) {
+      const env = partEnv.get(part);
+      if (!env) throw new Error(`no process ${part} in this stack`);
+      if (spec === null) delete env.VM_TENANT_FAULT_POINT;
+      else env.VM_TENANT_FAULT_POINT = spec;
+    },
     async temporalClient() {
       if (client && connection) {
         try {

@@ -102,18 +102,40 @@ describe('TenantState', () => {
     expect(state.spawnRefusal(request('a'))).toEqual({ type: 'TenantClosed' });
   });
 
-  test('when a run is rebuilt with undecided requests, then they are decided in order against the quota and the rest are lost, counted nowhere', () => {
+  test('when a run is rebuilt with undecided requests, then it holds them pending, counted in order while they fit, so that no new request takes their room', () => {
     const undecided = ['u1', 'u2', 'u3'].map((vm_id, i) => ({ vm_id, storage_gb: 5, created_at_ms: NOW + i }));
     const state = TenantState.rebuilt('acme', 10, totals(3, 100, 1, 5), [], undecided, BOOT_MS);
     expect({ vms: state.vms, storage: state.storageGb }).toEqual({ vms: 3, storage: 15 });
-    expect(state.decided('u1')).toBe('provisioning');
-    expect(state.inFlight.get('u1')?.boot_deadline_ms).toBe(NOW + BOOT_MS);
-    expect(state.decided('u2')).toBe('provisioning');
-    expect(state.decided('u3')).toBe('failed');
-    expect(state.inFlight.get('u3')).toMatchObject({ phase: 'lost', release: 'none' });
+    expect(state.pendingIds()).toEqual(['u1', 'u2', 'u3']);
+    expect(state.inFlight.get('u1')).toMatchObject({ phase: 'pending', release: 'reserved', boot_deadline_ms: NOW + BOOT_MS });
+    expect(state.inFlight.get('u3')).toMatchObject({ phase: 'pending', release: 'none' });
+    // Not decided yet: a resend of any of them is decided at its update, not answered from memory.
+    for (const id of ['u1', 'u2', 'u3']) expect(state.decided(id)).toBeNull();
+    expect(state.spawnRefusal(request('new'))).toEqual({ type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: 3, in_use: 3, requested: 1 } });
+    expect(state.usage(0)).toMatchObject({ vms: 3, provisioning: 3, destroying: 0 });
+  });
+
+  test('when pending requests are decided, then those that fit are admitted with their boot deadline and the rest are lost, counted nowhere', () => {
+    const undecided = ['u1', 'u2', 'u3'].map((vm_id, i) => ({ vm_id, storage_gb: 5, created_at_ms: NOW + i }));
+    const state = TenantState.rebuilt('acme', 10, totals(3, 100, 1, 5), [], undecided, BOOT_MS);
+    // Decided in any order (each at its own update): the held room is given back, then judged again.
+    expect(state.decidePending('u2')).toMatchObject({ vm: { phase: 'provisioning', release: 'reserved', boot_deadline_ms: NOW + 1 + BOOT_MS }, refusal: null });
+    expect(state.decidePending('u3')).toMatchObject({ vm: { phase: 'lost', release: 'none' }, refusal: { type: 'QuotaExceeded' } });
+    expect(state.decidePending('u1')).toMatchObject({ vm: { phase: 'provisioning' }, refusal: null });
+    expect(state.decidePending('u1')).toBeNull();
+    expect({ vms: state.vms, storage: state.storageGb, pending: state.pendingIds() }).toEqual({ vms: 3, storage: 15, pending: [] });
+    expect([state.decided('u1'), state.decided('u2'), state.decided('u3')]).toEqual(['provisioning', 'provisioning', 'failed']);
     // Even if its row was confirmed by the lost run meanwhile, failing it gives back nothing it never took.
     state.settle('u3', 'failed', true);
     expect(state.vms).toBe(3);
+  });
+
+  test('when a pending request is found settled meanwhile, then releasing it gives its held room back', () => {
+    const state = TenantState.rebuilt('acme', 10, totals(3, 100, 1, 5), [], [{ vm_id: 'u1', storage_gb: 5, created_at_ms: NOW }], BOOT_MS);
+    expect(state.vms).toBe(2);
+    expect(state.releasePending('u1')).toBe(true);
+    expect({ vms: state.vms, storage: state.storageGb, inFlight: state.inFlight.size, decided: state.decided('u1') }).toEqual({ vms: 1, storage: 5, inFlight: 0, decided: null });
+    expect(state.releasePending('u1')).toBe(false);
   });
 
   test('when more VMs settle than it remembers, then it forgets the oldest first', () => {
