@@ -1,5 +1,5 @@
 import express, { type ErrorRequestHandler } from 'express';
-import { faultInjection } from './fault-injection';
+import { faultInjection, latencyInjection } from './fault-injection';
 import type { FleetState } from './fleet-state';
 import { sendProblem } from './problem';
 import type { SimControls } from './sim-controls';
@@ -24,6 +24,7 @@ export function createSimulatorApp(deps: SimulatorAppDeps): express.Express {
   // Faults come before body parsing: an injected fault answers whatever the body is.
   app.use('/v1', faultInjection(deps.controls, deps.shutdown));
   app.use(express.json({ limit: '64kb' }));
+  app.use('/v1', latencyInjection(deps.controls, deps.shutdown));
   app.use('/v1/vms', vmsRoutes(deps.state));
   app.use('/_sim', simRoutes(deps.state, deps.controls));
 

@@ -31,6 +31,8 @@ export interface InFlightVm {
   release: 'reserved' | 'if_released' | 'none';
   /** Epoch ms after which a VM still not running is failed (`boot_timeout`); null for a destroy of a running VM. */
   boot_deadline_ms: number | null;
+  /** Set once its boot ended in failure: the run (or the next, after continue-as-new) fails it with this reason. */
+  failure?: string;
   cause: WorkCause;
 }
 

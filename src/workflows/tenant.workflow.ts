@@ -137,6 +137,10 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       // A destroy waits until the boot attempt has stopped, so the fleet hears the destroy last.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     });
+    if (Date.now() >= deadline) {
+      vm.failure = 'boot_timeout';
+      return fail(s, vm, vm.failure);
+    }
     const scope = new CancellationScope();
     cancelBoot.set(vm.vm_id, () => scope.cancel());
     let failure: string | null = null;
@@ -150,7 +154,11 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
       cancelBoot.delete(vm.vm_id);
     }
     if (vm.phase === 'destroying') return teardown(s, vm);
-    if (failure) return fail(s, vm, failure);
+    if (failure) {
+      // Carried across continue-as-new: the next run fails it, it does not boot it again.
+      vm.failure = failure;
+      return fail(s, vm, failure);
+    }
     s.markRunning(vm.vm_id);
     showUsage();
   };
@@ -182,6 +190,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     if (vm.phase === 'pending') return;
     if (vm.phase === 'destroying') launch(teardown(s, vm), vm.vm_id);
     else if (vm.phase === 'lost') launch(abandon(s, vm), vm.vm_id);
+    else if (vm.failure) launch(fail(s, vm, vm.failure), vm.vm_id);
     else launch(provision(s, vm), vm.vm_id);
   };
 
