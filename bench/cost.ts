@@ -27,6 +27,8 @@ const BILLABLE = new Set([
 
 export interface HistoryCount {
   readonly runs: number;
+  /** Local-activity markers (`core_local_activity`): the admission protocol keeps none on its path. */
+  readonly local_activity_markers: number;
   readonly events: number;
   readonly billable_actions: number;
   readonly by_type: Readonly<Record<string, number>>;
@@ -45,6 +47,7 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
   let runs = 0;
   let events = 0;
   let billable = 0;
+  let localActivityMarkers = 0;
   for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
     runs++;
     const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
@@ -60,6 +63,7 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
         taskHasMarker = false;
         billable += Number(event.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts ?? 0);
       }
+      if (event.markerRecordedEventAttributes?.markerName === 'core_local_activity') localActivityMarkers++;
       if (type === 'markerRecordedEventAttributes' && !taskHasMarker) {
         taskHasMarker = true;
         billable++;
@@ -68,7 +72,7 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
       if (attempt > 1) billable += attempt - 1; // each retry is one more action
     }
   }
-  return { runs, events, billable_actions: billable, by_type: byType };
+  return { runs, local_activity_markers: localActivityMarkers, events, billable_actions: billable, by_type: byType };
 }
 
 export interface CostResult extends HistoryCount {
@@ -79,6 +83,8 @@ export interface CostResult extends HistoryCount {
   readonly recorded_heartbeats: number;
   readonly actions_per_lifecycle: number;
   readonly events_per_lifecycle: number;
+  /** Local activities (markers) per admission: 0 by the admission protocol (docs/admission-protocol.md). */
+  readonly local_activities_per_admission: number;
 }
 
 async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status: string, timeoutMs: number): Promise<void> {
@@ -152,6 +158,7 @@ export async function measureCost(options: {
     lifecycles: vmIds.length,
     actions_per_lifecycle: round(billable / vmIds.length),
     events_per_lifecycle: round(counted.events / vmIds.length),
+    local_activities_per_admission: round(counted.local_activity_markers / vmIds.length),
   };
 }
 

@@ -43,6 +43,7 @@ export interface Headline {
   spawns_to_running_per_s: number;
   actions_per_lifecycle: number;
   events_per_lifecycle: number;
+  local_activities_per_admission: number;
   max_history_events: number;
   list_p50_ms_10k: number;
   get_p50_ms_10k: number;
@@ -69,6 +70,7 @@ export function summaryRows(h: Headline): SummaryRow[] {
     row('spawns/s to running', `${h.spawns_to_running_per_s}`),
     row('billable actions per spawn+destroy', `${h.actions_per_lifecycle}`, '≤ 4', h.actions_per_lifecycle <= 4),
     row('history events per spawn+destroy', `${h.events_per_lifecycle}`),
+    row('local activities (markers) per admission', `${h.local_activities_per_admission}`, '0', h.local_activities_per_admission === 0),
     row('max tenant workflow history', `${h.max_history_events} events`, '< 10,000', h.max_history_events < 10_000),
     row('GET /v1/vms p50, 10k VMs', `${h.list_p50_ms_10k} ms`, '< 5 ms', h.list_p50_ms_10k < 5),
     row('GET /v1/vms/:id p50, 10k VMs', `${h.get_p50_ms_10k} ms`),

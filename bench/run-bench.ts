@@ -201,6 +201,7 @@ async function main(): Promise<void> {
       spawns_to_running_per_s: endToEnd.spawns_to_running_per_s,
       actions_per_lifecycle: cost.actions_per_lifecycle,
       events_per_lifecycle: cost.events_per_lifecycle,
+      local_activities_per_admission: cost.local_activities_per_admission,
       max_history_events: history.max_history_events,
       list_p50_ms_10k: reads.list_first_page.latency.p50_ms,
       get_p50_ms_10k: reads.get_one.latency.p50_ms,
