@@ -5,16 +5,23 @@
  *
  * Starts a throwaway Temporal dev server, runs the real tenant workflow on a worker, drives it
  * through the real workflow client (update-with-start, search attribute, memo) and saves each
- * scenario's history as JSON. The activities are in-memory stand-ins with the real signatures: a
- * history records only what activities returned, so Postgres, NATS and the fleet are not needed,
- * and a stand-in lets a scenario hold a VM in provisioning for as long as it needs.
+ * scenario's history as JSON. The activities are in-memory stand-ins with the real signatures over
+ * a fake Postgres (a status per VM row), and the script plays the API's part in the admission
+ * protocol (docs/admission-protocol.md): it records a row `requested` before a spawn and moves it to
+ * `destroying` before a destroy. A history records only what activities returned, so Postgres, NATS
+ * and the fleet are not needed, and a stand-in lets a scenario hold a VM in provisioning for as long
+ * as it needs. The whole run takes about a minute: one scenario waits out the workflow's 15 s grace
+ * period for requests a rebuild found undecided.
  *
- * It records the current workflow's scenarios as `v2-*.json`. The histories without that prefix
- * were recorded by the version-1 workflow (before the tenant-state-v2 patch) and are kept as they
- * are: they prove that runs started by earlier code still replay. Add new files after an intended,
- * versioned change to the workflow; never re-record to make a failing replay pass.
+ * It records the current workflow's scenarios (the admission-v3 protocol) as `v3-*.json`, and never
+ * overwrites a history: it stops before starting anything if one of its files exists. The older files
+ * stay as they are and prove that runs started by earlier code still replay: `v2-*.json` were recorded
+ * by the state-version-2 workflow (before the admission-v3 patch), the unprefixed ones by the
+ * version-1 workflow (before the tenant-state-v2 patch). Add new files after an intended, versioned
+ * change to the workflow; never re-record to make a failing replay pass.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { Client, Connection } from '@temporalio/client';
@@ -23,81 +30,166 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import type { createActivities } from '../src/activities';
 import { REPO_ROOT, ensureTemporalBinary } from '../src/devstack/temporal-binary';
 import { startTemporalDevServer } from '../src/devstack/temporal-dev-server';
+import type { CarriedTenantStateV2 } from '../src/shared/legacy/tenant-v2.state';
 import type { RequestContext } from '../src/shared/request-context';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
-import { usageQuery, type SpawnVmRequest, type TenantQuota, type VersionedQuota } from '../src/shared/tenant-workflow.messages';
-import type { InFlightVm } from '../src/shared/tenant-workflow.state';
+import { usageQuery, type DestroyVmResult, type SpawnVmResult, type TenantQuota } from '../src/shared/tenant-workflow.messages';
+import type { InFlightPage, TenantWorkflowInput } from '../src/shared/tenant-workflow.state';
+import type { VmStatus } from '../src/shared/vm';
+import { TENANT_ID_SEARCH_ATTRIBUTE } from '../src/temporal/search-attributes';
 import { createTenantWorkflowClient } from '../src/temporal/tenant-workflow-client';
+import type { TenantWorkflowGateway } from '../src/tenants/tenant-workflow-gateway';
+import { STATUSES_HOLDING_QUOTA } from '../src/vms/vm.repository';
 import { WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
 
 type Activities = ReturnType<typeof createActivities>;
-type RecordedActivities = Pick<Activities, 'loadTenantTotals' | 'listInFlightVms' | 'recordSpawnAdmitted' | 'recordDestroyRequested' | 'recordTenantDeleted' | 'bootVm' | 'teardownVm' | 'failVm'>;
+/** The activities the current workflow schedules (the legacy ones serve only runs of older code). */
+type RecordedActivities = Pick<
+  Activities,
+  'loadTenantTotals' | 'listInFlightVms' | 'readVmStatuses' | 'recordTenantDeleted' | 'bootVm' | 'teardownVm' | 'failVm' | 'abandonAdmission'
+>;
 
 const OUTPUT_DIR = path.resolve(process.argv[2] ?? path.join(REPO_ROOT, 'test/workflows/histories'));
+/** The prefix of the files this script writes: the workflow version that recorded them. */
+const PREFIX = 'v3-';
 const TASK_QUEUE = 'record-histories';
 const CONTEXT: RequestContext = { request_id: 'recorded', actor_token_id: 'tok-recorded', actor_scope: 'service:tenant-admin', source_ip: '127.0.0.1', user_agent: 'record-histories' };
 const SHAPE = { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12', name: null };
+/** The workflow's PENDING_GRACE_MS, plus time for the decision and the activities it starts. */
+const PENDING_GRACE_WAIT_MS = 15_000 + 15_000;
 
-/** What the stand-in Postgres and fleet hold for one tenant. */
-interface FakeTenant {
-  quota: VersionedQuota;
-  totals: { vms: number; storage_gb: number };
-  inFlight: InFlightVm[];
+/** One row of the fake `vms` table. */
+interface FakeVm {
+  status: VmStatus;
+  storage_gb: number;
+  created_at_ms: number;
 }
 
+/** What the stand-in Postgres holds for one tenant. */
+interface FakeTenant {
+  quota: TenantQuota & { version: number };
+  closed: boolean;
+  vms: Map<string, FakeVm>;
+}
+
+const holdsQuota = (vm: FakeVm | undefined): boolean => vm !== undefined && (STATUSES_HOLDING_QUOTA as readonly VmStatus[]).includes(vm.status);
+
 /**
- * In-memory stand-ins for the activities. A VM in `held` boots until released (heartbeating, so a
+ * In-memory stand-ins for the activities, moving rows as the real ones do (src/activities/
+ * vm.activities.ts, tenant.activities.ts). A VM in `held` boots until released (heartbeating, so a
  * destroy can cancel it); one in `failing` is refused by the fleet.
  */
 function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, failing: Set<string>): RecordedActivities {
+  const tenantOf = (tenantId: string): FakeTenant => {
+    const tenant = tenants.get(tenantId);
+    if (!tenant) throw new Error(`no tenant ${tenantId}`);
+    return tenant;
+  };
+  const rowOf = (tenantId: string, vmId: string): FakeVm => {
+    const row = tenantOf(tenantId).vms.get(vmId);
+    if (!row) throw new Error(`VM ${vmId} has no row in Postgres; it is never spawned without one`);
+    return row;
+  };
+  /** settleRow: whether the row left a status holding quota (a `requested` one is closed, releasing nothing). */
+  const settle = (row: FakeVm, to: 'destroyed' | 'failed'): boolean => {
+    const released = to === 'destroyed' ? holdsQuota(row) : row.status === 'provisioning' || row.status === 'destroying';
+    if (released || row.status === 'requested') row.status = to;
+    return released;
+  };
   return {
     async loadTenantTotals({ tenant_id }) {
-      const tenant = tenants.get(tenant_id);
-      if (!tenant) throw new Error(`no tenant ${tenant_id}`);
-      return { quota: tenant.quota, closed: false, ...tenant.totals };
+      const tenant = tenantOf(tenant_id);
+      const holding = [...tenant.vms.values()].filter(holdsQuota);
+      return { quota: { ...tenant.quota }, closed: tenant.closed, vms: holding.length, storage_gb: holding.reduce((sum, vm) => sum + vm.storage_gb, 0) };
     },
-    async listInFlightVms({ tenant_id, after }) {
-      const inFlight = after === null ? (tenants.get(tenant_id)?.inFlight ?? []) : [];
-      return { in_flight: inFlight.map((vm) => ({ vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: vm.phase === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: Date.now() })), undecided: [], next_after: null };
+    async listInFlightVms({ tenant_id, after, limit }) {
+      const rows = [...tenantOf(tenant_id).vms.entries()]
+        .filter(([vmId, vm]) => (after === null || vmId > after) && ['requested', 'provisioning', 'destroying'].includes(vm.status))
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .slice(0, limit);
+      const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]![0] };
+      for (const [vm_id, vm] of rows) {
+        if (vm.status === 'requested') page.undecided.push({ vm_id, storage_gb: vm.storage_gb, created_at_ms: vm.created_at_ms });
+        else page.in_flight.push({ vm_id, storage_gb: vm.storage_gb, phase: vm.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: vm.created_at_ms });
+      }
+      return page;
     },
-    async recordSpawnAdmitted() {
-      // A real admission takes a Postgres transaction: long enough for others to arrive meanwhile.
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      return { outcome: 'recorded' };
+    async readVmStatuses({ tenant_id, vm_ids }) {
+      const vms = tenantOf(tenant_id).vms;
+      return Object.fromEntries(vm_ids.flatMap((vmId) => (vms.has(vmId) ? [[vmId, vms.get(vmId)!.status]] : [])));
     },
-    async recordDestroyRequested() {
-      return { outcome: 'recorded', storage_gb: SHAPE.storage_gb };
-    },
-    async recordTenantDeleted() {
+    async recordTenantDeleted({ tenant_id }) {
+      const tenant = tenantOf(tenant_id);
+      const vms = [...tenant.vms.values()].filter(holdsQuota).length;
+      if (vms > 0) return { outcome: 'has_vms', vms };
+      tenant.closed = true;
       return { outcome: 'deleted' };
     },
-    async bootVm({ vm_id }) {
+    async bootVm({ tenant_id, vm_id }) {
+      const row = rowOf(tenant_id, vm_id);
+      if (row.status === 'requested') row.status = 'provisioning'; // confirms the admission
+      if (row.status === 'running') return { status: 'running', failure_reason: null };
+      if (row.status === 'destroying' || row.status === 'destroyed') return { status: 'destroy_requested', failure_reason: null };
+      if (row.status !== 'provisioning') return { status: 'failed', failure_reason: `VM is ${row.status}` };
       const context = Context.current();
       while (held.has(vm_id)) {
         context.heartbeat();
         await context.sleep(100);
       }
       if (failing.has(vm_id)) return { status: 'failed', failure_reason: 'image_refused' };
+      if (row.status === 'provisioning') row.status = 'running';
       return { status: 'running', failure_reason: null };
     },
-    async teardownVm() {
-      return { released: true, storage_gb: SHAPE.storage_gb };
+    async teardownVm({ tenant_id, vm_id }) {
+      const row = tenantOf(tenant_id).vms.get(vm_id);
+      return { released: row ? settle(row, 'destroyed') : false, storage_gb: row?.storage_gb ?? 0 };
     },
-    async failVm() {
-      return { released: true };
+    async failVm({ tenant_id, vm_id }) {
+      const row = tenantOf(tenant_id).vms.get(vm_id);
+      return { released: row ? settle(row, 'failed') : false };
+    },
+    async abandonAdmission({ tenant_id, vm_id }) {
+      const row = tenantOf(tenant_id).vms.get(vm_id);
+      if (row?.status === 'requested') {
+        row.status = 'rejected';
+        return { released: false };
+      }
+      return { released: row ? settle(row, 'failed') : false };
     },
   };
 }
 
-async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
+function check(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`scenario went wrong: ${what}`);
+}
+
+/**
+ * What a history shows: its event types (`TIMER_STARTED`, …) and `activity:<type>` for each activity
+ * it scheduled. A scenario names the ones it exists to record, so a recording that missed its point
+ * (a race gone the other way) fails here instead of adding a history that proves less than it says.
+ */
+function shownBy(history: proto.api.history.v1.IHistory): Set<string> {
+  const shown = new Set<string>();
+  for (const event of history.events ?? []) {
+    shown.add(proto.api.enums.v1.EventType[event.eventType ?? 0]!.replace(/^EVENT_TYPE_/, ''));
+    const activityType = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (activityType) shown.add(`activity:${activityType}`);
+  }
+  return shown;
+}
+
 async function main(): Promise<void> {
+  const existing = existsSync(OUTPUT_DIR) ? (await readdir(OUTPUT_DIR)).filter((name) => name.startsWith(PREFIX) && name.endsWith('.json')) : [];
+  if (existing.length > 0) throw new Error(`refusing to overwrite recorded histories in ${OUTPUT_DIR} (${existing.join(', ')}); record into another directory, or delete them on purpose`);
+
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const temporal = await startTemporalDevServer({ temporalBin: await ensureTemporalBinary(), headless: true, onLine: () => undefined });
   const connection = await Connection.connect({ address: temporal.address });
@@ -119,115 +211,223 @@ async function main(): Promise<void> {
     const canTenants = createTenantWorkflowClient({ client, taskQueue: TASK_QUEUE, continueAsNewAfterUpdates: 3 });
     const deadlineTenants = createTenantWorkflowClient({ client, taskQueue: TASK_QUEUE, limits: { boot_timeout_ms: 2000 } });
 
-    const tenant = (id: string, quota: TenantQuota, totals = { vms: 0, storage_gb: 0 }, inFlight: InFlightVm[] = []) => {
-      fakeTenants.set(id, { quota: { ...quota, version: 1 }, totals, inFlight });
+    /** A tenant in the fake Postgres, with the VM rows it already has (SHAPE's storage unless given). */
+    const tenant = (id: string, quota: TenantQuota, rows: Record<string, { status: VmStatus; storage_gb?: number }> = {}) => {
+      const vms = new Map(Object.entries(rows).map(([vmId, row]): [string, FakeVm] => [vmId, { status: row.status, storage_gb: row.storage_gb ?? SHAPE.storage_gb, created_at_ms: Date.now() }]));
+      fakeTenants.set(id, { quota: { ...quota, version: 1 }, closed: false, vms });
       return id;
     };
-    const spawnRequest = (tenantId: string, vmId: string): SpawnVmRequest => ({ vm_id: vmId, shape: SHAPE, created_at: '2026-11-27T12:00:00.000Z', context: CONTEXT, quota: fakeTenants.get(tenantId)!.quota });
+    const rowOf = (tenantId: string, vmId: string) => fakeTenants.get(tenantId)!.vms.get(vmId);
+    /**
+     * The API's spawn: records the row `requested`, asks the workflow, marks the row `rejected` on a
+     * refusal. A tenant's first spawn starts its workflow, which finds that row undecided and holds it
+     * pending until the update decides it: the path every new tenant takes.
+     */
+    const spawn = async (gateway: TenantWorkflowGateway, tenantId: string, vmId: string, attempt = 1): Promise<SpawnVmResult> => {
+      const row = rowOf(tenantId, vmId);
+      if (!row || row.status === 'rejected') fakeTenants.get(tenantId)!.vms.set(vmId, { status: 'requested', storage_gb: SHAPE.storage_gb, created_at_ms: Date.now() });
+      const quota = fakeTenants.get(tenantId)!.quota;
+      try {
+        return await gateway.spawn(tenantId, { vm_id: vmId, shape: SHAPE, created_at: '2026-11-27T12:00:00.000Z', context: CONTEXT, quota: { ...quota }, attempt });
+      } catch (error) {
+        const requested = rowOf(tenantId, vmId);
+        if (requested?.status === 'requested') requested.status = 'rejected';
+        throw error;
+      }
+    };
+    /** The API's destroy: moves a row holding quota to `destroying`, then asks the workflow with the row's storage. */
+    const destroy = (gateway: TenantWorkflowGateway, tenantId: string, vmId: string, context = CONTEXT): Promise<DestroyVmResult> => {
+      const row = rowOf(tenantId, vmId)!;
+      if (row.status === 'provisioning' || row.status === 'running') row.status = 'destroying';
+      return gateway.destroy(tenantId, vmId, context, row.storage_gb);
+    };
+    /** The API's quota change: Postgres first (version + 1), then the workflow. */
+    const changeQuota = (tenantId: string, quota: TenantQuota & { version: number }) => {
+      const fake = fakeTenants.get(tenantId)!;
+      if (quota.version > fake.quota.version) fake.quota = { ...quota };
+      return tenants.changeQuota(tenantId, quota, CONTEXT);
+    };
+
     const usage = (tenantId: string) => client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
-    const settledTo = (tenantId: string, vms: number) => waitFor(async () => {
-      const u = await usage(tenantId);
-      return u.vms === vms && u.provisioning === 0 && u.destroying === 0;
-    }, `${tenantId} to settle at ${vms} VMs`);
+    const settledTo = (tenantId: string, vms: number, timeoutMs?: number) =>
+      waitFor(
+        async () => {
+          const u = await usage(tenantId);
+          return u.vms === vms && u.provisioning === 0 && u.destroying === 0;
+        },
+        `${tenantId} to settle at ${vms} VMs`,
+        timeoutMs,
+      );
     const expectRefusal = async (work: Promise<unknown>, type: string) => {
-      const error = await work.then(() => null, (e: unknown) => e as Error & { cause?: { type?: string } });
+      const error = await work.then(
+        () => null,
+        (e: unknown) => e as Error & { cause?: { type?: string } },
+      );
       if (error?.cause?.type !== type) throw new Error(`expected a ${type} refusal, got ${String(error)}`);
     };
-    const save = async (name: string, tenantId: string, runId?: string) => {
+    const expectStatuses = (tenantId: string, expected: Record<string, VmStatus>) => {
+      for (const [vmId, status] of Object.entries(expected)) check(rowOf(tenantId, vmId)?.status === status, `${vmId} should be ${status}, is ${rowOf(tenantId, vmId)?.status}`);
+    };
+    /** Saves the history of `tenantId`'s workflow (its current run unless `runId`), after checking it shows `shows`. */
+    const save = async (name: string, tenantId: string, shows: string[], runId?: string) => {
       const history = await client.workflow.getHandle(tenantWorkflowId(tenantId), runId).fetchHistory();
+      const shown = shownBy(history);
+      const missing = shows.filter((fact) => !shown.has(fact));
+      if (missing.length > 0) throw new Error(`${name}: the history does not show ${missing.join(', ')}`);
       // The SDK's historyToJSON trips over two protobufjs copies in this install ("type must be a
       // Type"); the message's own toJSON gives the same camelCase JSON, which historyFromJSON reads.
       const json = proto.api.history.v1.History.fromObject(history).toJSON();
-      await writeFile(path.join(OUTPUT_DIR, `${name}.json`), JSON.stringify(json, null, 1) + '\n');
-      process.stdout.write(`recorded ${name} (${history.events?.length ?? 0} events)\n`);
+      await writeFile(path.join(OUTPUT_DIR, `${PREFIX}${name}.json`), JSON.stringify(json, null, 1) + '\n', { flag: 'wx' });
+      process.stdout.write(`recorded ${PREFIX}${name} (${history.events?.length ?? 0} events)\n`);
     };
 
     await mkdir(OUTPUT_DIR, { recursive: true });
     await worker.runUntil(async () => {
       // A VM spawned, run and destroyed; then the tenant closes and the workflow completes.
-      const a = tenant('rec2-spawn', { max_vms: 3, storage_quota_gb: 100 });
-      await tenants.spawn(a, spawnRequest(a, 'vm-spawn-1'));
+      const a = tenant('rec3-spawn', { max_vms: 3, storage_quota_gb: 100 });
+      await spawn(tenants, a, 'vm-spawn-1');
       await settledTo(a, 1);
-      await tenants.destroy(a, 'vm-spawn-1', CONTEXT);
+      await destroy(tenants, a, 'vm-spawn-1');
       await settledTo(a, 0);
       await tenants.close(a, CONTEXT);
-      await save('v2-spawn-destroy', a);
+      expectStatuses(a, { 'vm-spawn-1': 'destroyed' });
+      await save('spawn-destroy', a, ['activity:loadTenantTotals', 'activity:bootVm', 'activity:teardownVm', 'activity:recordTenantDeleted', 'WORKFLOW_EXECUTION_COMPLETED']);
 
       // Refusals (over max_vms, over storage), a stale quota ignored, a raised one admitting, a VM the fleet refuses.
-      const b = tenant('rec2-quota', { max_vms: 1, storage_quota_gb: 8 });
-      await tenants.spawn(b, spawnRequest(b, 'vm-quota-1'));
-      await expectRefusal(tenants.spawn(b, spawnRequest(b, 'vm-quota-2')), 'QuotaExceeded');
-      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 8, version: 3 }, CONTEXT);
-      await tenants.changeQuota(b, { max_vms: 9, storage_quota_gb: 90, version: 2 }, CONTEXT);
-      await expectRefusal(tenants.spawn(b, spawnRequest(b, 'vm-quota-2')), 'QuotaExceeded');
+      const b = tenant('rec3-quota', { max_vms: 1, storage_quota_gb: 8 });
+      await spawn(tenants, b, 'vm-quota-1');
+      await expectRefusal(spawn(tenants, b, 'vm-quota-2'), 'QuotaExceeded');
+      await changeQuota(b, { max_vms: 2, storage_quota_gb: 8, version: 3 });
+      await changeQuota(b, { max_vms: 9, storage_quota_gb: 90, version: 2 });
+      await expectRefusal(spawn(tenants, b, 'vm-quota-2', 2), 'QuotaExceeded');
       failing.add('vm-quota-3');
-      await tenants.changeQuota(b, { max_vms: 2, storage_quota_gb: 10, version: 4 }, CONTEXT);
-      await tenants.spawn(b, spawnRequest(b, 'vm-quota-3'));
+      await changeQuota(b, { max_vms: 2, storage_quota_gb: 10, version: 4 });
+      await spawn(tenants, b, 'vm-quota-3');
       await settledTo(b, 1);
       await expectRefusal(tenants.close(b, CONTEXT), 'TenantHasVms');
-      await tenants.destroy(b, 'vm-quota-1', CONTEXT);
+      await destroy(tenants, b, 'vm-quota-1');
       await settledTo(b, 0);
       await tenants.close(b, CONTEXT);
-      await save('v2-over-quota-refusal', b);
+      expectStatuses(b, { 'vm-quota-1': 'destroyed', 'vm-quota-2': 'rejected', 'vm-quota-3': 'failed' });
+      await save('over-quota-refusal', b, ['activity:failVm', 'activity:teardownVm', 'WORKFLOW_EXECUTION_UPDATE_COMPLETED', 'WORKFLOW_EXECUTION_COMPLETED']);
 
       // A destroy that arrives while its VM boots cancels the boot; a repeat of it is answered.
-      const c = tenant('rec2-cancel', { max_vms: 3, storage_quota_gb: 100 });
+      const c = tenant('rec3-cancel', { max_vms: 3, storage_quota_gb: 100 });
       held.add('vm-cancel-1');
-      await tenants.spawn(c, spawnRequest(c, 'vm-cancel-1'));
-      await tenants.destroy(c, 'vm-cancel-1', CONTEXT);
-      await tenants.destroy(c, 'vm-cancel-1', { ...CONTEXT, request_id: 'recorded-repeat' });
+      await spawn(tenants, c, 'vm-cancel-1');
+      await destroy(tenants, c, 'vm-cancel-1');
+      await destroy(tenants, c, 'vm-cancel-1', { ...CONTEXT, request_id: 'recorded-repeat' });
       await settledTo(c, 0);
       held.delete('vm-cancel-1');
       await tenants.close(c, CONTEXT);
-      await save('v2-cancel-on-destroy', c);
+      expectStatuses(c, { 'vm-cancel-1': 'destroyed' });
+      await save('cancel-on-destroy', c, ['ACTIVITY_TASK_CANCEL_REQUESTED', 'activity:teardownVm', 'WORKFLOW_EXECUTION_COMPLETED']);
 
-      // Concurrent spawns, some past the quota: admissions recorded one at a time.
-      const g = tenant('rec2-concurrent', { max_vms: 4, storage_quota_gb: 100 });
+      // Concurrent spawns, some past the quota: each decided in one step, no two taking the same room.
+      const g = tenant('rec3-concurrent', { max_vms: 4, storage_quota_gb: 100 });
       await tenants.ensureStarted(g);
       await settledTo(g, 0);
-      const burst = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => tenants.spawn(g, spawnRequest(g, `vm-burst-${i}`))));
-      if (burst.filter((r) => r.status === 'fulfilled').length !== 4) throw new Error('expected 4 of 6 concurrent spawns admitted');
+      const burst = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => spawn(tenants, g, `vm-burst-${i}`)));
+      check(burst.filter((r) => r.status === 'fulfilled').length === 4, 'expected 4 of 6 concurrent spawns admitted');
       await settledTo(g, 4);
-      await save('v2-concurrent-spawns', g);
+      await save('concurrent-spawns', g, ['activity:bootVm']);
 
-      // A run rebuilt from a Postgres holding VMs: one running (totals only), one still provisioning
-      // and one being destroyed, both resumed; then a new spawn.
-      const cause = { request_id: 'recovery', actor_token_id: null };
-      const d = tenant('rec2-rebuild', { max_vms: 5, storage_quota_gb: 100 }, { vms: 3, storage_gb: 15 }, [
-        { vm_id: 'vm-rebuild-booting', storage_gb: 5, phase: 'provisioning', cause },
-        { vm_id: 'vm-rebuild-going', storage_gb: 5, phase: 'destroying', cause },
-      ]);
+      // A run rebuilt from a Postgres holding one VM running (in the totals only), one provisioning
+      // and one destroying (both resumed), and three requests still `requested` that the lost run may
+      // have decided: one that fits and is asked again by its own spawn (decided by the handler), one
+      // that fits and nobody asks about (decided by the run after the grace period, from its row), and
+      // one that fits no more (30 GB over a 40 GB quota: lost, abandoned as admission_lost). Then a
+      // new spawn.
+      const d = tenant('rec3-rebuild', { max_vms: 10, storage_quota_gb: 40 }, {
+        'vm-rebuild-up': { status: 'running' },
+        'vm-rebuild-booting': { status: 'provisioning' },
+        'vm-rebuild-going': { status: 'destroying' },
+        'vm-rebuild-asked': { status: 'requested' },
+        'vm-rebuild-forgotten': { status: 'requested' },
+        'vm-rebuild-too-big': { status: 'requested', storage_gb: 30 },
+      });
       await tenants.ensureStarted(d);
-      await settledTo(d, 2);
-      await tenants.spawn(d, spawnRequest(d, 'vm-rebuild-new'));
-      await settledTo(d, 3);
-      await save('v2-rebuild-from-postgres', d);
+      const asked = await spawn(tenants, d, 'vm-rebuild-asked');
+      check(asked.status === 'provisioning', `the asked request should be admitted, got ${asked.status}`);
+      const beforeGrace = await usage(d);
+      check(beforeGrace.provisioning + beforeGrace.destroying > 0, 'the forgotten requests should still be pending before the grace period');
+      await settledTo(d, 4, PENDING_GRACE_WAIT_MS);
+      expectStatuses(d, { 'vm-rebuild-asked': 'running', 'vm-rebuild-forgotten': 'running', 'vm-rebuild-too-big': 'rejected', 'vm-rebuild-booting': 'running', 'vm-rebuild-going': 'destroyed' });
+      await spawn(tenants, d, 'vm-rebuild-new');
+      await settledTo(d, 5);
+      await save('rebuild-from-postgres', d, ['activity:listInFlightVms', 'TIMER_STARTED', 'TIMER_FIRED', 'activity:readVmStatuses', 'activity:abandonAdmission', 'activity:teardownVm']);
 
-      // A boot past its deadline: failed and released.
-      const e = tenant('rec2-deadline', { max_vms: 2, storage_quota_gb: 100 });
+      // A boot past the deadline it got at admission: failed and released.
+      const e = tenant('rec3-deadline', { max_vms: 2, storage_quota_gb: 100 });
       held.add('vm-deadline-1');
-      await deadlineTenants.spawn(e, spawnRequest(e, 'vm-deadline-1'));
+      await spawn(deadlineTenants, e, 'vm-deadline-1');
       await settledTo(e, 0);
       held.delete('vm-deadline-1');
-      await save('v2-boot-timeout', e);
+      expectStatuses(e, { 'vm-deadline-1': 'failed' });
+      await save('boot-timeout', e, ['ACTIVITY_TASK_TIMED_OUT', 'activity:failVm']);
 
-      // Continue-as-new after 3 updates, with a VM still booting carried over and resumed.
-      const f = tenant('rec2-continue-as-new', { max_vms: 3, storage_quota_gb: 100 });
-      await canTenants.spawn(f, spawnRequest(f, 'vm-can-1'));
+      // Continue-as-new after 3 updates, with a VM still booting carried over (with its boot deadline) and resumed.
+      const f = tenant('rec3-continue-as-new', { max_vms: 3, storage_quota_gb: 100 });
+      await spawn(canTenants, f, 'vm-can-1');
       await settledTo(f, 1);
       held.add('vm-can-2');
-      await canTenants.spawn(f, spawnRequest(f, 'vm-can-2'));
+      await spawn(canTenants, f, 'vm-can-2');
       const firstRunId = (await client.workflow.getHandle(tenantWorkflowId(f)).describe()).runId;
-      await canTenants.destroy(f, 'vm-can-1', CONTEXT);
+      await destroy(canTenants, f, 'vm-can-1');
       await waitFor(async () => (await client.workflow.getHandle(tenantWorkflowId(f)).describe()).runId !== firstRunId, 'continue-as-new');
       held.delete('vm-can-2');
       await settledTo(f, 1);
-      await canTenants.destroy(f, 'vm-can-1', CONTEXT); // a retry, answered from carried state
-      await canTenants.destroy(f, 'vm-can-2', CONTEXT);
+      await destroy(canTenants, f, 'vm-can-1'); // a retry, answered from carried state
+      await destroy(canTenants, f, 'vm-can-2');
       await settledTo(f, 0);
       await canTenants.close(f, CONTEXT);
-      await save('v2-continue-as-new.run1', f, firstRunId);
-      await save('v2-continue-as-new.run2', f);
+      expectStatuses(f, { 'vm-can-1': 'destroyed', 'vm-can-2': 'destroyed' });
+      await save('continue-as-new.run1', f, ['WORKFLOW_EXECUTION_CONTINUED_AS_NEW'], firstRunId);
+      await save('continue-as-new.run2', f, ['activity:bootVm', 'WORKFLOW_EXECUTION_COMPLETED']);
+
+      // A run continued from a state-version-2 run (what such a run hands over at its continue-as-new):
+      // its VMs in flight resumed (one booting, one being destroyed), only settled ids remembered. A
+      // state-version-2 run never carries an `admitting` VM: it continues only once every handler is done.
+      const h = tenant('rec3-from-v2', { max_vms: 5, storage_quota_gb: 100 }, {
+        'vm-v2-up': { status: 'running' },
+        'vm-v2-booting': { status: 'provisioning' },
+        'vm-v2-going': { status: 'destroying' },
+        'vm-v2-old': { status: 'destroyed' },
+      });
+      const v2Cause = { request_id: 'recorded-v2', actor_token_id: 'tok-recorded' };
+      const carried: CarriedTenantStateV2 = {
+        state_version: 2,
+        quota: { ...fakeTenants.get(h)!.quota },
+        closed: false,
+        vms: 3,
+        storage_gb: 3 * SHAPE.storage_gb,
+        in_flight: [
+          { vm_id: 'vm-v2-booting', storage_gb: SHAPE.storage_gb, phase: 'provisioning', cause: v2Cause },
+          { vm_id: 'vm-v2-going', storage_gb: SHAPE.storage_gb, phase: 'destroying', cause: v2Cause },
+        ],
+        recent: [
+          ['vm-v2-old', 'destroyed'],
+          ['vm-v2-up', 'running'],
+        ],
+      };
+      const input: TenantWorkflowInput = { tenant_id: h, carried };
+      await client.workflow.start('tenantWorkflow', {
+        args: [input],
+        workflowId: tenantWorkflowId(h),
+        taskQueue: TASK_QUEUE,
+        typedSearchAttributes: [{ key: TENANT_ID_SEARCH_ATTRIBUTE, value: h }],
+        memo: { tenant_id: h },
+      });
+      await settledTo(h, 2);
+      const oldDestroy = await destroy(tenants, h, 'vm-v2-old', { ...CONTEXT, request_id: 'recorded-late-retry' });
+      check(oldDestroy.status === 'destroyed', `a late destroy of a VM the v2 run settled should be answered destroyed, got ${oldDestroy.status}`);
+      await spawn(tenants, h, 'vm-v2-new');
+      await settledTo(h, 3);
+      for (const vmId of ['vm-v2-up', 'vm-v2-booting', 'vm-v2-new']) await destroy(tenants, h, vmId);
+      await settledTo(h, 0);
+      await tenants.close(h, CONTEXT);
+      expectStatuses(h, { 'vm-v2-up': 'destroyed', 'vm-v2-booting': 'destroyed', 'vm-v2-going': 'destroyed', 'vm-v2-new': 'destroyed' });
+      await save('migrated-from-v2', h, ['activity:bootVm', 'activity:teardownVm', 'WORKFLOW_EXECUTION_COMPLETED']);
     });
   } finally {
     await workerConnection.close();

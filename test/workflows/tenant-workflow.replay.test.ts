@@ -6,10 +6,12 @@ import { testBundle } from '../helpers/workflow-bundle';
 
 /**
  * Replays recorded tenant-workflow histories against the current workflow code: those of the
- * version-1 workflow (runs already going when state version 2 was deployed) and those of the current
- * one (spawn and destroy, quota refusals and versions, cancel on destroy, rebuild from a non-empty
- * Postgres, boot deadline, continue-as-new with a VM still booting). A change that would break
- * running workflows fails here with a DeterminismViolationError instead of in production.
+ * version-1 workflow (runs already going when state version 2 was deployed), those of the
+ * state-version-2 workflow (runs already going when admission v3 was deployed) and those of the
+ * current one (spawn and destroy, quota refusals and versions, cancel on destroy, concurrent spawns,
+ * rebuild from a non-empty Postgres with undecided requests, boot deadline, continue-as-new with a VM
+ * still booting, a run continued from a state-version-2 run). A change that would break running
+ * workflows fails here with a DeterminismViolationError instead of in production.
  * Record them with `node --import tsx scripts/record-histories.ts`.
  */
 const HISTORIES_DIR = path.join(__dirname, 'histories');
@@ -36,7 +38,7 @@ describe('tenant workflow replay', () => {
     expect(files).toEqual(
       expect.arrayContaining(['spawn-destroy.json', 'over-quota-refusal.json', 'destroy-while-provisioning.json', 'continue-as-new.run1.json', 'continue-as-new.run2.json']),
     );
-    // Recorded by the current workflow.
+    // Recorded by the state-version-2 workflow, before the admission-v3 patch: runs started by that code.
     expect(files).toEqual(
       expect.arrayContaining([
         'v2-spawn-destroy.json',
@@ -47,6 +49,20 @@ describe('tenant workflow replay', () => {
         'v2-continue-as-new.run1.json',
         'v2-continue-as-new.run2.json',
         'v2-concurrent-spawns.json',
+      ]),
+    );
+    // Recorded by the current workflow (admission v3).
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'v3-spawn-destroy.json',
+        'v3-over-quota-refusal.json',
+        'v3-cancel-on-destroy.json',
+        'v3-concurrent-spawns.json',
+        'v3-rebuild-from-postgres.json',
+        'v3-boot-timeout.json',
+        'v3-continue-as-new.run1.json',
+        'v3-continue-as-new.run2.json',
+        'v3-migrated-from-v2.json',
       ]),
     );
   });
