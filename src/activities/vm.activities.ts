@@ -11,7 +11,7 @@ import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-wor
 import { faultPoint } from '../shared/fault-point';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
-import { admissionEventId } from '../ledger/deterministic-ids';
+import { admissionEventId, vmLifecycleEventId } from '../ledger/deterministic-ids';
 import { appendAuditEvent } from '../ledger/ledger.repository';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 
@@ -86,6 +86,12 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     }
   }
 
+  /** Whether the VM's recorded VM_DESTROYED was written for the request `cause` names. */
+  async function destroyedBy(vmId: string, cause: WorkCause): Promise<boolean> {
+    const entry = await db.selectFrom('audit_events').select('request_id').where('event_id', '=', vmLifecycleEventId(vmId, 'VM_DESTROYED')).executeTakeFirst();
+    return entry?.request_id === cause.request_id;
+  }
+
   /**
    * Moves the row to `to` and records the step, once. Returns whether it left a status holding quota
    * (a `requested` row holds none: it is closed too, releasing nothing).
@@ -150,14 +156,15 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
 
     /**
      * Destroys the VM at the fleet (which keeps a tombstone: a create arriving later is refused) and
-     * records VM_DESTROYED; safe to repeat. `released`: this call moved the row out of a status
-     * holding quota. No heartbeat: nothing cancels it, and each recorded heartbeat is a billed action.
+     * records VM_DESTROYED; safe to repeat. `released`: this destroy (this call, or an earlier attempt
+     * for the same request, e.g. one whose completion a continue-as-new did not wait for) moved the row
+     * out of a status holding quota; false for a stale repeat of a destroy another request completed. No heartbeat: nothing cancels it, and each recorded heartbeat is a billed action.
      */
     async teardownVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<SettleOutcome & { storage_gb: number }> {
       const row = await findTenantVm(db, tenant_id, vm_id);
       await fleet.destroy(vm_id);
       faultPoint('worker.teardown.after-fleet-destroy');
-      const released = await settleRow(tenant_id, vm_id, 'destroyed', null, cause);
+      const released = (await settleRow(tenant_id, vm_id, 'destroyed', null, cause)) || (await destroyedBy(vm_id, cause));
       return { released, storage_gb: row?.storage_gb ?? 0 };
     },
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import type { LedgerWriter } from '../ledger/ledger-writer';
@@ -6,7 +7,8 @@ import type { RequestContext } from '../shared/request-context';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { decideSpawn, isAdmissionRefusal, shapeOf } from '../vms/spawn-admission';
 
-const RESOLVER_CONTEXT: RequestContext = { request_id: 'admission-resolver', actor_token_id: null, actor_scope: 'system:admission-resolver', source_ip: null, user_agent: null };
+/** Each resend is a request of its own: a teardown it starts is told apart from one an earlier request started. */
+const resolverContext = (): RequestContext => ({ request_id: `admission-resolver:${randomUUID()}`, actor_token_id: null, actor_scope: 'system:admission-resolver', source_ip: null, user_agent: null });
 
 /** Past the API's Temporal deadline (10 s), so no API is still waiting for these answers. */
 export const DEFAULT_RESOLVE_AFTER_MS = 15_000;
@@ -42,10 +44,10 @@ export async function resolveUndecided(deps: ResolverDeps, olderThanMs: number, 
     try {
       if (row.status === 'requested') {
         outcome.spawns++;
-        await decideSpawn(deps, row.tenant_id, { vm_id: row.vm_id, shape: shapeOf(row), created_at: row.created_at.toISOString(), context: RESOLVER_CONTEXT, attempt: row.admission_attempt });
+        await decideSpawn(deps, row.tenant_id, { vm_id: row.vm_id, shape: shapeOf(row), created_at: row.created_at.toISOString(), context: resolverContext(), attempt: row.admission_attempt });
       } else {
         outcome.destroys++;
-        await deps.workflows.destroy(row.tenant_id, row.vm_id, RESOLVER_CONTEXT, row.storage_gb);
+        await deps.workflows.destroy(row.tenant_id, row.vm_id, resolverContext(), row.storage_gb);
       }
     } catch (error) {
       // A refusal is a decision (recorded by decideSpawn); anything else is retried next round.
