@@ -28,6 +28,8 @@ export interface ServiceProcessOptions {
   readyTimeoutMs?: number;
   /** Node options before the entry point (e.g. --cpu-prof, which NODE_OPTIONS does not take). */
   nodeArgs?: readonly string[];
+  /** Run the compiled build in this directory (`npm run build -- DIR`) on plain node, as deployments do, instead of the sources through tsx. */
+  compiledDir?: string;
 }
 
 function loopback(host: string | undefined): string {
@@ -70,7 +72,9 @@ export class ServiceProcess {
   launch(): ManagedChild {
     const prefix = linePrefix(this.name);
     const onLine = this.options.onLine ?? ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
-    this.child = spawnManaged(this.name, process.execPath, [...(this.options.nodeArgs ?? []), '--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])], {
+    const { compiledDir } = this.options;
+    const entry = compiledDir ? [path.join(compiledDir, ENTRY_POINTS[this.kind].replace(/^src\//, '').replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])];
+    this.child = spawnManaged(this.name, process.execPath, [...(this.options.nodeArgs ?? []), ...entry], {
       cwd: REPO_ROOT,
       env: this.options.env(),
       detached: this.options.detached,

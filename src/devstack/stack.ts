@@ -24,7 +24,7 @@ export interface StackPlan {
   migrate?: string;
   services: readonly StackService[];
   /** How every service process runs: its output, process group, readiness deadline. */
-  processes?: Pick<ServiceProcessOptions, 'onLine' | 'keepLines' | 'detached' | 'readyTimeoutMs'>;
+  processes?: Pick<ServiceProcessOptions, 'onLine' | 'keepLines' | 'detached' | 'readyTimeoutMs' | 'compiledDir'>;
   /** A part (`temporal` or a service's name) exited while the stack was not stopping. */
   onUnexpectedExit?: (name: string, exit: ChildExit) => void;
 }

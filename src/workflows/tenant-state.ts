@@ -201,7 +201,8 @@ export class TenantState {
     if (!vm) return;
     this.inFlight.delete(vmId);
     if (vm.release === 'reserved' || (vm.release === 'if_released' && released)) this.count(-vm.storage_gb, -1);
-    this.remember(vmId, status);
+    // A lost request ends refused: asked again (its next attempt), it is decided anew, not answered from memory.
+    if (vm.phase !== 'lost') this.remember(vmId, status);
   }
 
   /** The VM booted: it keeps its quota and leaves the in-flight list. */

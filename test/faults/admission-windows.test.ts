@@ -1,7 +1,8 @@
 /**
  * A kill or a hang placed in each window of the admission protocol (docs/admission-protocol.md), by
  * a fault point (src/shared/fault-point.ts) that stops the process exactly at that step, every time:
- * two APIs and two workers share one Temporal, Postgres and NATS; a burst of spawns and destroys for
+ * two APIs and two workers from the compiled build (`npm run build`, plain node, as deployed) share
+ * one Temporal, Postgres and NATS; a burst of spawns and destroys for
  * one tenant crosses both APIs; one process is SIGKILLed or SIGSTOPped in the window. The tenant
  * workflow continues as new every few updates, so every run also crosses continue-as-new.
  *
@@ -9,6 +10,9 @@
  * 5xx but 503; every VM settled within 60 s of the fault, without housekeeping; Postgres, the fleet,
  * the workflow's usage and the ledger agree (support/convergence.ts).
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultPointName } from '../../src/shared/fault-point';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
@@ -23,6 +27,7 @@ const SETTLE_WITHIN_MS = 60_000;
 // Long enough for the other replica to take over the work of a hung one.
 const HANG_MS = 20_000;
 const CONTINUE_AS_NEW_EVERY = '8';
+const ROOT = path.resolve(__dirname, '../..');
 
 type Part = 'api' | 'worker';
 type Action = 'kill' | 'stop';
@@ -40,12 +45,17 @@ const WINDOWS: ReadonlyArray<[Part, FaultPointName, number, Action]> = [
 
 describe('fault: a kill or a hang in each window of the admission protocol, with replicas', () => {
   let stack: PrivateStack;
+  // Inside the repository, so that the build resolves its packages from node_modules.
+  const buildDir = mkdtempSync(path.join(ROOT, '.data', 'build-aw-'));
   beforeAll(async () => {
+    const build = spawnSync('npm', ['run', 'build', '--', buildDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
     const protocolEnv = { TENANT_WORKFLOW_UPDATE_LIMIT: CONTINUE_AS_NEW_EVERY, ADMISSION_RESOLVER_EVERY_MS: '1000', ADMISSION_RESOLVE_AFTER_MS: '12000' };
-    stack = await startPrivateStack({ fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv });
-  }, 240_000);
+    stack = await startPrivateStack({ fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir });
+  }, 360_000);
   afterAll(async () => {
     await stack?.stop();
+    rmSync(buildDir, { recursive: true, force: true });
   }, 60_000);
 
   const processOf = (part: Part): ServiceProcess => (part === 'api' ? stack.api : stack.worker);

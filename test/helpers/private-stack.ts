@@ -79,6 +79,8 @@ export interface PrivateStackOptions {
   replicas?: boolean;
   /** Keep the directory (data and logs) after stop(), for debugging. */
   keepDir?: boolean;
+  /** Run the API, worker and simulator from this compiled build (`npm run build -- DIR`) on plain node. */
+  compiledDir?: string;
 }
 
 export interface PrivateStack {
@@ -443,6 +445,7 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
       logLevel: 'info',
     }),
     services: parts.map((part) => ({ ...part, onLine: logOf(part.name ?? part.kind).line })),
+    processes: { compiledDir: options.compiledDir },
   });
   const replicas = options.replicas ? { apiUrl: services.service('api2').url, api: services.service('api2'), worker: services.service('worker2') } : null;
   const apiUrl = services.service('api').url;

@@ -128,6 +128,8 @@ describe('TenantState', () => {
     // Even if its row was confirmed by the lost run meanwhile, failing it gives back nothing it never took.
     state.settle('u3', 'failed', true);
     expect(state.vms).toBe(3);
+    // Refused, not remembered: the same VM asked for again (its next attempt) is decided anew.
+    expect(state.decided('u3')).toBeNull();
   });
 
   test('when a pending request is found settled meanwhile, then releasing it gives its held room back', () => {
