@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal as proto } from '@temporalio/proto';
 import type { TenantSnapshot as LegacyTenantSnapshot } from '../../src/shared/legacy/tenant-v1.state';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
-import { usageQuery } from '../../src/shared/tenant-workflow.messages';
+import { usageQuery, type SpawnVmRequest } from '../../src/shared/tenant-workflow.messages';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../../src/temporal/search-attributes';
 import { replayLiveRuns } from '../helpers/replay-live';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
@@ -24,10 +25,11 @@ describe('admission protocol', () => {
   const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
   const handle = (tenantId: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId));
   const rowOf = (vmId: string) => stack.db.selectFrom('vms').selectAll().where('vm_id', '=', vmId).executeTakeFirst();
+  /** Rows holding quota (docs/admission-protocol.md): `requested` and `rejected` rows hold none. */
   const heldInPostgres = async (tenantId: string) =>
-    (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', 'not in', ['destroyed', 'failed']).execute()).length;
+    (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute()).length;
 
-  test('when a burst passes the quota, then every 202 names a VM Postgres already holds, the rest are 429 with no row, and refused spawns leave no trace in the history', async () => {
+  test('when a burst passes the quota, then every 202 names a VM Postgres already holds, the rest are 429 with a rejected row that holds no quota, and refused spawns leave no trace in the history', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 8 });
     // The run has loaded the tenant (its start at creation rebuilt it from Postgres).
     await eventually(async () => (await handle(tenantId).query(usageQuery).catch(() => null))?.max_vms === 8, 20_000, 'workflow loaded');
@@ -46,12 +48,21 @@ describe('admission protocol', () => {
       for (const { row } of admitted) expect(row).toMatchObject({ tenant_id: tenantId, status: 'provisioning' });
       expect(answers.filter((a) => a.status === 429)).toHaveLength(12);
       expect(await heldInPostgres(tenantId)).toBe(8);
+      // Each refused request was recorded before the decision, and ends rejected: a row, but no quota.
+      const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
+      const admittedIds = new Set(admitted.map((a) => a.row!.vm_id));
+      const refusedRows = rows.filter((row) => !admittedIds.has(row.vm_id));
+      expect(rows).toHaveLength(20);
+      expect(refusedRows.map((row) => `${row.status} ${row.failure_reason}`)).toEqual(Array.from({ length: 12 }, () => 'rejected quota_exceeded'));
 
       const history = await handle(tenantId).fetchHistory();
       const accepted = (history.events ?? []).filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED);
-      const names = accepted.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name);
-      // The refusals were rejected by the validator: never accepted, never in the history.
-      expect(names.filter((name) => name === 'spawnVm')).toHaveLength(8);
+      const spawns = accepted.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input).filter((input) => input?.name === 'spawnVm');
+      // The refusals were rejected by the validator: never accepted, never in the history. The
+      // accepted spawns are exactly the admitted VMs.
+      const spawnedIds = spawns.map((input) => defaultPayloadConverter.fromPayload<SpawnVmRequest>(input!.args!.payloads![0]!).vm_id);
+      expect(new Set(spawnedIds)).toEqual(admittedIds);
+      expect(spawnedIds).toHaveLength(8);
       // Concurrent admissions replay as they ran (a worker that lost its cache replays them).
       expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBeGreaterThan(0);
     } finally {

@@ -33,11 +33,12 @@ describe('a tenant holding 100,000 VMs', () => {
       from generate_series(1, ${SEEDED})`.execute(stack.db);
     const seeded = await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).orderBy('vm_id').limit(3).execute();
 
-    // Counted here on its own, not with the repository function the workflow's rebuild uses.
+    // Counted here on its own, not with the repository function the workflow's rebuild uses: the
+    // rows holding quota (docs/admission-protocol.md), not the requested or rejected ones.
     const heldInPostgres = async () => {
       const { rows } = await sql<{ vms: string; storage_gb: string }>`
         select count(*) as vms, coalesce(sum(storage_gb), 0) as storage_gb from vms
-        where tenant_id = ${tenantId} and status not in ('destroyed', 'failed')`.execute(stack.db);
+        where tenant_id = ${tenantId} and status in ('provisioning', 'running', 'destroying')`.execute(stack.db);
       return { vms: Number(rows[0]!.vms), storage_gb: Number(rows[0]!.storage_gb) };
     };
     const lose = async () => {
@@ -77,6 +78,9 @@ describe('a tenant holding 100,000 VMs', () => {
     const over = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
     expect(over.status).toBe(429);
     expect(over.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: MAX_VMS, in_use: MAX_VMS, requested: 1 });
+    // The refused request has its row, rejected: recorded, never counted.
+    const refused = await stack.db.selectFrom('vms').select(['status', 'failure_reason']).where('tenant_id', '=', tenantId).where('status', 'not in', ['running', 'destroyed']).execute();
+    expect(refused).toEqual([{ status: 'rejected', failure_reason: 'quota_exceeded' }]);
     await expectUsageEqualsPostgres('at the quota');
 
     await destroyGone(seeded[1]!.vm_id);

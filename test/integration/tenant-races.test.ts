@@ -24,7 +24,7 @@ describe('tenant deletion and quota changes under concurrency', () => {
   };
   const storedTenant = (tenantId: string) => stack.db.selectFrom('tenants').selectAll().where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
 
-  test('when spawns race a delete, then either the delete is refused or no VM of the tenant exists: a VM never outlives its tenant', async () => {
+  test('when spawns race a delete, then either the delete is refused or no VM of the tenant holds quota: a VM never outlives its tenant, and spawns refused for the closed tenant are rejected', async () => {
     const outcomes: number[] = [];
     for (let round = 0; round < 6; round++) {
       const { tenantId, token } = await createTenant(stack, { max_vms: 50 });
@@ -37,15 +37,22 @@ describe('tenant deletion and quota changes under concurrency', () => {
       const deleted = await deletion;
       outcomes.push(deleted.status);
       for (const answer of answers) expect([202, 401, 404]).toContain(answer.status);
-      const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status']).where('tenant_id', '=', tenantId).execute();
+      const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
+      // Every request is answered, so none is left undecided: a row either holds quota (an admitted
+      // spawn) or was refused because the tenant was closing or closed (recorded before the refusal,
+      // answered 404), and holds none.
+      const holding = rows.filter((row) => ['provisioning', 'running', 'destroying'].includes(row.status));
+      const refused = rows.filter((row) => !holding.includes(row));
+      expect(refused.map((row) => `${row.status} ${row.failure_reason}`)).toEqual(refused.map(() => 'rejected tenant_closed'));
+      expect(refused.length).toBeLessThanOrEqual(answers.filter((a) => a.status === 404).length);
       if (deleted.status === 200) {
         expect((await storedTenant(tenantId)).deleted_at).not.toBeNull();
-        expect(rows).toEqual([]);
+        expect(holding).toEqual([]);
         expect(answers.filter((a) => a.status === 202)).toEqual([]);
       } else {
         expect(deleted.status).toBe(409);
         expect(deleted.body.code).toBe('tenant_has_vms');
-        expect(rows.length).toBe(answers.filter((a) => a.status === 202).length);
+        expect(holding.length).toBe(answers.filter((a) => a.status === 202).length);
       }
     }
     process.stdout.write(`delete outcomes over the rounds: ${outcomes.join(', ')}\n`);

@@ -31,15 +31,24 @@ describe('VM quota through the tenant workflow', () => {
   const setFleet = (controls: SimControlsPatch) => configureFleet(stack.fleet.url, controls);
 
   const dbVms = (tenantId: string) => stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
+  type DbVm = Awaited<ReturnType<typeof dbVms>>[number];
+  /** The rows that count against the quota (docs/admission-protocol.md); `requested` and `rejected` rows do not. */
+  const holdsQuota = (row: DbVm) => row.status === 'provisioning' || row.status === 'running' || row.status === 'destroying';
+  /**
+   * A spawn the workflow refused for quota: its row is `rejected`, with the reason; or admission_lost
+   * when the run, rebuilt at its start, found the request recorded, held it pending, and could no
+   * longer fit it (its abandonment may record the refusal before the API does).
+   */
+  const refusedForQuota = (row: DbVm) => row.status === 'rejected' && (row.failure_reason === 'quota_exceeded' || row.failure_reason === 'admission_lost');
 
   const usage = (tenantId: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
 
-  /** Waits until no VM of the tenant is mid-transition, in Postgres and in the workflow. */
+  /** Waits until no VM of the tenant is mid-transition (undecided, booting, being destroyed), in Postgres and in the workflow. */
   async function settled(tenantId: string, timeoutMs = 60_000): Promise<TenantUsage> {
     return eventually(
       async () => {
         const rows = await dbVms(tenantId);
-        if (rows.some((row) => row.status === 'provisioning' || row.status === 'destroying')) return undefined;
+        if (rows.some((row) => row.status === 'requested' || row.status === 'provisioning' || row.status === 'destroying')) return undefined;
         const u = await usage(tenantId);
         return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
       },
@@ -59,7 +68,7 @@ describe('VM quota through the tenant workflow', () => {
     return { accepted, refused };
   }
 
-  test('when a tenant with max_vms 10 spawns 10 VMs, then the 11th gets 429 quota_exceeded with the limit and a VM_SPAWN_REJECTED ledger entry', async () => {
+  test('when a tenant with max_vms 10 spawns 10 VMs, then the 11th gets 429 quota_exceeded with the limit, its row is rejected and holds no quota, and the ledger records its request and refusal', async () => {
     const { token, tenantId } = await newTenant({ max_vms: 10 });
     for (let i = 0; i < 10; i++) {
       const spawned = await spawn(token);
@@ -81,7 +90,17 @@ describe('VM quota through the tenant workflow', () => {
       details: { reason: 'quota_exceeded', limit: 'max_vms', limit_value: 10, in_use: 10, requested: 1 },
       source: { request_id: eleventh.body.request_id },
     });
-    expect((await dbVms(tenantId)).length).toBe(10);
+    // The refused request was recorded before the workflow decided; its row is rejected, never counted.
+    const rows = await dbVms(tenantId);
+    expect(rows.filter(holdsQuota)).toHaveLength(10);
+    const rejected = rows.filter((row) => !holdsQuota(row));
+    expect(rejected).toEqual([{ vm_id: audit.body.items[0].vm_id, status: 'rejected', failure_reason: 'quota_exceeded' }]);
+    const steps = await stack.request('GET', `/v1/audit?vm_id=${rejected[0]!.vm_id}`, { token });
+    expect(steps.body.items.map((e: { event_type: string; source: { request_id: string } }) => [e.event_type, e.source.request_id])).toEqual([
+      ['VM_SPAWN_REQUESTED', eleventh.body.request_id],
+      ['VM_SPAWN_REJECTED', eleventh.body.request_id],
+    ]);
+    expect((await usage(tenantId)).vms).toBe(10);
   });
 
   test('when VMs of 5 GB fill a 12 GB storage quota, then the third spawn gets 429 on storage_quota_gb', async () => {
@@ -108,9 +127,13 @@ describe('VM quota through the tenant workflow', () => {
     const fleetAfterBurst = await fleetVms(tenantId);
     expect(fleetAfterBurst).toHaveLength(10);
     expect(fleetAfterBurst.every((vm) => vm.status === 'running')).toBe(true);
+    // Every request has a row; exactly the accepted ones hold quota, every refused one is refused in Postgres too.
     const rowsAfterBurst = await dbVms(tenantId);
-    expect(rowsAfterBurst.filter((row) => row.status !== 'failed')).toHaveLength(10);
-    expect(new Set(rowsAfterBurst.map((row) => row.vm_id))).toEqual(new Set(accepted.map((r) => r.body.vm_id)));
+    expect(rowsAfterBurst).toHaveLength(200);
+    const holdingAfterBurst = rowsAfterBurst.filter(holdsQuota);
+    expect(new Set(holdingAfterBurst.map((row) => row.vm_id))).toEqual(new Set(accepted.map((r) => r.body.vm_id)));
+    expect(holdingAfterBurst.every((row) => row.status === 'running')).toBe(true);
+    expect(rowsAfterBurst.filter((row) => !holdsQuota(row) && !refusedForQuota(row))).toEqual([]);
 
     // Interleave: destroy 5 while 10 more spawns race them. A sampler watches the fleet throughout;
     // any sample above the quota is a violation, whatever the timing.
@@ -137,10 +160,12 @@ describe('VM quota through the tenant workflow', () => {
     expect(maxLiveAtFleet).toBeLessThanOrEqual(10);
 
     const rows = await dbVms(tenantId);
-    const holding = rows.filter((row) => row.status === 'provisioning' || row.status === 'running' || row.status === 'destroying');
+    const holding = rows.filter(holdsQuota);
     expect(holding.length).toBeLessThanOrEqual(10);
-    // Every accepted spawn holds quota now; the five destroyed VMs do not.
+    // Every accepted spawn holds quota now; the five destroyed VMs and the refused spawns do not.
     expect(holding.length).toBe(5 + second.accepted.length);
+    expect(rows).toHaveLength(210);
+    expect(rows.filter(refusedForQuota)).toHaveLength(190 + second.refused.length);
     expect(rows.filter((row) => toDestroy.includes(row.vm_id)).every((row) => row.status === 'destroyed')).toBe(true);
     const liveAtFleet = (await fleetVms(tenantId)).filter((vm) => vm.status !== 'destroyed');
     expect(liveAtFleet.map((vm) => vm.vm_id).sort()).toEqual(holding.map((row) => row.vm_id).sort());
@@ -159,6 +184,9 @@ describe('VM quota through the tenant workflow', () => {
       const u = await settled(tenant.tenantId, 90_000);
       expect(u.vms).toBe(5);
       expect((await fleetVms(tenant.tenantId)).filter((vm) => vm.status !== 'destroyed')).toHaveLength(5);
+      // Postgres agrees: five rows hold quota, the 25 refused requests are rejected.
+      const rows = await dbVms(tenant.tenantId);
+      expect({ tenant: tenant.tenantId, holding: rows.filter(holdsQuota).length, refused: rows.filter(refusedForQuota).length }).toEqual({ tenant: tenant.tenantId, holding: 5, refused: 25 });
     }
   }, 240_000);
 
@@ -174,8 +202,8 @@ describe('VM quota through the tenant workflow', () => {
     const refused = await spawn(token);
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 2, in_use: 3, requested: 1 });
-    // Nothing was killed: the three VMs still run, here and at the fleet.
-    expect((await dbVms(tenantId)).map((row) => row.status)).toEqual(['running', 'running', 'running']);
+    // Nothing was killed: the three VMs still run, here and at the fleet; the refused spawn is rejected.
+    expect((await dbVms(tenantId)).map((row) => `${row.status} ${row.failure_reason}`).sort()).toEqual(['rejected quota_exceeded', 'running null', 'running null', 'running null']);
     expect((await fleetVms(tenantId)).map((vm) => vm.status)).toEqual(['running', 'running', 'running']);
     expect((await usage(tenantId)).max_vms).toBe(2);
 

@@ -13,18 +13,43 @@ import { fleetStats, fleetVms } from '../../../src/fleet-simulator/sim-client';
 import type { PrivateStack } from '../../helpers/private-stack';
 import type { ClientRequest } from './burst';
 
-const TERMINAL = new Set(['running', 'failed', 'destroyed']);
+/** A row `requested` is a decision still owed (the admission resolver's); `rejected` is a refusal, final. */
+const TERMINAL = new Set(['running', 'failed', 'destroyed', 'rejected']);
+/** The statuses that count against the quota (docs/admission-protocol.md). */
+const HOLDING_QUOTA = new Set(['provisioning', 'running', 'destroying']);
 
-/** The ledger steps a VM must hold exactly once, by its final status (anything else must be absent). */
+/**
+ * The ledger steps a VM must hold exactly once, by its final status (anything else must be absent).
+ * The admission steps are counted apart, by attempt (see admissionSteps).
+ */
 const EXPECTED_STEPS: Record<string, { once: string[]; optional?: string[] }> = {
-  running: { once: ['VM_SPAWN_REQUESTED', 'VM_RUNNING'] },
+  running: { once: ['VM_RUNNING'] },
   // A destroy that arrives while the VM boots cancels the boot: it may never have run.
-  destroyed: { once: ['VM_SPAWN_REQUESTED', 'VM_DESTROY_REQUESTED', 'VM_DESTROYED'], optional: ['VM_RUNNING'] },
-  failed: { once: ['VM_SPAWN_REQUESTED', 'VM_FAILED'], optional: ['VM_DESTROY_REQUESTED'] },
+  destroyed: { once: ['VM_DESTROY_REQUESTED', 'VM_DESTROYED'], optional: ['VM_RUNNING'] },
+  failed: { once: ['VM_FAILED'], optional: ['VM_DESTROY_REQUESTED'] },
+  rejected: { once: [] },
 };
 
+/**
+ * Each admission attempt of a VM records its request once (VM_SPAWN_REQUESTED); every attempt but
+ * a last one that was admitted (or is still undecided, or was failed as admission_lost after a lost
+ * run's boot confirmed it) was refused, and records that refusal once (VM_SPAWN_REJECTED, by the API,
+ * the resolver or the workflow's abandonment, whichever moved the row). A refused request asked again
+ * under its Idempotency-Key is the next attempt of the same VM.
+ */
+function admissionSteps(vm: { status: string; admission_attempt: number }): { requested: number; rejected: number } {
+  return { requested: vm.admission_attempt, rejected: vm.status === 'rejected' ? vm.admission_attempt : vm.admission_attempt - 1 };
+}
+
+/** The answers of a spawn the tenant workflow refused: its row must be refused too. */
+const REFUSAL_CODES = new Set(['quota_exceeded', 'in_flight_limit']);
+
 export interface ConvergenceReport {
+  /** The VMs: every row but the refused requests' (`rejected`, counted apart; they never were VMs). */
   vms: number;
+  /** Spawn requests the tenant workflow refused, whose rows are `rejected`. */
+  rejected: number;
+  /** Every row, by status (`rejected` included). */
   byStatus: Record<string, number>;
   ledgerEvents: number;
   streamMessages: number;
@@ -51,7 +76,7 @@ async function readStream(stack: PrivateStack): Promise<{ eventId: string; msgId
 /** One pass of every check; returns the mismatches (empty when converged) and a summary. */
 export async function convergenceProblems(stack: PrivateStack, tenantIds: readonly string[], requests: readonly ClientRequest[]): Promise<{ problems: string[]; report: ConvergenceReport }> {
   const problems: string[] = [];
-  const vms = await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id', 'status', 'storage_gb', 'failure_reason']).where('tenant_id', 'in', [...tenantIds]).execute();
+  const vms = await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id', 'status', 'storage_gb', 'failure_reason', 'admission_attempt']).where('tenant_id', 'in', [...tenantIds]).execute();
   const byId = new Map(vms.map((vm) => [vm.vm_id, vm]));
   const byStatus: Record<string, number> = {};
   for (const vm of vms) byStatus[vm.status] = (byStatus[vm.status] ?? 0) + 1;
@@ -59,10 +84,23 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
   // 1. Every VM reached a final status.
   for (const vm of vms) if (!TERMINAL.has(vm.status)) problems.push(`VM ${vm.vm_id} is still ${vm.status}`);
 
-  // 2. Clients and Postgres agree: every accepted spawn exists, every VM was asked for, every accepted destroy happened.
+  // 2. Clients and Postgres agree: every accepted spawn exists and was never refused, every spawn
+  // refused by the workflow holds no quota, every VM was asked for, every accepted destroy happened.
   const askedFor = new Set(requests.filter((r) => r.kind === 'spawn').map((r) => r.vmId));
   for (const r of requests) {
-    if (r.kind === 'spawn' && r.final === 202 && !byId.has(r.vmId)) problems.push(`spawn ${r.key} was accepted (202) but VM ${r.vmId} is not in Postgres`);
+    if (r.kind === 'spawn' && r.final === 202) {
+      const status = byId.get(r.vmId)?.status;
+      if (status === undefined) problems.push(`spawn ${r.key} was accepted (202) but VM ${r.vmId} is not in Postgres`);
+      else if (status === 'rejected') problems.push(`spawn ${r.key} was accepted (202) but VM ${r.vmId} is rejected`);
+    }
+    if (r.kind === 'spawn' && r.final === 429 && REFUSAL_CODES.has(r.finalBody?.code)) {
+      const vm = byId.get(r.vmId);
+      // Refused by its own update: rejected with the reason. A run rebuilt from Postgres that held the
+      // request pending and could no longer fit it abandons it: rejected as admission_lost if that
+      // landed before the API's refusal, or failed as admission_lost if the lost run's boot had confirmed it.
+      const refused = vm?.failure_reason === 'admission_lost' ? vm.status === 'rejected' || vm.status === 'failed' : vm?.status === 'rejected' && vm.failure_reason === r.finalBody.code;
+      if (!refused) problems.push(`spawn ${r.key} was refused (429 ${r.finalBody.code}) but VM ${r.vmId} is ${vm ? `${vm.status} (${vm.failure_reason ?? 'no reason'})` : 'missing'}`);
+    }
     if (r.kind === 'destroy' && r.final === 202) {
       const status = byId.get(r.vmId)?.status;
       if (status !== 'destroyed' && status !== 'failed') problems.push(`destroy ${r.key} was accepted (202) but VM ${r.vmId} is ${status ?? 'missing'}`);
@@ -83,8 +121,9 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     }
     const ourVms = vms.filter((vm) => vm.tenant_id === tenantId);
     for (const vm of ourVms) {
-      // A VM the fleet refused, or destroyed before its boot reached the fleet, was never created there.
-      const neverCreated = vm.status === 'failed' || vm.status === 'destroyed';
+      // A VM the fleet refused, or destroyed before its boot reached the fleet, was never created
+      // there; a refused request never reaches it (and is reported above if the fleet holds it).
+      const neverCreated = vm.status === 'failed' || vm.status === 'destroyed' || vm.status === 'rejected';
       if (!fleetIds.has(vm.vm_id) && !neverCreated) problems.push(`VM ${vm.vm_id} (${vm.status}) is in Postgres but not at the fleet`);
     }
     const creates = stats.by_tenant[tenantId]?.creates ?? 0;
@@ -97,7 +136,7 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
   // 4. Each tenant workflow's usage equals the VMs that hold quota.
   const client = await stack.temporalClient();
   for (const tenantId of tenantIds) {
-    const holding = vms.filter((vm) => vm.tenant_id === tenantId && ['provisioning', 'running', 'destroying'].includes(vm.status));
+    const holding = vms.filter((vm) => vm.tenant_id === tenantId && HOLDING_QUOTA.has(vm.status));
     const storage = holding.reduce((sum, vm) => sum + vm.storage_gb, 0);
     const usage = await client.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
     if (usage.vms !== holding.length || usage.storage_gb !== storage) {
@@ -119,17 +158,20 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     const counts = steps.get(vm.vm_id) ?? new Map<string, number>();
     const expected = EXPECTED_STEPS[vm.status];
     if (!expected) continue;
+    const admission = admissionSteps(vm);
+    for (const [type, want] of [['VM_SPAWN_REQUESTED', admission.requested], ['VM_SPAWN_REJECTED', admission.rejected]] as const) {
+      if ((counts.get(type) ?? 0) !== want) problems.push(`VM ${vm.vm_id} (${vm.status}, attempt ${vm.admission_attempt}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected ${want}`);
+    }
     for (const type of expected.once) if ((counts.get(type) ?? 0) !== 1) problems.push(`VM ${vm.vm_id} (${vm.status}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected 1`);
     for (const [type, count] of counts) {
-      if (expected.once.includes(type)) continue;
+      if (type === 'VM_SPAWN_REQUESTED' || type === 'VM_SPAWN_REJECTED' || expected.once.includes(type)) continue;
       if (expected.optional?.includes(type) && count === 1) continue;
       problems.push(`VM ${vm.vm_id} (${vm.status}) has ${count} unexpected ${type} in the ledger`);
     }
   }
-  const rejected = events.filter((e) => e.event_type === 'VM_SPAWN_REJECTED' && tenantIds.includes(e.tenant_id ?? ''));
-  // One refusal recorded per spawn the client was finally refused for quota (a retry names the same VM).
-  const refusedForQuota = requests.filter((r) => r.kind === 'spawn' && r.final === 429 && r.finalBody?.code === 'quota_exceeded').length;
-  if (rejected.length !== refusedForQuota) problems.push(`${rejected.length} VM_SPAWN_REJECTED in the ledger, ${refusedForQuota} expected`);
+  // Every recorded refusal names a VM of these tenants (counted per VM above): none is recorded for a request Postgres never held.
+  const strayRefusals = events.filter((e) => e.event_type === 'VM_SPAWN_REJECTED' && tenantIds.includes(e.tenant_id ?? '') && !byId.has(e.vm_id ?? ''));
+  if (strayRefusals.length > 0) problems.push(`${strayRefusals.length} VM_SPAWN_REJECTED in the ledger name no VM in Postgres`);
   const chain = await verifyChain(stack.db);
   if (!chain.valid) problems.push(`ledger chain broken at seq ${chain.first_bad_seq}: ${chain.reason}`);
 
@@ -150,7 +192,8 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
   if (missing > 0) problems.push(`${missing} of ${events.length} ledger events are not in the stream yet`);
   for (const id of perEvent.keys()) if (!ledgerIds.has(id)) problems.push(`stream holds event ${id} that the ledger does not`);
 
-  return { problems, report: { vms: vms.length, byStatus, ledgerEvents: events.length, streamMessages: messages.length } };
+  const rejectedRows = byStatus.rejected ?? 0;
+  return { problems, report: { vms: vms.length - rejectedRows, rejected: rejectedRows, byStatus, ledgerEvents: events.length, streamMessages: messages.length } };
 }
 
 /**
