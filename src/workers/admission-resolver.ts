@@ -13,6 +13,7 @@ const resolverContext = (): RequestContext => ({ request_id: `admission-resolver
 /** Past the API's Temporal deadline (10 s), so no API is still waiting for these answers. */
 export const DEFAULT_RESOLVE_AFTER_MS = 15_000;
 export const DEFAULT_RESOLVE_EVERY_MS = 5_000;
+const RESOLVE_CONCURRENCY = 8;
 
 export interface ResolverDeps {
   db: Kysely<Database>;
@@ -40,7 +41,7 @@ export async function resolveUndecided(deps: ResolverDeps, olderThanMs: number, 
     .limit(limit)
     .execute();
   const outcome = { spawns: 0, destroys: 0, failed: 0 };
-  for (const row of rows) {
+  const resolve = async (row: (typeof rows)[number]) => {
     try {
       if (row.status === 'requested') {
         outcome.spawns++;
@@ -56,7 +57,12 @@ export async function resolveUndecided(deps: ResolverDeps, olderThanMs: number, 
         deps.log.warn({ err: error, tenant_id: row.tenant_id, vm_id: row.vm_id }, 'undecided VM not resolved; next round retries');
       }
     }
-  }
+  };
+  // Several at once: one tenant whose workflow does not answer (each call waits its deadline) must not hold up the others.
+  const queue = [...rows];
+  await Promise.all(Array.from({ length: Math.min(RESOLVE_CONCURRENCY, queue.length) }, async () => {
+    for (let row = queue.shift(); row; row = queue.shift()) await resolve(row);
+  }));
   return outcome;
 }
 

@@ -18,7 +18,6 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { FailureType } from '../shared/failure-types';
-import type { TenantSnapshot as LegacyTenantSnapshot } from '../shared/legacy/tenant-v1.state';
 import {
   changeQuotaUpdate,
   closeTenantUpdate,
