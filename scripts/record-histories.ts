@@ -46,7 +46,7 @@ type Activities = ReturnType<typeof createActivities>;
 /** The activities the current workflow schedules (the legacy ones serve only runs of older code). */
 type RecordedActivities = Pick<
   Activities,
-  'loadTenantTotals' | 'listInFlightVms' | 'readVmStatuses' | 'recordTenantDeleted' | 'bootVm' | 'teardownVm' | 'failVm' | 'abandonAdmission'
+  'loadTenantForRebuild' | 'readAdmissionEpoch' | 'readVmStatuses' | 'recordTenantDeleted' | 'bootVm' | 'teardownVm' | 'failVm' | 'abandonAdmission'
 >;
 
 const OUTPUT_DIR = path.resolve(process.argv[2] ?? path.join(REPO_ROOT, 'test/workflows/histories'));
@@ -69,6 +69,7 @@ interface FakeVm {
 interface FakeTenant {
   quota: TenantQuota & { version: number };
   closed: boolean;
+  epoch: number;
   vms: Map<string, FakeVm>;
 }
 
@@ -92,27 +93,28 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
   };
   /** settleRow: whether the row left a status holding quota (a `requested` one is closed, releasing nothing). */
   const settle = (row: FakeVm, to: 'destroyed' | 'failed'): boolean => {
-    const released = to === 'destroyed' ? holdsQuota(row) : row.status === 'provisioning' || row.status === 'destroying';
+    const released = holdsQuota(row);
     if (released || row.status === 'requested') row.status = to;
     return released;
   };
   return {
-    async loadTenantTotals({ tenant_id }) {
+    async loadTenantForRebuild({ tenant_id }) {
       const tenant = tenantOf(tenant_id);
-      const holding = [...tenant.vms.values()].filter(holdsQuota);
-      return { quota: { ...tenant.quota }, closed: tenant.closed, vms: holding.length, storage_gb: holding.reduce((sum, vm) => sum + vm.storage_gb, 0) };
+      tenant.epoch += 1;
+      const rows = [...tenant.vms.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+      const holding = rows.map(([, vm]) => vm).filter(holdsQuota);
+      return {
+        totals: { quota: { ...tenant.quota }, closed: tenant.closed, vms: holding.length, storage_gb: holding.reduce((sum, vm) => sum + vm.storage_gb, 0) },
+        admission_epoch: tenant.epoch,
+        in_flight: rows.filter(([, vm]) => vm.status === 'provisioning' || vm.status === 'destroying').map(([vm_id, vm]) => ({ vm_id, storage_gb: vm.storage_gb, phase: vm.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: vm.created_at_ms })),
+        undecided: rows
+          .filter(([, vm]) => vm.status === 'requested')
+          .sort(([a, x], [b, y]) => x.created_at_ms - y.created_at_ms || (a < b ? -1 : 1))
+          .map(([vm_id, vm]) => ({ vm_id, storage_gb: vm.storage_gb, created_at_ms: vm.created_at_ms })),
+      };
     },
-    async listInFlightVms({ tenant_id, after, limit }) {
-      const rows = [...tenantOf(tenant_id).vms.entries()]
-        .filter(([vmId, vm]) => (after === null || vmId > after) && ['requested', 'provisioning', 'destroying'].includes(vm.status))
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .slice(0, limit);
-      const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]![0] };
-      for (const [vm_id, vm] of rows) {
-        if (vm.status === 'requested') page.undecided.push({ vm_id, storage_gb: vm.storage_gb, created_at_ms: vm.created_at_ms });
-        else page.in_flight.push({ vm_id, storage_gb: vm.storage_gb, phase: vm.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: vm.created_at_ms });
-      }
-      return page;
+    async readAdmissionEpoch({ tenant_id }) {
+      return tenantOf(tenant_id).epoch;
     },
     async readVmStatuses({ tenant_id, vm_ids }) {
       const vms = tenantOf(tenant_id).vms;
@@ -214,7 +216,7 @@ async function main(): Promise<void> {
     /** A tenant in the fake Postgres, with the VM rows it already has (SHAPE's storage unless given). */
     const tenant = (id: string, quota: TenantQuota, rows: Record<string, { status: VmStatus; storage_gb?: number }> = {}) => {
       const vms = new Map(Object.entries(rows).map(([vmId, row]): [string, FakeVm] => [vmId, { status: row.status, storage_gb: row.storage_gb ?? SHAPE.storage_gb, created_at_ms: Date.now() }]));
-      fakeTenants.set(id, { quota: { ...quota, version: 1 }, closed: false, vms });
+      fakeTenants.set(id, { quota: { ...quota, version: 1 }, closed: false, epoch: 0, vms });
       return id;
     };
     const rowOf = (tenantId: string, vmId: string) => fakeTenants.get(tenantId)!.vms.get(vmId);
@@ -291,7 +293,7 @@ async function main(): Promise<void> {
       await settledTo(a, 0);
       await tenants.close(a, CONTEXT);
       expectStatuses(a, { 'vm-spawn-1': 'destroyed' });
-      await save('spawn-destroy', a, ['activity:loadTenantTotals', 'activity:bootVm', 'activity:teardownVm', 'activity:recordTenantDeleted', 'WORKFLOW_EXECUTION_COMPLETED']);
+      await save('spawn-destroy', a, ['activity:loadTenantForRebuild', 'activity:bootVm', 'activity:teardownVm', 'activity:recordTenantDeleted', 'WORKFLOW_EXECUTION_COMPLETED']);
 
       // Refusals (over max_vms, over storage), a stale quota ignored, a raised one admitting, a VM the fleet refuses.
       const b = tenant('rec3-quota', { max_vms: 1, storage_quota_gb: 8 });
@@ -355,7 +357,7 @@ async function main(): Promise<void> {
       expectStatuses(d, { 'vm-rebuild-asked': 'running', 'vm-rebuild-forgotten': 'running', 'vm-rebuild-too-big': 'rejected', 'vm-rebuild-booting': 'running', 'vm-rebuild-going': 'destroyed' });
       await spawn(tenants, d, 'vm-rebuild-new');
       await settledTo(d, 5);
-      await save('rebuild-from-postgres', d, ['activity:listInFlightVms', 'TIMER_STARTED', 'TIMER_FIRED', 'activity:readVmStatuses', 'activity:abandonAdmission', 'activity:teardownVm']);
+      await save('rebuild-from-postgres', d, ['activity:loadTenantForRebuild', 'TIMER_STARTED', 'TIMER_FIRED', 'activity:readVmStatuses', 'activity:abandonAdmission', 'activity:teardownVm']);
 
       // A boot past the deadline it got at admission: failed and released.
       const e = tenant('rec3-deadline', { max_vms: 2, storage_quota_gb: 100 });

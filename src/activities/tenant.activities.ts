@@ -7,13 +7,16 @@ import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { VmStatus } from '../shared/vm';
 import type { RequestContext } from '../shared/request-context';
-import type { InFlightPage, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
+import type { InFlightPage, RebuildSnapshot, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
 import { findTenant, markTenantDeleted } from '../tenants/tenant.repository';
 import { listInFlightVmRows, tenantVmTotals } from '../vms/vm.repository';
 
+// Bounded so the snapshot stays far below Temporal's payload limits (about 100 bytes a request).
+const MAX_UNDECIDED = 2000;
+
 export function createTenantActivities({ db, ledger, now }: { db: Kysely<Database>; ledger: LedgerWriter; now: () => Date }) {
   return {
-    /** The tenant's quota and what it holds, as Postgres has them: the start of a rebuilt run. */
+    /** The tenant's quota and what it holds (runs of state version 2 rebuild with it; replay only). */
     async loadTenantTotals({ tenant_id }: { tenant_id: string }): Promise<TenantTotals> {
       const tenant = await findTenant(db, tenant_id, { includeDeleted: true });
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
@@ -25,7 +28,7 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
       };
     },
 
-    /** One page of the VMs whose work a rebuilt run must resume, and of the requests it must decide again. */
+    /** One page of the VMs whose work a rebuilt run must resume (runs of state version 2; replay only). */
     async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightPage> {
       const rows = await listInFlightVmRows(db, tenant_id, after, limit);
       const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]!.vm_id };
@@ -35,6 +38,53 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
         else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
       }
       return page;
+    },
+
+    /**
+     * A rebuild's one read, in one snapshot (repeatable read): the tenant moves to a new admission
+     * epoch (a boot of the lost run can no longer confirm a row), then its quota, totals, VMs in flight
+     * and requests undecided are read as of that same instant. A row confirmed between two separate
+     * reads would otherwise be listed but not counted. At most MAX_UNDECIDED requests, oldest first:
+     * any beyond are left `requested`, for the resolver to have decided as new ones.
+     */
+    async loadTenantForRebuild({ tenant_id }: { tenant_id: string }): Promise<RebuildSnapshot> {
+      return db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .execute(async (trx) => {
+          const epoch = await trx.updateTable('tenants').set((eb) => ({ admission_epoch: eb('admission_epoch', '+', 1) })).where('tenant_id', '=', tenant_id).returning('admission_epoch').executeTakeFirst();
+          const tenant = await findTenant(trx, tenant_id, { includeDeleted: true });
+          if (!tenant || !epoch) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
+          const totals = await tenantVmTotals(trx, tenant_id);
+          const rows = await trx
+            .selectFrom('vms')
+            .select(['vm_id', 'storage_gb', 'status', 'created_at'])
+            .where('tenant_id', '=', tenant_id)
+            .where('status', 'in', ['provisioning', 'destroying'])
+            .orderBy('vm_id')
+            .execute();
+          const undecided = await trx
+            .selectFrom('vms')
+            .select(['vm_id', 'storage_gb', 'created_at'])
+            .where('tenant_id', '=', tenant_id)
+            .where('status', '=', 'requested')
+            .orderBy('created_at')
+            .orderBy('vm_id')
+            .limit(MAX_UNDECIDED)
+            .execute();
+          return {
+            totals: { quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version }, closed: tenant.deleted_at !== null, ...totals },
+            admission_epoch: epoch.admission_epoch,
+            in_flight: rows.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: row.created_at.getTime() })),
+            undecided: undecided.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: row.created_at.getTime() })),
+          };
+        });
+    },
+
+    /** The tenant's admission epoch now (a run continued from an older version confirms under it). */
+    async readAdmissionEpoch({ tenant_id }: { tenant_id: string }): Promise<number> {
+      const row = await db.selectFrom('tenants').select('admission_epoch').where('tenant_id', '=', tenant_id).executeTakeFirst();
+      return row?.admission_epoch ?? 0;
     },
 
     /** The statuses of these VMs of the tenant (absent: no such row). */

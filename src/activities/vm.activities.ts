@@ -62,12 +62,23 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     return current;
   }
 
-  /** The row of a VM the workflow admitted, confirmed (`requested` → `provisioning`) if it was still only requested. */
-  async function confirmAdmitted(tenantId: string, vmId: string): Promise<VmRow> {
+  /**
+   * The row of a VM the workflow admitted, confirmed (`requested` → `provisioning`) if it was still
+   * only requested, under the admission epoch of the run that decided it: a boot of a run lost to a
+   * rebuild (a new epoch) cannot confirm a row the rebuilt run has decided otherwise.
+   */
+  async function confirmAdmitted(tenantId: string, vmId: string, epoch: number): Promise<VmRow> {
     const row = await findTenantVm(db, tenantId, vmId);
     if (!row) throw new Error(`VM ${vmId} has no row in Postgres; it is never spawned without one`);
     if (row.status !== 'requested') return row;
-    if (await transitionVm(db, vmId, ['requested'], 'provisioning', now())) return { ...row, status: 'provisioning' };
+    const confirmed = await db
+      .updateTable('vms')
+      .set({ status: 'provisioning', updated_at: now() })
+      .where('vm_id', '=', vmId)
+      .where('status', '=', 'requested')
+      .where((eb) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', epoch)))
+      .executeTakeFirst();
+    if (Number(confirmed.numUpdatedRows) > 0) return { ...row, status: 'provisioning' };
     return (await findTenantVm(db, tenantId, vmId)) ?? row;
   }
 
@@ -101,8 +112,8 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     const eventType = to === 'destroyed' ? 'VM_DESTROYED' : 'VM_FAILED';
     const details = reason === null ? undefined : { reason };
     return recorded(eventType, async (trx) => {
-      const held = to === 'destroyed' ? HOLDING : (['provisioning', 'destroying'] as const);
-      const released = await transitionVm(trx, vmId, held, to, at, reason);
+      // A boot attempt past its deadline may still have written running after the fleet destroy: failed all the same.
+      const released = await transitionVm(trx, vmId, HOLDING, to, at, reason);
       if (released || (await transitionVm(trx, vmId, ['requested'], to, at, reason))) {
         await recordVmStep(trx, { tenant_id: tenantId, vm_id: vmId, event_type: eventType, context: contextOf(cause), at, details }, OWN_TRANSITION);
       }
@@ -119,8 +130,8 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
      * records VM_RUNNING. A refusal retrying cannot fix comes back as `failed`; transient fleet errors
      * throw and are retried, within the boot deadline the VM got at admission.
      */
-    async bootVm({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<BootOutcome> {
-      const row = await confirmAdmitted(tenant_id, vm_id);
+    async bootVm({ tenant_id, vm_id, cause, epoch = 0 }: { tenant_id: string; vm_id: string; cause: WorkCause; epoch?: number }): Promise<BootOutcome> {
+      const row = await confirmAdmitted(tenant_id, vm_id, epoch);
       faultPoint('worker.boot.after-confirm');
       switch (row.status) {
         case 'running':
@@ -130,6 +141,9 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
           return { status: 'destroy_requested', failure_reason: null };
         case 'provisioning':
           break;
+        case 'requested':
+          // Not confirmed: this boot's run was superseded by a rebuild, which decides the request anew.
+          return { status: 'failed', failure_reason: 'superseded' };
         default:
           return { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${row.status}` };
       }

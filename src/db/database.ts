@@ -23,6 +23,12 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
   /** How long a query waits for a pooled connection, or for a new one to connect (default 30 s). */
   acquireTimeoutMs?: number;
+  /**
+   * The server ends a session whose transaction stays idle this long (`idle_in_transaction_session_timeout`):
+   * a stuck process must not hold a ledger chain lock, and with it the commit horizon and that
+   * tenant's appends, for good (src/ledger/commit-horizon.ts). Unset: no bound (migrations, tools).
+   */
+  idleInTransactionTimeoutMs?: number;
 }
 
 /** Margin of the client-side read timeout over statement_timeout, so a live server cancels first. */
@@ -34,6 +40,7 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'vm-tenant',
     ...(options.asynchronousCommit ? { options: '-c synchronous_commit=off' } : {}),
+    ...(options.idleInTransactionTimeoutMs ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs } : {}),
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + READ_TIMEOUT_MARGIN_MS } : {}),
     // Queue for a connection rather than fail at once: a burst of requests may hold every connection
     // for a moment, and a burst must not surface as a 5xx. The API bounds the wait (DATABASE_ACQUIRE_TIMEOUT_MS).

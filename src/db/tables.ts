@@ -9,6 +9,8 @@ export interface TenantTable {
   storage_quota_gb: number;
   api_rate_limit_rpm: number;
   quota_version: ColumnType<number, number | undefined, number>;
+  /** +1 at every rebuild of the tenant's workflow (docs/admission-protocol.md). */
+  admission_epoch: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Timestamp | null;

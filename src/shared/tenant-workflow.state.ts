@@ -50,6 +50,19 @@ export interface CarriedTenantState {
   in_flight: InFlightVm[];
   /** Recently settled VMs (destroyed or failed only), so a late retry of their spawn or destroy is answered, not redone. */
   recent: Array<[vmId: string, status: 'destroyed' | 'failed']>;
+  /** The tenant's admission epoch this run's boots confirm under (absent: read again at the run's start). */
+  admission_epoch?: number;
+}
+
+/**
+ * What a rebuilt run reads, in one snapshot of Postgres, after moving the tenant to a new admission
+ * epoch: totals of the rows holding quota, the ones among them in flight, and the requests undecided.
+ */
+export interface RebuildSnapshot {
+  totals: TenantTotals;
+  admission_epoch: number;
+  in_flight: Array<{ vm_id: string; storage_gb: number; phase: 'provisioning' | 'destroying'; created_at_ms: number }>;
+  undecided: UndecidedVm[];
 }
 
 /** A VM row still `requested` when a run rebuilds: the decision on it, if any, was lost with the run. */

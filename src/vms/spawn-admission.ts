@@ -9,7 +9,7 @@ import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest, SpawnVmResult } from '../shared/tenant-workflow.messages';
 import type { VmShape } from '../shared/vm';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
-import { insertRequestedVm, reRequestVm, transitionVm } from './vm.repository';
+import { insertRequestedVm, reRequestVm } from './vm.repository';
 
 export interface AdmissionDeps {
   db: Kysely<Database>;
@@ -62,8 +62,8 @@ export async function recordSpawnRequestAgain(deps: AdmissionDeps, tenantId: str
 
 /**
  * Step 2: the tenant workflow decides, once per request (the update id names the VM and attempt).
- * Admitted: the row is confirmed here too (`requested` → `provisioning`; the decision is already
- * durable in the workflow's history when the update answers). Refused: the row becomes `rejected`
+ * Admitted: the boot activity the decision scheduled confirms the row, under the run's admission
+ * epoch (never this caller, whose answer may come from a run a rebuild has since replaced). Refused: the row becomes `rejected`
  * with VM_SPAWN_REJECTED, and the refusal is rethrown. Any other error leaves the row `requested`:
  * a retry, or the admission resolver, asks again under the same update id.
  */
@@ -76,7 +76,6 @@ export async function decideSpawn(deps: AdmissionDeps, tenantId: string, request
     if (reason) await recordRefusal(deps, tenantId, request, reason, failureDetails<Record<string, unknown>>(error));
     throw error;
   }
-  if (result.status === 'provisioning') await transitionVm(deps.db, request.vm_id, ['requested'], 'provisioning', deps.now());
   return result;
 }
 

@@ -30,6 +30,8 @@ export class TenantState {
   closing = false;
   vms: number;
   storageGb: number;
+  /** The admission epoch this run confirms rows under (null until read, for a run continued from an older version). */
+  epoch: number | null = null;
   readonly inFlight = new Map<string, InFlightVm>();
   private readonly recent = new Map<string, SettledStatus>();
 
@@ -49,7 +51,9 @@ export class TenantState {
   }
 
   static fromCarried(tenantId: string, maxInFlight: number, carried: CarriedTenantState): TenantState {
-    return new TenantState(tenantId, maxInFlight, carried, carried.in_flight, carried.recent);
+    const state = new TenantState(tenantId, maxInFlight, carried, carried.in_flight, carried.recent);
+    state.epoch = carried.admission_epoch ?? null;
+    return state;
   }
 
   /**
@@ -106,8 +110,10 @@ export class TenantState {
     inFlight: Iterable<InFlightVm>,
     undecided: readonly UndecidedVm[],
     bootTimeoutMs: number,
+    epoch: number | null = null,
   ): TenantState {
     const state = new TenantState(tenantId, maxInFlight, totals, inFlight);
+    state.epoch = epoch;
     for (const vm of undecided) {
       const fits = state.refusalFor(vm.storage_gb, state.quota, true) === null;
       state.inFlight.set(vm.vm_id, { vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: 'pending', release: fits ? 'reserved' : 'none', boot_deadline_ms: vm.created_at_ms + bootTimeoutMs, cause: RECOVERY_CAUSE });
@@ -240,6 +246,7 @@ export class TenantState {
       storage_gb: this.storageGb,
       in_flight: [...this.inFlight.values()].map((vm) => ({ ...vm, cause: { ...vm.cause } })),
       recent: [...this.recent.entries()],
+      ...(this.epoch === null ? {} : { admission_epoch: this.epoch }),
     };
   }
 

@@ -27,7 +27,7 @@ import {
   type TenantUsage,
 } from '../shared/tenant-workflow.messages';
 import type { CarriedTenantStateV2 } from '../shared/legacy/tenant-v2.state';
-import type { InFlightPage, InFlightVm, TenantLimits, TenantWorkflowInput, UndecidedVm } from '../shared/tenant-workflow.state';
+import type { InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
 import { legacyTenantWorkflowV1 } from './legacy/tenant-v1';
 import { legacyTenantWorkflowV2 } from './legacy/tenant-v2';
 import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
@@ -49,13 +49,13 @@ const DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES = 1000;
 // Well under Temporal's 10,240-event warning; small enough that a worker replays it in well under
 // the 10 s workflow task timeout on a busy machine.
 const CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS = 2000;
-const IN_FLIGHT_PAGE = 500;
+const READ_PAGE = 500;
 // A boot scheduled this close to (or past) its deadline still gets one short attempt.
 const MIN_BOOT_WINDOW_MS = 1000;
 // Past the API's Temporal deadline: a request still undecided this long after a rebuild has nobody waiting on it.
 const PENDING_GRACE_MS = 15_000;
 
-const { loadTenantTotals, listInFlightVms, readVmStatuses, recordTenantDeleted } = proxyActivities<Activities>({
+const { loadTenantForRebuild, readAdmissionEpoch, readVmStatuses, recordTenantDeleted } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -84,7 +84,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   const limits: TenantLimits = { ...DEFAULT_LIMITS, ...input.limits };
   const updateLimit = input.continue_as_new_after_updates ?? DEFAULT_CONTINUE_AS_NEW_AFTER_UPDATES;
 
-  let state: TenantState | undefined = input.carried ? restore(tenantId, limits, input.carried) : undefined;
+  let state: TenantState | undefined;
   let updatesThisRun = 0;
   const cancelBoot = new Map<string, () => void>();
 
@@ -144,7 +144,7 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     cancelBoot.set(vm.vm_id, () => scope.cancel());
     let failure: string | null = null;
     try {
-      const outcome = await scope.run(() => bootVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause }));
+      const outcome = await scope.run(() => bootVm({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 }));
       if (outcome.status === 'destroy_requested') vm.phase = 'destroying';
       failure = outcome.status === 'failed' ? (outcome.failure_reason ?? 'boot_failed') : null;
     } catch (error) {
@@ -170,9 +170,9 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   const decideForgottenRequests = async (s: TenantState): Promise<void> => {
     await sleep(PENDING_GRACE_MS);
     const ids = s.pendingIds();
-    for (let i = 0; i < ids.length; i += IN_FLIGHT_PAGE) {
-      const rows = await readVmStatuses({ tenant_id: tenantId, vm_ids: ids.slice(i, i + IN_FLIGHT_PAGE) });
-      for (const vmId of ids.slice(i, i + IN_FLIGHT_PAGE)) {
+    for (let i = 0; i < ids.length; i += READ_PAGE) {
+      const rows = await readVmStatuses({ tenant_id: tenantId, vm_ids: ids.slice(i, i + READ_PAGE) });
+      for (const vmId of ids.slice(i, i + READ_PAGE)) {
         const status = rows[vmId];
         if (status === 'requested' || status === 'provisioning' || status === 'running' || status === 'destroying') {
           const decided = s.decidePending(vmId);
@@ -232,7 +232,9 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     },
   );
 
-  setHandler(destroyVmUpdate, async (request) => {
+  setHandler(
+    destroyVmUpdate,
+    async (request) => {
     const s = state ?? (await loaded());
     updatesThisRun++;
     const { vm_id } = request;
@@ -255,7 +257,16 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     showUsage();
     launch(teardown(s, vm), vm_id);
     return { vm_id, status: 'destroying' };
-  });
+    },
+    {
+      // Refused here, the in-flight limit is not stored as the answer of the update id: the same
+      // destroy sent again once VMs have settled is heard.
+      validator: (request) => {
+        if (!state || state.inFlight.has(request.vm_id) || state.decided(request.vm_id)) return;
+        if (state.inFlight.size >= limits.max_in_flight) throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: state.inFlight.size, limit: limits.max_in_flight } });
+      },
+    },
+  );
 
   setHandler(changeQuotaUpdate, async (request) => {
     const s = state ?? (await loaded());
@@ -281,7 +292,14 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     return usage();
   });
 
-  if (!state) state = await rebuildFromPostgres(tenantId, limits);
+  if (input.carried) {
+    const restored = restore(tenantId, limits, input.carried);
+    // Continued from an older version's run: its boots confirm under the epoch in force now.
+    if (restored.epoch === null) restored.epoch = await readAdmissionEpoch({ tenant_id: tenantId });
+    state = restored;
+  } else {
+    state = await rebuildFromPostgres(tenantId, limits);
+  }
   const s = state;
   showUsage();
 
@@ -315,33 +333,24 @@ function restore(tenantId: string, limits: TenantLimits, carried: NonNullable<Te
 }
 
 /**
- * Reads the tenant from Postgres: totals as one aggregate, then in pages the VMs in flight (resumed)
- * and the requests still undecided (decided again, before any new request).
+ * Reads the tenant from Postgres in one snapshot, after moving it to a new admission epoch (so a
+ * boot of the lost run can no longer confirm a row): totals, the VMs in flight (resumed) and the
+ * requests still undecided (held pending, then decided).
  */
 async function rebuildFromPostgres(tenantId: string, limits: TenantLimits): Promise<TenantState> {
-  const totals = await loadTenantTotals({ tenant_id: tenantId });
-  const inFlight: InFlightVm[] = [];
-  const undecided: UndecidedVm[] = [];
-  for (let after: string | null = null; ; ) {
-    const page: InFlightPage = await listInFlightVms({ tenant_id: tenantId, after, limit: IN_FLIGHT_PAGE });
-    for (const vm of page.in_flight) {
-      const booting = vm.phase === 'provisioning';
-      inFlight.push({
-        vm_id: vm.vm_id,
-        storage_gb: vm.storage_gb,
-        phase: vm.phase,
-        // Counted in the totals just read: whoever settles it, this run gives its quota back.
-        release: 'reserved',
-        boot_deadline_ms: booting ? vm.created_at_ms + limits.boot_timeout_ms : null,
-        cause: { request_id: 'recovery', actor_token_id: null },
-      });
-    }
-    undecided.push(...page.undecided);
-    if (page.next_after === null) break;
-    after = page.next_after;
-  }
-  return TenantState.rebuilt(tenantId, limits.max_in_flight, totals, inFlight, undecided, limits.boot_timeout_ms);
+  const snapshot = await loadTenantForRebuild({ tenant_id: tenantId });
+  const inFlight: InFlightVm[] = snapshot.in_flight.map((vm) => ({
+    vm_id: vm.vm_id,
+    storage_gb: vm.storage_gb,
+    phase: vm.phase,
+    // Counted in the totals of the same snapshot: whoever settles it, this run gives its quota back.
+    release: 'reserved',
+    boot_deadline_ms: vm.phase === 'provisioning' ? vm.created_at_ms + limits.boot_timeout_ms : null,
+    cause: { request_id: 'recovery', actor_token_id: null },
+  }));
+  return TenantState.rebuilt(tenantId, limits.max_in_flight, snapshot.totals, inFlight, snapshot.undecided, limits.boot_timeout_ms, snapshot.admission_epoch);
 }
+
 function refusalFailure(tenantId: string, refusal: SpawnRefusal): ApplicationFailure {
   switch (refusal.type) {
     case 'TenantClosed':
