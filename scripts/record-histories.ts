@@ -34,7 +34,7 @@ import type { CarriedTenantStateV2 } from '../src/shared/legacy/tenant-v2.state'
 import type { RequestContext } from '../src/shared/request-context';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
 import { usageQuery, type DestroyVmResult, type SpawnVmResult, type TenantQuota } from '../src/shared/tenant-workflow.messages';
-import type { InFlightPage, TenantWorkflowInput } from '../src/shared/tenant-workflow.state';
+import type { TenantWorkflowInput } from '../src/shared/tenant-workflow.state';
 import type { VmStatus } from '../src/shared/vm';
 import { TENANT_ID_SEARCH_ATTRIBUTE } from '../src/temporal/search-attributes';
 import { createTenantWorkflowClient } from '../src/temporal/tenant-workflow-client';
