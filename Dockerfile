@@ -21,7 +21,9 @@ ENV NODE_ENV=production \
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-RUN mkdir -p /app/.data && chown node:node /app/.data
+# Named volumes mounted on these take their owner from the image: the worker writes its key into
+# .data and the public half into checkpoint-public (the API's read-only view of it).
+RUN mkdir -p /app/.data /app/checkpoint-public && chown node:node /app/.data /app/checkpoint-public
 
 USER node
 EXPOSE 9221 9231

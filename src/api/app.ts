@@ -21,7 +21,7 @@ import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { auditRoutes, type LatestCheckpointSource } from './routes/audit.routes';
 import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import { docsRoutes } from './routes/docs.routes';
-import { healthRoutes, type DependencyCheck } from './routes/health.routes';
+import { healthRoutes, type DependencyCheck, type LedgerCheckpointReport } from './routes/health.routes';
 import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
 import { vmRoutes } from './routes/vms.routes';
@@ -50,6 +50,8 @@ export interface AppDeps {
   ledgerCheckpointKey?: CheckpointPublicKeySource;
   /** The newest signed checkpoint, for tenants' inclusion proofs. */
   latestLedgerCheckpoint?: LatestCheckpointSource;
+  /** The age of the newest signed checkpoint, reported by /readyz (never making it fail). */
+  ledgerCheckpointReport?: () => Promise<LedgerCheckpointReport>;
 }
 
 /** Builds the API without listening, so tests and the server entry point share it. */
@@ -63,7 +65,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestContext());
   app.use(accessLog(deps.log));
   if (deps.metrics) app.use(httpMetrics(deps.metrics));
-  app.use(healthRoutes(deps.readiness));
+  app.use(healthRoutes(deps.readiness, deps.ledgerCheckpointReport));
   const openApi = buildOpenApiDocument('1');
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);

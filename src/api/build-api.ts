@@ -9,10 +9,11 @@ import type { Config } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
-import { readLastCheckpointText } from '../events/checkpoint-stream';
 import { connectNats } from '../events/nats-connection';
-import { verifyCheckpoint, type StoredCheckpoint } from '../ledger/checkpoint';
+import type { StoredCheckpoint } from '../ledger/checkpoint';
+import { checkpointFreshness } from '../ledger/checkpoint-freshness';
 import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
+import { latestCheckpointReader } from '../ledger/checkpoint-reader';
 import { createLogger, type Logger } from '../logging/logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
@@ -21,7 +22,7 @@ import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { createApp } from './app';
 import type { CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
-import type { DependencyCheck } from './routes/health.routes';
+import type { DependencyCheck, LedgerCheckpointReport } from './routes/health.routes';
 
 export interface ApiOverrides {
   log?: Logger;
@@ -49,13 +50,17 @@ function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
   return async () => (key ??= await readCheckpointPublicKey(file));
 }
 
-/** The newest checkpoint on the stream that the worker's key signed; null when none (yet). */
+/** The newest checkpoint on the stream that the worker's key (or a key it rotated to) signed; foreign messages are skipped. null when none (yet). */
 function latestCheckpointFrom(nats: NatsConnection, config: Config, key: CheckpointPublicKeySource): () => Promise<StoredCheckpoint | null> {
+  return latestCheckpointReader({ jsm: () => nats.jetstreamManager(), stream: config.ledgerCheckpointStream, key });
+}
+
+/** /readyz's line on the ledger's anchoring: no seq and no count of entries (it answers anyone). */
+export function checkpointReport(db: Kysely<Database>, config: Config, latest: () => Promise<StoredCheckpoint | null>, now: () => Date): () => Promise<LedgerCheckpointReport> {
+  const startedAt = now();
   return async () => {
-    const publicKey = await key();
-    if (publicKey === null) return null;
-    const text = await readLastCheckpointText(await nats.jetstreamManager(), config.ledgerCheckpointStream, config.natsSubjectPrefix);
-    return text === null ? null : verifyCheckpoint(text, publicKey);
+    const freshness = await checkpointFreshness(db, { checkpoint: await latest(), since: startedAt, now: now(), periodMs: config.ledgerCheckpointEverySeconds * 1000 });
+    return { signed_at: freshness.signed_at, age_seconds: Math.round(freshness.age_seconds * 10) / 10, stale: freshness.stale };
   };
 }
 
@@ -77,7 +82,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   const now = overrides.now ?? (() => new Date());
   // The request path's bound on Postgres: each query waits at most the acquire timeout for a
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
-  const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs };
+  const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs, idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs };
   const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
   await checkDatabaseConnection(db, config.databaseUrl);
   const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
@@ -95,6 +100,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
   const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
+  const latestCheckpoint = latestCheckpointFrom(nats, config, checkpointKey);
   const app = createApp({
     db,
     tenantWorkflows,
@@ -106,7 +112,8 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     requestSignatures: { maxAgeSeconds: config.requestSignatureMaxAgeSeconds },
     metrics,
     ledgerCheckpointKey: checkpointKey,
-    latestLedgerCheckpoint: latestCheckpointFrom(nats, config, checkpointKey),
+    latestLedgerCheckpoint: latestCheckpoint,
+    ledgerCheckpointReport: checkpointReport(db, config, latestCheckpoint, now),
     readiness: readinessChecks(db, connection, nats),
   });
   return {

@@ -31,6 +31,7 @@ export type ProblemCode =
   | 'too_many_failed_authentications'
   | 'idempotency_key_reused'
   | 'idempotency_key_in_flight'
+  | 'not_anchored_yet'
   | 'method_not_allowed'
   | 'dependency_unavailable'
   | 'internal_error';
@@ -114,6 +115,9 @@ export const problems = {
   idempotencyKeyReused: () => new ApiError({ status: 422, code: 'idempotency_key_reused', title: 'Idempotency key reused', detail: 'This Idempotency-Key was used for a different request.' }),
   idempotencyKeyInFlight: () =>
     new ApiError({ status: 409, code: 'idempotency_key_in_flight', title: 'Request in progress', detail: 'A request with this Idempotency-Key is still being processed; retry shortly.', headers: retryAfter(1) }),
+  /** Nothing is wrong and no dependency is down: what was asked for is not under a signed checkpoint yet. */
+  notAnchoredYet: (detail: string, retryAfterSeconds: number) =>
+    new ApiError({ status: 409, code: 'not_anchored_yet', title: 'Not anchored yet', detail, extensions: { retry_after_seconds: retryAfterSeconds }, headers: retryAfter(retryAfterSeconds) }),
   dependencyUnavailable: (detail: string, { retryAfterSeconds, title = 'Dependency unavailable', extensions }: { retryAfterSeconds: number; title?: string; extensions?: Record<string, unknown> }) =>
     new ApiError({ status: 503, code: 'dependency_unavailable', title, detail, extensions, headers: retryAfter(retryAfterSeconds) }),
   internalError: () => new ApiError({ status: 500, code: 'internal_error', title: 'Internal error', detail: 'The request could not be completed.' }),

@@ -1,3 +1,4 @@
+import { access } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { sql, type Kysely } from 'kysely';
 import { ConfigError, loadConfig } from '../config/config';
@@ -10,7 +11,10 @@ import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions, type RawReadOptions, type R
 import { formatJsonLine, formatTable } from './audit-entry-format';
 import { UsageError } from './usage-error';
 import { readPublicKeyFile } from './checkpoint-key-file';
-import { NatsUnavailableError, verifyLedger, type CheckpointSource } from './verify-ledger';
+import { NatsUnavailableError, readLastCheckpointFile, verifyLedger, type CheckpointSource } from './verify-ledger';
+import { rotateCheckpointKey } from './rotate-checkpoint-key';
+import { CheckpointSeriesRefusal } from '../ledger/checkpoint-series';
+import { checkpointStateFile } from '../ledger/checkpoint-state';
 import { verifyTenantFiles, verifyTenantInDatabase } from './verify-tenant';
 
 /**
@@ -36,6 +40,8 @@ Commands:
   read           print ledger entries matching filters
   verify         check every link and hash, and the ledger against its signed checkpoints
   verify-tenant  a tenant's offline check of its entries and proofs (files only, no database)
+  rotate-checkpoint-key
+                 hand the checkpoint series over to a new signing key (on the worker's host)
 
 Global options:
   --database-url URL   database to read (default: DATABASE_URL, else
@@ -80,22 +86,39 @@ Options:
   --proof FILE           a proof, repeatable
 `;
 
-const VERIFY_HELP = `Usage: service-fs verify [--checkpoint-key FILE | --chain-only] [--tenant ID] [--database-url URL]
+const VERIFY_HELP = `Usage: service-fs verify [--checkpoint-key FILE [--last-checkpoint FILE] | --chain-only] [--tenant ID] [--database-url URL]
 
 Walks the chain from its first row and checks sequence, prev_hash links and each entry's hash,
-then compares the ledger with every signed checkpoint on the checkpoint stream (NATS_URL,
-LEDGER_CHECKPOINT_STREAM). Prints one "ok: ..." line per check and exits 0, or one
-"bad: <defect>: ..." line per finding and exits 1. Defects: gap, rewrite, forged_insert,
-truncation, fork, forged_checkpoint, missing_checkpoints.
+then the checkpoint stream (NATS_URL, LEDGER_CHECKPOINT_STREAM): one series of checkpoints from
+its genesis, each naming the one before it, signed by the key or keys it rotated to, every other
+message named as foreign; and compares the ledger with every signed checkpoint: its head, its
+tree of tenant chain heads, and its tree of every entry (every field). Prints one "ok: ..." line
+per check and exits 0, or one "bad: <defect>: ..." line per finding and exits 1. Defects: gap,
+rewrite, forged_insert, truncation, fork, forged_checkpoint, missing_checkpoints.
 
 Options:
   --checkpoint-key FILE  the Ed25519 public key that signs checkpoints: a PEM file or the JSON
                          of GET /.well-known/vm-tenant/ledger-checkpoint-key (default: the
                          worker's LEDGER_CHECKPOINT_PUBLIC_KEY_FILE)
+  --last-checkpoint FILE the signer's state file (its last checkpoint), which must be on the
+                         stream and match the ledger (default: DATA_DIR/ledger-checkpoint-last.json
+                         when it exists)
   --chain-only           check the chain alone, without NATS and the checkpoints
   --tenant ID            check one tenant's chain and its proof in the newest checkpoint, as
                          the tenant would with verify-tenant
   --database-url URL     database to read (default: DATABASE_URL)
+`;
+
+const ROTATE_HELP = `Usage: service-fs rotate-checkpoint-key
+
+Run on the worker's host, with its DATA_DIR and NATS settings. Generates a new Ed25519 key (into
+DATA_DIR/ledger-checkpoint-key.next.pem), publishes a key rotation as the checkpoint series' next
+link (signed by the current key, naming and co-signed by the new one), records it in the signer's
+state file and installs the new key and its public half in DATA_DIR. Workers that share DATA_DIR
+sign with the new key from their next checkpoint; give the new public key to the API and to
+whoever pins it. Running it again after an interruption completes the rotation. Exits 0 when
+done, 1 when the signer's series cannot be continued (see docs/audit-ledger.md), 2 without a key
+or series, 3 when NATS cannot be reached.
 `;
 
 const OPTIONS = {
@@ -110,23 +133,25 @@ const OPTIONS = {
   format: { type: 'string' },
   'checkpoint-key': { type: 'string' },
   'chain-only': { type: 'boolean' },
+  'last-checkpoint': { type: 'string' },
   tenant: { type: 'string' },
   entries: { type: 'string', multiple: true },
   proof: { type: 'string', multiple: true },
 } as const;
 
 const READ_ONLY_OPTIONS = ['filter', 'event-type', 'since', 'until', 'limit', 'order', 'format'] as const;
-const VERIFY_ONLY_OPTIONS = ['checkpoint-key', 'chain-only', 'tenant'] as const;
+const VERIFY_ONLY_OPTIONS = ['checkpoint-key', 'chain-only', 'tenant', 'last-checkpoint'] as const;
 const VERIFY_TENANT_OPTIONS = ['entries', 'proof'] as const;
 
-type Command = 'read' | 'verify' | 'verify-tenant';
+type Command = 'read' | 'verify' | 'verify-tenant' | 'rotate-checkpoint-key';
+const COMMANDS: readonly string[] = ['read', 'verify', 'verify-tenant', 'rotate-checkpoint-key'];
 
 interface Invocation {
   command: Command | undefined;
   help: boolean;
   databaseUrl: string | undefined;
   read: RawReadOptions;
-  verify: { checkpointKey: string | undefined; chainOnly: boolean; tenant: string | undefined };
+  verify: { checkpointKey: string | undefined; chainOnly: boolean; tenant: string | undefined; lastCheckpoint: string | undefined };
   verifyTenant: { entries: string[]; proofs: string[] };
 }
 
@@ -142,13 +167,18 @@ function parseInvocation(argv: readonly string[]): Invocation {
   }
   const { values, positionals } = parsed;
   const [command, ...extra] = positionals;
-  if (command !== undefined && command !== 'read' && command !== 'verify' && command !== 'verify-tenant') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  if (command !== undefined && !COMMANDS.includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (command === 'verify') {
     const misplaced = READ_ONLY_OPTIONS.find((name) => values[name] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} is an option of read, not verify`);
     if (values['chain-only'] === true && values['checkpoint-key'] !== undefined) throw new UsageError('--chain-only and --checkpoint-key exclude each other');
     if (values['chain-only'] === true && values.tenant !== undefined) throw new UsageError('--tenant needs the checkpoints: it excludes --chain-only');
+    if (values['chain-only'] === true && values['last-checkpoint'] !== undefined) throw new UsageError('--last-checkpoint needs the checkpoints: it excludes --chain-only');
+  }
+  if (command === 'rotate-checkpoint-key') {
+    const misplaced = Object.keys(values).find((name) => name !== 'help');
+    if (misplaced) throw new UsageError(`--${misplaced} is not an option of rotate-checkpoint-key`);
   }
   if (command !== 'verify-tenant') {
     const misplaced = VERIFY_TENANT_OPTIONS.find((name) => values[name] !== undefined);
@@ -165,7 +195,7 @@ function parseInvocation(argv: readonly string[]): Invocation {
     if (misplaced) throw new UsageError(`--${misplaced} is an option of verify, not read`);
   }
   return {
-    command,
+    command: command as Command | undefined,
     help: values.help === true,
     databaseUrl: values['database-url'],
     read: {
@@ -177,9 +207,29 @@ function parseInvocation(argv: readonly string[]): Invocation {
       order: values.order,
       format: values.format,
     },
-    verify: { checkpointKey: values['checkpoint-key'], chainOnly: values['chain-only'] === true, tenant: values.tenant },
+    verify: { checkpointKey: values['checkpoint-key'], chainOnly: values['chain-only'] === true, tenant: values.tenant, lastCheckpoint: values['last-checkpoint'] },
     verifyTenant: { entries: values.entries ?? [], proofs: values.proof ?? [] },
   };
+}
+
+/** `rotate-checkpoint-key`: files and NATS only, no database. */
+async function rotate(env: Env, io: CliIo): Promise<number> {
+  const config = loadConfig(env);
+  try {
+    const lines = await rotateCheckpointKey({ dataDir: config.dataDir, natsUrl: config.natsUrl, nats: config.nats, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix });
+    io.stdout(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CheckpointSeriesRefusal) {
+      io.stdout(`bad: ${error.code}: ${error.message}\n`);
+      return EXIT.chainBroken;
+    }
+    if (error instanceof NatsUnavailableError) {
+      io.stderr(`service-fs: ${error.message}\n`);
+      return EXIT.databaseUnavailable;
+    }
+    throw error;
+  }
 }
 
 class DatabaseUnavailableError extends Error {
@@ -212,11 +262,12 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
   try {
     const invocation = parseInvocation(argv);
     if (invocation.help) {
-      const help = { read: READ_HELP, verify: VERIFY_HELP, 'verify-tenant': VERIFY_TENANT_HELP } as const;
+      const help = { read: READ_HELP, verify: VERIFY_HELP, 'verify-tenant': VERIFY_TENANT_HELP, 'rotate-checkpoint-key': ROTATE_HELP } as const;
       io.stdout(invocation.command === undefined ? GENERAL_HELP : help[invocation.command]);
       return EXIT.ok;
     }
-    if (invocation.command === undefined) throw new UsageError('missing command: read, verify or verify-tenant');
+    if (invocation.command === undefined) throw new UsageError('missing command: read, verify, verify-tenant or rotate-checkpoint-key');
+    if (invocation.command === 'rotate-checkpoint-key') return await rotate(env, io);
     if (invocation.command === 'verify-tenant') {
       const verdict = await verifyTenantFiles(invocation.verify.checkpointKey!, invocation.verifyTenant.entries, invocation.verifyTenant.proofs);
       io.stdout(`${verdict.lines.join('\n')}\n`);
@@ -230,7 +281,15 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
     tenant = invocation.verify.tenant;
     if (invocation.command === 'verify' && !invocation.verify.chainOnly) {
       const publicKey = await readPublicKeyFile(invocation.verify.checkpointKey ?? config.ledgerCheckpointPublicKeyFile);
-      checkpoints = { natsUrl: config.natsUrl, nats: config.nats, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix, publicKey };
+      // The signer's own record of its last checkpoint, when verify runs where it is (or is given it).
+      const defaultState = checkpointStateFile(config.dataDir);
+      const stateFile = invocation.verify.lastCheckpoint ?? ((await access(defaultState).then(() => true, () => false)) ? defaultState : undefined);
+      let lastCheckpoint = stateFile === undefined ? undefined : await readLastCheckpointFile(stateFile);
+      if (lastCheckpoint && invocation.verify.lastCheckpoint === undefined && lastCheckpoint.stream !== config.ledgerCheckpointStream) {
+        io.stderr(`service-fs: ${defaultState} is the signer's record for stream ${lastCheckpoint.stream}, not ${config.ledgerCheckpointStream}: not compared\n`);
+        lastCheckpoint = undefined;
+      }
+      checkpoints = { natsUrl: config.natsUrl, nats: config.nats, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix, publicKey, lastCheckpoint };
     }
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError) {

@@ -2,9 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
 import { connect } from 'nats';
 import type { Database } from '../db/tables';
-import { readLastCheckpointText } from '../events/checkpoint-stream';
 import { toTenantAuditEntry, type TenantAuditEntry } from '../ledger/audit-entry';
-import { verifyCheckpoint } from '../ledger/checkpoint';
+import { latestCheckpointReader } from '../ledger/checkpoint-reader';
 import { buildTenantProof, type TenantProof } from '../ledger/tenant-proof';
 import { verifyTenantLedger, type TenantVerdict } from '../ledger/tenant-verifier';
 import { readPublicKeyFile } from './checkpoint-key-file';
@@ -62,8 +61,9 @@ export async function verifyTenantInDatabase(db: Kysely<Database>, tenantId: str
   let proofs: TenantProof[] = [];
   const notes: string[] = [];
   try {
-    const text = await readLastCheckpointText(await nc.jetstreamManager(), source.stream, source.subjectPrefix);
-    const checkpoint = text === null ? null : verifyCheckpoint(text, source.publicKey);
+    // The newest checkpoint of the key (or a key it rotated to); foreign messages are skipped.
+    const latest = latestCheckpointReader({ jsm: () => nc.jetstreamManager(), stream: source.stream, key: () => Promise.resolve(source.publicKey) });
+    const checkpoint = await latest();
     if (checkpoint === null) notes.push(`bad: missing_checkpoints: no checkpoint signed by this key in ${source.stream}`);
     else {
       const outcome = await buildTenantProof(db, tenantId, checkpoint);

@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness of Postgres, NATS and Temporal */
+        /** Readiness of Postgres, NATS and Temporal, and the age of the newest signed ledger checkpoint (which never makes it fail) */
         get: operations["getReadyz"];
         put?: never;
         post?: never;
@@ -574,6 +574,23 @@ export interface components {
             /** @constant */
             code: "idempotency_key_in_flight";
         };
+        /** Problem: not_anchored_yet */
+        problem_not_anchored_yet: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 409;
+            /** @constant */
+            code: "not_anchored_yet";
+            /** @description Seconds to wait before retrying; also in the Retry-After header */
+            retry_after_seconds: number;
+        };
         /** Problem: payload_too_large */
         problem_payload_too_large: {
             /** @description urn:vm-tenant:problem:<code> */
@@ -813,6 +830,17 @@ export interface operations {
                                 error?: string;
                             };
                         };
+                        ledger_checkpoint?: {
+                            /** @description When the newest signed ledger checkpoint was signed; null before the first */
+                            signed_at: string | null;
+                            /** @description Seconds since then (before the first checkpoint: since this API process started) */
+                            age_seconds: number;
+                            /** @description Older than three signing periods while entries wait for a checkpoint */
+                            stale: boolean;
+                        } | {
+                            /** @description Why the checkpoint could not be read */
+                            error: string;
+                        };
                     };
                 };
             };
@@ -856,6 +884,17 @@ export interface operations {
                                 ok: boolean;
                                 error?: string;
                             };
+                        };
+                        ledger_checkpoint?: {
+                            /** @description When the newest signed ledger checkpoint was signed; null before the first */
+                            signed_at: string | null;
+                            /** @description Seconds since then (before the first checkpoint: since this API process started) */
+                            age_seconds: number;
+                            /** @description Older than three signing periods while entries wait for a checkpoint */
+                            stale: boolean;
+                        } | {
+                            /** @description Why the checkpoint could not be read */
+                            error: string;
                         };
                     };
                 };
@@ -4746,7 +4785,7 @@ export interface operations {
     getV1Vms: {
         parameters: {
             query?: {
-                status?: "provisioning" | "running" | "destroying" | "destroyed" | "failed";
+                status?: "requested" | "provisioning" | "running" | "destroying" | "destroyed" | "failed" | "rejected";
                 limit?: number;
                 cursor?: string;
                 tenant_id?: string;
@@ -4780,7 +4819,7 @@ export interface operations {
                             storage_gb: number;
                             image: string;
                             /** @enum {string} */
-                            status: "provisioning" | "running" | "destroying" | "destroyed" | "failed";
+                            status: "requested" | "provisioning" | "running" | "destroying" | "destroyed" | "failed" | "rejected";
                             failure_reason: string | null;
                             /** Format: date-time */
                             created_at: string;
@@ -5223,7 +5262,7 @@ export interface operations {
                         storage_gb: number;
                         image: string;
                         /** @enum {string} */
-                        status: "provisioning" | "running" | "destroying" | "destroyed" | "failed";
+                        status: "requested" | "provisioning" | "running" | "destroying" | "destroyed" | "failed" | "rejected";
                         failure_reason: string | null;
                         /** Format: date-time */
                         created_at: string;
@@ -5770,7 +5809,7 @@ export interface operations {
                         storage_gb: number;
                         image: string;
                         /** @enum {string} */
-                        status: "provisioning" | "running" | "destroying" | "destroyed" | "failed";
+                        status: "requested" | "provisioning" | "running" | "destroying" | "destroyed" | "failed" | "rejected";
                         failure_reason: string | null;
                         /** Format: date-time */
                         created_at: string;
@@ -6231,7 +6270,7 @@ export interface operations {
                         storage_gb: number;
                         image: string;
                         /** @enum {string} */
-                        status: "provisioning" | "running" | "destroying" | "destroyed" | "failed";
+                        status: "requested" | "provisioning" | "running" | "destroying" | "destroyed" | "failed" | "rejected";
                         failure_reason: string | null;
                         /** Format: date-time */
                         created_at: string;
@@ -7024,6 +7063,38 @@ export interface operations {
                         status: 404;
                         /** @constant */
                         code: "tenant_not_found";
+                    };
+                };
+            };
+            /** @description `not_anchored_yet`: no signed ledger checkpoint covers the tenant's entries yet (none was signed yet, or its newest entries came after the newest one); the worker signs one within a signing period: retry after Retry-After */
+            409: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 409;
+                        /** @constant */
+                        code: "not_anchored_yet";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
                     };
                 };
             };

@@ -26,6 +26,8 @@ export interface Config {
   readonly temporalCallTimeoutMs: number;
   readonly databaseStatementTimeoutMs: number;
   readonly databaseAcquireTimeoutMs: number;
+  /** The services' sessions are ended by Postgres when a transaction stays idle this long. */
+  readonly databaseIdleInTransactionTimeoutMs: number;
   readonly fleetUrl: string;
   readonly fleetPort: number;
   readonly adminToken: string | undefined;
@@ -115,6 +117,9 @@ export function loadConfig(env: Env = process.env): Config {
     temporalCallTimeoutMs: int(env, 'TEMPORAL_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
     databaseStatementTimeoutMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
     databaseAcquireTimeoutMs: int(env, 'DATABASE_ACQUIRE_TIMEOUT_MS', 5_000, 100, 600_000),
+    // Transactions of the services run queries only, for milliseconds; one idle this long is stuck,
+    // and may hold a ledger chain lock (the commit horizon waits for it): three default signing periods.
+    databaseIdleInTransactionTimeoutMs: int(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 30_000, 1_000, 3_600_000),
     fleetUrl: url(env, 'FLEET_URL', `http://127.0.0.1:${fleetPort}`, ['http:', 'https:']),
     fleetPort,
     adminToken,
@@ -152,6 +157,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     temporalCallTimeoutMs: config.temporalCallTimeoutMs,
     databaseStatementTimeoutMs: config.databaseStatementTimeoutMs,
     databaseAcquireTimeoutMs: config.databaseAcquireTimeoutMs,
+    databaseIdleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs,
     fleetUrl: redactUrl(config.fleetUrl),
     adminToken: config.adminToken ? 'set' : 'generated',
   };

@@ -1,5 +1,4 @@
 import { nanos, type JetStreamClient, type JetStreamManager } from 'nats';
-import type { StoredCheckpoint } from '../ledger/checkpoint';
 
 /**
  * Signed ledger checkpoints live in their own JetStream stream, outside Postgres: a database
@@ -7,8 +6,12 @@ import type { StoredCheckpoint } from '../ledger/checkpoint';
  * purges (deny_delete, deny_purge: once set, the server never lets an update unset them), keeps
  * every message (no age, count or size limit) and allows no roll-ups. What it cannot refuse is the
  * deletion of the whole stream by a NATS user with JetStream API rights: deny that in the NATS
- * account's permissions ($JS.API.STREAM.DELETE.<name>), and `service-fs verify` reports a missing
- * stream or missing first checkpoints.
+ * account's permissions ($JS.API.STREAM.DELETE.<name>). A deleted stream does not reset the
+ * history: each checkpoint names the one before it, the signer keeps its last one beside its key
+ * and refuses a stream that lost it, and `service-fs verify` reports a missing stream, missing
+ * first checkpoints, or a series that follows a checkpoint the stream does not hold. Anyone who
+ * may publish on the subject can add messages; nothing reads them as checkpoints unless the key
+ * signed them (see src/ledger/checkpoint-link.ts).
  */
 export function checkpointSubject(subjectPrefix: string): string {
   // Outside `<prefix>.>`, which the event stream holds: two streams cannot share a subject.
@@ -48,9 +51,55 @@ export async function ensureCheckpointStream(jsm: JetStreamManager, name: string
   }
 }
 
-export async function publishCheckpoint(js: JetStreamClient, subjectPrefix: string, checkpoint: StoredCheckpoint): Promise<void> {
-  // Several workers may sign the same head: one message per key and seq.
-  await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(checkpoint), { msgID: `${checkpoint.key_id}:${checkpoint.head.seq}`, timeout: 5000 });
+export type PublishOutcome = { streamSeq: number } | { conflict: string };
+
+/**
+ * Publishes one link of the checkpoint series, only if the subject's last message is still the one
+ * the signer read (`expectLastSeq`; 0: none) in the stream it expects: two signers (replicas, or a
+ * rotation next to a running worker) cannot both extend the same link, and a stream that was
+ * deleted and recreated does not take the link. The message id is the link hash, so publishing the
+ * same link again stores it once.
+ */
+export async function publishCheckpointLink(js: JetStreamClient, stream: string, subjectPrefix: string, message: unknown, linkHash: string, expectLastSeq: number): Promise<PublishOutcome> {
+  try {
+    const ack = await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(message), {
+      msgID: linkHash,
+      expect: { streamName: stream, lastSubjectSequence: expectLastSeq },
+      timeout: 5000,
+    });
+    return { streamSeq: ack.seq };
+  } catch (error) {
+    const text = String(error);
+    if (/wrong last sequence|expected stream does not match|no responders|stream not found|503/i.test(text)) return { conflict: text };
+    throw error;
+  }
+}
+
+/** Publishes a message on the checkpoint subject without expectations: tests and tools that forge what an attacker would. */
+export async function publishCheckpoint(js: JetStreamClient, subjectPrefix: string, message: unknown): Promise<void> {
+  await js.publish(checkpointSubject(subjectPrefix), typeof message === 'string' ? message : JSON.stringify(message), { timeout: 5000 });
+}
+
+/** The stream's first and last sequence numbers; null when the stream does not exist. */
+export async function checkpointStreamBounds(jsm: JetStreamManager, stream: string): Promise<{ firstSeq: number; lastSeq: number; messages: number } | null> {
+  try {
+    const { state } = await jsm.streams.info(stream);
+    return { firstSeq: state.first_seq, lastSeq: state.last_seq, messages: state.messages };
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+}
+
+/** The text of stream message `seq`; null when it does not exist (never stored, or removed). */
+export async function readCheckpointMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<string | null> {
+  if (seq < 1) return null;
+  try {
+    return (await jsm.streams.getMessage(stream, { seq })).string();
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
 }
 
 /** The newest message on the checkpoint subject, as stored; null when there is none. */

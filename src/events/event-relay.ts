@@ -4,7 +4,8 @@ import type pg from 'pg';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { AuditEventType } from '../shared/audit-event-types';
-import { committedSeqHorizon } from '../ledger/commit-horizon';
+import { ledgerSeqHorizon } from '../ledger/commit-horizon';
+import { HorizonStarvationWatch } from '../ledger/horizon-starvation';
 import { subjectFor } from '../shared/event-subjects';
 import { toLifecycleEvent } from './event-payload';
 import { confirmLead, moveCursor, openLeaderSession, RelayFencedError, takeLead, tryLeadershipLock, type Lead } from './relay-leadership';
@@ -66,8 +67,11 @@ export class EventRelay {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private session: pg.Client | null = null;
+  /** Warns when the commit horizon stays out of reach, so a starved relay is not silent. */
+  private readonly starvation: HorizonStarvationWatch;
 
   constructor(private readonly options: EventRelayOptions) {
+    this.starvation = new HorizonStarvationWatch({ db: options.db, log: options.log, reader: 'event relay', warnAfterMs: RELAY_STARVED_WARN_MS });
     const idle = options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS;
     if (idle <= (options.pollMs ?? DEFAULT_POLL_MS)) throw new Error(`event relay: sessionIdleTimeoutMs (${idle}) must exceed pollMs, or a live leader loses its session`);
   }
@@ -130,7 +134,7 @@ export class EventRelay {
     const after = lead.cursor;
     // Only up to the commit horizon: an entry whose seq was drawn before a higher one's may commit
     // after it, and the cursor must not pass it first.
-    const horizon = await committedSeqHorizon(db);
+    const horizon = await this.starvation.observe(await ledgerSeqHorizon(db));
     if (horizon === null || BigInt(horizon) <= BigInt(after)) return 0;
     const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).where('seq', '<=', horizon).orderBy('seq').limit(this.options.batchSize ?? 200).execute();
     if (rows.length === 0) return 0;
@@ -161,4 +165,6 @@ export class EventRelay {
 }
 
 const DEFAULT_POLL_MS = 1000;
+/** Events are published within a second or two; ten seconds without a horizon is worth a warning. */
+const RELAY_STARVED_WARN_MS = 10_000;
 const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 15_000;

@@ -1,13 +1,20 @@
+import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
-import { publishCheckpoint, readLastCheckpointText } from '../events/checkpoint-stream';
+import { publishCheckpointLink } from '../events/checkpoint-stream';
 import { committedSeqHorizon } from './commit-horizon';
-import { signCheckpoint, verifyCheckpoint, type StoredCheckpoint } from './checkpoint';
-import { tenantTree } from './tenant-tree';
-import type { CheckpointSigningKey } from './checkpoint-key';
+import { signCheckpoint, type StoredCheckpoint, type StoredCheckpointV2 } from './checkpoint';
+import { loadCheckpointSigningKey, type CheckpointSigningKey } from './checkpoint-key';
+import { checkpointLinkHash } from './checkpoint-link';
+import { CheckpointSeriesRefusal, record, syncSeries, type RefusalCode, type SeriesContext, type SeriesPosition } from './checkpoint-series';
+import { CHECKPOINT_STATE_FILE } from './checkpoint-state';
+import { entryTreeHead } from './entry-tree';
+import { appendEntryLeaves } from './entry-tree.repository';
 import { tenantHeadsAt, verifyChain } from './ledger.repository';
+import { MerkleFrontier } from './merkle';
+import { tenantTree } from './tenant-tree';
 
 export interface CheckpointSignerOptions {
   db: Kysely<Database>;
@@ -21,38 +28,76 @@ export interface CheckpointSignerOptions {
   everyMs: number;
   log: Logger;
   now?: () => Date;
+  /** The signer's record of its series; default: ledger-checkpoint-last.json beside the key file. */
+  stateFile?: string;
 }
 
-export type SignOutcome = { signed: StoredCheckpoint } | { withheld: string } | { idle: true };
+export type SignOutcome = { signed: StoredCheckpointV2 } | { withheld: string } | { idle: true } | { refused: string; code: RefusalCode };
+
+const WITHHELD = 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint';
 
 /**
- * Signs the ledger head at a cadence and publishes it to the checkpoint stream. Like a Certificate
+ * Signs the ledger head at a cadence into the checkpoint series on the stream. Like a Certificate
  * Transparency log that only signs a tree consistent with its previous one, it signs only a head
  * that extends its last checkpoint: the signed entry and the signed chain heads must still be
- * there, and the entries since then must link to them and recompute. If they do not, the ledger was changed under it; it withholds the checkpoint and logs
- * an error, so a rewrite is never blessed. Its last checkpoint is read back from the stream on
- * start, so a restart does not forget what it signed. Several workers may run one each: they sign
- * the same heads, and the stream keeps one message per seq.
+ * there, the entries up to it must still give the signed entry tree (every field of every entry),
+ * and the entries since must link to them and recompute. If they do not, the ledger was changed
+ * under it; it withholds the checkpoint and logs an error, so a rewrite is never blessed.
+ *
+ * Each checkpoint names the link before it (checkpoint-series.ts has the rules by which the signer
+ * knows it: its state file beside the key outranks the stream). When it cannot continue its series
+ * (the stream lost its last link, the key was lost, replaced or rotated away, someone else signs
+ * with the key) it stops with an error log naming the cause, instead of starting a new series.
+ * Several replicas may run one each: a publish expects the subject's last message to be the one the
+ * signer read, so only one extends each link, and the others adopt it.
  */
 export class LedgerCheckpointSigner {
-  private last: StoredCheckpoint | null | undefined;
+  private position: SeriesPosition | null = null;
+  /** The entry tree up to the last checkpoint's head, once checked against it. */
+  private entries: { seq: string; frontier: MerkleFrontier } | null = null;
+  private entriesProblem: { seq: string; reason: string } | null = null;
+  private refusal: CheckpointSeriesRefusal | null = null;
+  private key: CheckpointSigningKey;
   /** When the last checkpoint was signed, or the signer started: the clock of the time cadence. */
   private lastSignedAt: number;
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<unknown> | null = null;
+  private readonly startedAt: Date;
+  /** Since when the commit horizon could not be established (null: it could at the last try). */
+  private starvedSince: number | null = null;
 
   constructor(private readonly options: CheckpointSignerOptions) {
-    this.lastSignedAt = this.now().getTime();
+    this.key = options.key;
+    this.startedAt = this.now();
+    this.lastSignedAt = this.startedAt.getTime();
+  }
+
+  /** The newest checkpoint of the series as the signer knows it, and how long it has been starved (checkpoint-freshness.ts). */
+  status(): { checkpoint: StoredCheckpoint | null; startedAt: Date; starvedMs: number } {
+    return { checkpoint: this.position?.checkpoint ?? null, startedAt: this.startedAt, starvedMs: this.starvedSince === null ? 0 : Math.max(0, this.now().getTime() - this.starvedSince) };
   }
 
   private now(): Date {
     return this.options.now ? this.options.now() : new Date();
   }
 
+  private get series(): SeriesContext {
+    const { jsm, stream, log } = this.options;
+    return { jsm, stream, log, key: this.key, stateFile: this.options.stateFile ?? path.join(path.dirname(this.key.privateKeyFile), CHECKPOINT_STATE_FILE) };
+  }
+
+  /** Why the signer stopped, if it did. */
+  get stopped(): { code: RefusalCode; reason: string } | null {
+    return this.refusal ? { code: this.refusal.code, reason: this.refusal.message } : null;
+  }
+
   start(): void {
     const period = Math.min(1000, this.options.everyMs);
     this.timer = setInterval(() => {
       this.ticking ??= this.signIfDue()
+        .then((outcome) => {
+          if ('refused' in outcome && this.timer) clearInterval(this.timer);
+        })
         .catch((error: unknown) => this.options.log.warn({ err: error }, 'ledger checkpoint not signed; will retry'))
         .finally(() => (this.ticking = null));
     }, period);
@@ -66,47 +111,80 @@ export class LedgerCheckpointSigner {
 
   /** One round: signs the head when a checkpoint is due and the head extends the last one. */
   async signIfDue(): Promise<SignOutcome> {
+    if (this.refusal) return { refused: this.refusal.message, code: this.refusal.code };
+    try {
+      const first = await this.round();
+      if (!('conflict' in first)) return first;
+      // Another signer extended the series (or a message arrived) meanwhile: catch up, try once more.
+      const second = await this.round();
+      return 'conflict' in second ? { idle: true } : second;
+    } catch (error) {
+      if (!(error instanceof CheckpointSeriesRefusal)) throw error;
+      this.refusal = error;
+      this.options.log.error({ code: error.code, stream: this.options.stream, reason: error.message }, `ledger checkpoint signer stopped: ${error.message}`);
+      return { refused: error.message, code: error.code };
+    }
+  }
+
+  private async round(): Promise<SignOutcome | { conflict: true }> {
     const { db, log } = this.options;
     const now = this.now();
-    const last = await this.lastCheckpoint();
+    const position = (this.position ??= await syncSeries(this.series, null));
+    await this.useActiveKey(position);
+    const last = position.checkpoint;
     // Only what is final: below the commit horizon no entry can still appear (see commit-horizon.ts).
     const horizon = await committedSeqHorizon(db);
-    if (horizon === null) return { idle: true };
+    if (horizon === null) {
+      this.starvedSince ??= now.getTime();
+      return { idle: true };
+    }
+    this.starvedSince = null;
     const top = await db.selectFrom('audit_events').select('seq').where('seq', '<=', horizon).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (!top || top.seq === last?.head.seq) return { idle: true };
     const unsigned = BigInt(top.seq) - BigInt(last?.head.seq ?? '0');
     if (unsigned < BigInt(this.options.everyEntries) && now.getTime() - this.lastSignedAt < this.options.everyMs) return { idle: true };
 
-    const reason = await this.whyNotExtending(last);
-    if (reason !== null) {
-      log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
-      return { withheld: reason };
-    }
+    const reason = (await this.whyNotExtending(last)) ?? (await this.entryTreeProblem(last));
+    if (reason !== null) return this.withhold(last, reason);
     const verdict = await verifyChain(db, 1000, last?.head, top.seq);
-    if (!verdict.valid || verdict.head === null) {
-      const why = `entry seq ${verdict.first_bad_seq}: ${verdict.reason}`;
-      log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason: why }, 'ledger checkpoint withheld: the ledger does not extend the last signed checkpoint');
-      return { withheld: why };
-    }
+    if (!verdict.valid || verdict.head === null) return this.withhold(last, `entry seq ${verdict.first_bad_seq}: ${verdict.reason}`);
+    const frontier = this.entries?.frontier.clone() ?? MerkleFrontier.empty();
+    await appendEntryLeaves(db, frontier, last?.head.seq ?? null, verdict.head.seq);
     const tree = tenantTree(await tenantHeadsAt(db, verdict.head.seq));
-    const checkpoint = signCheckpoint(verdict.head, tree, this.options.key.privateKey, now);
-    await publishCheckpoint(this.options.js, this.options.subjectPrefix, checkpoint);
-    this.last = checkpoint;
+    const checkpoint = signCheckpoint({ head: verdict.head, tree, entries: entryTreeHead(frontier), previous: position.tip?.hash ?? null }, this.key.privateKey, now);
+    const hash = checkpointLinkHash(checkpoint);
+    const published = await publishCheckpointLink(this.options.js, this.options.stream, this.options.subjectPrefix, checkpoint, hash, position.expectLastSeq);
+    if ('conflict' in published) {
+      log.info({ stream: this.options.stream, reason: published.conflict }, 'ledger checkpoint stream moved on since it was read; catching up');
+      this.position = await syncSeries(this.series, position);
+      return { conflict: true };
+    }
+    if (position.tip === null) log.warn({ stream: this.options.stream, stream_seq: published.streamSeq, seq: checkpoint.head.seq }, 'ledger checkpoint series started: this is its genesis checkpoint');
+    const next: SeriesPosition = { tip: { kind: 'checkpoint', hash, checkpoint }, tipStreamSeq: published.streamSeq, checkpoint, activeKeyId: this.key.keyId, expectLastSeq: published.streamSeq };
+    this.position = next;
+    this.entries = { seq: checkpoint.head.seq, frontier };
     this.lastSignedAt = now.getTime();
+    await record(this.series, next);
     return { signed: checkpoint };
   }
 
-  private async lastCheckpoint(): Promise<StoredCheckpoint | null> {
-    if (this.last !== undefined) return this.last;
-    const text = await readLastCheckpointText(this.options.jsm, this.options.stream, this.options.subjectPrefix);
-    const verified = text === null ? null : verifyCheckpoint(text, this.options.key.publicKey);
-    if (text !== null && verified === null) {
-      // Another key signed it (the key was replaced) or it is forged: start a new series from the
-      // genesis, which re-verifies the whole chain. `service-fs verify` reports the foreign message.
-      this.options.log.warn({ stream: this.options.stream }, 'the last message on the checkpoint stream is not signed by this key');
+  private withhold(last: StoredCheckpoint | null, reason: string): SignOutcome {
+    this.options.log.error({ last_checkpoint_seq: last?.head.seq ?? null, reason }, WITHHELD);
+    return { withheld: reason };
+  }
+
+  /** After a rotation the series' key changes: the key file then holds the new key (rotate-checkpoint-key installs it). */
+  private async useActiveKey(position: SeriesPosition): Promise<void> {
+    if (position.activeKeyId === null || position.activeKeyId === this.key.keyId) return;
+    const reloaded = await loadCheckpointSigningKey(this.key.privateKeyFile).catch(() => null);
+    if (reloaded?.keyId !== position.activeKeyId) {
+      throw new CheckpointSeriesRefusal(
+        'key_retired',
+        `the checkpoint series is now signed by key ${position.activeKeyId.slice(0, 16)} (a key rotation), but ${this.key.privateKeyFile} holds key ${(reloaded ?? this.key).keyId.slice(0, 16)}: install the new key and restart`,
+      );
     }
-    this.last = verified;
-    return verified;
+    this.options.log.info({ key_id: reloaded.keyId }, 'ledger checkpoint signer signs with the rotated key');
+    this.key = reloaded;
   }
 
   /** null when the signed entry is still where it was signed; otherwise what changed. */
@@ -119,6 +197,35 @@ export class LedgerCheckpointSigner {
     // The head's hash covers its own chain; the other chains are held by the signed tree.
     const tree = tenantTree(await tenantHeadsAt(this.options.db, seq));
     if (tree.root !== last.root || tree.size !== last.tree_size) return `the tenant chain heads at seq ${seq} no longer give the Merkle root signed at ${last.signed_at}`;
+    return null;
+  }
+
+  /**
+   * Builds the entry tree up to the last checkpoint's head (once; later rounds extend it) and
+   * checks it against the signed one: null when it matches, or the last checkpoint predates the
+   * entry tree (version 1). This is what catches a rewrite of any field of an old entry, the
+   * operator's source address included, at the signer's start.
+   */
+  private async entryTreeProblem(last: StoredCheckpoint | null): Promise<string | null> {
+    const seq = last?.head.seq ?? null;
+    if (seq === null) {
+      this.entries = null;
+      return null;
+    }
+    if (this.entries?.seq === seq) return null;
+    if (this.entriesProblem?.seq === seq) return this.entriesProblem.reason;
+    const resume = this.entries !== null && BigInt(this.entries.seq) < BigInt(seq) ? this.entries : null;
+    const frontier = resume?.frontier.clone() ?? MerkleFrontier.empty();
+    await appendEntryLeaves(this.options.db, frontier, resume?.seq ?? null, seq);
+    if (last!.v === 2) {
+      const built = entryTreeHead(frontier);
+      if (built.size !== last!.entries.size || built.root !== last!.entries.root) {
+        const reason = `the entries up to seq ${seq} no longer give the entry tree signed at ${last!.signed_at} (${built.size} entries, signed ${last!.entries.size}): an entry was changed, added or removed`;
+        this.entriesProblem = { seq, reason };
+        return reason;
+      }
+    }
+    this.entries = { seq, frontier };
     return null;
   }
 }

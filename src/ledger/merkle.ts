@@ -15,7 +15,7 @@ export function leafHash(data: Buffer): string {
   return sha256(Buffer.from([0x00]), data).toString('hex');
 }
 
-function nodeHash(left: string, right: string): string {
+export function nodeHash(left: string, right: string): string {
   return sha256(Buffer.from([0x01]), Buffer.from(left, 'hex'), Buffer.from(right, 'hex')).toString('hex');
 }
 
@@ -67,4 +67,47 @@ export function verifyInclusion(leaf: string, index: number, size: number, path:
     sn = Math.floor(sn / 2);
   }
   return sn === 0 && r === root;
+}
+
+/**
+ * The right edge of an RFC 6962 tree as it grows one leaf at a time (a "compact range"): the roots
+ * of the perfect subtrees that the binary digits of the size give, largest first. Appending a leaf
+ * merges equal neighbours; the root folds them from the right. O(log n) memory, so a signer can
+ * follow a ledger of any length without holding its leaves.
+ */
+export class MerkleFrontier {
+  private constructor(
+    private readonly nodes: Array<{ height: number; hash: string }>,
+    private count: bigint,
+  ) {}
+
+  static empty(): MerkleFrontier {
+    return new MerkleFrontier([], 0n);
+  }
+
+  get size(): bigint {
+    return this.count;
+  }
+
+  append(leaf: string): void {
+    let node = { height: 0, hash: leaf };
+    while (this.nodes.length > 0 && this.nodes[this.nodes.length - 1]!.height === node.height) {
+      const left = this.nodes.pop()!;
+      node = { height: node.height + 1, hash: nodeHash(left.hash, node.hash) };
+    }
+    this.nodes.push(node);
+    this.count += 1n;
+  }
+
+  /** MTH of the leaves appended so far (SHA-256 of nothing for none), as merkleRoot computes it. */
+  root(): string {
+    if (this.nodes.length === 0) return merkleRoot([]);
+    let hash = this.nodes[this.nodes.length - 1]!.hash;
+    for (let i = this.nodes.length - 2; i >= 0; i -= 1) hash = nodeHash(this.nodes[i]!.hash, hash);
+    return hash;
+  }
+
+  clone(): MerkleFrontier {
+    return new MerkleFrontier([...this.nodes], this.count);
+  }
 }

@@ -4,7 +4,8 @@ import type { Config } from '../config/config';
 import { createDatabase } from '../db/database';
 import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
-import { ensureCheckpointSigningKey } from '../ledger/checkpoint-key';
+import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../ledger/checkpoint-key';
+import { exportCheckpointPublicKey } from '../ledger/checkpoint-public-key-export';
 import { createLogger, type Logger } from '../logging/logger';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics';
 import { connectTemporalClient } from '../temporal/temporal-connect';
@@ -32,6 +33,13 @@ export interface BuiltWorker {
   close(): Promise<void>;
 }
 
+/** The signing key, its public half also where the API reads it (a volume without the private key). */
+async function signingKey(config: Config): Promise<CheckpointSigningKey> {
+  const key = await ensureCheckpointSigningKey(config.dataDir);
+  await exportCheckpointPublicKey(key.publicKey, config.ledgerCheckpointPublicKeyFile);
+  return key;
+}
+
 /** The one place the worker is wired from its configuration: the worker entry point and the test stacks use it. */
 export async function buildWorker(config: Config, overrides: WorkerOverrides = {}): Promise<BuiltWorker> {
   const log = overrides.log ?? createLogger({ level: config.logLevel, name: 'vm-tenant-worker' });
@@ -40,6 +48,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     applicationName: 'vm-tenant-worker',
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+    idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs,
   });
   await checkDatabaseConnection(db, config.databaseUrl);
   const clientConnection = await connectTemporalClient(config.temporal.connection);
@@ -72,7 +81,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
       overrides.signCheckpoints === false
         ? undefined
         : {
-            key: await ensureCheckpointSigningKey(config.dataDir),
+            key: await signingKey(config),
             stream: config.ledgerCheckpointStream,
             everyEntries: config.ledgerCheckpointEveryEntries,
             everyMs: config.ledgerCheckpointEverySeconds * 1000,

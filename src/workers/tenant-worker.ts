@@ -12,6 +12,9 @@ import type { Logger } from '../logging/logger';
 import { ensureCheckpointStream } from '../events/checkpoint-stream';
 import type { CheckpointSigningKey } from '../ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
+import { signerLiveness } from '../ledger/checkpoint-freshness';
+import { startSignerStarvationAlarm } from '../ledger/horizon-starvation';
+import { registerLedgerCheckpointMetrics } from '../metrics/ledger-checkpoint-metrics';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { startHousekeeping } from './housekeeping';
 import { startAdmissionResolver } from './admission-resolver';
@@ -94,7 +97,10 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     const jsm = await nats.jetstreamManager();
     await ensureCheckpointStream(jsm, checkpoints.stream, options.natsSubjectPrefix);
     signer = new LedgerCheckpointSigner({ db: options.db, js: nats.jetstream(), jsm, subjectPrefix: options.natsSubjectPrefix, log: options.log, ...checkpoints });
+    // The age of the newest checkpoint, what waits for one, and how long the signer has been starved.
+    if (options.metrics) registerLedgerCheckpointMetrics(options.metrics.registry, checkpoints.everyMs / 1000, signerLiveness(options.db, signer, checkpoints.everyMs));
   }
+  let starvationAlarm: { stop(): void } | null = null;
   let housekeeping: { stop(): void } | null = null;
   let resolver: { stop(): void } | null = null;
   let running: Promise<void> | null = null;
@@ -105,6 +111,7 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     housekeeping?.stop();
     resolver?.stop();
     await relay?.stop();
+    starvationAlarm?.stop();
     await signer?.stop();
     await connection.close();
     await nats.drain().catch(() => undefined);
@@ -115,6 +122,8 @@ export async function createTenantWorker(options: TenantWorkerOptions): Promise<
     run() {
       relay?.start();
       signer?.start();
+      // A signer that cannot reach the commit horizon for a signing period says so, naming who holds it back.
+      if (signer && checkpoints) starvationAlarm ??= startSignerStarvationAlarm(signer, { db: options.db, log: options.log, warnAfterMs: checkpoints.everyMs });
       housekeeping ??= startHousekeeping(options.db, options.log);
       if (options.workflows) {
         const workflows = options.workflows;

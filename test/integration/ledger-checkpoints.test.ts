@@ -1,5 +1,5 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdtemp, rm, stat, chmod, writeFile } from 'node:fs/promises';
+import { createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { mkdtemp, rm, stat, chmod, utimes, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,9 +10,11 @@ import { createApp } from '../../src/api/app';
 import { CHECKPOINT_KEY_PATH } from '../../src/api/routes/checkpoint-key.routes';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream, publishCheckpoint } from '../../src/events/checkpoint-stream';
+import { checkpointSubject, ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/events/checkpoint-stream';
 import { createLogger } from '../../src/logging/logger';
-import { signCheckpoint } from '../../src/ledger/checkpoint';
+import { keyIdOf, signCheckpoint, type StoredCheckpointV2 } from '../../src/ledger/checkpoint';
+import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
+import { entryTreeHeadsAt } from '../../src/ledger/entry-tree.repository';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
@@ -82,6 +84,15 @@ async function appendAndSign(count: number): Promise<SignOutcome[]> {
   return outcomes;
 }
 
+/** What a key holder who does not check signs: the ledger as it is now, chained to the stream's last message. */
+async function signAsItIs(privateKey: KeyObject, tree?: { size: number; root: string }): Promise<StoredCheckpointV2> {
+  const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
+  const entries = (await entryTreeHeadsAt(service, [head.seq])).get(head.seq)!;
+  const last = await readLastCheckpointText(jsm, stream, prefix);
+  const previous = last === null ? null : linkHashOfMessage(last);
+  return signCheckpoint({ head, tree: tree ?? tenantTree(await tenantHeadsAt(service, head.seq)), entries, previous }, privateKey, new Date());
+}
+
 async function verify(args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
@@ -91,13 +102,15 @@ async function verify(args: string[] = []): Promise<{ code: number; stdout: stri
 }
 
 describe('signed ledger checkpoints', () => {
-  test('when the worker signs every third entry and nothing is changed, then verify checks the chain and every checkpoint and exits 0', async () => {
+  test('when the worker signs every third entry and nothing is changed, then verify checks the chain, the series and every checkpoint and exits 0', async () => {
     const outcomes = await appendAndSign(7);
     expect(outcomes.map((o) => ('signed' in o ? o.signed.head.seq : null))).toEqual([null, null, '3', null, null, '6', null]);
 
     const result = await verify();
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^ok: all 7 entries valid\nok: all 2 checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq 6 \(signed .+\)\n$/);
+    expect(result.stdout).toMatch(
+      /^ok: all 7 entries valid\nok: all 2 checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq 6 \(signed \S+\), in one series of 2 links from its genesis \(stream message 1\)\n$/,
+    );
   });
 
   test('when fewer entries than the cadence wait longer than the time cadence, then the signer signs them', async () => {
@@ -213,9 +226,7 @@ describe('signed ledger checkpoints', () => {
     // The honest signer withholds; a key holder who does not check (or a signer run without its
     // stream) signs the rewritten branch.
     expect(await signer.signIfDue()).toEqual({ withheld: expect.any(String) });
-    const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
-    const tree = tenantTree(await tenantHeadsAt(service, head.seq));
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, tree, key.privateKey, new Date()));
+    await publishCheckpoint(nc.jetstream(), prefix, await signAsItIs(key.privateKey));
 
     const result = await verify();
     expect(result.code).toBe(1);
@@ -227,7 +238,7 @@ describe('signed ledger checkpoints', () => {
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
     const tree = tenantTree(await tenantHeadsAt(service, head.seq));
     expect(tree.size).toBe(4); // four tenants, one entry each
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, { size: tree.size, root: 'a'.repeat(64) }, key.privateKey, new Date()));
+    await publishCheckpoint(nc.jetstream(), prefix, await signAsItIs(key.privateKey, { size: tree.size, root: 'a'.repeat(64) }));
 
     const result = await verify();
     expect(result.code).toBe(1);
@@ -237,8 +248,7 @@ describe('signed ledger checkpoints', () => {
   test('when someone with NATS access publishes a checkpoint with another key, then verify names the forged checkpoint', async () => {
     await appendAndSign(3);
     const otherKey = generateKeyPairSync('ed25519').privateKey;
-    const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
-    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify(signCheckpoint({ ...head, seq: '2' }, { size: 0, root: '0'.repeat(64) }, otherKey, new Date())));
+    await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify(await signAsItIs(otherKey, { size: 0, root: '0'.repeat(64) })));
     await nc.jetstream().publish(checkpointSubject(prefix), 'not a checkpoint');
     // The real checkpoint with its key id and signature, claiming another tree, or another head.
     const real = JSON.parse((await jsm.streams.getMessage(stream, { seq: 1 })).string()) as { head: Record<string, unknown> };
@@ -247,13 +257,18 @@ describe('signed ledger checkpoints', () => {
 
     const result = await verify();
     expect(result.code).toBe(1);
+    const other = keyIdOf(createPublicKey(otherKey)).slice(0, 16);
+    const own = key.keyId.slice(0, 16);
     expect(result.stdout).toBe(
       'ok: all 3 entries valid\n' +
-        'bad: forged_checkpoint: stream message 2 is not a checkpoint signed by this key\n' +
-        'bad: forged_checkpoint: stream message 3 is not a checkpoint signed by this key\n' +
-        'bad: forged_checkpoint: stream message 4 is not a checkpoint signed by this key\n' +
-        'bad: forged_checkpoint: stream message 5 is not a checkpoint signed by this key\n',
+        `bad: forged_checkpoint: stream message 2 is a foreign message: a checkpoint signed by key ${other}, which is not a key of this series\n` +
+        'bad: forged_checkpoint: stream message 3 is a foreign message: not JSON\n' +
+        `bad: forged_checkpoint: stream message 4 is a foreign message: a checkpoint whose signature or digests do not verify with key ${own}\n` +
+        `bad: forged_checkpoint: stream message 5 is a foreign message: a checkpoint whose signature or digests do not verify with key ${own}\n`,
     );
+    // The signer ignores them: its next checkpoint extends its own last one.
+    const next = await appendAndSign(3);
+    expect(next.at(-1)).toMatchObject({ signed: { head: { seq: '6' }, previous: expect.stringMatching(/^[0-9a-f]{64}$/) } });
   });
 
   test('when the checkpoint stream is gone, then verify says so and exits 1', async () => {
@@ -277,10 +292,15 @@ describe('signed ledger checkpoints', () => {
 });
 
 describe('the checkpoint signing key', () => {
-  test('when the worker starts first, then it writes a 0600 Ed25519 key and its public half; a second start keeps the same key', async () => {
+  test('when the worker starts first, then it writes a 0600 Ed25519 key and its public half; a second start keeps the same key and leaves the public file alone', async () => {
     expect((await stat(key.privateKeyFile)).mode & 0o777).toBe(0o600);
+    expect(key.generated).toBe(true);
+    // The public half is written once, not at every start.
+    const publicFile = path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE);
+    await utimes(publicFile, new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'));
     const again = await ensureCheckpointSigningKey(keyDir);
-    expect(again.keyId).toBe(key.keyId);
+    expect(again).toMatchObject({ keyId: key.keyId, generated: false });
+    expect((await stat(publicFile)).mtime.toISOString()).toBe('2026-01-01T00:00:00.000Z');
     expect(await verify(['--checkpoint-key', path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE)])).toMatchObject({ code: 0 });
   });
 

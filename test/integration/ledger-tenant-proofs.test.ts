@@ -13,7 +13,10 @@ import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
 import { ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/events/checkpoint-stream';
 import { createLogger } from '../../src/logging/logger';
-import { signCheckpoint, verifyCheckpoint } from '../../src/ledger/checkpoint';
+import { signCheckpoint, withoutHead } from '../../src/ledger/checkpoint';
+import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
+import { latestCheckpointReader } from '../../src/ledger/checkpoint-reader';
+import { entryTreeHeadsAt } from '../../src/ledger/entry-tree.repository';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
@@ -61,10 +64,8 @@ beforeEach(async () => {
     tokens[tenant] = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: tenant, scope: 'audit:read', token_hash: hashToken(tokens[tenant]!), created_at: new Date() });
   }
-  const latest = async () => {
-    const text = await readLastCheckpointText(jsm, stream, prefix);
-    return text === null ? null : verifyCheckpoint(text, key.publicKey);
-  };
+  // What the API wires (build-api.ts): the newest checkpoint of the key, foreign messages skipped.
+  const latest = latestCheckpointReader({ jsm: () => Promise.resolve(jsm), stream, key: () => Promise.resolve(key.publicKey) });
   const app = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], latestLedgerCheckpoint: latest });
   server = createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -204,7 +205,9 @@ describe('tenant proofs', () => {
     await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
     expect(await signer.signIfDue()).toEqual({ withheld: expect.any(String) });
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint(head, tenantTree(await tenantHeadsAt(service, head.seq)), key.privateKey, new Date(Date.now() + 1000)));
+    const entries = (await entryTreeHeadsAt(service, [head.seq])).get(head.seq)!;
+    const previous = linkHashOfMessage((await readLastCheckpointText(jsm, stream, prefix))!);
+    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint({ head, tree: tenantTree(await tenantHeadsAt(service, head.seq)), entries, previous }, key.privateKey, new Date(Date.now() + 1000)));
     const after = await save('acme-corp', 'after');
 
     const result = await verifyTenant(['--entries', after.entries, '--proof', before.proof, '--proof', after.proof]);
@@ -219,9 +222,9 @@ describe('tenant proofs', () => {
     const altered = path.join(dir, 'altered.json');
     await writeFile(altered, JSON.stringify({ ...proof, audit_path: ['0'.repeat(64), ...proof.audit_path.slice(1)] }));
     const otherKey = generateKeyPairSync('ed25519').privateKey;
-    const forged = signCheckpoint({ seq: '1', event_id: randomUUID(), hash: '0'.repeat(64) }, { size: 1, root: '0'.repeat(64) }, otherKey, new Date());
+    const forged = signCheckpoint({ head: { seq: '1', event_id: randomUUID(), hash: '0'.repeat(64) }, tree: { size: 1, root: '0'.repeat(64) }, entries: { size: '1', root: '0'.repeat(64) }, previous: null }, otherKey, new Date());
     const foreign = path.join(dir, 'foreign.json');
-    await writeFile(foreign, JSON.stringify({ ...proof, checkpoint: { ...forged, head: undefined } }));
+    await writeFile(foreign, JSON.stringify({ ...proof, checkpoint: withoutHead(forged) }));
 
     const result = await verifyTenant(['--entries', saved.entries, '--proof', altered, '--proof', foreign]);
     expect(result.code).toBe(1);
@@ -259,12 +262,12 @@ describe('tenant proofs', () => {
     }
   });
 
-  test('when a tenant asks for a proof before any checkpoint, or for another tenant, then 503 with Retry-After, or 404', async () => {
+  test('when a tenant asks for a proof before any checkpoint, or for another tenant, then 409 not_anchored_yet with Retry-After (nothing is down), or 404', async () => {
     await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const early = await fetch(`${api}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
-    expect(early.status).toBe(503);
+    expect(early.status).toBe(409);
     expect(early.headers.get('retry-after')).toBe('10');
-    expect(((await early.json()) as { code: string }).code).toBe('dependency_unavailable');
+    expect(await early.json()).toMatchObject({ code: 'not_anchored_yet', retry_after_seconds: 10 });
     expect((await get('/v1/audit/proof?tenant_id=globex', 'acme-corp')).status).toBe(404);
   });
 });

@@ -176,10 +176,10 @@ describe('vm-tenant CLI', () => {
     expect(entries.map((e) => e.event_type)).toEqual(['TENANT_CREATED', 'TOKEN_ISSUED']);
     expect(entries.every((e) => e.tenant_id === tenantId)).toBe(true);
 
-    // The test stack signs no checkpoints: the proof route answers 503.
+    // The test stack signs no checkpoints: the proof route answers 409 not_anchored_yet.
     const strict = await cli(['audit', 'verify'], env);
     expect(strict.code).toBe(1);
-    expect(strict.stderr).toMatch(/^code: dependency_unavailable \(HTTP 503\)$/m);
+    expect(strict.stderr).toMatch(/^code: not_anchored_yet \(HTTP 409\)$/m);
     const chainOnly = await cli(['--output', 'json', 'audit', 'verify', '--chain-only'], env);
     expect(chainOnly.code).toBe(0);
     expect(json(chainOnly)).toEqual({ ok: true, entries: 2, proofs: 0 });

@@ -5,6 +5,7 @@ import draft07 from 'ajv/dist/refs/json-schema-draft-07.json';
 import { parse } from 'yaml';
 import { generateToken } from '../../src/auth/token-format';
 import { loadConfig } from '../../src/config/config';
+import { deploymentNatsUsers } from '../helpers/nats-users-conf';
 
 /**
  * Every Compose file of the repository against the Compose Specification's JSON schema (vendored,
@@ -53,7 +54,8 @@ const SAMPLES: Record<string, string> = {
   POSTGRES_PASSWORD: 'owner-pw',
   VM_TENANT_APP_DB_PASSWORD: 'app-pw',
   TEMPORAL_DB_PASSWORD: 'temporal-pw',
-  NATS_PASSWORD: 'nats-pw',
+  NATS_WORKER_PASSWORD: 'nats-worker-pw',
+  NATS_API_PASSWORD: 'nats-api-pw',
   ADMIN_TOKEN: generateToken(),
   FLEET_URL: 'https://fleet.example.internal',
 };
@@ -66,6 +68,21 @@ function interpolate(value: string): string {
     return sample;
   });
 }
+
+/** The host file of a service's single-file mount at `target`. */
+function mountedFile(service: Service, target: string): string {
+  const mount = (service.volumes ?? []).find((volume) => volume.split(':')[1] === target);
+  if (!mount) throw new Error(`nothing mounted at ${target}`);
+  return mount.split(':')[0]!;
+}
+
+/** The named volume a service mounts at `target`, if any. */
+function volumeAt(service: Service, target: string): string | undefined {
+  return (service.volumes ?? []).find((volume) => volume.split(':')[1] === target)?.split(':')[0];
+}
+
+/** DATA_DIR of the image (Dockerfile ENV), where the worker keeps its private key. */
+const IMAGE_DATA_DIR = /DATA_DIR=(\S+)/.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!;
 
 describe('Compose files against the Compose Specification schema', () => {
   test.each(COMPOSE_FILES)('when validating %s, then the schema accepts it', (file) => {
@@ -106,17 +123,61 @@ describe('docker-compose.production.yml', () => {
     expect(init).toMatch(/create role temporal login createdb password %L', :'password'/);
   });
 
-  test('when NATS starts, then JetStream stores on a volume and every client needs the login the app services send', () => {
+  test('when NATS starts, then JetStream stores on a volume and every client needs a login: the worker and the API each their own', () => {
     const nats = services.nats!;
     expect(nats.command).toEqual(expect.arrayContaining(['-js', '-c', '/etc/nats/nats.conf']));
     expect(nats.volumes).toContain('nats-data:/data');
-    const conf = readFileSync(path.join(ROOT, (nats.volumes ?? []).find((v) => v.endsWith(':/etc/nats/nats.conf:ro'))!.split(':')[0]!), 'utf8');
+    const conf = readFileSync(path.join(ROOT, mountedFile(nats, '/etc/nats/nats.conf')), 'utf8');
     expect(conf).toMatch(/jetstream\s*\{[^}]*store_dir:\s*\/data/);
-    expect(conf).toMatch(/authorization\s*\{[^}]*user:\s*vm_tenant[^}]*password:\s*\$NATS_PASSWORD/);
-    for (const name of ['api', 'worker']) {
-      const url = new URL(interpolate(services[name]?.environment?.NATS_URL ?? ''));
-      expect({ name, user: url.username, password: url.password }).toEqual({ name, user: 'vm_tenant', password: SAMPLES.NATS_PASSWORD });
+    // The users file is mounted beside it, where its include finds it.
+    expect(conf).toMatch(/^include "vm-tenant-users\.conf"$/m);
+    expect(mountedFile(nats, '/etc/nats/vm-tenant-users.conf')).toBe('./docker/nats/vm-tenant-users.conf');
+    const users = deploymentNatsUsers();
+    const logins = Object.fromEntries(['api', 'worker'].map((name) => [name, new URL(interpolate(services[name]?.environment?.NATS_URL ?? ''))]));
+    expect({ api: logins.api!.username, worker: logins.worker!.username }).toEqual({ api: 'vm_tenant_api', worker: 'vm_tenant_worker' });
+    for (const [name, url] of Object.entries(logins)) {
+      const variable = /^\$([A-Z_]+)$/.exec(users[url.username]?.password ?? '')?.[1];
+      expect({ name, password: url.password }).toEqual({ name, password: SAMPLES[variable ?? ''] });
+      expect(nats.environment?.[variable!]).toMatch(new RegExp(`^\\$\\{${variable}:\\?`));
     }
+  });
+
+  test('when the NATS users are read, then both may neither delete, purge nor reconfigure the checkpoint stream, and the API may publish nothing', () => {
+    const users = deploymentNatsUsers();
+    expect(Object.keys(users).sort()).toEqual(['vm_tenant_api', 'vm_tenant_worker']);
+    for (const [user, { allow, deny }] of Object.entries(users)) {
+      // Deny wins over allow in NATS: these hold whatever the allow list says.
+      expect({ user, deny }).toEqual({ user, deny: expect.arrayContaining(['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.PURGE.>', '$JS.API.STREAM.MSG.DELETE.>']) });
+      expect({ user, updateCheckpoints: deny.some((subject) => ['$JS.API.STREAM.UPDATE.VM_TENANT_CHECKPOINTS', '$JS.API.STREAM.UPDATE.>'].includes(subject)) }).toEqual({ user, updateCheckpoints: true });
+      expect({ user, allowsEverything: allow.some((subject) => subject === '>' || subject.startsWith('$JS.API.>')) }).toEqual({ user, allowsEverything: false });
+    }
+    expect(users.vm_tenant_worker!.allow).toEqual(expect.arrayContaining(['vmtenant.>', 'vmtenant_ledger.checkpoint']));
+    // The API reads: only JetStream's info and message reads of the checkpoint stream.
+    expect(users.vm_tenant_api!.allow.every((subject) => /^\$JS\.API\.(INFO|STREAM\.INFO\.VM_TENANT_CHECKPOINTS|STREAM\.MSG\.GET\.VM_TENANT_CHECKPOINTS)$/.test(subject))).toBe(true);
+    expect(users.vm_tenant_api!.deny).toEqual(expect.arrayContaining(['vmtenant_ledger.checkpoint', 'vmtenant.>']));
+  });
+
+  test('when the checkpoint key is mounted, then the API gets the public half only: never the worker\'s data volume, only a read-only volume the worker writes the public key into', () => {
+    const dataDir = (service: Service) => service.environment?.DATA_DIR ?? IMAGE_DATA_DIR;
+    const worker = services.worker!;
+    const api = services.api!;
+    const workerData = volumeAt(worker, dataDir(worker));
+    expect(workerData).toBeDefined();
+    // The private key's volume belongs to the worker alone.
+    for (const [name, service] of Object.entries(services)) if (name !== 'worker') expect({ name, mounts: (service.volumes ?? []).filter((v) => v.split(':')[0] === workerData) }).toEqual({ name, mounts: [] });
+    // The API reads the public key where the worker writes it, on a volume the API mounts read-only.
+    const file = api.environment?.LEDGER_CHECKPOINT_PUBLIC_KEY_FILE ?? '';
+    expect(worker.environment?.LEDGER_CHECKPOINT_PUBLIC_KEY_FILE).toBe(file);
+    const apiMount = (api.volumes ?? []).find((v) => file.startsWith(`${v.split(':')[1]}/`));
+    expect(apiMount).toMatch(/^[\w-]+:\S+:ro$/);
+    const [volume, target] = apiMount!.split(':');
+    expect(worker.volumes).toContain(`${volume}:${target}`);
+    expect(volume).not.toBe(workerData);
+    // Whatever the API mounts from the worker is read-only.
+    const workerVolumes = new Set((worker.volumes ?? []).map((v) => v.split(':')[0]));
+    for (const mount of api.volumes ?? []) if (workerVolumes.has(mount.split(':')[0])) expect(mount).toMatch(/:ro$/);
+    // Named volumes take their owner from the image: the worker (uid 1000) can write there.
+    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).toMatch(new RegExp(`chown node:node .*${target!.replace(/[.]/g, '\\.')}\\b`));
   });
 
   test.each(ours)('when %s runs, then it is the project image on plain node over the build output', (_name, service) => {
@@ -149,7 +210,7 @@ describe('docker-compose.production.yml', () => {
   test('when a service URL or a password carries a secret, then it is a required variable, never written in the file', () => {
     const text = readFileSync(path.join(ROOT, 'docker-compose.production.yml'), 'utf8');
     const secretKeys = [...text.matchAll(/^\s+([A-Z_]*(?:PASSWORD|PWD|TOKEN)):\s*(.+)$/gm)];
-    expect(secretKeys.map((match) => match[1]).sort()).toEqual(['ADMIN_TOKEN', 'NATS_PASSWORD', 'POSTGRES_PWD']);
+    expect(secretKeys.map((match) => match[1]).sort()).toEqual(['ADMIN_TOKEN', 'NATS_API_PASSWORD', 'NATS_WORKER_PASSWORD', 'POSTGRES_PWD']);
     for (const match of secretKeys) expect({ key: match[1], value: match[2] }).toEqual({ key: match[1], value: expect.stringMatching(/^\$\{[A-Z0-9_]+:\?/) });
     for (const match of text.matchAll(/(?:postgres|nats):\/\/[^:]+:([^@]+)@/g)) expect(match[1]).toMatch(/^\$\{[A-Z0-9_]+:\?[^}]+\}$/);
   });

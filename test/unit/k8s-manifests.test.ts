@@ -5,7 +5,10 @@ import path from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { generateToken } from '../../src/auth/token-format';
 import { loadConfig } from '../../src/config/config';
+import { LEDGER_CHECKPOINT_METRICS, registerLedgerCheckpointMetrics } from '../../src/metrics/ledger-checkpoint-metrics';
+import { Registry } from 'prom-client';
 import { renderKustomization, type Manifest } from '../helpers/kustomize-render';
+import { deploymentNatsUsers } from '../helpers/nats-users-conf';
 
 /**
  * deploy/k8s: the overlays rendered (test/helpers/kustomize-render.ts, checked against
@@ -170,7 +173,7 @@ describe('deploy/k8s production overlay', () => {
 
   test('when the API and the worker read their environment, then loadConfig accepts it and reads every variable', () => {
     const config = find('ConfigMap', 'vm-tenant-config')!.data as Record<string, string>;
-    const samples: Record<string, string> = { DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant', NATS_URL: 'nats://vm_tenant:pw@nats:4222', ADMIN_TOKEN: generateToken() };
+    const samples: Record<string, string> = { DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant', NATS_URL: 'nats://vm_tenant_worker:pw@nats:4222', ADMIN_TOKEN: generateToken() };
     for (const name of ['vm-tenant-api', 'vm-tenant-worker']) {
       const container = find('Deployment', name)!.spec.template.spec.containers[0];
       const env: Record<string, string> = { ...config };
@@ -179,5 +182,64 @@ describe('deploy/k8s production overlay', () => {
       expect(() => loadConfig(new Proxy(env, { get: (target, k: string) => (read.add(k), target[k]) }))).not.toThrow();
       expect({ name, unread: Object.keys(env).filter((k) => !read.has(k) && k !== 'NODE_ENV') }).toEqual({ name, unread: [] });
     }
+  });
+
+  test('when the API and the worker log in to NATS, then each reads its own Secret, whose example names its own user of the NATS users file, and neither reads the other\'s', () => {
+    const natsSecret = (name: string) => {
+      const refs = (find('Deployment', name)!.spec.template.spec.containers[0].env as any[]).filter((v) => v.name === 'NATS_URL').map((v) => v.valueFrom.secretKeyRef);
+      expect(refs).toHaveLength(1);
+      return refs[0] as { name: string; key: string };
+    };
+    const exampleUser = (ref: { name: string; key: string }) => new URL(exampleSecrets.find((secret) => secret.metadata.name === ref.name)!.stringData[ref.key]).username;
+    const api = natsSecret('vm-tenant-api');
+    const worker = natsSecret('vm-tenant-worker');
+    expect(api.name).not.toBe(worker.name);
+    expect({ api: exampleUser(api), worker: exampleUser(worker) }).toEqual({ api: 'vm_tenant_api', worker: 'vm_tenant_worker' });
+    // The users (and their rights, checked on a real server by nats-credentials.test.ts) are the file's.
+    expect(Object.keys(deploymentNatsUsers())).toEqual(expect.arrayContaining(['vm_tenant_api', 'vm_tenant_worker']));
+    // No workload reads the other's login, whatever the variable.
+    for (const [name, template] of podTemplates) {
+      const secrets = allContainers(template.spec).flatMap((c) => (c.env ?? []).map((v: any) => v.valueFrom?.secretKeyRef?.name).filter(Boolean));
+      if (name !== 'Deployment/vm-tenant-api') expect({ name, secrets }).toEqual({ name, secrets: expect.not.arrayContaining([api.name]) });
+      if (name !== 'Deployment/vm-tenant-worker') expect({ name, secrets }).toEqual({ name, secrets: expect.not.arrayContaining([worker.name]) });
+    }
+  });
+});
+
+describe('deploy/k8s/monitoring (Prometheus Operator)', () => {
+  const monitoring = renderKustomization(path.join(K8S, 'monitoring'));
+  const rule = monitoring.find((m) => m.kind === 'PrometheusRule')!;
+  const alerts = (rule.spec.groups as any[]).flatMap((group) => group.rules as any[]);
+  const stale = alerts.find((alert) => alert.alert === 'LedgerCheckpointsStale');
+
+  test('when the ledger checkpoints fall behind, then the alert fires on the worker\'s gauges: older than three signing periods with entries waiting', () => {
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    const { age, period, unsigned } = LEDGER_CHECKPOINT_METRICS;
+    expect(stale).toMatchObject({ expr: `${age} > 3 * ${period} and ${unsigned} > 0`, labels: { severity: 'critical' }, annotations: { summary: expect.any(String), description: expect.any(String) } });
+    expect(stale.for).toMatch(/^\d+[smh]$/);
+  });
+
+  test('when the alert rules name metrics, then the worker exports every one of them', async () => {
+    const registry = new Registry();
+    registerLedgerCheckpointMetrics(registry, 10, async () => ({ freshness: { signed_at: null, age_seconds: 1, unsigned_entries: 0, stale: false }, starved_seconds: 0 }));
+    const exported = new Set((await registry.getMetricsAsJSON()).map((metric) => metric.name));
+    const named = alerts.flatMap((alert) => [...String(alert.expr).matchAll(/\bvm_tenant_[a-z_]+/g)].map((m) => m[0]));
+    expect(named.length).toBeGreaterThan(0);
+    for (const name of named) expect({ name, exported: exported.has(name) }).toEqual({ name, exported: true });
+  });
+
+  test('when Prometheus scrapes, then the PodMonitor selects the worker pods on their metrics port', () => {
+    const monitor = monitoring.find((m) => m.kind === 'PodMonitor')!;
+    const workerTemplate = find('Deployment', 'vm-tenant-worker')!.spec.template;
+    expect(labelsMatch(monitor.spec.selector.matchLabels, workerTemplate.metadata.labels)).toBe(true);
+    const port = workerTemplate.spec.containers[0].ports.find((p: any) => p.name === monitor.spec.podMetricsEndpoints[0].port);
+    expect(port?.containerPort).toBe(loadConfig({}).workerMetricsPort);
+    expect(monitor.spec.podMetricsEndpoints[0].path).toBe('/metrics');
+  });
+
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+  (kubectl ? test : test.skip)('when kubectl is installed, then it renders the monitoring kustomization exactly as the test renderer does', () => {
+    const output = execFileSync('kubectl', ['kustomize', path.join(K8S, 'monitoring')], { encoding: 'utf8' });
+    expect(byKey(monitoring)).toEqual(byKey(parseAllDocuments(output).map((d) => d.toJS() as Manifest)));
   });
 });

@@ -54,6 +54,12 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   tenant_exists: { status: 409, description: 'the tenant id was used before (ids are never reused)' },
   tenant_has_vms: { status: 409, description: 'the tenant still has VMs' },
   idempotency_key_in_flight: { status: 409, description: 'a request with this Idempotency-Key is still in flight', headers: ['Retry-After'] },
+  not_anchored_yet: {
+    status: 409,
+    description: 'no signed ledger checkpoint covers the tenant\'s entries yet (none was signed yet, or its newest entries came after the newest one); the worker signs one within a signing period: retry after Retry-After',
+    extensions: { retry_after_seconds: retryAfterSeconds },
+    headers: ['Retry-After'],
+  },
   payload_too_large: { status: 413, description: 'the body exceeds 64 KiB' },
   unsupported_media_type: { status: 415, description: 'the body is not UTF-8 application/json' },
   idempotency_key_reused: { status: 422, description: 'the Idempotency-Key was used for a different request' },

@@ -7,6 +7,17 @@ export const healthSchema = z.object({ status: z.literal('ok') });
 export const readinessSchema = z.object({
   status: z.enum(['ready', 'unavailable']),
   dependencies: z.record(z.string(), z.object({ ok: z.boolean(), error: z.string().optional() })),
+  // Informative only: a stale checkpoint never makes the API unready (docs/audit-ledger.md, liveness).
+  ledger_checkpoint: z
+    .union([
+      z.object({
+        signed_at: z.string().nullable().describe('When the newest signed ledger checkpoint was signed; null before the first'),
+        age_seconds: z.number().describe('Seconds since then (before the first checkpoint: since this API process started)'),
+        stale: z.boolean().describe('Older than three signing periods while entries wait for a checkpoint'),
+      }),
+      z.object({ error: z.string().describe('Why the checkpoint could not be read') }),
+    ])
+    .optional(),
 });
 
 /** /openapi.json itself: only its outline, the OpenAPI 3.1 meta-schema describes the rest. */

@@ -33,7 +33,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'GET',
     path: '/readyz',
-    summary: 'Readiness of Postgres, NATS and Temporal',
+    summary: 'Readiness of Postgres, NATS and Temporal, and the age of the newest signed ledger checkpoint (which never makes it fail)',
     auth: 'public',
     ok: { status: 200, schema: readinessSchema, description: 'Every dependency answers' },
     other: { status: 503, schema: readinessSchema, description: 'A dependency is down or did not answer within 2 s; the body names it' },
@@ -100,8 +100,9 @@ export const ROUTE_DOCS: RouteDoc[] = [
     auth: 'audit:read',
     query: auditProofQuerySchema,
     ok: { status: 200, schema: tenantProofSchema, description: 'A signed checkpoint, the tenant chain head it covers and its RFC 6962 audit path' },
-    // dependency_unavailable also when no signed checkpoint covers the tenant yet (Retry-After).
-    problems: ['tenant_not_found'],
+    // not_anchored_yet (409, Retry-After) until a signed checkpoint covers the tenant; dependency_unavailable
+    // (503) when the checkpoint stream cannot be read or the stored heads no longer give the signed root.
+    problems: ['tenant_not_found', 'not_anchored_yet'],
   },
   {
     method: 'GET',

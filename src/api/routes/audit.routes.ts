@@ -54,9 +54,12 @@ export type LatestCheckpointSource = () => Promise<StoredCheckpoint | null>;
 
 export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.optional() }).strict();
 
+/** The worker's default signing period (LEDGER_CHECKPOINT_EVERY_SECONDS): a checkpoint comes within it. */
 const PROOF_RETRY_AFTER_SECONDS = 10;
 
 const proofUnavailable = (detail: string) => problems.dependencyUnavailable(detail, { retryAfterSeconds: PROOF_RETRY_AFTER_SECONDS });
+/** Nothing is down: the tenant's entries are newer than the newest checkpoint, which comes within a signing period. */
+const notAnchoredYet = (detail: string) => problems.notAnchoredYet(detail, PROOF_RETRY_AFTER_SECONDS);
 
 export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource }): Router {
   const router = Router();
@@ -79,9 +82,9 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
           throw proofUnavailable('The ledger checkpoint stream cannot be read right now.');
         })
       : null;
-    if (!checkpoint) throw proofUnavailable('No signed ledger checkpoint yet: the worker signs one shortly after entries are written.');
+    if (!checkpoint) throw notAnchoredYet('No signed ledger checkpoint yet: the worker signs one within a signing period after entries are written.');
     const outcome = await buildTenantProof(db, tenantId, checkpoint);
-    if ('notCovered' in outcome) throw proofUnavailable('The latest signed checkpoint does not cover this tenant yet.');
+    if ('notCovered' in outcome) throw notAnchoredYet('The latest signed checkpoint does not cover this tenant yet: the worker signs one within a signing period.');
     if ('inconsistent' in outcome) throw proofUnavailable('The ledger does not match its latest signed checkpoint; the operator has been alerted by the signer.');
     res.json(outcome.proof);
   });

@@ -47,7 +47,8 @@ export function auditCommand(env: NodeJS.ProcessEnv): Command {
       try {
         proofs = [await client.call<TenantProof>('GET', '/v1/audit/proof', { query: { tenant_id: flags.tenant } })];
       } catch (error) {
-        if (!(flags.chainOnly && error instanceof ProblemError && error.code === 'dependency_unavailable')) throw error;
+        // not_anchored_yet: no checkpoint covers the tenant yet; dependency_unavailable: none can be read now.
+        if (!(flags.chainOnly && error instanceof ProblemError && ['not_anchored_yet', 'dependency_unavailable'].includes(error.code))) throw error;
         printer.note(`no proof: ${error.title}: ${error.detail ?? ''} (code ${error.code}); checking the chain alone`);
       }
       const verdict = verifyTenantLedger(entries, proofs, createPublicKey(key.public_key_pem));
