@@ -239,8 +239,15 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     updatesThisRun++;
     const { vm_id } = request;
     const inFlight = s.inFlight.get(vm_id);
-    // Not decided yet: the API destroys such a request itself and never sends it here.
-    if (inFlight?.phase === 'pending') return { vm_id, status: 'requested' };
+    // A request a rebuild holds undecided whose row was destroyed (or confirmed, then destroyed): decided
+    // now, then ended like any VM of its kind (torn down if admitted, abandoned if it no longer fits).
+    if (inFlight?.phase === 'pending') {
+      const pending = s.decidePending(vm_id, causeOf(request.context));
+      if (pending?.vm.phase === 'provisioning') pending.vm.phase = 'destroying';
+      if (pending) resume(s, pending.vm);
+      showUsage();
+      return { vm_id, status: pending?.vm.phase === 'lost' ? 'failed' : 'destroying' };
+    }
     if (inFlight?.phase === 'provisioning') {
       // Destroy beats provisioning: stop the boot, then destroy at the fleet (see provision).
       inFlight.phase = 'destroying';

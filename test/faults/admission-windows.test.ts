@@ -51,7 +51,7 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     const build = spawnSync('npm', ['run', 'build', '--', buildDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
     const protocolEnv = { TENANT_WORKFLOW_UPDATE_LIMIT: CONTINUE_AS_NEW_EVERY, ADMISSION_RESOLVER_EVERY_MS: '1000', ADMISSION_RESOLVE_AFTER_MS: '12000' };
-    stack = await startPrivateStack({ fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir });
+    stack = await startPrivateStack({ fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir, keepDir: process.env.KEEP_FAULT_DIR === '1' });
   }, 360_000);
   afterAll(async () => {
     await stack?.stop();
@@ -98,29 +98,33 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     await target.restart();
 
     const sampler = sampleQuota(stack.db, [tenantId]);
-    const burst = startBurst(stack, [tenant!], {
-      spawns: 14,
-      concurrency: 4,
-      destroyEvery: 2,
-      paceMs: 50,
-      keyPrefix: `aw${index}`,
-      apiUrls: [stack.apiUrl, stack.replicas!.apiUrl],
-      attemptTimeoutMs: 15_000,
-      retryForMs: 200_000,
-    });
-    const faultAt = await faultReached(part, point, 90_000);
-    if (action === 'stop') {
-      await sleep(HANG_MS);
-      // Back from the hang: whatever it was doing lands late, into a world that moved on.
-      const pid = target.process?.pid;
-      if (pid !== undefined) process.kill(pid, 'SIGCONT');
+    let burst: ReturnType<typeof startBurst>;
+    try {
+      burst = startBurst(stack, [tenant!], {
+        spawns: 14,
+        concurrency: 4,
+        destroyEvery: 2,
+        paceMs: 50,
+        keyPrefix: `aw${index}`,
+        apiUrls: [stack.apiUrl, stack.replicas!.apiUrl],
+        attemptTimeoutMs: 15_000,
+        retryForMs: 200_000,
+      });
+      const faultAt = await faultReached(part, point, 90_000);
+      if (action === 'stop') {
+        await sleep(HANG_MS);
+        // Back from the hang: whatever it was doing lands late, into a world that moved on.
+        const pid = target.process?.pid;
+        if (pid !== undefined) process.kill(pid, 'SIGCONT');
+      }
+      await burst.done;
+      await settledBy(tenantId, faultAt + SETTLE_WITHIN_MS + (action === 'stop' ? HANG_MS : 0));
+    } finally {
+      await sampler.stop();
+      // The next case starts from a whole stack, whatever this one found.
+      stack.setFaultPoint(part, null);
+      await target.restart();
     }
-    await burst.done;
-    await settledBy(tenantId, faultAt + SETTLE_WITHIN_MS + (action === 'stop' ? HANG_MS : 0));
-    await sampler.stop();
-
-    stack.setFaultPoint(part, null);
-    await target.restart();
 
     const attempts = burst.requests.flatMap((r) => r.attempts);
     expect(attempts.filter((a) => typeof a.status === 'number' && a.status >= 500 && a.status !== 503)).toEqual([]);
