@@ -17,6 +17,7 @@ import {
   writeAtomically,
 } from '../ledger/checkpoint-key';
 import { rotationLinkHash } from '../ledger/checkpoint-link';
+import { exportCheckpointPublicKey } from '../ledger/checkpoint-public-key-export';
 import { signKeyRotation } from '../ledger/checkpoint-rotation';
 import { record, syncSeries, type SeriesContext, type SeriesPosition } from '../ledger/checkpoint-series';
 import { checkpointStateFile } from '../ledger/checkpoint-state';
@@ -30,6 +31,8 @@ export interface RotateOptions {
   nats?: NatsSettings;
   stream: string;
   subjectPrefix: string;
+  /** Where the API reads the public key (LEDGER_CHECKPOINT_PUBLIC_KEY_FILE), when not beside the key. */
+  publicKeyFile?: string;
   now?: () => Date;
 }
 
@@ -62,7 +65,7 @@ export async function rotateCheckpointKey(options: RotateOptions): Promise<strin
     const next = await nextKey(nextFile);
     const nextId = keyIdOf(createPublicKey(next));
     if (position.activeKeyId === nextId) {
-      await install(options.dataDir, nextFile, next);
+      await install(options, nextFile, next);
       return [`ok: the rotation to key ${nextId.slice(0, 16)} was already on ${options.stream}; ${keyFile} now holds the new key`];
     }
     if (position.tip === null) throw new UsageError(`nothing is signed on ${options.stream} yet: there is no series to hand over; replace ${keyFile} while no worker runs instead`);
@@ -83,7 +86,7 @@ export async function rotateCheckpointKey(options: RotateOptions): Promise<strin
         expectLastSeq: published.streamSeq,
       };
       await record(ctx, rotated);
-      await install(options.dataDir, nextFile, next);
+      await install(options, nextFile, next);
       return [
         `ok: key ${key.keyId.slice(0, 16)} handed the checkpoint series over to key ${nextId.slice(0, 16)} by the key rotation at stream message ${published.streamSeq} of ${options.stream}`,
         `ok: ${keyFile} holds the new key, ${path.join(options.dataDir, CHECKPOINT_PUBLIC_KEY_FILE)} its public half: give it to the API and to whoever pins the key (checkpoints before the rotation still verify with the old one)`,
@@ -107,7 +110,10 @@ async function nextKey(nextFile: string): Promise<KeyObject> {
   return key;
 }
 
-async function install(dataDir: string, nextFile: string, next: KeyObject): Promise<void> {
+async function install({ dataDir, publicKeyFile }: RotateOptions, nextFile: string, next: KeyObject): Promise<void> {
   await rename(nextFile, path.join(dataDir, CHECKPOINT_PRIVATE_KEY_FILE));
-  await writeAtomically(path.join(dataDir, CHECKPOINT_PUBLIC_KEY_FILE), describePublicKey(createPublicKey(next)).public_key_pem, 0o644);
+  const besideKey = path.join(dataDir, CHECKPOINT_PUBLIC_KEY_FILE);
+  await writeAtomically(besideKey, describePublicKey(createPublicKey(next)).public_key_pem, 0o644);
+  // The copy the API reads, on a volume of its own (docs/deploy.md, "Key custody").
+  if (publicKeyFile !== undefined && path.resolve(publicKeyFile) !== path.resolve(besideKey)) await exportCheckpointPublicKey(createPublicKey(next), publicKeyFile);
 }

@@ -216,7 +216,14 @@ function parseInvocation(argv: readonly string[]): Invocation {
 async function rotate(env: Env, io: CliIo): Promise<number> {
   const config = loadConfig(env);
   try {
-    const lines = await rotateCheckpointKey({ dataDir: config.dataDir, natsUrl: config.natsUrl, nats: config.nats, stream: config.ledgerCheckpointStream, subjectPrefix: config.natsSubjectPrefix });
+    const lines = await rotateCheckpointKey({
+      dataDir: config.dataDir,
+      natsUrl: config.natsUrl,
+      nats: config.nats,
+      stream: config.ledgerCheckpointStream,
+      subjectPrefix: config.natsSubjectPrefix,
+      publicKeyFile: config.ledgerCheckpointPublicKeyFile,
+    });
     io.stdout(`${lines.join('\n')}\n`);
     return EXIT.ok;
   } catch (error) {

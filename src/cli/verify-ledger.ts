@@ -73,9 +73,12 @@ function summary(report: CheckpointReport, stream: string, publicKey: KeyObject)
 }
 
 /**
- * The chain walk, then (unless checkpoints is null) the comparison with every signed checkpoint.
- * One line per finding, each naming its defect: gap, rewrite, forged_insert, truncation, fork,
- * forged_checkpoint, missing_checkpoints.
+ * The chain walk, then (unless checkpoints is null) the checkpoint stream: the series of links
+ * from its genesis (checkpoint-chain.ts), every foreign message named, the signer's last link found
+ * on it; and the comparison of the ledger with every signed checkpoint (head, tenant tree, entry
+ * tree). One line per finding, each naming its defect: gap, rewrite, forged_insert, truncation,
+ * fork, forged_checkpoint, missing_checkpoints; warnings (a repeated link, a version 1 checkpoint
+ * after the series began) do not fail it.
  */
 export async function verifyLedger(db: Kysely<Database>, checkpoints: CheckpointSource | null): Promise<VerifyOutcome> {
   const lines: string[] = [];

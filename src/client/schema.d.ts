@@ -6805,6 +6805,17 @@ export interface operations {
                     "application/json": {
                         checkpoint: {
                             /** @constant */
+                            v: 2;
+                            head_digest: string;
+                            entries_digest: string;
+                            tree_size: number;
+                            root: string;
+                            previous: string | null;
+                            signed_at: string;
+                            key_id: string;
+                            signature: string;
+                        } | {
+                            /** @constant */
                             v: 1;
                             head_digest: string;
                             tree_size: number;

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { createApp } from '../../src/api/app';
+import { tenantProofSchema } from '../../src/api/openapi/response-schemas';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
@@ -133,11 +134,13 @@ describe('attacks on the checkpoint anchors', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const proof = async () => {
       const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
-      return { status: response.status, body: (await response.json()) as { tenant_seq?: string } };
+      return { status: response.status, body: (await response.json()) as { tenant_seq?: string; checkpoint?: { v: number } } };
     };
     try {
       await appendAndSign(3, { tenant_id: 'acme-corp' });
-      expect(await proof()).toMatchObject({ status: 200, body: { tenant_seq: '3' } });
+      const first = await proof();
+      expect(first).toMatchObject({ status: 200, body: { tenant_seq: '3', checkpoint: { v: 2 } } });
+      expect(tenantProofSchema.safeParse(first.body).error).toBeUndefined(); // as the OpenAPI document says
 
       // The signed checkpoint with its signature stripped and a claim of its own: an unsigned message.
       const real = JSON.parse((await jsm.streams.getMessage(stream, { seq: 1 })).string()) as Record<string, unknown>;

@@ -70,10 +70,10 @@ async function append(count: number): Promise<void> {
   for (let i = 0; i < count; i += 1) await appendAuditEvent(service, newAuditEvent({ details: { i } }));
 }
 
-async function serviceFs(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function serviceFs(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir };
+  const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir, ...extraEnv };
   const code = await runServiceFs(args, env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
@@ -89,11 +89,14 @@ describe('the checkpoint series', () => {
     await copyFile(path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE), oldPublic);
     const oldKey = (await ensureCheckpointSigningKey(keyDir)).publicKey;
 
-    const rotated = await serviceFs(['rotate-checkpoint-key']);
+    // Where the API reads the public key (its own volume in the deployments).
+    const apiCopy = path.join(keyDir, 'api', 'ledger-checkpoint-key.pub.pem');
+    const rotated = await serviceFs(['rotate-checkpoint-key'], { LEDGER_CHECKPOINT_PUBLIC_KEY_FILE: apiCopy });
     expect(rotated).toMatchObject({ code: 0, stderr: '' });
     expect(rotated.stdout).toMatch(/^ok: key ([0-9a-f]{16}) handed the checkpoint series over to key ([0-9a-f]{16}) by the key rotation at stream message 2 of \S+\nok: \S+ledger-checkpoint-key\.pem holds the new key/);
     const newKey = await ensureCheckpointSigningKey(keyDir);
     expect((await stat(newKey.privateKeyFile)).mode & 0o777).toBe(0o600);
+    expect(await readFile(apiCopy, 'utf8')).toBe(await readFile(path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE), 'utf8'));
     expect(await readCheckpointState(path.join(keyDir, CHECKPOINT_STATE_FILE))).toMatchObject({ stream_seq: 2, link: { type: 'key_rotation', new_key_id: newKey.keyId } });
 
     await append(1);

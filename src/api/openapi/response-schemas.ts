@@ -99,7 +99,11 @@ export const tenantAuditEntrySchema = z.object({
 export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
 
 export const tenantProofSchema = z.object({
-  checkpoint: z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+  // A signed checkpoint as a tenant gets it (src/ledger/checkpoint.ts): format 2 (chained, with the entry tree's digest), or 1 from before.
+  checkpoint: z.union([
+    z.object({ v: z.literal(2), head_digest: z.string(), entries_digest: z.string(), tree_size: z.number().int(), root: z.string(), previous: z.string().nullable(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+    z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+  ]),
   tenant_id: z.string().nullable(),
   tenant_seq: z.string(),
   tenant_hash: z.string(),
