@@ -153,7 +153,7 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
     async abandonAdmission({ tenant_id, vm_id }) {
       const row = tenantOf(tenant_id).vms.get(vm_id);
       if (row?.status === 'requested') {
-        row.status = 'rejected';
+        row.status = 'failed';
         return { released: false };
       }
       return { released: row ? settle(row, 'failed') : false };
@@ -354,7 +354,7 @@ async function main(): Promise<void> {
       const beforeGrace = await usage(d);
       check(beforeGrace.provisioning + beforeGrace.destroying > 0, 'the forgotten requests should still be pending before the grace period');
       await settledTo(d, 4, PENDING_GRACE_WAIT_MS);
-      expectStatuses(d, { 'vm-rebuild-asked': 'running', 'vm-rebuild-forgotten': 'running', 'vm-rebuild-too-big': 'rejected', 'vm-rebuild-booting': 'running', 'vm-rebuild-going': 'destroyed' });
+      expectStatuses(d, { 'vm-rebuild-asked': 'running', 'vm-rebuild-forgotten': 'running', 'vm-rebuild-too-big': 'failed', 'vm-rebuild-booting': 'running', 'vm-rebuild-going': 'destroyed' });
       await spawn(tenants, d, 'vm-rebuild-new');
       await settledTo(d, 5);
       await save('rebuild-from-postgres', d, ['activity:loadTenantForRebuild', 'TIMER_STARTED', 'TIMER_FIRED', 'activity:readVmStatuses', 'activity:abandonAdmission', 'activity:teardownVm']);

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import { tenantLifecycleEventId } from '../ledger/deterministic-ids';
 import { appendAuditEvent } from '../ledger/ledger.repository';
@@ -41,18 +41,24 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
     },
 
     /**
-     * A rebuild's one read, in one snapshot (repeatable read): the tenant moves to a new admission
-     * epoch (a boot of the lost run can no longer confirm a row), then its quota, totals, VMs in flight
+     * A rebuild's one read, in one snapshot (repeatable read): the tenant moves to the run's admission
+     * epoch (its start time: a boot of the lost run can no longer confirm a row), then its quota, totals, VMs in flight
      * and requests undecided are read as of that same instant. A row confirmed between two separate
      * reads would otherwise be listed but not counted. At most MAX_UNDECIDED requests, oldest first:
      * any beyond are left `requested`, for the resolver to have decided as new ones.
      */
-    async loadTenantForRebuild({ tenant_id }: { tenant_id: string }): Promise<RebuildSnapshot> {
+    async loadTenantForRebuild({ tenant_id, epoch: runEpoch }: { tenant_id: string; epoch: number }): Promise<RebuildSnapshot> {
       return db
         .transaction()
         .setIsolationLevel('repeatable read')
         .execute(async (trx) => {
-          const epoch = await trx.updateTable('tenants').set((eb) => ({ admission_epoch: eb('admission_epoch', '+', 1) })).where('tenant_id', '=', tenant_id).returning('admission_epoch').executeTakeFirst();
+          // The run's own epoch, only ever raised: a retried or late attempt of this read sets the same value.
+          const epoch = await trx
+            .updateTable('tenants')
+            .set({ admission_epoch: sql<number>`greatest(admission_epoch, ${runEpoch})` })
+            .where('tenant_id', '=', tenant_id)
+            .returning('admission_epoch')
+            .executeTakeFirst();
           const tenant = await findTenant(trx, tenant_id, { includeDeleted: true });
           if (!tenant || !epoch) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
           const totals = await tenantVmTotals(trx, tenant_id);
@@ -74,7 +80,8 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
             .execute();
           return {
             totals: { quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version }, closed: tenant.deleted_at !== null, ...totals },
-            admission_epoch: epoch.admission_epoch,
+            // Its own epoch even if a newer run raised it further: then this run is superseded and its boots cannot confirm.
+            admission_epoch: runEpoch,
             in_flight: rows.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: row.created_at.getTime() })),
             undecided: undecided.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: row.created_at.getTime() })),
           };
@@ -84,7 +91,7 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
     /** The tenant's admission epoch now (a run continued from an older version confirms under it). */
     async readAdmissionEpoch({ tenant_id }: { tenant_id: string }): Promise<number> {
       const row = await db.selectFrom('tenants').select('admission_epoch').where('tenant_id', '=', tenant_id).executeTakeFirst();
-      return row?.admission_epoch ?? 0;
+      return Number(row?.admission_epoch ?? 0);
     },
 
     /** The statuses of these VMs of the tenant (absent: no such row). */

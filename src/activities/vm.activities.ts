@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Database, VmRow } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
 import type { FleetVm } from '../fleet/fleet-types';
@@ -11,8 +11,7 @@ import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-wor
 import { faultPoint } from '../shared/fault-point';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
-import { admissionEventId, vmLifecycleEventId } from '../ledger/deterministic-ids';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { vmLifecycleEventId } from '../ledger/deterministic-ids';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 
 export interface VmActivityDeps {
@@ -76,7 +75,7 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       .set({ status: 'provisioning', updated_at: now() })
       .where('vm_id', '=', vmId)
       .where('status', '=', 'requested')
-      .where((eb) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', epoch)))
+      .where((eb) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch))))
       .executeTakeFirst();
     if (Number(confirmed.numUpdatedRows) > 0) return { ...row, status: 'provisioning' };
     return (await findTenantVm(db, tenantId, vmId)) ?? row;
@@ -101,6 +100,33 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
   async function destroyedBy(vmId: string, cause: WorkCause): Promise<boolean> {
     const entry = await db.selectFrom('audit_events').select('request_id').where('event_id', '=', vmLifecycleEventId(vmId, 'VM_DESTROYED')).executeTakeFirst();
     return entry?.request_id === cause.request_id;
+  }
+
+  /**
+   * Fails a VM its run admitted. Fenced by the run's admission epoch: an attempt of a run a rebuild
+   * replaced changes nothing (the rebuilt run counted the row and settles it itself). A row holding
+   * quota is first marked `destroying` (so a rebuild in the middle resumes its teardown), then the
+   * fleet destroys it (a late boot may have written running: failed all the same), then it is failed.
+   * A row still `requested` is failed at once: nothing can be at the fleet.
+   */
+  async function failAdmitted(tenantId: string, vmId: string, reason: string, cause: WorkCause, epoch: number): Promise<SettleOutcome> {
+    const at = now();
+    const current = (eb: ExpressionBuilder<Database, 'vms'>) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch)));
+    const row = await findTenantVm(db, tenantId, vmId);
+    if (!row) return { released: false };
+    if (row.status === 'requested') {
+      const failed = await recorded('VM_FAILED', async (trx) => {
+        const moved = await trx.updateTable('vms').set({ status: 'failed', failure_reason: reason, updated_at: at }).where('vm_id', '=', vmId).where('status', '=', 'requested').where(current).executeTakeFirst();
+        if (Number(moved.numUpdatedRows) === 0) return false;
+        await recordVmStep(trx, { tenant_id: tenantId, vm_id: vmId, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } }, OWN_TRANSITION);
+        return true;
+      });
+      if (failed) return { released: false };
+    }
+    const marked = await db.updateTable('vms').set({ updated_at: at, status: 'destroying' }).where('vm_id', '=', vmId).where('status', 'in', ['provisioning', 'running', 'destroying']).where(current).executeTakeFirst();
+    if (Number(marked.numUpdatedRows) === 0) return { released: false };
+    await fleet.destroy(vmId);
+    return { released: await settleRow(tenantId, vmId, 'failed', reason, cause) };
   }
 
   /**
@@ -183,34 +209,21 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
     },
 
     /**
-     * A request a rebuilt run found undecided and that no longer fits (docs/admission-protocol.md).
-     * Still `requested`: it becomes `rejected` (admission_lost) with VM_SPAWN_REJECTED, and nothing can
-     * be at the fleet (a boot confirms the row before it calls the fleet). Confirmed meanwhile by the
-     * lost run's boot: destroyed at the fleet (whose tombstone refuses a create still on its way) and
-     * failed as admission_lost.
+     * A request a rebuilt run found undecided and that no longer fits (docs/admission-protocol.md). A
+     * client may hold a 202 from the lost run, so it ends `failed` (admission_lost), not refused. Still
+     * `requested`: nothing can be at the fleet (a boot confirms the row before it calls the fleet).
+     * Confirmed meanwhile by the lost run's boot: failed as any admitted VM is (failVm).
      */
-    async abandonAdmission({ tenant_id, vm_id, cause }: { tenant_id: string; vm_id: string; cause: WorkCause }): Promise<SettleOutcome> {
-      const at = now();
-      const rejected = await recorded('VM_SPAWN_REJECTED', async (trx) => {
-        const row = await findTenantVm(trx, tenant_id, vm_id);
-        if (!row || !(await transitionVm(trx, vm_id, ['requested'], 'rejected', at, ADMISSION_LOST))) return false;
-        const attempt = row.admission_attempt;
-        await appendAuditEvent(trx, { event_id: admissionEventId(vm_id, 'VM_SPAWN_REJECTED', attempt), event_type: 'VM_SPAWN_REJECTED', tenant_id, vm_id, occurred_at: at, context: contextOf(cause), details: { reason: ADMISSION_LOST } }, OWN_TRANSITION);
-        return true;
-      });
-      if (rejected) return { released: false };
-      await fleet.destroy(vm_id);
-      return { released: await settleRow(tenant_id, vm_id, 'failed', ADMISSION_LOST, cause) };
+    async abandonAdmission({ tenant_id, vm_id, cause, epoch = 0 }: { tenant_id: string; vm_id: string; cause: WorkCause; epoch?: number }): Promise<SettleOutcome> {
+      return failAdmitted(tenant_id, vm_id, ADMISSION_LOST, cause, epoch);
     },
 
     /**
-     * A VM that will not run (refused, failed to boot, past its boot deadline, or a request whose
-     * admission was lost): destroyed at the fleet, in case a half-booted one is there, then recorded
-     * VM_FAILED with its reason.
+     * A VM that will not run (refused, failed to boot, past its boot deadline): destroyed at the
+     * fleet, in case a half-booted one is there, then recorded VM_FAILED with its reason (failAdmitted).
      */
-    async failVm({ tenant_id, vm_id, reason, cause }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause }): Promise<SettleOutcome> {
-      await fleet.destroy(vm_id);
-      return { released: await settleRow(tenant_id, vm_id, 'failed', reason, cause) };
+    async failVm({ tenant_id, vm_id, reason, cause, epoch = 0 }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause; epoch?: number }): Promise<SettleOutcome> {
+      return failAdmitted(tenant_id, vm_id, reason, cause, epoch);
     },
   };
 }

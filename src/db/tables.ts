@@ -9,8 +9,8 @@ export interface TenantTable {
   storage_quota_gb: number;
   api_rate_limit_rpm: number;
   quota_version: ColumnType<number, number | undefined, number>;
-  /** +1 at every rebuild of the tenant's workflow (docs/admission-protocol.md). */
-  admission_epoch: ColumnType<number, number | undefined, number>;
+  /** The start (ms) of the workflow run that last rebuilt the tenant, only raised (docs/admission-protocol.md); bigint, read as a string. */
+  admission_epoch: ColumnType<string, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted_at: Timestamp | null;

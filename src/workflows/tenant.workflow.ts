@@ -115,13 +115,13 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
   };
 
   const fail = async (s: TenantState, vm: InFlightVm, reason: string): Promise<void> => {
-    const outcome = await failVm({ tenant_id: tenantId, vm_id: vm.vm_id, reason, cause: vm.cause });
+    const outcome = await failVm({ tenant_id: tenantId, vm_id: vm.vm_id, reason, cause: vm.cause, epoch: s.epoch ?? 0 });
     s.settle(vm.vm_id, 'failed', outcome.released);
     showUsage();
   };
 
   const abandon = async (s: TenantState, vm: InFlightVm): Promise<void> => {
-    const outcome = await abandonAdmission({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause });
+    const outcome = await abandonAdmission({ tenant_id: tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 });
     s.settle(vm.vm_id, 'failed', outcome.released);
     showUsage();
   };
@@ -257,7 +257,8 @@ async function runTenant(input: TenantWorkflowInput): Promise<void> {
     }
     const decided = s.decided(vm_id);
     if (decided) return { vm_id, status: decided };
-    if (s.inFlight.size >= limits.max_in_flight) throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: s.inFlight.size, limit: limits.max_in_flight } });
+    // The in-flight limit is the validator's: refused here, it would be stored as the answer of this
+    // update id for the rest of the run. (A destroy heard while the run rebuilt may pass it by a few.)
     // A running VM (the API moved its row to destroying): the workflow holds only its totals. Its
     // quota comes back when the teardown moves the row, never from memory alone.
     const vm = s.trackDestroy(vm_id, request.storage_gb ?? 0, causeOf(request.context));
@@ -345,7 +346,8 @@ function restore(tenantId: string, limits: TenantLimits, carried: NonNullable<Te
  * requests still undecided (held pending, then decided).
  */
 async function rebuildFromPostgres(tenantId: string, limits: TenantLimits): Promise<TenantState> {
-  const snapshot = await loadTenantForRebuild({ tenant_id: tenantId });
+  // The run's start is its epoch: later than any run before it, the same for every attempt of this read.
+  const snapshot = await loadTenantForRebuild({ tenant_id: tenantId, epoch: workflowInfo().runStartTime.getTime() });
   const inFlight: InFlightVm[] = snapshot.in_flight.map((vm) => ({
     vm_id: vm.vm_id,
     storage_gb: vm.storage_gb,
