@@ -207,6 +207,8 @@ describe('requests Postgres holds but nobody saw decided', () => {
     try {
       const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
       const vmId = spawned.body.vm_id as string;
+      // The boot confirms the admitted row first (the fleet then keeps failing it).
+      await eventually(async () => (await rowOf(vmId))?.status === 'provisioning', 20_000, 'the row confirmed');
       // What a destroy whose update never reached the workflow leaves: the row destroying, and its ledger entry.
       await ledger.run(async (trx) => {
         expect(await transitionVm(trx, vmId, ['provisioning'], 'destroying', new Date())).toBe(true);
