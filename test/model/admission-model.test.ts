@@ -6,13 +6,13 @@ import { InvariantViolation, runSchedule, scheduleArbitrary, type Action, type M
  * crashes, lost updates, late fleet answers, continue-as-new, terminations and quota changes, run
  * against the real TenantState wired as the tenant workflow wires it (test/model/admission-model.ts).
  *
- * The model found gaps in the code. G1, G2, G3, G7, G8 and G9 have been closed in the code since: the
- * model ports the code as it is now, and each keeps the schedule that found it as a regression
- * ("closed gaps"). The gaps still open (G4, G5, G6, and G10–G13, found once the model ported the
- * fixes: G12 and G13 are what the fixes of G2 and G7 left open) each have a test that replays the
+ * The model found gaps in the code. G1, G2, G3, G7, G8, G9 and then G10–G13 (found once the model
+ * ported the first fixes: G12 and G13 are what the fixes of G2 and G7 left open) have been closed in
+ * the code since: the model ports the code as it is now, and each keeps the schedule that found it
+ * as a regression ("closed gaps"). The gaps still open (G4, G5, G6) each have a test that replays the
  * schedule that shows it, shrunk, and names the invariant it breaks. The main property runs past
- * them, each closed in the model the way a fix could close it (G4, G5, G11: the check they break
- * left out), so that it keeps looking for anything else. When a gap is fixed in the code, its port in
+ * them, each closed in the model the way a fix could close it (G4, G5: the check they break left
+ * out), so that it keeps looking for anything else. When a gap is fixed in the code, its port in
  * admission-model.ts follows the fix, its switch goes, and its entry moves to CLOSED_GAPS.
  *
  * A schedule takes well under a millisecond: 1,000 of up to 60 steps run in about a second. The seed
@@ -25,12 +25,13 @@ const MAX_STEPS = 60;
 
 /**
  * The code as it is, with each gap still open closed (or its check left out). Whether the main
- * property needs each (10 seeds × 1,000 schedules, each switch off alone): G4, G10 and G11 fail it
- * on every seed, G6 and G12 on some; G5 and G13 on none (only their hand-built schedules reach them).
+ * property needs each (seeds 1–10 × 1,000 schedules, each switch off alone, on the code of
+ * e30cd80): G4 fails it on every seed, G6 on some (2 of 10); G5 on none (only its hand-built
+ * schedule reaches it). With all three on, seeds 1–20 × 10,000 schedules find nothing.
  */
 const PAST_KNOWN_GAPS: ModelOptions = {
-  fixes: { rememberAdmitted: true, epochOfRun: true, failUnderEpoch: true, destroyLimitInValidatorOnly: true },
-  skipChecks: { acceptedThenRejected: true, reRequestOfSettledId: true, acceptedThenLost: true },
+  fixes: { rememberAdmitted: true },
+  skipChecks: { acceptedThenRejected: true, reRequestOfSettledId: true },
 };
 
 const protocolHolds = (options: ModelOptions) =>
@@ -108,88 +109,6 @@ const KNOWN_GAPS: KnownGap[] = [
     ],
     violation: /^\(6\) the workflow counts 2 VMs \/ 2 GB, rows holding quota are 1 \/ 1 GB \(vm-5:running\)/,
   },
-  {
-    id: 'G10',
-    when: 'an attempt of loadTenantForRebuild whose worker stopped before its transaction is retried, and runs its transaction after the retry returned (or after its run was terminated)',
-    then: 'it moves the admission epoch past the run in charge, whose every boot is then refused its confirmation (superseded) until the next rebuild',
-    gap: { fix: 'epochOfRun' },
-    schedule: [{ do: 'terminate' }, { do: 'workerCrash', pick: 0, zombie: true }, { do: 'rebuild' }, { do: 'spawn', key: 0 }],
-    violation: /^\(7\) a boot of the run in charge was refused its confirmation \(superseded\): bootVm\(vm-0\) of run 2 \(epoch 2; Postgres at 3\)/,
-  },
-  {
-    id: 'G11',
-    when: 'a run admits a request (202 provisioning) and is terminated before its boot confirms the row, and the rebuilt run finds it no longer fits (here: the quota was lowered)',
-    then: 'abandonAdmission rejects the row (admission_lost in the ledger only, failure_reason null) where invariant 5 has it failed: a client holds 202 provisioning for a rejected row',
-    gap: { skip: 'acceptedThenLost' },
-    schedule: [{ do: 'spawn', key: 0 }, { do: 'api', pick: 0, lost: false }, { do: 'terminate' }, { do: 'quota', maxVms: 0, storageGb: 0 }],
-    violation: /^\(3\) a client holds 202 provisioning for vm-0 \(attempt 1\), and its row is rejected \(VM_SPAWN_REJECTED admission_lost, failure_reason null\)/,
-  },
-  {
-    id: 'G12',
-    when: 'a failVm of a boot past its deadline (whose late attempt wrote running) is picked up by a worker that stops before its first write, and its run is terminated; it wakes after the rebuild',
-    then: 'it destroys the VM and fails the running row the rebuilt run counted (not in flight): the run counts a VM Postgres no longer holds, for good',
-    gap: { fix: 'failUnderEpoch' },
-    schedule: [
-      { do: 'spawn', key: 0 },
-      { do: 'api', pick: 0, lost: false },
-      { do: 'activity', pick: 0 },
-      { do: 'bootTimeout', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'fleet', pick: 0, refuse: false },
-      { do: 'activity', pick: 0 },
-      { do: 'workerCrash', pick: 7, zombie: true },
-      { do: 'terminate' },
-    ],
-    violation: /^\(6\) the workflow counts 1 VMs \/ 2 GB, rows holding quota are 0 \/ 0 GB \(none\)/,
-  },
-  {
-    id: 'G12',
-    when: 'a failVm of a boot past its deadline (whose late attempt wrote running) destroys the VM at the fleet, and its run is terminated before it settles the row',
-    then: 'the rebuilt run counts the running row as a VM that runs, and nothing ever settles it: Postgres holds running a VM the fleet destroyed',
-    gap: { fix: 'failUnderEpoch' },
-    schedule: [
-      { do: 'spawn', key: 0 },
-      { do: 'api', pick: 0, lost: false },
-      { do: 'activity', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'bootTimeout', pick: 0 },
-      { do: 'fleet', pick: 0, refuse: false },
-      { do: 'activity', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'workerCrash', pick: 0, zombie: false },
-      { do: 'terminate' },
-    ],
-    violation: /^\(6\) the fleet runs \[\], Postgres has running \[vm-0\]/,
-  },
-  {
-    id: 'G13',
-    when: 'a destroy of a running VM is accepted while the run rebuilds (no state: the validator lets it in) and the rebuilt run has the in-flight limit taken by requests undecided (built by hand)',
-    then: 'the handler refuses it InFlightLimit under destroy-<vm_id>, every resend gets that stored refusal for the rest of the run, and the VM is never destroyed',
-    gap: { fix: 'destroyLimitInValidatorOnly' },
-    schedule: [
-      { do: 'spawn', key: 0 },
-      { do: 'api', pick: 0, lost: false },
-      { do: 'api', pick: 0, lost: false },
-      { do: 'activity', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'fleet', pick: 0, refuse: false },
-      { do: 'activity', pick: 0 },
-      { do: 'activity', pick: 0 },
-      { do: 'spawn', key: 1 },
-      { do: 'api', pick: 0, lost: true },
-      { do: 'spawn', key: 2 },
-      { do: 'api', pick: 0, lost: true },
-      { do: 'spawn', key: 3 },
-      { do: 'api', pick: 0, lost: true },
-      { do: 'terminate' },
-      { do: 'rebuild' },
-      { do: 'destroy', key: 0 },
-      { do: 'api', pick: 0, lost: false },
-      { do: 'rebuild' },
-    ],
-    violation: /^\(6\) the fleet runs \[vm-0 vm-1\], Postgres has running \[vm-1\]/,
-  },
 ];
 
 interface ClosedGap {
@@ -208,8 +127,12 @@ interface ClosedGap {
 /**
  * Gaps the model found that the code has closed since: kept as regressions, run as the code is.
  * G1, G2, G3, G7, G9 (closed by d3e4828), G8 (closed by 1b48742: the teardown recognises its own
- * request's VM_DESTROYED). Each keeps the schedule that found it; G1 and G3 have one more each, which
- * exercises the fix itself (a lost run's boot confirming just before, or just after, the rebuild).
+ * request's VM_DESTROYED), G10–G13 (closed by e30cd80: the epoch is the rebuilding run's start,
+ * only raised; a lost request ends failed; failVm and abandonAdmission fenced by the epoch, marking
+ * the row destroying first; no in-flight refusal in the destroy handler). Each keeps the schedule
+ * that found it; G1 and G3 have one more each, which exercises the fix itself (a lost run's boot
+ * confirming just before, or just after, the rebuild), and G10 one more, a late attempt of a
+ * replaced run's rebuild.
  */
 const CLOSED_GAPS: ClosedGap[] = [
   {
@@ -232,15 +155,21 @@ const CLOSED_GAPS: ClosedGap[] = [
       { do: 'rebuild' },
       { do: 'rebuild' },
     ],
-    shows: [/^bootVm\(vm-0\)#2 \(zombie\): confirm at epoch 1 requested → provisioning$/, /^loadTenantForRebuild\(acme\)#\d+: epoch → 2, vms 1, storage 2, in flight vm-0:provisioning, undecided none$/],
+    shows: [/^bootVm\(vm-0\)#2 \(zombie\): confirm at epoch 1 requested → provisioning$/, /^loadTenantForRebuild\(acme\)#\d+: epoch (\d+) \(Postgres at \1\), vms 1, storage 2, in flight vm-0:provisioning, undecided none$/],
   },
   {
     id: 'G2',
-    when: 'a boot attempt outlives its deadline and writes running between failVm destroying the VM at the fleet and failVm settling the row',
-    then: 'failVm fails the running row all the same, and its quota comes back once',
+    when: 'a boot attempt outlives its deadline and writes running while failVm is under way (since G12: after failVm read the row, before it marks it destroying)',
+    then: 'failVm marks the running row destroying, destroys the VM and fails the row all the same, and its quota comes back once',
     schedule: [{ do: 'spawn', key: 0 }, { do: 'api', pick: 0, lost: false }, { do: 'activity', pick: 0 }, { do: 'activity', pick: 0 }, { do: 'bootTimeout', pick: 0 }],
     was: /^\(6\) the workflow counts 0 VMs \/ 0 GB, rows holding quota are 1 \/ 2 GB \(vm-0:running\)/,
-    shows: [/^failVm\(vm-0\)#\d+: fleet destroy$/, /^bootVm\(vm-0\)#\d+ \(zombie\): provisioning → running \(result ignored\)$/, /^failVm\(vm-0\)#\d+: row → failed \(released true\)$/],
+    shows: [
+      /^failVm\(vm-0\)#\d+: read row provisioning$/,
+      /^bootVm\(vm-0\)#\d+ \(zombie\): provisioning → running \(result ignored\)$/,
+      /^failVm\(vm-0\)#\d+: row → destroying$/,
+      /^failVm\(vm-0\)#\d+: fleet destroy$/,
+      /^failVm\(vm-0\)#\d+: row → failed \(released true\)$/,
+    ],
   },
   {
     id: 'G3',
@@ -248,8 +177,8 @@ const CLOSED_GAPS: ClosedGap[] = [
     then: 'nothing confirms it any more: the API confirms no row, and the rows holding quota stay within the quota',
     schedule: [{ do: 'spawn', key: 2 }, { do: 'spawn', key: 4 }, { do: 'api', pick: 3, lost: false }, { do: 'terminate' }, { do: 'rebuild' }],
     was: /^\(1\) rows holding quota \(vm-2:provisioning vm-4:provisioning\) hold 7 GB, over storage_quota_gb 6/,
-    // vm-4's client holds its 202: decided lost, the row ends rejected, not failed.
-    now: { gap: 'G11', violation: /^\(3\) a client holds 202 provisioning for vm-4 \(attempt 1\), and its row is rejected \(VM_SPAWN_REJECTED admission_lost/ },
+    // vm-4's client holds its 202: decided lost, the row ends failed (admission_lost), not rejected (G11).
+    shows: [/^grace: decided vm-4 lost$/, /^abandonAdmission\(vm-4\)#\d+: requested → failed \(admission_lost\)$/],
   },
   {
     id: 'G3',
@@ -268,7 +197,118 @@ const CLOSED_GAPS: ClosedGap[] = [
     ],
     // Without the epoch in the confirm, this schedule breaks the quota as G3 did.
     was: /^\(1\) rows holding quota \(vm-2:provisioning vm-4:provisioning\) hold 7 GB, over storage_quota_gb 6/,
-    shows: [/^bootVm\(vm-4\)#2 \(zombie\): confirm at epoch 1 \(row requested, Postgres at epoch 2\): superseded \(result ignored\)$/, /^abandonAdmission\(vm-4\)#\d+: requested → rejected \(admission_lost\)$/],
+    shows: [/^bootVm\(vm-4\)#2 \(zombie\): confirm at epoch 1 \(row requested, Postgres at epoch \d+\): superseded \(result ignored\)$/, /^abandonAdmission\(vm-4\)#\d+: requested → failed \(admission_lost\)$/],
+  },
+  {
+    id: 'G10',
+    when: 'an attempt of loadTenantForRebuild whose worker stopped before its transaction is retried, and runs its transaction after the retry returned',
+    then: "both attempts raise the admission epoch to the same run start: the run's boot confirms its row (once + 1 each, the run in charge was superseded)",
+    schedule: [{ do: 'terminate' }, { do: 'workerCrash', pick: 0, zombie: true }, { do: 'rebuild' }, { do: 'spawn', key: 0 }],
+    was: /^\(7\) a boot of the run in charge was refused its confirmation \(superseded\)/,
+    shows: [/^loadTenantForRebuild\(acme\)#3: epoch (\d+) \(Postgres at \1\)/, /^loadTenantForRebuild\(acme\)#2 \(zombie\): epoch (\d+) \(Postgres at \1\)/, /^bootVm\(vm-0\)#\d+: confirm at epoch \d+ requested → provisioning$/],
+  },
+  {
+    id: 'G10',
+    when: "a stopped attempt of a terminated run's rebuild runs its transaction after the next run rebuilt (built by hand)",
+    then: "greatest() leaves the live run's epoch in place: the late attempt reads under its own, older epoch, and the live run's boot confirms its row",
+    schedule: [
+      { do: 'terminate' },
+      { do: 'workerCrash', pick: 0, zombie: true },
+      { do: 'terminate' },
+      { do: 'rebuild' },
+      { do: 'rebuild' },
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+    ],
+    was: /^\(7\) a boot of the run in charge was refused its confirmation \(superseded\)/,
+    shows: [
+      /^run 3 rebuilt \(epoch 3000\)/,
+      /^loadTenantForRebuild\(acme\)#2 \(zombie\): epoch 1000 \(Postgres at 3000\).*\(result ignored\)$/,
+      /^bootVm\(vm-0\)#\d+: confirm at epoch 3000 requested → provisioning$/,
+    ],
+  },
+  {
+    id: 'G11',
+    when: 'a run admits a request (202 provisioning) and is terminated before its boot confirms the row, and the rebuilt run finds it no longer fits (here: the quota was lowered)',
+    then: 'abandonAdmission fails the row as admission_lost (once rejected: a client held 202 provisioning for a rejected row)',
+    schedule: [{ do: 'spawn', key: 0 }, { do: 'api', pick: 0, lost: false }, { do: 'terminate' }, { do: 'quota', maxVms: 0, storageGb: 0 }],
+    was: /^\(3\) a client holds 202 provisioning for vm-0 \(attempt 1\), and its row is rejected/,
+    shows: [/^api#1 spawn vm-0: answered, 202 provisioning/, /^grace: decided vm-0 lost$/, /^abandonAdmission\(vm-0\)#\d+: requested → failed \(admission_lost\)$/],
+  },
+  {
+    id: 'G12',
+    when: 'a failVm of a boot past its deadline (whose late attempt wrote running) is picked up by a worker that stops, and its run is terminated; it wakes after the rebuild',
+    then: 'fenced by its run\'s epoch, it changes nothing (nor destroys at the fleet): the rebuilt run keeps counting the running VM',
+    schedule: [
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'activity', pick: 0 },
+      { do: 'bootTimeout', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'fleet', pick: 0, refuse: false },
+      { do: 'activity', pick: 0 },
+      { do: 'workerCrash', pick: 7, zombie: true },
+      { do: 'terminate' },
+    ],
+    was: /^\(6\) the workflow counts 1 VMs \/ 2 GB, rows holding quota are 0 \/ 0 GB \(none\)/,
+    shows: [/^run 2 rebuilt \(epoch \d+\): vms 1, storage 2/, /^failVm\(vm-0\)#3 \(zombie\): row running not marked \(fenced out: epoch 1, Postgres at \d+\), released false \(result ignored\)$/],
+  },
+  {
+    id: 'G12',
+    when: 'a failVm of a boot past its deadline (whose late attempt wrote running) destroys the VM at the fleet, and its run is terminated before it settles the row',
+    then: 'the row was marked destroying before the fleet destroy: the rebuilt run resumes it as a teardown, and the quota comes back',
+    schedule: [
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'bootTimeout', pick: 0 },
+      { do: 'fleet', pick: 0, refuse: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'workerCrash', pick: 0, zombie: false },
+      { do: 'terminate' },
+    ],
+    was: /^\(6\) the fleet runs \[\], Postgres has running \[vm-0\]/,
+    shows: [
+      /^failVm\(vm-0\)#3: row → destroying$/,
+      /^failVm\(vm-0\)#3: fleet destroy$/,
+      /^loadTenantForRebuild\(acme\)#\d+: .*in flight vm-0:destroying/,
+      /^teardownVm\(vm-0\)#\d+: row → destroyed \(released true\)$/,
+    ],
+  },
+  {
+    id: 'G13',
+    when: 'a destroy of a running VM is accepted while the run rebuilds (no state: the validator lets it in) and the rebuilt run has the in-flight limit taken by requests undecided (built by hand)',
+    then: 'the handler tears it down past the limit (it no longer refuses InFlightLimit, which it stored under destroy-<vm_id> for the rest of the run)',
+    schedule: [
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'fleet', pick: 0, refuse: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'spawn', key: 1 },
+      { do: 'api', pick: 0, lost: true },
+      { do: 'spawn', key: 2 },
+      { do: 'api', pick: 0, lost: true },
+      { do: 'spawn', key: 3 },
+      { do: 'api', pick: 0, lost: true },
+      { do: 'terminate' },
+      { do: 'rebuild' },
+      { do: 'destroy', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'rebuild' },
+    ],
+    was: /^\(6\) the fleet runs \[vm-0 vm-1\], Postgres has running \[vm-1\]/,
+    shows: [/^api#5 destroy vm-0: update accepted, handler waiting$/, /^run 2 rebuilt \(epoch \d+\): .*in flight vm-1:pending vm-2:pending vm-3:pending vm-0:destroying$/, /^api#5 destroy vm-0: answered, 202 destroying$/, /^teardownVm\(vm-0\)#\d+: row → destroyed \(released true\)$/],
   },
   {
     id: 'G7',

@@ -22,9 +22,11 @@
  * - Temporal: an update is refused by its validator (never in the history), lost before acceptance,
  *   or durably applied (and deduplicated by its update id within a run); continue-as-new carries
  *   toCarried(); terminate starts a run rebuilt from Postgres by the one activity rebuildFromPostgres
- *   calls, loadTenantForRebuild (admission epoch + 1, then totals, rows in flight and undecided
- *   requests in one snapshot), whose result the run takes at a later workflow task (updates accepted
- *   meanwhile meet no validator). An activity is a series of attempts: a worker crash retries it, and a
+ *   calls, loadTenantForRebuild (the admission epoch raised to the run's start time, greatest(stored,
+ *   run's), then totals, rows in flight and undecided requests in one snapshot, which carries the
+ *   run's own epoch), whose result the run takes at a later workflow task (updates accepted meanwhile
+ *   meet no validator). Every run has a start time later than the run before it, and every attempt
+ *   of a run's rebuild carries that run's start as its epoch. An activity is a series of attempts: a worker crash retries it, and a
  *   worker that picked an attempt up and was only stopped may wake up after its attempt was retried,
  *   its run continued or terminated, or its boot timed out: such a zombie still writes to Postgres and
  *   the fleet, and nobody reads its result;
@@ -52,8 +54,8 @@ export interface ModelOptions {
   /**
    * Gaps this model found that are still open in the code (test/model/admission-model.test.ts,
    * "known gaps"), each closed the way a fix could close it, so that a property can look past it
-   * for other faults. Gaps the code has closed since (G1, G2, G3, G7, G8, G9) have no switch: the
-   * model ports the code as it is.
+   * for other faults. Gaps the code has closed since (G1, G2, G3, G7, G8, G9, and G10–G13 in
+   * e30cd80) have no switch: the model ports the code as it is.
    */
   fixes?: {
     /**
@@ -62,28 +64,6 @@ export interface ModelOptions {
      * from that memory instead of admitting it again.
      */
     rememberAdmitted?: boolean;
-    /**
-     * G10: loadTenantForRebuild moves the admission epoch to a number of the run's own, monotone
-     * across the tenant's runs (its start, say), as greatest(stored, run's), instead of + 1: a
-     * repeated attempt of the same run, or a late one of a run replaced, writes nothing new, so no
-     * zombie rebuild can move the epoch past the run in charge.
-     */
-    epochOfRun?: boolean;
-    /**
-     * G12 (what the G2 fix left open): failVm and abandonAdmission act under their run's admission
-     * epoch, like the boot: one of a run a rebuild replaced writes nothing (nor destroys at the
-     * fleet); one of the run in charge first moves the row out of `provisioning`/`running` (to
-     * `destroying`, still holding quota), then destroys at the fleet, then settles it, so a rebuild
-     * that finds the row half-way resumes it as a teardown instead of counting a `running` VM the
-     * fleet no longer has.
-     */
-    failUnderEpoch?: boolean;
-    /**
-     * G13 (what the G7 fix left open): the destroy handler itself no longer refuses for the in-flight
-     * limit (only the validator does), so a destroy accepted while the run rebuilt (no validator
-     * could refuse it) is not refused by the handler, under `destroy-<vm_id>`, for the rest of the run.
-     */
-    destroyLimitInValidatorOnly?: boolean;
   };
   /** Checks a property leaves out because a known gap breaks them. */
   skipChecks?: {
@@ -94,12 +74,6 @@ export interface ModelOptions {
     acceptedThenRejected?: boolean;
     /** G5: a retry (attempt n + 1) of an id the workflow remembers settled stays `requested`. */
     reRequestOfSettledId?: boolean;
-    /**
-     * G11: a request admitted (202 provisioning) whose row the lost run's boot never confirmed is
-     * decided lost by the rebuilt run, and abandonAdmission rejects the row (admission_lost, in the
-     * ledger only) where invariant 5 has it failed.
-     */
-    acceptedThenLost?: boolean;
   };
 }
 
@@ -149,9 +123,8 @@ interface Row {
   /** request_id of the VM_DESTROYED ledger entry (one per VM, written by the transaction that moved the row). */
   destroyed_by: string | null;
   /**
-   * The reason of the VM_SPAWN_REJECTED ledger entry of the row's current attempt. For a refusal it is
-   * also the row's failure_reason; abandonAdmission's `admission_lost` is in the ledger only
-   * (transitionVm writes failure_reason only for `failed`).
+   * The reason of the VM_SPAWN_REJECTED ledger entry of the row's current attempt (a refusal; it is
+   * also the row's failure_reason). A request decided lost is failed, not rejected (G11).
    */
   rejected_for: string | null;
 }
@@ -201,16 +174,17 @@ class Postgres {
   }
 
   /**
-   * tenant.activities.ts loadTenantForRebuild, one repeatable-read transaction: admission_epoch + 1,
-   * then the quota, the totals, the rows in flight (by vm_id) and the requests undecided (oldest
-   * first, then by vm_id), all as of that instant.
+   * tenant.activities.ts loadTenantForRebuild, one repeatable-read transaction: admission_epoch =
+   * greatest(admission_epoch, the run's start), then the quota, the totals, the rows in flight (by
+   * vm_id) and the requests undecided (oldest first, then by vm_id), all as of that instant. The
+   * snapshot carries the run's own epoch, even when a newer run raised the stored one further.
    */
-  loadForRebuild(runEpoch: number | null): RebuildSnapshot {
-    this.tenant.admission_epoch = runEpoch === null ? this.tenant.admission_epoch + 1 : Math.max(this.tenant.admission_epoch, runEpoch);
+  loadForRebuild(runEpoch: number): RebuildSnapshot {
+    this.tenant.admission_epoch = Math.max(this.tenant.admission_epoch, runEpoch);
     const rows = [...this.rows.values()].sort((a, b) => (a.vm_id < b.vm_id ? -1 : a.vm_id > b.vm_id ? 1 : 0));
     return {
       totals: { quota: this.quota(), closed: this.tenant.deleted, ...this.totals() },
-      admission_epoch: this.tenant.admission_epoch,
+      admission_epoch: runEpoch,
       in_flight: rows
         .filter((row) => row.status === 'provisioning' || row.status === 'destroying')
         .map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: row.created_at_ms })),
@@ -294,7 +268,7 @@ type ActivityResult =
   | { kind: 'boot'; outcome: BootOutcome }
   | { kind: 'cancelled' }
   | { kind: 'timeout' }
-  | { kind: 'settled'; released: boolean; storage_gb: number }
+  | { kind: 'settled'; released: boolean; storage_gb: number; fenced?: boolean }
   | { kind: 'deleted'; outcome: 'deleted' | 'has_vms' };
 
 /** Work a workflow run awaits: one activity (with its current attempt), and what the run does with its result. */
@@ -305,8 +279,8 @@ interface Task {
   vmId: string;
   reason: string | null;
   /**
-   * bootVm's `epoch`: the admission epoch of the run that scheduled it (`s.epoch ?? 0`); fix G12 fences
-   * failVm and abandonAdmission by it too. For loadTenantForRebuild (fix G10 only): the run's own number.
+   * The `epoch` of bootVm, failVm and abandonAdmission: the admission epoch of the run that scheduled
+   * it (`s.epoch ?? 0`), which fences them. For loadTenantForRebuild: its run's start time.
    */
   epoch: number;
   attempt: Attempt | null;
@@ -325,7 +299,7 @@ interface Attempt {
   epoch: number;
   owner: Task | null;
   started: boolean;
-  pc: 'start' | 'create' | 'await' | 'running' | 'destroy' | 'settle';
+  pc: 'start' | 'create' | 'await' | 'running' | 'failRequested' | 'mark' | 'destroy' | 'settle';
   reply: FleetReply | null;
   cancelRequested: boolean;
   storageRead: number;
@@ -348,7 +322,11 @@ class Run {
   /** Continuations of a cancelled boot that Temporal reports after the handler that cancelled it. */
   deferred: Array<() => void> = [];
 
-  constructor(readonly id: number) {}
+  /** workflowInfo().runStartTime (ms): later than that of every run before it. */
+  constructor(
+    readonly id: number,
+    readonly startMs: number,
+  ) {}
 }
 
 interface Decision {
@@ -364,6 +342,7 @@ export class AdmissionWorld {
   readonly fleet = new Fleet();
   run: Run;
   private runs = 0;
+  private lastStartMs = 0;
   private attempts: Attempt[] = [];
   private attemptIds = 0;
   /** Fleet creates sent and not yet landed. */
@@ -374,7 +353,7 @@ export class AdmissionWorld {
   /** Ghost state: every admission decision a run made, with the quota it judged the VM against. */
   private readonly decisions = new Map<string, Decision>();
   private decisionSeq = 0;
-  /** Boots of the run in charge that could not confirm their row (ended `superseded`): invariant (7). */
+  /** Boots of the run in charge refused their confirmation (`superseded`), failures of it fenced out: invariant (7). */
   private readonly supersededInCharge: string[] = [];
   /** Every 202 a client received. */
   private readonly accepted: Array<{ kind: 'spawn' | 'destroy'; vmId: string; attempt: number; status: VmStatus }> = [];
@@ -384,7 +363,7 @@ export class AdmissionWorld {
 
   constructor(private readonly options: ModelOptions = {}) {
     this.run = this.newRun();
-    // The tenant's first run: rebuilt from an empty Postgres (admission epoch 1).
+    // The tenant's first run: rebuilt from an empty Postgres (admission epoch: its start, 1).
     this.stepRebuild();
     this.stepRebuild();
   }
@@ -597,9 +576,15 @@ export class AdmissionWorld {
 
   /** A run started without carried state: its first await is rebuildFromPostgres. */
   private newRun(): Run {
-    const run = new Run(++this.runs);
+    const run = new Run(++this.runs, this.nextStart());
     this.launch(run, 'loadTenantForRebuild', null);
     return run;
+  }
+
+  /** A new run's start time: now, and later than any run's before it. */
+  private nextStart(): number {
+    this.lastStartMs = Math.max(this.clock, this.lastStartMs + 1);
+    return this.lastStartMs;
   }
 
   /** executeUpdateWithStart, as far as the workflow is concerned. */
@@ -658,9 +643,9 @@ export class AdmissionWorld {
   }
 
   /**
-   * The destroy update's validator (tenant.workflow.ts): the in-flight limit refused here is not
-   * stored as the answer of `destroy-<vm_id>`. It runs only once the run holds its state: a destroy
-   * accepted while the run rebuilds meets the handler's own check.
+   * The destroy update's validator (tenant.workflow.ts): the in-flight limit is refused here only, so
+   * never stored as the answer of `destroy-<vm_id>`. It runs only once the run holds its state: a
+   * destroy accepted while the run rebuilds passes the limit (the handler no longer checks it, G13).
    */
   private validateDestroy(s: TenantState, update: Extract<Update, { kind: 'destroy' }>): Answer | null {
     if (s.inFlight.has(update.vmId) || s.decided(update.vmId)) return null;
@@ -696,8 +681,15 @@ export class AdmissionWorld {
   private handleDestroy(run: Run, s: TenantState, update: Extract<Update, { kind: 'destroy' }>): Answer {
     const { vmId } = update;
     const inFlight = s.inFlight.get(vmId);
-    if (inFlight?.phase === 'pending') return { kind: 'status', status: 'requested' };
     const cause: WorkCause = { request_id: update.requestId, actor_token_id: null };
+    // A request a rebuild holds undecided whose row was destroyed: decided now, then ended like any VM of its kind.
+    if (inFlight?.phase === 'pending') {
+      const pending = s.decidePending(vmId, cause);
+      if (pending && !pending.refusal) this.recordDecision(run, vmId, s.quota);
+      if (pending?.vm.phase === 'provisioning') pending.vm.phase = 'destroying';
+      if (pending) this.resume(run, pending.vm);
+      return { kind: 'status', status: pending?.vm.phase === 'lost' ? 'failed' : 'destroying' };
+    }
     if (inFlight?.phase === 'provisioning') {
       inFlight.phase = 'destroying';
       inFlight.cause = cause;
@@ -705,7 +697,7 @@ export class AdmissionWorld {
     }
     const decided = s.decided(vmId);
     if (decided) return { kind: 'status', status: decided };
-    if (s.inFlight.size >= MAX_IN_FLIGHT && !this.options.fixes?.destroyLimitInValidatorOnly) return { kind: 'refused', reason: 'in_flight_limit' };
+    // No in-flight limit here: it is the validator's (G13).
     const vm = s.trackDestroy(vmId, update.storageGb, cause);
     this.launch(run, 'teardownVm', vm);
     return { kind: 'status', status: 'destroying' };
@@ -751,8 +743,8 @@ export class AdmissionWorld {
   }
 
   private launch(run: Run, kind: ActivityKind, vm: InFlightVm | null, reason: string | null = null): Task {
-    // A rebuild's epoch, for fix G10 only: its run's own number (run ids grow with each run).
-    const epoch = kind === 'loadTenantForRebuild' ? run.id : (run.state?.epoch ?? 0);
+    // A rebuild's epoch: its run's start (workflowInfo().runStartTime), the same for every attempt.
+    const epoch = kind === 'loadTenantForRebuild' ? run.startMs : (run.state?.epoch ?? 0);
     const task: Task = { kind, run, vm, vmId: vm?.vm_id ?? TENANT, reason, epoch, attempt: null, cancelRequested: false, waiters: [] };
     task.attempt = this.newAttempt(task);
     run.tasks.add(task);
@@ -806,14 +798,12 @@ export class AdmissionWorld {
         s.settle(vm!.vm_id, 'destroyed', result.released);
         return;
       case 'failVm':
+      case 'abandonAdmission':
         if (result.kind !== 'settled') return;
+        // Only a failure of a run a rebuild replaced may be fenced out; this run is the one in charge.
+        if (result.fenced) this.supersededInCharge.push(`${task.kind}(${task.vmId}) of run ${run.id} fenced out (epoch ${task.epoch}; Postgres at ${this.pg.tenant.admission_epoch})`);
         s.settle(vm!.vm_id, 'failed', result.released);
         return;
-      case 'abandonAdmission': {
-        if (result.kind !== 'settled') return;
-        s.settle(vm!.vm_id, 'failed', result.released);
-        return;
-      }
       case 'recordTenantDeleted': {
         if (result.kind !== 'deleted') return;
         s.closing = false;
@@ -857,7 +847,7 @@ export class AdmissionWorld {
     // Through JSON, as Temporal carries it.
     const carried = JSON.parse(JSON.stringify(s.toCarried())) as ReturnType<TenantState['toCarried']>;
     this.abandon(run);
-    const next = new Run(++this.runs);
+    const next = new Run(++this.runs, this.nextStart());
     next.state = TenantState.fromCarried(TENANT, MAX_IN_FLIGHT, carried);
     next.admitted = new Set(run.admitted);
     this.run = next;
@@ -966,10 +956,10 @@ export class AdmissionWorld {
     const { vmId } = attempt;
     switch (attempt.kind) {
       case 'loadTenantForRebuild': {
-        const snapshot = this.pg.loadForRebuild(this.options.fixes?.epochOfRun ? attempt.epoch : null);
+        const snapshot = this.pg.loadForRebuild(attempt.epoch);
         const holding = this.pg.holding().map((row) => row.vm_id);
         const note =
-          `${who}: epoch → ${snapshot.admission_epoch}, vms ${snapshot.totals.vms}, storage ${snapshot.totals.storage_gb}, ` +
+          `${who}: epoch ${snapshot.admission_epoch} (Postgres at ${this.pg.tenant.admission_epoch}), vms ${snapshot.totals.vms}, storage ${snapshot.totals.storage_gb}, ` +
           `in flight ${snapshot.in_flight.map((vm) => `${vm.vm_id}:${vm.phase}`).join(' ') || 'none'}, undecided ${snapshot.undecided.map((vm) => vm.vm_id).join(' ') || 'none'}`;
         return this.finish(attempt, { kind: 'snapshot', snapshot, holding }, note);
       }
@@ -1007,46 +997,21 @@ export class AdmissionWorld {
             return null;
         }
       case 'teardownVm':
-      case 'failVm':
         if (attempt.pc === 'start') {
-          if (attempt.kind === 'failVm' && this.fencedOut(attempt)) return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: fenced out (epoch ${attempt.epoch}, Postgres at ${this.pg.tenant.admission_epoch})`);
           attempt.storageRead = this.pg.rows.get(vmId)?.storage_gb ?? 0;
-          if (attempt.kind === 'failVm') this.markBeforeFleetDestroy(vmId);
           this.fleet.destroy(vmId);
           attempt.pc = 'settle';
           return `${who}: fleet destroy`;
         } else {
-          const to = attempt.kind === 'teardownVm' ? 'destroyed' : 'failed';
-          const releasedHere = this.settleRow(vmId, to, attempt.reason, attempt.cause);
-          // teardownVm: released when this call moved the row, or an earlier call for the same request
-          // did (its VM_DESTROYED entry names the request).
-          const released = releasedHere || (attempt.kind === 'teardownVm' && this.pg.rows.get(vmId)?.destroyed_by === attempt.cause);
+          const releasedHere = this.settleRow(vmId, 'destroyed', null, attempt.cause);
+          // Released when this call moved the row, or an earlier call for the same request did (its
+          // VM_DESTROYED entry names the request).
+          const released = releasedHere || this.pg.rows.get(vmId)?.destroyed_by === attempt.cause;
           return this.finish(attempt, { kind: 'settled', released, storage_gb: attempt.storageRead }, `${who}: row → ${this.pg.rows.get(vmId)?.status} (released ${released})`);
         }
+      case 'failVm':
       case 'abandonAdmission':
-        switch (attempt.pc) {
-          case 'start': {
-            if (this.fencedOut(attempt)) return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: fenced out (epoch ${attempt.epoch}, Postgres at ${this.pg.tenant.admission_epoch})`);
-            // Still `requested`: rejected (admission_lost), and nothing can be at the fleet.
-            const rejected = this.pg.transition(vmId, ['requested'], 'rejected', 'admission_lost');
-            if (rejected) {
-              // VM_SPAWN_REJECTED (admission_lost); the row's failure_reason stays as it was (transitionVm writes it only for `failed`).
-              this.pg.rows.get(vmId)!.rejected_for = 'admission_lost';
-              return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: requested → rejected (admission_lost)`);
-            }
-            attempt.pc = 'destroy';
-            return `${who}: row ${this.pg.rows.get(vmId)?.status}, not requested`;
-          }
-          case 'destroy':
-            this.markBeforeFleetDestroy(vmId);
-            this.fleet.destroy(vmId);
-            attempt.pc = 'settle';
-            return `${who}: fleet destroy`;
-          default: {
-            const released = this.settleRow(vmId, 'failed', 'admission_lost', attempt.cause);
-            return this.finish(attempt, { kind: 'settled', released, storage_gb: 0 }, `${who}: row → ${this.pg.rows.get(vmId)?.status} (released ${released})`);
-          }
-        }
+        return this.stepFailAdmitted(attempt, who);
       case 'recordTenantDeleted': {
         let outcome: 'deleted' | 'has_vms' = 'deleted';
         if (!this.pg.tenant.deleted) {
@@ -1071,14 +1036,42 @@ export class AdmissionWorld {
     return released;
   }
 
-  /** Fix G12 only: the row leaves provisioning/running before the fleet destroys the VM. */
-  private markBeforeFleetDestroy(vmId: string): void {
-    if (this.options.fixes?.failUnderEpoch) this.pg.transition(vmId, ['provisioning', 'running'], 'destroying');
-  }
-
-  /** Fix G12 only: a failure of a run a rebuild replaced (another admission epoch) writes nothing. */
-  private fencedOut(attempt: Attempt): boolean {
-    return !!this.options.fixes?.failUnderEpoch && this.pg.tenant.admission_epoch !== attempt.epoch;
+  /**
+   * vm.activities.ts failAdmitted (failVm; abandonAdmission with `admission_lost`), one statement a
+   * step: read the row; still `requested`: failed at once, fenced by the attempt's epoch; otherwise (or
+   * if that moved nothing) marked `destroying` from any status holding quota, fenced likewise (nothing
+   * marked: it returns, released false); then the fleet destroy; then settleRow to `failed`.
+   */
+  private stepFailAdmitted(attempt: Attempt, who: string): string {
+    const { vmId } = attempt;
+    const reason = attempt.kind === 'abandonAdmission' ? 'admission_lost' : (attempt.reason ?? 'boot_failed');
+    const current = this.pg.tenant.admission_epoch === attempt.epoch;
+    const fence = `epoch ${attempt.epoch}, Postgres at ${this.pg.tenant.admission_epoch}`;
+    const row = this.pg.rows.get(vmId);
+    switch (attempt.pc) {
+      case 'start':
+        if (!row) return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: no row`);
+        attempt.pc = row.status === 'requested' ? 'failRequested' : 'mark';
+        return `${who}: read row ${row.status}`;
+      case 'failRequested':
+        attempt.pc = 'mark';
+        if (current && this.pg.transition(vmId, ['requested'], 'failed', reason)) return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: requested → failed (${reason})`);
+        return `${who}: requested not failed (row ${row?.status}, ${fence})`;
+      case 'mark':
+        if (!current || !this.pg.transition(vmId, HOLDING, 'destroying')) {
+          return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0, fenced: !current }, `${who}: row ${row?.status} not marked (${current ? 'not holding quota' : `fenced out: ${fence}`}), released false`);
+        }
+        attempt.pc = 'destroy';
+        return `${who}: row → destroying`;
+      case 'destroy':
+        this.fleet.destroy(vmId);
+        attempt.pc = 'settle';
+        return `${who}: fleet destroy`;
+      default: {
+        const released = this.settleRow(vmId, 'failed', reason, attempt.cause);
+        return this.finish(attempt, { kind: 'settled', released, storage_gb: 0 }, `${who}: row → ${this.pg.rows.get(vmId)?.status} (released ${released})`);
+      }
+    }
   }
 
   /** The attempt returns: its task's run carries on, unless the attempt is a zombie (nobody reads its result). */
@@ -1146,7 +1139,7 @@ export class AdmissionWorld {
    * for a while, since the boot confirms the row after the answer; once quiet, no row is (6).
    * (4) No row holds quota without an admission decision some run durably made for it.
    * (7) The admission epoch fences out only runs a rebuild replaced: a boot of the run in charge is
-   * never refused its confirmation (`superseded`).
+   * never refused its confirmation (`superseded`), nor a failVm or abandonAdmission of it fenced out.
    */
   checkAlways(): void {
     const holding = this.pg.holding();
@@ -1171,10 +1164,8 @@ export class AdmissionWorld {
       const row = this.pg.rows.get(answer.vmId);
       if (!row) this.violated(`(3) a 202 for ${answer.vmId} has no row`);
       if (answer.kind === 'spawn' && answer.status === 'provisioning' && row.admission_attempt === answer.attempt && row.status === 'rejected') {
-        // G4 (a refusal recorded for a request another delivery admitted) is left out on demand; a request decided lost is not G4.
-        if (this.options.skipChecks?.acceptedThenRejected && row.rejected_for !== 'admission_lost') continue;
-        // G11 (a request decided lost by a rebuilt run, its row rejected by abandonAdmission) likewise.
-        if (this.options.skipChecks?.acceptedThenLost && row.rejected_for === 'admission_lost') continue;
+        // G4 (a refusal recorded for a request another delivery admitted) is left out on demand.
+        if (this.options.skipChecks?.acceptedThenRejected) continue;
         this.violated(`(3) a client holds 202 provisioning for ${answer.vmId} (attempt ${answer.attempt}), and its row is rejected (VM_SPAWN_REJECTED ${row.rejected_for}, failure_reason ${row.failure_reason})`);
       }
     }
