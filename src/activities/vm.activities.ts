@@ -8,7 +8,7 @@ import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-workflow.state';
-import { faultPoint } from '../shared/fault-point';
+import { faultPoint } from '../testing/fault-point';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
 import { recordVmStep } from './vm-audit';
 import { vmLifecycleEventId } from '../ledger/deterministic-ids';

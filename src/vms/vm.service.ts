@@ -6,7 +6,7 @@ import type { Database, VmRow } from '../db/tables';
 import { recordVmStep } from '../activities/vm-audit';
 import { vmIdForIdempotencyKey } from '../ledger/deterministic-ids';
 import type { LedgerWriter } from '../ledger/ledger-writer';
-import { faultPoint } from '../shared/fault-point';
+import { faultPoint } from '../testing/fault-point';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { VmRecord, VmShape, VmStatus } from '../shared/vm';

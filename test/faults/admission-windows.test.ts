@@ -1,6 +1,6 @@
 /**
  * A kill or a hang placed in each window of the admission protocol (docs/admission-protocol.md), by
- * a fault point (src/shared/fault-point.ts) that stops the process exactly at that step, every time:
+ * a fault point (src/testing/fault-point.ts) that stops the process exactly at that step, every time:
  * two APIs and two workers from the compiled build (`npm run build`, plain node, as deployed) share
  * one Temporal, Postgres and NATS; a burst of spawns and destroys for
  * one tenant crosses both APIs; one process is SIGKILLed or SIGSTOPped in the window. The tenant
@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FaultPointName } from '../../src/shared/fault-point';
+import type { FaultPointName } from '../../src/testing/fault-point';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import type { ServiceProcess } from '../../src/devstack/service-process';
 import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
@@ -58,16 +58,46 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     rmSync(buildDir, { recursive: true, force: true });
   }, 60_000);
 
-  const processOf = (part: Part): ServiceProcess => (part === 'api' ? stack.api : stack.worker);
+  const replicasOf = (part: Part): Array<[string, ServiceProcess]> =>
+    part === 'api'
+      ? [['api', stack.api], ['api2', stack.replicas!.api]]
+      : [['worker', stack.worker], ['worker2', stack.replicas!.worker]];
+  const firedLine = (point: FaultPointName) => `fault point ${point} reached`;
+  const firedCount = (name: string, point: FaultPointName) => stack.tail(name, 400).split(firedLine(point)).length - 1;
 
-  /** Waits until the process reports reaching the fault point (it then kills or stops itself). */
-  async function faultReached(part: Part, point: FaultPointName, timeoutMs: number): Promise<number> {
+  /**
+   * Arms the fault point in both replicas of a kind, behind one latch: whichever the work reaches
+   * first kills or stops itself there (a worker that holds a tenant's workflow gets its activities
+   * first, so arming one chosen worker may never fire).
+   */
+  async function arm(part: Part, point: FaultPointName, hit: number, action: Action): Promise<Map<string, number>> {
+    const latch = path.join(stack.dir, `fault-latch-${Date.now()}`);
+    const before = new Map<string, number>();
+    for (const [name, process] of replicasOf(part)) {
+      stack.setFaultPoint(name, `${point}@${hit}:${action}`, latch);
+      await process.restart();
+      before.set(name, firedCount(name, point));
+    }
+    return before;
+  }
+
+  async function disarm(part: Part): Promise<void> {
+    for (const [name, process] of replicasOf(part)) {
+      stack.setFaultPoint(name, null);
+      await process.restart();
+    }
+  }
+
+  /** Waits until one armed replica reports reaching the fault point; which one, and when. */
+  async function faultReached(part: Part, point: FaultPointName, before: Map<string, number>, timeoutMs: number): Promise<{ at: number; process: ServiceProcess }> {
     const deadline = Date.now() + timeoutMs;
-    while (!stack.tail(part, 400).includes(`fault point ${point} reached`)) {
-      if (Date.now() > deadline) throw new Error(`${part} never reached ${point}:\n${stack.tail(part, 30)}`);
+    for (;;) {
+      for (const [name, process] of replicasOf(part)) {
+        if (firedCount(name, point) > (before.get(name) ?? 0)) return { at: Date.now(), process };
+      }
+      if (Date.now() > deadline) throw new Error(`no ${part} reached ${point}:\n${replicasOf(part).map(([name]) => stack.tail(name, 15)).join('\n')}`);
       await sleep(20);
     }
-    return Date.now();
   }
 
   const FINAL = ['running', 'destroyed', 'failed', 'rejected'];
@@ -99,9 +129,7 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     const index = WINDOWS.findIndex((w) => w[0] === part && w[1] === point && w[3] === action);
     const [tenant] = await createTenants(stack, 1, `aw${index}${action[0]}`, { max_vms: MAX_VMS, storage_quota_gb: 1000 });
     const { tenantId } = tenant!;
-    const target = processOf(part);
-    stack.setFaultPoint(part, `${point}@${hit}:${action}`);
-    await target.restart();
+    const armed = await arm(part, point, hit, action);
 
     const sampler = sampleQuota(stack.db, [tenantId]);
     let burst: ReturnType<typeof startBurst>;
@@ -116,7 +144,7 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
         attemptTimeoutMs: 15_000,
         retryForMs: 200_000,
       });
-      const faultAt = await faultReached(part, point, 90_000);
+      const { at: faultAt, process: target } = await faultReached(part, point, armed, 90_000);
       const settled = settledBy(tenantId, faultAt + SETTLE_WITHIN_MS + (action === 'stop' ? HANG_MS : 0));
       settled.catch(() => undefined);
       if (action === 'stop') {
@@ -130,8 +158,7 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     } finally {
       await sampler.stop();
       // The next case starts from a whole stack, whatever this one found.
-      stack.setFaultPoint(part, null);
-      await target.restart();
+      await disarm(part);
     }
 
     const attempts = burst.requests.flatMap((r) => r.attempts);
@@ -149,8 +176,9 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     const { tenantId, token } = tenant!;
     stack.setFaultPoint('api', 'api.spawn.after-request-recorded@1:kill');
     await stack.api.restart();
+    const before = new Map(['api', 'api2'].map((name) => [name, firedCount(name, 'api.spawn.after-request-recorded')]));
     const first = await call(stack.apiUrl, 'POST', '/v1/vms', { token, body: SMALL_VM, headers: { 'idempotency-key': 'awnr-1' } }).catch((e: unknown) => String(e));
-    const faultAt = await faultReached('api', 'api.spawn.after-request-recorded', 10_000);
+    const { at: faultAt } = await faultReached('api', 'api.spawn.after-request-recorded', before, 10_000);
     expect(typeof first).toBe('string'); // no answer: the API died
     stack.setFaultPoint('api', null);
     await stack.api.restart();

@@ -113,9 +113,9 @@ export interface PrivateStack {
   tail(part: string, lines?: number): string;
   /**
    * Sets (null: clears) the fault point of one process (`api`, `api2`, `worker`, `worker2`; see
-   * src/shared/fault-point.ts), from its next start on.
+   * src/testing/fault-point.ts), from its next start on; processes given the same `latch` file fire once between them.
    */
-  setFaultPoint(part: string, spec: string | null): void;
+  setFaultPoint(part: string, spec: string | null, latch?: string): void;
   stop(): Promise<void>;
 }
 
@@ -478,11 +478,13 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
     migrationDatabaseUrl: postgres.url('postgres'),
     adminToken,
     db,
-    setFaultPoint(part, spec) {
+    setFaultPoint(part, spec, latch) {
       const env = partEnv.get(part);
       if (!env) throw new Error(`no process ${part} in this stack`);
-      if (spec === null) delete env.VM_TENANT_FAULT_POINT;
-      else env.VM_TENANT_FAULT_POINT = spec;
+      delete env.VM_TENANT_FAULT_POINT;
+      delete env.VM_TENANT_FAULT_POINT_LATCH;
+      if (spec !== null) env.VM_TENANT_FAULT_POINT = spec;
+      if (spec !== null && latch) env.VM_TENANT_FAULT_POINT_LATCH = latch;
     },
     async temporalClient() {
       if (client && connection) {
