@@ -60,9 +60,12 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
 }
 
 const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-// SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and
-// query_canceled (57014: statement_timeout, the server's own deadline on a statement).
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+// SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+// query_canceled (57014: statement_timeout, the server's own deadline on a statement), and the
+// transient conflicts a retry resolves: serialization_failure, deadlock_detected (a ledger batch of
+// another process holding the row this one waits for), lock_not_available, and
+// idle_in_transaction_session_timeout (25P03: a session the server ended).
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014', '40001', '40P01', '55P03', '25P03']);
 // pg's errors for a lost connection, a pool acquire timeout and the client-side read timeout carry no
 // code; nor does the one for a query on a connection ended after a read timeout (a transaction's ROLLBACK).
 const CONNECTION_LOST = new RegExp(

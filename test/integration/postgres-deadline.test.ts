@@ -25,6 +25,36 @@ describe('Postgres call deadlines', () => {
     expect(rows).toEqual([{ one: 1 }]);
   });
 
+  test('when Postgres picks a transaction as a deadlock victim, then it fails as a transient unavailability (503, retry), not a 500', async () => {
+    const other = createDatabase(testEnv().migrationDatabaseUrl, { max: 2, statementTimeoutMs: 5_000, acquireTimeoutMs: 1_000 });
+    try {
+      const table = `deadlock_probe_${process.pid}_${Date.now()}`;
+      await sql`create table ${sql.table(table)} (id int primary key, v int)`.execute(other);
+      await sql`insert into ${sql.table(table)} values (1, 0), (2, 0)`.execute(other);
+      let firstLocked!: () => void;
+      const locked = new Promise<void>((resolve) => (firstLocked = resolve));
+      const outcomes = await Promise.allSettled([
+        other.transaction().execute(async (trx) => {
+          await sql`update ${sql.table(table)} set v = 1 where id = 1`.execute(trx);
+          firstLocked();
+          await sql`select pg_sleep(0.3)`.execute(trx);
+          await sql`update ${sql.table(table)} set v = 1 where id = 2`.execute(trx);
+        }),
+        other.transaction().execute(async (trx) => {
+          await sql`update ${sql.table(table)} set v = 2 where id = 2`.execute(trx);
+          await locked;
+          await sql`update ${sql.table(table)} set v = 2 where id = 1`.execute(trx);
+        }),
+      ]);
+      await sql`drop table ${sql.table(table)}`.execute(other);
+      const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(failed.map((o) => (o.reason as { code?: string }).code)).toEqual(['40P01']);
+      expect(isDatabaseUnavailableError(failed[0]!.reason)).toBe(true);
+    } finally {
+      await other.destroy();
+    }
+  });
+
   test('when the server does not answer within the read timeout (it never cancels), then the query fails as unavailable in time and its connection is discarded, not lent again', async () => {
     // One connection (max 1) whose server-side timeout is off: only the client's read timeout ends
     // the wait, as with a SIGSTOPped server.
