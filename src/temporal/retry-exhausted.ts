@@ -1,11 +1,11 @@
 import { status } from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CallDeadline } from './call-deadline';
-import { grpcStatusOf, isDroppedUpdate, isUnprocessedUpdate } from './temporal-unavailable';
+import { grpcStatusOf, isDroppedUpdate, isUnprocessedUpdate, isUpdateAbortedByClosingRun } from './temporal-unavailable';
 
 /** A refusal after which the same call, sent again, may succeed: nothing of it took effect. */
 function isRetryableRefusal(error: unknown): boolean {
-  return grpcStatusOf(error) === status.RESOURCE_EXHAUSTED || isDroppedUpdate(error) || isUnprocessedUpdate(error);
+  return grpcStatusOf(error) === status.RESOURCE_EXHAUSTED || isDroppedUpdate(error) || isUnprocessedUpdate(error) || isUpdateAbortedByClosingRun(error);
 }
 
 /**

@@ -56,7 +56,13 @@ export function isDroppedUpdate(error: unknown): boolean {
  * service/history/workflow/update/errors_failures.go, since server 1.24). Servers 1.28.1 to 1.28.4
  * shipped it misspelt `UnprocessedUpdategit` (fixed in 1.29.0, temporalio/temporal#8212).
  */
-const UNPROCESSED_UPDATE_TYPES: ReadonlySet<string> = new Set(['UnprocessedUpdate', 'UnprocessedUpdategit']);
+const UNPROCESSED_UPDATE_TYPES: ReadonlySet<string> = new Set([
+  'UnprocessedUpdate',
+  'UnprocessedUpdategit',
+  // acceptedUpdateCompletedWorkflowFailure (same file): the run ended (continued as new) before the
+  // update completed. Our handlers answer the same update id from the workflow's state in the next run.
+  'AcceptedUpdateCompletedWorkflow',
+]);
 
 /**
  * The server rejected the update because the workflow task that carried it was completed without
@@ -73,6 +79,17 @@ const UNPROCESSED_UPDATE_TYPES: ReadonlySet<string> = new Set(['UnprocessedUpdat
  * duplicate. Recognised by structure (the failure type, and `source` "Server", which no workflow of
  * ours can set), never by the message text: every server that rejects this way sets the type.
  */
+/**
+ * The server aborted an update it had not yet delivered because its run was closing (continue-as-
+ * new): `AbortedByWorkflowClosingErr`, a gRPC NOT_FOUND ("workflow update was aborted by closing
+ * workflow"; temporalio/temporal service/history/workflow/update/errors_failures.go). For an update
+ * with start, NOT_FOUND can mean nothing else (the start creates a missing workflow): the update never
+ * ran, and sent again under its id it reaches the next run.
+ */
+export function isUpdateAbortedByClosingRun(error: unknown): boolean {
+  return grpcStatusOf(error) === status.NOT_FOUND;
+}
+
 export function isUnprocessedUpdate(error: unknown): boolean {
   const failure = findCause(error, (candidate): candidate is WorkflowUpdateFailedError => candidate instanceof WorkflowUpdateFailedError)?.cause;
   return failure instanceof ApplicationFailure && UNPROCESSED_UPDATE_TYPES.has(failure.type ?? '') && failure.failure?.source === 'Server';

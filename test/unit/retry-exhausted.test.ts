@@ -76,6 +76,10 @@ describe('retryWhileExhausted', () => {
     expect(await attemptsWhenRefusedTwiceWith(plainUpdate)).toBe(3);
   });
 
+  test('when the server aborted an update because its run was closing for continue-as-new (NOT_FOUND), then it is sent again under its id', async () => {
+    expect(await attemptsWhenRefusedTwiceWith(() => new ServiceError('Update-With-Start failed', { cause: grpcError(status.NOT_FOUND, 'workflow update was aborted by closing workflow') }))).toBe(3);
+  });
+
   test('when only the message text or a bare code number says "refused", then the error is thrown at once: errors are recognised by type and status', async () => {
     const lookalikes = [
       () => new Error(DROPPED_MESSAGE),
