@@ -37,6 +37,8 @@ describe('tenant deletion and quota changes under concurrency', () => {
       const deleted = await deletion;
       outcomes.push(deleted.status);
       for (const answer of answers) expect([202, 401, 404]).toContain(answer.status);
+      // An admitted spawn's row is confirmed by its boot a moment after the 202.
+      await eventually(async () => ((await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', '=', 'requested').execute()).length === 0 ? true : undefined), 30_000, 'no row left requested');
       const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
       // Every request is answered, so none is left undecided: a row either holds quota (an admitted
       // spawn) or was refused because the tenant was closing or closed (recorded before the refusal,
