@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson } from './ledger-hash';
+import { canonicalJson, type HashedFields } from './ledger-hash';
 import { leafHash, MerkleFrontier } from './merkle';
 
 /**
@@ -20,20 +20,8 @@ import { leafHash, MerkleFrontier } from './merkle';
 export const ENTRY_LEAF_DOMAIN = 'vm-tenant ledger entry v2';
 const ENTRIES_DOMAIN = 'vm-tenant ledger entries v2';
 
-/** Every stored column of an entry, as read from the table. */
-export interface StoredEntry {
-  seq: string;
-  event_id: string;
-  tenant_id: string | null;
-  vm_id: string | null;
-  event_type: string;
-  occurred_at: Date;
-  actor_token_id: string | null;
-  actor_scope: string | null;
-  source_ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  details: Record<string, unknown>;
+/** Every stored column of an entry, as read from the table: the hashed fields and the chain columns. */
+export interface StoredEntry extends HashedFields {
   prev_hash: string;
   hash: string;
   tenant_seq: string;
