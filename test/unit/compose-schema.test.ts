@@ -106,8 +106,9 @@ describe('docker-compose.production.yml', () => {
     const schemaTool = services['temporal-schema'];
     expect(schemaTool?.image).toMatch(/^temporalio\/admin-tools:/);
     const script = readFileSync(path.join(ROOT, (schemaTool?.volumes?.[0] ?? '').split(':')[0]!), 'utf8');
-    expect(script).toMatch(/temporal-sql-tool --plugin postgres12 .*setup-schema/);
-    expect(script).toMatch(/update-schema -d "\$SCHEMA_DIR\/\$schema\/versioned"/);
+    // test/deploy/compose-startup.test.ts runs the script against a stub tool.
+    expect(script).toMatch(/temporal-sql-tool --plugin postgres12 /);
+    expect(script).toMatch(/setup-schema -v 0\.0 && tool --db "\$1" update-schema -d "\$SCHEMA_DIR\/\$2\/versioned"/);
     expect(script).toContain('temporal}:temporal');
     expect(script).toContain('temporal_visibility}:visibility');
 
