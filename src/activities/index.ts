@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
-import { LedgerWriter } from '../ledger/ledger-writer';
+import type { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import { createLegacyV1Activities } from './legacy-v1.activities';
 import { createLegacyV2VmActivities } from './legacy-v2.vm.activities';
@@ -10,6 +10,8 @@ import { createVmActivities } from './vm.activities';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
+  /** The worker's one writer: every ledger entry of the process goes through its group commit. */
+  ledger: LedgerWriter;
   fleet: FleetClient;
   now?: () => Date;
   bootPollMs?: number;
@@ -20,7 +22,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const now = deps.now ?? (() => new Date());
   const bootPollMs = deps.bootPollMs ?? 100;
-  const ledger = new LedgerWriter(deps.db);
+  const { ledger } = deps;
   return {
     ...createLegacyV1Activities({ ...deps, now, bootPollMs }),
     ...createLegacyV2VmActivities({ ledger, now }),

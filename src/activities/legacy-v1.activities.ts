@@ -9,6 +9,6 @@ import { createLegacyVmActivities } from './legacy-v1.vm.activities';
 export function createLegacyV1Activities(deps: ActivityDeps & { now: () => Date; bootPollMs: number }) {
   return {
     ...createLegacyTenantActivities({ db: deps.db }),
-    ...createLegacyVmActivities({ db: deps.db, fleet: deps.fleet, now: deps.now, bootPollMs: deps.bootPollMs, metrics: deps.metrics }),
+    ...createLegacyVmActivities({ db: deps.db, ledger: deps.ledger, fleet: deps.fleet, now: deps.now, bootPollMs: deps.bootPollMs, metrics: deps.metrics }),
   };
 }

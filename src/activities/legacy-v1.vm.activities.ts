@@ -9,20 +9,20 @@ import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { ProvisionOutcome } from '../shared/legacy/tenant-v1.state';
 import { findTenantVm, insertVmIfAbsent, transitionVm } from '../vms/vm.repository';
-import { LedgerWriter } from '../ledger/ledger-writer';
+import type { LedgerWriter } from '../ledger/ledger-writer';
 import { recordVmStep } from './vm-audit';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 
 export interface VmActivityDeps {
   db: Kysely<Database>;
+  ledger: LedgerWriter;
   fleet: FleetClient;
   now: () => Date;
   bootPollMs: number;
   metrics?: WorkerMetrics;
 }
 
-export function createLegacyVmActivities({ db, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
-  const ledger = new LedgerWriter(db);
+export function createLegacyVmActivities({ db, ledger, fleet, now, bootPollMs, metrics }: VmActivityDeps) {
   /** Runs a state change with its ledger entry in one transaction, timed for the ledger metric. */
   async function recorded(eventType: AuditEventType, work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
     const end = metrics?.ledgerAppend.startTimer({ event_type: eventType });

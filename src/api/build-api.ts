@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { Client, type Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import type { Express } from 'express';
 import { sql, type Kysely } from 'kysely';
 import type { NatsConnection } from 'nats';
@@ -17,8 +17,7 @@ import { latestCheckpointReader } from '../ledger/checkpoint-reader';
 import { createLogger, type Logger } from '../logging/logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
-import { connectTemporalClient } from '../temporal/temporal-connect';
-import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
+import { connectTenantWorkflows } from '../temporal/tenant-workflows-connection';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { createApp } from './app';
 import type { CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
@@ -87,16 +86,8 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   await checkDatabaseConnection(db, config.databaseUrl);
   const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...deadlines });
-  const connection = await connectTemporalClient(config.temporal.connection);
-  const temporal = new Client({ connection, namespace: config.temporalNamespace });
+  const { connection, client: temporal, workflows: tenantWorkflows } = await connectTenantWorkflows(config);
   const nats = await connectNats(config.nats, { name: 'vm-tenant-api', waitForServer: true });
-  const tenantWorkflows = createTenantWorkflowClient({
-    client: temporal,
-    taskQueue: config.temporalTaskQueue,
-    callTimeoutMs: config.temporalCallTimeoutMs,
-    continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
-    limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
-  });
   const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
   const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);

@@ -107,7 +107,7 @@ export class HorizonStarvationWatch {
 /**
  * For the checkpoint signer, which keeps its own account of starvation (LedgerCheckpointSigner.status):
  * looks every `pollMs` and warns when it has lasted a signing period, naming the ledger writers then
- * in flight. Runs beside the signer (tenant-worker.ts); stop() ends it.
+ * in flight. Runs beside the signer (build-worker.ts); stop() ends it.
  */
 export function startSignerStarvationAlarm(
   signer: { status(): { starvedMs: number } },

@@ -1,17 +1,34 @@
-import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
+import type { NatsConnection } from 'nats';
+import { createActivities } from '../activities';
 import type { Config } from '../config/config';
 import { createDatabase } from '../db/database';
 import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
+import { ensureCheckpointStream } from '../events/checkpoint-stream';
+import { EventRelay } from '../events/event-relay';
+import { ensureEventStream } from '../events/jetstream-stream';
+import { connectNats } from '../events/nats-connection';
+import { createFleetClient } from '../fleet/fleet-client';
 import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../ledger/checkpoint-key';
 import { exportCheckpointPublicKey } from '../ledger/checkpoint-public-key-export';
+import { signerLiveness } from '../ledger/checkpoint-freshness';
+import { LedgerCheckpointSigner } from '../ledger/checkpoint-signer';
+import { startSignerStarvationAlarm } from '../ledger/horizon-starvation';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import { createLogger, type Logger } from '../logging/logger';
+import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
+import { registerLedgerCheckpointMetrics } from '../metrics/ledger-checkpoint-metrics';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics';
-import { connectTemporalClient } from '../temporal/temporal-connect';
-import { createTenantWorkflowClient } from '../temporal/tenant-workflow-client';
-import { createTenantWorker, type TenantWorkerRuntime } from './tenant-worker';
-import { prebuiltBundle } from './workflow-bundle';
+import { connectTemporalWorker } from '../temporal/temporal-connect';
+import { connectTenantWorkflows } from '../temporal/tenant-workflows-connection';
+import { startAdmissionResolver } from './admission-resolver';
+import { startHousekeeping } from './housekeeping';
+import { prebuiltBundle, WORKFLOWS_PATH } from './workflow-bundle';
+
+/** Each fleet call's deadline (the fleet client aborts the request after it). */
+const FLEET_CALL_TIMEOUT_MS = 10_000;
 
 export interface WorkerOverrides {
   log?: Logger;
@@ -23,13 +40,17 @@ export interface WorkerOverrides {
   signCheckpoints?: boolean;
 }
 
-/** The worker runtime and every connection it holds; close() shuts the worker down and releases them. */
+/** Everything the worker process runs, and every connection it holds. */
 export interface BuiltWorker {
-  runtime: TenantWorkerRuntime;
+  worker: Worker;
+  nats: NatsConnection;
   db: Kysely<Database>;
   log: Logger;
   metrics: WorkerMetrics;
   workflowBundle: { codePath: string } | undefined;
+  /** Starts the relay, the checkpoint signer, housekeeping, the admission resolver and the Temporal worker; resolves when the worker has stopped. */
+  run(): Promise<void>;
+  /** Stops polling, lets in-flight activities finish (up to the grace time), stops the rest and closes every connection. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -40,7 +61,35 @@ async function signingKey(config: Config): Promise<CheckpointSigningKey> {
   return key;
 }
 
-/** The one place the worker is wired from its configuration: the worker entry point and the test stacks use it. */
+/**
+ * Signs the ledger head to the checkpoint stream (see LedgerCheckpointSigner), with its metrics: the
+ * age of the newest checkpoint, what waits for one, and how long the signer has been starved.
+ */
+async function createCheckpointSigner(config: Config, deps: { db: Kysely<Database>; nats: NatsConnection; log: Logger; metrics: WorkerMetrics }): Promise<LedgerCheckpointSigner> {
+  const everyMs = config.ledgerCheckpointEverySeconds * 1000;
+  const jsm = await deps.nats.jetstreamManager();
+  await ensureCheckpointStream(jsm, config.ledgerCheckpointStream, config.natsSubjectPrefix);
+  const signer = new LedgerCheckpointSigner({
+    db: deps.db,
+    js: deps.nats.jetstream(),
+    jsm,
+    subjectPrefix: config.natsSubjectPrefix,
+    log: deps.log,
+    key: await signingKey(config),
+    stream: config.ledgerCheckpointStream,
+    everyEntries: config.ledgerCheckpointEveryEntries,
+    everyMs,
+  });
+  registerLedgerCheckpointMetrics(deps.metrics.registry, everyMs / 1000, signerLiveness(deps.db, signer, everyMs));
+  return signer;
+}
+
+/**
+ * The one wiring of the worker process, used by its entry point (worker.ts) and by the test stacks:
+ * Postgres, one LedgerWriter (the activities and the admission resolver share its group commit), the
+ * Temporal worker with the activities, the tenant workflows' client for the resolver, NATS with the
+ * event relay and the ledger checkpoint signer, and housekeeping.
+ */
 export async function buildWorker(config: Config, overrides: WorkerOverrides = {}): Promise<BuiltWorker> {
   const log = overrides.log ?? createLogger({ level: config.logLevel, name: 'vm-tenant-worker' });
   const metrics = overrides.metrics ?? createWorkerMetrics();
@@ -51,52 +100,73 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs,
   });
   await checkDatabaseConnection(db, config.databaseUrl);
-  const clientConnection = await connectTemporalClient(config.temporal.connection);
-  const workflows = createTenantWorkflowClient({
-    client: new Client({ connection: clientConnection, namespace: config.temporalNamespace }),
-    taskQueue: config.temporalTaskQueue,
-    callTimeoutMs: config.temporalCallTimeoutMs,
-    continueAsNewAfterUpdates: config.tenantHistoryUpdateLimit,
-    limits: { max_in_flight: config.tenantMaxInFlight, boot_timeout_ms: config.vmBootTimeoutMs },
-  });
+  const ledger = new LedgerWriter(db);
+  const tenantWorkflows = await connectTenantWorkflows(config);
+  const nats = await connectNats(config.nats, { name: 'vm-tenant-worker', waitForServer: true });
+  await ensureEventStream(await nats.jetstreamManager(), config.natsStream, config.natsSubjectPrefix);
+  const workerConnection = await connectTemporalWorker(config.temporal.connection);
+  const fleet = instrumentFleetClient(createFleetClient({ baseUrl: config.fleetUrl, timeoutMs: FLEET_CALL_TIMEOUT_MS }), metrics);
   const workflowBundle = overrides.workflowBundle ?? prebuiltBundle();
-  const runtime = await createTenantWorker({
-    db,
-    workflows,
-    resolver: { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs },
-    databaseUrl: config.databaseUrl,
-    temporalAddress: config.temporalAddress,
-    temporalConnection: config.temporal.connection,
+  const worker = await Worker.create({
+    connection: workerConnection,
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
-    nats: config.nats,
-    natsStream: config.natsStream,
-    natsSubjectPrefix: config.natsSubjectPrefix,
-    fleetUrl: config.fleetUrl,
-    log,
-    workflowBundle,
-    bootPollMs: overrides.bootPollMs,
-    metrics,
-    ledgerCheckpoints:
-      overrides.signCheckpoints === false
-        ? undefined
-        : {
-            key: await signingKey(config),
-            stream: config.ledgerCheckpointStream,
-            everyEntries: config.ledgerCheckpointEveryEntries,
-            everyMs: config.ledgerCheckpointEverySeconds * 1000,
-          },
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ db, ledger, fleet, bootPollMs: overrides.bootPollMs, metrics }),
+    shutdownGraceTime: '20 seconds',
+    // A booting VM's activity learns of a destroy (its cancellation) from a heartbeat's answer:
+    // heartbeats reach the server at least every second, so a destroy stops a boot within about one.
+    maxHeartbeatThrottleInterval: '1 second',
   });
+  const relay = new EventRelay({
+    db,
+    databaseUrl: config.databaseUrl,
+    js: nats.jetstream(),
+    subjectPrefix: config.natsSubjectPrefix,
+    log,
+    onPublished: (count) => metrics.natsPublished.inc(count),
+    onRetry: () => metrics.natsPublishRetries.inc(),
+  });
+  const signer = overrides.signCheckpoints === false ? null : await createCheckpointSigner(config, { db, nats, log, metrics });
+
+  const background: Array<{ stop(): void }> = [];
+  let running: Promise<void> | null = null;
+  let closing: Promise<void> | null = null;
+
+  function run(): Promise<void> {
+    if (running) return running;
+    relay.start();
+    if (signer) {
+      signer.start();
+      // A signer that cannot reach the commit horizon for a signing period says so, naming who holds it back.
+      background.push(startSignerStarvationAlarm(signer, { db, log, warnAfterMs: config.ledgerCheckpointEverySeconds * 1000 }));
+    }
+    background.push(startHousekeeping(db, log));
+    background.push(startAdmissionResolver({ db, ledger, workflows: tenantWorkflows.workflows, log, now: () => new Date() }, { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs }));
+    running = worker.run();
+    return running;
+  }
+
+  async function stopAll(): Promise<void> {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running?.catch(() => undefined);
+    for (const task of background.splice(0)) task.stop();
+    await relay.stop();
+    await signer?.stop();
+    await workerConnection.close();
+    await nats.drain().catch(() => undefined);
+    await tenantWorkflows.connection.close();
+    await db.destroy();
+  }
+
   return {
-    runtime,
+    worker,
+    nats,
     db,
     log,
     metrics,
     workflowBundle,
-    async close() {
-      await runtime.shutdown();
-      await clientConnection.close();
-      await db.destroy();
-    },
+    run,
+    close: () => (closing ??= stopAll()),
   };
 }

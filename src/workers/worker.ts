@@ -30,14 +30,14 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'worker draining in-flight work');
-    void worker.runtime.shutdown();
+    void worker.close();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // The compiled worker runs the bundle `npm run build` made; under tsx it bundles the sources.
   const bundled = worker.workflowBundle ? `prebuilt ${worker.workflowBundle.codePath}` : 'bundled at start';
   log.info({ task_queue: config.temporalTaskQueue, temporal: config.temporal.summary, workflows: bundled }, 'worker started');
-  await worker.runtime.run();
+  await worker.run();
   await worker.close();
   metricsServer?.close();
   log.info('worker stopped');

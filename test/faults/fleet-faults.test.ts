@@ -15,7 +15,7 @@ const setFault = (stack: PrivateStack, fault: 'none' | 'http_500' | 'timeout') =
 describe('fault: fleet answering 500s, then timing out', () => {
   let stack: PrivateStack;
   beforeAll(async () => {
-    // The fleet client's per-call timeout is 10 s (src/workers/tenant-worker.ts).
+    // The fleet client's per-call timeout is 10 s (src/workers/build-worker.ts).
     stack = await startPrivateStack({ fleetBootMs: 300 });
   }, 180_000);
   afterAll(async () => {

@@ -19,7 +19,6 @@ import { loadSimulatorConfig } from '../../src/fleet-simulator/simulator-config'
 import { createLogger, type Logger } from '../../src/logging/logger';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { buildWorker, type BuiltWorker } from '../../src/workers/build-worker';
-import type { TenantWorkerRuntime } from '../../src/workers/tenant-worker';
 import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
 import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
@@ -40,14 +39,14 @@ export interface TestStack {
   temporal: Client;
   gateway: TenantWorkflowGateway;
   fleet: RunningSimulator;
-  worker: TenantWorkerRuntime | null;
+  worker: BuiltWorker | null;
   apiUrl: string;
   adminToken: string;
   logLines: string[];
   apiMetrics: ApiMetrics;
   workerMetrics: WorkerMetrics;
   request<T = any>(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string }): Promise<ApiResponse<T>>;
-  startWorker(): Promise<TenantWorkerRuntime>;
+  startWorker(): Promise<BuiltWorker>;
   stopWorker(): Promise<void>;
   close(): Promise<void>;
 }
@@ -127,7 +126,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     gateway: api.tenantWorkflows,
     fleet,
     get worker() {
-      return worker?.runtime ?? null;
+      return worker;
     },
     apiUrl,
     adminToken,
@@ -154,8 +153,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     },
     async startWorker() {
       worker = await buildWorker(config, { log: capturingLogger('worker', logLines), metrics: workerMetrics, workflowBundle: bundle, bootPollMs: 20, signCheckpoints: false });
-      workerRun = worker.runtime.run();
-      return worker.runtime;
+      workerRun = worker.run();
+      return worker;
     },
     async stopWorker() {
       await worker?.close();

@@ -99,7 +99,7 @@ function recordingLogger(): Logger {
   return log;
 }
 
-/** The signer and its starvation alarm, as the worker runs them (tenant-worker.ts). */
+/** The signer and its starvation alarm, as the worker runs them (build-worker.ts). */
 function startSigner(): LedgerCheckpointSigner {
   const log = recordingLogger();
   const signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 100, everyMs: PERIOD_MS, log });
