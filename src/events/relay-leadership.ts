@@ -89,11 +89,21 @@ export async function takeLead(session: pg.Client, name: string): Promise<Lead> 
   return { name, epoch: row.epoch, cursor: row.cursor };
 }
 
-/** Fails when the leader session is gone, or when the row holds another epoch (another relay took the lead). */
-export async function confirmLead(session: pg.Client, lead: Lead): Promise<void> {
-  const { rows } = await session.query<{ epoch: string }>('select leader_epoch::text as epoch from event_relay_cursor where name = $1', [lead.name]);
-  const epoch = rows[0]?.epoch;
-  if (epoch !== lead.epoch) throw new RelayFencedError(lead.epoch, `event relay epoch ${lead.epoch} no longer leads: the cursor row holds epoch ${epoch ?? 'none'}`);
+/**
+ * Fails when the leader session is gone, or when the row holds another epoch (another relay took the
+ * lead). In the same statement, on the leader session, reads how far the ledger's sequence has been
+ * drawn: when nothing was drawn past what the relay already read, an idle round costs this one
+ * statement, without a commit-horizon wait or a read of the ledger.
+ */
+export async function confirmLead(session: pg.Client, lead: Lead): Promise<string> {
+  const { rows } = await session.query<{ epoch: string; drawn: string }>(
+    `select c.leader_epoch::text as epoch, (select case when is_called then last_value else last_value - 1 end from audit_events_seq)::text as drawn
+       from event_relay_cursor c where c.name = $1`,
+    [lead.name],
+  );
+  const row = rows[0];
+  if (row?.epoch !== lead.epoch) throw new RelayFencedError(lead.epoch, `event relay epoch ${lead.epoch} no longer leads: the cursor row holds epoch ${row?.epoch ?? 'none'}`);
+  return row.drawn;
 }
 
 /**

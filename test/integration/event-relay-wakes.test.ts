@@ -1,0 +1,133 @@
+/**
+ * What the event relay costs when there is little or nothing to publish (issue 20): an idle leader
+ * runs one statement a round on its own session and none through the pool; a burst of commits goes
+ * out in a few batches, not one round per entry; and an entry that commits while a batch is being
+ * published is not left for the next poll.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { Database } from '../../src/db/tables';
+import { EventRelay, type EventRelayOptions, type RelayStep } from '../../src/events/event-relay';
+import { ensureEventStream } from '../../src/events/jetstream-stream';
+import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { createLogger } from '../../src/logging/logger';
+import { newAuditEvent } from '../helpers/audit-event.factory';
+import { eventually } from '../helpers/eventually';
+import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { testEnv, uniqueName } from '../helpers/test-env';
+
+jest.setTimeout(60_000);
+
+/** Counts every statement run through the Kysely instance it is plugged into. */
+class StatementCounter implements KyselyPlugin {
+  count = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.count += 1;
+    return args.node;
+  }
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
+
+let testDb: LedgerTestDatabase;
+let service: Kysely<Database>;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let stream: string;
+let prefix: string;
+let relay: EventRelay | null;
+
+beforeEach(async () => {
+  testDb = await createLedgerTestDatabase('relay_wakes');
+  service = testDb.serviceDb({ max: 6 });
+  nc = await connect({ servers: testEnv().natsUrl, name: 'event-relay-wakes-test' });
+  jsm = await nc.jetstreamManager();
+  stream = uniqueName('WAKES').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  prefix = uniqueName('wakes').replace(/[^a-z0-9_-]/gi, '_');
+  await ensureEventStream(jsm, stream, prefix);
+  relay = null;
+});
+
+afterEach(async () => {
+  await relay?.stop();
+  await jsm.streams.delete(stream).catch(() => undefined);
+  await nc.close();
+  await testDb.drop();
+});
+
+/** Starts a relay whose pool statements are counted; `batches` holds the size of every batch it published. */
+function startRelay(options: Partial<EventRelayOptions> = {}): { pool: StatementCounter; batches: number[] } {
+  const pool = new StatementCounter();
+  const batches: number[] = [];
+  relay = new EventRelay({
+    db: service.withPlugin(pool),
+    databaseUrl: testDb.serviceUrl,
+    js: nc.jetstream(),
+    subjectPrefix: prefix,
+    log: createLogger({ name: 'relay', level: 'silent' }),
+    onPublished: (count) => batches.push(count),
+    ...options,
+  });
+  relay.start();
+  return { pool, batches };
+}
+
+const messages = async (): Promise<number> => (await jsm.streams.info(stream)).state.messages;
+const published = (count: number, what: string) => eventually(async () => (await messages()) === count, 20_000, what, 20);
+
+describe('the event relay wakes only for work', () => {
+  test('when the relay has published everything and polls on, then it reads nothing through the pool: one statement a round on its session', async () => {
+    const { pool } = startRelay({ pollMs: 50 });
+    await appendAuditEvent(service, newAuditEvent());
+    await published(1, 'the first entry on the stream');
+    await sleep(200);
+    const before = pool.count;
+    // About 20 polls: before issue 20 each cost a commit-horizon read (two statements) through the pool.
+    await sleep(1_000);
+    expect(pool.count - before).toBe(0);
+    // It still publishes what comes next.
+    await appendAuditEvent(service, newAuditEvent());
+    await published(2, 'the second entry on the stream');
+  });
+
+  test('when entries commit one by one in quick succession, then the relay publishes them in a few batches', async () => {
+    const { batches } = startRelay({ pollMs: 1_000, debounceMs: 200 });
+    await appendAuditEvent(service, newAuditEvent());
+    await published(1, 'the first entry on the stream');
+    batches.length = 0;
+    for (let i = 0; i < 20; i += 1) {
+      await appendAuditEvent(service, newAuditEvent());
+      await sleep(3);
+    }
+    await published(21, 'the burst on the stream');
+    expect(batches.reduce((a, b) => a + b, 0)).toBe(20);
+    expect(batches.length).toBeLessThanOrEqual(3);
+  });
+
+  test('when an entry commits while the relay publishes a batch, then it is published without waiting for the next poll', async () => {
+    let holdAt: RelayStep | null = 'before-publish';
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const holding = new Promise<void>((resolve) => (reached = resolve));
+    startRelay({
+      pollMs: 10_000,
+      faultPoint: async (step) => {
+        if (step !== holdAt) return;
+        holdAt = null;
+        reached();
+        await released;
+      },
+    });
+    await appendAuditEvent(service, newAuditEvent());
+    await holding;
+    await appendAuditEvent(service, newAuditEvent());
+    await sleep(100); // its notification arrives while the batch is held
+    release();
+    const started = Date.now();
+    await published(2, 'the entry that committed during the batch');
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
