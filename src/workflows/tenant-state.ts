@@ -1,5 +1,3 @@
-import type { TenantSnapshot as LegacyTenantSnapshot } from '../shared/legacy/tenant-v1.state';
-import type { CarriedTenantStateV2 } from '../shared/legacy/tenant-v2.state';
 import type { InFlightLimitDetails, QuotaExceededDetails, SpawnVmRequest, TenantUsage, VersionedQuota } from '../shared/tenant-workflow.messages';
 import type { CarriedTenantState, InFlightVm, TenantTotals, UndecidedVm, WorkCause } from '../shared/tenant-workflow.state';
 
@@ -15,7 +13,7 @@ export type DecidedStatus = 'provisioning' | 'destroying' | 'destroyed' | 'faile
 
 const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus | null> = { pending: null, provisioning: 'provisioning', destroying: 'destroying', lost: 'failed' };
 
-type SettledStatus = 'destroyed' | 'failed';
+export type SettledStatus = 'destroyed' | 'failed';
 
 /**
  * The tenant's quota state, pure (no I/O, no Temporal): totals of what the tenant holds, the VMs
@@ -54,47 +52,6 @@ export class TenantState {
     const state = new TenantState(tenantId, maxInFlight, carried, carried.in_flight, carried.recent);
     state.epoch = carried.admission_epoch ?? null;
     return state;
-  }
-
-  /**
-   * A run continued from a state-version-2 run. Its VMs in flight were all reserved by it; it kept
-   * no boot deadlines, so theirs run from now. It remembered running VMs too: only settled ones stay.
-   */
-  static fromV2(tenantId: string, maxInFlight: number, carried: CarriedTenantStateV2, nowMs: number, bootTimeoutMs: number): TenantState {
-    const inFlight: InFlightVm[] = carried.in_flight.map((vm) => ({
-      vm_id: vm.vm_id,
-      storage_gb: vm.storage_gb,
-      phase: vm.phase === 'destroying' ? 'destroying' : 'provisioning',
-      release: 'reserved',
-      boot_deadline_ms: vm.phase === 'destroying' ? null : nowMs + bootTimeoutMs,
-      cause: vm.cause,
-    }));
-    return new TenantState(tenantId, maxInFlight, carried, inFlight, settledOnly(carried.recent));
-  }
-
-  /** A run continued from a version-1 run, which carried every VM with its full request. */
-  static fromLegacy(tenantId: string, maxInFlight: number, legacy: LegacyTenantSnapshot, nowMs: number, bootTimeoutMs: number): TenantState {
-    const inFlight: InFlightVm[] = legacy.vms
-      .filter((vm) => vm.phase !== 'running' || vm.destroy !== null)
-      .map((vm) => {
-        const destroying = vm.phase !== 'provisioning' || vm.destroy !== null;
-        return {
-          vm_id: vm.vm_id,
-          storage_gb: vm.storage_gb,
-          phase: destroying ? 'destroying' : 'provisioning',
-          release: 'reserved',
-          boot_deadline_ms: destroying ? null : nowMs + bootTimeoutMs,
-          cause: causeOf(vm.destroy?.context ?? vm.spawn.context),
-        };
-      });
-    const totals: TenantTotals = {
-      // Version 1 had no quota versions: 0 lets the next versioned quota in.
-      quota: { ...legacy.quota, version: 0 },
-      closed: legacy.closed,
-      vms: legacy.vms.length,
-      storage_gb: legacy.vms.reduce((sum, vm) => sum + vm.storage_gb, 0),
-    };
-    return new TenantState(tenantId, maxInFlight, totals, inFlight, settledOnly(legacy.settled.slice(-RECENT_MEMORY)));
   }
 
   /**
@@ -286,8 +243,4 @@ export const RECOVERY_CAUSE: WorkCause = { request_id: 'recovery', actor_token_i
 
 export function causeOf(context: { request_id: string; actor_token_id: string | null }): WorkCause {
   return { request_id: context.request_id, actor_token_id: context.actor_token_id };
-}
-
-function settledOnly(recent: ReadonlyArray<readonly [string, string]>): Array<[string, SettledStatus]> {
-  return recent.filter((entry): entry is [string, SettledStatus] => entry[1] === 'destroyed' || entry[1] === 'failed');
 }

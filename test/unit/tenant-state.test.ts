@@ -2,6 +2,7 @@ import type { TenantSnapshot as LegacyTenantSnapshot } from '../../src/shared/le
 import type { CarriedTenantStateV2 } from '../../src/shared/legacy/tenant-v2.state';
 import type { SpawnVmRequest } from '../../src/shared/tenant-workflow.messages';
 import { RECENT_MEMORY, TenantState } from '../../src/workflows/tenant-state';
+import { fromV1, fromV2 } from '../../src/workflows/legacy/older-carried-state';
 
 const CONTEXT = { request_id: 'r-1', actor_token_id: 'tok-1', actor_scope: 'vm:write', source_ip: '10.0.0.1', user_agent: 'test' };
 const NOW = Date.parse('2026-12-06T00:00:00.000Z');
@@ -176,7 +177,7 @@ describe('TenantState', () => {
       ],
       recent: [['gone', 'destroyed'], ['was-running', 'running']],
     };
-    const state = TenantState.fromV2('acme', 10, v2, NOW, BOOT_MS);
+    const state = fromV2('acme', 10, v2, NOW, BOOT_MS);
     expect(state.usage(0)).toMatchObject({ vms: 3, storage_gb: 15, provisioning: 1, destroying: 1, quota_version: 4 });
     expect(state.inFlight.get('booting')).toMatchObject({ release: 'reserved', boot_deadline_ms: NOW + BOOT_MS });
     expect(state.inFlight.get('going')).toMatchObject({ release: 'reserved', boot_deadline_ms: null });
@@ -198,7 +199,7 @@ describe('TenantState', () => {
       ],
       settled: [['gone', 'destroyed']],
     };
-    const state = TenantState.fromLegacy('acme', 10, legacy, NOW, BOOT_MS);
+    const state = fromV1('acme', 10, legacy, NOW, BOOT_MS);
     expect({ vms: state.vms, storage: state.storageGb, quota: state.quota }).toEqual({ vms: 4, storage: 20, quota: { max_vms: 5, storage_quota_gb: 50, version: 0 } });
     expect([...state.inFlight.values()].map((vm) => [vm.vm_id, vm.phase, vm.cause.request_id])).toEqual([
       ['booting', 'provisioning', 'r-1'],

@@ -22,6 +22,7 @@ import {
   type TenantQuota,
   type TenantUsage,
 } from '../../shared/tenant-workflow.messages';
+import { continueAsNewSignal } from '../../shared/tenant-workflow.versions';
 import type { TenantSnapshot, TenantWorkflowInput, TrackedVm } from '../../shared/legacy/tenant-v1.state';
 import type { VmStatus } from '../../shared/vm';
 
@@ -125,6 +126,10 @@ export async function legacyTenantWorkflowV1(input: TenantWorkflowInput): Promis
   };
 
   setHandler(usageQuery, usage);
+  // The one change since the freeze, replay-safe (a history without the signal replays as before):
+  // the upgrade procedure asks the run to continue as new into the current code (docs/upgrades.md).
+  let continueAsNewAsked = false;
+  setHandler(continueAsNewSignal, () => void (continueAsNewAsked = true));
 
   setHandler(
     spawnVmUpdate,
@@ -209,7 +214,7 @@ export async function legacyTenantWorkflowV1(input: TenantWorkflowInput): Promis
   }
 
   const shouldContinueAsNew = () =>
-    updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
+    continueAsNewAsked || updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
   await condition(() => (closed && vms.size === 0) || shouldContinueAsNew());
   await condition(allHandlersFinished);

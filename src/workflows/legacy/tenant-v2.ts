@@ -28,6 +28,7 @@ import {
   type SpawnVmRequest,
   type TenantUsage,
 } from '../../shared/tenant-workflow.messages';
+import { continueAsNewSignal } from '../../shared/tenant-workflow.versions';
 import type { CarriedTenantStateV2 as CarriedTenantState, InFlightVmV2 as InFlightVm } from '../../shared/legacy/tenant-v2.state';
 import type { InFlightPage, TenantLimits, TenantWorkflowInput } from '../../shared/tenant-workflow.state';
 import type { RequestContext } from '../../shared/request-context';
@@ -169,6 +170,10 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
   };
 
   setHandler(usageQuery, usage);
+  // The one change since the freeze, replay-safe (a history without the signal replays as before):
+  // the upgrade procedure asks the run to continue as new into the current code (docs/upgrades.md).
+  let continueAsNewAsked = false;
+  setHandler(continueAsNewSignal, () => void (continueAsNewAsked = true));
 
   setHandler(
     spawnVmUpdate,
@@ -284,7 +289,7 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
   }
 
   const shouldContinueAsNew = () =>
-    updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
+    continueAsNewAsked || updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
   await condition(() => (s.closed && s.inFlight.size === 0) || shouldContinueAsNew());
   await condition(allHandlersFinished);
