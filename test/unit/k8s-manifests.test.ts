@@ -42,6 +42,8 @@ const byKey = (manifests: Manifest[]) => Object.fromEntries(manifests.map((m) =>
 const rendered = Object.fromEntries(OVERLAYS.map((overlay) => [overlay, renderKustomization(path.join(K8S, 'overlays', overlay))]));
 const production = rendered.production!;
 const find = (kind: string, name: string) => production.find((m) => m.kind === kind && m.metadata.name === name);
+/** The generated ConfigMap, named vm-tenant-config-<content hash>. */
+const configMap = () => production.find((m) => m.kind === 'ConfigMap' && /^vm-tenant-config-[a-z0-9]{10}$/.test(m.metadata.name));
 const podTemplates = production.filter((m) => m.spec?.template?.spec).map((m) => [`${m.kind}/${m.metadata.name}`, m.spec.template] as const);
 const exampleSecrets = parseAllDocuments(readFileSync(path.join(K8S, 'examples/secrets.example.yaml'), 'utf8')).map((d) => d.toJS() as Manifest);
 
@@ -134,7 +136,7 @@ describe('deploy/k8s production overlay', () => {
   });
 
   test('when a workload needs a credential, then it comes from a Secret of the example, never from a literal or the ConfigMap', () => {
-    const config = find('ConfigMap', 'vm-tenant-config')!;
+    const config = configMap()!;
     expect(Object.keys(config.data).filter((name) => /URL$|TOKEN|PASSWORD|KEY/.test(name) && !['TEMPORAL_ADDRESS', 'FLEET_URL'].includes(name))).toEqual([]);
     const secretKeys = new Set(exampleSecrets.flatMap((secret) => Object.keys(secret.stringData ?? {}).map((k) => `${secret.metadata.name}/${k}`)));
     const workloadsUsing = new Map<string, string[]>();
@@ -156,7 +158,7 @@ describe('deploy/k8s production overlay', () => {
       }
     }
     // The owner login reaches the migrations Job only.
-    expect(workloadsUsing.get('vm-tenant-migration')).toEqual(['Job/vm-tenant-migrate']);
+    expect(workloadsUsing.get('vm-tenant-migration')).toEqual(['Job/vm-tenant-migrate-0.1.0']);
     expect(workloadsUsing.get('vm-tenant-admin-token')).toEqual(['Deployment/vm-tenant-api']);
   });
 
@@ -172,7 +174,7 @@ describe('deploy/k8s production overlay', () => {
   });
 
   test('when the API and the worker read their environment, then loadConfig accepts it and reads every variable', () => {
-    const config = find('ConfigMap', 'vm-tenant-config')!.data as Record<string, string>;
+    const config = configMap()!.data as Record<string, string>;
     const samples: Record<string, string> = { DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant', NATS_URL: 'nats://vm_tenant_worker:pw@nats:4222', ADMIN_TOKEN: generateToken() };
     for (const name of ['vm-tenant-api', 'vm-tenant-worker']) {
       const container = find('Deployment', name)!.spec.template.spec.containers[0];
