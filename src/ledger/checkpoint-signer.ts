@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { JetStreamClient, JetStreamManager } from 'nats';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
-import { publishCheckpointLink } from '../events/checkpoint-stream';
+import { publishCheckpointLink } from './checkpoint-stream';
 import { committedSeqHorizon } from './commit-horizon';
 import { signCheckpoint, type StoredCheckpoint, type StoredCheckpointV2 } from './checkpoint';
 import { loadCheckpointSigningKey, type CheckpointSigningKey } from './checkpoint-key';
@@ -12,7 +12,7 @@ import { CheckpointSeriesRefusal, record, syncSeries, type RefusalCode, type Ser
 import { CHECKPOINT_STATE_FILE } from './checkpoint-state';
 import { entryTreeHead } from './entry-tree';
 import { appendEntryLeaves } from './entry-tree.repository';
-import { tenantHeadsAt, verifyChain } from './ledger.repository';
+import { chainHeadsAt, chainHeadsMoved, verifyChainFrom, type ChainHead } from './ledger.repository';
 import { MerkleFrontier } from './merkle';
 import { tenantTree } from './tenant-tree';
 
@@ -56,6 +56,13 @@ export class LedgerCheckpointSigner {
   /** The entry tree up to the last checkpoint's head, once checked against it. */
   private entries: { seq: string; frontier: MerkleFrontier } | null = null;
   private entriesProblem: { seq: string; reason: string } | null = null;
+  /**
+   * Every chain's head at the last checkpoint's head, once they gave its signed tree: the next
+   * round's walk resumes from them, and its tree is built from them and the entries since, so no
+   * round reads the ledger below the last checkpoint (only a start, or adopting another replica's
+   * checkpoint, reads every chain's head once).
+   */
+  private heads: { seq: string; byChain: Map<string, ChainHead> } | null = null;
   private refusal: CheckpointSeriesRefusal | null = null;
   private key: CheckpointSigningKey;
   /** When the last checkpoint was signed, or the signer started: the clock of the time cadence. */
@@ -146,11 +153,13 @@ export class LedgerCheckpointSigner {
 
     const reason = (await this.whyNotExtending(last)) ?? (await this.entryTreeProblem(last));
     if (reason !== null) return this.withhold(last, reason);
-    const verdict = await verifyChain(db, 1000, last?.head, top.seq);
+    // whyNotExtending left the heads at the last checkpoint in this.heads.
+    const walked = await verifyChainFrom(db, last?.head ?? null, last === null ? new Map() : this.heads!.byChain, top.seq);
+    const verdict = walked.verdict;
     if (!verdict.valid || verdict.head === null) return this.withhold(last, `entry seq ${verdict.first_bad_seq}: ${verdict.reason}`);
     const frontier = this.entries?.frontier.clone() ?? MerkleFrontier.empty();
     await appendEntryLeaves(db, frontier, last?.head.seq ?? null, verdict.head.seq);
-    const tree = tenantTree(await tenantHeadsAt(db, verdict.head.seq));
+    const tree = tenantTree([...walked.heads.values()]);
     const checkpoint = signCheckpoint({ head: verdict.head, tree, entries: entryTreeHead(frontier), previous: position.tip?.hash ?? null }, this.key.privateKey, now);
     const hash = checkpointLinkHash(checkpoint);
     const published = await publishCheckpointLink(this.options.js, this.options.stream, this.options.subjectPrefix, checkpoint, hash, position.expectLastSeq);
@@ -163,6 +172,7 @@ export class LedgerCheckpointSigner {
     const next: SeriesPosition = { tip: { kind: 'checkpoint', hash, checkpoint }, tipStreamSeq: published.streamSeq, checkpoint, activeKeyId: this.key.keyId, expectLastSeq: published.streamSeq };
     this.position = next;
     this.entries = { seq: checkpoint.head.seq, frontier };
+    this.heads = { seq: checkpoint.head.seq, byChain: walked.heads };
     this.lastSignedAt = now.getTime();
     await record(this.series, next);
     return { signed: checkpoint };
@@ -195,8 +205,17 @@ export class LedgerCheckpointSigner {
     if (!entry) return `seq ${seq}, signed at ${last.signed_at}, is gone`;
     if (entry.event_id !== event_id || entry.hash !== hash) return `seq ${seq} no longer has the entry signed at ${last.signed_at}`;
     // The head's hash covers its own chain; the other chains are held by the signed tree.
-    const tree = tenantTree(await tenantHeadsAt(this.options.db, seq));
-    if (tree.root !== last.root || tree.size !== last.tree_size) return `the tenant chain heads at seq ${seq} no longer give the Merkle root signed at ${last.signed_at}`;
+    const changed = `the tenant chain heads at seq ${seq} no longer give the Merkle root signed at ${last.signed_at}`;
+    if (this.heads?.seq === seq) {
+      // Heads known to give the signed tree: each must still be its chain's last entry at or below
+      // seq (one index probe per chain). A chain that appeared below seq since is not looked for
+      // here; the entry tree, checked at every start, covers every entry (entryTreeProblem).
+      return (await chainHeadsMoved(this.options.db, seq, this.heads.byChain)).length === 0 ? null : changed;
+    }
+    const byChain = await chainHeadsAt(this.options.db, seq);
+    const tree = tenantTree([...byChain.values()]);
+    if (tree.root !== last.root || tree.size !== last.tree_size) return changed;
+    this.heads = { seq, byChain };
     return null;
   }
 

@@ -180,19 +180,60 @@ export async function globalChainEnd(db: Kysely<Database>): Promise<bigint> {
   return BigInt(rows[0]?.seq ?? '0');
 }
 
-interface ChainLink {
-  tenant_seq: bigint;
+/**
+ * A chain's last entry: where a walk resumes the chain (its tenant_seq and hashes), and, as
+ * tenant_id, tenant_seq and tenant_hash, the head a checkpoint's tree of chain heads holds.
+ */
+export interface ChainHead {
+  tenant_id: string | null;
+  seq: string;
+  event_id: string;
+  tenant_seq: string;
   tenant_hash: string;
   hash: string;
 }
 
-/** Every chain's last entry at or below `seq`: where a walk from an anchor resumes each chain. */
-async function chainLinksAt(db: Kysely<Database>, seq: string): Promise<Map<string, ChainLink>> {
-  const { rows } = await sql<{ chain: string; tenant_seq: string; tenant_hash: string; hash: string }>`
-    select distinct on (coalesce(tenant_id, '')) coalesce(tenant_id, '') as chain, tenant_seq, tenant_hash, hash
+/** The key of an entry's chain in a map of heads: its tenant id, or '' for the platform chain. */
+export const chainKey = (tenantId: string | null): string => tenantId ?? '';
+
+/**
+ * Every chain's last entry at or below `seq`, by chainKey. One DISTINCT ON read of the whole ledger
+ * up to `seq`: what a walk from an anchor needs when nothing is known yet (a checkpoint signer's
+ * start); a signer that keeps its heads extends them with verifyChainFrom instead.
+ */
+export async function chainHeadsAt(db: Kysely<Database>, seq: string): Promise<Map<string, ChainHead>> {
+  const { rows } = await sql<ChainHead>`
+    select distinct on (coalesce(tenant_id, '')) tenant_id, seq::text as seq, event_id, tenant_seq::text as tenant_seq, tenant_hash, hash
       from audit_events where seq <= ${seq} and seq > 0
      order by coalesce(tenant_id, ''), seq desc`.execute(db);
-  return new Map(rows.map((r) => [r.chain, { tenant_seq: BigInt(r.tenant_seq), tenant_hash: r.tenant_hash, hash: r.hash }]));
+  return new Map(rows.map((r) => [chainKey(r.tenant_id), r]));
+}
+
+/**
+ * The chains among `heads` whose last entry at or below `atSeq` is no longer that head: it changed
+ * (any of its seq, event id, tenant_seq or hashes), it is gone, or another entry of the chain now
+ * stands after it at or below `atSeq`. One statement of one index probe per chain
+ * (audit_events_tenant_idx), whatever the size of the ledger. A chain that was not among `heads` is
+ * not looked for.
+ */
+export async function chainHeadsMoved(db: Kysely<Database>, atSeq: string, heads: ReadonlyMap<string, ChainHead>): Promise<string[]> {
+  if (heads.size === 0) return [];
+  const list = [...heads.entries()];
+  const { rows } = await sql<{ chain: string }>`
+    select h.chain
+      from unnest(${list.map(([chain]) => chain)}::text[], ${list.map(([, h]) => h.seq)}::bigint[], ${list.map(([, h]) => h.event_id)}::text[],
+                  ${list.map(([, h]) => h.tenant_seq)}::bigint[], ${list.map(([, h]) => h.tenant_hash)}::text[], ${list.map(([, h]) => h.hash)}::text[])
+             as h(chain, seq, event_id, tenant_seq, tenant_hash, hash)
+      left join lateral (
+             (select a.seq, a.event_id::text as event_id, a.tenant_seq, a.tenant_hash, a.hash from audit_events a
+               where h.chain <> '' and a.tenant_id = h.chain and a.seq <= ${atSeq} and a.seq > 0 order by a.seq desc limit 1)
+             union all
+             (select a.seq, a.event_id::text, a.tenant_seq, a.tenant_hash, a.hash from audit_events a
+               where h.chain = '' and a.tenant_id is null and a.seq <= ${atSeq} and a.seq > 0 order by a.seq desc limit 1)
+           ) as last on true
+     where last.seq is distinct from h.seq or last.event_id is distinct from h.event_id or last.tenant_seq is distinct from h.tenant_seq
+        or last.tenant_hash is distinct from h.tenant_hash or last.hash is distinct from h.hash`.execute(db);
+  return rows.map((r) => r.chain);
 }
 
 /**
@@ -206,25 +247,52 @@ async function chainLinksAt(db: Kysely<Database>, seq: string): Promise<Map<stri
  * commit horizon: entries above it may still be joined by lower ones).
  */
 export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?: ChainAnchor, upTo?: string): Promise<ChainVerdict> {
+  const chains = from ? await chainHeadsAt(db, from.seq) : new Map<string, ChainHead>();
+  return (await walkChain(db, batchSize, from, upTo, chains)).verdict;
+}
+
+/**
+ * verifyChain from `from` (null: from the start) up to `upTo`, for a caller that already holds every
+ * chain's head at `from` (`heads`, as chainHeadsAt gives them, or as an earlier call returned them):
+ * no read of the ledger below the anchor. Answers the verdict and every chain's head at the
+ * verdict's head (a new map; `heads` is left as it was).
+ */
+export async function verifyChainFrom(
+  db: Kysely<Database>,
+  from: ChainAnchor | null,
+  heads: ReadonlyMap<string, ChainHead>,
+  upTo: string,
+  batchSize = 1000,
+): Promise<{ verdict: ChainVerdict; heads: Map<string, ChainHead> }> {
+  return walkChain(db, batchSize, from ?? undefined, upTo, new Map(heads));
+}
+
+async function walkChain(
+  db: Kysely<Database>,
+  batchSize: number,
+  from: ChainAnchor | undefined,
+  upTo: string | undefined,
+  chains: Map<string, ChainHead>,
+): Promise<{ verdict: ChainVerdict; heads: Map<string, ChainHead> }> {
   const chainEnd = await globalChainEnd(db);
   let prevHash = from?.hash ?? GENESIS_HASH;
   let expectedSeq = from ? BigInt(from.seq) + 1n : 1n;
   let checked = 0;
   let after: string | null = from?.seq ?? null;
   let head: ChainVerdict['head'] = from ?? null;
-  const chains = from ? await chainLinksAt(db, from.seq) : new Map<string, ChainLink>();
   for (;;) {
     let q = db.selectFrom('audit_events').selectAll().orderBy('seq', 'asc').limit(batchSize);
     if (after !== null) q = q.where('seq', '>', after);
     if (upTo !== undefined) q = q.where('seq', '<=', upTo);
     const rows = await q.execute();
-    if (rows.length === 0) return { valid: true, checked, first_bad_seq: null, defect: null, reason: null, head };
+    if (rows.length === 0) return { verdict: { valid: true, checked, first_bad_seq: null, defect: null, reason: null, head }, heads: chains };
     for (const row of rows) {
-      const bad = (defect: ChainDefect, reason: string): ChainVerdict => ({ valid: false, checked, first_bad_seq: row.seq, defect, reason, head });
+      const bad = (defect: ChainDefect, reason: string) => ({ verdict: { valid: false, checked, first_bad_seq: row.seq, defect, reason, head }, heads: chains });
       const seq = BigInt(row.seq);
       if (seq <= 0n) return bad('forged_insert', `sequence ${row.seq} is not a ledger sequence (they start at 1)`);
       const chain = row.tenant_id ?? '';
-      const link = chains.get(chain) ?? { tenant_seq: 0n, tenant_hash: GENESIS_HASH, hash: GENESIS_HASH };
+      const stored = chains.get(chain);
+      const link = { tenant_seq: BigInt(stored?.tenant_seq ?? 0), tenant_hash: stored?.tenant_hash ?? GENESIS_HASH, hash: stored?.hash ?? GENESIS_HASH };
       const name = row.tenant_id === null ? 'the platform chain' : `the chain of tenant ${row.tenant_id}`;
       if (seq <= chainEnd) {
         if (seq !== expectedSeq) return bad('gap', `sequence gap: expected ${expectedSeq}`);
@@ -235,7 +303,7 @@ export async function verifyChain(db: Kysely<Database>, batchSize = 1000, from?:
       if (entryHash(row.prev_hash, row) !== row.hash) return bad('rewrite', 'hash does not match the entry content');
       if (row.tenant_prev_hash !== link.tenant_hash) return bad('rewrite', `${name}: tenant_prev_hash does not match its previous entry`);
       if (tenantEntryHash(link.tenant_hash, row) !== row.tenant_hash) return bad('rewrite', `${name}: tenant_hash does not match the entry content`);
-      chains.set(chain, { tenant_seq: link.tenant_seq + 1n, tenant_hash: row.tenant_hash, hash: row.hash });
+      chains.set(chain, { tenant_id: row.tenant_id, seq: row.seq, event_id: row.event_id, tenant_seq: (link.tenant_seq + 1n).toString(), tenant_hash: row.tenant_hash, hash: row.hash });
       prevHash = row.hash;
       expectedSeq = seq + 1n;
       checked += 1;
