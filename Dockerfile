@@ -1,10 +1,12 @@
 # One image for the API, the Temporal worker, the fleet simulator and the one-shot migration;
 # docker-compose.yml and deploy/k8s pick the command. Production runs plain `node` on the build
 # output (`npm run build`: tsc to dist/ and the workflow bundle made ahead of time), so no
-# TypeScript compiler, tsx or webpack runs when a container starts.
+# TypeScript compiler, tsx or webpack runs when a container starts. bin/ comes along: the operator
+# commands (`node bin/service-fs.js verify`, `node bin/vm-tenant-events.js`) run the build output
+# there, since the image holds no src/ (bin/entry.js). Node 22, the active LTS line (20 is past its end).
 
 # Build stage: all dependencies, compile and bundle.
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
@@ -14,13 +16,14 @@ COPY src ./src
 RUN npm run build
 
 # Runtime stage: production dependencies and the build output only, as the non-root `node` user.
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production \
     DATA_DIR=/app/.data
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY bin ./bin
 # Named volumes mounted on these take their owner from the image: the worker writes its key into
 # .data and the public half into checkpoint-public (the API's read-only view of it).
 RUN mkdir -p /app/.data /app/checkpoint-public && chown node:node /app/.data /app/checkpoint-public

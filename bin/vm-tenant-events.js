@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript command through tsx, from wherever the package is installed.
-require('tsx/cjs');
-require('../src/cli/tail-events.ts');
+'use strict';
+// Follows the event stream: the build output in the image, the TypeScript source in a checkout (bin/entry.js).
+require(require('./entry')('cli/tail-events'));

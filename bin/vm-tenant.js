@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// Runs the TypeScript CLI through tsx, so no build step is needed (as bin/service-fs.js does).
-const path = require('node:path');
-
-require('tsx/cjs');
-require(path.join(__dirname, '..', 'src', 'cli', 'vm-tenant', 'main.ts'))
+// The API's command-line client: the build output in the image, the TypeScript source in a checkout (bin/entry.js).
+require(require('./entry')('cli/vm-tenant/main'))
   .main(process.argv.slice(2), process.env)
   .then((code) => {
     process.exitCode = code;
