@@ -10,9 +10,11 @@ import { testBundle } from '../helpers/workflow-bundle';
  * state-version-2 workflow (runs already going when admission v3 was deployed) and those of the
  * current one (spawn and destroy, quota refusals and versions, cancel on destroy, concurrent spawns,
  * rebuild from a non-empty Postgres with undecided requests, boot deadline, continue-as-new with a VM
- * still booting, a run continued from a state-version-2 run). A change that would break running
- * workflows fails here with a DeterminismViolationError instead of in production.
- * Record them with `node --import tsx scripts/record-histories.ts`.
+ * still booting, a run continued from a state-version-2 run), and runs of each version that the
+ * upgrade procedure (docs/upgrades.md) signalled to continue as new. A change that would break
+ * running workflows fails here with a DeterminismViolationError instead of in production.
+ * Record them with `node --import tsx scripts/record-histories.ts` (the upgrade-*.json ones with
+ * RECORD_UPGRADE_HISTORIES=1 npx jest test/workflows/tenant-workflow-upgrade.test.ts).
  */
 const HISTORIES_DIR = path.join(__dirname, 'histories');
 /**
@@ -64,6 +66,10 @@ describe('tenant workflow replay', () => {
         'v3-continue-as-new.run2.json',
         'v3-migrated-from-v2.json',
       ]),
+    );
+    // Recorded by tenant-workflow-upgrade.test.ts: runs of each code version asked to continue as new by the upgrade procedure.
+    expect(files).toEqual(
+      expect.arrayContaining(['upgrade-v1-signalled.json', 'upgrade-v2-signalled.json', 'upgrade-v3-from-v1-signalled.json', 'upgrade-v3-from-v2-signalled.json']),
     );
   });
 
