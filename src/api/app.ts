@@ -1,12 +1,10 @@
 import express, { type Express, type Request } from 'express';
 import type { Kysely } from 'kysely';
-import { createActiveTokenCache } from '../auth/active-token-cache';
+import type { ActiveTokenCache } from '../auth/active-token-cache';
 import type { AuthFailureLimiter } from '../auth/auth-failure-limiter';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
-import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import type { ApiMetrics } from '../metrics/api-metrics';
-import { LedgerWriter } from '../ledger/ledger-writer';
 import { accessLog } from './middleware/access-log';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
@@ -26,20 +24,29 @@ import { tenantRoutes } from './routes/tenants.routes';
 import { tokenRoutes } from './routes/tokens.routes';
 import { vmRoutes } from './routes/vms.routes';
 import { buildOpenApiDocument } from './openapi/openapi-document';
-import { createTenantService } from '../tenants/tenant.service';
-import { createVmService } from '../vms/vm.service';
+import type { TokenService } from '../auth/token.service';
+import type { TenantService } from '../tenants/tenant.service';
+import type { VmService } from '../vms/vm.service';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
+/** The services the routes call: built by buildApi, which owns their connections. */
+export interface ApiServices {
+  tenants: TenantService;
+  tokens: TokenService;
+  vms: VmService;
+}
+
 export interface AppDeps {
+  services: ApiServices;
+  /** Authentication's lookups (active tokens, seen request signatures) and the audit routes' reads. */
   db: Kysely<Database>;
-  tenantWorkflows: TenantWorkflowGateway;
+  /** Tokens that authenticated a moment ago; the services clear it when tokens stop being usable. */
+  tokenCache: ActiveTokenCache;
   log: Logger;
   readiness: Record<string, DependencyCheck>;
   trustedProxies: readonly string[];
   rateLimiter?: TenantRateLimiter;
-  /** How long an authenticated token is trusted without a new lookup (default 500 ms; 0: never). */
-  tokenCacheTtlMs?: number;
   /** Failed authentications per client address; without it, failures are not limited. */
   authFailureLimiter?: AuthFailureLimiter;
   /** Requests of key-bound tokens (docs/bound-tokens.md); default: signatures up to 300 s old. */
@@ -54,7 +61,7 @@ export interface AppDeps {
   ledgerCheckpointReport?: () => Promise<LedgerCheckpointReport>;
 }
 
-/** Builds the API without listening, so tests and the server entry point share it. */
+/** The HTTP side of the API, without listening: buildApi wires it with its services and connections. */
 export function createApp(deps: AppDeps): Express {
   const now = deps.now ?? (() => new Date());
   const app = express();
@@ -85,13 +92,11 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use('/v1', noStore());
-  const tokenCache = createActiveTokenCache(deps.tokenCacheTtlMs);
-  app.use('/v1', authenticate({ db: deps.db, now, failures: deps.authFailureLimiter, signatures: deps.requestSignatures, cache: tokenCache }));
+  app.use('/v1', authenticate({ db: deps.db, now, failures: deps.authFailureLimiter, signatures: deps.requestSignatures, cache: deps.tokenCache }));
   if (deps.rateLimiter) app.use('/v1', tenantRateLimit(deps.rateLimiter));
-  const workflows = deps.tenantWorkflows;
-  app.use(tenantRoutes(createTenantService({ db: deps.db, workflows, log: deps.log, now }), tokenCache));
-  app.use(tokenRoutes({ db: deps.db, now, tokenCache }));
-  app.use(vmRoutes(createVmService({ db: deps.db, ledger: new LedgerWriter(deps.db), workflows, now }), { db: deps.db, now }));
+  app.use(tenantRoutes(deps.services.tenants));
+  app.use(tokenRoutes(deps.services.tokens));
+  app.use(vmRoutes(deps.services.vms));
   app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
   app.use(methodNotAllowed());
   app.use(notFoundHandler());

@@ -3,8 +3,10 @@ import type { Client, Connection } from '@temporalio/client';
 import type { Express } from 'express';
 import { sql, type Kysely } from 'kysely';
 import type { NatsConnection } from 'nats';
+import { createActiveTokenCache, type ActiveTokenCache } from '../auth/active-token-cache';
 import { ensureAdminToken, type AdminBootstrapResult } from '../auth/admin-bootstrap';
 import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
+import { createTokenService } from '../auth/token.service';
 import type { Config } from '../config/config';
 import { createDatabase, createPgPool } from '../db/database';
 import { checkDatabaseConnection } from '../db/database-connect';
@@ -14,12 +16,16 @@ import type { StoredCheckpoint } from '../ledger/checkpoint';
 import { checkpointFreshness } from '../ledger/checkpoint-freshness';
 import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { latestCheckpointReader } from '../ledger/checkpoint-reader';
+import { LedgerWriter } from '../ledger/ledger-writer';
 import { createLogger, type Logger } from '../logging/logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { connectTenantWorkflows } from '../temporal/tenant-workflows-connection';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
-import { createApp } from './app';
+import { createTenantService } from '../tenants/tenant.service';
+import { createVmService } from '../vms/vm.service';
+import { createApp, type ApiServices } from './app';
+import type { LatestCheckpointSource } from './routes/audit.routes';
 import type { CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import type { DependencyCheck, LedgerCheckpointReport } from './routes/health.routes';
 
@@ -29,6 +35,10 @@ export interface ApiOverrides {
   bootstrapAdminToken?: boolean;
   ledgerCheckpointKey?: CheckpointPublicKeySource;
   now?: () => Date;
+  /** A database handle to use instead of opening one (its owner closes it): tests that watch the queries. */
+  db?: Kysely<Database>;
+  /** The newest checkpoint from elsewhere than the checkpoint stream: tests of a stream that cannot be read. */
+  latestLedgerCheckpoint?: LatestCheckpointSource;
 }
 
 /** The API's app and every connection it holds; close() releases them all. */
@@ -41,6 +51,16 @@ export interface BuiltApi {
   log: Logger;
   admin: AdminBootstrapResult | null;
   close(): Promise<void>;
+}
+
+/** The services the routes call; the token cache forgets every token when some stop being usable. */
+function createServices(db: Kysely<Database>, workflows: TenantWorkflowGateway, tokenCache: ActiveTokenCache, log: Logger, now: () => Date): ApiServices {
+  const tokensRevoked = () => tokenCache.clear();
+  return {
+    tenants: createTenantService({ db, workflows, log, now, tokensRevoked }),
+    tokens: createTokenService({ db, now, tokensRevoked }),
+    vms: createVmService({ db, ledger: new LedgerWriter(db), workflows, now }),
+  };
 }
 
 /** Reads the worker's public key file until it exists, then keeps it. */
@@ -82,8 +102,8 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   // The request path's bound on Postgres: each query waits at most the acquire timeout for a
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
   const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs, idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs };
-  const db = createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
-  await checkDatabaseConnection(db, config.databaseUrl);
+  const db = overrides.db ?? createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
+  if (!overrides.db) await checkDatabaseConnection(db, config.databaseUrl);
   const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...deadlines });
   const { connection, client: temporal, workflows: tenantWorkflows } = await connectTenantWorkflows(config);
@@ -91,10 +111,12 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
   const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
-  const latestCheckpoint = latestCheckpointFrom(nats, config, checkpointKey);
+  const latestCheckpoint = overrides.latestLedgerCheckpoint ?? latestCheckpointFrom(nats, config, checkpointKey);
+  const tokenCache = createActiveTokenCache();
   const app = createApp({
+    services: createServices(db, tenantWorkflows, tokenCache, log, now),
     db,
-    tenantWorkflows,
+    tokenCache,
     log,
     now,
     trustedProxies: config.trustedProxies,
@@ -117,7 +139,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     admin,
     async close() {
       rateLimiter.close?.();
-      await Promise.allSettled([db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
+      await Promise.allSettled([overrides.db ? undefined : db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
     },
   };
 }

@@ -41,6 +41,7 @@ export const issueTokenSchema = z
       .default(TOKEN_LIFETIME.default_seconds),
   })
   .strict();
+export type IssueTokenInput = z.infer<typeof issueTokenSchema>;
 
 /** A token id as issued (newTokenId): anything else names no token. */
 export const tokenIdSchema = z.string().regex(/^tok_[A-Za-z0-9_]{1,64}$/);

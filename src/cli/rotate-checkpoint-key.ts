@@ -3,7 +3,7 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { connect } from 'nats';
 import { describeConnectionFailure } from '../connections/connection-failure';
-import { publishCheckpointLink } from '../events/checkpoint-stream';
+import { publishCheckpointLink } from '../ledger/checkpoint-stream';
 import { natsConnectOptions, natsServerOf } from '../events/nats-connection';
 import type { NatsSettings } from '../events/nats-env-config';
 import { keyIdOf } from '../ledger/checkpoint';

@@ -5,7 +5,7 @@ import type { Database } from '../db/tables';
 import { describeConnectionFailure } from '../connections/connection-failure';
 import { natsConnectOptions, natsServerOf } from '../events/nats-connection';
 import type { NatsSettings } from '../events/nats-env-config';
-import { CheckpointStreamMissingError, readAllCheckpointTexts } from '../events/checkpoint-stream';
+import { CheckpointStreamMissingError, readAllCheckpointTexts } from '../ledger/checkpoint-stream';
 import { auditCheckpoints, type CheckpointReport, type LedgerLookup } from '../ledger/checkpoint-audit';
 import { keyIdOf } from '../ledger/checkpoint';
 import type { LocalLast } from '../ledger/checkpoint-chain';

@@ -5,7 +5,7 @@ import { postgresUrlWithTls } from '../db/database-url';
 import { natsSettingsFromEnv, type NatsSettings } from '../events/nats-env-config';
 import { DEFAULT_EVENT_SUBJECT_PREFIX } from '../shared/event-subjects';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
-import { envReaders, type Env } from './env-readers';
+import { envReaders, type Env } from '../shared/env-readers';
 
 export interface Config {
   readonly host: string;

@@ -1,4 +1,5 @@
-import { assertReadable, type Env } from '../config/env-readers';
+import { assertReadable } from '../connections/readable-file';
+import type { Env } from '../shared/env-readers';
 
 const FILE_PARAMETERS = ['sslrootcert', 'sslcert', 'sslkey'] as const;
 

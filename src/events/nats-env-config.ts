@@ -1,4 +1,5 @@
-import { envReaders, type Env } from '../config/env-readers';
+import { readableFileFromEnv } from '../connections/readable-file';
+import type { Env } from '../shared/env-readers';
 
 /** How to reach NATS: the server URL (with an optional login in it), a credentials file, TLS files. */
 export interface NatsSettings {
@@ -15,12 +16,12 @@ export interface NatsSettings {
  * file the system roots verify the server.
  */
 export function natsSettingsFromEnv(env: Env, url: string, fail: (message: string) => Error): NatsSettings {
-  const { file } = envReaders(fail);
-  const credsFile = file(env, 'NATS_CREDS_FILE');
+  const file = (key: string) => readableFileFromEnv(env, key, fail);
+  const credsFile = file('NATS_CREDS_FILE');
   if (credsFile && new URL(url).username) throw fail('NATS_CREDS_FILE and a login in NATS_URL are two credentials: set one');
-  const caFile = file(env, 'NATS_TLS_CA_FILE');
-  const certFile = file(env, 'NATS_TLS_CERT_FILE');
-  const keyFile = file(env, 'NATS_TLS_KEY_FILE');
+  const caFile = file('NATS_TLS_CA_FILE');
+  const certFile = file('NATS_TLS_CERT_FILE');
+  const keyFile = file('NATS_TLS_KEY_FILE');
   if ((certFile === undefined) !== (keyFile === undefined)) throw fail('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together: set both or neither');
   const tls = caFile || certFile ? Object.freeze({ caFile, certFile, keyFile }) : undefined;
   return Object.freeze({ url, credsFile, tls });

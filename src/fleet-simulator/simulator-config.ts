@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { envReaders, type Env } from '../config/env-readers';
+import { envReaders, type Env } from '../shared/env-readers';
 
 /**
  * Configuration of the fleet simulator process. The simulator stands in for a separate service, so it

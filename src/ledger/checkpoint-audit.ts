@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import type { StoredCheckpoints } from '../events/checkpoint-stream';
+import type { StoredCheckpoints } from './checkpoint-stream';
 import type { StoredCheckpoint } from './checkpoint';
 import { verifyCheckpointChain, type ChainReport, type LocalLast, type LocatedCheckpoint } from './checkpoint-chain';
 import type { EntryTreeHead } from './entry-tree';

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { JetStreamManager } from 'nats';
-import { checkpointStreamBounds, readCheckpointMessage } from '../events/checkpoint-stream';
+import { checkpointStreamBounds, readCheckpointMessage } from './checkpoint-stream';
 import { keyIdOf, type StoredCheckpoint } from './checkpoint';
 import { linkHashOfMessage, parseLinkMessage } from './checkpoint-link';
 

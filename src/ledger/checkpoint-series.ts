@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { JetStreamManager } from 'nats';
 import type { Logger } from '../logging/logger';
-import { checkpointStreamBounds, readCheckpointMessage } from '../events/checkpoint-stream';
+import { checkpointStreamBounds, readCheckpointMessage } from './checkpoint-stream';
 import type { StoredCheckpoint } from './checkpoint';
 import { linkHashOfMessage, messageOf, parseLinkMessage, parseLinkValue, signerOf, type Link } from './checkpoint-link';
 import { CheckpointStateError, readCheckpointState, writeCheckpointState, type CheckpointState } from './checkpoint-state';

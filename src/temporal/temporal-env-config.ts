@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { loadClientConfigProfile, toClientOptions, type ClientConnectConfig } from '@temporalio/envconfig';
-import type { Env } from '../config/env-readers';
+import type { Env } from '../shared/env-readers';
 
 /** What a Client Connection and a worker's NativeConnection are given: address, TLS, API key, gRPC metadata. */
 export type TemporalConnectionOptions = ClientConnectConfig['connectionOptions'] & { readonly address: string };

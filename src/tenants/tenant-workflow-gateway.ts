@@ -3,7 +3,7 @@ import type { SpawnVmRequest, SpawnVmResult, DestroyVmResult, TenantUsage, Versi
 
 /**
  * What the services need from the per-tenant workflows; implemented over the Temporal client.
- * Refusals come back as the workflow's ApplicationFailure (see src/api/workflow-failures.ts).
+ * Refusals come back as the workflow's ApplicationFailure (see src/shared/workflow-failures.ts).
  */
 export interface TenantWorkflowGateway {
   /** Starts the tenant's workflow if it is not running; never fails the caller for a running one. */

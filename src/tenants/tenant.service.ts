@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { problems } from '../api/problem';
-import { refusalProblem } from '../api/workflow-failures';
 import type { Database, TenantRow } from '../db/tables';
 import { appendAuditEvent } from '../ledger/ledger.repository';
 import type { Logger } from '../logging/logger';
+import { NotFoundError, QuotaNotAppliedError, TenantExistsError } from '../shared/domain-errors';
 import type { RequestContext } from '../shared/request-context';
-import { countVmsHoldingQuota } from '../vms/vm.repository';
+import { workflowRefusal } from '../shared/workflow-failures';
 import type { TenantWorkflowGateway } from './tenant-workflow-gateway';
 import { findTenant, insertTenant, listTenants, toTenantRecord, updateTenant, versionedQuotaOf, type TenantRecord } from './tenant.repository';
 import type { CreateTenantInput, UpdateTenantInput } from './tenant.schemas';
@@ -16,6 +15,8 @@ export interface TenantServiceDeps {
   workflows: TenantWorkflowGateway;
   log: Logger;
   now: () => Date;
+  /** Called after a deletion, so this process refuses the tenant's tokens at once (its token cache's clear). */
+  tokensRevoked?: () => void;
 }
 
 /**
@@ -24,19 +25,16 @@ export interface TenantServiceDeps {
  * once the workflow holds it. A deletion goes through the workflow, which stops admitting and
  * records the deletion itself, so no spawn can slip in between.
  */
-export function createTenantService({ db, workflows, log, now }: TenantServiceDeps) {
+export function createTenantService({ db, workflows, log, now, tokensRevoked }: TenantServiceDeps) {
   /** Hands the stored quota to the workflow, which keeps the newest version it has seen. */
   async function applyQuota(tenant: TenantRow, context: RequestContext): Promise<void> {
     try {
       await workflows.changeQuota(tenant.tenant_id, versionedQuotaOf(tenant), context);
     } catch (error) {
-      const refusal = refusalProblem(error);
+      const refusal = workflowRefusal(error);
       if (refusal) throw refusal;
       log.warn({ err: error, tenant_id: tenant.tenant_id, request_id: context.request_id }, 'quota stored but not yet applied by the tenant workflow');
-      throw problems.dependencyUnavailable(
-        `The new quota (version ${tenant.quota_version}) is stored, but the tenant workflow did not confirm it; it applies with the tenant's next VM request at the latest. Repeat the PATCH to confirm.`,
-        { title: 'Quota stored, not yet applied', retryAfterSeconds: 5, extensions: { dependency: 'temporal', quota_version: tenant.quota_version } },
-      );
+      throw new QuotaNotAppliedError(tenant.quota_version, { cause: error });
     }
   }
 
@@ -56,7 +54,7 @@ export function createTenantService({ db, workflows, log, now }: TenantServiceDe
         });
         return row;
       });
-      if (!created) throw problems.tenantExists(input.tenant_id);
+      if (!created) throw new TenantExistsError(input.tenant_id);
       // Started now so operators see the tenant in the Temporal UI at once; never awaited.
       workflows.ensureStarted(created.tenant_id).catch((error: unknown) => {
         log.warn({ err: error, tenant_id: created.tenant_id, request_id: context.request_id }, 'tenant workflow not started; it will start on first use');
@@ -72,7 +70,7 @@ export function createTenantService({ db, workflows, log, now }: TenantServiceDe
 
     async get(tenantId: string): Promise<TenantRecord> {
       const row = await findTenant(db, tenantId);
-      if (!row) throw problems.tenantNotFound();
+      if (!row) throw new NotFoundError('tenant');
       return toTenantRecord(row);
     },
 
@@ -92,20 +90,22 @@ export function createTenantService({ db, workflows, log, now }: TenantServiceDe
         });
         return after;
       });
-      if (!updated) throw problems.tenantNotFound();
+      if (!updated) throw new NotFoundError('tenant');
       if (changes.max_vms !== undefined || changes.storage_quota_gb !== undefined) await applyQuota(updated, context);
       return toTenantRecord(updated);
     },
 
     async delete(tenantId: string, context: RequestContext): Promise<TenantRecord> {
       const tenant = await findTenant(db, tenantId);
-      if (!tenant) throw problems.tenantNotFound();
-      if ((await countVmsHoldingQuota(db, tenantId)) > 0) throw problems.tenantHasVms();
+      if (!tenant) throw new NotFoundError('tenant');
+      // The workflow refuses while VMs hold quota (TenantHasVms), from its state and again in the
+      // transaction that records the deletion: no pre-check here could be more current than that.
       try {
         await workflows.close(tenantId, context);
       } catch (error) {
-        throw refusalProblem(error) ?? error;
+        throw workflowRefusal(error) ?? error;
       }
+      tokensRevoked?.();
       const deleted = await findTenant(db, tenantId, { includeDeleted: true });
       return toTenantRecord(deleted!);
     },

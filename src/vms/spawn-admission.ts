@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import { failureDetails, failureType } from '../api/workflow-failures';
 import type { Database, VmRow } from '../db/tables';
 import { admissionEventId } from '../ledger/deterministic-ids';
 import { appendAuditEvent } from '../ledger/ledger.repository';
@@ -8,6 +7,7 @@ import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest, SpawnVmResult } from '../shared/tenant-workflow.messages';
 import type { VmShape } from '../shared/vm';
+import { failureDetails, failureType } from '../shared/workflow-failures';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { insertRequestedVm, reRequestVm } from './vm.repository';
 

@@ -18,6 +18,7 @@ export const spawnVmSchema = z
       .optional(),
   })
   .strict();
+export type SpawnVmInput = z.infer<typeof spawnVmSchema>;
 
 export const listVmsQuerySchema = z
   .object({

@@ -1,20 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { problems } from '../api/problem';
-import { refusalProblem } from '../api/workflow-failures';
 import type { Database, VmRow } from '../db/tables';
 import { recordVmStep } from '../activities/vm-audit';
 import { vmIdForIdempotencyKey } from '../ledger/deterministic-ids';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { faultPoint } from '../testing/fault-point';
+import { NotFoundError } from '../shared/domain-errors';
 import type { RequestContext } from '../shared/request-context';
 import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
 import type { VmRecord, VmShape, VmStatus } from '../shared/vm';
+import { workflowRefusal } from '../shared/workflow-failures';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { findTenant, versionedQuotaOf } from '../tenants/tenant.repository';
+import { runOnce, type IdempotentRequest, type Outcome } from './idempotency';
 import { decodeVmCursor, encodeVmCursor } from './vm-cursor';
 import { recordSpawnRequest, recordSpawnRequestAgain, decideSpawn, type AdmissionDeps } from './spawn-admission';
 import { findTenantVm, listTenantVms, toVmRecord, transitionVm } from './vm.repository';
+import type { SpawnVmInput } from './vm.schemas';
 
 export interface VmServiceDeps {
   db: Kysely<Database>;
@@ -37,7 +39,7 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
   /** The answer for a VM the workflow has decided: the row, with the workflow's status where the row has not caught up yet. */
   async function answer(tenantId: string, vmId: string, status: VmStatus): Promise<VmRecord> {
     const row = await findTenantVm(db, tenantId, vmId);
-    if (!row) throw problems.vmNotFound();
+    if (!row) throw new NotFoundError('vm');
     return withStatus(row, status);
   }
 
@@ -56,63 +58,76 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
     });
   }
 
-  return {
-    async spawn(tenantId: string, shape: VmShape, context: RequestContext, idempotencyKey?: string): Promise<VmRecord> {
-      const tenant = await findTenant(db, tenantId);
-      if (!tenant) throw problems.tenantNotFound();
-      const vmId = idempotencyKey ? vmIdForIdempotencyKey(tenantId, idempotencyKey) : randomUUID();
-      const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), attempt: 1 };
-      // A retry with the same Idempotency-Key names the VM an earlier request made.
-      const existing = idempotencyKey ? await findTenantVm(db, tenantId, vmId) : undefined;
-      if (existing?.status === 'requested') {
-        // Recorded, but nobody saw the decision: ask for it again under the same update id.
-        Object.assign(request, { created_at: existing.created_at.toISOString(), attempt: existing.admission_attempt });
-      } else if (existing?.status === 'rejected') {
-        const attempt = await recordSpawnRequestAgain(admission, tenantId, existing, context);
-        if (attempt === null) return this.get(tenantId, vmId);
-        request.attempt = attempt;
-      } else if (existing) {
-        return toVmRecord(existing);
-      } else if (!(await recordSpawnRequest(admission, tenantId, request))) {
-        throw problems.tenantNotFound();
-      }
-      faultPoint('api.spawn.after-request-recorded');
-      let status: VmStatus;
-      try {
-        ({ status } = await decideSpawn(admission, tenantId, request));
-      } catch (error) {
-        throw refusalProblem(error) ?? error;
-      }
-      faultPoint('api.spawn.after-decision');
-      return status === 'provisioning' ? fromRequest(tenantId, vmId, status, request) : answer(tenantId, vmId, status);
-    },
+  async function get(tenantId: string, vmId: string): Promise<VmRecord> {
+    const row = await findTenantVm(db, tenantId, vmId);
+    if (!row) throw new NotFoundError('vm');
+    return toVmRecord(row);
+  }
 
-    async destroy(tenantId: string, vmId: string, context: RequestContext): Promise<VmRecord> {
-      // The row may move under us (a boot confirming it): read, try, read again, a few times at most.
-      for (let tries = 0; tries < 3; tries++) {
-        const row = await findTenantVm(db, tenantId, vmId);
-        if (!row) throw problems.vmNotFound();
-        const status = row.status as VmStatus;
-        if (SETTLED.includes(status)) return toVmRecord(row);
-        // A destroying VM is sent again: its destroy may be one the workflow never heard.
-        if (status !== 'destroying' && !(await recordDestroy(row, context))) continue;
-        if (status === 'requested') return this.get(tenantId, vmId);
-        faultPoint('api.destroy.after-request-recorded');
-        try {
-          const decided = await workflows.destroy(tenantId, vmId, context, row.storage_gb);
-          return await answer(tenantId, vmId, decided.status);
-        } catch (error) {
-          throw refusalProblem(error) ?? error;
-        }
-      }
-      return this.get(tenantId, vmId);
-    },
+  /** Records the request, then has the workflow decide it; the VM id follows from the Idempotency-Key, so a retry names the same VM. */
+  async function spawnVm(tenantId: string, shape: VmShape, context: RequestContext, idempotencyKey: string | undefined): Promise<VmRecord> {
+    const tenant = await findTenant(db, tenantId);
+    if (!tenant) throw new NotFoundError('tenant');
+    const vmId = idempotencyKey ? vmIdForIdempotencyKey(tenantId, idempotencyKey) : randomUUID();
+    const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), attempt: 1 };
+    // A retry with the same Idempotency-Key names the VM an earlier request made.
+    const existing = idempotencyKey ? await findTenantVm(db, tenantId, vmId) : undefined;
+    if (existing?.status === 'requested') {
+      // Recorded, but nobody saw the decision: ask for it again under the same update id.
+      Object.assign(request, { created_at: existing.created_at.toISOString(), attempt: existing.admission_attempt });
+    } else if (existing?.status === 'rejected') {
+      const attempt = await recordSpawnRequestAgain(admission, tenantId, existing, context);
+      if (attempt === null) return get(tenantId, vmId);
+      request.attempt = attempt;
+    } else if (existing) {
+      return toVmRecord(existing);
+    } else if (!(await recordSpawnRequest(admission, tenantId, request))) {
+      throw new NotFoundError('tenant');
+    }
+    faultPoint('api.spawn.after-request-recorded');
+    let status: VmStatus;
+    try {
+      ({ status } = await decideSpawn(admission, tenantId, request));
+    } catch (error) {
+      throw workflowRefusal(error) ?? error;
+    }
+    faultPoint('api.spawn.after-decision');
+    return status === 'provisioning' ? fromRequest(tenantId, vmId, status, request) : answer(tenantId, vmId, status);
+  }
 
-    async get(tenantId: string, vmId: string): Promise<VmRecord> {
+  async function destroyVm(tenantId: string, vmId: string, context: RequestContext): Promise<VmRecord> {
+    // The row may move under us (a boot confirming it): read, try, read again, a few times at most.
+    for (let tries = 0; tries < 3; tries++) {
       const row = await findTenantVm(db, tenantId, vmId);
-      if (!row) throw problems.vmNotFound();
-      return toVmRecord(row);
+      if (!row) throw new NotFoundError('vm');
+      const status = row.status as VmStatus;
+      if (SETTLED.includes(status)) return toVmRecord(row);
+      // A destroying VM is sent again: its destroy may be one the workflow never heard.
+      if (status !== 'destroying' && !(await recordDestroy(row, context))) continue;
+      if (status === 'requested') return get(tenantId, vmId);
+      faultPoint('api.destroy.after-request-recorded');
+      try {
+        const decided = await workflows.destroy(tenantId, vmId, context, row.storage_gb);
+        return await answer(tenantId, vmId, decided.status);
+      } catch (error) {
+        throw workflowRefusal(error) ?? error;
+      }
+    }
+    return get(tenantId, vmId);
+  }
+
+  return {
+    /** A spawn, at most once per Idempotency-Key: a repeat gets the first answer. */
+    spawn(tenantId: string, input: SpawnVmInput, context: RequestContext, idempotency?: IdempotentRequest): Promise<Outcome<VmRecord>> {
+      return runOnce({ db, now }, tenantId, idempotency, input, () => spawnVm(tenantId, { ...input, name: input.name ?? null }, context, idempotency?.key));
     },
+
+    /** A destroy, at most once per Idempotency-Key. */
+    destroy(tenantId: string, vmId: string, context: RequestContext, idempotency?: IdempotentRequest): Promise<Outcome<VmRecord>> {
+      return runOnce({ db, now }, tenantId, idempotency, null, () => destroyVm(tenantId, vmId, context));
+    },
+
+    get,
 
     /** A page of the tenant's VMs; `cursor` is from the previous page (null when it is not one of ours). */
     async list(tenantId: string, query: { status?: VmStatus; limit: number; cursor?: string }): Promise<{ items: VmRecord[]; next_cursor: string | null } | null> {

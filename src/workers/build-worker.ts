@@ -6,7 +6,7 @@ import type { Config } from '../config/config';
 import { createDatabase } from '../db/database';
 import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
-import { ensureCheckpointStream } from '../events/checkpoint-stream';
+import { ensureCheckpointStream } from '../ledger/checkpoint-stream';
 import { EventRelay } from '../events/event-relay';
 import { ensureEventStream } from '../events/jetstream-stream';
 import { connectNats } from '../events/nats-connection';

@@ -3,38 +3,31 @@
  * format never reach Postgres; an address whose authentications keep failing is refused with 429;
  * API answers, and the one that carries a token secret first, are never cacheable.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Kysely, PostgresDialect } from 'kysely';
-import { createApp, type AppDeps } from '../../src/api/app';
-import { createAuthFailureLimiter } from '../../src/auth/auth-failure-limiter';
+import type { ApiOverrides } from '../../src/api/build-api';
+import type { Config } from '../../src/config/config';
 import { generateToken } from '../../src/auth/token-format';
 import { createPgPool } from '../../src/db/database';
 import type { Database } from '../../src/db/tables';
-import { createLogger } from '../../src/logging/logger';
+import { serveApi, type ServedApi } from '../helpers/api-server';
 import { createTenant, SAMPLE_PUBKEY, startTestStack, type TestStack } from '../helpers/test-stack';
 
 describe('authentication guards', () => {
   let stack: TestStack;
-  const servers: Server[] = [];
+  const apis: ServedApi[] = [];
   beforeAll(async () => {
     stack = await startTestStack({ withWorker: false });
   });
   afterAll(async () => {
-    for (const server of servers) {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
+    for (const api of apis) await api.close();
     await stack?.close();
   });
 
-  /** Another API app on this run's database, listening on a random port. */
-  async function startApp(overrides: Partial<AppDeps>): Promise<string> {
-    const app = createApp({ db: stack.db, tenantWorkflows: stack.gateway, log: createLogger({ name: 'guards', level: 'silent' }), readiness: {}, trustedProxies: [], ...overrides });
-    const server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  /** Another API process (buildApi) on this run's database, listening on a random port. */
+  async function startApp(config: Partial<Config>, overrides: ApiOverrides = {}): Promise<string> {
+    const api = await serveApi({ ...stack.config, ...config }, overrides);
+    apis.push(api);
+    return api.url;
   }
 
   describe('strings that are not tokens', () => {
@@ -58,7 +51,7 @@ describe('authentication guards', () => {
         log: (event) => void queries.push(event.query.sql),
       });
       try {
-        const url = await startApp({ db: counted });
+        const url = await startApp({}, { db: counted });
         for (const [label, make] of notTokens) {
           const res = await fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${make()}` } });
           expect({ label, status: res.status }).toEqual({ label, status: 401 });
@@ -78,7 +71,7 @@ describe('authentication guards', () => {
     let url: string;
     beforeAll(async () => {
       // Loopback is a trusted proxy here, so each test can speak from its own client address.
-      url = await startApp({ trustedProxies: ['loopback'], authFailureLimiter: createAuthFailureLimiter({ failuresPerWindow: 3, windowSeconds: 60 }) });
+      url = await startApp({ trustedProxies: ['loopback'], authFailuresPerMinute: 3 });
     });
     const from = (address: string, token: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': address } });
 

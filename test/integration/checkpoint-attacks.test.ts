@@ -1,28 +1,24 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
-import { createApp } from '../../src/api/app';
 import { tenantProofSchema } from '../../src/api/openapi/response-schemas';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream } from '../../src/events/checkpoint-stream';
+import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
 import { CHECKPOINT_PRIVATE_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { latestCheckpointReader } from '../../src/ledger/checkpoint-reader';
 import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { CHECKPOINT_STATE_FILE } from '../../src/ledger/checkpoint-state';
 import { appendAuditEvent } from '../../src/ledger/ledger.repository';
 import { createLogger } from '../../src/logging/logger';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 import { rechainFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
-import { testEnv, uniqueName } from '../helpers/test-env';
+import { serveApi } from '../helpers/api-server';
+import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
 
 /**
  * The attacks of issue 19 on the checkpoint anchors, each run for real (Postgres as a superuser,
@@ -127,13 +123,10 @@ describe('attacks on the checkpoint anchors', () => {
     const token = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
     const key = await ensureCheckpointSigningKey(keyDir);
-    // What the API wires (build-api.ts).
-    const latest = latestCheckpointReader({ jsm: () => Promise.resolve(jsm), stream, key: () => Promise.resolve(key.publicKey) });
-    const app = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], latestLedgerCheckpoint: latest });
-    const server: Server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    // The API as buildApi wires it, on this stream with this key.
+    const served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
     const proof = async () => {
-      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
+      const response = await fetch(`${served.url}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
       return { status: response.status, body: (await response.json()) as { tenant_seq?: string; checkpoint?: { v: number } } };
     };
     try {
@@ -159,8 +152,7 @@ describe('attacks on the checkpoint anchors', () => {
       expect(await proof()).toMatchObject({ status: 200, body: { tenant_seq: '9' } });
       expect(errors).toEqual([]);
     } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await served.close();
     }
 
     const result = await verify();

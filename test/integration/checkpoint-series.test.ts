@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream } from '../../src/events/checkpoint-stream';
+import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
 import { headDigest, type StoredCheckpointV1 } from '../../src/ledger/checkpoint';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { checkpointLinkHash, linkHashOfMessage } from '../../src/ledger/checkpoint-link';

@@ -4,12 +4,9 @@
  * API, Postgres and a second API process sharing the database.
  */
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createApp } from '../../src/api/app';
 import { keyIdOf } from '../../src/auth/request-signature-profile';
 import { signedHeaders, signFetchRequest, signingKeyFrom, type RequestSigningKey, type SigningOptions } from '../../src/client/request-signing';
-import { createLogger } from '../../src/logging/logger';
+import { serveApi, type ServedApi } from '../helpers/api-server';
 import { createTenant, startTestStack, type TestStack } from '../helpers/test-stack';
 
 interface Answer {
@@ -117,14 +114,9 @@ describe('key-bound tokens', () => {
 
   test('when a signature accepted by one API process is replayed to another on the same database, then the other refuses it', async () => {
     // Two API processes behind one proxy: both see the public URI the client signed (X-Forwarded-Host).
-    const processes: Server[] = [];
-    for (let i = 0; i < 2; i++) {
-      const app = createApp({ db: stack.db, tenantWorkflows: stack.gateway, log: createLogger({ name: `api-${i}`, level: 'silent' }), readiness: {}, trustedProxies: ['loopback'] });
-      const server = createServer(app);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      processes.push(server);
-    }
-    const direct = (server: Server, path: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
+    const behindProxy = { ...stack.config, trustedProxies: ['loopback'] };
+    const processes: ServedApi[] = [await serveApi(behindProxy), await serveApi(behindProxy)];
+    const direct = (api: ServedApi, path: string) => `${api.url}${path}`;
     try {
       const { token, key } = await boundToken();
       const request = await signedRequest({ method: 'GET', path: '/v1/vms', token, key: key.signing, baseUrl: 'http://api.vm-tenant.test' });
@@ -132,10 +124,7 @@ describe('key-bound tokens', () => {
       expect((await send({ ...request, headers, url: direct(processes[0]!, '/v1/vms') })).status).toBe(200);
       expectRefused(await send({ ...request, headers, url: direct(processes[1]!, '/v1/vms') }), 'signature_replayed');
     } finally {
-      for (const server of processes) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
+      for (const api of processes) await api.close();
     }
   });
 

@@ -9,8 +9,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,15 +16,13 @@ import { sql, type Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { createApp } from '../../src/api/app';
-import { checkpointReport } from '../../src/api/build-api';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { loadConfig } from '../../src/config/config';
 import { createPgPool } from '../../src/db/database';
 import type { Database } from '../../src/db/tables';
 import { withDatabase } from '../../src/devstack/postgres-admin';
-import { ensureCheckpointStream, readLastCheckpointText } from '../../src/events/checkpoint-stream';
+import { ensureCheckpointStream, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
 import { createLogger, type Logger } from '../../src/logging/logger';
 import { verifyCheckpoint, type StoredCheckpoint } from '../../src/ledger/checkpoint';
 import { signerLiveness } from '../../src/ledger/checkpoint-freshness';
@@ -37,10 +33,10 @@ import { startSignerStarvationAlarm } from '../../src/ledger/horizon-starvation'
 import { appendAuditEvent } from '../../src/ledger/ledger.repository';
 import { LedgerWriter } from '../../src/ledger/ledger-writer';
 import { LEDGER_CHECKPOINT_METRICS, registerLedgerCheckpointMetrics } from '../../src/metrics/ledger-checkpoint-metrics';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
-import { testEnv, uniqueName } from '../helpers/test-env';
+import { serveApi, type ServedApi } from '../helpers/api-server';
+import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
 
 jest.setTimeout(180_000);
 
@@ -331,7 +327,7 @@ describe('checkpoints keep coming', () => {
 });
 
 describe('the alarm', () => {
-  let server: Server;
+  let served: ServedApi;
   let api: string;
   let token: string;
 
@@ -339,24 +335,14 @@ describe('the alarm', () => {
     await service.insertInto('tenants').values({ tenant_id: 'acme-corp', display_name: 'acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
     token = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
-    const config = loadConfig({ LEDGER_CHECKPOINT_EVERY_SECONDS: String(PERIOD_MS / 1000) });
-    const app = createApp({
-      db: service,
-      tenantWorkflows: {} as TenantWorkflowGateway,
-      log: createLogger({ name: 'test', level: 'silent' }),
-      readiness: { postgres: async () => void (await sql`select 1`.execute(service)) },
-      trustedProxies: [],
-      latestLedgerCheckpoint: newestCheckpoint,
-      ledgerCheckpointReport: checkpointReport(service, config, newestCheckpoint, () => new Date()),
-    });
-    server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // The API as buildApi wires it, on this stream with this key and signing period.
+    const config = testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream, LEDGER_CHECKPOINT_EVERY_SECONDS: String(PERIOD_MS / 1000) });
+    served = await serveApi(config, { ledgerCheckpointKey: async () => key.publicKey });
+    api = served.url;
   });
 
   afterEach(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await served.close();
   });
 
   async function metrics(registry: Registry): Promise<Record<string, number>> {

@@ -1,16 +1,13 @@
 import { createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, stat, chmod, utimes, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
-import { createApp } from '../../src/api/app';
 import { CHECKPOINT_KEY_PATH } from '../../src/api/routes/checkpoint-key.routes';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/events/checkpoint-stream';
+import { checkpointSubject, ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
 import { createLogger } from '../../src/logging/logger';
 import { keyIdOf, signCheckpoint, type StoredCheckpointV2 } from '../../src/ledger/checkpoint';
 import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
@@ -19,11 +16,11 @@ import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type Checkpoint
 import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
 import { tenantTree } from '../../src/ledger/tenant-tree';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
-import { testEnv, uniqueName } from '../helpers/test-env';
+import { serveApi } from '../helpers/api-server';
+import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
 
 let testDb: LedgerTestDatabase;
 let service: Kysely<Database>;
@@ -314,11 +311,9 @@ describe('the checkpoint signing key', () => {
 
   test('when the API is asked for the checkpoint key, then it publishes the public key without a token; 503 with Retry-After until there is one', async () => {
     let published: ReturnType<typeof generateKeyPairSync>['publicKey'] | null = null;
-    const app = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], ledgerCheckpointKey: async () => published });
-    const server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), { ledgerCheckpointKey: async () => published });
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${CHECKPOINT_KEY_PATH}`;
+      const url = `${served.url}${CHECKPOINT_KEY_PATH}`;
       const before = await fetch(url);
       expect(before.status).toBe(503);
       expect(before.headers.get('retry-after')).toBe('5');
@@ -337,15 +332,13 @@ describe('the checkpoint signing key', () => {
 
       // A key file that cannot be read (here: the source throws) is a 503 too, never a 500.
       published = null;
-      const broken = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], ledgerCheckpointKey: () => Promise.reject(new Error('EACCES')) });
-      const brokenServer = createServer(broken);
-      await new Promise<void>((resolve) => brokenServer.listen(0, '127.0.0.1', resolve));
-      const failed = await fetch(`http://127.0.0.1:${(brokenServer.address() as AddressInfo).port}${CHECKPOINT_KEY_PATH}`);
-      brokenServer.close();
+      const broken = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), { ledgerCheckpointKey: () => Promise.reject(new Error('EACCES')) });
+      const failed = await fetch(`${broken.url}${CHECKPOINT_KEY_PATH}`);
+      await broken.close();
       expect(failed.status).toBe(503);
       expect(await failed.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'The ledger checkpoint key cannot be read right now.' });
     } finally {
-      server.close();
+      await served.close();
     }
   });
 });

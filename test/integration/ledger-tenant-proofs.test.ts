@@ -1,31 +1,27 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
-import { createApp } from '../../src/api/app';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/events/checkpoint-stream';
+import { ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
 import { createLogger } from '../../src/logging/logger';
 import { signCheckpoint, withoutHead } from '../../src/ledger/checkpoint';
 import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
-import { latestCheckpointReader } from '../../src/ledger/checkpoint-reader';
 import { entryTreeHeadsAt } from '../../src/ledger/entry-tree.repository';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
 import { tenantTree } from '../../src/ledger/tenant-tree';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
-import { testEnv, uniqueName } from '../helpers/test-env';
+import { serveApi, type ServedApi } from '../helpers/api-server';
+import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
 
 let testDb: LedgerTestDatabase;
 let service: Kysely<Database>;
@@ -37,7 +33,7 @@ let prefix: string;
 let dir: string;
 let key: CheckpointSigningKey;
 let signer: LedgerCheckpointSigner;
-let server: Server;
+let served: ServedApi;
 let api: string;
 const tokens: Record<string, string> = {};
 
@@ -64,17 +60,13 @@ beforeEach(async () => {
     tokens[tenant] = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: tenant, scope: 'audit:read', token_hash: hashToken(tokens[tenant]!), created_at: new Date() });
   }
-  // What the API wires (build-api.ts): the newest checkpoint of the key, foreign messages skipped.
-  const latest = latestCheckpointReader({ jsm: () => Promise.resolve(jsm), stream, key: () => Promise.resolve(key.publicKey) });
-  const app = createApp({ db: service, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [], latestLedgerCheckpoint: latest });
-  server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // The API as buildApi wires it: the newest checkpoint of the key on this stream, foreign messages skipped.
+  served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  api = served.url;
 });
 
 afterEach(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await served.close();
   await signer.stop();
   await jsm.streams.delete(stream).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
@@ -139,7 +131,7 @@ describe('tenant proofs', () => {
       stderr: '',
     });
     const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(proof).sort()).toEqual(['audit_path', 'checkpoint', 'event_id', 'leaf_index', 'tenant_hash', 'tenant_id', 'tenant_seq', 'tree_size']);
+    expect(Object.keys(proof).sort()).toEqual(['audit_path', 'checkpoint', 'checkpoint_id', 'event_id', 'leaf_index', 'tenant_hash', 'tenant_id', 'tenant_seq', 'tree_size']);
     expect(proof).toMatchObject({ tenant_id: 'acme-corp', tenant_seq: '3', tree_size: 3 });
     const others = await service.selectFrom('audit_events').select(['seq', 'hash', 'tenant_hash', 'event_id']).where((eb) => eb.or([eb('tenant_id', '!=', 'acme-corp'), eb('tenant_id', 'is', null)])).execute();
     const acme = await service.selectFrom('audit_events').select(['hash']).where('tenant_id', '=', 'acme-corp').execute();
@@ -241,24 +233,16 @@ describe('tenant proofs', () => {
   });
 
   test('when the checkpoint stream cannot be read, then the proof route answers 503 dependency_unavailable, not 500', async () => {
-    const app = createApp({
-      db: service,
-      tenantWorkflows: {} as TenantWorkflowGateway,
-      log: createLogger({ name: 'test', level: 'silent' }),
-      readiness: {},
-      trustedProxies: [],
+    const down = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), {
       latestLedgerCheckpoint: () => Promise.reject(Object.assign(new Error('CONNECTION_REFUSED'), { code: 'CONNECTION_REFUSED' })),
     });
-    const down = createServer(app);
-    await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
     try {
-      const response = await fetch(`http://127.0.0.1:${(down.address() as AddressInfo).port}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
+      const response = await fetch(`${down.url}/v1/audit/proof`, { headers: { authorization: `Bearer ${tokens['acme-corp']}` } });
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toBe('10');
       expect(await response.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'The ledger checkpoint stream cannot be read right now.' });
     } finally {
-      down.closeAllConnections();
-      await new Promise((resolve) => down.close(resolve));
+      await down.close();
     }
   });
 

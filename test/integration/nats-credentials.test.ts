@@ -11,7 +11,7 @@ import path from 'node:path';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import { spawnManaged, type ManagedChild } from '../../src/devstack/child-process';
 import { getFreePort } from '../../src/devstack/free-port';
-import { checkpointSubject, ensureCheckpointStream } from '../../src/events/checkpoint-stream';
+import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
 import { natsConnectOptions } from '../../src/events/nats-connection';
 import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';

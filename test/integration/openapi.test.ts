@@ -1,29 +1,20 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createApp } from '../../src/api/app';
-import { createDatabase } from '../../src/db/database';
-import { createLogger } from '../../src/logging/logger';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { listExpressRoutes } from '../helpers/express-routes';
-import { testEnv } from '../helpers/test-env';
+import { serveApi, type ServedApi } from '../helpers/api-server';
 
 describe('OpenAPI document', () => {
-  const db = createDatabase(testEnv().databaseUrl, { max: 1 });
-  // Only the route table and /openapi.json are exercised here: no workflow is ever called.
-  const app = createApp({ db, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [] });
-  const server = createServer(app);
+  // The API as buildApi wires it; only the route table and /openapi.json are exercised here.
+  let served: ServedApi;
   let doc: any;
 
   beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/openapi.json`);
+    served = await serveApi();
+    const response = await fetch(`${served.url}/openapi.json`);
     expect(response.status).toBe(200);
     doc = await response.json();
   });
-  const baseUrl = () => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const baseUrl = () => served.url;
   afterAll(async () => {
-    server.close();
-    await db.destroy();
+    await served?.close();
   });
 
   const documented = (): string[] =>
@@ -37,7 +28,7 @@ describe('OpenAPI document', () => {
   });
 
   test('when compared with the Express route table, then every route is documented and every documented route exists', () => {
-    const routes = listExpressRoutes(app).map((r) => `${r.method} ${r.path}`);
+    const routes = listExpressRoutes(served.api.app).map((r) => `${r.method} ${r.path}`);
     expect(documented().sort()).toEqual([...new Set(routes)].sort());
   });
 

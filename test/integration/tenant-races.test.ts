@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { failureType } from '../../src/api/workflow-failures';
+import { failureType } from '../../src/shared/workflow-failures';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';

@@ -4,13 +4,10 @@
  * for 500 ms; the revoking process clears its own cache at once).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
-import { createApp } from '../../src/api/app';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
-import { createLogger } from '../../src/logging/logger';
+import { serveApi, type ServedApi } from '../helpers/api-server';
 import { createTenant, SAMPLE_PUBKEY, startTestStack, type ApiResponse, type TestStack } from '../helpers/test-stack';
 
 describe('token revocation', () => {
@@ -148,15 +145,8 @@ describe('token revocation', () => {
   });
 
   test('when a token is revoked through one API process, then a second API process on the same database refuses it within one second', async () => {
-    const servers: Server[] = [];
-    const urls: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const app = createApp({ db: stack.db, tenantWorkflows: stack.gateway, log: createLogger({ name: `api-${i}`, level: 'silent' }), readiness: {}, trustedProxies: [] });
-      const server = createServer(app);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      servers.push(server);
-      urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    }
+    const apis: ServedApi[] = [await serveApi(stack.config), await serveApi(stack.config)];
+    const urls = apis.map((api) => api.url);
     try {
       const { tenantId, token: root } = await createTenant(stack);
       const reader = await issue(root, tenantId, 'vm:read');
@@ -168,10 +158,7 @@ describe('token revocation', () => {
       expect(await get(urls[0]!)).toBe(401);
       expect(await msUntilRefused(() => get(urls[1]!))).toBeLessThan(1000);
     } finally {
-      for (const server of servers) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
+      for (const api of apis) await api.close();
     }
   });
 });

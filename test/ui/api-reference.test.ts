@@ -4,38 +4,28 @@
  * test does; the suite fails without a Chromium): every operation of /openapi.json is listed, and the page
  * made no request to any other origin and broke no rule of its Content-Security-Policy.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
-import { createApp } from '../../src/api/app';
-import { createDatabase } from '../../src/db/database';
-import { createLogger } from '../../src/logging/logger';
-import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
+import { serveApi, type ServedApi } from '../helpers/api-server';
 import { chromiumPath } from '../helpers/chromium';
-import { testEnv } from '../helpers/test-env';
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 jest.setTimeout(90_000);
 
 describe('API reference page at /docs', () => {
-  const db = createDatabase(testEnv().databaseUrl, { max: 1 });
-  // Only /docs, its assets and /openapi.json are exercised: no workflow is ever called.
-  const app = createApp({ db, tenantWorkflows: {} as TenantWorkflowGateway, log: createLogger({ name: 'test', level: 'silent' }), readiness: {}, trustedProxies: [] });
-  let server: Server;
+  // The API as buildApi wires it; only /docs, its assets and /openapi.json are exercised.
+  let served: ServedApi;
   let origin: string;
   let browser: Browser;
 
   beforeAll(async () => {
-    server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    served = await serveApi();
+    origin = served.url;
     browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS });
   });
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
-    await db.destroy();
+    await served?.close();
   });
 
   test('when /docs is opened in a browser, then every operation of the served document is listed and every asset came from the API', async () => {

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isDatabaseUnavailableError } from '../../db/database';
 import type { Logger } from '../../logging/logger';
+import { problemOf } from '../domain-problems';
 import { ApiError, problems } from '../problem';
 import '../request-types';
 import { TemporalUnavailableError } from '../../temporal/temporal-unavailable';
@@ -95,7 +96,7 @@ function fromDependencyFailure(error: unknown): ApiError | null {
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
-    let problem = error instanceof ApiError ? error : (fromBodyParser(error as BodyParserError) ?? fromDependencyFailure(error));
+    let problem = error instanceof ApiError ? error : (problemOf(error) ?? fromBodyParser(error as BodyParserError) ?? fromDependencyFailure(error));
     if (problem?.code === 'dependency_unavailable') {
       log.warn({ err: error, request_id: req.context?.request_id, route: req.route?.path }, 'dependency unavailable');
     }

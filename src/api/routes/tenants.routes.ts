@@ -1,4 +1,3 @@
-import type { ActiveTokenCache } from '../../auth/active-token-cache';
 import { Router } from 'express';
 import type { TenantService } from '../../tenants/tenant.service';
 import { createTenantSchema, pageQuerySchema, tenantIdSchema, updateTenantSchema } from '../../tenants/tenant.schemas';
@@ -13,8 +12,7 @@ export function tenantIdParam(value: unknown): string {
   return parsed.data;
 }
 
-/** `tokenCache` is cleared after a deletion, so this process refuses the tenant's tokens at once. */
-export function tenantRoutes(tenants: TenantService, tokenCache?: ActiveTokenCache): Router {
+export function tenantRoutes(tenants: TenantService): Router {
   const router = Router();
 
   router.post('/v1/tenants', async (req, res) => {
@@ -48,9 +46,7 @@ export function tenantRoutes(tenants: TenantService, tokenCache?: ActiveTokenCac
 
   router.delete('/v1/tenants/:tenant_id', async (req, res) => {
     requirePlatformAdmin(req);
-    const deleted = await tenants.delete(tenantIdParam(req.params.tenant_id), req.context);
-    tokenCache?.clear();
-    res.json(deleted);
+    res.json(await tenants.delete(tenantIdParam(req.params.tenant_id), req.context));
   });
 
   return router;
