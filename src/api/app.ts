@@ -16,7 +16,7 @@ import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
-import { auditRoutes, type LatestCheckpointSource } from './routes/audit.routes';
+import { auditRoutes, type CheckpointSeriesSource, type LatestCheckpointSource } from './routes/audit.routes';
 import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
 import { docsRoutes } from './routes/docs.routes';
 import { healthRoutes, type DependencyCheck, type LedgerCheckpointReport } from './routes/health.routes';
@@ -57,6 +57,8 @@ export interface AppDeps {
   ledgerCheckpointKey?: CheckpointPublicKeySource;
   /** The newest signed checkpoint, for tenants' inclusion proofs. */
   latestLedgerCheckpoint?: LatestCheckpointSource;
+  /** The checkpoint series by link hash: proofs against a saved checkpoint, and the series for tenants and witnesses. */
+  ledgerCheckpointSeries?: CheckpointSeriesSource;
   /** The age of the newest signed checkpoint, reported by /readyz (never making it fail). */
   ledgerCheckpointReport?: () => Promise<LedgerCheckpointReport>;
 }
@@ -97,7 +99,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(tenantRoutes(deps.services.tenants));
   app.use(tokenRoutes(deps.services.tokens));
   app.use(vmRoutes(deps.services.vms));
-  app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint }));
+  app.use(auditRoutes({ db: deps.db, latestCheckpoint: deps.latestLedgerCheckpoint, checkpointSeries: deps.ledgerCheckpointSeries }));
   app.use(methodNotAllowed());
   app.use(notFoundHandler());
   app.use(errorHandler(deps.log));

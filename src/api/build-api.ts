@@ -16,6 +16,7 @@ import type { StoredCheckpoint } from '../ledger/checkpoint';
 import { checkpointFreshness } from '../ledger/checkpoint-freshness';
 import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
 import { latestCheckpointReader } from '../ledger/checkpoint-reader';
+import { CheckpointSeriesIndex } from '../ledger/checkpoint-series-index';
 import { LedgerWriter } from '../ledger/ledger-writer';
 import { createLogger, type Logger } from '../logging/logger';
 import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
@@ -126,6 +127,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     metrics,
     ledgerCheckpointKey: checkpointKey,
     latestLedgerCheckpoint: latestCheckpoint,
+    ledgerCheckpointSeries: new CheckpointSeriesIndex({ jsm: () => nats.jetstreamManager(), stream: config.ledgerCheckpointStream, key: checkpointKey }),
     ledgerCheckpointReport: checkpointReport(db, config, latestCheckpoint, now),
     readiness: readinessChecks(db, connection, nats),
   });

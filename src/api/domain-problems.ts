@@ -1,5 +1,9 @@
 import {
+  CheckpointNotFoundError,
   DomainError,
+  InvalidInputError,
+  LedgerAnchorUnavailableError,
+  NotAnchoredYetError,
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
   InFlightLimitError,
@@ -15,6 +19,9 @@ import {
 import { problems, type ApiError } from './problem';
 
 const NOT_FOUND = { tenant: problems.tenantNotFound, token: problems.tokenNotFound, vm: problems.vmNotFound } as const;
+
+/** The worker's default signing period (LEDGER_CHECKPOINT_EVERY_SECONDS): a checkpoint comes within it. */
+const LEDGER_RETRY_AFTER_SECONDS = 10;
 
 /** Seconds a client waits before repeating a PATCH whose quota the workflow has not confirmed. */
 const QUOTA_RETRY_AFTER_SECONDS = 5;
@@ -35,6 +42,10 @@ export function problemOf(error: unknown): ApiError | undefined {
   if (error instanceof IssuerNotUsableError) return problems.invalidToken();
   if (error instanceof IdempotencyKeyReusedError) return problems.idempotencyKeyReused();
   if (error instanceof IdempotencyKeyInFlightError) return problems.idempotencyKeyInFlight();
+  if (error instanceof InvalidInputError) return problems.invalid('Invalid query', [{ field: error.field, message: error.reason }]);
+  if (error instanceof NotAnchoredYetError) return problems.notAnchoredYet(error.message, LEDGER_RETRY_AFTER_SECONDS);
+  if (error instanceof CheckpointNotFoundError) return problems.checkpointNotFound(error.checkpointId);
+  if (error instanceof LedgerAnchorUnavailableError) return problems.dependencyUnavailable(error.message, { retryAfterSeconds: LEDGER_RETRY_AFTER_SECONDS });
   if (error instanceof QuotaNotAppliedError) {
     return problems.dependencyUnavailable(
       `The new quota (version ${error.quotaVersion}) is stored, but the tenant workflow did not confirm it; it applies with the tenant's next VM request at the latest. Repeat the PATCH to confirm.`,

@@ -23,6 +23,7 @@ export type ProblemCode =
   | 'tenant_not_found'
   | 'token_not_found'
   | 'vm_not_found'
+  | 'checkpoint_not_found'
   | 'tenant_exists'
   | 'tenant_has_vms'
   | 'quota_exceeded'
@@ -99,6 +100,8 @@ export const problems = {
   routeNotFound: () => new ApiError({ status: 404, code: 'not_found', title: 'Not found', detail: 'No such route.' }),
   tenantNotFound: () => new ApiError({ status: 404, code: 'tenant_not_found', title: 'Tenant not found', detail: 'No such tenant.' }),
   tokenNotFound: () => new ApiError({ status: 404, code: 'token_not_found', title: 'Token not found', detail: 'No such token in this tenant.' }),
+  checkpointNotFound: (checkpointId: string) =>
+    new ApiError({ status: 404, code: 'checkpoint_not_found', title: 'Checkpoint not found', detail: `No checkpoint of the ledger's series has id ${checkpointId} (the link hash of a checkpoint from GET /v1/audit/proof or GET /v1/audit/checkpoints).` }),
   vmNotFound: () => new ApiError({ status: 404, code: 'vm_not_found', title: 'VM not found', detail: 'No such VM.' }),
   tenantExists: (tenantId: string) => new ApiError({ status: 409, code: 'tenant_exists', title: 'Tenant exists', detail: `Tenant id ${tenantId} is taken; tenant ids are never reused.` }),
   tenantHasVms: () => new ApiError({ status: 409, code: 'tenant_has_vms', title: 'Tenant has VMs', detail: 'Destroy every VM of the tenant before deleting it.' }),

@@ -16,6 +16,7 @@ import { rotateCheckpointKey } from './rotate-checkpoint-key';
 import { CheckpointSeriesRefusal } from '../ledger/checkpoint-series';
 import { checkpointStateFile } from '../ledger/checkpoint-state';
 import { verifyTenantFiles, verifyTenantInDatabase } from './verify-tenant';
+import { runWitness, WitnessFetchError } from './witness';
 
 /**
  * service-fs: the operator's read-only view of the WORM audit ledger.
@@ -40,6 +41,7 @@ Commands:
   read           print ledger entries matching filters
   verify         check every link and hash, and the ledger against its signed checkpoints
   verify-tenant  a tenant's offline check of its entries and proofs (files only, no database)
+  witness        follow the checkpoint series over the API and keep a log tenants can check against
   rotate-checkpoint-key
                  hand the checkpoint series over to a new signing key (on the worker's host)
 
@@ -70,7 +72,8 @@ Example:
   service-fs read --filter tenant-id=acme-corp --event-type TENANT_CREATED --limit 1
 `;
 
-const VERIFY_TENANT_HELP = `Usage: service-fs verify-tenant --checkpoint-key FILE --entries FILE... [--proof FILE...]
+const VERIFY_TENANT_HELP = `Usage: service-fs verify-tenant --pin-key FILE --entries FILE... [--proof FILE...]
+                                [--prior-proof FILE [--checkpoints FILE...]] [--witness FILE]
 
 A tenant's own check, offline: no database, no other tenant's data. Checks that the entries (the
 JSON of GET /v1/audit pages, saved as they came, all pages) form the tenant's chain from
@@ -78,12 +81,40 @@ tenant_seq 1, linked and recomputing, and that each proof (the JSON of GET /v1/a
 them over time) is signed by the key, proves the chain's head in the signed tree, and still
 matches the entries. Prints "ok: ..." lines and exits 0, or one "bad: <defect>: ..." line per
 finding and exits 1. Defects: gap, rewrite, truncation, forged_insert, fork, forged_checkpoint,
-bad_proof.
+bad_proof, rollback.
+
+With the proof saved last time (--prior-proof) it also checks that the service did not go back:
+entries ending before the prior proof's head, or a proof of less or of an older checkpoint, are a
+rollback. With the links since (--checkpoints: the pages of GET /v1/audit/checkpoints?after=<the
+prior proof's checkpoint_id>), each newer checkpoint must follow the prior one link by link, each
+signed by the series' key at that point (key rotations included): otherwise a fork (a split view).
+With a witness's log (--witness), each checkpoint must be one the witness saw.
 
 Options:
-  --checkpoint-key FILE  the JSON of GET /.well-known/vm-tenant/ledger-checkpoint-key, or a PEM
+  --pin-key FILE         the key you pinned: the JSON of GET /.well-known/vm-tenant/ledger-checkpoint-key,
+                         or a PEM (--checkpoint-key is the same option)
   --entries FILE         entries, repeatable (a page, an array, or JSON Lines)
   --proof FILE           a proof, repeatable
+  --prior-proof FILE     the proof you saved last time
+  --checkpoints FILE     links of the checkpoint series since the prior proof, repeatable
+  --witness FILE         a witness's log (service-fs witness --log)
+`;
+
+const WITNESS_HELP = `Usage: service-fs witness --api URL --token-file FILE --pin-key FILE --log FILE
+
+Run by someone the operator does not control, on a schedule (cron). Fetches the links of the
+ledger's checkpoint series that follow the last one in the log (GET /v1/audit/checkpoints, any
+token with audit:read), checks that each follows the one before it and is signed by the series'
+key at that point, starting from the pinned key, and appends them to the log (JSON Lines). Publish
+the log where tenants fetch it: they check their proofs against it with verify-tenant --witness.
+Exits 0 when the log was brought up to date, 1 when the service shows a history that does not
+extend the logged one (nothing is appended), 2 on bad usage, 3 when the API cannot be reached.
+
+Options:
+  --api URL              the API's base URL
+  --token-file FILE      a file holding a bearer token with audit:read
+  --pin-key FILE         the key to start from (JSON of the well-known key route, or a PEM)
+  --log FILE             the witness's log; created when missing
 `;
 
 const VERIFY_HELP = `Usage: service-fs verify [--checkpoint-key FILE [--last-checkpoint FILE] | --chain-only] [--tenant ID] [--database-url URL]
@@ -137,14 +168,22 @@ const OPTIONS = {
   tenant: { type: 'string' },
   entries: { type: 'string', multiple: true },
   proof: { type: 'string', multiple: true },
+  'pin-key': { type: 'string' },
+  'prior-proof': { type: 'string' },
+  checkpoints: { type: 'string', multiple: true },
+  witness: { type: 'string' },
+  api: { type: 'string' },
+  'token-file': { type: 'string' },
+  log: { type: 'string' },
 } as const;
 
 const READ_ONLY_OPTIONS = ['filter', 'event-type', 'since', 'until', 'limit', 'order', 'format'] as const;
 const VERIFY_ONLY_OPTIONS = ['checkpoint-key', 'chain-only', 'tenant', 'last-checkpoint'] as const;
-const VERIFY_TENANT_OPTIONS = ['entries', 'proof'] as const;
+const VERIFY_TENANT_OPTIONS = ['entries', 'proof', 'prior-proof', 'checkpoints', 'witness'] as const;
+const WITNESS_OPTIONS = ['api', 'token-file', 'log'] as const;
 
-type Command = 'read' | 'verify' | 'verify-tenant' | 'rotate-checkpoint-key';
-const COMMANDS: readonly string[] = ['read', 'verify', 'verify-tenant', 'rotate-checkpoint-key'];
+type Command = 'read' | 'verify' | 'verify-tenant' | 'witness' | 'rotate-checkpoint-key';
+const COMMANDS: readonly string[] = ['read', 'verify', 'verify-tenant', 'witness', 'rotate-checkpoint-key'];
 
 interface Invocation {
   command: Command | undefined;
@@ -152,7 +191,10 @@ interface Invocation {
   databaseUrl: string | undefined;
   read: RawReadOptions;
   verify: { checkpointKey: string | undefined; chainOnly: boolean; tenant: string | undefined; lastCheckpoint: string | undefined };
-  verifyTenant: { entries: string[]; proofs: string[] };
+  verifyTenant: { entries: string[]; proofs: string[]; priorProof: string | undefined; checkpoints: string[] | undefined; witness: string | undefined };
+  witness: { api: string; tokenFile: string; log: string };
+  /** --pin-key, or --checkpoint-key: the same option. */
+  pinKey: string | undefined;
 }
 
 function parseInvocation(argv: readonly string[]): Invocation {
@@ -180,15 +222,29 @@ function parseInvocation(argv: readonly string[]): Invocation {
     const misplaced = Object.keys(values).find((name) => name !== 'help');
     if (misplaced) throw new UsageError(`--${misplaced} is not an option of rotate-checkpoint-key`);
   }
+  if (values['pin-key'] !== undefined && values['checkpoint-key'] !== undefined) throw new UsageError('--pin-key and --checkpoint-key are the same option: give one');
+  const pinKey = values['pin-key'] ?? values['checkpoint-key'];
   if (command !== 'verify-tenant') {
     const misplaced = VERIFY_TENANT_OPTIONS.find((name) => values[name] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} is an option of verify-tenant`);
   }
+  if (command !== 'witness') {
+    const misplaced = WITNESS_OPTIONS.find((name) => values[name] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is an option of witness`);
+    if (command !== 'verify-tenant' && values['pin-key'] !== undefined) throw new UsageError('--pin-key is an option of verify-tenant and witness');
+  }
   if (command === 'verify-tenant') {
-    const misplaced = [...READ_ONLY_OPTIONS, 'chain-only', 'tenant', 'database-url'].find((name) => values[name as keyof typeof values] !== undefined);
+    const misplaced = [...READ_ONLY_OPTIONS, 'chain-only', 'tenant', 'database-url', 'last-checkpoint'].find((name) => values[name as keyof typeof values] !== undefined);
     if (misplaced) throw new UsageError(`--${misplaced} is not an option of verify-tenant`);
-    if (values['checkpoint-key'] === undefined) throw new UsageError('verify-tenant needs --checkpoint-key');
+    if (pinKey === undefined) throw new UsageError('verify-tenant needs --pin-key');
     if (values.entries === undefined) throw new UsageError('verify-tenant needs --entries');
+    if (values.checkpoints !== undefined && values['prior-proof'] === undefined) throw new UsageError('--checkpoints are checked against a prior proof: give --prior-proof');
+  }
+  if (command === 'witness') {
+    const misplaced = [...READ_ONLY_OPTIONS, ...VERIFY_TENANT_OPTIONS, 'chain-only', 'tenant', 'database-url', 'last-checkpoint'].find((name) => values[name as keyof typeof values] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} is not an option of witness`);
+    const missing = [...WITNESS_OPTIONS].find((name) => values[name] === undefined) ?? (pinKey === undefined ? 'pin-key' : undefined);
+    if (missing) throw new UsageError(`witness needs --${missing}`);
   }
   if (command === 'read') {
     const misplaced = VERIFY_ONLY_OPTIONS.find((name) => values[name] !== undefined);
@@ -208,7 +264,9 @@ function parseInvocation(argv: readonly string[]): Invocation {
       format: values.format,
     },
     verify: { checkpointKey: values['checkpoint-key'], chainOnly: values['chain-only'] === true, tenant: values.tenant, lastCheckpoint: values['last-checkpoint'] },
-    verifyTenant: { entries: values.entries ?? [], proofs: values.proof ?? [] },
+    verifyTenant: { entries: values.entries ?? [], proofs: values.proof ?? [], priorProof: values['prior-proof'], checkpoints: values.checkpoints, witness: values.witness },
+    witness: { api: values.api ?? '', tokenFile: values['token-file'] ?? '', log: values.log ?? '' },
+    pinKey,
   };
 }
 
@@ -236,6 +294,19 @@ async function rotate(env: Env, io: CliIo): Promise<number> {
       return EXIT.databaseUnavailable;
     }
     throw error;
+  }
+}
+
+/** `witness`: files and the API only, no database. */
+async function witness(invocation: Invocation, io: CliIo): Promise<number> {
+  try {
+    const verdict = await runWitness({ apiUrl: invocation.witness.api, tokenFile: invocation.witness.tokenFile, keyFile: invocation.pinKey!, logFile: invocation.witness.log });
+    io.stdout(`${verdict.lines.join('\n')}\n`);
+    return verdict.ok ? EXIT.ok : EXIT.chainBroken;
+  } catch (error) {
+    if (!(error instanceof WitnessFetchError)) throw error;
+    io.stderr(`service-fs: ${error.message}\n`);
+    return EXIT.databaseUnavailable;
   }
 }
 
@@ -269,17 +340,19 @@ export async function runServiceFs(argv: readonly string[], env: Env, io: CliIo)
   try {
     const invocation = parseInvocation(argv);
     if (invocation.help) {
-      const help = { read: READ_HELP, verify: VERIFY_HELP, 'verify-tenant': VERIFY_TENANT_HELP, 'rotate-checkpoint-key': ROTATE_HELP } as const;
+      const help = { read: READ_HELP, verify: VERIFY_HELP, 'verify-tenant': VERIFY_TENANT_HELP, witness: WITNESS_HELP, 'rotate-checkpoint-key': ROTATE_HELP } as const;
       io.stdout(invocation.command === undefined ? GENERAL_HELP : help[invocation.command]);
       return EXIT.ok;
     }
-    if (invocation.command === undefined) throw new UsageError('missing command: read, verify, verify-tenant or rotate-checkpoint-key');
+    if (invocation.command === undefined) throw new UsageError('missing command: read, verify, verify-tenant, witness or rotate-checkpoint-key');
     if (invocation.command === 'rotate-checkpoint-key') return await rotate(env, io);
     if (invocation.command === 'verify-tenant') {
-      const verdict = await verifyTenantFiles(invocation.verify.checkpointKey!, invocation.verifyTenant.entries, invocation.verifyTenant.proofs);
+      const { entries, proofs, priorProof, checkpoints: checkpointFiles, witness } = invocation.verifyTenant;
+      const verdict = await verifyTenantFiles({ keyFile: invocation.pinKey!, entryFiles: entries, proofFiles: proofs, priorProofFile: priorProof, checkpointFiles, witnessFile: witness });
       io.stdout(`${verdict.lines.join('\n')}\n`);
       return verdict.ok ? EXIT.ok : EXIT.chainBroken;
     }
+    if (invocation.command === 'witness') return await witness(invocation, io);
     // Check the flags before touching the database, so a typo never waits on a connection.
     if (invocation.command === 'read') readRequest = parseReadOptions(invocation.read);
     const override = invocation.databaseUrl === undefined ? {} : { DATABASE_URL: invocation.databaseUrl };

@@ -204,8 +204,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Inclusion proof of the tenant chain head in the newest signed ledger checkpoint */
+        /** Inclusion proof of the tenant chain head in the newest signed ledger checkpoint, or in the one named by `checkpoint` */
         get: operations["getV1AuditProof"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed checkpoint series, link by link, from its genesis or after a checkpoint the caller holds */
+        get: operations["getV1AuditCheckpoints"];
         put?: never;
         post?: never;
         delete?: never;
@@ -498,6 +515,21 @@ export interface components {
             status: 404;
             /** @constant */
             code: "token_not_found";
+        };
+        /** Problem: checkpoint_not_found */
+        problem_checkpoint_not_found: {
+            /** @description urn:vm-tenant:problem:<code> */
+            type: string;
+            title: string;
+            detail?: string;
+            /** @description The request path */
+            instance: string;
+            /** @description Also in the X-Request-Id header */
+            request_id: string;
+            /** @constant */
+            status: 404;
+            /** @constant */
+            code: "checkpoint_not_found";
         };
         /** Problem: vm_not_found */
         problem_vm_not_found: {
@@ -6783,6 +6815,7 @@ export interface operations {
         parameters: {
             query?: {
                 tenant_id?: string;
+                checkpoint?: string;
             };
             header?: never;
             path?: never;
@@ -6824,6 +6857,7 @@ export interface operations {
                             key_id: string;
                             signature: string;
                         };
+                        checkpoint_id: string;
                         tenant_id: string | null;
                         tenant_seq: string;
                         tenant_hash: string;
@@ -7049,7 +7083,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike) */
+            /** @description `tenant_not_found`: no such tenant, or it belongs to another tenant (answered alike); `checkpoint_not_found`: no checkpoint of the ledger's series has this id (its link hash) */
             404: {
                 headers: {
                     /** @description The id the server gave the request (logs, workflow, ledger) */
@@ -7074,6 +7108,19 @@ export interface operations {
                         status: 404;
                         /** @constant */
                         code: "tenant_not_found";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "checkpoint_not_found";
                     };
                 };
             };
@@ -7106,6 +7153,474 @@ export interface operations {
                         code: "not_anchored_yet";
                         /** @description Seconds to wait before retrying; also in the Retry-After header */
                         retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `payload_too_large`: the body exceeds 64 KiB */
+            413: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 413;
+                        /** @constant */
+                        code: "payload_too_large";
+                    };
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not UTF-8 application/json */
+            415: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 415;
+                        /** @constant */
+                        code: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description `too_many_failed_authentications`: too many requests from this address failed authentication; `rate_limited`: the tenant's API rate limit is used up */
+            429: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "too_many_failed_authentications";
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 429;
+                        /** @constant */
+                        code: "rate_limited";
+                        /** @description Requests per minute */
+                        limit: number;
+                        /** @description Seconds to wait before retrying; also in the Retry-After header */
+                        retry_after_seconds: number;
+                    };
+                };
+            };
+            /** @description `internal_error`: an unexpected error (a bug); the request id finds it in the logs */
+            500: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 500;
+                        /** @constant */
+                        code: "internal_error";
+                    };
+                };
+            };
+            /** @description `dependency_unavailable`: a dependency is down or did not answer in time; retry (with the same Idempotency-Key for writes) */
+            503: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": number;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 503;
+                        /** @constant */
+                        code: "dependency_unavailable";
+                        /**
+                         * @description The dependency that did not answer
+                         * @enum {string}
+                         */
+                        dependency?: "postgres" | "temporal";
+                        /** @description PATCH of a tenant: the stored quota version the tenant workflow has not confirmed */
+                        quota_version?: number;
+                    };
+                };
+            };
+        };
+    };
+    getV1AuditCheckpoints: {
+        parameters: {
+            query?: {
+                after?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed checkpoints and key rotations, oldest first; each names the link hash of the one before it (`previous`); next_cursor is the last one's id */
+            200: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: ({
+                            /** @constant */
+                            v: 2;
+                            head_digest: string;
+                            entries_digest: string;
+                            tree_size: number;
+                            root: string;
+                            previous: string | null;
+                            signed_at: string;
+                            key_id: string;
+                            signature: string;
+                        } | {
+                            /** @constant */
+                            v: 2;
+                            /** @constant */
+                            type: "key_rotation";
+                            previous: string;
+                            key_id: string;
+                            new_key_id: string;
+                            signed_at: string;
+                            signature: string;
+                            new_key_signature: string;
+                            public_key_pem: string;
+                            new_public_key_pem: string;
+                        })[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description `invalid_request`: the input is invalid (`errors` names each bad field), or the request could not be read; `malformed_json`: the body is not valid JSON */
+            400: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "invalid_request";
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 400;
+                        /** @constant */
+                        code: "malformed_json";
+                    };
+                };
+            };
+            /** @description `unauthenticated`: no bearer token was sent; `invalid_token`: the bearer token is unknown, expired or revoked; `signature_required`: the token is bound to a key and the request is not signed; `signature_malformed`: the signature headers cannot be read, or do not cover what a bound token's request must sign; `signature_key_mismatch`: the request is signed with a key other than the token's; `signature_invalid`: the signature does not verify; `signature_expired`: the signature is too old, or created in the future; `signature_replayed`: this signature was accepted before; `content_digest_mismatch`: the Content-Digest does not match the body */
+            401: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Bearer challenge (RFC 6750) */
+                    "WWW-Authenticate": string;
+                    /** @description What a key-bound token's request must sign (RFC 9421) */
+                    "Accept-Signature"?: string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "unauthenticated";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "invalid_token";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_required";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_malformed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_key_mismatch";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_invalid";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_expired";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "signature_replayed";
+                    } | {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 401;
+                        /** @constant */
+                        code: "content_digest_mismatch";
+                    };
+                };
+            };
+            /** @description `insufficient_scope`: the token lacks the scope the operation needs (`required_scope`), or a VM write was made with the platform-admin token */
+            403: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 403;
+                        /** @constant */
+                        code: "insufficient_scope";
+                        /**
+                         * @description The scope the operation needs
+                         * @enum {string}
+                         */
+                        required_scope?: "service:admin" | "service:tenant-admin" | "vm:write" | "vm:read" | "audit:read";
+                    };
+                };
+            };
+            /** @description `checkpoint_not_found`: no checkpoint of the ledger's series has this id (its link hash) */
+            404: {
+                headers: {
+                    /** @description The id the server gave the request (logs, workflow, ledger) */
+                    "X-Request-Id": string;
+                    /** @description Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests */
+                    RateLimit?: string;
+                    /** @description The tenant's rate-limit policy; only on tenant-token requests */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description urn:vm-tenant:problem:<code> */
+                        type: string;
+                        title: string;
+                        detail?: string;
+                        /** @description The request path */
+                        instance: string;
+                        /** @description Also in the X-Request-Id header */
+                        request_id: string;
+                        /** @constant */
+                        status: 404;
+                        /** @constant */
+                        code: "checkpoint_not_found";
                     };
                 };
             };

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import { withoutHead, type SignedCheckpoint, type StoredCheckpoint } from './checkpoint';
 import { tenantHeadsAt } from './ledger.repository';
+import { tenantLinkHash } from './tenant-link';
 import { tenantTree } from './tenant-tree';
 
 /**
@@ -12,6 +13,8 @@ import { tenantTree } from './tenant-tree';
  */
 export interface TenantProof {
   checkpoint: SignedCheckpoint;
+  /** The checkpoint's link hash: what GET /v1/audit/proof?checkpoint= and GET /v1/audit/checkpoints?after= take. */
+  checkpoint_id: string;
   tenant_id: string | null;
   tenant_seq: string;
   tenant_hash: string;
@@ -36,9 +39,11 @@ export async function buildTenantProof(db: Kysely<Database>, tenantId: string | 
   const found = tree.proofFor(tenantId);
   if (!found) return { notCovered: true };
   const eventId = heads.find((head) => head.tenant_id === tenantId)!.event_id;
+  const signed = withoutHead(checkpoint);
   return {
     proof: {
-      checkpoint: withoutHead(checkpoint),
+      checkpoint: signed,
+      checkpoint_id: tenantLinkHash(signed),
       tenant_id: tenantId,
       tenant_seq: found.head.tenant_seq,
       tenant_hash: found.head.tenant_hash,

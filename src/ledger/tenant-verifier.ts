@@ -16,7 +16,9 @@ import { tenantLeafHash } from './tenant-tree';
  * - `truncation`: the entries end before a proved head, or the proved head moved down;
  * - `rewrite`: the proved head's entry is gone, or its seq now holds another hash;
  * - `forged_insert`: the proved head's entry moved up: entries were inserted before it;
- * - `fork`: proofs that describe two histories of the chain.
+ * - `fork`: proofs that describe two histories of the chain;
+ * - `rollback`: against the prior proof (the one saved last time), the entries end before its head,
+ *   or a proof covers less than it.
  */
 export interface TenantVerdict {
   ok: boolean;
@@ -25,7 +27,20 @@ export interface TenantVerdict {
 
 const describe = (p: TenantProof): string => `the proof of the checkpoint signed at ${p.checkpoint.signed_at} (tenant_seq ${p.tenant_seq})`;
 
-export function verifyTenantLedger(entries: readonly TenantAuditEntry[], proofs: readonly TenantProof[], publicKey: KeyObject): TenantVerdict {
+export interface TenantVerifyOptions {
+  /**
+   * The proof the tenant saved last time: what the service showed before. Entries that end before
+   * its head, or a proof of less, are a `rollback`: the service went back in its history or
+   * withholds the newest entries.
+   */
+  prior?: TenantProof;
+}
+
+/** `keys`: the pinned key, and any key a checked chain of links rotated to (checkpoint-path.ts). */
+export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenProofs: readonly TenantProof[], keys: KeyObject | readonly KeyObject[], options: TenantVerifyOptions = {}): TenantVerdict {
+  const { prior } = options;
+  const proofs = prior ? [prior, ...givenProofs] : givenProofs;
+  const signedBy = (checkpoint: unknown) => (Array.isArray(keys) ? keys : [keys as KeyObject]).some((key) => verifySignedCheckpoint(checkpoint, key));
   const lines: string[] = [];
   const bad = (defect: string, message: string) => lines.push(`bad: ${defect}: ${message}`);
   const chain = [...entries].sort((a, b) => Number(BigInt(a.tenant_seq) - BigInt(b.tenant_seq)));
@@ -66,7 +81,7 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], proofs:
   // 2. Each proof: signed, in the signed tree, and still describing these entries.
   const valid: TenantProof[] = [];
   for (const proof of proofs) {
-    if (!verifySignedCheckpoint(proof.checkpoint, publicKey)) {
+    if (!signedBy(proof.checkpoint)) {
       bad('forged_checkpoint', `${describe(proof)} is not signed by this key`);
       continue;
     }
@@ -83,8 +98,16 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], proofs:
     const proof = valid[i]!;
     const later = valid.find((p, j) => outcomes[j] === null && p.checkpoint.signed_at > proof.checkpoint.signed_at && BigInt(p.tenant_seq) >= BigInt(proof.tenant_seq));
     if (later) bad('fork', `the entries match ${describe(later)} but not ${describe(proof)}: ${outcome.message}; the changed history was signed`);
+    else if (proof === prior && outcome.defect === 'truncation') bad('rollback', `${outcome.message}: the prior proof covered them, so the service went back in its history or withholds its newest entries`);
     else bad(outcome.defect, outcome.message);
   });
+  if (prior && valid.includes(prior)) {
+    for (const proof of valid) {
+      if (proof !== prior && BigInt(proof.tenant_seq) < BigInt(prior.tenant_seq)) {
+        bad('rollback', `${describe(proof)} covers less than the prior proof, ${describe(prior)}: the service shows an older state of the chain`);
+      }
+    }
+  }
   for (const [i, proof] of valid.entries()) {
     const same = valid.find((p, j) => j < i && p.tenant_seq === proof.tenant_seq && p.tenant_hash !== proof.tenant_hash);
     if (same) bad('fork', `${describe(same)} and ${describe(proof)} give tenant_seq ${proof.tenant_seq} different hashes`);

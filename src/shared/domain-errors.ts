@@ -80,3 +80,32 @@ export class IdempotencyKeyInFlightError extends DomainError {
   override readonly name = 'IdempotencyKeyInFlightError';
   override readonly message = 'a request with this idempotency key is in flight';
 }
+
+/** A query value the service cannot use (a cursor from elsewhere): `field` names it. */
+export class InvalidInputError extends DomainError {
+  override readonly name = 'InvalidInputError';
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field} ${reason}`);
+  }
+}
+
+/** What was asked for is not under a signed ledger checkpoint yet: nothing is down, it comes within a signing period. */
+export class NotAnchoredYetError extends DomainError {
+  override readonly name = 'NotAnchoredYetError';
+}
+
+/** No checkpoint of the ledger's series has this id (its link hash). */
+export class CheckpointNotFoundError extends DomainError {
+  override readonly name = 'CheckpointNotFoundError';
+  constructor(readonly checkpointId: string) {
+    super(`no checkpoint of the series has id ${checkpointId}`);
+  }
+}
+
+/** The checkpoint stream cannot be read, or the ledger no longer gives a signed root: a 503, the signer alerts the operator. */
+export class LedgerAnchorUnavailableError extends DomainError {
+  override readonly name = 'LedgerAnchorUnavailableError';
+}

@@ -49,6 +49,7 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   not_found: { status: 404, description: 'no such route' },
   tenant_not_found: { status: 404, description: 'no such tenant, or it belongs to another tenant (answered alike)' },
   token_not_found: { status: 404, description: 'no such token in this tenant' },
+  checkpoint_not_found: { status: 404, description: 'no checkpoint of the ledger\'s series has this id (its link hash)' },
   vm_not_found: { status: 404, description: 'no such VM in the caller\'s tenant' },
   method_not_allowed: { status: 405, description: 'the path exists, the method does not (the Allow header lists the methods)', headers: ['Allow'] },
   tenant_exists: { status: 409, description: 'the tenant id was used before (ids are never reused)' },

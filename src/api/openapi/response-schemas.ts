@@ -98,12 +98,33 @@ export const tenantAuditEntrySchema = z.object({
 
 export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
 
+// A signed checkpoint as a tenant gets it (src/ledger/checkpoint.ts): format 2 (chained, with the entry tree's digest), or 1 from before.
+const signedCheckpointV2Schema = z.object({ v: z.literal(2), head_digest: z.string(), entries_digest: z.string(), tree_size: z.number().int(), root: z.string(), previous: z.string().nullable(), signed_at: z.string(), key_id: z.string(), signature: z.string() });
+const signedCheckpointSchema = z.union([
+  signedCheckpointV2Schema,
+  z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+]);
+
+/** A key rotation link (src/ledger/checkpoint-rotation.ts): signed by the old key, co-signed by the new one. */
+const keyRotationSchema = z.object({
+  v: z.literal(2),
+  type: z.literal('key_rotation'),
+  previous: z.string(),
+  key_id: z.string(),
+  new_key_id: z.string(),
+  signed_at: z.string(),
+  signature: z.string(),
+  new_key_signature: z.string(),
+  public_key_pem: z.string(),
+  new_public_key_pem: z.string(),
+});
+
+/** A link of the checkpoint series, as GET /v1/audit/checkpoints lists them. */
+export const checkpointLinkSchema = z.union([signedCheckpointV2Schema, keyRotationSchema]);
+
 export const tenantProofSchema = z.object({
-  // A signed checkpoint as a tenant gets it (src/ledger/checkpoint.ts): format 2 (chained, with the entry tree's digest), or 1 from before.
-  checkpoint: z.union([
-    z.object({ v: z.literal(2), head_digest: z.string(), entries_digest: z.string(), tree_size: z.number().int(), root: z.string(), previous: z.string().nullable(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
-    z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
-  ]),
+  checkpoint: signedCheckpointSchema,
+  checkpoint_id: z.string(),
   tenant_id: z.string().nullable(),
   tenant_seq: z.string(),
   tenant_hash: z.string(),

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { issueTokenSchema } from '../../auth/token.schemas';
 import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../tenants/tenant.schemas';
 import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
-import { auditProofQuerySchema, auditQuerySchema } from '../routes/audit.routes';
+import { auditCheckpointsQuerySchema, auditProofQuerySchema, auditQuerySchema } from '../routes/audit.routes';
 import type { ProblemCode } from '../problem';
-import { auditEntrySchema, checkpointPublicKeySchema, healthSchema, issuedTokenSchema, openApiDocumentSchema, page, readinessSchema, revokedTokensSchema, tenantAuditEntrySchema, tenantProofSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+import { auditEntrySchema, checkpointLinkSchema, checkpointPublicKeySchema, healthSchema, issuedTokenSchema, openApiDocumentSchema, page, readinessSchema, revokedTokensSchema, tenantAuditEntrySchema, tenantProofSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
 
 export interface RouteDoc {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -96,13 +96,22 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'GET',
     path: '/v1/audit/proof',
-    summary: 'Inclusion proof of the tenant chain head in the newest signed ledger checkpoint',
+    summary: 'Inclusion proof of the tenant chain head in the newest signed ledger checkpoint, or in the one named by `checkpoint`',
     auth: 'audit:read',
     query: auditProofQuerySchema,
     ok: { status: 200, schema: tenantProofSchema, description: 'A signed checkpoint, the tenant chain head it covers and its RFC 6962 audit path' },
     // not_anchored_yet (409, Retry-After) until a signed checkpoint covers the tenant; dependency_unavailable
     // (503) when the checkpoint stream cannot be read or the stored heads no longer give the signed root.
-    problems: ['tenant_not_found', 'not_anchored_yet'],
+    problems: ['tenant_not_found', 'not_anchored_yet', 'checkpoint_not_found'],
+  },
+  {
+    method: 'GET',
+    path: '/v1/audit/checkpoints',
+    summary: 'The signed checkpoint series, link by link, from its genesis or after a checkpoint the caller holds',
+    auth: 'audit:read',
+    query: auditCheckpointsQuerySchema,
+    ok: { status: 200, schema: page(checkpointLinkSchema), description: 'Signed checkpoints and key rotations, oldest first; each names the link hash of the one before it (`previous`); next_cursor is the last one\'s id' },
+    problems: ['checkpoint_not_found'],
   },
   {
     method: 'GET',

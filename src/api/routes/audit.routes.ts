@@ -2,16 +2,15 @@ import { Router } from 'express';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Database } from '../../db/tables';
-import { toAuditEntry, toTenantAuditEntry } from '../../ledger/audit-entry';
-import type { StoredCheckpoint } from '../../ledger/checkpoint';
-import { findAuditSeq, listAuditEvents } from '../../ledger/ledger.repository';
-import { buildTenantProof } from '../../ledger/tenant-proof';
+import { AuditService, type CheckpointSeriesSource, type LatestCheckpointSource } from '../../ledger/audit.service';
 import { AUDIT_EVENT_TYPES } from '../../shared/audit-event-types';
 import { tenantIdSchema } from '../../tenants/tenant.schemas';
 import { callerOf, requireTenantAccess } from '../access';
 import { problems } from '../problem';
 import { parseOrThrow } from '../validation';
 import { isPlatformAdmin } from '../../auth/caller';
+
+export type { CheckpointSeriesSource, LatestCheckpointSource } from '../../ledger/audit.service';
 
 export const auditQuerySchema = z
   .object({
@@ -39,33 +38,25 @@ export const auditQuerySchema = z
   })
   .strict();
 
-/** A page cursor as a seq: an admin's seq as is, an event id looked up (within the tenant's entries). */
-async function resolveCursor(db: Kysely<Database>, cursor: string | undefined, tenantId: string | undefined): Promise<string | undefined> {
-  if (cursor === undefined) return undefined;
-  const isSeq = /^\d+$/.test(cursor);
-  if (isSeq && tenantId === undefined) return cursor;
-  const seq = isSeq ? undefined : await findAuditSeq(db, cursor, tenantId);
-  if (seq === undefined) throw problems.invalid('Invalid query', [{ field: 'cursor', message: 'is not a cursor from this listing' }]);
-  return seq;
-}
+/** A checkpoint's id: the hex SHA-256 link hash that the next checkpoint names as `previous`. */
+const checkpointIdSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a checkpoint id (64 lowercase hex digits)');
 
-/** The newest checkpoint the worker signed, verified with its public key; null when there is none. */
-export type LatestCheckpointSource = () => Promise<StoredCheckpoint | null>;
+export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.optional(), checkpoint: checkpointIdSchema.optional() }).strict();
 
-export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.optional() }).strict();
+export const auditCheckpointsQuerySchema = z
+  .object({
+    after: checkpointIdSchema.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .strict();
 
-/** The worker's default signing period (LEDGER_CHECKPOINT_EVERY_SECONDS): a checkpoint comes within it. */
-const PROOF_RETRY_AFTER_SECONDS = 10;
-
-const proofUnavailable = (detail: string) => problems.dependencyUnavailable(detail, { retryAfterSeconds: PROOF_RETRY_AFTER_SECONDS });
-/** Nothing is down: the tenant's entries are newer than the newest checkpoint, which comes within a signing period. */
-const notAnchoredYet = (detail: string) => problems.notAnchoredYet(detail, PROOF_RETRY_AFTER_SECONDS);
-
-export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource }): Router {
+export function auditRoutes({ db, latestCheckpoint, checkpointSeries }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource; checkpointSeries?: CheckpointSeriesSource }): Router {
   const router = Router();
+  const audit = new AuditService(db, latestCheckpoint, checkpointSeries);
 
-  // The inclusion proof of the caller's tenant chain head in the newest signed checkpoint: with its
-  // entries and the public key, all a tenant needs to verify them offline (service-fs verify-tenant).
+  // The inclusion proof of the caller's tenant chain head in the newest signed checkpoint, or in the
+  // one named by `checkpoint`: with its entries and the public key, all a tenant needs to verify
+  // them offline (service-fs verify-tenant).
   router.get('/v1/audit/proof', async (req, res) => {
     const query = parseOrThrow(auditProofQuerySchema, req.query, 'query');
     const caller = callerOf(req);
@@ -76,17 +67,17 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
     }
     if (!isPlatformAdmin(caller) && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
     requireTenantAccess(req, tenantId, 'audit:read');
-    // The checkpoint stream is a dependency like Postgres: NATS down is a 503, never a 500.
-    const checkpoint = latestCheckpoint
-      ? await latestCheckpoint().catch(() => {
-          throw proofUnavailable('The ledger checkpoint stream cannot be read right now.');
-        })
-      : null;
-    if (!checkpoint) throw notAnchoredYet('No signed ledger checkpoint yet: the worker signs one within a signing period after entries are written.');
-    const outcome = await buildTenantProof(db, tenantId, checkpoint);
-    if ('notCovered' in outcome) throw notAnchoredYet('The latest signed checkpoint does not cover this tenant yet: the worker signs one within a signing period.');
-    if ('inconsistent' in outcome) throw proofUnavailable('The ledger does not match its latest signed checkpoint; the operator has been alerted by the signer.');
-    res.json(outcome.proof);
+    res.json(await audit.proof(tenantId, query.checkpoint));
+  });
+
+  // The checkpoint series, link by link from its genesis (or after a checkpoint the caller holds):
+  // what a tenant checks a newer checkpoint against an older one with, and what a witness follows.
+  // Signed statements only: no tenant's entries, no ledger head.
+  router.get('/v1/audit/checkpoints', async (req, res) => {
+    const query = parseOrThrow(auditCheckpointsQuerySchema, req.query, 'query');
+    const caller = callerOf(req);
+    if (!isPlatformAdmin(caller)) requireTenantAccess(req, caller.tenant_id ?? '', 'audit:read');
+    res.json(await audit.checkpoints(query.after ?? null, query.limit));
   });
 
   router.get('/v1/audit', async (req, res) => {
@@ -99,20 +90,13 @@ export function auditRoutes({ db, latestCheckpoint }: { db: Kysely<Database>; la
       if (!tenantId || (query.tenant_id !== undefined && query.tenant_id !== tenantId)) throw problems.tenantNotFound();
       requireTenantAccess(req, tenantId, 'audit:read');
     }
-    const afterSeq = await resolveCursor(db, query.cursor, isAdmin ? undefined : tenantId);
-    const rows = await listAuditEvents(db, {
-      tenant_id: tenantId,
-      vm_id: query.vm_id,
-      event_type: query.event_type,
-      since: query.since ? new Date(query.since) : undefined,
-      until: query.until ? new Date(query.until) : undefined,
-      after_seq: afterSeq,
-      limit: query.limit + 1,
+    const { tenant_id: _tenant, since, until, ...filters } = query;
+    const page = await audit.list(isAdmin ? { admin: true, tenantId } : { admin: false, tenantId: tenantId! }, {
+      ...filters,
+      since: since ? new Date(since) : undefined,
+      until: until ? new Date(until) : undefined,
     });
-    const page = rows.slice(0, query.limit);
-    const last = rows.length > query.limit ? page[page.length - 1]! : null;
-    if (isAdmin) res.json({ items: page.map(toAuditEntry), next_cursor: last?.seq ?? null });
-    else res.json({ items: page.map(toTenantAuditEntry), next_cursor: last?.event_id ?? null });
+    res.json(page);
   });
 
   return router;
