@@ -3,8 +3,8 @@ import type { Database } from '../db/tables';
 import type { FleetClient } from '../fleet/fleet-client';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
-import { createLegacyV1Activities } from './legacy-v1.activities';
-import { createLegacyV2VmActivities } from './legacy-v2.vm.activities';
+import { createLegacyV1Activities } from './legacy/v1.activities';
+import { createLegacyV2Activities } from './legacy/v2.activities';
 import { createTenantActivities } from './tenant.activities';
 import { createVmActivities } from './vm.activities';
 
@@ -25,7 +25,7 @@ export function createActivities(deps: ActivityDeps) {
   const { ledger } = deps;
   return {
     ...createLegacyV1Activities({ ...deps, now, bootPollMs }),
-    ...createLegacyV2VmActivities({ ledger, now }),
+    ...createLegacyV2Activities({ db: deps.db, ledger, now }),
     ...createTenantActivities({ db: deps.db, ledger, now }),
     ...createVmActivities({ db: deps.db, ledger, fleet: deps.fleet, now, bootPollMs, metrics: deps.metrics }),
   };

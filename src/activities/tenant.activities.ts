@@ -7,39 +7,15 @@ import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { VmStatus } from '../shared/vm';
 import type { RequestContext } from '../shared/request-context';
-import type { InFlightPage, RebuildSnapshot, TenantDeleteOutcome, TenantTotals } from '../shared/tenant-workflow.state';
+import type { RebuildSnapshot, TenantDeleteOutcome } from '../shared/tenant-workflow.state';
 import { findTenant, markTenantDeleted } from '../tenants/tenant.repository';
-import { listInFlightVmRows, tenantVmTotals } from '../vms/vm.repository';
+import { tenantVmTotals } from '../vms/vm.repository';
 
 // Bounded so the snapshot stays far below Temporal's payload limits (about 100 bytes a request).
 const MAX_UNDECIDED = 2000;
 
 export function createTenantActivities({ db, ledger, now }: { db: Kysely<Database>; ledger: LedgerWriter; now: () => Date }) {
   return {
-    /** The tenant's quota and what it holds (runs of state version 2 rebuild with it; replay only). */
-    async loadTenantTotals({ tenant_id }: { tenant_id: string }): Promise<TenantTotals> {
-      const tenant = await findTenant(db, tenant_id, { includeDeleted: true });
-      if (!tenant) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
-      const totals = await tenantVmTotals(db, tenant_id);
-      return {
-        quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version },
-        closed: tenant.deleted_at !== null,
-        ...totals,
-      };
-    },
-
-    /** One page of the VMs whose work a rebuilt run must resume (runs of state version 2; replay only). */
-    async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightPage> {
-      const rows = await listInFlightVmRows(db, tenant_id, after, limit);
-      const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]!.vm_id };
-      for (const row of rows) {
-        const createdAtMs = row.created_at.getTime();
-        if (row.status === 'requested') page.undecided.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: createdAtMs });
-        else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
-      }
-      return page;
-    },
-
     /**
      * A rebuild's one read, in one snapshot (repeatable read): the tenant moves to the run's admission
      * epoch (its start time: a boot of the lost run can no longer confirm a row), then its quota, totals, VMs in flight

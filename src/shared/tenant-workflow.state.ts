@@ -1,7 +1,6 @@
 import type { TenantSnapshot as LegacyTenantSnapshot } from './legacy/tenant-v1.state';
 import type { CarriedTenantStateV2 } from './legacy/tenant-v2.state';
 import type { VersionedQuota } from './tenant-workflow.messages';
-import type { VmStatus } from './vm';
 
 /** The request a VM's current work serves, kept small: its ledger entries name it. */
 export interface WorkCause {
@@ -110,23 +109,5 @@ export interface SettleOutcome {
   released: boolean;
 }
 
-/** What a rebuilt run reads from Postgres besides its totals: VMs in flight and requests still undecided. */
-export interface InFlightPage {
-  in_flight: Array<{ vm_id: string; storage_gb: number; phase: 'provisioning' | 'destroying'; created_at_ms: number }>;
-  undecided: UndecidedVm[];
-  /** The last vm_id of the page, to ask for the next; null when this was the last page. */
-  next_after: string | null;
-}
-
-/** Outcomes of the frozen state-version-2 workflow's local activities (legacy/tenant-v2.ts). */
-export type SpawnRecordOutcome =
-  | { outcome: 'recorded' }
-  | { outcome: 'exists'; status: VmStatus }
-  | { outcome: 'tenant_deleted' };
-
-export type DestroyRecordOutcome =
-  | { outcome: 'recorded'; storage_gb: number }
-  | { outcome: 'unchanged'; status: VmStatus }
-  | { outcome: 'not_found' };
-
+/** The outcome of recordTenantDeleted. */
 export type TenantDeleteOutcome = { outcome: 'deleted' } | { outcome: 'has_vms'; vms: number };

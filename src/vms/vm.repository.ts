@@ -21,14 +21,6 @@ export function toVmRecord(row: VmRow): VmRecord {
 }
 
 /** Inserts the VM in status provisioning unless it exists already (version-1 workflow runs only). */
-export async function insertVmIfAbsent(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<void> {
-  await db
-    .insertInto('vms')
-    .values({ vm_id: vm.vm_id, tenant_id: vm.tenant_id, ...vm.shape, status: 'provisioning', created_at: vm.created_at, updated_at: vm.created_at })
-    .onConflict((oc) => oc.column('vm_id').doNothing())
-    .execute();
-}
-
 export async function findTenantVm(db: Db, tenantId: string, vmId: string): Promise<VmRow | undefined> {
   return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('vm_id', '=', vmId).executeTakeFirst();
 }
@@ -53,8 +45,6 @@ export async function listTenantVms(db: Db, query: VmListQuery): Promise<VmRow[]
 
 export const STATUSES_HOLDING_QUOTA = ['provisioning', 'running', 'destroying'] as const satisfies readonly VmStatus[];
 export const STATUSES_IN_FLIGHT = ['provisioning', 'destroying'] as const satisfies readonly VmStatus[];
-/** What a rebuilt tenant workflow reads: the work in flight, and the requests not yet decided. */
-const STATUSES_UNSETTLED = ['requested', ...STATUSES_IN_FLIGHT] as const satisfies readonly VmStatus[];
 
 /**
  * Records a spawn request: the VM's row in status `requested` (holding no quota until the tenant
@@ -98,17 +88,6 @@ export async function tenantVmTotals(db: Db, tenantId: string): Promise<{ vms: n
 }
 
 /** Every VM holding quota, whole rows (version-1 workflow runs only: unbounded, do not use elsewhere). */
-export async function listVmsHoldingQuota(db: Db, tenantId: string): Promise<VmRow[]> {
-  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_HOLDING_QUOTA]).execute();
-}
-
-/** One page of the tenant's VMs requested or with work in flight (provisioning or destroying), by vm_id. */
-export async function listInFlightVmRows(db: Db, tenantId: string, after: string | null, limit: number): Promise<Array<Pick<VmRow, 'vm_id' | 'storage_gb' | 'status' | 'created_at'>>> {
-  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status', 'created_at']).where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_UNSETTLED]);
-  if (after !== null) q = q.where('vm_id', '>', after);
-  return q.orderBy('vm_id').limit(limit).execute();
-}
-
 /**
  * Moves a VM to `to` only from one of `from`, so late or repeated writers cannot move it backwards
  * (a spawn finishing after a destroy request leaves it destroying). Returns whether it moved.

@@ -1,3 +1,4 @@
+/** The version-1 shapes, frozen with the workflow that carried them (workflows/legacy/tenant-v1.ts); deleted with it (src/workflows/legacy/README.md). */
 import type { RequestContext } from '../request-context';
 import type { SpawnVmRequest, TenantQuota } from '../tenant-workflow.messages';
 import type { VmStatus } from '../vm';

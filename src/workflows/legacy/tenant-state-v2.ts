@@ -17,7 +17,8 @@ export type SpawnRefusalV2 =
  * so a check and the reservation that follows it happen with no other message in between.
  */
 /**
- * Frozen with the state-version-2 workflow (legacy/tenant-v2.ts), which replays on it. Do not change.
+ * Frozen with the state-version-2 workflow (legacy/tenant-v2.ts), which replays on it. Do not change;
+ * delete as ./README.md says.
  */
 export class TenantStateV2 {
   quota: VersionedQuota;

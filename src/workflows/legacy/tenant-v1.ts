@@ -9,7 +9,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createLegacyV1Activities } from '../../activities/legacy-v1.activities';
+import type { createLegacyV1Activities } from '../../activities/legacy/v1.activities';
 import { FailureType } from '../../shared/failure-types';
 import {
   changeQuotaUpdate,
@@ -49,7 +49,7 @@ const SETTLED_MEMORY = 2000;
  * The tenant workflow as it was before state version 2 (compact state, Postgres-first admission),
  * frozen: runs started by that code replay and finish their run here, then continue as new into
  * the current code, which migrates the carried state. Do not change what this function does; delete
- * it once no run older than the `tenant-state-v2` patch remains (docs/reliability.md).
+ * it as ./README.md says.
  */
 export async function legacyTenantWorkflowV1(input: TenantWorkflowInput): Promise<void> {
   const tenantId = input.tenant_id;

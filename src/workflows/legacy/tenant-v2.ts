@@ -29,8 +29,8 @@ import {
   type TenantUsage,
 } from '../../shared/tenant-workflow.messages';
 import { continueAsNewSignal } from '../../shared/tenant-workflow.versions';
-import type { CarriedTenantStateV2 as CarriedTenantState, InFlightVmV2 as InFlightVm } from '../../shared/legacy/tenant-v2.state';
-import type { InFlightPage, TenantLimits, TenantWorkflowInput } from '../../shared/tenant-workflow.state';
+import type { CarriedTenantStateV2 as CarriedTenantState, InFlightPage, InFlightVmV2 as InFlightVm } from '../../shared/legacy/tenant-v2.state';
+import type { TenantLimits, TenantWorkflowInput } from '../../shared/tenant-workflow.state';
 import type { RequestContext } from '../../shared/request-context';
 import type { VmStatus } from '../../shared/vm';
 import { causeOf, TenantStateV2 as TenantState, type SpawnRefusalV2 as SpawnRefusal } from './tenant-state-v2';
@@ -76,7 +76,7 @@ const { teardownVm, failVm } = proxyActivities<Activities>({
  * The tenant workflow of state version 2 (admission recorded by a local activity inside the update),
  * frozen: runs started by that code replay and finish their run here, then continue as new into the
  * current code (docs/admission-protocol.md), which converts the carried state. Do not change what
- * this function does; delete it once no run older than the `admission-v3` patch remains.
+ * this function does; delete it as ./README.md says.
  */
 export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promise<void> {
   const tenantId = input.tenant_id;

@@ -1,13 +1,16 @@
-import { sql, type Transaction } from 'kysely';
-import type { Database } from '../db/tables';
-import type { LedgerWriter } from '../ledger/ledger-writer';
-import type { RequestContext } from '../shared/request-context';
-import type { SpawnVmRequest } from '../shared/tenant-workflow.messages';
-import type { DestroyRecordOutcome, SpawnRecordOutcome } from '../shared/tenant-workflow.state';
-import type { VmStatus } from '../shared/vm';
-import type { VmShape } from '../shared/vm';
-import { findTenantVm, transitionVm } from '../vms/vm.repository';
-import { recordVmStep } from './vm-audit';
+import { ApplicationFailure } from '@temporalio/activity';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../db/tables';
+import type { LedgerWriter } from '../../ledger/ledger-writer';
+import { FailureType } from '../../shared/failure-types';
+import type { DestroyRecordOutcome, InFlightPage, SpawnRecordOutcome } from '../../shared/legacy/tenant-v2.state';
+import type { RequestContext } from '../../shared/request-context';
+import type { SpawnVmRequest } from '../../shared/tenant-workflow.messages';
+import type { TenantTotals } from '../../shared/tenant-workflow.state';
+import type { VmShape, VmStatus } from '../../shared/vm';
+import { findTenant } from '../../tenants/tenant.repository';
+import { findTenantVm, STATUSES_IN_FLIGHT, tenantVmTotals, transitionVm } from '../../vms/vm.repository';
+import { recordVmStep } from '../vm-audit';
 
 const OWN_TRANSITION = { afterOwnTransition: true };
 
@@ -22,14 +25,46 @@ async function insertVmForLiveTenant(db: Transaction<Database>, vm: { vm_id: str
   return Number(result.numAffectedRows ?? 0) > 0;
 }
 
+/** One page of the tenant's VMs requested or with work in flight, by vm_id (the state-version-2 rebuild's read). */
+async function listInFlightVmRows(db: Kysely<Database>, tenantId: string, after: string | null, limit: number) {
+  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status', 'created_at']).where('tenant_id', '=', tenantId).where('status', 'in', ['requested', ...STATUSES_IN_FLIGHT]);
+  if (after !== null) q = q.where('vm_id', '>', after);
+  return q.orderBy('vm_id').limit(limit).execute();
+}
+
 /**
- * The local activities of tenant-workflow runs started before the admission-v3 patch
- * (workflows/legacy/tenant-v2.ts), which record a spawn or a destroy inside the update. Kept so
- * such runs finish their current run; remove with that workflow.
+ * The activities only tenant-workflow runs started before the admission-v3 patch call
+ * (workflows/legacy/tenant-v2.ts): the local activities that record a spawn or a destroy inside the
+ * update, and the rebuild's two reads. Kept for replay only: removed with the rest of the frozen
+ * code (src/workflows/legacy/README.md).
  */
-export function createLegacyV2VmActivities({ ledger, now }: { ledger: LedgerWriter; now: () => Date }) {
+export function createLegacyV2Activities({ db, ledger, now }: { db: Kysely<Database>; ledger: LedgerWriter; now: () => Date }) {
   const recorded = <T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> => ledger.run(work);
   return {
+    /** The tenant's quota and what it holds (runs of state version 2 rebuild with it; replay only). */
+    async loadTenantTotals({ tenant_id }: { tenant_id: string }): Promise<TenantTotals> {
+      const tenant = await findTenant(db, tenant_id, { includeDeleted: true });
+      if (!tenant) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
+      const totals = await tenantVmTotals(db, tenant_id);
+      return {
+        quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version },
+        closed: tenant.deleted_at !== null,
+        ...totals,
+      };
+    },
+
+    /** One page of the VMs whose work a rebuilt run must resume (runs of state version 2; replay only). */
+    async listInFlightVms({ tenant_id, after, limit }: { tenant_id: string; after: string | null; limit: number }): Promise<InFlightPage> {
+      const rows = await listInFlightVmRows(db, tenant_id, after, limit);
+      const page: InFlightPage = { in_flight: [], undecided: [], next_after: rows.length < limit ? null : rows[rows.length - 1]!.vm_id };
+      for (const row of rows) {
+        const createdAtMs = row.created_at.getTime();
+        if (row.status === 'requested') page.undecided.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: createdAtMs });
+        else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
+      }
+      return page;
+    },
+
     /**
      * Writes the admitted VM's row (status provisioning) and VM_SPAWN_REQUESTED in one transaction,
      * before the workflow answers the spawn. Repeatable: a VM still provisioning is this admission's.
@@ -66,6 +101,5 @@ export function createLegacyV2VmActivities({ ledger, now }: { ledger: LedgerWrit
         return { outcome: 'unchanged', status: row.status as VmStatus };
       });
     },
-
   };
 }
