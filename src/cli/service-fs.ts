@@ -85,7 +85,7 @@ bad_proof, rollback.
 
 With the proof saved last time (--prior-proof) it also checks that the service did not go back:
 entries ending before the prior proof's head, or a proof of less or of an older checkpoint, are a
-rollback. With the links since (--checkpoints: the pages of GET /v1/audit/checkpoints?after=<the
+rollback. With the links since (--checkpoints: the pages of GET /v1/audit/checkpoints?cursor=<the
 prior proof's checkpoint_id>), each newer checkpoint must follow the prior one link by link, each
 signed by the series' key at that point (key rotations included): otherwise a fork (a split view).
 With a witness's log (--witness), each checkpoint must be one the witness saw.

@@ -1,15 +1,11 @@
-import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
 import { connect } from 'nats';
 import type { Database } from '../db/tables';
 import { toTenantAuditEntry, type TenantAuditEntry } from '../ledger/audit-entry';
-import { keyIdOf, verifySignedCheckpoint } from '../ledger/checkpoint';
-import { verifyCheckpointPath, walkSeries } from '../ledger/checkpoint-path';
 import { latestCheckpointReader } from '../ledger/checkpoint-reader';
-import { tenantLinkHash, type TenantLink } from '../ledger/tenant-link';
-import { openWitnessLog } from '../ledger/witness-log';
 import { buildTenantProof, type TenantProof } from '../ledger/tenant-proof';
+import { verifyTenantHistory } from '../ledger/tenant-history-check';
 import { verifyTenantLedger, type TenantVerdict } from '../ledger/tenant-verifier';
 import { readPublicKeyFile } from './checkpoint-key-file';
 import { UsageError } from './usage-error';
@@ -50,7 +46,7 @@ export interface TenantFiles {
   proofFiles: readonly string[];
   /** The proof the tenant saved last time. */
   priorProofFile?: string;
-  /** Links of the checkpoint series (pages of GET /v1/audit/checkpoints?after=<the prior checkpoint's id>). */
+  /** Links of the checkpoint series (pages of GET /v1/audit/checkpoints?cursor=<the prior checkpoint's id>). */
   checkpointFiles?: readonly string[];
   /** A witness's log of the series (JSON Lines of links), fetched from the witness. */
   witnessFile?: string;
@@ -72,57 +68,8 @@ export async function verifyTenantFiles(files: TenantFiles): Promise<TenantVerdi
   const prior = files.priorProofFile === undefined ? undefined : ((await readJsonValues(files.priorProofFile))[0] as TenantProof);
   if (prior !== undefined && (prior === null || typeof prior !== 'object' || typeof prior.checkpoint !== 'object')) throw new UsageError(`${files.priorProofFile} is not a proof of GET /v1/audit/proof`);
   const links = files.checkpointFiles === undefined ? undefined : flatten((await Promise.all(files.checkpointFiles.map(readJsonValues))).flat());
-  const series = checkSeries(pinned, proofs, prior, links);
-  const witness = files.witnessFile === undefined ? [] : checkWitness(pinned, [...(prior ? [prior] : []), ...proofs], await readJsonValues(files.witnessFile));
-  const verdict = verifyTenantLedger(entries, proofs, series.keys, { prior });
-  const lines = [...verdict.lines, ...series.lines, ...witness];
-  return { ok: lines.every((line) => !line.startsWith('bad:')), lines };
-}
-
-/** The keys proofs may be signed with (the pinned one, and those a chain of links rotated to), and what the links say about each proof. */
-function checkSeries(pinned: KeyObject, proofs: readonly TenantProof[], prior: TenantProof | undefined, links: unknown[] | undefined): { keys: KeyObject[]; lines: string[] } {
-  const keys = [pinned];
-  const lines: string[] = [];
-  const addKeys = (more: readonly KeyObject[]) => more.forEach((key) => keys.some((k) => keyIdOf(k) === keyIdOf(key)) || keys.push(key));
-  if (prior === undefined) {
-    // No prior proof: keys the links rotate to, from the first link the pinned key signed.
-    if (links !== undefined) {
-      const start = links.find((value) => verifySignedCheckpoint(value, pinned));
-      if (start !== undefined) addKeys(walkSeries(tenantLinkHash(start as TenantLink), pinned, links).keys);
-    }
-    return { keys, lines };
-  }
-  for (const proof of proofs) {
-    if (links === undefined) {
-      if (String(proof.checkpoint.signed_at) < String(prior.checkpoint.signed_at)) {
-        lines.push(`bad: rollback: the checkpoint shown now (signed at ${proof.checkpoint.signed_at}) is older than the one of the prior proof (signed at ${prior.checkpoint.signed_at})`);
-      }
-      continue;
-    }
-    const path = verifyCheckpointPath(prior.checkpoint, proof.checkpoint, links, pinned);
-    if (path.ok) {
-      addKeys(path.keys);
-      lines.push(`ok: the checkpoint signed at ${proof.checkpoint.signed_at} extends the prior proof's (signed at ${prior.checkpoint.signed_at}) by ${path.links} signed link${path.links === 1 ? '' : 's'}`);
-    } else lines.push(`bad: ${path.defect}: ${path.message}`);
-  }
-  if (links === undefined && proofs.length > 0) lines.push('warning: no --checkpoints given: the newer checkpoints are compared with the prior one by time only, not shown to extend it');
-  return { keys, lines };
-}
-
-/** Each proof's checkpoint in the witness's log, unless it is newer than everything the witness saw. */
-function checkWitness(pinned: KeyObject, proofs: readonly TenantProof[], values: unknown[]): string[] {
-  const opened = openWitnessLog(flatten(values), pinned);
-  if ('fork' in opened) return [`bad: fork: the witness's log does not hold together: ${opened.fork}`];
-  const { log } = opened;
-  if (log.tip === null) return ['warning: the witness\'s log is empty'];
-  const lines: string[] = [];
-  for (const proof of proofs) {
-    const id = tenantLinkHash(proof.checkpoint);
-    if (log.hashes.has(id)) lines.push(`ok: the witness saw the checkpoint signed at ${proof.checkpoint.signed_at}`);
-    else if (String(proof.checkpoint.signed_at) <= log.tip.signed_at) lines.push(`bad: fork: the checkpoint signed at ${proof.checkpoint.signed_at} is not in the witness's log, which goes on to ${log.tip.signed_at}: the service showed you a checkpoint it did not show the witness (a split view)`);
-    else lines.push(`warning: the checkpoint signed at ${proof.checkpoint.signed_at} is newer than the witness's log (up to ${log.tip.signed_at}): check again once the witness has it`);
-  }
-  return lines;
+  const witness = files.witnessFile === undefined ? undefined : flatten(await readJsonValues(files.witnessFile));
+  return verifyTenantHistory({ pinned, entries, proofs, prior, links, witness });
 }
 
 /** `service-fs verify --tenant X`: the same check, with the entries from the database and a proof of the newest checkpoint. */

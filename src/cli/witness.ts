@@ -52,7 +52,7 @@ export async function runWitness(options: WitnessOptions): Promise<WitnessVerdic
   for (;;) {
     const url = new URL('/v1/audit/checkpoints', options.apiUrl);
     url.searchParams.set('limit', String(PAGE));
-    if (log.tip !== null) url.searchParams.set('after', log.tip.hash);
+    if (log.tip !== null) url.searchParams.set('cursor', log.tip.hash);
     const page = await fetchPage(url, token, options.timeoutMs ?? 10_000);
     if (page === 'tip_unknown') {
       return { ok: false, lines: [`bad: fork: the service no longer has the witnessed link ${log.tip!.hash} (signed at ${log.tip!.signed_at}): its series was reset or replaced`] };

@@ -7331,7 +7331,7 @@ export interface operations {
     getV1AuditCheckpoints: {
         parameters: {
             query?: {
-                after?: string;
+                cursor?: string;
                 limit?: number;
             };
             header?: never;

@@ -5,7 +5,7 @@ import { isRotation, tenantLinkHash, type TenantLink } from './tenant-link';
 
 /**
  * What a tenant (or a witness) checks between two checkpoints it holds, with the links the service
- * gave it in between (GET /v1/audit/checkpoints?after=…), like a Certificate Transparency client
+ * gave it in between (GET /v1/audit/checkpoints?cursor=…), like a Certificate Transparency client
  * checking that a newer tree head extends the one it saw:
  * - the newer checkpoint is reached from the older one link by link, each naming the one before it
  *   (`previous`) and signed by the series' key at that point (a rotation, signed by the old key and

@@ -13,7 +13,7 @@ import { tenantTree } from './tenant-tree';
  */
 export interface TenantProof {
   checkpoint: SignedCheckpoint;
-  /** The checkpoint's link hash: what GET /v1/audit/proof?checkpoint= and GET /v1/audit/checkpoints?after= take. */
+  /** The checkpoint's link hash: what GET /v1/audit/proof?checkpoint= and GET /v1/audit/checkpoints?cursor= take. */
   checkpoint_id: string;
   tenant_id: string | null;
   tenant_seq: string;

@@ -20,6 +20,7 @@ import { newAuditEvent } from '../helpers/audit-event.factory';
 import { serveApi, type ServedApi } from '../helpers/api-server';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
+import { runVmTenantCli } from '../helpers/vm-tenant-cli';
 
 /**
  * Issue 19, item 4: a tenant detects rollback and split views. Everything real: the ledger in
@@ -96,7 +97,7 @@ async function serviceFs(args: string[]): Promise<{ code: number; stdout: string
 
 const proofNow = async () => (await get<TenantProof>('/v1/audit/proof')).body;
 const entriesNow = async () => (await get<{ items: unknown[] }>('/v1/audit?limit=500')).body;
-const linksAfter = async (proof: TenantProof) => (await get<{ items: unknown[]; next_cursor: string | null }>(`/v1/audit/checkpoints?after=${proof.checkpoint_id}`)).body;
+const linksAfter = async (proof: TenantProof) => (await get<{ items: unknown[]; next_cursor: string | null }>(`/v1/audit/checkpoints?cursor=${proof.checkpoint_id}`)).body;
 const pinKey = () => path.join(dir, CHECKPOINT_PUBLIC_KEY_FILE);
 
 async function verifyTenant(files: { entries: unknown; proof: TenantProof; prior?: TenantProof; checkpoints?: unknown; witness?: string }) {
@@ -193,6 +194,37 @@ describe('a tenant checks a newer proof against the one it saved', () => {
   });
 });
 
+describe('vm-tenant audit verify with a state directory', () => {
+  test('when run twice, then the second run checks the newest proof against the one the first kept; when the kept proof is of another history, then it fails and keeps it', async () => {
+    const state = path.join(dir, 'state');
+    const env = { VM_TENANT_URL: served.url, VM_TENANT_TOKEN: token };
+    const verify = () => runVmTenantCli(['--output', 'json', 'audit', 'verify', '--pin-key', pinKey(), '--state-dir', state], dir, env);
+    await writeAndSign(2);
+    const first = await verify();
+    expect(first).toMatchObject({ code: 0 });
+    expect(JSON.parse(first.stdout)).toEqual({ ok: true, entries: 2, proofs: 1, prior: false });
+    const kept = path.join(state, 'prior-proof-own.json');
+    expect(JSON.parse(await readFile(kept, 'utf8'))).toEqual(await proofNow());
+
+    await writeAndSign(1);
+    const second = await verify();
+    expect(second).toMatchObject({ code: 0 });
+    expect(second.stderr).toMatch(/ok: the checkpoint signed at \S+ extends the prior proof's \(signed at \S+\) by 1 signed link/);
+    expect(JSON.parse(second.stdout)).toEqual({ ok: true, entries: 3, proofs: 1, prior: true });
+
+    // A kept proof of a checkpoint the service's series does not hold (shown to this tenant alone, say).
+    const shown = await proofNow();
+    const forged = await forgedProofAfter((shown.checkpoint as { previous: string }).previous, shown, new Date(Date.parse(shown.checkpoint.signed_at) - 1));
+    await writeFile(kept, JSON.stringify(forged));
+    await writeAndSign(1);
+    const third = await verify();
+    expect(third.code).toBe(1);
+    expect(third.stderr).toMatch(/the service does not know the checkpoint of the saved proof/);
+    expect(third.stderr).toMatch(/bad: fork: no chain of signed links leads from the prior proof's checkpoint/);
+    expect(JSON.parse(await readFile(kept, 'utf8'))).toEqual(forged);
+  });
+});
+
 describe('a witness follows the series', () => {
   test('when the series goes on, then the witness appends only the new links; when the service resets its history, then the witness refuses and keeps its log', async () => {
     const logFile = path.join(dir, 'witness.jsonl');
@@ -222,7 +254,7 @@ describe('a witness follows the series', () => {
     await writeAndSign(1);
     const missing = 'a'.repeat(64);
     expect(await get(`/v1/audit/proof?checkpoint=${missing}`)).toMatchObject({ status: 404, body: { code: 'checkpoint_not_found' } });
-    expect(await get(`/v1/audit/checkpoints?after=${missing}`)).toMatchObject({ status: 404, body: { code: 'checkpoint_not_found' } });
-    expect(await get('/v1/audit/checkpoints?after=nothex')).toMatchObject({ status: 400, body: { code: 'invalid_request' } });
+    expect(await get(`/v1/audit/checkpoints?cursor=${missing}`)).toMatchObject({ status: 404, body: { code: 'checkpoint_not_found' } });
+    expect(await get('/v1/audit/checkpoints?cursor=nothex')).toMatchObject({ status: 400, body: { code: 'invalid_request' } });
   });
 });

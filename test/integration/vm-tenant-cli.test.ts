@@ -182,6 +182,6 @@ describe('vm-tenant CLI', () => {
     expect(strict.stderr).toMatch(/^code: not_anchored_yet \(HTTP 409\)$/m);
     const chainOnly = await cli(['--output', 'json', 'audit', 'verify', '--chain-only'], env);
     expect(chainOnly.code).toBe(0);
-    expect(json(chainOnly)).toEqual({ ok: true, entries: 2, proofs: 0 });
+    expect(json(chainOnly)).toEqual({ ok: true, entries: 2, proofs: 0, prior: false });
   });
 });

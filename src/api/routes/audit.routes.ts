@@ -45,7 +45,8 @@ export const auditProofQuerySchema = z.object({ tenant_id: tenantIdSchema.option
 
 export const auditCheckpointsQuerySchema = z
   .object({
-    after: checkpointIdSchema.optional(),
+    // The id of the last link the caller holds (a proof's checkpoint_id, or the previous page's next_cursor).
+    cursor: checkpointIdSchema.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
   })
   .strict();
@@ -77,7 +78,7 @@ export function auditRoutes({ db, latestCheckpoint, checkpointSeries }: { db: Ky
     const query = parseOrThrow(auditCheckpointsQuerySchema, req.query, 'query');
     const caller = callerOf(req);
     if (!isPlatformAdmin(caller)) requireTenantAccess(req, caller.tenant_id ?? '', 'audit:read');
-    res.json(await audit.checkpoints(query.after ?? null, query.limit));
+    res.json(await audit.checkpoints(query.cursor ?? null, query.limit));
   });
 
   router.get('/v1/audit', async (req, res) => {
