@@ -4,6 +4,7 @@ import type { Express } from 'express';
 import { sql, type Kysely } from 'kysely';
 import type { NatsConnection } from 'nats';
 import { createActiveTokenCache, type ActiveTokenCache } from '../auth/active-token-cache';
+import { TokenRevocationWatch } from '../auth/token-revocation-watch';
 import { ensureAdminToken, type AdminBootstrapResult } from '../auth/admin-bootstrap';
 import { createAuthFailureLimiter } from '../auth/auth-failure-limiter';
 import { createTokenService } from '../auth/token.service';
@@ -113,7 +114,10 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   const metrics = createApiMetrics(db);
   const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
   const latestCheckpoint = overrides.latestLedgerCheckpoint ?? latestCheckpointFrom(nats, config, checkpointKey);
-  const tokenCache = createActiveTokenCache();
+  // Token cache entries live long while this process hears every revocation (LISTEN), 500 ms otherwise.
+  const revocations = new TokenRevocationWatch({ databaseUrl: config.databaseUrl, onRevocation: () => tokenCache.clear(), log });
+  const tokenCache = createActiveTokenCache(undefined, undefined, revocations);
+  revocations.start();
   const app = createApp({
     services: createServices(db, tenantWorkflows, tokenCache, log, now),
     db,
@@ -141,7 +145,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     admin,
     async close() {
       rateLimiter.close?.();
-      await Promise.allSettled([overrides.db ? undefined : db.destroy(), rateLimitPool.end(), connection.close(), nats.drain()]);
+      await Promise.allSettled([overrides.db ? undefined : db.destroy(), rateLimitPool.end(), connection.close(), nats.drain(), revocations.stop()]);
     },
   };
 }

@@ -32,4 +32,53 @@ describe('active token cache', () => {
     off.set('h', token());
     expect(off.get('h', now)).toBeUndefined();
   });
+
+  describe('with a revocation watch', () => {
+    let clock = 0;
+    let heard = Number.NEGATIVE_INFINITY;
+    const watch = { heardUpTo: () => heard };
+    beforeEach(() => {
+      clock = 0;
+      heard = Number.NEGATIVE_INFINITY;
+    });
+    /** A miss, then the lookup's result cached: what authenticate does. */
+    const lookUp = (cache: ReturnType<typeof createActiveTokenCache>) => {
+      expect(cache.get('h', now)).toBeUndefined();
+      cache.set('h', token());
+    };
+
+    test('when the watch keeps hearing, then an entry is served past the short lifetime, up to the long one', () => {
+      const cache = createActiveTokenCache(500, () => clock, watch, 60_000);
+      lookUp(cache);
+      clock = 30_000;
+      heard = 29_800;
+      expect(cache.get('h', now)?.token_id).toBe('tok_a');
+      clock = 60_000;
+      heard = 59_900;
+      expect(cache.get('h', now)).toBeUndefined();
+    });
+
+    test('when the watch has heard nothing for the short lifetime, then an entry older than that is not served', () => {
+      const cache = createActiveTokenCache(500, () => clock, watch, 60_000);
+      lookUp(cache);
+      clock = 2_000;
+      heard = 1_499; // its last answered heartbeat was sent 501 ms ago
+      expect(cache.get('h', now)).toBeUndefined();
+    });
+
+    test('when the cache is cleared while a lookup is under way, then what that lookup found lives only the short lifetime', () => {
+      const cache = createActiveTokenCache(500, () => clock, watch, 60_000);
+      expect(cache.get('h', now)).toBeUndefined();
+      cache.clear(); // a revocation heard while the lookup read the token
+      cache.set('h', token());
+      clock = 600;
+      heard = 590;
+      expect(cache.get('h', now)).toBeUndefined();
+      // The next lookup, after the clear, is long-lived again.
+      lookUp(cache);
+      clock = 5_000;
+      heard = 4_900;
+      expect(cache.get('h', now)?.token_id).toBe('tok_a');
+    });
+  });
 });
