@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto';
 import type { Client, Connection } from '@temporalio/client';
 import type { Express } from 'express';
 import { sql, type Kysely } from 'kysely';
@@ -15,7 +14,7 @@ import type { Database } from '../db/tables';
 import { connectNats } from '../events/nats-connection';
 import type { StoredCheckpoint } from '../ledger/checkpoint';
 import { checkpointFreshness } from '../ledger/checkpoint-freshness';
-import { readCheckpointPublicKey } from '../ledger/checkpoint-key';
+import { publicKeyFileSource } from '../ledger/checkpoint-public-key-source';
 import { latestCheckpointReader } from '../ledger/checkpoint-reader';
 import { CheckpointSeriesIndex } from '../ledger/checkpoint-series-index';
 import { LedgerWriter } from '../ledger/ledger-writer';
@@ -65,12 +64,6 @@ function createServices(db: Kysely<Database>, workflows: TenantWorkflowGateway, 
   };
 }
 
-/** Reads the worker's public key file until it exists, then keeps it. */
-function cachedCheckpointKey(file: string): () => Promise<KeyObject | null> {
-  let key: KeyObject | null = null;
-  return async () => (key ??= await readCheckpointPublicKey(file));
-}
-
 /** The newest checkpoint on the stream that the worker's key (or a key it rotated to) signed; foreign messages are skipped. null when none (yet). */
 function latestCheckpointFrom(nats: NatsConnection, config: Config, key: CheckpointPublicKeySource): () => Promise<StoredCheckpoint | null> {
   return latestCheckpointReader({ jsm: () => nats.jetstreamManager(), stream: config.ledgerCheckpointStream, key });
@@ -112,7 +105,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   const nats = await connectNats(config.nats, { name: 'vm-tenant-api', waitForServer: true });
   const rateLimiter = createTenantRateLimiter(rateLimitPool);
   const metrics = createApiMetrics(db);
-  const checkpointKey = overrides.ledgerCheckpointKey ?? cachedCheckpointKey(config.ledgerCheckpointPublicKeyFile);
+  const checkpointKey = overrides.ledgerCheckpointKey ?? publicKeyFileSource(config.ledgerCheckpointPublicKeyFile);
   const latestCheckpoint = overrides.latestLedgerCheckpoint ?? latestCheckpointFrom(nats, config, checkpointKey);
   // Token cache entries live long while this process hears every revocation (LISTEN), 500 ms otherwise.
   const revocations = new TokenRevocationWatch({ databaseUrl: config.databaseUrl, onRevocation: () => tokenCache.clear(), log });
