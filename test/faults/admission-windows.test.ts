@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultPointName } from '../../src/testing/fault-point';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import type { ServiceProcess } from '../../src/devstack/service-process';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { call, createTenants, SMALL_VM, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 import { sampleQuota } from './support/quota-sampler';
@@ -44,19 +44,17 @@ const WINDOWS: ReadonlyArray<[Part, FaultPointName, number, Action]> = [
 ];
 
 describe('fault: a kill or a hang in each window of the admission protocol, with replicas', () => {
-  let stack: PrivateStack;
   // Inside the repository, so that the build resolves its packages from node_modules.
   const buildDir = mkdtempSync(path.join(ROOT, '.data', 'build-aw-'));
-  beforeAll(async () => {
-    const build = spawnSync('npm', ['run', 'build', '--', buildDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
-    const protocolEnv = { TENANT_WORKFLOW_UPDATE_LIMIT: CONTINUE_AS_NEW_EVERY, ADMISSION_RESOLVER_EVERY_MS: '1000', ADMISSION_RESOLVE_AFTER_MS: '12000' };
-    stack = await startPrivateStack({ fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir, keepDir: process.env.KEEP_FAULT_DIR === '1' });
-  }, 360_000);
-  afterAll(async () => {
-    await stack?.stop();
-    rmSync(buildDir, { recursive: true, force: true });
-  }, 60_000);
+  const stack = usePrivateStack(
+    () => {
+      const build = spawnSync('npm', ['run', 'build', '--', buildDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+      const protocolEnv = { TENANT_WORKFLOW_UPDATE_LIMIT: CONTINUE_AS_NEW_EVERY, ADMISSION_RESOLVER_EVERY_MS: '1000', ADMISSION_RESOLVE_AFTER_MS: '12000' };
+      return { fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir, keepDir: process.env.KEEP_FAULT_DIR === '1' };
+    },
+    { startTimeoutMs: 360_000, afterStop: () => rmSync(buildDir, { recursive: true, force: true }) },
+  );
 
   const replicasOf = (part: Part): Array<[string, ServiceProcess]> =>
     part === 'api'

@@ -5,18 +5,12 @@
  * is derived from the key, and the activity records whatever step the dead request did not.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 describe('fault: kill -9 of the API', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 300 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 300 });
 
   test('when the API is killed mid-burst, then clients retrying with their Idempotency-Key get one VM each and everything converges', async () => {
     const tenants = await createTenants(stack, 3, 'ak');

@@ -6,21 +6,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configureFleet, fleetStats } from '../../src/fleet-simulator/sim-client';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 const setFault = (stack: PrivateStack, fault: 'none' | 'http_500' | 'timeout') => configureFleet(stack.fleetUrl, { fault });
 
 describe('fault: fleet answering 500s, then timing out', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    // The fleet client's per-call timeout is 10 s (src/workers/build-worker.ts).
-    stack = await startPrivateStack({ fleetBootMs: 300 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  // The fleet client's per-call timeout is 10 s (src/workers/build-worker.ts).
+  const stack = usePrivateStack({ fleetBootMs: 300 });
 
   test('when the fleet fails for a while mid-burst, then the API keeps admitting and every VM converges once, with no duplicate', async () => {
     const tenants = await createTenants(stack, 3, 'ff');

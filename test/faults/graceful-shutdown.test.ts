@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { configureFleet } from '../../src/fleet-simulator/sim-client';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { call, createTenants, SMALL_VM } from './support/burst';
@@ -17,13 +17,7 @@ import { eventually } from '../helpers/eventually';
 // A tenant's ledger chain lock (src/ledger/ledger.repository.ts): holding it keeps its spawn request in flight.
 
 describe('fault: SIGTERM drains the API and the worker', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 200 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 200 });
 
   test('when the API gets SIGTERM while serving a spawn, then it refuses new connections, completes the spawn (202) and exits 0', async () => {
     const [tenant] = await createTenants(stack, 1, 'sa');

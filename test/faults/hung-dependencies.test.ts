@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vmIdForIdempotencyKey } from '../../src/ledger/deterministic-ids';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack, type PrivateStack } from '../helpers/private-stack';
 import { call, createTenants, SMALL_VM, startBurst, statusHistogram, unansweredInTime, type ClientRequest, type Tenant } from './support/burst';
 import { expectConvergence } from './support/convergence';
 import { timed } from './support/timed';
@@ -51,16 +51,16 @@ function expectDependencyUnavailable(answer: { status: number; headers: Headers;
 }
 
 describe('fault: a hung dependency (SIGSTOP)', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 300, apiEnv: deadlines, workerEnv: deadlines });
-  }, 180_000);
-  afterAll(async () => {
-    // A failed test may leave a part frozen; a stopped process cannot be stopped gracefully.
-    stack?.temporal.resume();
-    stack?.postgres.resume();
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack(
+    { fleetBootMs: 300, apiEnv: deadlines, workerEnv: deadlines },
+    {
+      // A failed test may leave a part frozen; a stopped process cannot be stopped gracefully.
+      beforeStop: (started) => {
+        started.temporal.resume();
+        started.postgres.resume();
+      },
+    },
+  );
 
   test('when the Temporal server is SIGSTOPped mid-burst, then spawns answer 503 naming temporal within the deadline, reads answer 200, /readyz names temporal, and after SIGCONT spawns work and every VM converges once', async () => {
     const tenants = await createTenants(stack, 2, 'th');

@@ -7,20 +7,14 @@
  * relay's behaviour does not depend on the length (it retries every second, forever).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { attemptsBetween, createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 const OUTAGE_MS = 12_000;
 
 describe('fault: NATS stopped', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 300 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 300 });
 
   test('when NATS is down mid-burst, then the API keeps answering 202 and every event reaches the stream once after it is back', async () => {
     const tenants = await createTenants(stack, 3, 'no');

@@ -8,20 +8,14 @@
  * The outage lasts 12 s rather than the 30 s of the issue, to keep the suite's run time down.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { attemptsBetween, call, createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 const OUTAGE_MS = 12_000;
 
 describe('fault: Postgres stopped', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 300 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 300 });
 
   test('when Postgres is down mid-burst, then the API answers 503 problem+json with Retry-After, and after it is back every VM converges once', async () => {
     const tenants = await createTenants(stack, 3, 'po');

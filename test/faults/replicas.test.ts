@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
@@ -16,13 +16,7 @@ const SPAWNS = 30;
 const RELAY_LOCK_CLASS = 7_221_002; // src/events/event-relay.ts
 
 describe('fault: replicas, one API and one worker SIGKILLed', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 500, replicas: true });
-  }, 240_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 500, replicas: true }, { startTimeoutMs: 240_000 });
 
   const relayLeader = async (): Promise<number | null> => {
     const { rows } = await sql<{ pid: number }>`select pid from pg_locks where locktype = 'advisory' and classid = ${RELAY_LOCK_CLASS} and granted`.execute(stack.db);

@@ -9,7 +9,7 @@
  * as in every fault test: no double spawn, no orphan, usage = VMs, ledger and NATS exactly once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack, type StackPart } from '../helpers/private-stack';
+import { usePrivateStack, type StackPart } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram, unansweredInTime } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
@@ -19,13 +19,7 @@ const SLACK_MS = 3_000;
 const SPAWNS_PER_TENANT = 8;
 
 describe('fault: SIGKILL of a dependency mid-burst, then restart', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 300 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 300 });
 
   async function killMidBurst(part: () => StackPart, prefix: string, downMs: number): Promise<void> {
     const tenants = await createTenants(stack, 2, prefix);

@@ -5,18 +5,12 @@
  * server was down are retried by the client with the same Idempotency-Key.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst, statusHistogram } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 describe('fault: restart of the Temporal server', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    stack = await startPrivateStack({ fleetBootMs: 1_000 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  const stack = usePrivateStack({ fleetBootMs: 1_000 });
 
   test('when Temporal restarts on the same database file mid-burst, then workflows resume and every VM converges once', async () => {
     const tenants = await createTenants(stack, 3, 'tr');

@@ -4,19 +4,13 @@
  * (keyed by vm_id), so no VM is spawned twice and no ledger step is written twice.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPrivateStack, type PrivateStack } from '../helpers/private-stack';
+import { usePrivateStack } from '../helpers/private-stack';
 import { createTenants, startBurst } from './support/burst';
 import { expectConvergence } from './support/convergence';
 
 describe('fault: kill -9 of the worker', () => {
-  let stack: PrivateStack;
-  beforeAll(async () => {
-    // Slow boots keep activities in flight when the worker dies.
-    stack = await startPrivateStack({ fleetBootMs: 1_500 });
-  }, 180_000);
-  afterAll(async () => {
-    await stack?.stop();
-  }, 60_000);
+  // Slow boots keep activities in flight when the worker dies.
+  const stack = usePrivateStack({ fleetBootMs: 1_500 });
 
   test('when the worker is killed mid-burst and restarted, then every VM converges once, with no double spawn, orphan or lost event', async () => {
     const tenants = await createTenants(stack, 3, 'wk');

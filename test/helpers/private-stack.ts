@@ -533,3 +533,30 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   }
   return stack;
 }
+
+/**
+ * The private stack of one fault-test file, for its tests: started before them (`options` may build
+ * what the stack runs first), stopped after them. The object returned stands for the stack once it
+ * is started; touching it before (at the file's top level) throws.
+ */
+export function usePrivateStack(
+  options: PrivateStackOptions | (() => PrivateStackOptions),
+  hooks: { startTimeoutMs?: number; beforeStop?: (stack: PrivateStack) => void; afterStop?: () => void } = {},
+): PrivateStack {
+  let started: PrivateStack | null = null;
+  beforeAll(async () => {
+    started = await startPrivateStack(typeof options === 'function' ? options() : options);
+  }, hooks.startTimeoutMs ?? 180_000);
+  afterAll(async () => {
+    if (started) hooks.beforeStop?.(started);
+    await started?.stop();
+    hooks.afterStop?.();
+  }, 60_000);
+  return new Proxy({} as PrivateStack, {
+    get(_, key) {
+      if (!started) throw new Error(`the private stack is not started yet (reading ${String(key)}): use it inside a test or hook`);
+      const value: unknown = Reflect.get(started, key);
+      return typeof value === 'function' ? value.bind(started) : value;
+    },
+  });
+}
