@@ -142,7 +142,8 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
       background.push(startSignerStarvationAlarm(signer, { db, log, warnAfterMs: config.ledgerCheckpointEverySeconds * 1000 }));
     }
     background.push(startHousekeeping(db, log));
-    background.push(startAdmissionResolver({ db, ledger, workflows: tenantWorkflows.workflows, log, now: () => new Date() }, { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs }));
+    const resolverEvery = { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs };
+    background.push(startAdmissionResolver({ db, ledger, workflows: tenantWorkflows.workflows, log, now: () => new Date() }, resolverEvery));
     running = worker.run();
     return running;
   }

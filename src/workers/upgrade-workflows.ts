@@ -23,7 +23,7 @@ async function main(): Promise<number> {
   try {
     const report = await upgradeTenantRuns(client, config.temporalTaskQueue, {
       dryRun,
-      onRound: (round, runs) => log('info', `round ${round}: ${runs.length} tenant workflow runs need frozen code`, { runs: runs.map(({ workflowId, runId, patches, carriedStateVersion }) => ({ workflowId, runId, patches, carriedStateVersion })) }),
+      onRound: (round, runs) => log('info', `round ${round}: ${runs.length} tenant workflow runs need frozen code`, { runs }),
     });
     if (report.remaining.length === 0) {
       log('info', 'every open tenant workflow run is on the current code: the frozen code may be deleted (src/workflows/legacy/README.md)');

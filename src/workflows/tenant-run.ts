@@ -15,7 +15,7 @@ import {
 import type { createActivities } from '../activities';
 import { FailureType } from '../shared/failure-types';
 import type { ChangeQuotaRequest, CloseTenantRequest, DestroyVmRequest, DestroyVmResult, SpawnVmRequest, SpawnVmResult, TenantUsage } from '../shared/tenant-workflow.messages';
-import type { InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
+import type { CarriedTenantState, InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
 import { fromOlderCarriedState } from './legacy/older-carried-state';
 import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
 
@@ -175,7 +175,8 @@ export class TenantRun {
   /** The run's state: carried by the previous run, or rebuilt from Postgres. Messages wait for it. */
   async load(carried: TenantWorkflowInput['carried']): Promise<TenantState> {
     if (carried) {
-      const restored = fromOlderCarriedState(this.tenantId, this.limits, carried, Date.now()) ?? TenantState.fromCarried(this.tenantId, this.limits.max_in_flight, carried as Parameters<typeof TenantState.fromCarried>[2]);
+      const restored =
+        fromOlderCarriedState(this.tenantId, this.limits, carried, Date.now()) ?? TenantState.fromCarried(this.tenantId, this.limits.max_in_flight, carried as CarriedTenantState);
       // Continued from an older version's run: its boots confirm under the epoch in force now.
       if (restored.epoch === null) restored.epoch = await readAdmissionEpoch({ tenant_id: this.tenantId });
       this.state = restored;
