@@ -17,8 +17,9 @@
  * overwrites a history: it stops before starting anything if one of its files exists. The older files
  * stay as they are and prove that runs started by earlier code still replay: `v2-*.json` were recorded
  * by the state-version-2 workflow (before the admission-v3 patch), the unprefixed ones by the
- * version-1 workflow (before the tenant-state-v2 patch). Add new files after an intended, versioned
- * change to the workflow; never re-record to make a failing replay pass.
+ * version-1 workflow (before the tenant-state-v2 patch); `upgrade-*.json` by the upgrade procedure's
+ * live test (test/workflows/tenant-workflow-upgrade.test.ts). Add new files after an intended,
+ * versioned change to the workflow (docs/upgrades.md); never re-record to make a failing replay pass.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
