@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './tables';
 import { describeConnectionFailure } from '../connections/connection-failure';
+import { waitUntilReachable, type WaitOptions } from '../connections/wait-until-reachable';
 
 /** A failed first query at start, naming the dependency, the server, the login and the cause. */
 export class DatabaseConnectError extends Error {
@@ -16,12 +17,20 @@ function describeTarget(connectionString: string): string {
 /**
  * One query at start. pg connects lazily, so without it a wrong CA or password would surface only
  * in the first request (API) or in the event relay's retries (worker); here it stops the start
- * with `postgres at <host>/<db> as <user> (sslmode=…): <cause>`.
+ * with `postgres at <host>/<db> as <user> (sslmode=…): <cause>`. A server that is not up (yet) is
+ * waited for, with a warning at most every 30 s (waitUntilReachable).
  */
-export async function checkDatabaseConnection(db: Kysely<Database>, connectionString: string): Promise<void> {
-  try {
-    await sql`select 1`.execute(db);
-  } catch (error) {
-    throw new DatabaseConnectError(`postgres at ${describeTarget(connectionString)}: ${describeConnectionFailure(error)}`, { cause: error });
-  }
+export async function checkDatabaseConnection(db: Kysely<Database>, connectionString: string, wait: WaitOptions = {}): Promise<void> {
+  const target = `postgres at ${describeTarget(connectionString)}`;
+  await waitUntilReachable(
+    target,
+    async () => {
+      try {
+        await sql`select 1`.execute(db);
+      } catch (error) {
+        throw new DatabaseConnectError(`${target}: ${describeConnectionFailure(error)}`, { cause: error });
+      }
+    },
+    wait,
+  );
 }

@@ -1,6 +1,7 @@
 import tls from 'node:tls';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { waitUntilReachable, type WaitOptions } from '../connections/wait-until-reachable';
 import type { TemporalConnectionOptions } from './temporal-env-config';
 
 /** A failed first connection to Temporal, naming the dependency, the address and the cause (a TLS or credential problem, unreachable). */
@@ -62,20 +63,36 @@ async function connectFailure(options: TemporalConnectionOptions, error: unknown
   return new TemporalConnectError(`temporal at ${options.address} (${transport}${options.apiKey ? ', API key' : ''}): ${cause}`, { cause: error });
 }
 
-/** Connection.connect for the API and tools; every call uses the TLS, API key and metadata of the settings. */
-export async function connectTemporalClient(options: TemporalConnectionOptions): Promise<Connection> {
-  try {
-    return await Connection.connect(options);
-  } catch (error) {
-    throw await connectFailure(options, error);
-  }
+/**
+ * Connection.connect for the API and tools; every call uses the TLS, API key and metadata of the
+ * settings. A server that is not up (yet) is waited for, with a warning at most every 30 s
+ * (waitUntilReachable); a TLS or credential failure stops the start.
+ */
+export async function connectTemporalClient(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<Connection> {
+  return waitUntilReachable(
+    `temporal at ${options.address}`,
+    async () => {
+      try {
+        return await Connection.connect(options);
+      } catch (error) {
+        throw await connectFailure(options, error);
+      }
+    },
+    wait,
+  );
 }
 
-/** NativeConnection.connect for workers. */
-export async function connectTemporalWorker(options: TemporalConnectionOptions): Promise<NativeConnection> {
-  try {
-    return await NativeConnection.connect(options);
-  } catch (error) {
-    throw await connectFailure(options, error);
-  }
+/** NativeConnection.connect for workers, waiting as connectTemporalClient does. */
+export async function connectTemporalWorker(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<NativeConnection> {
+  return waitUntilReachable(
+    `temporal at ${options.address}`,
+    async () => {
+      try {
+        return await NativeConnection.connect(options);
+      } catch (error) {
+        throw await connectFailure(options, error);
+      }
+    },
+    wait,
+  );
 }
