@@ -63,17 +63,13 @@ async function connectFailure(options: TemporalConnectionOptions, error: unknown
   return new TemporalConnectError(`temporal at ${options.address} (${transport}${options.apiKey ? ', API key' : ''}): ${cause}`, { cause: error });
 }
 
-/**
- * Connection.connect for the API and tools; every call uses the TLS, API key and metadata of the
- * settings. A server that is not up (yet) is waited for, with a warning at most every 30 s
- * (waitUntilReachable); a TLS or credential failure stops the start.
- */
-export async function connectTemporalClient(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<Connection> {
+/** `connect` with the settings, waiting while the server is not up (yet); a TLS or credential failure stops the start. */
+function connectWhenReachable<T>(options: TemporalConnectionOptions, wait: WaitOptions, connect: (options: TemporalConnectionOptions) => Promise<T>): Promise<T> {
   return waitUntilReachable(
     `temporal at ${options.address}`,
     async () => {
       try {
-        return await Connection.connect(options);
+        return await connect(options);
       } catch (error) {
         throw await connectFailure(options, error);
       }
@@ -82,17 +78,16 @@ export async function connectTemporalClient(options: TemporalConnectionOptions, 
   );
 }
 
+/**
+ * Connection.connect for the API and tools; every call uses the TLS, API key and metadata of the
+ * settings. A server that is not up (yet) is waited for, with a warning at most every 30 s
+ * (waitUntilReachable).
+ */
+export function connectTemporalClient(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<Connection> {
+  return connectWhenReachable(options, wait, (o) => Connection.connect(o));
+}
+
 /** NativeConnection.connect for workers, waiting as connectTemporalClient does. */
-export async function connectTemporalWorker(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<NativeConnection> {
-  return waitUntilReachable(
-    `temporal at ${options.address}`,
-    async () => {
-      try {
-        return await NativeConnection.connect(options);
-      } catch (error) {
-        throw await connectFailure(options, error);
-      }
-    },
-    wait,
-  );
+export function connectTemporalWorker(options: TemporalConnectionOptions, wait: WaitOptions = {}): Promise<NativeConnection> {
+  return connectWhenReachable(options, wait, (o) => NativeConnection.connect(o));
 }
