@@ -10,7 +10,7 @@ import type { RequestContext } from '../shared/request-context';
 import type { BootOutcome, SettleOutcome, WorkCause } from '../shared/tenant-workflow.state';
 import { faultPoint } from '../testing/fault-point';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../vms/vm.repository';
-import { recordVmStep } from './vm-audit';
+import { recordVmStep } from '../ledger/vm-steps';
 import { vmLifecycleEventId } from '../ledger/deterministic-ids';
 import { FleetRejectedError } from '../fleet/fleet-errors';
 

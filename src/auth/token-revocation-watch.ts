@@ -35,6 +35,9 @@ export class TokenRevocationWatch implements RevocationWatch {
   private client: pg.Client | null = null;
   private loop: Promise<void> | null = null;
   private readonly clock: () => number;
+  /** Settles on stop(): pg's connect() never settles when end() is called while it connects. */
+  private signalStop: () => void = () => undefined;
+  private readonly stopping = new Promise<void>((resolve) => (this.signalStop = resolve));
 
   constructor(private readonly options: TokenRevocationWatchOptions) {
     this.clock = options.clock ?? (() => performance.now());
@@ -50,6 +53,7 @@ export class TokenRevocationWatch implements RevocationWatch {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.signalStop();
     await this.client?.end().catch(() => undefined);
     await this.loop;
   }
@@ -64,7 +68,8 @@ export class TokenRevocationWatch implements RevocationWatch {
       client.on('error', () => undefined);
       client.on('notification', () => onRevocation());
       try {
-        await client.connect();
+        await Promise.race([client.connect(), this.stopping]);
+        if (this.stopped) return;
         await client.query(`listen ${TOKEN_REVOCATION_CHANNEL}`);
         onRevocation();
         while (!this.stopped) {

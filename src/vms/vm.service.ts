@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, VmRow } from '../db/tables';
-import { recordVmStep } from '../activities/vm-audit';
+import { recordVmStep } from '../ledger/vm-steps';
 import { vmIdForIdempotencyKey } from '../ledger/deterministic-ids';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { faultPoint } from '../testing/fault-point';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { recordVmStep } from '../../src/activities/vm-audit';
+import { recordVmStep } from '../../src/ledger/vm-steps';
 import type { SimControlsPatch } from '../../src/fleet-simulator/sim-controls';
 import { configureFleet, fleetVms } from '../../src/fleet-simulator/sim-client';
 import { vmIdForIdempotencyKey } from '../../src/ledger/deterministic-ids';

@@ -15,7 +15,7 @@ import { findTenant } from '../../tenants/tenant.repository';
 import type { VmRow } from '../../db/tables';
 import type { VmShape } from '../../shared/vm';
 import { findTenantVm, STATUSES_HOLDING_QUOTA, transitionVm } from '../../vms/vm.repository';
-import { recordVmStep } from '../vm-audit';
+import { recordVmStep } from '../../ledger/vm-steps';
 
 /**
  * The activities of tenant-workflow runs started before state version 2 (workflows/legacy/tenant-v1.ts),

@@ -10,7 +10,7 @@ import type { TenantTotals } from '../../shared/tenant-workflow.state';
 import type { VmShape, VmStatus } from '../../shared/vm';
 import { findTenant } from '../../tenants/tenant.repository';
 import { findTenantVm, STATUSES_IN_FLIGHT, tenantVmTotals, transitionVm } from '../../vms/vm.repository';
-import { recordVmStep } from '../vm-audit';
+import { recordVmStep } from '../../ledger/vm-steps';
 
 const OWN_TRANSITION = { afterOwnTransition: true };
 
