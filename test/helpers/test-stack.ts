@@ -1,13 +1,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
-import { buildApi } from '../../src/api/build-api';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import type { Config } from '../../src/config/config';
@@ -20,6 +17,7 @@ import { createLogger, type Logger } from '../../src/logging/logger';
 import type { TenantWorkflowGateway } from '../../src/tenants/tenant-workflow-gateway';
 import { buildWorker, type BuiltWorker } from '../../src/workers/build-worker';
 import type { TenantLimits } from '../../src/shared/tenant-workflow.state';
+import { serveApi } from './api-server';
 import { checkResponsesFrom } from './openapi-response-check';
 import { testBundle } from './workflow-bundle';
 import { testConfig, uniqueName } from './test-env';
@@ -103,15 +101,13 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     ...options.configOverrides,
   });
   const logLines: string[] = [];
-  const api = await buildApi(config, { log: capturingLogger('test', logLines), bootstrapAdminToken: false, ledgerCheckpointKey: async () => TEST_CHECKPOINT_PUBLIC_KEY });
+  const served = await serveApi(config, { log: capturingLogger('test', logLines), ledgerCheckpointKey: async () => TEST_CHECKPOINT_PUBLIC_KEY });
+  const { api, url: apiUrl } = served;
   const { db } = api;
   // Each stack has its own platform-admin token row. The single bootstrap row (ensureAdminToken) is
   // re-pointed by every API process that starts against this run's database (e2e, rate limits).
   const adminToken = generateToken();
   await insertToken(db, { token_id: newTokenId(), tenant_id: null, scope: 'service:admin', token_hash: hashToken(adminToken), created_at: new Date() });
-  const server: Server = createServer(api.app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   // OpenAPI response check (openapi-response-check.ts): every answer of this API is checked against its document.
   await checkResponsesFrom(apiUrl);
 
@@ -163,10 +159,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     },
     async close() {
       await stack.stopWorker();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      await served.close();
       await fleet.close();
-      await api.close();
       // Leave nothing behind on the shared NATS store or in /tmp.
       await deleteStreams(config.natsUrl, [config.natsStream, config.ledgerCheckpointStream]);
       rmSync(dataDir, { recursive: true, force: true });
