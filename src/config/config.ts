@@ -7,50 +7,112 @@ import { DEFAULT_EVENT_SUBJECT_PREFIX } from '../shared/event-subjects';
 import { temporalSettingsFromEnv, type TemporalSettings } from '../temporal/temporal-env-config';
 import { envReaders, type Env } from '../shared/env-readers';
 
+/**
+ * The configuration of the API, the worker and the command-line tools. Every environment variable
+ * they read is named by an `@env NAME — meaning` tag on the field it sets (several names, or a
+ * pattern with `*`, for a group); scripts/generate-config-reference.ts turns these tags and the
+ * defaults and bounds of loadConfig below into docs/configuration.md, and a test fails when that
+ * page is stale or a variable loadConfig reads has no tag.
+ */
 export interface Config {
+  /** @env HOST — address the API, its metrics endpoint and the worker's metrics endpoints listen on; set 0.0.0.0 in a container or pod, or nothing outside this machine reaches them */
   readonly host: string;
+  /** @env PORT — port of the HTTP API (0: any free port) */
   readonly port: number;
+  /** @env DATABASE_URL — Postgres of the API, the worker and service-fs, as the service login vm_tenant_app (never the owner); `?sslmode=verify-full&sslrootcert=…` for TLS (docs/deploy.md) */
   readonly databaseUrl: string;
+  /**
+   * @env MIGRATION_DATABASE_URL — Postgres as the migration login (owns the schema; migrate.js only)
+   * @env PGSSLROOTCERT — unset: the CA for sslmode=verify-full when the URLs name no sslrootcert (node-postgres takes TLS settings only from the URL; this is added to both); docs/deploy.md
+   */
   readonly migrationDatabaseUrl: string;
+  /** @env NATS_URL — NATS server, `tls://` to require TLS; a login goes in it (`nats://user:password@host:4222`) */
   readonly natsUrl: string;
-  /** NATS_URL with NATS_CREDS_FILE and NATS_TLS_* (the connect options come from natsConnectOptions). */
+  /**
+   * NATS_URL with NATS_CREDS_FILE and NATS_TLS_* (the connect options come from natsConnectOptions).
+   * @env NATS_CREDS_FILE — unset: a NATS credentials file (user JWT and NKEY seed, read again at every reconnect) instead of a login in NATS_URL
+   * @env NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE — unset: a CA to verify the server, and a client pair (both or neither); any of them makes TLS required
+   */
   readonly nats: NatsSettings;
+  /** @env NATS_STREAM — JetStream stream of the lifecycle events */
   readonly natsStream: string;
+  /** @env NATS_SUBJECT_PREFIX — first token of the event subjects (`<prefix>.<tenant>.vm.<event>`, docs/events.md) */
   readonly natsSubjectPrefix: string;
-  /** From Temporal's environment configuration (TEMPORAL_* variables and profile file). */
+  /** @env NATS_STREAM_MAX_AGE_HOURS — events older than this leave the event stream (0: no age limit); the ledger keeps them */
+  readonly natsStreamMaxAgeHours: number;
+  /** @env NATS_STREAM_MAX_BYTES — size limit of the event stream (JetStream's max_bytes) */
+  readonly natsStreamMaxBytes: number;
+  /** @env NATS_STREAM_DISCARD — at a limit, `old`: the oldest events leave (publishing goes on); `new`: publishes are refused and the relay waits with its cursor until there is room */
+  readonly natsStreamDiscard: 'old' | 'new';
+  /** @env NATS_STREAM_REPLICAS — copies of the event stream on a NATS cluster (1 on a single server) */
+  readonly natsStreamReplicas: number;
+  /** @env TEMPORAL_ADDRESS — Temporal frontend, host:port (Temporal's own variable, as the Temporal CLI reads it) */
   readonly temporalAddress: string;
+  /** @env TEMPORAL_NAMESPACE — Temporal namespace (needs the TenantId Keyword search attribute) */
   readonly temporalNamespace: string;
-  /** Address, TLS, API key and gRPC metadata for Connection.connect / NativeConnection.connect. */
+  /**
+   * Address, TLS, API key and gRPC metadata for Connection.connect / NativeConnection.connect.
+   * @env TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, TEMPORAL_CODEC_*, TEMPORAL_GRPC_META_*, HOME, XDG_CONFIG_HOME — unset: Temporal's own environment configuration (`@temporalio/envconfig`, as the Temporal CLI reads it): an API key, mTLS (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH), a CA (TEMPORAL_TLS_SERVER_CA_CERT_PATH), a server name, or a profile of TEMPORAL_CONFIG_FILE (default ~/.config/temporalio/temporal.toml, hence HOME and XDG_CONFIG_HOME); docs/deploy.md
+   */
   readonly temporal: TemporalSettings;
+  /** @env TEMPORAL_TASK_QUEUE — task queue of the tenant workflows and their activities */
   readonly temporalTaskQueue: string;
+  /** @env TEMPORAL_CALL_TIMEOUT_MS — deadline of every Temporal call of the API (queueing and retries included); past it 503 dependency_unavailable naming temporal */
   readonly temporalCallTimeoutMs: number;
+  /** @env DATABASE_STATEMENT_TIMEOUT_MS — Postgres statement_timeout of the API and the worker; the client stops waiting for an answer 1 s later */
   readonly databaseStatementTimeoutMs: number;
+  /** @env DATABASE_ACQUIRE_TIMEOUT_MS — longest wait for a pooled or new connection; past it 503 naming postgres */
   readonly databaseAcquireTimeoutMs: number;
-  /** The services' sessions are ended by Postgres when a transaction stays idle this long. */
+  /** @env DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS — Postgres ends the services' sessions whose transaction stays idle this long (a stuck one would hold a ledger chain lock) */
   readonly databaseIdleInTransactionTimeoutMs: number;
+  /** @env FLEET_URL — the fleet controller (default: the simulator on FLEET_PORT) */
   readonly fleetUrl: string;
+  /** @env FLEET_PORT — port of the fleet simulator, and of the default FLEET_URL */
   readonly fleetPort: number;
+  /** @env ADMIN_TOKEN — the platform administrator's vmt_ token; unset: one is generated into DATA_DIR/admin-token */
   readonly adminToken: string | undefined;
+  /** @env AUTH_FAILURES_PER_MINUTE — failed authentications per client address per minute, per API process */
   readonly authFailuresPerMinute: number;
-  /** Key-bound tokens: how old a request signature may be; seen signatures are kept as long. */
+  /** @env REQUEST_SIGNATURE_MAX_AGE_SECONDS — how old the signature of a key-bound token's request may be; seen signatures are kept as long (docs/bound-tokens.md) */
   readonly requestSignatureMaxAgeSeconds: number;
+  /** @env DATA_DIR — the generated admin token, the worker's ledger checkpoint key */
   readonly dataDir: string;
+  /** @env TRUSTED_PROXIES — comma-separated addresses of proxies whose X-Forwarded-For is believed; empty: the audited client address is the socket's */
   readonly trustedProxies: readonly string[];
+  /** @env LOG_LEVEL — pino level: fatal, error, warn, info, debug, trace */
   readonly logLevel: string;
+  /** @env TENANT_WORKFLOW_UPDATE_LIMIT — updates per tenant-workflow run before it continues as new */
   readonly tenantHistoryUpdateLimit: number;
+  /** @env TENANT_MAX_IN_FLIGHT — VMs per tenant booting or being destroyed at once; more is 429 in_flight_limit */
   readonly tenantMaxInFlight: number;
+  /** @env VM_BOOT_TIMEOUT_MS — a VM not running this long after admission is failed (boot_timeout), destroyed at the fleet and released */
   readonly vmBootTimeoutMs: number;
-  /** The admission resolver: how often it looks, and how old an undecided request must be (docs/admission-protocol.md). */
+  /**
+   * The admission resolver: how often it looks, and how old an undecided request must be (docs/admission-protocol.md).
+   * @env ADMISSION_RESOLVER_EVERY_MS — how often each worker's admission resolver looks for requests and destroys nobody saw decided
+   */
   readonly admissionResolverEveryMs: number;
+  /** @env ADMISSION_RESOLVE_AFTER_MS — how long after their last change (past TEMPORAL_CALL_TIMEOUT_MS) it sends them again */
   readonly admissionResolveAfterMs: number;
+  /** @env API_METRICS_PORT — the API's Prometheus /metrics (0: off) */
   readonly apiMetricsPort: number;
+  /** @env WORKER_METRICS_PORT — the worker's Prometheus /metrics and its liveness /healthz (0: off) */
   readonly workerMetricsPort: number;
+  /** @env TEMPORAL_SDK_METRICS_PORT — the Temporal SDK's own worker metrics (0: off) */
   readonly temporalSdkMetricsPort: number;
-  /** Signed ledger checkpoints: the stream that holds them, and how often the worker signs the head. */
+  /**
+   * Signed ledger checkpoints: the stream that holds them, and how often the worker signs the head.
+   * @env LEDGER_CHECKPOINT_STREAM — JetStream stream of the signed checkpoints (subject `<NATS_SUBJECT_PREFIX>_ledger.checkpoint`)
+   */
   readonly ledgerCheckpointStream: string;
+  /** @env LEDGER_CHECKPOINT_EVERY_ENTRIES — the worker signs the head after this many entries… */
   readonly ledgerCheckpointEveryEntries: number;
+  /** @env LEDGER_CHECKPOINT_EVERY_SECONDS — …or this many seconds, whichever comes first */
   readonly ledgerCheckpointEverySeconds: number;
-  /** The public half of the worker's checkpoint key, which the API publishes. */
+  /**
+   * The public half of the worker's checkpoint key, which the API publishes.
+   * @env LEDGER_CHECKPOINT_PUBLIC_KEY_FILE — the worker writes the public half of its checkpoint key here too; the API reads and publishes it; default key of service-fs verify
+   */
   readonly ledgerCheckpointPublicKeyFile: string;
 }
 
@@ -87,6 +149,12 @@ function hostPort(key: string, value: string): string {
   return value;
 }
 
+function oneOf<T extends string>(env: Env, key: string, fallback: T, allowed: readonly T[]): T {
+  const value = str(env, key, fallback);
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${key} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
 /** Reads and validates the environment once; nothing else in the code base reads process.env. */
 export function loadConfig(env: Env = process.env): Config {
   const adminToken = env.ADMIN_TOKEN === '' ? undefined : env.ADMIN_TOKEN;
@@ -109,6 +177,11 @@ export function loadConfig(env: Env = process.env): Config {
     nats: natsSettingsFromEnv(env, natsUrl, fail),
     natsStream,
     natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', DEFAULT_EVENT_SUBJECT_PREFIX),
+    // The event stream mirrors the ledger: bounded by default (jetstream-stream.ts says what happens at a limit).
+    natsStreamMaxAgeHours: int(env, 'NATS_STREAM_MAX_AGE_HOURS', 30 * 24, 0, 10 * 365 * 24),
+    natsStreamMaxBytes: int(env, 'NATS_STREAM_MAX_BYTES', 10 * 1024 ** 3, 1024 ** 2, Number.MAX_SAFE_INTEGER),
+    natsStreamDiscard: oneOf(env, 'NATS_STREAM_DISCARD', 'old', ['old', 'new'] as const),
+    natsStreamReplicas: int(env, 'NATS_STREAM_REPLICAS', 1, 1, 5),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),
     temporalNamespace: temporal.namespace,
     temporal,

@@ -103,7 +103,12 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
   const ledger = new LedgerWriter(db);
   const tenantWorkflows = await connectTenantWorkflows(config);
   const nats = await connectNats(config.nats, { name: 'vm-tenant-worker', waitForServer: true });
-  await ensureEventStream(await nats.jetstreamManager(), config.natsStream, config.natsSubjectPrefix);
+  await ensureEventStream(await nats.jetstreamManager(), config.natsStream, config.natsSubjectPrefix, {
+    maxAgeHours: config.natsStreamMaxAgeHours,
+    maxBytes: config.natsStreamMaxBytes,
+    discard: config.natsStreamDiscard,
+    replicas: config.natsStreamReplicas,
+  });
   const workerConnection = await connectTemporalWorker(config.temporal.connection);
   const fleet = instrumentFleetClient(createFleetClient({ baseUrl: config.fleetUrl, timeoutMs: FLEET_CALL_TIMEOUT_MS }), metrics);
   const workflowBundle = overrides.workflowBundle ?? prebuiltBundle();

@@ -3,6 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DiscardPolicy, connect, nanos } from 'nats';
 import { generateToken } from '../../src/auth/token-format';
 import type { ManagedChild } from '../../src/devstack/child-process';
 import { deleteStreams } from '../../src/devstack/nats-streams';
@@ -122,6 +123,13 @@ describe('start-up before the dependencies answer', () => {
     await temporal.open();
     await waitForLine(child, started, 60_000);
     expect(child.hasExited()).toBe(false);
+    if (name === 'worker') {
+      // The worker made the event stream with the configured limits (defaults here: 30 days, 10 GiB, oldest out).
+      const nc = await connect({ servers: testEnv().natsUrl });
+      const { config } = await (await nc.jetstreamManager()).streams.info(stream);
+      await nc.close();
+      expect(config).toMatchObject({ max_age: nanos(720 * 3_600_000), max_bytes: 10 * 1024 ** 3, discard: DiscardPolicy.Old, num_replicas: 1 });
+    }
   });
 
   test('when the database login is wrong, then the API still stops at once, naming it (only an unreachable server is waited for)', async () => {
