@@ -1,8 +1,7 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { tenantProofSchema } from '../../src/api/openapi/response-schemas';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
@@ -10,22 +9,22 @@ import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
 import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
 import { CHECKPOINT_PRIVATE_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
+import type { LedgerCheckpointSigner, SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { CHECKPOINT_STATE_FILE } from '../../src/ledger/checkpoint-state';
 import { appendAuditEvent } from '../../src/ledger/ledger.repository';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
 import { rechainFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
 import { serveApi } from '../helpers/api-server';
-import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
+import { testConfig, testEnv } from '../helpers/test-env';
 
 /**
  * The attacks of issue 19 on the checkpoint anchors, each run for real (Postgres as a superuser,
  * the NATS stream, the key directory): each succeeded before chained, full-entry checkpoints and
  * the signer's refusal rules, and each must fail now.
  */
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'ckattack' });
 let service: Kysely<Database>;
 let admin: Kysely<Database>;
 let nc: NatsConnection;
@@ -36,30 +35,11 @@ let keyDir: string;
 let signer: LedgerCheckpointSigner;
 const errors: string[] = [];
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
 beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('ckattack');
-  service = testDb.serviceDb({ max: 4 });
-  admin = testDb.adminDb();
-  stream = uniqueName('CKATTACK').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('ckattack').replace(/[^a-z0-9_-]/gi, '_');
-  keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-key-'));
+  ({ service, nc, jsm, stream, prefix, keyDir } = world);
+  admin = world.testDb.adminDb();
   errors.length = 0;
   signer = await startWorker();
-});
-
-afterEach(async () => {
-  await signer.stop();
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(keyDir, { recursive: true, force: true });
-  await testDb.drop();
 });
 
 /** What a worker start does: the stream (created if missing), the key, a signer with a cadence of 3 entries. */
@@ -68,7 +48,7 @@ async function startWorker(): Promise<LedgerCheckpointSigner> {
   const key = await ensureCheckpointSigningKey(keyDir);
   const log = createLogger({ name: 'signer', level: 'silent' });
   log.error = ((obj: { reason?: string }, msg: string) => void errors.push(`${msg}: ${obj.reason}`)) as never;
-  return new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 3, everyMs: 3_600_000, log });
+  return world.signer(key, { log });
 }
 
 async function restartWorker(): Promise<void> {
@@ -88,7 +68,7 @@ async function appendAndSign(count: number, event: Parameters<typeof newAuditEve
 async function verify(): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir };
+  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir };
   const code = await runServiceFs(['verify'], env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
@@ -124,7 +104,7 @@ describe('attacks on the checkpoint anchors', () => {
     await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
     const key = await ensureCheckpointSigningKey(keyDir);
     // The API as buildApi wires it, on this stream with this key.
-    const served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+    const served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
     const proof = async () => {
       const response = await fetch(`${served.url}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
       return { status: response.status, body: (await response.json()) as { tenant_seq?: string; checkpoint?: { v: number } } };
@@ -174,7 +154,7 @@ describe('attacks on the checkpoint anchors', () => {
     });
 
     let stdout = '';
-    await runServiceFs(['verify', '--chain-only'], { DATABASE_URL: testDb.serviceUrl }, { stdout: (t) => (stdout += t), stderr: () => undefined });
+    await runServiceFs(['verify', '--chain-only'], { DATABASE_URL: world.testDb.serviceUrl }, { stdout: (t) => (stdout += t), stderr: () => undefined });
     expect(stdout).toBe('ok: all 6 entries valid\n'); // every hash recomputes: the chain alone cannot tell
     const result = await verify();
     expect(result.code).toBe(1);

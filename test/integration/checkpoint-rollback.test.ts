@@ -1,8 +1,7 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
@@ -10,16 +9,15 @@ import type { Database } from '../../src/db/tables';
 import { ensureCheckpointStream, publishCheckpoint } from '../../src/ledger/checkpoint-stream';
 import { signCheckpoint } from '../../src/ledger/checkpoint';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
+import type { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
 import { tenantLinkHash } from '../../src/ledger/tenant-link';
 import type { TenantProof } from '../../src/ledger/tenant-proof';
 import { tenantTree } from '../../src/ledger/tenant-tree';
-import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { serveApi, type ServedApi } from '../helpers/api-server';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
-import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
+import { testConfig } from '../helpers/test-env';
 import { runVmTenantCli } from '../helpers/vm-tenant-cli';
 
 /**
@@ -27,7 +25,7 @@ import { runVmTenantCli } from '../helpers/vm-tenant-cli';
  * Postgres, the signer and the checkpoint stream on NATS, the API over HTTP (buildApi), and
  * `service-fs verify-tenant` / `service-fs witness` on the files a tenant or a witness keeps.
  */
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'ckroll' });
 let service: Kysely<Database>;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
@@ -39,35 +37,18 @@ let signer: LedgerCheckpointSigner;
 let served: ServedApi;
 let token: string;
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
 beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('ckroll');
-  service = testDb.serviceDb({ max: 4 });
-  stream = uniqueName('CKROLL').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('ckroll').replace(/[^a-z0-9_-]/gi, '_');
-  await ensureCheckpointStream(jsm, stream, prefix);
-  dir = await mkdtemp(path.join(tmpdir(), 'checkpoint-rollback-'));
+  ({ service, nc, jsm, stream, prefix, keyDir: dir } = world);
   key = await ensureCheckpointSigningKey(dir);
-  signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 1, everyMs: 3_600_000, log: createLogger({ name: 'signer', level: 'silent' }) });
+  signer = world.signer(key, { everyEntries: 1 });
   await service.insertInto('tenants').values({ tenant_id: 'acme-corp', display_name: 'Acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
   token = generateToken();
   await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
-  served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
 });
 
 afterEach(async () => {
   await served.close();
-  await signer.stop();
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-  await testDb.drop();
 });
 
 /** `count` entries of acme-corp and one of another tenant, then one checkpoint over them. */

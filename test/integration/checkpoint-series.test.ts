@@ -1,12 +1,11 @@
 import { sign } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
+import { checkpointSubject } from '../../src/ledger/checkpoint-stream';
 import { headDigest, type StoredCheckpointV1 } from '../../src/ledger/checkpoint';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { checkpointLinkHash, linkHashOfMessage } from '../../src/ledger/checkpoint-link';
@@ -18,52 +17,29 @@ import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.reposit
 import { tenantTree } from '../../src/ledger/tenant-tree';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
-import { testEnv, uniqueName } from '../helpers/test-env';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
+import { testEnv } from '../helpers/test-env';
 
 /** The checkpoint series over a worker's life: rotation, replicas, an interrupted publish, an upgrade from unchained checkpoints. */
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'ckseries' });
 let service: Kysely<Database>;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let stream: string;
 let prefix: string;
 let keyDir: string;
-const signers: LedgerCheckpointSigner[] = [];
 const problems: string[] = [];
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
-beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('ckseries');
-  service = testDb.serviceDb({ max: 4 });
-  stream = uniqueName('CKSERIES').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('ckseries').replace(/[^a-z0-9_-]/gi, '_');
-  await ensureCheckpointStream(jsm, stream, prefix);
-  keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-key-'));
+beforeEach(() => {
+  ({ service, nc, jsm, stream, prefix, keyDir } = world);
   problems.length = 0;
-});
-
-afterEach(async () => {
-  await Promise.all(signers.splice(0).map((s) => s.stop()));
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(keyDir, { recursive: true, force: true });
-  await testDb.drop();
 });
 
 async function newSigner(clockOffsetMs = 0): Promise<LedgerCheckpointSigner> {
   const key = await ensureCheckpointSigningKey(keyDir);
   const log = createLogger({ name: 'signer', level: 'silent' });
   log.error = ((obj: { reason?: string }, msg: string) => void problems.push(`${msg}: ${obj.reason}`)) as never;
-  const signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 1, everyMs: 3_600_000, log, now: () => new Date(Date.now() + clockOffsetMs) });
-  signers.push(signer);
-  return signer;
+  return world.signer(key, { everyEntries: 1, log, now: () => new Date(Date.now() + clockOffsetMs) });
 }
 
 async function append(count: number): Promise<void> {
@@ -73,7 +49,7 @@ async function append(count: number): Promise<void> {
 async function serviceFs(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir, ...extraEnv };
+  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir, ...extraEnv };
   const code = await runServiceFs(args, env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }

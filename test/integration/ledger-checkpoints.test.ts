@@ -1,28 +1,27 @@
 import { createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { mkdtemp, rm, stat, chmod, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, chmod, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { CHECKPOINT_KEY_PATH } from '../../src/api/routes/checkpoint-key.routes';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { checkpointSubject, ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
+import { checkpointSubject, publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
 import { createLogger } from '../../src/logging/logger';
 import { keyIdOf, signCheckpoint, type StoredCheckpointV2 } from '../../src/ledger/checkpoint';
 import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
 import { entryTreeHeadsAt } from '../../src/ledger/entry-tree.repository';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
+import type { LedgerCheckpointSigner, SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
 import { tenantTree } from '../../src/ledger/tenant-tree';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
 import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
 import { serveApi } from '../helpers/api-server';
-import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
+import { testConfig, testEnv } from '../helpers/test-env';
 
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'checkpoint' });
 let service: Kysely<Database>;
 let admin: Kysely<Database>;
 let nc: NatsConnection;
@@ -34,37 +33,15 @@ let key: CheckpointSigningKey;
 let signer: LedgerCheckpointSigner;
 const errors: string[] = [];
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
 beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('checkpoint');
-  service = testDb.serviceDb({ max: 4 });
-  admin = testDb.adminDb();
-  stream = uniqueName('CKPT').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('ckpt').replace(/[^a-z0-9_-]/gi, '_');
-  await ensureCheckpointStream(jsm, stream, prefix);
-  keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-key-'));
+  ({ service, nc, jsm, stream, prefix, keyDir } = world);
+  admin = world.testDb.adminDb();
   key = await ensureCheckpointSigningKey(keyDir);
   errors.length = 0;
   const log = createLogger({ name: 'signer', level: 'silent' });
   log.error = ((obj: { reason?: string }, msg: string) => void errors.push(`${msg}: ${obj.reason}`)) as never;
   // Cadence of 3 entries; the time trigger is out of the way so each test decides when to sign.
-  signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 3, everyMs: 3_600_000, log });
-});
-
-afterEach(async () => {
-  await signer.stop();
-  // deny_delete and deny_purge protect messages; deleting the whole stream is what test clean-up
-  // (and an attacker with JetStream admin rights, see docs/audit-ledger.md) can still do.
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(keyDir, { recursive: true, force: true });
-  await testDb.drop();
+  signer = world.signer(key, { log });
 });
 
 async function append(count: number): Promise<void> {
@@ -93,7 +70,7 @@ async function signAsItIs(privateKey: KeyObject, tree?: { size: number; root: st
 async function verify(args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, DATA_DIR: keyDir };
+  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, DATA_DIR: keyDir };
   const code = await runServiceFs(['verify', ...args], env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
@@ -113,7 +90,7 @@ describe('signed ledger checkpoints', () => {
   test('when fewer entries than the cadence wait longer than the time cadence, then the signer signs them', async () => {
     let now = new Date('2026-11-27T12:00:00.000Z');
     const log = createLogger({ name: 'signer', level: 'silent' });
-    const timed = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 100, everyMs: 10_000, log, now: () => now });
+    const timed = world.signer(key, { everyEntries: 100, everyMs: 10_000, log, now: () => now });
     await append(2);
     expect(await timed.signIfDue()).toEqual({ idle: true });
     now = new Date(now.getTime() + 9_999);
@@ -282,7 +259,7 @@ describe('signed ledger checkpoints', () => {
     expect(noKey.stderr).toMatch(/cannot read the checkpoint public key .*nope\.pem: no such file/);
 
     let stderr = '';
-    const code = await runServiceFs(['verify'], { DATABASE_URL: testDb.serviceUrl, NATS_URL: 'nats://127.0.0.1:1', DATA_DIR: keyDir }, { stdout: () => undefined, stderr: (t) => (stderr += t) });
+    const code = await runServiceFs(['verify'], { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: 'nats://127.0.0.1:1', DATA_DIR: keyDir }, { stdout: () => undefined, stderr: (t) => (stderr += t) });
     expect(code).toBe(3);
     expect(stderr).toMatch(/^service-fs: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
   });
@@ -311,7 +288,7 @@ describe('the checkpoint signing key', () => {
 
   test('when the API is asked for the checkpoint key, then it publishes the public key without a token; 503 with Retry-After until there is one', async () => {
     let published: ReturnType<typeof generateKeyPairSync>['publicKey'] | null = null;
-    const served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), { ledgerCheckpointKey: async () => published });
+    const served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl }), { ledgerCheckpointKey: async () => published });
     try {
       const url = `${served.url}${CHECKPOINT_KEY_PATH}`;
       const before = await fetch(url);
@@ -332,7 +309,7 @@ describe('the checkpoint signing key', () => {
 
       // A key file that cannot be read (here: the source throws) is a 503 too, never a 500.
       published = null;
-      const broken = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), { ledgerCheckpointKey: () => Promise.reject(new Error('EACCES')) });
+      const broken = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl }), { ledgerCheckpointKey: () => Promise.reject(new Error('EACCES')) });
       const failed = await fetch(`${broken.url}${CHECKPOINT_KEY_PATH}`);
       await broken.close();
       expect(failed.status).toBe(503);

@@ -1,29 +1,27 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
+import type { JetStreamManager, NatsConnection } from 'nats';
 import { insertToken } from '../../src/auth/token.repository';
 import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
-import { ensureCheckpointStream, publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
-import { createLogger } from '../../src/logging/logger';
+import { publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
 import { signCheckpoint, withoutHead } from '../../src/ledger/checkpoint';
 import { linkHashOfMessage } from '../../src/ledger/checkpoint-link';
 import { entryTreeHeadsAt } from '../../src/ledger/entry-tree.repository';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
+import type { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
 import { tenantTree } from '../../src/ledger/tenant-tree';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
 import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
 import { serveApi, type ServedApi } from '../helpers/api-server';
-import { testConfig, testEnv, uniqueName } from '../helpers/test-env';
+import { testConfig, testEnv } from '../helpers/test-env';
 
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'tproof' });
 let service: Kysely<Database>;
 let admin: Kysely<Database>;
 let nc: NatsConnection;
@@ -37,40 +35,23 @@ let served: ServedApi;
 let api: string;
 const tokens: Record<string, string> = {};
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
 beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('tproof');
-  service = testDb.serviceDb({ max: 4 });
-  admin = testDb.adminDb();
-  stream = uniqueName('TPROOF').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('tproof').replace(/[^a-z0-9_-]/gi, '_');
-  await ensureCheckpointStream(jsm, stream, prefix);
-  dir = await mkdtemp(path.join(tmpdir(), 'tenant-proof-'));
+  ({ service, nc, jsm, stream, prefix, keyDir: dir } = world);
+  admin = world.testDb.adminDb();
   key = await ensureCheckpointSigningKey(dir);
-  signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 1, everyMs: 3_600_000, log: createLogger({ name: 'signer', level: 'silent' }) });
+  signer = world.signer(key, { everyEntries: 1 });
   for (const tenant of ['acme-corp', 'globex']) {
     await service.insertInto('tenants').values({ tenant_id: tenant, display_name: tenant, max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
     tokens[tenant] = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: tenant, scope: 'audit:read', token_hash: hashToken(tokens[tenant]!), created_at: new Date() });
   }
   // The API as buildApi wires it: the newest checkpoint of the key on this stream, foreign messages skipped.
-  served = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
   api = served.url;
 });
 
 afterEach(async () => {
   await served.close();
-  await signer.stop();
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-  await testDb.drop();
 });
 
 /** Entries of acme-corp, globex and the platform, interleaved, signed after each. */
@@ -227,13 +208,13 @@ describe('tenant proofs', () => {
   test('when the operator runs verify --tenant, then it checks that tenant\'s chain and proof from the database and the stream', async () => {
     await history(2);
     let stdout = '';
-    const env = { DATABASE_URL: testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: dir };
+    const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: dir };
     const code = await runServiceFs(['verify', '--tenant', 'globex'], env, { stdout: (t) => (stdout += t), stderr: () => undefined });
     expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^ok: 2 entries of tenant globex link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 2\n$/) });
   });
 
   test('when the checkpoint stream cannot be read, then the proof route answers 503 dependency_unavailable, not 500', async () => {
-    const down = await serveApi(testConfig({ DATABASE_URL: testDb.serviceUrl }), {
+    const down = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl }), {
       latestLedgerCheckpoint: () => Promise.reject(Object.assign(new Error('CONNECTION_REFUSED'), { code: 'CONNECTION_REFUSED' })),
     });
     try {
