@@ -36,7 +36,7 @@ export async function waitUntilSettled(ownerUrl: string, timeoutMs: number): Pro
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { rows } = await client.query<{ n: string }>("select count(*) as n from vms where status in ('provisioning', 'destroying')");
+      const { rows } = await client.query<{ n: string }>("select count(*) as n from vms where status in ('requested', 'provisioning', 'destroying')");
       const unsettled = Number(rows[0]!.n);
       if (unsettled === 0 || Date.now() > deadline) return unsettled;
       await sleep(250);

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import pg from 'pg';
 import { tenantWorkflowId } from '../src/shared/tenant-id';
 import { BENCH_VM, mapLimit, type ApiClient, type Tenant } from './api-client';
-import { round } from './stats';
+import { marginal, round } from './stats';
 
 /**
  * History events Temporal Cloud bills as one action each (https://docs.temporal.io/cloud/actions),
@@ -32,6 +32,10 @@ export interface HistoryCount {
   readonly events: number;
   readonly billable_actions: number;
   readonly by_type: Readonly<Record<string, number>>;
+  /** Activities scheduled, by activity type. */
+  readonly by_activity: Readonly<Record<string, number>>;
+  /** Workflow tasks completed. */
+  readonly workflow_tasks: number;
 }
 
 function eventTypeOf(event: object): string {
@@ -48,6 +52,8 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
   let events = 0;
   let billable = 0;
   let localActivityMarkers = 0;
+  let workflowTasks = 0;
+  const byActivity: Record<string, number> = {};
   for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
     runs++;
     const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
@@ -59,7 +65,10 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
       const name = type.replace(/EventAttributes$/, '');
       byType[name] = (byType[name] ?? 0) + 1;
       if (BILLABLE.has(type)) billable++;
+      const activity = event.activityTaskScheduledEventAttributes?.activityType?.name;
+      if (activity) byActivity[activity] = (byActivity[activity] ?? 0) + 1;
       if (type === 'workflowTaskCompletedEventAttributes') {
+        workflowTasks++;
         taskHasMarker = false;
         billable += Number(event.workflowTaskCompletedEventAttributes?.meteringMetadata?.nonfirstLocalActivityExecutionAttempts ?? 0);
       }
@@ -72,22 +81,10 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
       if (attempt > 1) billable += attempt - 1; // each retry is one more action
     }
   }
-  return { runs, local_activity_markers: localActivityMarkers, events, billable_actions: billable, by_type: byType };
+  return { runs, local_activity_markers: localActivityMarkers, events, billable_actions: billable, by_type: byType, by_activity: byActivity, workflow_tasks: workflowTasks };
 }
 
-export interface CostResult extends HistoryCount {
-  readonly lifecycles: number;
-  /** Spawn and destroy updates the workflow refused (billed, never in a history). */
-  readonly rejected_updates: number;
-  /** Activity heartbeats that reached the Temporal server (billed; the SDK throttles the rest). */
-  readonly recorded_heartbeats: number;
-  readonly actions_per_lifecycle: number;
-  readonly events_per_lifecycle: number;
-  /** Local activities (markers) per admission: 0 by the admission protocol (docs/admission-protocol.md). */
-  readonly local_activities_per_admission: number;
-}
-
-async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status: string, timeoutMs: number): Promise<void> {
+export async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status: string, timeoutMs: number): Promise<void> {
   const client = new pg.Client({ connectionString: ownerUrl });
   await client.connect();
   try {
@@ -103,81 +100,64 @@ async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status:
   }
 }
 
+/** What a rebuild runs (tenant-run.ts): reported apart from the lifecycle's own activities. */
+const REBUILD_ACTIVITIES = new Set(['loadTenantForRebuild', 'readAdmissionEpoch', 'readVmStatuses']);
+
+export interface MarginalCost {
+  readonly lifecycles: number;
+  readonly concurrency: number;
+  /** Billable actions per spawn + destroy, the workflow's start, continue-as-new and rebuild left out. */
+  readonly actions_per_lifecycle: number;
+  /** Workflow starts (first start, continue-as-new) and rebuild activities over the same lifecycles: reported apart. */
+  readonly starts: number;
+  readonly rebuild_activities: number;
+  readonly workflow_tasks_per_lifecycle: number;
+  readonly events_per_lifecycle: number;
+  readonly markers_per_lifecycle: number;
+  readonly by_type_per_lifecycle: Readonly<Record<string, number>>;
+  readonly by_activity_per_lifecycle: Readonly<Record<string, number>>;
+}
+
 /**
- * Runs `lifecycles` spawn → running → destroy → destroyed lifecycles in a fresh tenant, then reads
- * every run of its workflow. The tenant's workflow start is included and spread over the lifecycles.
+ * Billable actions a spawn + destroy adds, counted from the tenant's histories: the workflow is
+ * started and warmed by `warmup` lifecycles first (not counted), then `lifecycles` more run at
+ * `concurrency` in flight; the difference, per lifecycle, with starts and rebuild activities apart.
  */
-/** A counter of the Temporal server's request metrics, summed over its label sets. */
-async function serverRequests(metricsUrl: string, operation: string): Promise<number> {
-  const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(10_000) })).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('service_requests{') && line.includes(`operation="${operation}"`) && line.includes('service_name="frontend"')) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
-
-export async function measureCost(options: {
-  api: ApiClient;
-  temporal: Client;
-  tenant: Tenant;
-  lifecycles: number;
-  concurrency: number;
-  ownerUrl: string;
-  temporalMetricsUrl: string;
-}): Promise<CostResult> {
+export async function measureMarginalCost(options: { api: ApiClient; temporal: Client; tenant: Tenant; lifecycles: number; concurrency: number; ownerUrl: string; warmup?: number }): Promise<MarginalCost> {
   const { api, tenant } = options;
-  // The whole server's heartbeats: nothing else heartbeats while this phase runs.
-  const heartbeatsBefore = await serverRequests(options.temporalMetricsUrl, 'RecordActivityTaskHeartbeat');
-  let refused = 0;
-  const answers = await mapLimit(Array.from({ length: options.lifecycles }, (_, i) => i), options.concurrency, async () => {
-    const answer = await api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
-    // A quota refusal is the workflow's validator rejecting the update: billed, never in the history.
-    if (answer.status === 429 && answer.body.code === 'quota_exceeded') return void refused++;
-    if (answer.status !== 202) throw new Error(`spawn answered ${answer.status} ${JSON.stringify(answer.body)}`);
-    return String(answer.body.vm_id);
-  });
-  const vmIds = answers.filter((id): id is string => id !== undefined);
-  await waitForStatus(options.ownerUrl, vmIds, 'running', 60_000);
-  await mapLimit(vmIds, options.concurrency, async (vmId) => {
-    const answer = await api.request('DELETE', `/v1/vms/${vmId}`, tenant.token);
-    if (answer.status !== 202) throw new Error(`destroy answered ${answer.status} ${JSON.stringify(answer.body)}`);
-  });
-  await waitForStatus(options.ownerUrl, vmIds, 'destroyed', 60_000);
-  // Let the workflow record the destroy activities' completions before reading its history.
-  await sleep(1_000);
-  const counted = await countWorkflowHistory(options.temporal, tenantWorkflowId(tenant.tenantId));
-  const recordedHeartbeats = (await serverRequests(options.temporalMetricsUrl, 'RecordActivityTaskHeartbeat')) - heartbeatsBefore;
-  const rejectedUpdates = refused;
-  const billable = counted.billable_actions + rejectedUpdates + recordedHeartbeats;
-  return {
-    ...counted,
-    billable_actions: billable,
-    rejected_updates: rejectedUpdates,
-    recorded_heartbeats: recordedHeartbeats,
-    lifecycles: vmIds.length,
-    actions_per_lifecycle: round(billable / vmIds.length),
-    events_per_lifecycle: round(counted.events / vmIds.length),
-    local_activities_per_admission: round(counted.local_activity_markers / vmIds.length),
+  const lifecycles = async (count: number, concurrency: number) => {
+    const vmIds = await mapLimit(Array.from({ length: count }, (_, i) => i), concurrency, async () => {
+      const answer = await api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
+      if (answer.status !== 202) throw new Error(`spawn answered ${answer.status} ${JSON.stringify(answer.body)}`);
+      return String(answer.body.vm_id);
+    });
+    await waitForStatus(options.ownerUrl, vmIds, 'running', 120_000);
+    await mapLimit(vmIds, concurrency, async (vmId) => {
+      const answer = await api.request('DELETE', `/v1/vms/${vmId}`, tenant.token);
+      if (answer.status !== 202) throw new Error(`destroy answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    });
+    await waitForStatus(options.ownerUrl, vmIds, 'destroyed', 120_000);
+    await sleep(1_000); // the destroy activities' completions reach the history
   };
-}
-
-export interface HistorySizes {
-  readonly tenant_runs: number;
-  readonly continued_as_new_runs: number;
-  readonly max_history_events: number;
-}
-
-/** The longest history among all tenant workflow runs of the run (describe gives the exact length). */
-export async function measureHistorySizes(client: Client): Promise<HistorySizes> {
-  let runs = 0;
-  let continued = 0;
-  let max = 0;
-  for await (const execution of client.workflow.list({ query: 'WorkflowType = "tenantWorkflow"' })) {
-    runs++;
-    if (execution.status.name === 'CONTINUED_AS_NEW') continued++;
-    const described = await client.workflow.getHandle(execution.workflowId, execution.runId).describe();
-    max = Math.max(max, described.historyLength);
-  }
-  return { tenant_runs: runs, continued_as_new_runs: continued, max_history_events: max };
+  const workflowId = tenantWorkflowId(tenant.tenantId);
+  await lifecycles(options.warmup ?? 2, 1);
+  const before = await countWorkflowHistory(options.temporal, workflowId);
+  await lifecycles(options.lifecycles, options.concurrency);
+  const after = await countWorkflowHistory(options.temporal, workflowId);
+  const n = options.lifecycles;
+  const byActivity = marginal(before.by_activity, after.by_activity, 1);
+  const starts = (after.by_type.workflowExecutionStarted ?? 0) - (before.by_type.workflowExecutionStarted ?? 0);
+  const rebuild = Object.entries(byActivity).filter(([name]) => REBUILD_ACTIVITIES.has(name)).reduce((sum, [, v]) => sum + v, 0);
+  return {
+    lifecycles: n,
+    concurrency: options.concurrency,
+    actions_per_lifecycle: round((after.billable_actions - before.billable_actions - starts - rebuild) / n),
+    starts,
+    rebuild_activities: rebuild,
+    workflow_tasks_per_lifecycle: round((after.workflow_tasks - before.workflow_tasks) / n),
+    events_per_lifecycle: round((after.events - before.events) / n),
+    markers_per_lifecycle: round(((after.by_type.markerRecorded ?? 0) - (before.by_type.markerRecorded ?? 0)) / n),
+    by_type_per_lifecycle: marginal(before.by_type, after.by_type, n),
+    by_activity_per_lifecycle: marginal(before.by_activity, after.by_activity, n),
+  };
 }

@@ -30,14 +30,34 @@ async function read(ownerUrl: string, databaseName: string): Promise<PostgresAct
   }
 }
 
-/** Runs `phase` and returns what the database did meanwhile, per `operations` (e.g. admitted spawns). */
-export async function measurePostgresActivity<T>(ownerUrl: string, databaseName: string, phase: () => Promise<T>): Promise<{ result: T; per: (operations: number) => PostgresActivity }> {
+/**
+ * Transactions a second the run's database does with nothing sent to it: the event relay's and the
+ * token watches' heartbeats, the signer's and the resolver's rounds. Read over two report delays.
+ */
+export async function idleTransactionsPerSecond(ownerUrl: string, databaseName: string): Promise<number> {
+  await sleep(REPORT_DELAY_MS);
+  const before = await read(ownerUrl, databaseName);
+  await sleep(2 * REPORT_DELAY_MS);
+  const after = await read(ownerUrl, databaseName);
+  return Math.round(((after.transactions - before.transactions) / ((2 * REPORT_DELAY_MS) / 1000)) * 100) / 100;
+}
+
+/**
+ * Runs `phase` and returns what the database did meanwhile, per `operations` (e.g. spawns carried
+ * to running). `benchStatements`: statements the bench itself ran against the database (its polls),
+ * left out; `idlePerS`: the idle rate, charged for the report delay after the phase and left out.
+ */
+export async function measurePostgresActivity<T>(
+  ownerUrl: string,
+  databaseName: string,
+  phase: () => Promise<T>,
+): Promise<{ result: T; per: (operations: number, benchStatements?: number, idlePerS?: number) => PostgresActivity }> {
   await sleep(REPORT_DELAY_MS);
   const before = await read(ownerUrl, databaseName);
   const result = await phase();
   await sleep(REPORT_DELAY_MS);
   const after = await read(ownerUrl, databaseName);
-  const per = (operations: number): PostgresActivity => {
+  const per = (operations: number, benchStatements = 0, idlePerS = 0): PostgresActivity => {
     const div = (n: number) => Math.round((n / operations) * 100) / 100;
     const tables: Record<string, { scans: number; rows_inserted: number; rows_updated: number }> = {};
     for (const [name, t] of Object.entries(after.tables)) {
@@ -45,7 +65,8 @@ export async function measurePostgresActivity<T>(ownerUrl: string, databaseName:
       const delta = { scans: div(t.scans - b.scans), rows_inserted: div(t.rows_inserted - b.rows_inserted), rows_updated: div(t.rows_updated - b.rows_updated) };
       if (delta.scans || delta.rows_inserted || delta.rows_updated) tables[name] = delta;
     }
-    return { transactions: div(after.transactions - before.transactions), tables };
+    const tail = idlePerS * (REPORT_DELAY_MS / 1000);
+    return { transactions: div(after.transactions - before.transactions - benchStatements - tail), tables };
   };
   return { result, per };
 }

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
+import { withDatabase } from '../src/devstack/postgres-admin';
 
 /**
  * CPU time of processes read from /proc (utime + stime of every thread, in clock ticks): a cost per
@@ -53,6 +54,37 @@ export function processTree(root: number): number[] {
 /** The pids whose CPU one group (one part of the system) is charged, looked up at each reading. */
 export type PidSource = () => Promise<readonly number[]> | readonly number[];
 
+/** Every process whose command name (/proc/<pid>/comm) is `name`: e.g. all of a Postgres cluster's processes, or nats-server. */
+export function processesNamed(name: string): PidSource {
+  return () => {
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid)) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name) pids.push(pid);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return pids;
+  };
+}
+
+/** Resident memory of these processes together, in MB (VmRSS), now. */
+export function residentMb(pids: readonly number[]): number {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      kb += Number(match?.[1] ?? 0);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return Math.round(kb / 102.4) / 10;
+}
+
 export const treeOf =
   (pid: number | undefined): PidSource =>
   () =>
@@ -65,7 +97,8 @@ export const treeOf =
  */
 export function postgresBackendsOf(ownerUrl: string, databaseName: string): PidSource {
   return async () => {
-    const client = new pg.Client({ connectionString: ownerUrl });
+    // From the maintenance database: the reading is not one more transaction of the measured one.
+    const client = new pg.Client({ connectionString: withDatabase(ownerUrl, 'postgres') });
     await client.connect();
     try {
       const { rows } = await client.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [databaseName]);

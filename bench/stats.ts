@@ -59,3 +59,35 @@ export function machineInfo(): MachineInfo {
     loadavg: os.loadavg().map((v) => round(v)),
   };
 }
+
+/** A figure measured in several repetitions: its median and its spread (lowest, highest), and every value. */
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly values: readonly number[];
+}
+
+/** The median (mean of the two middle values for an even count) and range of `values`; NaN for none. */
+export function spread(values: readonly number[]): Spread {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, values };
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median: round(median), min: round(sorted[0]!), max: round(sorted[sorted.length - 1]!), values: values.map((v) => round(v)) };
+}
+
+/** "median (min–max)", for the README table and the printed summary. */
+export function describeSpread(s: Spread, unit = ''): string {
+  return `${s.median}${unit} (${s.min}–${s.max}${unit})`;
+}
+
+/** Per-key difference `after - before`, divided by `per`, for counters keyed by name (zero differences left out). */
+export function marginal(before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>, per: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const delta = (after[key] ?? 0) - (before[key] ?? 0);
+    if (delta !== 0) out[key] = round(delta / per);
+  }
+  return out;
+}
