@@ -72,10 +72,6 @@ export async function reRequestVm(db: Db, vmId: string, attempt: number, at: Dat
   return Number(result.numUpdatedRows) > 0;
 }
 
-export async function countVmsHoldingQuota(db: Db, tenantId: string): Promise<number> {
-  return (await tenantVmTotals(db, tenantId)).vms;
-}
-
 /** The VMs holding quota and their storage, as one aggregate (an index-only scan at any size). */
 export async function tenantVmTotals(db: Db, tenantId: string): Promise<{ vms: number; storage_gb: number }> {
   const row = await db

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { usageQuery } from '../../src/shared/tenant-workflow.messages';
-import { countVmsHoldingQuota } from '../../src/vms/vm.repository';
+import { tenantVmTotals } from '../../src/vms/vm.repository';
 import { createTenant, eventually, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 const TENANTS = 4;
@@ -67,7 +67,7 @@ describe('continue-as-new under steady load', () => {
         const u = await handle.query(usageQuery);
         return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
       }, 30_000, 'work settled');
-      expect(usage.vms).toBe(await countVmsHoldingQuota(stack.db, tenantId));
+      expect(usage.vms).toBe((await tenantVmTotals(stack.db, tenantId)).vms);
       let runs = 0;
       for await (const _ of stack.temporal.workflow.list({ query: `WorkflowId = "${tenantWorkflowId(tenantId)}"` })) runs++;
       expect(runs).toBeGreaterThan(3);

@@ -357,7 +357,7 @@ export class AdmissionWorld {
   private readonly supersededInCharge: string[] = [];
   /** Every 202 a client received. */
   private readonly accepted: Array<{ kind: 'spawn' | 'destroy'; vmId: string; attempt: number; status: VmStatus }> = [];
-  /** Idempotency keys whose spawn was answered 202: a repeat is answered from the stored response (runIdempotent). */
+  /** Idempotency keys whose spawn was answered 202: a repeat is answered from the stored response (runOnce, src/vms/idempotency.ts). */
   private readonly answeredKeys = new Set<string>();
   readonly trace: string[] = [];
 
@@ -418,7 +418,7 @@ export class AdmissionWorld {
   private apiSpawn(key: number): string | null {
     const vmId = `vm-${key}`;
     const storageGb = STORAGE_GB[key % STORAGE_GB.length]!;
-    // runIdempotent: a repeat of an answered request replays the stored 202. A repeat while the first
+    // runOnce: a repeat of an answered request replays the stored 202. A repeat while the first
     // still runs gets 409 until the first's lease runs out, which a slow API allows: the model lets it in.
     if (this.answeredKeys.has(vmId)) return `spawn ${vmId}: replayed the stored 202`;
     if (this.pg.tenant.deleted) return `spawn ${vmId}: 404 (tenant deleted)`;
