@@ -3,12 +3,13 @@ import pg from 'pg';
 
 /**
  * What one database did over a phase, from Postgres's cumulative statistics: transactions, and per
- * table the index and sequential scans (statements that read it) and rows written. Backends report
+ * table the index and sequential scans (statements that read it), rows read (sequential reads and
+ * index fetches) and rows written. Backends report
  * their counts when idle, at most every 10 s, so a reading waits that long first.
  */
 export interface PostgresActivity {
   readonly transactions: number;
-  readonly tables: Readonly<Record<string, { scans: number; rows_inserted: number; rows_updated: number }>>;
+  readonly tables: Readonly<Record<string, { scans: number; rows_read: number; rows_inserted: number; rows_updated: number }>>;
 }
 
 const REPORT_DELAY_MS = 11_000;
@@ -18,12 +19,13 @@ async function read(ownerUrl: string, databaseName: string): Promise<PostgresAct
   await client.connect();
   try {
     const db = await client.query<{ n: string }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = $1', [databaseName]);
-    const { rows } = await client.query<{ relname: string; scans: string; ins: string; upd: string }>(
-      'select relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) as scans, n_tup_ins as ins, n_tup_upd as upd from pg_stat_user_tables',
+    const { rows } = await client.query<{ relname: string; scans: string; reads: string; ins: string; upd: string }>(
+      `select relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) as scans, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) as reads,
+              n_tup_ins as ins, n_tup_upd as upd from pg_stat_user_tables`,
     );
     return {
       transactions: Number(db.rows[0]?.n ?? 0),
-      tables: Object.fromEntries(rows.map((r) => [r.relname, { scans: Number(r.scans), rows_inserted: Number(r.ins), rows_updated: Number(r.upd) }])),
+      tables: Object.fromEntries(rows.map((r) => [r.relname, { scans: Number(r.scans), rows_read: Number(r.reads), rows_inserted: Number(r.ins), rows_updated: Number(r.upd) }])),
     };
   } finally {
     await client.end();
@@ -59,10 +61,10 @@ export async function measurePostgresActivity<T>(
   const after = await read(ownerUrl, databaseName);
   const per = (operations: number, benchStatements = 0, idlePerS = 0): PostgresActivity => {
     const div = (n: number) => Math.round((n / operations) * 100) / 100;
-    const tables: Record<string, { scans: number; rows_inserted: number; rows_updated: number }> = {};
+    const tables: Record<string, { scans: number; rows_read: number; rows_inserted: number; rows_updated: number }> = {};
     for (const [name, t] of Object.entries(after.tables)) {
-      const b = before.tables[name] ?? { scans: 0, rows_inserted: 0, rows_updated: 0 };
-      const delta = { scans: div(t.scans - b.scans), rows_inserted: div(t.rows_inserted - b.rows_inserted), rows_updated: div(t.rows_updated - b.rows_updated) };
+      const b = before.tables[name] ?? { scans: 0, rows_read: 0, rows_inserted: 0, rows_updated: 0 };
+      const delta = { scans: div(t.scans - b.scans), rows_read: div(t.rows_read - b.rows_read), rows_inserted: div(t.rows_inserted - b.rows_inserted), rows_updated: div(t.rows_updated - b.rows_updated) };
       if (delta.scans || delta.rows_inserted || delta.rows_updated) tables[name] = delta;
     }
     const tail = idlePerS * (REPORT_DELAY_MS / 1000);
