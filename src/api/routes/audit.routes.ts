@@ -5,8 +5,8 @@ import type { Database } from '../../db/tables';
 import { AuditService, type CheckpointSeriesSource, type LatestCheckpointSource } from '../../ledger/audit.service';
 import { AUDIT_EVENT_TYPES } from '../../shared/audit-event-types';
 import { tenantIdSchema } from '../../tenants/tenant.schemas';
-import { callerOf, requireTenantAccess } from '../access';
-import { problems } from '../problem';
+import { callerOf } from '../access';
+import { actingTenant } from '../acting-tenant';
 import { parseOrThrow } from '../validation';
 import { isPlatformAdmin } from '../../auth/caller';
 
@@ -60,14 +60,7 @@ export function auditRoutes({ db, latestCheckpoint, checkpointSeries }: { db: Ky
   // them offline (service-fs verify-tenant).
   router.get('/v1/audit/proof', async (req, res) => {
     const query = parseOrThrow(auditProofQuerySchema, req.query, 'query');
-    const caller = callerOf(req);
-    const tenantId = isPlatformAdmin(caller) ? query.tenant_id : (caller.tenant_id ?? undefined);
-    if (!tenantId) {
-      if (isPlatformAdmin(caller)) throw problems.invalid('Invalid query', [{ field: 'tenant_id', message: 'is required for the platform admin' }]);
-      throw problems.tenantNotFound();
-    }
-    if (!isPlatformAdmin(caller) && query.tenant_id !== undefined && query.tenant_id !== tenantId) throw problems.tenantNotFound();
-    requireTenantAccess(req, tenantId, 'audit:read');
+    const tenantId = actingTenant(req, { scope: 'audit:read', admin: 'named', named: query.tenant_id, otherTenantNamed: 'not-found' });
     res.json(await audit.proof(tenantId, query.checkpoint));
   });
 
@@ -76,28 +69,17 @@ export function auditRoutes({ db, latestCheckpoint, checkpointSeries }: { db: Ky
   // Signed statements only: no tenant's entries, no ledger head.
   router.get('/v1/audit/checkpoints', async (req, res) => {
     const query = parseOrThrow(auditCheckpointsQuerySchema, req.query, 'query');
-    const caller = callerOf(req);
-    if (!isPlatformAdmin(caller)) requireTenantAccess(req, caller.tenant_id ?? '', 'audit:read');
+    actingTenant(req, { scope: 'audit:read', admin: 'named-or-all', otherTenantNamed: 'ignored' });
     res.json(await audit.checkpoints(query.cursor ?? null, query.limit));
   });
 
+  // A tenant token reads its own tenant only; the platform admin reads all, or the tenant it names.
   router.get('/v1/audit', async (req, res) => {
     const query = parseOrThrow(auditQuerySchema, req.query, 'query');
-    const caller = callerOf(req);
-    const isAdmin = isPlatformAdmin(caller);
-    // A tenant token reads its own tenant only; the platform admin may read all or filter by tenant.
-    const tenantId = isAdmin ? query.tenant_id : (caller.tenant_id ?? undefined);
-    if (!isAdmin) {
-      if (!tenantId || (query.tenant_id !== undefined && query.tenant_id !== tenantId)) throw problems.tenantNotFound();
-      requireTenantAccess(req, tenantId, 'audit:read');
-    }
+    const tenantId = actingTenant(req, { scope: 'audit:read', admin: 'named-or-all', named: query.tenant_id, otherTenantNamed: 'not-found' });
     const { tenant_id: _tenant, since, until, ...filters } = query;
-    const page = await audit.list(isAdmin ? { admin: true, tenantId } : { admin: false, tenantId: tenantId! }, {
-      ...filters,
-      since: since ? new Date(since) : undefined,
-      until: until ? new Date(until) : undefined,
-    });
-    res.json(page);
+    const reader = isPlatformAdmin(callerOf(req)) ? { admin: true as const, tenantId } : { admin: false as const, tenantId: tenantId! };
+    res.json(await audit.list(reader, { ...filters, since: since ? new Date(since) : undefined, until: until ? new Date(until) : undefined }));
   });
 
   return router;
