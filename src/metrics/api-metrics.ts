@@ -7,6 +7,10 @@ export interface ApiMetrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   admissions: Counter<'outcome'>;
+  /** Requests answered 503 dependency_unavailable, by the dependency that failed them (postgres, temporal). */
+  dependencyUnavailable: Counter<'dependency'>;
+  /** Problem answers by their code (rate_limited, too_many_failed_authentications, quota_exceeded, ...). */
+  problems: Counter<'code'>;
 }
 
 /**
@@ -25,6 +29,13 @@ export function createApiMetrics(db: Kysely<Database>): ApiMetrics {
     registers: [registry],
   });
   const admissions = new Counter({ name: 'vm_tenant_admissions_total', help: 'VM spawn admissions by outcome (accepted, quota_exceeded, rate_limited, ...)', labelNames: ['outcome'] as const, registers: [registry] });
+  const dependencyUnavailable = new Counter({
+    name: 'vm_tenant_dependency_unavailable_total',
+    help: 'Requests answered 503 dependency_unavailable, by the dependency (postgres, temporal) that was down, hung or past its deadline',
+    labelNames: ['dependency'] as const,
+    registers: [registry],
+  });
+  const problems = new Counter({ name: 'vm_tenant_http_problems_total', help: 'Problem answers (application/problem+json) by their code', labelNames: ['code'] as const, registers: [registry] });
   // One query per scrape serves all four quota gauges: each gauge's collect() awaits the same
   // promise (the registry collects its metrics concurrently).
   const quotaQuery = () =>
@@ -56,5 +67,5 @@ export function createApiMetrics(db: Kysely<Database>): ApiMetrics {
   quotaGauge('vm_tenant_quota_storage_gb_in_use', 'Storage (GB) holding quota per tenant', (row) => Number(row.storage));
   quotaGauge('vm_tenant_quota_max_vms', 'max_vms per tenant', (row) => row.max_vms);
   quotaGauge('vm_tenant_quota_storage_gb', 'storage_quota_gb per tenant', (row) => row.storage_quota_gb);
-  return { registry, httpRequests, httpDuration, admissions };
+  return { registry, httpRequests, httpDuration, admissions, dependencyUnavailable, problems };
 }

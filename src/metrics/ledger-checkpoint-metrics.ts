@@ -1,5 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { SignerLiveness } from '../ledger/checkpoint-freshness';
+import { oncePerScrape, scrapeTimeGauge } from './scrape-time-gauge';
 
 /** Metric names, also used by the alert rule in deploy/k8s/monitoring/prometheus-rule.yaml. */
 export const LEDGER_CHECKPOINT_METRICS = {
@@ -17,21 +18,9 @@ export const LEDGER_CHECKPOINT_METRICS = {
  */
 export function registerLedgerCheckpointMetrics(registry: Registry, periodSeconds: number, liveness: () => Promise<SignerLiveness>): void {
   // A worker built again on the same registry (tests) replaces its gauges rather than failing.
-  for (const name of Object.values(LEDGER_CHECKPOINT_METRICS)) registry.removeSingleMetric(name);
-  let reading: Promise<SignerLiveness> | null = null;
-  const read = () => {
-    reading ??= liveness().finally(() => setTimeout(() => (reading = null), 100).unref());
-    return reading;
-  };
-  const gauge = (name: string, help: string, value: (status: SignerLiveness) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      async collect() {
-        this.set(value(await read()));
-      },
-    });
+  registry.removeSingleMetric(LEDGER_CHECKPOINT_METRICS.period);
+  const read = oncePerScrape(liveness);
+  const gauge = (name: string, help: string, value: (status: SignerLiveness) => number) => scrapeTimeGauge(registry, { name, help }, read, (status) => [[{}, value(status)]]);
   gauge(LEDGER_CHECKPOINT_METRICS.age, 'Seconds since the newest ledger checkpoint this worker knows was signed (since the signer started, before the first)', (s) => s.freshness.age_seconds);
   gauge(LEDGER_CHECKPOINT_METRICS.unsigned, 'Committed ledger entries that no checkpoint covers yet (counted up to 100000)', (s) => s.freshness.unsigned_entries);
   gauge(LEDGER_CHECKPOINT_METRICS.starved, 'Seconds the commit horizon has been out of reach of the checkpoint signer (0 when it is not)', (s) => s.starved_seconds);

@@ -19,6 +19,8 @@ import { startSignerStarvationAlarm } from '../ledger/horizon-starvation';
 import { LedgerWriter } from '../ledger/ledger-writer';
 import { createLogger, type Logger } from '../logging/logger';
 import { instrumentFleetClient } from '../metrics/instrumented-fleet-client';
+import { readEventRelayLag, registerEventRelayMetrics } from '../metrics/event-relay-metrics';
+import { readUnsettledVms, registerVmSettlementMetrics } from '../metrics/vm-settlement-metrics';
 import { registerLedgerCheckpointMetrics } from '../metrics/ledger-checkpoint-metrics';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics';
 import { connectTemporalWorker } from '../temporal/temporal-connect';
@@ -132,6 +134,9 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     onPublished: (count) => metrics.natsPublished.inc(count),
     onRetry: () => metrics.natsPublishRetries.inc(),
   });
+  // Every worker reports the relay's lag (from its cursor in Postgres), whichever of them leads.
+  registerEventRelayMetrics(metrics.registry, () => readEventRelayLag(db, config.natsSubjectPrefix));
+  registerVmSettlementMetrics(metrics.registry, config.vmBootTimeoutMs / 1000, () => readUnsettledVms(db));
   const signer = overrides.signCheckpoints === false ? null : await createCheckpointSigner(config, { db, nats, log, metrics });
 
   const background: Array<{ stop(): void }> = [];

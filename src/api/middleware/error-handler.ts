@@ -45,6 +45,8 @@ function fromClientFault(error: BodyParserError): ApiError | null {
 export function sendProblem(res: Parameters<RequestHandler>[1], req: Parameters<RequestHandler>[0], error: ApiError): void {
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
   res.locals.problemCode = error.code;
+  // Which dependency a dependency_unavailable names, for vm_tenant_dependency_unavailable_total (http-metrics.ts).
+  if (typeof error.extensions.dependency === 'string') res.locals.problemDependency = error.extensions.dependency;
   res
     .status(error.status)
     .type('application/problem+json')
