@@ -15,6 +15,7 @@ import { noStore } from './middleware/no-store';
 import { requestContext } from './middleware/request-context';
 import { requireJsonBody } from './middleware/require-json';
 import { tenantRateLimit } from './middleware/rate-limit';
+import { traceRequests } from './middleware/trace-requests';
 import type { TenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { auditRoutes, type CheckpointSeriesSource, type LatestCheckpointSource } from './routes/audit.routes';
 import { checkpointKeyRoutes, type CheckpointPublicKeySource } from './routes/checkpoint-key.routes';
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.trustedProxies.length > 0 ? [...deps.trustedProxies] : false);
   app.set('query parser', 'simple');
 
+  app.use(traceRequests());
   app.use(requestContext());
   app.use(accessLog(deps.log));
   if (deps.metrics) app.use(httpMetrics(deps.metrics));

@@ -19,6 +19,7 @@ import { latestCheckpointReader } from '../ledger/checkpoint-reader';
 import { CheckpointSeriesIndex } from '../ledger/checkpoint-series-index';
 import { LedgerWriter } from '../ledger/ledger-writer';
 import { createLogger, type Logger } from '../logging/logger';
+import { flushTracing, startTracing } from '../telemetry/tracing';
 import { createApiMetrics, type ApiMetrics } from '../metrics/api-metrics';
 import { createTenantRateLimiter } from '../ratelimit/tenant-rate-limiter';
 import { connectTenantWorkflows } from '../temporal/tenant-workflows-connection';
@@ -94,6 +95,8 @@ function readinessChecks(db: Kysely<Database>, connection: Connection, nats: Nat
 export async function buildApi(config: Config, overrides: ApiOverrides = {}): Promise<BuiltApi> {
   const log = overrides.log ?? createLogger({ level: config.logLevel, name: 'vm-tenant-api' });
   const now = overrides.now ?? (() => new Date());
+  // Before any connection: the Temporal client's interceptors are wired only if tracing is on (docs/tracing.md).
+  startTracing('vm-tenant-api', { warn: (message) => log.warn(message) });
   // The request path's bound on Postgres: each query waits at most the acquire timeout for a
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
   const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs, idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs };
@@ -139,6 +142,7 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
     async close() {
       rateLimiter.close?.();
       await Promise.allSettled([overrides.db ? undefined : db.destroy(), rateLimitPool.end(), connection.close(), nats.drain(), revocations.stop()]);
+      await flushTracing();
     },
   };
 }

@@ -39,6 +39,14 @@ export interface HttpSignatureSeenTable {
   expires_at: Timestamp;
 }
 
+/** The trace an entry was appended in (migration 2026_12_06_0012; docs/tracing.md). */
+export interface AuditEventTraceTable {
+  event_id: string;
+  traceparent: string;
+  tracestate: string | null;
+  recorded_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface AuditEventTable {
   // seq, prev_hash and hash are assigned by the database (trigger audit_events_extend_chain).
   seq: ColumnType<string, number | string | undefined, never>;
@@ -102,6 +110,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeyTable;
   event_relay_cursor: EventRelayCursorTable;
   http_signatures_seen: HttpSignatureSeenTable;
+  audit_event_traces: AuditEventTraceTable;
 }
 
 export type TenantRow = Selectable<TenantTable>;

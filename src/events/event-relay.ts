@@ -8,6 +8,8 @@ import { ledgerSeqHorizon } from '../ledger/commit-horizon';
 import { HorizonStarvationWatch } from '../ledger/horizon-starvation';
 import { subjectFor } from '../shared/event-subjects';
 import { toLifecycleEvent } from './event-payload';
+import { readEntryTraces } from '../ledger/entry-trace.repository';
+import { publishEntryEvent } from './traced-publish';
 import { confirmLead, moveCursor, openLeaderSession, RelayFencedError, takeLead, tryLeadershipLock, type Lead } from './relay-leadership';
 
 /** Test-only: a named step of the relay, where a test may hold it as if the process were paused there. */
@@ -173,9 +175,15 @@ export class EventRelay {
     const last = rows[rows.length - 1]!.seq;
     await faultPoint?.('before-publish', { epoch: lead.epoch, cursor: after, to: last });
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
-    // every acknowledgement is awaited before the cursor moves.
+    // every acknowledgement is awaited before the cursor moves. Each in the trace its entry was appended in (docs/tracing.md).
+    const traces = await readEntryTraces(db, rows.map((row) => row.event_id));
     await Promise.all(
-      rows.map((row) => js.publish(subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id), JSON.stringify(toLifecycleEvent(row)), { msgID: row.event_id, timeout: 5000 })),
+      rows.map((row) =>
+        publishEntryEvent(js, subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id), JSON.stringify(toLifecycleEvent(row)), row, traces.get(row.event_id), {
+          msgID: row.event_id,
+          timeout: 5000,
+        }),
+      ),
     );
     await faultPoint?.('before-cursor-move', { epoch: lead.epoch, cursor: after, to: last });
     // Fenced: refused (RelayFencedError, nothing written) once another relay has taken the lead.

@@ -1,3 +1,4 @@
+import { httpClientSpan } from '../telemetry/spans';
 import { FleetCallAbortedError, FleetRejectedError, FleetUnavailableError } from './fleet-errors';
 import { FleetVmSchema, type FleetRejectionCode, type FleetSpawnRequest, type FleetVm } from './fleet-types';
 
@@ -47,13 +48,17 @@ export function createFleetClient(options: FleetClientOptions): FleetClient {
   async function call(method: string, path: string, body: unknown, callerSignal: AbortSignal | undefined): Promise<Response> {
     const what = `${method} ${path}`;
     const timeout = AbortSignal.timeout(options.timeoutMs);
+    // A client span, its trace context in the request's headers (docs/tracing.md); the deadline is the call's.
+    const route = path.startsWith('/v1/vms/') ? '/v1/vms/{vm_id}' : path;
     try {
-      return await fetch(`${baseUrl}${path}`, {
-        method,
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: callerSignal ? AbortSignal.any([timeout, callerSignal]) : timeout,
-      });
+      return await httpClientSpan(method, route, `${baseUrl}${path}`, (traceHeaders) =>
+        fetch(`${baseUrl}${path}`, {
+          method,
+          headers: { ...traceHeaders, ...(body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: callerSignal ? AbortSignal.any([timeout, callerSignal]) : timeout,
+        }),
+      );
     } catch (cause) {
       throw new FleetUnavailableError(`fleet ${what} failed: ${describeFetchFailure(cause, options.timeoutMs)}`, { cause });
     }

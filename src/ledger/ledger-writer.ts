@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/tables';
+import { bindToActiveContext } from '../telemetry/spans';
 import { LedgerChainBusyError } from './ledger.repository';
 
 /** A state change and the ledger entries that record it, run inside a shared transaction. */
@@ -47,7 +48,8 @@ export class LedgerWriter {
 
   run<T>(unit: LedgerUnit<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ unit, resolve: resolve as (value: unknown) => void, reject });
+      // Bound to the caller's trace: the unit may run in the batch another caller flushed.
+      this.queue.push({ unit: bindToActiveContext(unit), resolve: resolve as (value: unknown) => void, reject });
       if (!this.flushing) void this.flush();
     });
   }

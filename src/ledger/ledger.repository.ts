@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 import type { AuditEventRow, Database } from '../db/tables';
+import { recordEntryTrace } from './entry-trace.repository';
 import { entryHash, GENESIS_HASH, tenantEntryHash } from './ledger-hash';
 
 export interface NewAuditEvent {
@@ -97,6 +98,8 @@ export async function appendAuditEvent(
       .onConflict((oc) => oc.column('event_id').doNothing())
       .returningAll()
       .executeTakeFirst();
+    // Beside the entry, not in it: the trace its event continues (docs/tracing.md).
+    if (inserted) await recordEntryTrace(trx, inserted.event_id);
     return inserted ?? trx.selectFrom('audit_events').selectAll().where('event_id', '=', event.event_id).executeTakeFirstOrThrow();
   };
   return db.isTransaction ? run(db as Transaction<Database>) : db.transaction().execute(run);

@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { logTraceFields } from '../telemetry/spans';
 
 export type { Logger };
 
@@ -13,6 +14,8 @@ export function createLogger(options: { level: string; name: string; destination
       level: options.level,
       base: { service: options.name },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // trace_id and span_id on every line logged inside a span (docs/tracing.md).
+      mixin: logTraceFields,
       redact: {
         paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'adminToken', '*.adminToken'],
         censor: '[redacted]',

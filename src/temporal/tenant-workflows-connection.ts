@@ -1,5 +1,6 @@
 import { Client, type Connection } from '@temporalio/client';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
+import { workflowClientInterceptors } from '../telemetry/temporal-tracing';
 import { connectTemporalClient } from './temporal-connect';
 import type { TemporalConnectionOptions } from './temporal-env-config';
 import { createTenantWorkflowClient } from './tenant-workflow-client';
@@ -29,7 +30,7 @@ export interface TenantWorkflowsConnection {
  */
 export async function connectTenantWorkflows(settings: TenantWorkflowSettings): Promise<TenantWorkflowsConnection> {
   const connection = await connectTemporalClient(settings.temporal.connection);
-  const client = new Client({ connection, namespace: settings.temporalNamespace });
+  const client = new Client({ connection, namespace: settings.temporalNamespace, interceptors: { workflow: workflowClientInterceptors() } });
   const workflows = createTenantWorkflowClient({
     client,
     taskQueue: settings.temporalTaskQueue,

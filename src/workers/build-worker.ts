@@ -27,7 +27,9 @@ import { connectTemporalWorker } from '../temporal/temporal-connect';
 import { connectTenantWorkflows } from '../temporal/tenant-workflows-connection';
 import { startAdmissionResolver } from './admission-resolver';
 import { startHousekeeping } from './housekeeping';
-import { prebuiltBundle, WORKFLOWS_PATH } from './workflow-bundle';
+import { activityInterceptors, workflowSpanSinks } from '../telemetry/temporal-tracing';
+import { flushTracing, startTracing } from '../telemetry/tracing';
+import { prebuiltBundle, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './workflow-bundle';
 
 /** Each fleet call's deadline (the fleet client aborts the request after it). */
 const FLEET_CALL_TIMEOUT_MS = 10_000;
@@ -94,6 +96,8 @@ async function createCheckpointSigner(config: Config, deps: { db: Kysely<Databas
  */
 export async function buildWorker(config: Config, overrides: WorkerOverrides = {}): Promise<BuiltWorker> {
   const log = overrides.log ?? createLogger({ level: config.logLevel, name: 'vm-tenant-worker' });
+  // Before any connection: the Temporal interceptors are wired only if tracing is on (docs/tracing.md).
+  startTracing('vm-tenant-worker', { warn: (message) => log.warn(message) });
   const metrics = overrides.metrics ?? createWorkerMetrics();
   const db = createDatabase(config.databaseUrl, {
     applicationName: 'vm-tenant-worker',
@@ -119,6 +123,8 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     namespace: config.temporalNamespace,
     taskQueue: config.temporalTaskQueue,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    interceptors: { activity: activityInterceptors(), ...(workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    sinks: workflowSpanSinks(),
     activities: createActivities({ db, ledger, fleet, bootPollMs: overrides.bootPollMs, metrics }),
     shutdownGraceTime: '20 seconds',
     // A booting VM's activity learns of a destroy (its cancellation) from a heartbeat's answer:
@@ -168,6 +174,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     await nats.drain().catch(() => undefined);
     await tenantWorkflows.connection.close();
     await db.destroy();
+    await flushTracing();
   }
 
   return {

@@ -5,6 +5,8 @@ import path from 'node:path';
 
 /** The workflow sources next to this file: index.ts under tsx and ts-jest, index.js in the build output. */
 export const WORKFLOWS_PATH = path.resolve(__dirname, `../workflows/index${path.extname(__filename)}`);
+/** The workflow interceptors (tracing, gated on a trace to continue: docs/tracing.md): in every bundle, and in workflowModules without one. */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.resolve(__dirname, `../workflows/tracing-interceptors${path.extname(__filename)}`)];
 /**
  * Where `npm run build` writes the bundle: the root of the build output (dist/workflow-bundle.js
  * next to dist/workers/). From src/workers (tsx) this is src/workflow-bundle.js, which never
@@ -14,7 +16,7 @@ export const DEFAULT_BUNDLE_PATH = path.resolve(__dirname, '../workflow-bundle.j
 
 /** Pre-builds the workflow bundle once, so workers (and test files) start without webpack. */
 export async function buildWorkflowBundle(outputPath = DEFAULT_BUNDLE_PATH): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: new DefaultLogger('WARN') });
   await mkdir(path.dirname(outputPath), { recursive: true });
   await writeFile(outputPath, code);
   return outputPath;

@@ -10,6 +10,7 @@ import * as tokenKeyBinding from './2026_11_27_0008_token_key_binding';
 import * as eventRelayFencing from './2026_11_28_0009_event_relay_fencing';
 import * as vmAdmission from './2026_12_06_0010_vm_admission';
 import * as tokenRevocationNotify from './2026_12_06_0011_token_revocation_notify';
+import * as auditEventTraces from './2026_12_06_0012_audit_event_traces';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_28_0009_event_relay_fencing': eventRelayFencing,
   '2026_12_06_0010_vm_admission': vmAdmission,
   '2026_12_06_0011_token_revocation_notify': tokenRevocationNotify,
+  '2026_12_06_0012_audit_event_traces': auditEventTraces,
 };
