@@ -2,7 +2,10 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import type { AddressInfo } from 'node:net';
 import { context, trace } from '@opentelemetry/api';
 import { connect, type NatsConnection } from 'nats';
+import { randomUUID } from 'node:crypto';
 import { LedgerWriter } from '../../src/ledger/ledger-writer';
+import { createLogger } from '../../src/logging/logger';
+import { startHousekeeping } from '../../src/workers/housekeeping';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { replayLiveRuns } from '../helpers/replay-live';
 import { subjectFor } from '../../src/shared/event-subjects';
@@ -169,5 +172,25 @@ describe('one trace per spawn, across every hop', () => {
     expect(seen).toEqual({ first: first!.spanContext().traceId, second: second!.spanContext().traceId });
     first!.end();
     second!.end();
+  });
+
+  test('when an entry\'s trace is more than a day old, then the worker\'s housekeeping deletes it and keeps the fresh ones', async () => {
+    const [old, fresh] = [randomUUID(), randomUUID()];
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await stack.db
+      .insertInto('audit_event_traces')
+      .values([
+        { event_id: old, traceparent, tracestate: null, recorded_at: new Date(Date.now() - 25 * 3600_000) },
+        { event_id: fresh, traceparent, tracestate: null },
+      ])
+      .execute();
+    const housekeeping = startHousekeeping(stack.db, createLogger({ name: 'test', level: 'silent' }), 3_600_000);
+    try {
+      const left = async () => (await stack.db.selectFrom('audit_event_traces').select('event_id').where('event_id', 'in', [old, fresh]).execute()).map((r) => r.event_id);
+      await eventually(async () => (await left()).length === 1, 10_000, 'the old trace to be purged');
+      expect(await left()).toEqual([fresh]);
+    } finally {
+      housekeeping.stop();
+    }
   });
 });
