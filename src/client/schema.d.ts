@@ -28,7 +28,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness of Postgres, NATS and Temporal, and the age of the newest signed ledger checkpoint (which never makes it fail) */
+        /** Readiness: unready only while Postgres, which every request needs, is down; Postgres, NATS and Temporal each reported, and the age of the newest signed ledger checkpoint (neither Temporal, NATS nor the checkpoint makes it fail) */
         get: operations["getReadyz"];
         put?: never;
         post?: never;
@@ -845,7 +845,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every dependency answers */
+            /** @description Postgres answers; `dependencies` names any other dependency that is down or hung (its routes answer 503 naming it) */
             200: {
                 headers: {
                     /** @description The id the server gave the request (logs, workflow, ledger) */
@@ -900,7 +900,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A dependency is down or did not answer within 2 s; the body names it */
+            /** @description Postgres is down or did not answer within 2 s; the body names every dependency that is down */
             503: {
                 headers: {
                     /** @description The id the server gave the request (logs, workflow, ledger) */

@@ -33,10 +33,10 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'GET',
     path: '/readyz',
-    summary: 'Readiness of Postgres, NATS and Temporal, and the age of the newest signed ledger checkpoint (which never makes it fail)',
+    summary: 'Readiness: unready only while Postgres, which every request needs, is down; Postgres, NATS and Temporal each reported, and the age of the newest signed ledger checkpoint (neither Temporal, NATS nor the checkpoint makes it fail)',
     auth: 'public',
-    ok: { status: 200, schema: readinessSchema, description: 'Every dependency answers' },
-    other: { status: 503, schema: readinessSchema, description: 'A dependency is down or did not answer within 2 s; the body names it' },
+    ok: { status: 200, schema: readinessSchema, description: 'Postgres answers; `dependencies` names any other dependency that is down or hung (its routes answer 503 naming it)' },
+    other: { status: 503, schema: readinessSchema, description: 'Postgres is down or did not answer within 2 s; the body names every dependency that is down' },
   },
   {
     method: 'GET',
