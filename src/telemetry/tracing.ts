@@ -25,7 +25,7 @@ export interface Tracing {
   readonly resource: Resource;
   /** Where the spans go: the workflow spans (the worker's sink) join the process's own. */
   readonly spanProcessor: SpanProcessor;
-  /** Sends what is queued, bounded by the export timeout; failures are only reported. */
+  /** Sends what is queued; waits at most FLUSH_WAIT_MS (a stop is never held by a collector), failures only reported. */
   flush(): Promise<void>;
 }
 
@@ -37,6 +37,18 @@ export class TracingConfigError extends Error {
 }
 
 let started: Tracing | null = null;
+
+/** The longest a flush (at a stop) waits for the collector; the export itself is bounded by OTEL_EXPORTER_OTLP_TIMEOUT. */
+export const FLUSH_WAIT_MS = 2000;
+
+function atMost(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  return Promise.race([work, waited]).finally(() => clearTimeout(timer));
+}
 
 /** Whether this process exports traces (startTracing found them configured). */
 export function tracingEnabled(): boolean {
@@ -86,7 +98,7 @@ export function startTracing(defaultServiceName: string, options: { env?: Tracin
     serviceName: String(resource.attributes['service.name'] ?? defaultServiceName),
     resource,
     spanProcessor,
-    flush: () => provider.forceFlush().catch((error: unknown) => options.warn?.(`trace export failed: ${String(error)}`)),
+    flush: () => atMost(provider.forceFlush().catch((error: unknown) => options.warn?.(`trace export failed: ${String(error)}`)), FLUSH_WAIT_MS),
   };
   return started;
 }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { LedgerWriter } from '../../src/ledger/ledger-writer';
 import { createLogger } from '../../src/logging/logger';
 import { startHousekeeping } from '../../src/workers/housekeeping';
+import { flushTracing, FLUSH_WAIT_MS } from '../../src/telemetry/tracing';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { replayLiveRuns } from '../helpers/replay-live';
 import { subjectFor } from '../../src/shared/event-subjects';
@@ -33,9 +34,12 @@ interface OtlpSpan {
 const SPAN_KIND = { server: 2, client: 3, producer: 4 };
 
 /** An OTLP/HTTP receiver (JSON): every span of every POST /v1/traces, with its service. */
-async function startReceiver(): Promise<{ server: Server; url: string; spans: Array<OtlpSpan & { service: string }> }> {
+async function startReceiver(): Promise<{ server: Server; url: string; spans: Array<OtlpSpan & { service: string }>; blackHole: { on: boolean } }> {
   const spans: Array<OtlpSpan & { service: string }> = [];
+  // On: a collector that takes the connection and never answers.
+  const blackHole = { on: false };
   const server = createServer((req, res) => {
+    if (blackHole.on) return;
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -50,7 +54,7 @@ async function startReceiver(): Promise<{ server: Server; url: string; spans: Ar
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, blackHole };
 }
 
 /** A pass-through to the fleet simulator that keeps the headers of every request it forwards. */
@@ -70,7 +74,12 @@ async function startRecordingProxy(): Promise<{ server: Server; url: string; tar
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, target, seen };
 }
 
-const closeServer = (server: Server | undefined) => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+const closeServer = (server: Server | undefined) =>
+  new Promise<void>((resolve) => {
+    if (!server) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 
 describe('one trace per spawn, across every hop', () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
@@ -191,6 +200,25 @@ describe('one trace per spawn, across every hop', () => {
       expect(await left()).toEqual([fresh]);
     } finally {
       housekeeping.stop();
+    }
+  });
+
+  test('when the collector takes connections and never answers, then requests answer as quickly and a VM still runs, and a flush at a stop waits at most FLUSH_WAIT_MS', async () => {
+    receiver.blackHole.on = true;
+    try {
+      const { token } = await createTenant(stack);
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+        expect(spawned.status).toBe(202);
+        expect(Date.now() - started).toBeLessThan(3000);
+        await eventually(async () => (await stack.request('GET', `/v1/vms/${spawned.body.vm_id}`, { token })).body.status === 'running', 60_000, 'the VM to run');
+      }
+      const flushStarted = Date.now();
+      await flushTracing();
+      expect(Date.now() - flushStarted).toBeLessThan(FLUSH_WAIT_MS + 1000);
+    } finally {
+      receiver.blackHole.on = false;
     }
   });
 });
