@@ -161,6 +161,16 @@ describe('one trace per spawn, across every hop', () => {
     expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBeGreaterThan(0);
   });
 
+  test('when a caller sends a W3C traceparent, then the request\'s server span continues that trace, named by its route pattern', async () => {
+    const { token } = await createTenant(stack);
+    const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpan = '00f067aa0ba902b7';
+    const got = await stack.request('GET', '/v1/vms/vm-does-not-exist', { token, headers: { traceparent: `00-${callerTrace}-${callerSpan}-01` } });
+    expect(got.status).toBe(404);
+    const span = await eventually(async () => receiver.spans.find((s) => s.traceId === callerTrace && s.kind === SPAN_KIND.server), 30_000, 'the continued server span');
+    expect(span).toMatchObject({ parentSpanId: callerSpan, name: 'GET /v1/vms/:vm_id' });
+  });
+
   test('when a ledger unit waits in the batch another caller started, then it still runs in its own caller\'s trace (the entry records the trace of the request that appended it)', async () => {
     const writer = new LedgerWriter(stack.db);
     const tracer = trace.getTracer('tracing-test');
