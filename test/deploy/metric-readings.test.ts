@@ -41,7 +41,7 @@ describe('metric readings', () => {
       vm_id: vm, tenant_id: 'acme', name: null, vcpus: 1, memory_mb: 512, storage_gb: 1, image: 'debian-12', status, failure_reason: null,
       created_at: new Date(Date.now() - minutesAgo * 60_000), updated_at: new Date(Date.now() - minutesAgo * 60_000),
     });
-    await admin.insertInto('tenants').values({ tenant_id: 'acme', display_name: 'Acme', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 60 }).execute();
+    await admin.insertInto('tenants').values({ tenant_id: 'acme', display_name: 'Acme', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 60, created_at: new Date(), updated_at: new Date() }).execute();
     await admin.insertInto('vms').values([row('vm-1', 'requested', 10), row('vm-2', 'requested', 1), row('vm-3', 'provisioning', 3), row('vm-4', 'running', 60), row('vm-5', 'destroyed', 90)]).execute();
     const readings = await readUnsettledVms(database.serviceDb());
     expect(readings.map((r) => ({ ...r, oldestSeconds: Math.round(r.oldestSeconds / 60) }))).toEqual([
