@@ -18,7 +18,10 @@ RUN npm run build
 # Runtime stage: production dependencies and the build output only, as the non-root `node` user.
 FROM node:22-bookworm-slim
 WORKDIR /app
+# HOST: a container's loopback is reachable from nowhere else, so the API and the metrics
+# endpoints listen on every interface of the container (docs/configuration.md).
 ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
     DATA_DIR=/app/.data
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

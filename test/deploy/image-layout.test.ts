@@ -61,6 +61,8 @@ describe('the runtime image', () => {
     expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
     expect(runtime).toMatch(/^COPY bin \.\/bin$/m);
     expect(runtime).not.toMatch(/^COPY (src|tsconfig)/m);
+    // The default HOST (127.0.0.1) would keep the API unreachable from outside its container.
+    expect(runtime).toMatch(/^\s+HOST=0\.0\.0\.0 \\$/m);
   });
 
   test('when an operator runs service-fs in the image, then it runs from the build output, without tsx', () => {
