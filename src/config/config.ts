@@ -40,7 +40,7 @@ export interface Config {
   readonly natsSubjectPrefix: string;
   /** @env NATS_STREAM_MAX_AGE_HOURS — events older than this leave the event stream (0: no age limit); the ledger keeps them */
   readonly natsStreamMaxAgeHours: number;
-  /** @env NATS_STREAM_MAX_BYTES — size limit of the event stream (JetStream's max_bytes) */
+  /** @env NATS_STREAM_MAX_BYTES — size limit of the event stream (JetStream's max_bytes); JetStream reserves it from its storage (max_file_store) when the stream is created, and refuses a stream that does not fit */
   readonly natsStreamMaxBytes: number;
   /** @env NATS_STREAM_DISCARD — at a limit, `old`: the oldest events leave (publishing goes on); `new`: publishes are refused and the relay waits with its cursor until there is room */
   readonly natsStreamDiscard: 'old' | 'new';
@@ -179,7 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     natsSubjectPrefix: token(env, 'NATS_SUBJECT_PREFIX', DEFAULT_EVENT_SUBJECT_PREFIX),
     // The event stream mirrors the ledger: bounded by default (jetstream-stream.ts says what happens at a limit).
     natsStreamMaxAgeHours: int(env, 'NATS_STREAM_MAX_AGE_HOURS', 30 * 24, 0, 10 * 365 * 24),
-    natsStreamMaxBytes: int(env, 'NATS_STREAM_MAX_BYTES', 10 * 1024 ** 3, 1024 ** 2, Number.MAX_SAFE_INTEGER),
+    natsStreamMaxBytes: int(env, 'NATS_STREAM_MAX_BYTES', 1024 ** 3, 1024 ** 2, Number.MAX_SAFE_INTEGER),
     natsStreamDiscard: oneOf(env, 'NATS_STREAM_DISCARD', 'old', ['old', 'new'] as const),
     natsStreamReplicas: int(env, 'NATS_STREAM_REPLICAS', 1, 1, 5),
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),

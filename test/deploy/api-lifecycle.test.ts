@@ -124,11 +124,11 @@ describe('start-up before the dependencies answer', () => {
     await waitForLine(child, started, 60_000);
     expect(child.hasExited()).toBe(false);
     if (name === 'worker') {
-      // The worker made the event stream with the configured limits (defaults here: 30 days, 10 GiB, oldest out).
+      // The worker made the event stream with the configured limits (defaults here: 30 days, 1 GiB, oldest out).
       const nc = await connect({ servers: testEnv().natsUrl });
       const { config } = await (await nc.jetstreamManager()).streams.info(stream);
       await nc.close();
-      expect(config).toMatchObject({ max_age: nanos(720 * 3_600_000), max_bytes: 10 * 1024 ** 3, discard: DiscardPolicy.Old, num_replicas: 1 });
+      expect(config).toMatchObject({ max_age: nanos(720 * 3_600_000), max_bytes: 1024 ** 3, discard: DiscardPolicy.Old, num_replicas: 1 });
     }
   });
 

@@ -37,7 +37,7 @@ describe('docs/configuration.md', () => {
   test('when reading the page, then it lists HOST and the event stream limits with their defaults, and the README links it', () => {
     const page = readFileSync(path.join(ROOT, 'docs/configuration.md'), 'utf8');
     expect(page).toMatch(/^\| `HOST` \| `127\.0\.0\.1` \| .*0\.0\.0\.0/m);
-    expect(page).toMatch(/^\| `NATS_STREAM_MAX_BYTES` \| `10737418240` /m);
+    expect(page).toMatch(/^\| `NATS_STREAM_MAX_BYTES` \| `1073741824` /m);
     expect(page).toMatch(/^\| `PORT` \| `9221` \(0–65535\) /m);
     expect(readFileSync(path.join(ROOT, 'README.md'), 'utf8')).toContain('docs/configuration.md');
   });

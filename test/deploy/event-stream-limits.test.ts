@@ -1,4 +1,9 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { DiscardPolicy, connect, nanos, type NatsConnection } from 'nats';
+import { getFreePort } from '../../src/devstack/free-port';
 import { loadConfig } from '../../src/config/config';
 import { deleteStreams } from '../../src/devstack/nats-streams';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
@@ -31,9 +36,9 @@ afterAll(async () => {
 });
 
 describe('the event stream limits', () => {
-  test('when the configuration is the default, then the stream keeps 30 days and 10 GiB, drops the oldest at a limit, one replica', () => {
+  test('when the configuration is the default, then the stream keeps 30 days and 1 GiB, drops the oldest at a limit, one replica', () => {
     const config = loadConfig({});
-    expect({ age: config.natsStreamMaxAgeHours, bytes: config.natsStreamMaxBytes, discard: config.natsStreamDiscard, replicas: config.natsStreamReplicas }).toEqual({ age: 720, bytes: 10 * 1024 ** 3, discard: 'old', replicas: 1 });
+    expect({ age: config.natsStreamMaxAgeHours, bytes: config.natsStreamMaxBytes, discard: config.natsStreamDiscard, replicas: config.natsStreamReplicas }).toEqual({ age: 720, bytes: 1024 ** 3, discard: 'old', replicas: 1 });
     expect(() => loadConfig({ NATS_STREAM_DISCARD: 'oldest' })).toThrow('NATS_STREAM_DISCARD must be one of old, new, got "oldest"');
     expect(() => loadConfig({ NATS_STREAM_MAX_BYTES: '1000' })).toThrow(/NATS_STREAM_MAX_BYTES must be between 1048576/);
   });
@@ -73,5 +78,31 @@ describe('the event stream limits', () => {
     const { state } = await jsm.streams.info(stream);
     expect({ first: state.first_seq, under: state.bytes <= 8 * 1024, last: state.last_seq }).toEqual({ first: 1, under: true, last: expect.any(Number) });
     expect(state.last_seq).toBeLessThan(100);
+  });
+
+  test("when the worker makes the stream with the default limits on the production NATS configuration's storage, then JetStream has room for it (its max_bytes is reserved at creation)", async () => {
+    // The jetstream block of docker/nats/nats-production.conf, on a private nats-server (without its users).
+    const production = readFileSync(path.resolve(__dirname, '../../docker/nats/nats-production.conf'), 'utf8');
+    const maxFileStore = /max_file_store:\s*(\S+)/.exec(production)?.[1];
+    expect(maxFileStore).toBeDefined();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-nats-storage-'));
+    const port = await getFreePort();
+    writeFileSync(path.join(dir, 'nats.conf'), `port: ${port}\nhost: 127.0.0.1\njetstream { store_dir: ${JSON.stringify(dir)}, max_file_store: ${maxFileStore} }\n`);
+    const server: ChildProcess = spawn('nats-server', ['-c', path.join(dir, 'nats.conf')], { stdio: 'ignore' });
+    try {
+      let private_: NatsConnection | undefined;
+      for (let i = 0; i < 50 && !private_; i += 1) private_ = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async () => (await new Promise((r) => setTimeout(r, 100)), undefined));
+      const jsm = await private_!.jetstreamManager();
+      const config = loadConfig({});
+      const limits = { maxAgeHours: config.natsStreamMaxAgeHours, maxBytes: config.natsStreamMaxBytes, discard: config.natsStreamDiscard, replicas: config.natsStreamReplicas };
+      await expect(ensureEventStream(jsm, 'VM_TENANT', 'vmtenant', limits)).resolves.toBeUndefined();
+      // A stream that does not fit the storage is refused: the check can fail (10 GiB did, on a 10G store).
+      await expect(ensureEventStream(jsm, 'TOO_BIG', 'toobig', { ...limits, maxBytes: 10 * 1024 ** 3 })).rejects.toThrow(/insufficient storage resources/);
+      await private_!.close();
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((resolve) => server.once('exit', resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
