@@ -28,7 +28,9 @@ function renderChanged(overlay: string, change: (dir: string) => void): Manifest
   return renderKustomization(path.join(copy, 'overlays', overlay));
 }
 
-const deployments = (manifests: Manifest[]) => manifests.filter((m) => m.kind === 'Deployment');
+/** The API Deployment and the worker StatefulSet: every workload that runs the service image. */
+const deployments = (manifests: Manifest[]) => manifests.filter((m) => m.kind === 'Deployment' || m.kind === 'StatefulSet');
+const workload = (manifests: Manifest[], name: string) => deployments(manifests).find((m) => m.metadata.name === name)!;
 const named = (manifests: Manifest[], kind: string, name: string) => manifests.find((m) => m.kind === kind && m.metadata.name === name)!;
 const jobs = (manifests: Manifest[]) => manifests.filter((m) => m.kind === 'Job');
 const imageTag = (image: string) => image.slice(image.lastIndexOf(':') + 1);
@@ -95,13 +97,28 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
   });
 
   test.each(['vm-tenant-api', 'vm-tenant-worker'])('when nodes are drained, then a PodDisruptionBudget covers %s and its pods spread over nodes', (name) => {
-    const template = named(manifests, 'Deployment', name).spec.template;
+    const template = workload(manifests, name).spec.template;
     const budgets = manifests.filter((m) => m.kind === 'PodDisruptionBudget' && labelsMatch(m.spec.selector.matchLabels, template.metadata.labels));
     expect(budgets).toHaveLength(1);
     const spread = (template.spec.topologySpreadConstraints ?? []) as any[];
     const byHost = spread.find((c) => c.topologyKey === 'kubernetes.io/hostname');
     expect(byHost).toMatchObject({ maxSkew: 1 });
     expect(labelsMatch(byHost.labelSelector.matchLabels, template.metadata.labels)).toBe(true);
+  });
+
+  test("when a worker pod is replaced, then its DATA_DIR (the signer's record of its last checkpoint, and the key) is on its own persistent volume, not an emptyDir", () => {
+    const worker = workload(manifests, 'vm-tenant-worker');
+    expect(worker.kind).toBe('StatefulSet');
+    const container = worker.spec.template.spec.containers[0];
+    const dataDir = (container.env as any[]).find((v) => v.name === 'DATA_DIR')?.value;
+    const mount = (container.volumeMounts as any[]).find((m) => m.mountPath === dataDir);
+    expect(mount).toBeDefined();
+    expect((worker.spec.template.spec.volumes as any[]).map((v) => v.name)).not.toContain(mount.name);
+    expect((worker.spec.volumeClaimTemplates as any[]).map((c) => [c.metadata.name, c.spec.accessModes])).toEqual([[mount.name, ['ReadWriteOnce']]]);
+    // A StatefulSet's pods get their names from a governing headless Service.
+    const service = named(manifests, 'Service', worker.spec.serviceName);
+    expect(service.spec.clusterIP).toBe('None');
+    expect(labelsMatch(service.spec.selector, worker.spec.template.metadata.labels)).toBe(true);
   });
 
   test('when a configuration value changes, then the ConfigMap gets a new name and every pod template that reads it points at the new one (the pods roll)', () => {

@@ -122,7 +122,7 @@ describe('deploy/k8s production overlay', () => {
     const service = find('Service', 'vm-tenant-api')!;
     expect(labelsMatch(service.spec.selector, api.spec.template.metadata.labels)).toBe(true);
     expect(service.spec.ports).toEqual([{ name: 'http', port: API_PORT, targetPort: 'http' }]);
-    expect(find('Deployment', 'vm-tenant-worker')?.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(find('StatefulSet', 'vm-tenant-worker')?.spec.replicas).toBeGreaterThanOrEqual(2);
   });
 
   test.each(podTemplates)('when traffic comes to the pods of %s, then the NetworkPolicies admit only TCP to the API port of the API pods', (_name, template) => {
@@ -163,7 +163,7 @@ describe('deploy/k8s production overlay', () => {
 
   test('when the checkpoint key is mounted, then the worker gets the private key and the API only the public half', () => {
     const secretItems = (name: string) =>
-      (find('Deployment', name)!.spec.template.spec.volumes as any[]).filter((v) => v.secret?.secretName === 'vm-tenant-checkpoint-key').flatMap((v) => v.secret.items.map((i: any) => i.key));
+      ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.volumes as any[]).filter((v) => v.secret?.secretName === 'vm-tenant-checkpoint-key').flatMap((v) => v.secret.items.map((i: any) => i.key));
     expect(secretItems('vm-tenant-worker')).toEqual(['ledger-checkpoint-key.pem']);
     expect(secretItems('vm-tenant-api')).toEqual(['ledger-checkpoint-key.pub.pem']);
     const api = find('Deployment', 'vm-tenant-api')!.spec.template.spec.containers[0];
@@ -176,7 +176,7 @@ describe('deploy/k8s production overlay', () => {
     const config = configMap()!.data as Record<string, string>;
     const samples: Record<string, string> = { DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant', NATS_URL: 'nats://vm_tenant_worker:pw@nats:4222', ADMIN_TOKEN: generateToken() };
     for (const name of ['vm-tenant-api', 'vm-tenant-worker']) {
-      const container = find('Deployment', name)!.spec.template.spec.containers[0];
+      const container = (find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.containers[0];
       const env: Record<string, string> = { ...config };
       for (const variable of container.env) env[variable.name] = variable.value ?? samples[variable.name];
       const read = new Set<string>();
@@ -187,7 +187,7 @@ describe('deploy/k8s production overlay', () => {
 
   test('when the API and the worker log in to NATS, then each reads its own Secret, whose example names its own user of the NATS users file, and neither reads the other\'s', () => {
     const natsSecret = (name: string) => {
-      const refs = (find('Deployment', name)!.spec.template.spec.containers[0].env as any[]).filter((v) => v.name === 'NATS_URL').map((v) => v.valueFrom.secretKeyRef);
+      const refs = ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.containers[0].env as any[]).filter((v) => v.name === 'NATS_URL').map((v) => v.valueFrom.secretKeyRef);
       expect(refs).toHaveLength(1);
       return refs[0] as { name: string; key: string };
     };
@@ -202,7 +202,7 @@ describe('deploy/k8s production overlay', () => {
     for (const [name, template] of podTemplates) {
       const secrets = allContainers(template.spec).flatMap((c) => (c.env ?? []).map((v: any) => v.valueFrom?.secretKeyRef?.name).filter(Boolean));
       if (name !== 'Deployment/vm-tenant-api') expect({ name, secrets }).toEqual({ name, secrets: expect.not.arrayContaining([api.name]) });
-      if (name !== 'Deployment/vm-tenant-worker') expect({ name, secrets }).toEqual({ name, secrets: expect.not.arrayContaining([worker.name]) });
+      if (name !== 'StatefulSet/vm-tenant-worker') expect({ name, secrets }).toEqual({ name, secrets: expect.not.arrayContaining([worker.name]) });
     }
   });
 });
@@ -224,7 +224,7 @@ describe('deploy/k8s/monitoring (Prometheus Operator)', () => {
 
   test('when Prometheus scrapes, then the PodMonitor selects the worker pods on their metrics port', () => {
     const monitor = monitoring.find((m) => m.kind === 'PodMonitor' && m.metadata.name === 'vm-tenant-worker')!;
-    const workerTemplate = find('Deployment', 'vm-tenant-worker')!.spec.template;
+    const workerTemplate = find('StatefulSet', 'vm-tenant-worker')!.spec.template;
     expect(labelsMatch(monitor.spec.selector.matchLabels, workerTemplate.metadata.labels)).toBe(true);
     const port = workerTemplate.spec.containers[0].ports.find((p: any) => p.name === monitor.spec.podMetricsEndpoints[0].port);
     expect(port?.containerPort).toBe(loadConfig({}).workerMetricsPort);
