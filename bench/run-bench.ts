@@ -8,7 +8,8 @@
  *    concurrency 1; spawns over 50 tenants at concurrency 8 carried to `running`, with the CPU of
  *    every process over exactly those spawns and Postgres's transactions per spawn.
  * 2. Billable actions, marginal per spawn + destroy, at 1 and 8 in flight, from the histories.
- * 3. Real boots: 2 s each, 500 VMs in flight in one tenant.
+ * 3. One tenant at 8 and 32 in flight (its one workflow serves every admission and boot); real
+ *    boots: 2 s each, 500 VMs in flight in one tenant.
  * 4. The 100,000-VM tenant against the 10-VM one.
  * 5. Many tenants: `BENCH_MANY_TENANTS` (default 1,000) new tenants, first spawn and second, at 32 in
  *    flight, with the worker's memory.
@@ -17,7 +18,7 @@
  * Writes bench/results/<timestamp>.json and latest.json, and prints the targets table. Sample sizes:
  * `BENCH_SAMPLES` latencies per measurement at concurrency 1 (default 1,000; BENCH_QUICK=1: 100),
  * `BENCH_CARRIED` spawns per 50-tenant measurement (default 1,000; quick: 200). `BENCH_PHASES`
- * (comma-separated: reps, cost, boot, size, many, contention; opt-in: e2e, reads) runs only those.
+ * (comma-separated: reps, cost, one_tenant, boot, size, many, contention; opt-in: e2e, reads) runs only those.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -45,7 +46,7 @@ const REPS = Math.max(3, Number(process.env.BENCH_REPS ?? 3));
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? (QUICK ? 100 : 1_000));
 const CARRIED = Number(process.env.BENCH_CARRIED ?? (QUICK ? 200 : 1_000));
 const MANY_TENANTS = Number(process.env.BENCH_MANY_TENANTS ?? 1_000);
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'reps,cost,boot,size,many,contention').split(',').map((p) => p.trim()));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'reps,cost,one_tenant,boot,size,many,contention').split(',').map((p) => p.trim()));
 /** Concurrency of the 50-tenant measurement and of the floors' throughput runs. */
 const CONCURRENCY = 8;
 
@@ -203,6 +204,22 @@ async function main(): Promise<void> {
         floor: '—',
         met: cost.every((c) => c.actions_per_lifecycle <= 4),
       });
+    });
+
+    // One tenant under load: every admission and every boot's completion go through one workflow.
+    await phase('one_tenant', async () => {
+      await settle();
+      const tenant = (await api.createTenants(stack.adminToken, 'one', 1, 100_000))[0]!;
+      const runs: CarriedRun[] = [];
+      for (const concurrency of [8, 32]) {
+        const run = await timed(`one tenant, ${CARRIED} spawns at ${concurrency} in flight`, () =>
+          measureCarriedSpawns({ api, tenants: [tenant], spawns: CARRIED, concurrency, ownerUrl: stack.ownerUrl, cpuGroups: stackCpu }),
+        );
+        http5xx.push(count5xx(run.status_counts));
+        runs.push(run);
+        await settle();
+      }
+      result.one_tenant = runs;
     });
 
     await phase('boot', async () => {
