@@ -32,7 +32,7 @@ interface LedgerCode {
 async function loadLedgerCode(root: string): Promise<LedgerCode> {
   const load = (file: string) => import(path.join(root, file)) as Promise<Record<string, unknown>>;
   const [repository, writer, migrate, database] = await Promise.all([
-    load('src/ledger/ledger.repository.ts'),
+    load('src/ledger/ledger-append.ts'),
     load('src/ledger/ledger-writer.ts'),
     load('src/db/migrate.ts'),
     load('src/db/database.ts'),

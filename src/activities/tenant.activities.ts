@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import { tenantLifecycleEventId } from '../ledger/deterministic-ids';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { appendAuditEvent } from '../ledger/ledger-append';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { VmStatus } from '../shared/vm';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, KeyBinding } from '../db/tables';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { appendAuditEvent } from '../ledger/ledger-append';
 import { IssuerNotUsableError, NotFoundError, TokenExceedsIssuerError, TokenOutsideSubtreeError } from '../shared/domain-errors';
 import type { RequestContext } from '../shared/request-context';
 import { scopeCovers, type Scope } from '../shared/scopes';

@@ -1,6 +1,6 @@
 import { AUDIT_EVENT_TYPES } from '../shared/audit-event-types';
 import { isTenantId } from '../shared/tenant-id';
-import type { AuditQuery } from '../ledger/ledger.repository';
+import type { AuditQuery } from '../ledger/ledger-queries';
 import { UsageError } from './usage-error';
 
 export const DEFAULT_LIMIT = 100;

@@ -11,7 +11,8 @@ import { keyIdOf } from '../ledger/checkpoint';
 import type { LocalLast } from '../ledger/checkpoint-chain';
 import { readCheckpointState } from '../ledger/checkpoint-state';
 import { entryTreeHeadsAt } from '../ledger/entry-tree.repository';
-import { tenantHeadsAt, verifyChain } from '../ledger/ledger.repository';
+import { verifyChain } from '../ledger/chain-verifier';
+import { tenantHeadsAt } from '../ledger/ledger-queries';
 import { UsageError } from './usage-error';
 
 export interface CheckpointSource {

@@ -3,7 +3,7 @@ import type { Database } from '../db/tables';
 import { CheckpointNotFoundError, InvalidInputError, LedgerAnchorUnavailableError, NotAnchoredYetError } from '../shared/domain-errors';
 import { toAuditEntry, toTenantAuditEntry, type AuditEntry, type TenantAuditEntry } from './audit-entry';
 import type { StoredCheckpoint } from './checkpoint';
-import { findAuditSeq, listAuditEvents, type AuditQuery } from './ledger.repository';
+import { findAuditSeq, listAuditEvents, type AuditQuery } from './ledger-queries';
 import { buildTenantProof, type TenantProof } from './tenant-proof';
 import { tenantLinkHash, type TenantLink } from './tenant-link';
 

@@ -12,7 +12,7 @@ import { CheckpointSeriesRefusal, record, syncSeries, type RefusalCode, type Ser
 import { CHECKPOINT_STATE_FILE } from './checkpoint-state';
 import { entryTreeHead } from './entry-tree';
 import { appendEntryLeaves } from './entry-tree.repository';
-import { chainHeadsAt, chainHeadsMoved, verifyChainFrom, type ChainHead } from './ledger.repository';
+import { chainHeadsAt, chainHeadsMoved, verifyChainFrom, type ChainHead } from './chain-verifier';
 import { MerkleFrontier } from './merkle';
 import { tenantTree } from './tenant-tree';
 

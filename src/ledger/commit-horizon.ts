@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/tables';
-import { LEDGER_CHAIN_LOCK_CLASS } from './ledger.repository';
+import { LEDGER_CHAIN_LOCK_CLASS } from './ledger-append';
 
 /** A transaction that held a ledger chain lock when the horizon was read, and had not ended by its deadline. */
 export interface LedgerWriterInFlight {

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../db/tables';
 import { bindToActiveContext } from '../telemetry/spans';
-import { LedgerChainBusyError } from './ledger.repository';
+import { LedgerChainBusyError } from './ledger-append';
 
 /** A state change and the ledger entries that record it, run inside a shared transaction. */
 export type LedgerUnit<T> = (trx: Transaction<Database>) => Promise<T>;

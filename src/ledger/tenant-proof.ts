@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables';
 import { withoutHead, type SignedCheckpoint, type StoredCheckpoint } from './checkpoint';
-import { tenantHeadsAt } from './ledger.repository';
+import { tenantHeadsAt } from './ledger-queries';
 import { tenantLinkHash } from './tenant-link';
 import { tenantTree } from './tenant-tree';
 

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/tables';
 import { vmLifecycleEventId } from './deterministic-ids';
-import { appendAuditEvent } from './ledger.repository';
+import { appendAuditEvent } from './ledger-append';
 import type { AuditEventType } from '../shared/audit-event-types';
 import type { RequestContext } from '../shared/request-context';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, TenantRow } from '../db/tables';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { appendAuditEvent } from '../ledger/ledger-append';
 import type { Logger } from '../logging/logger';
 import { NotFoundError, QuotaNotAppliedError, TenantExistsError } from '../shared/domain-errors';
 import type { RequestContext } from '../shared/request-context';

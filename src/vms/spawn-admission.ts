@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database, VmRow } from '../db/tables';
 import { admissionEventId } from '../ledger/deterministic-ids';
-import { appendAuditEvent } from '../ledger/ledger.repository';
+import { appendAuditEvent } from '../ledger/ledger-append';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';

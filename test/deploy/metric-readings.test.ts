@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { relayCursorName } from '../../src/events/event-relay';
 import { readEventRelayLag } from '../../src/metrics/event-relay-metrics';
 import { readUnsettledVms } from '../../src/metrics/vm-settlement-metrics';

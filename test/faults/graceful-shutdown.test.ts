@@ -8,13 +8,13 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { configureFleet } from '../../src/fleet-simulator/sim-client';
 import { usePrivateStack } from '../helpers/private-stack';
-import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger.repository';
+import { LEDGER_CHAIN_LOCK_CLASS } from '../../src/ledger/ledger-append';
 import { tenantWorkflowId } from '../../src/shared/tenant-id';
 import { call, createTenants, SMALL_VM } from './support/burst';
 import { expectConvergence } from './support/convergence';
 import { eventually } from '../helpers/eventually';
 
-// A tenant's ledger chain lock (src/ledger/ledger.repository.ts): holding it keeps its spawn request in flight.
+// A tenant's ledger chain lock (src/ledger/ledger-append.ts): holding it keeps its spawn request in flight.
 
 describe('fault: SIGTERM drains the API and the worker', () => {
   const stack = usePrivateStack({ fleetBootMs: 200 });

@@ -20,7 +20,7 @@ import { connect, type NatsConnection } from 'nats';
 import pg from 'pg';
 import type { Database } from '../../src/db/tables';
 import type { LifecycleEvent } from '../../src/events/event-payload';
-import { verifyChain } from '../../src/ledger/ledger.repository';
+import { verifyChain } from '../../src/ledger/chain-verifier';
 import { fleetVms } from '../../src/fleet-simulator/sim-client';
 import { testEnv, uniqueName } from '../helpers/test-env';
 import { createTenant, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';

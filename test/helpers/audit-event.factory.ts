@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NewAuditEvent } from '../../src/ledger/ledger.repository';
+import type { NewAuditEvent } from '../../src/ledger/ledger-append';
 import type { RequestContext } from '../../src/shared/request-context';
 
 export function requestContext(overrides: Partial<RequestContext> = {}): RequestContext {

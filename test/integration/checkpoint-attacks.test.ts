@@ -11,7 +11,7 @@ import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/chec
 import { CHECKPOINT_PRIVATE_KEY_FILE, CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import type { LedgerCheckpointSigner, SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { CHECKPOINT_STATE_FILE } from '../../src/ledger/checkpoint-state';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { useCheckpointWorld } from '../helpers/checkpoint-world';

@@ -10,7 +10,8 @@ import { ensureCheckpointStream, publishCheckpoint } from '../../src/ledger/chec
 import { signCheckpoint } from '../../src/ledger/checkpoint';
 import { CHECKPOINT_PUBLIC_KEY_FILE, ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import type { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
-import { appendAuditEvent, tenantHeadsAt } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
+import { tenantHeadsAt } from '../../src/ledger/ledger-queries';
 import { tenantLinkHash } from '../../src/ledger/tenant-link';
 import type { TenantProof } from '../../src/ledger/tenant-proof';
 import { tenantTree } from '../../src/ledger/tenant-tree';

@@ -15,7 +15,7 @@ import type { LifecycleEvent } from '../../src/events/event-payload';
 import { EventRelay, relayCursorName, type EventRelayOptions, type RelayStep, type RelayStepContext } from '../../src/events/event-relay';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
 import { RELAY_LOCK_CLASS, type RelayFencedError } from '../../src/events/relay-leadership';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { eventually } from '../helpers/eventually';

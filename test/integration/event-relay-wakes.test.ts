@@ -10,7 +10,7 @@ import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import type { Database } from '../../src/db/tables';
 import { EventRelay, type EventRelayOptions, type RelayStep } from '../../src/events/event-relay';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { eventually } from '../helpers/eventually';

@@ -30,7 +30,7 @@ import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src
 import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
 import { ledgerSeqHorizon } from '../../src/ledger/commit-horizon';
 import { startSignerStarvationAlarm } from '../../src/ledger/horizon-starvation';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { LedgerWriter } from '../../src/ledger/ledger-writer';
 import { LEDGER_CHECKPOINT_METRICS, registerLedgerCheckpointMetrics } from '../../src/metrics/ledger-checkpoint-metrics';
 import { newAuditEvent } from '../helpers/audit-event.factory';

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { appendAuditEvent, verifyChain } from '../../src/ledger/ledger.repository';
+import { verifyChain } from '../../src/ledger/chain-verifier';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { useMigrationDatabase } from '../helpers/migration-database';
 

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../src/db/tables';
-import { appendAuditEvent, verifyChain, type NewAuditEvent } from '../../src/ledger/ledger.repository';
+import { verifyChain } from '../../src/ledger/chain-verifier';
+import { appendAuditEvent, type NewAuditEvent } from '../../src/ledger/ledger-append';
 import { LedgerWriter } from '../../src/ledger/ledger-writer';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';

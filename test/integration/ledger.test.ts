@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
 import { GENESIS_HASH } from '../../src/ledger/ledger-hash';
-import { appendAuditEvent, listAuditEvents, verifyChain } from '../../src/ledger/ledger.repository';
+import { verifyChain } from '../../src/ledger/chain-verifier';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
+import { listAuditEvents } from '../../src/ledger/ledger-queries';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 

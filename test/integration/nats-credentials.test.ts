@@ -17,7 +17,7 @@ import { natsConnectOptions } from '../../src/events/nats-connection';
 import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
 import { latestCheckpointReader } from '../../src/ledger/checkpoint-reader';
 import { LedgerCheckpointSigner } from '../../src/ledger/checkpoint-signer';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { createLogger } from '../../src/logging/logger';
 import { DEFAULT_EVENT_SUBJECT_PREFIX, subjectFor } from '../../src/shared/event-subjects';
 import { newAuditEvent } from '../helpers/audit-event.factory';

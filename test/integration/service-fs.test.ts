@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../../src/db/tables';
-import { appendAuditEvent } from '../../src/ledger/ledger.repository';
+import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { loadConfig } from '../../config/config';
-import { listAuditEvents } from '../../ledger/ledger.repository';
+import { listAuditEvents } from '../../ledger/ledger-queries';
 import { DEFAULT_LIMIT, MAX_LIMIT, parseReadOptions } from '../audit-filters';
 import { formatJsonLine, formatTable } from '../audit-entry-format';
 import { EXIT, withLedgerDatabase, type RunContext } from './run-context';

@@ -13,7 +13,7 @@ import { sql, type Kysely } from 'kysely';
  * Existing entries are not touched: the trigger only fires on insert.
  */
 
-// The same key as LEDGER_LOCK_KEY in src/ledger/ledger.repository.ts; a migration must not import
+// The same key as LEDGER_LOCK_KEY in src/ledger/ledger-append.ts; a migration must not import
 // application code that may change later, so the value is repeated here.
 const LEDGER_LOCK_KEY = 7_221_001;
 

@@ -18,7 +18,7 @@ import { sql, type Kysely } from 'kysely';
  * Nothing stored is changed. The checkpoints' Merkle tree of chain heads is what binds all chains.
  */
 
-// The same values as LEDGER_CHAIN_LOCK_CLASS and the sequence name in src/ledger/ledger.repository.ts;
+// The same values as LEDGER_CHAIN_LOCK_CLASS and the sequence name in src/ledger/ledger-append.ts;
 // repeated because a migration must not import application code that may change later.
 const CHAIN_LOCK_CLASS = 7_221_003;
 const SERVICE_ROLE = 'vm_tenant_app';

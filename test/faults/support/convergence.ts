@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type StoredMsg } from 'nats';
-import { verifyChain } from '../../../src/ledger/ledger.repository';
+import { verifyChain } from '../../../src/ledger/chain-verifier';
 import { tenantWorkflowId } from '../../../src/shared/tenant-id';
 import { usageQuery } from '../../../src/shared/tenant-workflow.messages';
 import { fleetStats, fleetVms } from '../../../src/fleet-simulator/sim-client';
