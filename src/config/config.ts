@@ -57,6 +57,11 @@ export interface Config {
   readonly temporal: TemporalSettings;
   /** @env TEMPORAL_TASK_QUEUE — task queue of the tenant workflows and their activities */
   readonly temporalTaskQueue: string;
+  /**
+   * @env WORKER_MAX_CACHED_WORKFLOWS — tenant workflows a worker keeps in memory (sticky cache); one
+   * evicted is rebuilt from its history on its next task. Bounds the worker's memory (docs/performance.md)
+   */
+  readonly workerMaxCachedWorkflows: number;
   /** @env TEMPORAL_CALL_TIMEOUT_MS — deadline of every Temporal call of the API (queueing and retries included); past it 503 dependency_unavailable naming temporal */
   readonly temporalCallTimeoutMs: number;
   /** @env DATABASE_STATEMENT_TIMEOUT_MS — Postgres statement_timeout of the API and the worker; the client stops waiting for an answer 1 s later */
@@ -186,6 +191,7 @@ export function loadConfig(env: Env = process.env): Config {
     temporalNamespace: temporal.namespace,
     temporal,
     temporalTaskQueue: str(env, 'TEMPORAL_TASK_QUEUE', 'vm-tenant'),
+    workerMaxCachedWorkflows: int(env, 'WORKER_MAX_CACHED_WORKFLOWS', 1000, 1, 100_000),
     // Deadlines of outbound calls (docs/reliability.md): past them a request answers 503.
     temporalCallTimeoutMs: int(env, 'TEMPORAL_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
     databaseStatementTimeoutMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),

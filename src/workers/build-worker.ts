@@ -126,6 +126,8 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     interceptors: { activity: activityInterceptors(), ...(workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     sinks: workflowSpanSinks(),
     activities: createActivities({ db, ledger, fleet, bootPollMs: overrides.bootPollMs, metrics }),
+    // A bound, not the SDK's default (a share of the heap): the worker's memory follows it (docs/performance.md).
+    maxCachedWorkflows: config.workerMaxCachedWorkflows,
     shutdownGraceTime: '20 seconds',
     // A booting VM's activity learns of a destroy (its cancellation) from a heartbeat's answer:
     // heartbeats reach the server at least every second, so a destroy stops a boot within about one.

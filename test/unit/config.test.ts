@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       temporalAddress: '127.0.0.1:7233',
       temporalNamespace: 'default',
       temporalTaskQueue: 'vm-tenant',
+      workerMaxCachedWorkflows: 1000,
       temporalCallTimeoutMs: 10_000,
       databaseStatementTimeoutMs: 5_000,
       databaseAcquireTimeoutMs: 5_000,
@@ -28,6 +29,12 @@ describe('loadConfig', () => {
     });
     expect(config.databaseUrl).toMatch(/^postgres:\/\//);
     expect(config.fleetUrl).toBe(`http://127.0.0.1:${config.fleetPort}`);
+  });
+
+  test('when WORKER_MAX_CACHED_WORKFLOWS is set, then the worker keeps that many workflows cached; zero or a non-number is refused', () => {
+    expect(loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '250' }).workerMaxCachedWorkflows).toBe(250);
+    expect(() => loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: '0' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS must be between 1 and/);
+    expect(() => loadConfig({ WORKER_MAX_CACHED_WORKFLOWS: 'lots' })).toThrow(/WORKER_MAX_CACHED_WORKFLOWS/);
   });
 
   test('when the ledger checkpoint variables are unset, then the stream follows NATS_STREAM and the key sits in DATA_DIR; out-of-range cadences are refused', () => {
