@@ -88,12 +88,16 @@ export async function measureCarriedSpawns(options: {
     let polls = 0;
     const started = performance.now();
     const { cpu, result: accepted } = await measureCpu(options.cpuGroups, async () => {
-      const answers = await mapLimit(Array.from({ length: options.spawns }, (_, i) => i), options.concurrency, async (i) => {
-        const answer = await spawn(options.api, options.tenants[i % options.tenants.length]!);
-        samples.push(answer.ms);
-        statusCounts[answer.status] = (statusCounts[answer.status] ?? 0) + 1;
-        return answer.vmId;
-      });
+      const answers = await mapLimit(
+        Array.from({ length: options.spawns }, (_, i) => i),
+        options.concurrency,
+        async (i) => {
+          const answer = await spawn(options.api, options.tenants[i % options.tenants.length]!);
+          samples.push(answer.ms);
+          statusCounts[answer.status] = (statusCounts[answer.status] ?? 0) + 1;
+          return answer.vmId;
+        },
+      );
       const vmIds = answers.filter((id): id is string => id !== null);
       polls = await waitRunning(client, vmIds, 120_000);
       return vmIds.length;

@@ -56,7 +56,11 @@ export class ApiClient {
   }
 
   async createTenants(adminToken: string, label: string, count: number, maxVms: number): Promise<Tenant[]> {
-    return mapLimit(Array.from({ length: count }, (_, i) => i), 8, (i) => this.createTenant(adminToken, `${label}${i}`, maxVms));
+    return mapLimit(
+      Array.from({ length: count }, (_, i) => i),
+      8,
+      (i) => this.createTenant(adminToken, `${label}${i}`, maxVms),
+    );
   }
 }
 

@@ -46,7 +46,12 @@ export async function startBenchStack(env: { pgAdminUrl?: string; natsUrl?: stri
   const suffix = randomBytes(3).toString('hex');
   const stream = `BENCH_${Date.now()}_${suffix}`.toUpperCase();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-bench-'));
-  const [metricsPort, apiPort, fleetPort, database] = [await getFreePort(), await getFreePort(), await getFreePort(), await createScratchDatabase(adminUrl, 'vm_tenant_bench')];
+  const [metricsPort, apiPort, fleetPort, database] = [
+    await getFreePort(),
+    await getFreePort(),
+    await getFreePort(),
+    await createScratchDatabase(adminUrl, 'vm_tenant_bench'),
+  ];
   const removeData = async () => {
     await database.drop().catch((error: unknown) => process.stderr.write(`could not drop ${database.name}: ${String(error)}\n`));
     await deleteStreams(natsUrl, [stream, `${stream}_CHECKPOINTS`]);

@@ -26,7 +26,13 @@ function niceMax(max: number): number {
   return [1, 2, 5, 10].map((m) => m * power).find((v) => v >= max)!;
 }
 
-function panel(x0: number, title: string, unit: string, concurrencies: readonly number[], lines: ReadonlyArray<{ color: string; dashed: boolean; values: readonly number[] }>): string {
+function panel(
+  x0: number,
+  title: string,
+  unit: string,
+  concurrencies: readonly number[],
+  lines: ReadonlyArray<{ color: string; dashed: boolean; values: readonly number[] }>,
+): string {
   const max = niceMax(Math.max(...lines.flatMap((l) => l.values)));
   const x = (i: number) => x0 + (concurrencies.length === 1 ? PANEL.width / 2 : (i / (concurrencies.length - 1)) * PANEL.width);
   const y = (v: number) => PANEL.bottom - (v / max) * (PANEL.bottom - PANEL.top);
@@ -38,7 +44,9 @@ function panel(x0: number, title: string, unit: string, concurrencies: readonly 
   }
   concurrencies.forEach((c, i) => out.push(`<text x="${x(i)}" y="${PANEL.bottom + 16}" text-anchor="middle" font-size="11">${c}</text>`));
   out.push(`<text x="${x0 + PANEL.width / 2}" y="${PANEL.bottom + 34}" text-anchor="middle" font-size="12">concurrency (requests in flight)</text>`);
-  out.push(`<text x="${x0 - 48}" y="${(PANEL.top + PANEL.bottom) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 ${x0 - 48} ${(PANEL.top + PANEL.bottom) / 2})">${esc(unit)}</text>`);
+  out.push(
+    `<text x="${x0 - 48}" y="${(PANEL.top + PANEL.bottom) / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 ${x0 - 48} ${(PANEL.top + PANEL.bottom) / 2})">${esc(unit)}</text>`,
+  );
   for (const line of lines) {
     const points = line.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     out.push(`<polyline points="${points}" fill="none" stroke="${line.color}" stroke-width="2"${line.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
@@ -49,13 +57,17 @@ function panel(x0: number, title: string, unit: string, concurrencies: readonly 
 
 export function renderChart(series: readonly ChartSeries[], caption: string): string {
   const concurrencies = [...new Set(series.flatMap((s) => s.points.map((p) => p.concurrency)))].sort((a, b) => a - b);
-  const at = (s: ChartSeries, pick: (p: ChartSeries['points'][number]) => number) => concurrencies.map((c) => pick(s.points.find((p) => p.concurrency === c) ?? { concurrency: c, p50_ms: 0, p99_ms: 0, per_s: 0 }));
+  const at = (s: ChartSeries, pick: (p: ChartSeries['points'][number]) => number) =>
+    concurrencies.map((c) => pick(s.points.find((p) => p.concurrency === c) ?? { concurrency: c, p50_ms: 0, p99_ms: 0, per_s: 0 }));
   const latency = series.flatMap((s) => [
     { color: s.color, dashed: false, values: at(s, (p) => p.p50_ms) },
     { color: s.color, dashed: true, values: at(s, (p) => p.p99_ms) },
   ]);
   const throughput = series.map((s) => ({ color: s.color, dashed: false, values: at(s, (p) => p.per_s) }));
-  const legend = series.map((s, i) => `<rect x="${70 + i * 210}" y="${HEIGHT - 14}" width="12" height="12" fill="${s.color}"/><text x="${88 + i * 210}" y="${HEIGHT - 4}" font-size="12">${esc(s.label)}</text>`);
+  const legend = series.map(
+    (s, i) =>
+      `<rect x="${70 + i * 210}" y="${HEIGHT - 14}" width="12" height="12" fill="${s.color}"/><text x="${88 + i * 210}" y="${HEIGHT - 4}" font-size="12">${esc(s.label)}</text>`,
+  );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT + 20}" viewBox="0 0 ${WIDTH} ${HEIGHT + 20}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -81,9 +93,18 @@ interface SavedFloorRun {
 }
 
 /** The chart of one saved bench result (admission over 1 and 50 tenants, both floor primitives). */
-export function chartOfResult(result: { timestamp: string; quick: boolean; admission: { one_tenant: readonly SavedRun[]; fifty_tenants: readonly SavedRun[] }; floor: { runs?: readonly SavedFloorRun[] } }): string {
-  const admission = (runs: readonly SavedRun[]) => runs.map((r) => ({ concurrency: r.connections, p50_ms: r.latency.p50_ms, p99_ms: r.latency.p99_ms, per_s: r.admissions_per_s }));
-  const floor = (primitive: string) => (result.floor.runs ?? []).filter((r) => r.primitive === primitive).map((r) => ({ concurrency: r.concurrency, p50_ms: r.latency.p50_ms, p99_ms: r.latency.p99_ms, per_s: r.updates_per_s }));
+export function chartOfResult(result: {
+  timestamp: string;
+  quick: boolean;
+  admission: { one_tenant: readonly SavedRun[]; fifty_tenants: readonly SavedRun[] };
+  floor: { runs?: readonly SavedFloorRun[] };
+}): string {
+  const admission = (runs: readonly SavedRun[]) =>
+    runs.map((r) => ({ concurrency: r.connections, p50_ms: r.latency.p50_ms, p99_ms: r.latency.p99_ms, per_s: r.admissions_per_s }));
+  const floor = (primitive: string) =>
+    (result.floor.runs ?? [])
+      .filter((r) => r.primitive === primitive)
+      .map((r) => ({ concurrency: r.concurrency, p50_ms: r.latency.p50_ms, p99_ms: r.latency.p99_ms, per_s: r.updates_per_s }));
   return renderChart(
     [
       { label: 'admission, 50 tenants', color: '#d62728', points: admission(result.admission.fifty_tenants) },

@@ -81,7 +81,15 @@ export async function countWorkflowHistory(client: Client, workflowId: string): 
       if (attempt > 1) billable += attempt - 1; // each retry is one more action
     }
   }
-  return { runs, local_activity_markers: localActivityMarkers, events, billable_actions: billable, by_type: byType, by_activity: byActivity, workflow_tasks: workflowTasks };
+  return {
+    runs,
+    local_activity_markers: localActivityMarkers,
+    events,
+    billable_actions: billable,
+    by_type: byType,
+    by_activity: byActivity,
+    workflow_tasks: workflowTasks,
+  };
 }
 
 export async function waitForStatus(ownerUrl: string, vmIds: readonly string[], status: string, timeoutMs: number): Promise<void> {
@@ -123,14 +131,26 @@ export interface MarginalCost {
  * started and warmed by `warmup` lifecycles first (not counted), then `lifecycles` more run at
  * `concurrency` in flight; the difference, per lifecycle, with starts and rebuild activities apart.
  */
-export async function measureMarginalCost(options: { api: ApiClient; temporal: Client; tenant: Tenant; lifecycles: number; concurrency: number; ownerUrl: string; warmup?: number }): Promise<MarginalCost> {
+export async function measureMarginalCost(options: {
+  api: ApiClient;
+  temporal: Client;
+  tenant: Tenant;
+  lifecycles: number;
+  concurrency: number;
+  ownerUrl: string;
+  warmup?: number;
+}): Promise<MarginalCost> {
   const { api, tenant } = options;
   const lifecycles = async (count: number, concurrency: number) => {
-    const vmIds = await mapLimit(Array.from({ length: count }, (_, i) => i), concurrency, async () => {
-      const answer = await api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
-      if (answer.status !== 202) throw new Error(`spawn answered ${answer.status} ${JSON.stringify(answer.body)}`);
-      return String(answer.body.vm_id);
-    });
+    const vmIds = await mapLimit(
+      Array.from({ length: count }, (_, i) => i),
+      concurrency,
+      async () => {
+        const answer = await api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
+        if (answer.status !== 202) throw new Error(`spawn answered ${answer.status} ${JSON.stringify(answer.body)}`);
+        return String(answer.body.vm_id);
+      },
+    );
     await waitForStatus(options.ownerUrl, vmIds, 'running', 120_000);
     await mapLimit(vmIds, concurrency, async (vmId) => {
       const answer = await api.request('DELETE', `/v1/vms/${vmId}`, tenant.token);
@@ -147,7 +167,9 @@ export async function measureMarginalCost(options: { api: ApiClient; temporal: C
   const n = options.lifecycles;
   const byActivity = marginal(before.by_activity, after.by_activity, 1);
   const starts = (after.by_type.workflowExecutionStarted ?? 0) - (before.by_type.workflowExecutionStarted ?? 0);
-  const rebuild = Object.entries(byActivity).filter(([name]) => REBUILD_ACTIVITIES.has(name)).reduce((sum, [, v]) => sum + v, 0);
+  const rebuild = Object.entries(byActivity)
+    .filter(([name]) => REBUILD_ACTIVITIES.has(name))
+    .reduce((sum, [, v]) => sum + v, 0);
   return {
     lifecycles: n,
     concurrency: options.concurrency,

@@ -86,7 +86,9 @@ export function flameGraphSvg(tree: Tree, title: string): string {
     const w = (t.total / total) * width;
     if (w < width * 0.002) return;
     depthMax = Math.max(depthMax, depth);
-    rects.push(`<g><title>${esc(`${t.name} [${t.module}] ${((t.total / total) * 100).toFixed(1)}%`)}</title><rect x="${x.toFixed(1)}" y="${-depth * row}" width="${w.toFixed(1)}" height="${row - 1}" fill="${colorOf(t.module)}"/>${w > 40 ? `<text x="${(x + 3).toFixed(1)}" y="${-depth * row + 11}" font-size="10">${esc(t.name.slice(0, Math.floor(w / 6)))}</text>` : ''}</g>`);
+    rects.push(
+      `<g><title>${esc(`${t.name} [${t.module}] ${((t.total / total) * 100).toFixed(1)}%`)}</title><rect x="${x.toFixed(1)}" y="${-depth * row}" width="${w.toFixed(1)}" height="${row - 1}" fill="${colorOf(t.module)}"/>${w > 40 ? `<text x="${(x + 3).toFixed(1)}" y="${-depth * row + 11}" font-size="10">${esc(t.name.slice(0, Math.floor(w / 6)))}</text>` : ''}</g>`,
+    );
     let cx = x;
     for (const child of t.children) {
       draw(child, cx, depth + 1);
@@ -115,5 +117,7 @@ if (require.main === module) {
   const tree = buildTree(JSON.parse(readFileSync(input, 'utf8')) as Profile);
   writeFileSync(output, flameGraphSvg(tree, title ?? path.basename(input)));
   const rows = selfByModule(tree).slice(0, 15);
-  process.stdout.write(['| module | share of busy CPU |', '|---|---|', ...rows.map((r) => `| ${r.module} | ${(r.share * 100).toFixed(1)}% |`)].join('\n') + '\n');
+  process.stdout.write(
+    ['| module | share of busy CPU |', '|---|---|', ...rows.map((r) => `| ${r.module} | ${(r.share * 100).toFixed(1)}% |`)].join('\n') + '\n',
+  );
 }

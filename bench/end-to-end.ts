@@ -47,11 +47,15 @@ export async function measureEndToEnd(options: {
   await nc.flush();
   const started = Date.now();
   try {
-    await mapLimit(Array.from({ length: options.count }, (_, i) => i), options.concurrency, async (i) => {
-      const tenant = options.tenants[i % options.tenants.length]!;
-      const answer = await options.api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
-      if (answer.status === 202) accepted.set(String(answer.body.vm_id), Date.now());
-    });
+    await mapLimit(
+      Array.from({ length: options.count }, (_, i) => i),
+      options.concurrency,
+      async (i) => {
+        const tenant = options.tenants[i % options.tenants.length]!;
+        const answer = await options.api.request('POST', '/v1/vms', tenant.token, BENCH_VM);
+        if (answer.status === 202) accepted.set(String(answer.body.vm_id), Date.now());
+      },
+    );
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, options.timeoutMs).unref());
     await Promise.race([done, timeout]);
   } finally {
@@ -71,10 +75,9 @@ export async function measureEndToEnd(options: {
   await client.connect();
   const rowLatencies: number[] = [];
   try {
-    const { rows } = await client.query<{ vm_id: string; updated_at: Date }>(
-      "select vm_id, updated_at from vms where vm_id = any($1) and status = 'running'",
-      [[...accepted.keys()]],
-    );
+    const { rows } = await client.query<{ vm_id: string; updated_at: Date }>("select vm_id, updated_at from vms where vm_id = any($1) and status = 'running'", [
+      [...accepted.keys()],
+    ]);
     for (const row of rows) rowLatencies.push(row.updated_at.getTime() - accepted.get(row.vm_id)!);
   } finally {
     await client.end();

@@ -28,7 +28,10 @@ export interface FloorRun {
 
 export interface Floor {
   /** `operations` calls (after a warm-up of 20) at `concurrency` over `workflows` fresh workflows. */
-  measure(kind: FloorKind, options: { concurrency: number; workflows: number; operations: number; cpuGroups: Readonly<Record<string, PidSource>> }): Promise<FloorRun>;
+  measure(
+    kind: FloorKind,
+    options: { concurrency: number; workflows: number; operations: number; cpuGroups: Readonly<Record<string, PidSource>> },
+  ): Promise<FloorRun>;
   stop(): Promise<void>;
 }
 

@@ -73,7 +73,12 @@ async function round(code: LedgerCode, db: Kysely<unknown>, tenants: number, wri
       }
     }),
   );
-  return { tenants, path: viaWriter ? 'LedgerWriter' : 'transaction per append', appends_per_s: Math.round((latencies.length / seconds) * 10) / 10, latency: summarize(latencies) };
+  return {
+    tenants,
+    path: viaWriter ? 'LedgerWriter' : 'transaction per append',
+    appends_per_s: Math.round((latencies.length / seconds) * 10) / 10,
+    latency: summarize(latencies),
+  };
 }
 
 async function main(): Promise<void> {
@@ -102,7 +107,8 @@ async function main(): Promise<void> {
   console.log('| path | tenants | appends/s | p50 / p99 ms |');
   console.log('|---|---|---|---|');
   for (const r of rounds) console.log(`| ${r.path} | ${r.tenants} | ${r.appends_per_s} | ${r.latency.p50_ms} / ${r.latency.p99_ms} |`);
-  if (values.out) writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), source, writers, seconds, machine: machineInfo(), rounds }, null, 2)}\n`);
+  if (values.out)
+    writeFileSync(values.out, `${JSON.stringify({ at: new Date().toISOString(), source, writers, seconds, machine: machineInfo(), rounds }, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -25,7 +25,9 @@ async function read(ownerUrl: string, databaseName: string): Promise<PostgresAct
     );
     return {
       transactions: Number(db.rows[0]?.n ?? 0),
-      tables: Object.fromEntries(rows.map((r) => [r.relname, { scans: Number(r.scans), rows_read: Number(r.reads), rows_inserted: Number(r.ins), rows_updated: Number(r.upd) }])),
+      tables: Object.fromEntries(
+        rows.map((r) => [r.relname, { scans: Number(r.scans), rows_read: Number(r.reads), rows_inserted: Number(r.ins), rows_updated: Number(r.upd) }]),
+      ),
     };
   } finally {
     await client.end();
@@ -64,7 +66,12 @@ export async function measurePostgresActivity<T>(
     const tables: Record<string, { scans: number; rows_read: number; rows_inserted: number; rows_updated: number }> = {};
     for (const [name, t] of Object.entries(after.tables)) {
       const b = before.tables[name] ?? { scans: 0, rows_read: 0, rows_inserted: 0, rows_updated: 0 };
-      const delta = { scans: div(t.scans - b.scans), rows_read: div(t.rows_read - b.rows_read), rows_inserted: div(t.rows_inserted - b.rows_inserted), rows_updated: div(t.rows_updated - b.rows_updated) };
+      const delta = {
+        scans: div(t.scans - b.scans),
+        rows_read: div(t.rows_read - b.rows_read),
+        rows_inserted: div(t.rows_inserted - b.rows_inserted),
+        rows_updated: div(t.rows_updated - b.rows_updated),
+      };
       if (delta.scans || delta.rows_inserted || delta.rows_updated) tables[name] = delta;
     }
     const tail = idlePerS * (REPORT_DELAY_MS / 1000);

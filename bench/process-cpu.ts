@@ -156,7 +156,11 @@ function mergeInto(into: Reading, reading: Reading): void {
  * `sampleMs` during the phase keep the CPU of processes that exit before it ends (Postgres backends
  * of a pool that closes idle connections, short-lived children), up to their last reading.
  */
-export async function measureCpu<T>(groups: Readonly<Record<string, PidSource>>, phase: () => Promise<T>, sampleMs = 1_000): Promise<{ result: T; cpu: CpuUse }> {
+export async function measureCpu<T>(
+  groups: Readonly<Record<string, PidSource>>,
+  phase: () => Promise<T>,
+  sampleMs = 1_000,
+): Promise<{ result: T; cpu: CpuUse }> {
   const before = await read(groups);
   const latest: Reading = new Map();
   mergeInto(latest, before);

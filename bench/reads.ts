@@ -18,7 +18,14 @@ export interface ReadsResult {
  * over the last days), then times GET /v1/vms (first page, default limit), the same with
  * ?status=running, and GET /v1/vms/:id over a spread of ids, one request at a time.
  */
-export async function measureReads(options: { apiUrl: string; ownerUrl: string; tenant: Tenant; adminToken: string; records: number; durationS: number }): Promise<ReadsResult> {
+export async function measureReads(options: {
+  apiUrl: string;
+  ownerUrl: string;
+  tenant: Tenant;
+  adminToken: string;
+  records: number;
+  durationS: number;
+}): Promise<ReadsResult> {
   const client = new pg.Client({ connectionString: options.ownerUrl });
   await client.connect();
   let ids: string[];
@@ -48,7 +55,14 @@ export async function measureReads(options: { apiUrl: string; ownerUrl: string; 
   const sql = await timeListQuery(options.ownerUrl, options.tenant.tenantId, 200);
   const spread = ids.filter((_, i) => i % Math.max(1, Math.floor(ids.length / 500)) === 0);
   const getOne = await runLoad({ ...base, url: `${options.apiUrl}/v1/vms`, paths: spread.map((id) => `/v1/vms/${id}`) });
-  return { vm_records: ids.length, list_first_page: list, list_first_page_status_running: listRunning, get_one: getOne, list_first_page_admin_unlimited: listAdmin, list_query_sql: sql };
+  return {
+    vm_records: ids.length,
+    list_first_page: list,
+    list_first_page_status_running: listRunning,
+    get_one: getOne,
+    list_first_page_admin_unlimited: listAdmin,
+    list_query_sql: sql,
+  };
 }
 
 /** The list's own query (first page, default limit 50) straight on Postgres: the database's share of a GET /v1/vms. */

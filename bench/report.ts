@@ -15,7 +15,15 @@ export function judge(s: Spread, bound: number, direction: 'at_most' | 'at_least
 }
 
 /** `bound` null: a figure reported beside the targets, with no target of its own. */
-export function ratioRow(target: string, ratio: Spread, bound: number | null, direction: 'at_most' | 'at_least', ours: Spread, floor: Spread, unit: string): TargetRow {
+export function ratioRow(
+  target: string,
+  ratio: Spread,
+  bound: number | null,
+  direction: 'at_most' | 'at_least',
+  ours: Spread,
+  floor: Spread,
+  unit: string,
+): TargetRow {
   return {
     target,
     figure: `${describeSpread(ratio, '×')}: ${describeSpread(ours, unit)}`,

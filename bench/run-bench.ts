@@ -72,7 +72,11 @@ async function main(): Promise<void> {
   const loadAtStart = machineInfo().loadavg;
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const stack = await timed('starting the stack', () =>
-    startBenchStack({ pgAdminUrl: process.env.BENCH_PG_ADMIN_URL, natsUrl: process.env.BENCH_NATS_URL, nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) }),
+    startBenchStack({
+      pgAdminUrl: process.env.BENCH_PG_ADMIN_URL,
+      natsUrl: process.env.BENCH_NATS_URL,
+      nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean),
+    }),
   );
   // Every process a spawn touches. Postgres and nats-server are shared with the machine's other work
   // (other databases, other engineers' tests): their figures include it; the run's own database
@@ -123,23 +127,39 @@ async function main(): Promise<void> {
           const out = {} as Repetition['floors'];
           for (const kind of FLOOR_KINDS) {
             out[kind] = {
-              alone: await timed(`rep ${rep}: floor ${kind}, concurrency 1`, () => floor.measure(kind, { concurrency: 1, workflows: 1, operations: SAMPLES, cpuGroups: floorCpu })),
-              loaded: await timed(`rep ${rep}: floor ${kind}, concurrency ${CONCURRENCY}`, () => floor.measure(kind, { concurrency: CONCURRENCY, workflows: 50, operations: CARRIED, cpuGroups: floorCpu })),
+              alone: await timed(`rep ${rep}: floor ${kind}, concurrency 1`, () =>
+                floor.measure(kind, { concurrency: 1, workflows: 1, operations: SAMPLES, cpuGroups: floorCpu }),
+              ),
+              loaded: await timed(`rep ${rep}: floor ${kind}, concurrency ${CONCURRENCY}`, () =>
+                floor.measure(kind, { concurrency: CONCURRENCY, workflows: 50, operations: CARRIED, cpuGroups: floorCpu }),
+              ),
             };
           }
           return out;
         };
         const measured = async () => {
           await settle();
-          const spaced = await timed(`rep ${rep}: admission spaced`, () => measureSpacedAdmission({ api, tenant: tenants.spaced, ownerUrl: stack.ownerUrl, samples: SAMPLES }));
-          const backToBack = await timed(`rep ${rep}: admission back to back`, () => measureBackToBackAdmission({ api, tenant: tenants.backToBack, samples: SAMPLES }));
+          const spaced = await timed(`rep ${rep}: admission spaced`, () =>
+            measureSpacedAdmission({ api, tenant: tenants.spaced, ownerUrl: stack.ownerUrl, samples: SAMPLES }),
+          );
+          const backToBack = await timed(`rep ${rep}: admission back to back`, () =>
+            measureBackToBackAdmission({ api, tenant: tenants.backToBack, samples: SAMPLES }),
+          );
           await settle();
           const pg = await measurePostgresActivity(stack.ownerUrl, stack.databaseName, () =>
-            measureCpu(runDbCpu, () => timed(`rep ${rep}: ${CARRIED} spawns over 50 tenants to running`, () => measureCarriedSpawns({ api, tenants: tenants.fifty, spawns: CARRIED, concurrency: CONCURRENCY, ownerUrl: stack.ownerUrl, cpuGroups: stackCpu }))),
+            measureCpu(runDbCpu, () =>
+              timed(`rep ${rep}: ${CARRIED} spawns over 50 tenants to running`, () =>
+                measureCarriedSpawns({ api, tenants: tenants.fifty, spawns: CARRIED, concurrency: CONCURRENCY, ownerUrl: stack.ownerUrl, cpuGroups: stackCpu }),
+              ),
+            ),
           );
           const carried = pg.result.result;
           http5xx.push(count5xx(carried.status_counts));
-          return { spaced, back_to_back: backToBack, carried: { ...carried, postgres_run_db_cpu: pg.result.cpu, postgres: pg.per(carried.spawns, carried.bench_statements, idlePerS) } };
+          return {
+            spaced,
+            back_to_back: backToBack,
+            carried: { ...carried, postgres_run_db_cpu: pg.result.cpu, postgres: pg.per(carried.spawns, carried.bench_statements, idlePerS) },
+          };
         };
         if (rep % 2 === 1) {
           const f = await floors();
@@ -153,8 +173,24 @@ async function main(): Promise<void> {
       const uws = (r: Repetition) => r.floors.update_with_start.alone.latency;
       const act = (r: Repetition) => r.floors.update_with_start_activity.loaded;
       rows.push(
-        ratioRow('admission p50, spaced, ≤ 1.3× the update-with-start floor', of((r) => ratio(r.spaced.p50_ms, uws(r).p50_ms)), 1.3, 'at_most', of((r) => r.spaced.p50_ms), of((r) => uws(r).p50_ms), ' ms'),
-        ratioRow('admission p99, spaced, ≤ 2× the update-with-start floor', of((r) => ratio(r.spaced.p99_ms, uws(r).p99_ms)), 2, 'at_most', of((r) => r.spaced.p99_ms), of((r) => uws(r).p99_ms), ' ms'),
+        ratioRow(
+          'admission p50, spaced, ≤ 1.3× the update-with-start floor',
+          of((r) => ratio(r.spaced.p50_ms, uws(r).p50_ms)),
+          1.3,
+          'at_most',
+          of((r) => r.spaced.p50_ms),
+          of((r) => uws(r).p50_ms),
+          ' ms',
+        ),
+        ratioRow(
+          'admission p99, spaced, ≤ 2× the update-with-start floor',
+          of((r) => ratio(r.spaced.p99_ms, uws(r).p99_ms)),
+          2,
+          'at_most',
+          of((r) => r.spaced.p99_ms),
+          of((r) => uws(r).p99_ms),
+          ' ms',
+        ),
         ratioRow(
           'admission p50, back to back (the previous VM still booting), vs the update-with-start floor',
           of((r) => ratio(r.back_to_back.p50_ms, uws(r).p50_ms)),
@@ -184,7 +220,12 @@ async function main(): Promise<void> {
         ),
       );
       const tx = of((r) => r.carried.postgres.transactions);
-      rows.push({ target: 'Postgres transactions per spawn carried to running, relay and signer included, ≤ 4', figure: `${tx.median} (${tx.min}–${tx.max})`, floor: '—', met: tx.median <= 4 });
+      rows.push({
+        target: 'Postgres transactions per spawn carried to running, relay and signer included, ≤ 4',
+        figure: `${tx.median} (${tx.min}–${tx.max})`,
+        floor: '—',
+        met: tx.median <= 4,
+      });
       result.repetitions = reps;
       result.idle_transactions_per_s = idlePerS;
     }
@@ -195,7 +236,11 @@ async function main(): Promise<void> {
       const cost: MarginalCost[] = [];
       for (const [i, concurrency] of [1, 8].entries()) {
         await settle();
-        cost.push(await timed(`billable actions, ${lifecycles} lifecycles at ${concurrency} in flight`, () => measureMarginalCost({ api, temporal, tenant: costTenants[i]!, lifecycles, concurrency, ownerUrl: stack.ownerUrl })));
+        cost.push(
+          await timed(`billable actions, ${lifecycles} lifecycles at ${concurrency} in flight`, () =>
+            measureMarginalCost({ api, temporal, tenant: costTenants[i]!, lifecycles, concurrency, ownerUrl: stack.ownerUrl }),
+          ),
+        );
       }
       result.marginal_cost = cost;
       rows.push({
@@ -236,18 +281,44 @@ async function main(): Promise<void> {
       await settle();
       const spawns = QUICK ? 20 : 50;
       const sizes = await timed('tenant size: 10 and 100,000 VMs', async () => ({
-        small: await measureTenantSize({ api, temporal, ownerUrl: stack.ownerUrl, tenant: (await api.createTenants(stack.adminToken, 'size-s', 1, 1_000))[0]!, held: 10, spawns }),
-        large: await measureTenantSize({ api, temporal, ownerUrl: stack.ownerUrl, tenant: (await api.createTenants(stack.adminToken, 'size-l', 1, 100_000))[0]!, held: 100_000 - spawns - 1, spawns }),
+        small: await measureTenantSize({
+          api,
+          temporal,
+          ownerUrl: stack.ownerUrl,
+          tenant: (await api.createTenants(stack.adminToken, 'size-s', 1, 1_000))[0]!,
+          held: 10,
+          spawns,
+        }),
+        large: await measureTenantSize({
+          api,
+          temporal,
+          ownerUrl: stack.ownerUrl,
+          tenant: (await api.createTenants(stack.adminToken, 'size-l', 1, 100_000))[0]!,
+          held: 100_000 - spawns - 1,
+          spawns,
+        }),
       }));
       result.tenant_size = sizes;
       const r = ratio(sizes.large.spawn.p50_ms, sizes.small.spawn.p50_ms);
-      rows.push({ target: 'admission p50 of the 100,000-VM tenant ≤ 1.1× the 10-VM tenant', figure: `${r}×: ${sizes.large.spawn.p50_ms} ms (${spawns} spawns, one run)`, floor: `${sizes.small.spawn.p50_ms} ms`, met: r <= 1.1 });
+      rows.push({
+        target: 'admission p50 of the 100,000-VM tenant ≤ 1.1× the 10-VM tenant',
+        figure: `${r}×: ${sizes.large.spawn.p50_ms} ms (${spawns} spawns, one run)`,
+        floor: `${sizes.small.spawn.p50_ms} ms`,
+        met: r <= 1.1,
+      });
     });
 
     await phase('many', async () => {
       await settle();
       const many = await timed(`many tenants: ${MANY_TENANTS}, first and second spawn at 32 in flight`, () =>
-        measureManyTenants({ api, adminToken: stack.adminToken, ownerUrl: stack.ownerUrl, count: MANY_TENANTS, concurrency: 32, worker: treeOf(stack.pids.worker) }),
+        measureManyTenants({
+          api,
+          adminToken: stack.adminToken,
+          ownerUrl: stack.ownerUrl,
+          count: MANY_TENANTS,
+          concurrency: 32,
+          worker: treeOf(stack.pids.worker),
+        }),
       );
       const fives = count5xx(many.first.status_counts) + count5xx(many.second.status_counts);
       http5xx.push(fives);
@@ -265,18 +336,34 @@ async function main(): Promise<void> {
       await settle();
       const tenants = await api.createTenants(stack.adminToken, 'e2e', 16, 100_000);
       const at = (count: number, concurrency: number) =>
-        measureEndToEnd({ api, tenants, count, concurrency, natsUrl: stack.natsUrl, subjectPrefix: stack.subjectPrefix, ownerUrl: stack.ownerUrl, timeoutMs: 90_000 });
-      result.end_to_end = { concurrency_1: await timed('end to end, concurrency 1', () => at(QUICK ? 30 : 200, 1)), concurrency_16: await timed('end to end, concurrency 16', () => at(QUICK ? 100 : 400, 16)) };
+        measureEndToEnd({
+          api,
+          tenants,
+          count,
+          concurrency,
+          natsUrl: stack.natsUrl,
+          subjectPrefix: stack.subjectPrefix,
+          ownerUrl: stack.ownerUrl,
+          timeoutMs: 90_000,
+        });
+      result.end_to_end = {
+        concurrency_1: await timed('end to end, concurrency 1', () => at(QUICK ? 30 : 200, 1)),
+        concurrency_16: await timed('end to end, concurrency 16', () => at(QUICK ? 100 : 400, 16)),
+      };
     });
     await phase('reads', async () => {
       await settle();
       const tenant = (await api.createTenants(stack.adminToken, 'reads', 1, 100_000))[0]!;
-      result.reads = await timed('reads at 10k VMs', () => measureReads({ apiUrl: stack.apiUrl, ownerUrl: stack.ownerUrl, tenant, adminToken: stack.adminToken, records: 10_000, durationS: QUICK ? 2 : 4 }));
+      result.reads = await timed('reads at 10k VMs', () =>
+        measureReads({ apiUrl: stack.apiUrl, ownerUrl: stack.ownerUrl, tenant, adminToken: stack.adminToken, records: 10_000, durationS: QUICK ? 2 : 4 }),
+      );
     });
 
     await phase('contention', async () => {
       const small = await api.createTenants(stack.adminToken, 'small', 10, 5);
-      const contention = await timed('quota contention', () => runQuotaContention({ apiUrl: stack.apiUrl, tenants: small, connections: 32, durationS: QUICK ? 2 : 4 }));
+      const contention = await timed('quota contention', () =>
+        runQuotaContention({ apiUrl: stack.apiUrl, tenants: small, connections: 32, durationS: QUICK ? 2 : 4 }),
+      );
       http5xx.push(count5xx(contention.status_counts));
       result.quota_contention = contention;
     });
@@ -296,8 +383,15 @@ async function main(): Promise<void> {
       timestamp: startedAt.toISOString(),
       duration_s: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
       quick: QUICK,
-      configuration: { repetitions: REPS, samples_per_latency: SAMPLES, carried_spawns: CARRIED, concurrency: CONCURRENCY, many_tenants: MANY_TENANTS, phases: [...PHASES] },
-      machine: { ...machine, loadavg_at_start: loadAtStart, shared: 'the machine is shared with other engineers\' test runs: the load averages include them' },
+      configuration: {
+        repetitions: REPS,
+        samples_per_latency: SAMPLES,
+        carried_spawns: CARRIED,
+        concurrency: CONCURRENCY,
+        many_tenants: MANY_TENANTS,
+        phases: [...PHASES],
+      },
+      machine: { ...machine, loadavg_at_start: loadAtStart, shared: "the machine is shared with other engineers' test runs: the load averages include them" },
       targets: rows,
       ...result,
     };
@@ -317,7 +411,6 @@ async function main(): Promise<void> {
     await timed('stopping the stack', () => stack.stop());
   }
 }
-
 
 main().catch((error: unknown) => {
   console.error(error);

@@ -46,7 +46,15 @@ export interface RealisticBootRun extends SpawnRound {
  * one tenant at `concurrency` in flight, so hundreds of boots are in flight in its workflow while
  * admissions go on. The simulator goes back to instant boots afterwards.
  */
-export async function measureRealisticBoot(options: { api: ApiClient; fleetUrl: string; ownerUrl: string; tenant: Tenant; vms: number; bootMs: number; concurrency: number }): Promise<RealisticBootRun> {
+export async function measureRealisticBoot(options: {
+  api: ApiClient;
+  fleetUrl: string;
+  ownerUrl: string;
+  tenant: Tenant;
+  vms: number;
+  bootMs: number;
+  concurrency: number;
+}): Promise<RealisticBootRun> {
   await configureFleet(options.fleetUrl, { boot_ms: options.bootMs });
   const client = new pg.Client({ connectionString: options.ownerUrl });
   await client.connect();
@@ -75,10 +83,21 @@ export interface ManyTenantsRun {
 }
 
 /** `count` new tenants, each spawning a first and then a second VM, `concurrency` requests in flight; the worker's memory beside it. */
-export async function measureManyTenants(options: { api: ApiClient; adminToken: string; ownerUrl: string; count: number; concurrency: number; worker: PidSource }): Promise<ManyTenantsRun> {
+export async function measureManyTenants(options: {
+  api: ApiClient;
+  adminToken: string;
+  ownerUrl: string;
+  count: number;
+  concurrency: number;
+  worker: PidSource;
+}): Promise<ManyTenantsRun> {
   const rss = async () => residentMb(await options.worker());
   const created = performance.now();
-  const tenants = await mapLimit(Array.from({ length: options.count }, (_, i) => i), 16, (i) => options.api.createTenant(options.adminToken, `many${i}`, 10));
+  const tenants = await mapLimit(
+    Array.from({ length: options.count }, (_, i) => i),
+    16,
+    (i) => options.api.createTenant(options.adminToken, `many${i}`, 10),
+  );
   const createS = round((performance.now() - created) / 1000, 1);
   const before = await rss();
   const client = new pg.Client({ connectionString: options.ownerUrl });

@@ -25,7 +25,14 @@ export interface TenantSizeRun {
  * spawn, then `spawns` spawns run one at a time. Compared at 10 and 100,000 VMs, the figures show
  * whether a tenant's size reaches its workflow (it should not: the workflow keeps totals only).
  */
-export async function measureTenantSize(options: { api: ApiClient; temporal: Client; ownerUrl: string; tenant: Tenant; held: number; spawns: number }): Promise<TenantSizeRun> {
+export async function measureTenantSize(options: {
+  api: ApiClient;
+  temporal: Client;
+  ownerUrl: string;
+  tenant: Tenant;
+  held: number;
+  spawns: number;
+}): Promise<TenantSizeRun> {
   const { api, temporal, tenant } = options;
   const client = new pg.Client({ connectionString: options.ownerUrl });
   await client.connect();
@@ -41,7 +48,17 @@ export async function measureTenantSize(options: { api: ApiClient; temporal: Cli
     await client.end();
   }
   const handle = () => temporal.workflow.getHandle(tenantWorkflowId(tenant.tenantId));
-  for (let i = 0; i < 100 && (await handle().describe().catch(() => null))?.status.name !== 'RUNNING'; i++) await new Promise((r) => setTimeout(r, 100));
+  for (
+    let i = 0;
+    i < 100 &&
+    (
+      await handle()
+        .describe()
+        .catch(() => null)
+    )?.status.name !== 'RUNNING';
+    i++
+  )
+    await new Promise((r) => setTimeout(r, 100));
   await handle().terminate('bench: lose the workflow, so the next spawn rebuilds it');
   const spawnOnce = async () => {
     const started = performance.now();
@@ -66,6 +83,11 @@ export async function measureTenantSize(options: { api: ApiClient; temporal: Cli
     }
     largest = Math.max(largest, largestPayload(event));
   }
-  return { vms_held: options.held + options.spawns + 1, rebuild_spawn_ms: Math.round(rebuildMs * 100) / 100, spawn: summarize(samples), workflow_task: summarize(taskMs), largest_payload_bytes: largest };
+  return {
+    vms_held: options.held + options.spawns + 1,
+    rebuild_spawn_ms: Math.round(rebuildMs * 100) / 100,
+    spawn: summarize(samples),
+    workflow_task: summarize(taskMs),
+    largest_payload_bytes: largest,
+  };
 }
-

@@ -101,7 +101,11 @@ function collect(): Variable[] {
       const min = reader.min === undefined ? undefined : read.call.arguments[reader.min];
       const max = reader.max === undefined ? undefined : read.call.arguments[reader.max];
       const field = fieldOf.get(read.name);
-      if (fallback) defaults.set(read.name, { fallback: valueText(fallback, source, field ? empty[field] : undefined), bounds: min && max ? `${valueText(min, source)}–${valueText(max, source)}` : undefined });
+      if (fallback)
+        defaults.set(read.name, {
+          fallback: valueText(fallback, source, field ? empty[field] : undefined),
+          bounds: min && max ? `${valueText(min, source)}–${valueText(max, source)}` : undefined,
+        });
     }
     ts.forEachChild(node, visit);
   };
@@ -110,7 +114,8 @@ function collect(): Variable[] {
     const found = variable.names.length === 1 ? defaults.get(variable.names[0]!) : undefined;
     if (found) Object.assign(variable, found);
     // Read by another module's reader (Temporal's envconfig): the value loadConfig settles on.
-    else if (variable.names.length === 1 && (typeof empty[variable.field] === 'string' || typeof empty[variable.field] === 'number')) variable.fallback = String(empty[variable.field]);
+    else if (variable.names.length === 1 && (typeof empty[variable.field] === 'string' || typeof empty[variable.field] === 'number'))
+      variable.fallback = String(empty[variable.field]);
   }
   return variables;
 }

@@ -54,7 +54,13 @@ const OUTPUT_DIR = path.resolve(process.argv[2] ?? path.join(REPO_ROOT, 'test/wo
 /** The prefix of the files this script writes: the workflow version that recorded them. */
 const PREFIX = 'v3-';
 const TASK_QUEUE = 'record-histories';
-const CONTEXT: RequestContext = { request_id: 'recorded', actor_token_id: 'tok-recorded', actor_scope: 'service:tenant-admin', source_ip: '127.0.0.1', user_agent: 'record-histories' };
+const CONTEXT: RequestContext = {
+  request_id: 'recorded',
+  actor_token_id: 'tok-recorded',
+  actor_scope: 'service:tenant-admin',
+  source_ip: '127.0.0.1',
+  user_agent: 'record-histories',
+};
 const SHAPE = { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12', name: null };
 /** The workflow's PENDING_GRACE_MS, plus time for the decision and the activities it starts. */
 const PENDING_GRACE_WAIT_MS = 15_000 + 15_000;
@@ -107,7 +113,14 @@ function fakeActivities(tenants: Map<string, FakeTenant>, held: Set<string>, fai
       return {
         totals: { quota: { ...tenant.quota }, closed: tenant.closed, vms: holding.length, storage_gb: holding.reduce((sum, vm) => sum + vm.storage_gb, 0) },
         admission_epoch: tenant.epoch,
-        in_flight: rows.filter(([, vm]) => vm.status === 'provisioning' || vm.status === 'destroying').map(([vm_id, vm]) => ({ vm_id, storage_gb: vm.storage_gb, phase: vm.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: vm.created_at_ms })),
+        in_flight: rows
+          .filter(([, vm]) => vm.status === 'provisioning' || vm.status === 'destroying')
+          .map(([vm_id, vm]) => ({
+            vm_id,
+            storage_gb: vm.storage_gb,
+            phase: vm.status === 'destroying' ? 'destroying' : 'provisioning',
+            created_at_ms: vm.created_at_ms,
+          })),
         undecided: rows
           .filter(([, vm]) => vm.status === 'requested')
           .sort(([a, x], [b, y]) => x.created_at_ms - y.created_at_ms || (a < b ? -1 : 1))
@@ -191,7 +204,10 @@ function shownBy(history: proto.api.history.v1.IHistory): Set<string> {
 
 async function main(): Promise<void> {
   const existing = existsSync(OUTPUT_DIR) ? (await readdir(OUTPUT_DIR)).filter((name) => name.startsWith(PREFIX) && name.endsWith('.json')) : [];
-  if (existing.length > 0) throw new Error(`refusing to overwrite recorded histories in ${OUTPUT_DIR} (${existing.join(', ')}); record into another directory, or delete them on purpose`);
+  if (existing.length > 0)
+    throw new Error(
+      `refusing to overwrite recorded histories in ${OUTPUT_DIR} (${existing.join(', ')}); record into another directory, or delete them on purpose`,
+    );
 
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const temporal = await startTemporalDevServer({ temporalBin: await ensureTemporalBinary(), headless: true, onLine: () => undefined });
@@ -216,7 +232,12 @@ async function main(): Promise<void> {
 
     /** A tenant in the fake Postgres, with the VM rows it already has (SHAPE's storage unless given). */
     const tenant = (id: string, quota: TenantQuota, rows: Record<string, { status: VmStatus; storage_gb?: number }> = {}) => {
-      const vms = new Map(Object.entries(rows).map(([vmId, row]): [string, FakeVm] => [vmId, { status: row.status, storage_gb: row.storage_gb ?? SHAPE.storage_gb, created_at_ms: Date.now() }]));
+      const vms = new Map(
+        Object.entries(rows).map(([vmId, row]): [string, FakeVm] => [
+          vmId,
+          { status: row.status, storage_gb: row.storage_gb ?? SHAPE.storage_gb, created_at_ms: Date.now() },
+        ]),
+      );
       fakeTenants.set(id, { quota: { ...quota, version: 1 }, closed: false, epoch: 0, vms });
       return id;
     };
@@ -228,10 +249,18 @@ async function main(): Promise<void> {
      */
     const spawn = async (gateway: TenantWorkflowGateway, tenantId: string, vmId: string, attempt = 1): Promise<SpawnVmResult> => {
       const row = rowOf(tenantId, vmId);
-      if (!row || row.status === 'rejected') fakeTenants.get(tenantId)!.vms.set(vmId, { status: 'requested', storage_gb: SHAPE.storage_gb, created_at_ms: Date.now() });
+      if (!row || row.status === 'rejected')
+        fakeTenants.get(tenantId)!.vms.set(vmId, { status: 'requested', storage_gb: SHAPE.storage_gb, created_at_ms: Date.now() });
       const quota = fakeTenants.get(tenantId)!.quota;
       try {
-        return await gateway.spawn(tenantId, { vm_id: vmId, shape: SHAPE, created_at: '2026-11-27T12:00:00.000Z', context: CONTEXT, quota: { ...quota }, attempt });
+        return await gateway.spawn(tenantId, {
+          vm_id: vmId,
+          shape: SHAPE,
+          created_at: '2026-11-27T12:00:00.000Z',
+          context: CONTEXT,
+          quota: { ...quota },
+          attempt,
+        });
       } catch (error) {
         const requested = rowOf(tenantId, vmId);
         if (requested?.status === 'requested') requested.status = 'rejected';
@@ -269,7 +298,8 @@ async function main(): Promise<void> {
       if (error?.cause?.type !== type) throw new Error(`expected a ${type} refusal, got ${String(error)}`);
     };
     const expectStatuses = (tenantId: string, expected: Record<string, VmStatus>) => {
-      for (const [vmId, status] of Object.entries(expected)) check(rowOf(tenantId, vmId)?.status === status, `${vmId} should be ${status}, is ${rowOf(tenantId, vmId)?.status}`);
+      for (const [vmId, status] of Object.entries(expected))
+        check(rowOf(tenantId, vmId)?.status === status, `${vmId} should be ${status}, is ${rowOf(tenantId, vmId)?.status}`);
     };
     /** Saves the history of `tenantId`'s workflow (its current run unless `runId`), after checking it shows `shows`. */
     const save = async (name: string, tenantId: string, shows: string[], runId?: string) => {
@@ -294,7 +324,13 @@ async function main(): Promise<void> {
       await settledTo(a, 0);
       await tenants.close(a, CONTEXT);
       expectStatuses(a, { 'vm-spawn-1': 'destroyed' });
-      await save('spawn-destroy', a, ['activity:loadTenantForRebuild', 'activity:bootVm', 'activity:teardownVm', 'activity:recordTenantDeleted', 'WORKFLOW_EXECUTION_COMPLETED']);
+      await save('spawn-destroy', a, [
+        'activity:loadTenantForRebuild',
+        'activity:bootVm',
+        'activity:teardownVm',
+        'activity:recordTenantDeleted',
+        'WORKFLOW_EXECUTION_COMPLETED',
+      ]);
 
       // Refusals (over max_vms, over storage), a stale quota ignored, a raised one admitting, a VM the fleet refuses.
       const b = tenant('rec3-quota', { max_vms: 1, storage_quota_gb: 8 });
@@ -341,24 +377,41 @@ async function main(): Promise<void> {
       // that fits and nobody asks about (decided by the run after the grace period, from its row), and
       // one that fits no more (30 GB over a 40 GB quota: lost, abandoned as admission_lost). Then a
       // new spawn.
-      const d = tenant('rec3-rebuild', { max_vms: 10, storage_quota_gb: 40 }, {
-        'vm-rebuild-up': { status: 'running' },
-        'vm-rebuild-booting': { status: 'provisioning' },
-        'vm-rebuild-going': { status: 'destroying' },
-        'vm-rebuild-asked': { status: 'requested' },
-        'vm-rebuild-forgotten': { status: 'requested' },
-        'vm-rebuild-too-big': { status: 'requested', storage_gb: 30 },
-      });
+      const d = tenant(
+        'rec3-rebuild',
+        { max_vms: 10, storage_quota_gb: 40 },
+        {
+          'vm-rebuild-up': { status: 'running' },
+          'vm-rebuild-booting': { status: 'provisioning' },
+          'vm-rebuild-going': { status: 'destroying' },
+          'vm-rebuild-asked': { status: 'requested' },
+          'vm-rebuild-forgotten': { status: 'requested' },
+          'vm-rebuild-too-big': { status: 'requested', storage_gb: 30 },
+        },
+      );
       await tenants.ensureStarted(d);
       const asked = await spawn(tenants, d, 'vm-rebuild-asked');
       check(asked.status === 'provisioning', `the asked request should be admitted, got ${asked.status}`);
       const beforeGrace = await usage(d);
       check(beforeGrace.provisioning + beforeGrace.destroying > 0, 'the forgotten requests should still be pending before the grace period');
       await settledTo(d, 4, PENDING_GRACE_WAIT_MS);
-      expectStatuses(d, { 'vm-rebuild-asked': 'running', 'vm-rebuild-forgotten': 'running', 'vm-rebuild-too-big': 'failed', 'vm-rebuild-booting': 'running', 'vm-rebuild-going': 'destroyed' });
+      expectStatuses(d, {
+        'vm-rebuild-asked': 'running',
+        'vm-rebuild-forgotten': 'running',
+        'vm-rebuild-too-big': 'failed',
+        'vm-rebuild-booting': 'running',
+        'vm-rebuild-going': 'destroyed',
+      });
       await spawn(tenants, d, 'vm-rebuild-new');
       await settledTo(d, 5);
-      await save('rebuild-from-postgres', d, ['activity:loadTenantForRebuild', 'TIMER_STARTED', 'TIMER_FIRED', 'activity:readVmStatuses', 'activity:abandonAdmission', 'activity:teardownVm']);
+      await save('rebuild-from-postgres', d, [
+        'activity:loadTenantForRebuild',
+        'TIMER_STARTED',
+        'TIMER_FIRED',
+        'activity:readVmStatuses',
+        'activity:abandonAdmission',
+        'activity:teardownVm',
+      ]);
 
       // A boot past the deadline it got at admission: failed and released.
       const e = tenant('rec3-deadline', { max_vms: 2, storage_quota_gb: 100 });
@@ -391,12 +444,16 @@ async function main(): Promise<void> {
       // A run continued from a state-version-2 run (what such a run hands over at its continue-as-new):
       // its VMs in flight resumed (one booting, one being destroyed), only settled ids remembered. A
       // state-version-2 run never carries an `admitting` VM: it continues only once every handler is done.
-      const h = tenant('rec3-from-v2', { max_vms: 5, storage_quota_gb: 100 }, {
-        'vm-v2-up': { status: 'running' },
-        'vm-v2-booting': { status: 'provisioning' },
-        'vm-v2-going': { status: 'destroying' },
-        'vm-v2-old': { status: 'destroyed' },
-      });
+      const h = tenant(
+        'rec3-from-v2',
+        { max_vms: 5, storage_quota_gb: 100 },
+        {
+          'vm-v2-up': { status: 'running' },
+          'vm-v2-booting': { status: 'provisioning' },
+          'vm-v2-going': { status: 'destroying' },
+          'vm-v2-old': { status: 'destroyed' },
+        },
+      );
       const v2Cause = { request_id: 'recorded-v2', actor_token_id: 'tok-recorded' };
       const carried: CarriedTenantStateV2 = {
         state_version: 2,

@@ -24,6 +24,9 @@ echo "== typecheck (tsc --noEmit)"
 echo "== lint (eslint)"
 "$BIN/eslint" --max-warnings=0 . || failed+=(lint)
 
+echo "== format (prettier --check; npm run format fixes it)"
+"$BIN/prettier" --check --log-level warn . || failed+=(format)
+
 echo "== jest"
 mkdir -p .data
 results=".data/jest-results-$$.json"

@@ -55,10 +55,19 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
             .limit(MAX_UNDECIDED)
             .execute();
           return {
-            totals: { quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version }, closed: tenant.deleted_at !== null, ...totals },
+            totals: {
+              quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb, version: tenant.quota_version },
+              closed: tenant.deleted_at !== null,
+              ...totals,
+            },
             // Its own epoch even if a newer run raised it further: then this run is superseded and its boots cannot confirm.
             admission_epoch: runEpoch,
-            in_flight: rows.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: row.created_at.getTime() })),
+            in_flight: rows.map((row) => ({
+              vm_id: row.vm_id,
+              storage_gb: row.storage_gb,
+              phase: row.status === 'destroying' ? 'destroying' : 'provisioning',
+              created_at_ms: row.created_at.getTime(),
+            })),
             undecided: undecided.map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: row.created_at.getTime() })),
           };
         });
@@ -89,7 +98,13 @@ export function createTenantActivities({ db, ledger, now }: { db: Kysely<Databas
         if (vms > 0) return { outcome: 'has_vms', vms };
         const at = now();
         await markTenantDeleted(trx, tenant_id, at);
-        await appendAuditEvent(trx, { event_id: tenantLifecycleEventId(tenant_id, 'TENANT_DELETED'), event_type: 'TENANT_DELETED', tenant_id, occurred_at: at, context });
+        await appendAuditEvent(trx, {
+          event_id: tenantLifecycleEventId(tenant_id, 'TENANT_DELETED'),
+          event_type: 'TENANT_DELETED',
+          tenant_id,
+          occurred_at: at,
+          context,
+        });
         return { outcome: 'deleted' };
       });
     },

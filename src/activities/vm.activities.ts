@@ -111,19 +111,36 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
    */
   async function failAdmitted(tenantId: string, vmId: string, reason: string, cause: WorkCause, epoch: number): Promise<SettleOutcome> {
     const at = now();
-    const current = (eb: ExpressionBuilder<Database, 'vms'>) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch)));
+    const current = (eb: ExpressionBuilder<Database, 'vms'>) =>
+      eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch)));
     const row = await findTenantVm(db, tenantId, vmId);
     if (!row) return { released: false };
     if (row.status === 'requested') {
       const failed = await recorded('VM_FAILED', async (trx) => {
-        const moved = await trx.updateTable('vms').set({ status: 'failed', failure_reason: reason, updated_at: at }).where('vm_id', '=', vmId).where('status', '=', 'requested').where(current).executeTakeFirst();
+        const moved = await trx
+          .updateTable('vms')
+          .set({ status: 'failed', failure_reason: reason, updated_at: at })
+          .where('vm_id', '=', vmId)
+          .where('status', '=', 'requested')
+          .where(current)
+          .executeTakeFirst();
         if (Number(moved.numUpdatedRows) === 0) return false;
-        await recordVmStep(trx, { tenant_id: tenantId, vm_id: vmId, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } }, OWN_TRANSITION);
+        await recordVmStep(
+          trx,
+          { tenant_id: tenantId, vm_id: vmId, event_type: 'VM_FAILED', context: contextOf(cause), at, details: { reason } },
+          OWN_TRANSITION,
+        );
         return true;
       });
       if (failed) return { released: false };
     }
-    const marked = await db.updateTable('vms').set({ updated_at: at, status: 'destroying' }).where('vm_id', '=', vmId).where('status', 'in', ['provisioning', 'running', 'destroying']).where(current).executeTakeFirst();
+    const marked = await db
+      .updateTable('vms')
+      .set({ updated_at: at, status: 'destroying' })
+      .where('vm_id', '=', vmId)
+      .where('status', 'in', ['provisioning', 'running', 'destroying'])
+      .where(current)
+      .executeTakeFirst();
     if (Number(marked.numUpdatedRows) === 0) return { released: false };
     await fleet.destroy(vmId);
     return { released: await settleRow(tenantId, vmId, 'failed', reason, cause) };
@@ -188,7 +205,11 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
       const at = now();
       await recorded('VM_RUNNING', async (trx) => {
         if (await transitionVm(trx, vm_id, ['provisioning'], 'running', at)) {
-          await recordVmStep(trx, { tenant_id, vm_id, event_type: 'VM_RUNNING', context: contextOf(cause), at, details: { host_id: booted.host_id } }, OWN_TRANSITION);
+          await recordVmStep(
+            trx,
+            { tenant_id, vm_id, event_type: 'VM_RUNNING', context: contextOf(cause), at, details: { host_id: booted.host_id } },
+            OWN_TRANSITION,
+          );
         }
       });
       return { status: 'running', failure_reason: null };
@@ -214,7 +235,17 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
      * `requested`: nothing can be at the fleet (a boot confirms the row before it calls the fleet).
      * Confirmed meanwhile by the lost run's boot: failed as any admitted VM is (failVm).
      */
-    async abandonAdmission({ tenant_id, vm_id, cause, epoch = 0 }: { tenant_id: string; vm_id: string; cause: WorkCause; epoch?: number }): Promise<SettleOutcome> {
+    async abandonAdmission({
+      tenant_id,
+      vm_id,
+      cause,
+      epoch = 0,
+    }: {
+      tenant_id: string;
+      vm_id: string;
+      cause: WorkCause;
+      epoch?: number;
+    }): Promise<SettleOutcome> {
       return failAdmitted(tenant_id, vm_id, ADMISSION_LOST, cause, epoch);
     },
 
@@ -222,7 +253,19 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
      * A VM that will not run (refused, failed to boot, past its boot deadline): destroyed at the
      * fleet, in case a half-booted one is there, then recorded VM_FAILED with its reason (failAdmitted).
      */
-    async failVm({ tenant_id, vm_id, reason, cause, epoch = 0 }: { tenant_id: string; vm_id: string; reason: string; cause: WorkCause; epoch?: number }): Promise<SettleOutcome> {
+    async failVm({
+      tenant_id,
+      vm_id,
+      reason,
+      cause,
+      epoch = 0,
+    }: {
+      tenant_id: string;
+      vm_id: string;
+      reason: string;
+      cause: WorkCause;
+      epoch?: number;
+    }): Promise<SettleOutcome> {
       return failAdmitted(tenant_id, vm_id, reason, cause, epoch);
     },
   };

@@ -71,10 +71,20 @@ function latestCheckpointFrom(nats: NatsConnection, config: Config, key: Checkpo
 }
 
 /** /readyz's line on the ledger's anchoring: no seq and no count of entries (it answers anyone). */
-export function checkpointReport(db: Kysely<Database>, config: Config, latest: () => Promise<StoredCheckpoint | null>, now: () => Date): () => Promise<LedgerCheckpointReport> {
+export function checkpointReport(
+  db: Kysely<Database>,
+  config: Config,
+  latest: () => Promise<StoredCheckpoint | null>,
+  now: () => Date,
+): () => Promise<LedgerCheckpointReport> {
   const startedAt = now();
   return async () => {
-    const freshness = await checkpointFreshness(db, { checkpoint: await latest(), since: startedAt, now: now(), periodMs: config.ledgerCheckpointEverySeconds * 1000 });
+    const freshness = await checkpointFreshness(db, {
+      checkpoint: await latest(),
+      since: startedAt,
+      now: now(),
+      periodMs: config.ledgerCheckpointEverySeconds * 1000,
+    });
     return { signed_at: freshness.signed_at, age_seconds: Math.round(freshness.age_seconds * 10) / 10, stale: freshness.stale };
   };
 }
@@ -99,10 +109,15 @@ export async function buildApi(config: Config, overrides: ApiOverrides = {}): Pr
   startTracing('vm-tenant-api', { warn: (message) => log.warn(message) });
   // The request path's bound on Postgres: each query waits at most the acquire timeout for a
   // connection and the statement timeout (+1 s on the client side) for its answer, then 503.
-  const deadlines = { statementTimeoutMs: config.databaseStatementTimeoutMs, acquireTimeoutMs: config.databaseAcquireTimeoutMs, idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs };
+  const deadlines = {
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+    idleInTransactionTimeoutMs: config.databaseIdleInTransactionTimeoutMs,
+  };
   const db = overrides.db ?? createDatabase(config.databaseUrl, { applicationName: 'vm-tenant-api', max: 20, ...deadlines });
   if (!overrides.db) await checkDatabaseConnection(db, config.databaseUrl);
-  const admin = overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
+  const admin =
+    overrides.bootstrapAdminToken === false ? null : await ensureAdminToken(db, { adminToken: config.adminToken, dataDir: config.dataDir, now: now() });
   const rateLimitPool = createPgPool(config.databaseUrl, { applicationName: 'vm-tenant-api-ratelimit', max: 10, asynchronousCommit: true, ...deadlines });
   const { connection, client: temporal, workflows: tenantWorkflows } = await connectTenantWorkflows(config);
   const nats = await connectNats(config.nats, { name: 'vm-tenant-api', waitForServer: true });

@@ -49,7 +49,11 @@ export function problemOf(error: unknown): ApiError | undefined {
   if (error instanceof QuotaNotAppliedError) {
     return problems.dependencyUnavailable(
       `The new quota (version ${error.quotaVersion}) is stored, but the tenant workflow did not confirm it; it applies with the tenant's next VM request at the latest. Repeat the PATCH to confirm.`,
-      { title: 'Quota stored, not yet applied', retryAfterSeconds: QUOTA_RETRY_AFTER_SECONDS, extensions: { dependency: 'temporal', quota_version: error.quotaVersion } },
+      {
+        title: 'Quota stored, not yet applied',
+        retryAfterSeconds: QUOTA_RETRY_AFTER_SECONDS,
+        extensions: { dependency: 'temporal', quota_version: error.quotaVersion },
+      },
     );
   }
   return undefined;

@@ -33,7 +33,13 @@ function targetUri(req: Request): string {
  * Checks the request of a token bound to `subjectPubkey`; null when it may proceed, else the 401.
  * The signature is recorded only once it verified, so garbage cannot fill the table.
  */
-export async function refusalOfKeyBoundRequest(db: Kysely<Database>, req: Request, subjectPubkey: string, settings: RequestSignatureSettings, now: Date): Promise<ApiError | null> {
+export async function refusalOfKeyBoundRequest(
+  db: Kysely<Database>,
+  req: Request,
+  subjectPubkey: string,
+  settings: RequestSignatureSettings,
+  now: Date,
+): Promise<ApiError | null> {
   const verdict = await verifyRequestSignature(
     { method: req.method, targetUri: targetUri(req), headers: req.headers, body: req.rawBody ?? Buffer.alloc(0) },
     subjectPubkey,

@@ -19,7 +19,10 @@ export interface AdminBootstrapResult {
  * (readAdminTokenFile) and a bad one stops the start with AdminTokenFileError. The token itself is
  * never logged.
  */
-export async function ensureAdminToken(db: Kysely<Database>, options: { adminToken: string | undefined; dataDir: string; now: Date }): Promise<AdminBootstrapResult> {
+export async function ensureAdminToken(
+  db: Kysely<Database>,
+  options: { adminToken: string | undefined; dataDir: string; now: Date },
+): Promise<AdminBootstrapResult> {
   if (options.adminToken !== undefined) {
     await upsertBootstrapAdminToken(db, BOOTSTRAP_ADMIN_TOKEN_ID, hashToken(options.adminToken), options.now);
     return { source: 'env', tokenFile: null };

@@ -29,7 +29,9 @@ export function checkContentDigest(header: string | undefined, body: Uint8Array)
     if (!(name in ALGORITHMS)) continue;
     const value = member[0];
     if (!(value instanceof ArrayBuffer)) return 'malformed';
-    const expected = createHash(ALGORITHMS[name as DigestAlgorithm]).update(body).digest();
+    const expected = createHash(ALGORITHMS[name as DigestAlgorithm])
+      .update(body)
+      .digest();
     const given = Buffer.from(value);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'mismatch';
     checked += 1;

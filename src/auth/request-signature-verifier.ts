@@ -2,7 +2,14 @@ import { verify as verifyEd25519 } from 'node:crypto';
 import { ExpiredError, httpbis, type SignatureParameters } from 'http-message-signatures';
 import { parseDictionary } from 'structured-headers';
 import { checkContentDigest } from './content-digest';
-import { keyIdOf, publicKeyFromRawBase64, REQUIRED_SIGNATURE_PARAMS, SIGNATURE_ALGORITHM, SIGNATURE_CLOCK_SKEW_SECONDS, SIGNED_COMPONENTS } from './request-signature-profile';
+import {
+  keyIdOf,
+  publicKeyFromRawBase64,
+  REQUIRED_SIGNATURE_PARAMS,
+  SIGNATURE_ALGORITHM,
+  SIGNATURE_CLOCK_SKEW_SECONDS,
+  SIGNED_COMPONENTS,
+} from './request-signature-profile';
 
 export interface SignedRequest {
   method: string;
@@ -40,12 +47,19 @@ function countMembers(field: string): number | null {
  * ago, over a Content-Digest that matches the body received. Whether the signature was seen before
  * is the caller's to check (it needs the database); the verdict carries what to record.
  */
-export async function verifyRequestSignature(request: SignedRequest, subjectPubkey: string, options: { maxAgeSeconds: number; now: Date }): Promise<SignatureVerdict> {
+export async function verifyRequestSignature(
+  request: SignedRequest,
+  subjectPubkey: string,
+  options: { maxAgeSeconds: number; now: Date },
+): Promise<SignatureVerdict> {
   const signatureField = single(request.headers, 'signature');
   const inputField = single(request.headers, 'signature-input');
-  if (signatureField === undefined && inputField === undefined) return { ok: false, refusal: 'missing', reason: 'The request has no Signature and Signature-Input fields.' };
-  if (signatureField === undefined || inputField === undefined) return { ok: false, refusal: 'malformed', reason: 'Signature and Signature-Input must be sent together.' };
-  if (countMembers(inputField) !== 1 || countMembers(signatureField) !== 1) return { ok: false, refusal: 'malformed', reason: 'Send exactly one signature, in well-formed Signature and Signature-Input fields.' };
+  if (signatureField === undefined && inputField === undefined)
+    return { ok: false, refusal: 'missing', reason: 'The request has no Signature and Signature-Input fields.' };
+  if (signatureField === undefined || inputField === undefined)
+    return { ok: false, refusal: 'malformed', reason: 'Signature and Signature-Input must be sent together.' };
+  if (countMembers(inputField) !== 1 || countMembers(signatureField) !== 1)
+    return { ok: false, refusal: 'malformed', reason: 'Send exactly one signature, in well-formed Signature and Signature-Input fields.' };
 
   const publicKey = publicKeyFromRawBase64(subjectPubkey);
   const boundKeyId = keyIdOf(publicKey);
@@ -75,19 +89,35 @@ export async function verifyRequestSignature(request: SignedRequest, subjectPubk
       { method: request.method, url: request.targetUri, headers: request.headers as Record<string, string | string[]> },
     );
   } catch (error) {
-    if (error instanceof KeyMismatch) return { ok: false, refusal: 'key_mismatch', reason: `The request is signed with key ${String(params.keyid)}, not the key this token is bound to (${boundKeyId}).` };
+    if (error instanceof KeyMismatch)
+      return {
+        ok: false,
+        refusal: 'key_mismatch',
+        reason: `The request is signed with key ${String(params.keyid)}, not the key this token is bound to (${boundKeyId}).`,
+      };
     if (error instanceof ExpiredError) {
       const ahead = params.created instanceof Date && params.created.getTime() > options.now.getTime();
-      const reason = ahead ? `The signature's created time is more than ${SIGNATURE_CLOCK_SKEW_SECONDS} s ahead of the API's clock.` : `The signature was created more than ${options.maxAgeSeconds} s ago.`;
+      const reason = ahead
+        ? `The signature's created time is more than ${SIGNATURE_CLOCK_SKEW_SECONDS} s ahead of the API's clock.`
+        : `The signature was created more than ${options.maxAgeSeconds} s ago.`;
       return { ok: false, refusal: 'expired', reason };
     }
-    return { ok: false, refusal: 'malformed', reason: `The signature cannot be checked: ${error instanceof Error ? error.message : String(error)}. It must cover ${SIGNED_COMPONENTS.join(', ')} with created and nonce, alg ed25519.` };
+    return {
+      ok: false,
+      refusal: 'malformed',
+      reason: `The signature cannot be checked: ${error instanceof Error ? error.message : String(error)}. It must cover ${SIGNED_COMPONENTS.join(', ')} with created and nonce, alg ed25519.`,
+    };
   }
   if (verified !== true || signature === undefined || !(params.created instanceof Date)) {
-    return { ok: false, refusal: 'invalid', reason: 'The signature does not verify with the key this token is bound to, for this method, URI, token and Content-Digest.' };
+    return {
+      ok: false,
+      refusal: 'invalid',
+      reason: 'The signature does not verify with the key this token is bound to, for this method, URI, token and Content-Digest.',
+    };
   }
   const digest = checkContentDigest(single(request.headers, 'content-digest'), request.body);
   if (digest === 'mismatch') return { ok: false, refusal: 'digest_mismatch', reason: 'The Content-Digest does not match the body received.' };
-  if (digest !== 'match') return { ok: false, refusal: 'malformed', reason: 'The Content-Digest must hold a sha-256 or sha-512 digest of the body (RFC 9530).' };
+  if (digest !== 'match')
+    return { ok: false, refusal: 'malformed', reason: 'The Content-Digest must hold a sha-256 or sha-512 digest of the body (RFC 9530).' };
   return { ok: true, signature, created: params.created };
 }

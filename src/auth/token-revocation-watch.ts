@@ -62,7 +62,12 @@ export class TokenRevocationWatch implements RevocationWatch {
     const { databaseUrl, onRevocation, log } = this.options;
     const timeoutMs = this.options.timeoutMs ?? 2_000;
     while (!this.stopped) {
-      const client = new pg.Client({ connectionString: databaseUrl, application_name: 'vm-tenant-token-watch', connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs });
+      const client = new pg.Client({
+        connectionString: databaseUrl,
+        application_name: 'vm-tenant-token-watch',
+        connectionTimeoutMillis: timeoutMs,
+        query_timeout: timeoutMs,
+      });
       this.client = client;
       // A session the server ends must not crash the process: the next heartbeat fails instead.
       client.on('error', () => undefined);

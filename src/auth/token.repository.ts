@@ -78,7 +78,13 @@ export async function findActiveTokenByHash(db: Db, tokenHash: string, now: Date
  * tenant does not exist or is deleted.
  */
 export async function lockTenantTokens(trx: Transaction<Database>, tenantId: string): Promise<boolean> {
-  const row = await trx.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('deleted_at', 'is', null).forNoKeyUpdate().executeTakeFirst();
+  const row = await trx
+    .selectFrom('tenants')
+    .select('tenant_id')
+    .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null)
+    .forNoKeyUpdate()
+    .executeTakeFirst();
   return row !== undefined;
 }
 
@@ -141,7 +147,10 @@ export async function upsertBootstrapAdminToken(db: Kysely<Database>, tokenId: s
     await sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`.execute(trx);
     const current = await trx.selectFrom('api_tokens').select(['token_hash', 'revoked_at']).where('token_id', '=', tokenId).executeTakeFirst();
     if (!current) {
-      await trx.insertInto('api_tokens').values({ token_id: tokenId, tenant_id: null, scope: 'service:admin', token_hash: tokenHash, created_at: now }).execute();
+      await trx
+        .insertInto('api_tokens')
+        .values({ token_id: tokenId, tenant_id: null, scope: 'service:admin', token_hash: tokenHash, created_at: now })
+        .execute();
     } else if (current.token_hash !== tokenHash || current.revoked_at !== null) {
       await trx.updateTable('api_tokens').set({ token_hash: tokenHash, revoked_at: null, created_at: now }).where('token_id', '=', tokenId).execute();
     }

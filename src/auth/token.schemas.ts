@@ -27,11 +27,13 @@ export const issueTokenSchema = z
         }
         return normalised;
       })
-      .meta({ description: 'The Ed25519 public key of the token\'s holder', anyOf: SUBJECT_PUBKEY_FORMATS }),
+      .meta({ description: "The Ed25519 public key of the token's holder", anyOf: SUBJECT_PUBKEY_FORMATS }),
     key_binding: z
       .enum(['none', 'required'], { error: 'must be "none" or "required"' })
       .optional()
-      .describe('"required": the token works only on requests signed (RFC 9421) with the private key of subject_pubkey. Default: "required" when the issuing token is bound, else "none".'),
+      .describe(
+        '"required": the token works only on requests signed (RFC 9421) with the private key of subject_pubkey. Default: "required" when the issuing token is bound, else "none".',
+      ),
     scope: z.enum(TENANT_SCOPES as [string, ...string[]], { error: `must be one of ${TENANT_SCOPES.join(', ')}` }),
     expires_in_seconds: z
       .number({ error: 'must be a number' })

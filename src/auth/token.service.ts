@@ -8,7 +8,17 @@ import { scopeCovers, type Scope } from '../shared/scopes';
 import { findTenant } from '../tenants/tenant.repository';
 import { isPlatformAdmin, type Caller } from './caller';
 import { generateToken, hashToken, newTokenId } from './token-format';
-import { findTenantToken, insertToken, isInSubtreeOf, isTokenUsable, listTenantTokens, lockTenantTokens, revokeTokenTree, toTokenRecord, type TokenRecord } from './token.repository';
+import {
+  findTenantToken,
+  insertToken,
+  isInSubtreeOf,
+  isTokenUsable,
+  listTenantTokens,
+  lockTenantTokens,
+  revokeTokenTree,
+  toTokenRecord,
+  type TokenRecord,
+} from './token.repository';
 import type { IssueTokenInput } from './token.schemas';
 
 export interface TokenServiceDeps {
@@ -71,7 +81,14 @@ export function createTokenService({ db, now, tokensRevoked }: TokenServiceDeps)
         tenant_id: tenantId,
         occurred_at: at,
         context,
-        details: { token_id: inserted.token_id, scope, expires_at: expiresAt.toISOString(), parent_token_id: inserted.parent_token_id, subject_pubkey: input.subject_pubkey, key_binding: keyBinding },
+        details: {
+          token_id: inserted.token_id,
+          scope,
+          expires_at: expiresAt.toISOString(),
+          parent_token_id: inserted.parent_token_id,
+          subject_pubkey: input.subject_pubkey,
+          key_binding: keyBinding,
+        },
       });
       return inserted;
     });

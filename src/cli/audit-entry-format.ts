@@ -32,5 +32,12 @@ export function formatTable(rows: readonly AuditEventRow[]): string {
   const cells = rows.map(toAuditEntry).map((entry) => TABLE_COLUMNS.map((c) => c.value(entry).replace(ALL_CONTROLS, '?')));
   const lines = [TABLE_COLUMNS.map((c) => c.title), ...cells];
   const widths = TABLE_COLUMNS.map((_, i) => Math.max(...lines.map((line) => line[i]!.length)));
-  return lines.map((line) => line.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return lines
+    .map((line) =>
+      line
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -56,11 +56,19 @@ export async function rotateCheckpointKey(options: RotateOptions): Promise<strin
   const key = await loadCheckpointSigningKey(keyFile).catch((error: unknown) => {
     throw error instanceof CheckpointKeyError ? new UsageError(`cannot rotate: ${error.message}`) : error;
   });
-  const nc = await connect({ ...natsConnectOptions(options.nats ?? options.natsUrl), name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
-    throw new NatsUnavailableError(`cannot connect to NATS at ${natsServerOf(options.natsUrl)}: ${describeConnectionFailure(error)}`);
-  });
+  const nc = await connect({ ...natsConnectOptions(options.nats ?? options.natsUrl), name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch(
+    (error: unknown) => {
+      throw new NatsUnavailableError(`cannot connect to NATS at ${natsServerOf(options.natsUrl)}: ${describeConnectionFailure(error)}`);
+    },
+  );
   try {
-    const ctx: SeriesContext = { jsm: await nc.jetstreamManager(), stream: options.stream, stateFile: checkpointStateFile(options.dataDir), key, log: createLogger({ name: 'service-fs', level: 'silent' }) };
+    const ctx: SeriesContext = {
+      jsm: await nc.jetstreamManager(),
+      stream: options.stream,
+      stateFile: checkpointStateFile(options.dataDir),
+      key,
+      log: createLogger({ name: 'service-fs', level: 'silent' }),
+    };
     let position = await syncSeries(ctx, null);
     const next = await nextKey(nextFile);
     const nextId = keyIdOf(createPublicKey(next));
@@ -68,8 +76,12 @@ export async function rotateCheckpointKey(options: RotateOptions): Promise<strin
       await install(options, nextFile, next);
       return [`ok: the rotation to key ${nextId.slice(0, 16)} was already on ${options.stream}; ${keyFile} now holds the new key`];
     }
-    if (position.tip === null) throw new UsageError(`nothing is signed on ${options.stream} yet: there is no series to hand over; replace ${keyFile} while no worker runs instead`);
-    if (position.activeKeyId !== key.keyId) throw new UsageError(`the series on ${options.stream} is signed by key ${position.activeKeyId?.slice(0, 16)}, not by the key in ${keyFile} (${key.keyId.slice(0, 16)})`);
+    if (position.tip === null)
+      throw new UsageError(`nothing is signed on ${options.stream} yet: there is no series to hand over; replace ${keyFile} while no worker runs instead`);
+    if (position.activeKeyId !== key.keyId)
+      throw new UsageError(
+        `the series on ${options.stream} is signed by key ${position.activeKeyId?.slice(0, 16)}, not by the key in ${keyFile} (${key.keyId.slice(0, 16)})`,
+      );
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const rotation = signKeyRotation(position.tip!.hash, key.privateKey, next, (options.now ?? (() => new Date()))());
       const hash = rotationLinkHash(rotation);
@@ -115,5 +127,6 @@ async function install({ dataDir, publicKeyFile }: RotateOptions, nextFile: stri
   const besideKey = path.join(dataDir, CHECKPOINT_PUBLIC_KEY_FILE);
   await writeAtomically(besideKey, describePublicKey(createPublicKey(next)).public_key_pem, 0o644);
   // The copy the API reads, on a volume of its own (docs/deploy.md, "Key custody").
-  if (publicKeyFile !== undefined && path.resolve(publicKeyFile) !== path.resolve(besideKey)) await exportCheckpointPublicKey(createPublicKey(next), publicKeyFile);
+  if (publicKeyFile !== undefined && path.resolve(publicKeyFile) !== path.resolve(besideKey))
+    await exportCheckpointPublicKey(createPublicKey(next), publicKeyFile);
 }

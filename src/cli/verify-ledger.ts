@@ -59,7 +59,10 @@ export async function readLastCheckpointFile(file: string): Promise<LocalLast & 
 const short = (keyId: string) => keyId.slice(0, 16);
 
 function summary(report: CheckpointReport, stream: string, publicKey: KeyObject): string[] {
-  const latest = report.checkpoints.reduce<(typeof report.checkpoints)[number] | null>((top, c) => (top === null || BigInt(c.head.seq) > BigInt(top.head.seq) ? c : top), null);
+  const latest = report.checkpoints.reduce<(typeof report.checkpoints)[number] | null>(
+    (top, c) => (top === null || BigInt(c.head.seq) > BigInt(top.head.seq) ? c : top),
+    null,
+  );
   if (latest === null) return [`warning: no signed checkpoints in ${stream} yet: only the chain was checked`];
   const keys = report.series.keyIds.length > 0 ? report.series.keyIds : [keyIdOf(publicKey)];
   const { links, rotations, legacy } = report.series;
@@ -70,7 +73,9 @@ function summary(report: CheckpointReport, stream: string, publicKey: KeyObject)
     legacy > 0 ? `after ${legacy} version 1 checkpoint${legacy === 1 ? '' : 's'}` : null,
   ].filter(Boolean);
   const series = links.length > 0 ? `, in one series of ${links.length} link${links.length === 1 ? '' : 's'} from its genesis (${extras.join('; ')})` : '';
-  return [`ok: all ${report.checkpoints.length} checkpoints signed by key${keys.length === 1 ? '' : 's'} ${keys.map(short).join(', ')} match the ledger; the latest covers seq ${latest.head.seq} (signed ${latest.signed_at})${series}`];
+  return [
+    `ok: all ${report.checkpoints.length} checkpoints signed by key${keys.length === 1 ? '' : 's'} ${keys.map(short).join(', ')} match the ledger; the latest covers seq ${latest.head.seq} (signed ${latest.signed_at})${series}`,
+  ];
 }
 
 /**
@@ -91,7 +96,12 @@ export async function verifyLedger(db: Kysely<Database>, checkpoints: Checkpoint
   );
   if (checkpoints === null) return { ok: chain.valid, lines };
 
-  const nc = await connect({ ...natsConnectOptions(checkpoints.nats ?? checkpoints.natsUrl), name: 'service-fs', timeout: 5000, maxReconnectAttempts: 0 }).catch((error: unknown) => {
+  const nc = await connect({
+    ...natsConnectOptions(checkpoints.nats ?? checkpoints.natsUrl),
+    name: 'service-fs',
+    timeout: 5000,
+    maxReconnectAttempts: 0,
+  }).catch((error: unknown) => {
     throw new NatsUnavailableError(`cannot connect to NATS at ${natsServerOf(checkpoints.natsUrl)}: ${describeConnectionFailure(error)}`);
   });
   try {

@@ -23,7 +23,10 @@ export async function readJsonValues(file: string): Promise<unknown[]> {
     return [JSON.parse(text)];
   } catch {
     try {
-      return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+      return text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as unknown);
     } catch {
       throw new UsageError(`${file} is neither JSON nor JSON Lines`);
     }
@@ -63,10 +66,12 @@ export async function verifyTenantFiles(files: TenantFiles): Promise<TenantVerdi
   const entries = flatten((await Promise.all(files.entryFiles.map(readJsonValues))).flat()) as TenantAuditEntry[];
   const proofs = flatten((await Promise.all(files.proofFiles.map(readJsonValues))).flat()) as TenantProof[];
   for (const entry of entries) {
-    if (typeof entry?.tenant_seq !== 'string' || typeof entry.tenant_hash !== 'string') throw new UsageError('an entry has no tenant_seq or tenant_hash: give the entries of GET /v1/audit as a tenant reads them');
+    if (typeof entry?.tenant_seq !== 'string' || typeof entry.tenant_hash !== 'string')
+      throw new UsageError('an entry has no tenant_seq or tenant_hash: give the entries of GET /v1/audit as a tenant reads them');
   }
   const prior = files.priorProofFile === undefined ? undefined : ((await readJsonValues(files.priorProofFile))[0] as TenantProof);
-  if (prior !== undefined && (prior === null || typeof prior !== 'object' || typeof prior.checkpoint !== 'object')) throw new UsageError(`${files.priorProofFile} is not a proof of GET /v1/audit/proof`);
+  if (prior !== undefined && (prior === null || typeof prior !== 'object' || typeof prior.checkpoint !== 'object'))
+    throw new UsageError(`${files.priorProofFile} is not a proof of GET /v1/audit/proof`);
   const links = files.checkpointFiles === undefined ? undefined : flatten((await Promise.all(files.checkpointFiles.map(readJsonValues))).flat());
   const witness = files.witnessFile === undefined ? undefined : flatten(await readJsonValues(files.witnessFile));
   return verifyTenantHistory({ pinned, entries, proofs, prior, links, witness });
@@ -88,7 +93,8 @@ export async function verifyTenantInDatabase(db: Kysely<Database>, tenantId: str
     else {
       const outcome = await buildTenantProof(db, tenantId, checkpoint);
       if ('proof' in outcome) proofs = [outcome.proof];
-      else if ('inconsistent' in outcome) notes.push(`bad: rewrite: the tenant chain heads no longer give the root of the checkpoint signed at ${checkpoint.signed_at}`);
+      else if ('inconsistent' in outcome)
+        notes.push(`bad: rewrite: the tenant chain heads no longer give the root of the checkpoint signed at ${checkpoint.signed_at}`);
       else notes.push(`warning: the checkpoint signed at ${checkpoint.signed_at} does not cover tenant ${tenantId} yet`);
     }
   } finally {

@@ -32,16 +32,21 @@ const PAGE = 1000;
  */
 export async function runWitness(options: WitnessOptions): Promise<WitnessVerdict> {
   const pinned = await readPublicKeyFile(options.keyFile);
-  const token = (await readFile(options.tokenFile, 'utf8').catch(() => {
-    throw new UsageError(`cannot read ${options.tokenFile}`);
-  })).trim();
+  const token = (
+    await readFile(options.tokenFile, 'utf8').catch(() => {
+      throw new UsageError(`cannot read ${options.tokenFile}`);
+    })
+  ).trim();
   const existing = await readFile(options.logFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return '';
     throw new UsageError(`cannot read ${options.logFile}: ${error.code ?? String(error)}`);
   });
   let values: unknown[];
   try {
-    values = existing.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+    values = existing
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as unknown);
   } catch {
     throw new UsageError(`${options.logFile} is not JSON Lines`);
   }
@@ -55,7 +60,10 @@ export async function runWitness(options: WitnessOptions): Promise<WitnessVerdic
     if (log.tip !== null) url.searchParams.set('cursor', log.tip.hash);
     const page = await fetchPage(url, token, options.timeoutMs ?? 10_000);
     if (page === 'tip_unknown') {
-      return { ok: false, lines: [`bad: fork: the service no longer has the witnessed link ${log.tip!.hash} (signed at ${log.tip!.signed_at}): its series was reset or replaced`] };
+      return {
+        ok: false,
+        lines: [`bad: fork: the service no longer has the witnessed link ${log.tip!.hash} (signed at ${log.tip!.signed_at}): its series was reset or replaced`],
+      };
     }
     const extended = extendWitnessLog(log, page.items);
     if ('fork' in extended) return { ok: false, lines: [`bad: fork: ${extended.fork}`] };
@@ -77,7 +85,7 @@ async function fetchPage(url: URL, token: string, timeoutMs: number): Promise<{ 
   }
   const body = (await response.json().catch(() => null)) as { items?: unknown; next_cursor?: unknown; code?: unknown } | null;
   if (response.status === 404 && body?.code === 'checkpoint_not_found') return 'tip_unknown';
-  if (response.status !== 200 || !Array.isArray(body?.items)) throw new WitnessFetchError(`GET ${url.pathname} answered ${response.status}${typeof body?.code === 'string' ? ` ${body.code}` : ''}`);
+  if (response.status !== 200 || !Array.isArray(body?.items))
+    throw new WitnessFetchError(`GET ${url.pathname} answered ${response.status}${typeof body?.code === 'string' ? ` ${body.code}` : ''}`);
   return { items: body.items, next_cursor: typeof body.next_cursor === 'string' ? body.next_cursor : null };
 }
-

@@ -22,12 +22,18 @@ function fromOpenSsh(text: string): KeyObject {
   try {
     key = sshpk.parsePrivateKey(text, 'ssh');
   } catch (error) {
-    if (error instanceof sshpk.KeyEncryptedError) throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted copy (ssh-keygen -p -N "" -f <copy>)', 'key_encrypted', { cause: error });
+    if (error instanceof sshpk.KeyEncryptedError)
+      throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted copy (ssh-keygen -p -N "" -f <copy>)', 'key_encrypted', {
+        cause: error,
+      });
     throw new SigningKeyError('the key is not a valid OpenSSH private key', 'key_invalid', { cause: error });
   }
   if (key.type !== 'ed25519') throw new SigningKeyError(`the key is ${key.type}, not Ed25519`, 'key_not_ed25519');
   // The Ed25519 parts: k, the 32-byte private seed; A, the public key.
-  const part = (name: string) => Buffer.from(key.parts.find((p) => p.name === name)?.data ?? []).subarray(0, 32).toString('base64url');
+  const part = (name: string) =>
+    Buffer.from(key.parts.find((p) => p.name === name)?.data ?? [])
+      .subarray(0, 32)
+      .toString('base64url');
   return createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: part('k'), x: part('A') }, format: 'jwk' });
 }
 
@@ -35,7 +41,8 @@ function fromPem(text: string): KeyObject {
   try {
     return createPrivateKey({ key: text, format: 'pem' });
   } catch (error) {
-    if (/ENCRYPTED/.test(text)) throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted PKCS#8 copy', 'key_encrypted', { cause: error });
+    if (/ENCRYPTED/.test(text))
+      throw new SigningKeyError('the key is protected by a passphrase; use an unencrypted PKCS#8 copy', 'key_encrypted', { cause: error });
     throw new SigningKeyError('the key is not a valid PEM private key', 'key_invalid', { cause: error });
   }
 }

@@ -165,7 +165,9 @@ export function loadConfig(env: Env = process.env): Config {
   const adminToken = env.ADMIN_TOKEN === '' ? undefined : env.ADMIN_TOKEN;
   // Only strings in the token format ever reach the database, so any other ADMIN_TOKEN could never log in.
   if (adminToken !== undefined && !isWellFormedToken(adminToken)) {
-    throw new ConfigError('ADMIN_TOKEN must be a vmt_ token (vmt_ + 30 base62 + 6-character CRC32); leave it unset to have one generated into DATA_DIR/admin-token');
+    throw new ConfigError(
+      'ADMIN_TOKEN must be a vmt_ token (vmt_ + 30 base62 + 6-character CRC32); leave it unset to have one generated into DATA_DIR/admin-token',
+    );
   }
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
   const natsStream = token(env, 'NATS_STREAM', 'VM_TENANT');
@@ -205,7 +207,12 @@ export function loadConfig(env: Env = process.env): Config {
     authFailuresPerMinute: int(env, 'AUTH_FAILURES_PER_MINUTE', 60, 1, 1_000_000),
     requestSignatureMaxAgeSeconds: int(env, 'REQUEST_SIGNATURE_MAX_AGE_SECONDS', 300, 5, 3600),
     dataDir,
-    trustedProxies: Object.freeze(str(env, 'TRUSTED_PROXIES', '').split(',').map((s) => s.trim()).filter(Boolean)),
+    trustedProxies: Object.freeze(
+      str(env, 'TRUSTED_PROXIES', '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
     tenantHistoryUpdateLimit: int(env, 'TENANT_WORKFLOW_UPDATE_LIMIT', 1000, 2, 2000),
     // Each VM in flight is a pending activity; Temporal refuses more than 2,000 per workflow.

@@ -10,7 +10,8 @@ import { certificateVerifyFailure, describeConnectionFailure } from './connectio
 const NOT_YET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', '57P03', '53300']);
 
 /** What the clients say instead of a code: pg's connect timeout and closed socket, gRPC's connect deadline. */
-const NOT_YET_MESSAGES = /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout expired|Connection terminated unexpectedly|Failed to connect before the deadline|the database system is (starting up|shutting down|in recovery mode)/i;
+const NOT_YET_MESSAGES =
+  /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|timeout expired|Connection terminated unexpectedly|Failed to connect before the deadline|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /** Whether a failed first connection may succeed later, without anyone changing a setting. */
 export function isNotReachableYet(error: unknown): boolean {
@@ -18,7 +19,15 @@ export function isNotReachableYet(error: unknown): boolean {
   // temporal-connect's own handshake named a TLS problem; the gRPC error it wraps says only
   // "Failed to connect before the deadline". A handshake that could not even connect is not one.
   const links = [...errorCauses(error)];
-  if (links.some((link) => link instanceof Error && /TLS handshake failed/.test(link.message) && !/ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(link.message))) return false;
+  if (
+    links.some(
+      (link) =>
+        link instanceof Error &&
+        /TLS handshake failed/.test(link.message) &&
+        !/ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(link.message),
+    )
+  )
+    return false;
   for (const link of links) {
     const code = (link as { code?: unknown }).code;
     if (typeof code === 'string' && NOT_YET_CODES.has(code)) return true;
@@ -37,7 +46,9 @@ export interface WaitOptions {
 }
 
 function reportOnStderr(what: string, cause: string, waitedMs: number): void {
-  console.error(JSON.stringify({ level: 'warn', time: Date.now(), msg: `waiting for ${what}: not reachable yet`, cause, waited_s: Math.round(waitedMs / 1000) }));
+  console.error(
+    JSON.stringify({ level: 'warn', time: Date.now(), msg: `waiting for ${what}: not reachable yet`, cause, waited_s: Math.round(waitedMs / 1000) }),
+  );
 }
 
 /**

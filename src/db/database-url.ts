@@ -11,7 +11,8 @@ const FILE_PARAMETERS = ['sslrootcert', 'sslcert', 'sslkey'] as const;
  */
 export function postgresUrlWithTls(env: Env, key: string, value: string, fail: (message: string) => Error): string {
   const url = new URL(value);
-  const rootCertFromEnv = env.PGSSLROOTCERT && !url.searchParams.has('sslrootcert') && url.searchParams.get('sslmode') !== 'disable' ? env.PGSSLROOTCERT : undefined;
+  const rootCertFromEnv =
+    env.PGSSLROOTCERT && !url.searchParams.has('sslrootcert') && url.searchParams.get('sslmode') !== 'disable' ? env.PGSSLROOTCERT : undefined;
   if (rootCertFromEnv) url.searchParams.set('sslrootcert', rootCertFromEnv);
   for (const parameter of FILE_PARAMETERS) {
     const file = url.searchParams.get(parameter);

@@ -41,7 +41,9 @@ export function createPgPool(connectionString: string, options: DatabaseOptions 
     application_name: options.applicationName ?? 'vm-tenant',
     ...(options.asynchronousCommit ? { options: '-c synchronous_commit=off' } : {}),
     ...(options.idleInTransactionTimeoutMs ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs } : {}),
-    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + READ_TIMEOUT_MARGIN_MS } : {}),
+    ...(options.statementTimeoutMs
+      ? { statement_timeout: options.statementTimeoutMs, query_timeout: options.statementTimeoutMs + READ_TIMEOUT_MARGIN_MS }
+      : {}),
     // Queue for a connection rather than fail at once: a burst of requests may hold every connection
     // for a moment, and a burst must not surface as a 5xx. The API bounds the wait (DATABASE_ACQUIRE_TIMEOUT_MS).
     connectionTimeoutMillis: options.acquireTimeoutMs ?? 30_000,

@@ -55,8 +55,7 @@ export function linePrefix(name: string): string {
 export function spawnManaged(name: string, command: string, args: readonly string[], options: SpawnManagedOptions = {}): ManagedChild {
   const prefix = linePrefix(name);
   const onLine =
-    options.onLine ??
-    ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
+    options.onLine ?? ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
   const keep = options.keepLines ?? 50;
   const recent: string[] = [];
 

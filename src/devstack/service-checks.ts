@@ -59,11 +59,9 @@ export async function checkNats(natsUrl: string, timeoutMs = 3_000): Promise<voi
     const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
     await jsm.getAccountInfo();
   } catch (error) {
-    throw new ServiceUnavailableError(
-      ['nats'],
-      `NATS at ${redactUrl(natsUrl)} answers but JetStream is not enabled (${reasonOf(error)}).\n${howToStart}`,
-      { cause: error },
-    );
+    throw new ServiceUnavailableError(['nats'], `NATS at ${redactUrl(natsUrl)} answers but JetStream is not enabled (${reasonOf(error)}).\n${howToStart}`, {
+      cause: error,
+    });
   } finally {
     await nc.close().catch(() => undefined);
   }

@@ -71,9 +71,13 @@ export class ServiceProcess {
   /** Starts the process without waiting until it is ready. */
   launch(): ManagedChild {
     const prefix = linePrefix(this.name);
-    const onLine = this.options.onLine ?? ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
+    const onLine =
+      this.options.onLine ??
+      ((line: string, stream: 'stdout' | 'stderr') => (stream === 'stdout' ? process.stdout : process.stderr).write(`${prefix} ${line}\n`));
     const { compiledDir } = this.options;
-    const entry = compiledDir ? [path.join(compiledDir, ENTRY_POINTS[this.kind].replace(/^src\//, '').replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])];
+    const entry = compiledDir
+      ? [path.join(compiledDir, ENTRY_POINTS[this.kind].replace(/^src\//, '').replace(/\.ts$/, '.js'))]
+      : ['--import', 'tsx', path.join(REPO_ROOT, ENTRY_POINTS[this.kind])];
     this.child = spawnManaged(this.name, process.execPath, [...(this.options.nodeArgs ?? []), ...entry], {
       cwd: REPO_ROOT,
       env: this.options.env(),

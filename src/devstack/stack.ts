@@ -50,7 +50,14 @@ export class DevStack {
     this.env = { ...plan.env };
     this.services = plan.services.map(
       (service) =>
-        new ServiceProcess({ ...plan.processes, kind: service.kind, name: service.name, nodeArgs: service.nodeArgs, onLine: service.onLine ?? plan.processes?.onLine, env: () => ({ ...this.env, ...service.env }) }),
+        new ServiceProcess({
+          ...plan.processes,
+          kind: service.kind,
+          name: service.name,
+          nodeArgs: service.nodeArgs,
+          onLine: service.onLine ?? plan.processes?.onLine,
+          env: () => ({ ...this.env, ...service.env }),
+        }),
     );
   }
 

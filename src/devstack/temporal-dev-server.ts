@@ -101,13 +101,7 @@ function defaultOnLine(): NonNullable<SpawnManagedOptions['onLine']> {
   };
 }
 
-async function waitUntilReady(
-  child: ManagedChild,
-  address: string,
-  namespace: string,
-  searchAttributes: readonly string[],
-  timeoutMs: number,
-): Promise<void> {
+async function waitUntilReady(child: ManagedChild, address: string, namespace: string, searchAttributes: readonly string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

@@ -86,7 +86,8 @@ export class EventRelay {
   constructor(private readonly options: EventRelayOptions) {
     this.starvation = new HorizonStarvationWatch({ db: options.db, log: options.log, reader: 'event relay', warnAfterMs: RELAY_STARVED_WARN_MS });
     const idle = options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS;
-    if (idle <= (options.pollMs ?? DEFAULT_POLL_MS)) throw new Error(`event relay: sessionIdleTimeoutMs (${idle}) must exceed pollMs, or a live leader loses its session`);
+    if (idle <= (options.pollMs ?? DEFAULT_POLL_MS))
+      throw new Error(`event relay: sessionIdleTimeoutMs (${idle}) must exceed pollMs, or a live leader loses its session`);
   }
 
   start(): void {
@@ -176,13 +177,23 @@ export class EventRelay {
     await faultPoint?.('before-publish', { epoch: lead.epoch, cursor: after, to: last });
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
     // every acknowledgement is awaited before the cursor moves. Each in the trace its entry was appended in (docs/tracing.md).
-    const traces = await readEntryTraces(db, rows.map((row) => row.event_id));
+    const traces = await readEntryTraces(
+      db,
+      rows.map((row) => row.event_id),
+    );
     await Promise.all(
       rows.map((row) =>
-        publishEntryEvent(js, subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id), JSON.stringify(toLifecycleEvent(row)), row, traces.get(row.event_id), {
-          msgID: row.event_id,
-          timeout: 5000,
-        }),
+        publishEntryEvent(
+          js,
+          subjectFor(this.options.subjectPrefix, row.event_type as AuditEventType, row.tenant_id),
+          JSON.stringify(toLifecycleEvent(row)),
+          row,
+          traces.get(row.event_id),
+          {
+            msgID: row.event_id,
+            timeout: 5000,
+          },
+        ),
       ),
     );
     await faultPoint?.('before-cursor-move', { epoch: lead.epoch, cursor: after, to: last });

@@ -102,7 +102,8 @@ export async function confirmLead(session: pg.Client, lead: Lead): Promise<strin
     [lead.name],
   );
   const row = rows[0];
-  if (row?.epoch !== lead.epoch) throw new RelayFencedError(lead.epoch, `event relay epoch ${lead.epoch} no longer leads: the cursor row holds epoch ${row?.epoch ?? 'none'}`);
+  if (row?.epoch !== lead.epoch)
+    throw new RelayFencedError(lead.epoch, `event relay epoch ${lead.epoch} no longer leads: the cursor row holds epoch ${row?.epoch ?? 'none'}`);
   return row.drawn;
 }
 

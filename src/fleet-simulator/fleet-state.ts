@@ -139,11 +139,7 @@ export function toWire(vm: StoredVm, now: number): FleetVm {
 
 function sameSpawn(vm: StoredVm, req: FleetSpawnRequest): boolean {
   return (
-    vm.tenant_id === req.tenant_id &&
-    vm.vcpus === req.vcpus &&
-    vm.memory_mb === req.memory_mb &&
-    vm.storage_gb === req.storage_gb &&
-    vm.image === req.image
+    vm.tenant_id === req.tenant_id && vm.vcpus === req.vcpus && vm.memory_mb === req.memory_mb && vm.storage_gb === req.storage_gb && vm.image === req.image
   );
 }
 
@@ -221,7 +217,11 @@ export function createFleetState(deps: FleetStateDeps): FleetState {
       }
       const host = place(req, now);
       if (host === null) {
-        return { outcome: 'rejected', code: 'no_capacity', detail: `no host has ${req.vcpus} vcpus, ${req.memory_mb} MB memory and ${req.storage_gb} GB storage free` };
+        return {
+          outcome: 'rejected',
+          code: 'no_capacity',
+          detail: `no host has ${req.vcpus} vcpus, ${req.memory_mb} MB memory and ${req.storage_gb} GB storage free`,
+        };
       }
       const vm: StoredVm = {
         vm_id: req.request_id,

@@ -17,7 +17,8 @@ export async function configureFleet(fleetUrl: string, patch: SimControlsPatch):
 /** How often the fleet was asked to spawn, create and destroy, overall and per tenant. */
 export const fleetStats = (fleetUrl: string) => fleetJson<FleetStats>(`${fleetUrl}/_sim/stats`);
 
-export const fleetTenantStats = async (fleetUrl: string, tenantId: string): Promise<CallCounts> => (await fleetStats(fleetUrl)).by_tenant[tenantId] ?? { spawn_calls: 0, creates: 0, destroys: 0 };
+export const fleetTenantStats = async (fleetUrl: string, tenantId: string): Promise<CallCounts> =>
+  (await fleetStats(fleetUrl)).by_tenant[tenantId] ?? { spawn_calls: 0, creates: 0, destroys: 0 };
 
 /** The VMs the fleet holds, of one tenant or all. */
 export const fleetVms = async (fleetUrl: string, tenantId?: string) =>

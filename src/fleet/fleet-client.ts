@@ -54,7 +54,10 @@ export function createFleetClient(options: FleetClientOptions): FleetClient {
       return await httpClientSpan(method, route, `${baseUrl}${path}`, (traceHeaders) =>
         fetch(`${baseUrl}${path}`, {
           method,
-          headers: { ...traceHeaders, ...(body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' }) },
+          headers: {
+            ...traceHeaders,
+            ...(body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' }),
+          },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: callerSignal ? AbortSignal.any([timeout, callerSignal]) : timeout,
         }),

@@ -20,8 +20,14 @@ export const FleetSpawnRequestSchema = z.strictObject({
   request_id: z.uuid(),
   tenant_id: z.string().min(1).max(128),
   vcpus: z.int().min(1).max(1024),
-  memory_mb: z.int().min(1).max(16 * 1024 * 1024),
-  storage_gb: z.int().min(1).max(1024 * 1024),
+  memory_mb: z
+    .int()
+    .min(1)
+    .max(16 * 1024 * 1024),
+  storage_gb: z
+    .int()
+    .min(1)
+    .max(1024 * 1024),
   image: z.string().min(1).max(256),
 });
 export type FleetSpawnRequest = z.infer<typeof FleetSpawnRequestSchema>;

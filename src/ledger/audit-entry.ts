@@ -60,7 +60,6 @@ export interface TenantAuditEntry {
   tenant_hash: string;
 }
 
-
 export function toTenantAuditEntry(row: AuditEventRow): TenantAuditEntry {
   const operatorAction = row.actor_scope === PLATFORM_ADMIN_SCOPE;
   return {

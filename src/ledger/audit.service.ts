@@ -63,8 +63,14 @@ export class AuditService {
   async proof(tenantId: string | null, checkpointId?: string): Promise<TenantProof> {
     const checkpoint = checkpointId === undefined ? await this.newest() : await this.checkpointWithId(checkpointId);
     const outcome = await buildTenantProof(this.db, tenantId, checkpoint);
-    if ('notCovered' in outcome) throw new NotAnchoredYetError(checkpointId === undefined ? 'The latest signed checkpoint does not cover this tenant yet: the worker signs one within a signing period.' : 'This checkpoint does not cover the tenant: it was signed before the tenant\'s first entry.');
-    if ('inconsistent' in outcome) throw new LedgerAnchorUnavailableError('The ledger does not match its signed checkpoint; the operator has been alerted by the signer.');
+    if ('notCovered' in outcome)
+      throw new NotAnchoredYetError(
+        checkpointId === undefined
+          ? 'The latest signed checkpoint does not cover this tenant yet: the worker signs one within a signing period.'
+          : "This checkpoint does not cover the tenant: it was signed before the tenant's first entry.",
+      );
+    if ('inconsistent' in outcome)
+      throw new LedgerAnchorUnavailableError('The ledger does not match its signed checkpoint; the operator has been alerted by the signer.');
     return outcome.proof;
   }
 

@@ -145,7 +145,10 @@ async function walkChain(
     const rows = await q.execute();
     if (rows.length === 0) return { verdict: { valid: true, checked, first_bad_seq: null, defect: null, reason: null, head }, heads: chains };
     for (const row of rows) {
-      const bad = (defect: ChainDefect, reason: string) => ({ verdict: { valid: false, checked, first_bad_seq: row.seq, defect, reason, head }, heads: chains });
+      const bad = (defect: ChainDefect, reason: string) => ({
+        verdict: { valid: false, checked, first_bad_seq: row.seq, defect, reason, head },
+        heads: chains,
+      });
       const seq = BigInt(row.seq);
       if (seq <= 0n) return bad('forged_insert', `sequence ${row.seq} is not a ledger sequence (they start at 1)`);
       const chain = row.tenant_id ?? '';
@@ -161,7 +164,14 @@ async function walkChain(
       if (entryHash(row.prev_hash, row) !== row.hash) return bad('rewrite', 'hash does not match the entry content');
       if (row.tenant_prev_hash !== link.tenant_hash) return bad('rewrite', `${name}: tenant_prev_hash does not match its previous entry`);
       if (tenantEntryHash(link.tenant_hash, row) !== row.tenant_hash) return bad('rewrite', `${name}: tenant_hash does not match the entry content`);
-      chains.set(chain, { tenant_id: row.tenant_id, seq: row.seq, event_id: row.event_id, tenant_seq: (link.tenant_seq + 1n).toString(), tenant_hash: row.tenant_hash, hash: row.hash });
+      chains.set(chain, {
+        tenant_id: row.tenant_id,
+        seq: row.seq,
+        event_id: row.event_id,
+        tenant_seq: (link.tenant_seq + 1n).toString(),
+        tenant_hash: row.tenant_hash,
+        hash: row.hash,
+      });
       prevHash = row.hash;
       expectedSeq = seq + 1n;
       checked += 1;

@@ -65,11 +65,17 @@ export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: Key
   for (const checkpoint of checkpoints) {
     const same = bySeq.get(checkpoint.head.seq);
     if (same && same.head.hash !== checkpoint.head.hash) {
-      findings.push({ defect: 'fork', message: `${describe(same)} and the one signed at ${checkpoint.signed_at} give seq ${checkpoint.head.seq} different hashes: two histories were signed` });
+      findings.push({
+        defect: 'fork',
+        message: `${describe(same)} and the one signed at ${checkpoint.signed_at} give seq ${checkpoint.head.seq} different hashes: two histories were signed`,
+      });
     }
     bySeq.set(checkpoint.head.seq, checkpoint);
     if (highest && BigInt(checkpoint.head.seq) < BigInt(highest.head.seq)) {
-      findings.push({ defect: 'fork', message: `${describe(checkpoint)} is below ${describe(highest)}, signed before it: the ledger was cut back and grew again` });
+      findings.push({
+        defect: 'fork',
+        message: `${describe(checkpoint)} is below ${describe(highest)}, signed before it: the ledger was cut back and grew again`,
+      });
     }
     if (!highest || BigInt(checkpoint.head.seq) >= BigInt(highest.head.seq)) highest = checkpoint;
   }
@@ -85,35 +91,69 @@ export async function auditCheckpoints(stored: StoredCheckpoints, publicKey: Key
     // A checkpoint signed later that the ledger does match: the signer itself went on from the
     // changed ledger, so the checkpoints describe two histories.
     const later = checkpoints.slice(i + 1).find((c, j) => outcomes[i + 1 + j] === null && BigInt(c.head.seq) >= BigInt(checkpoints[i]!.head.seq));
-    findings.push(later ? { defect: 'fork', message: `the ledger matches ${describe(later)} but not ${describe(checkpoints[i]!)}: ${outcome.message}; the changed history was signed` } : outcome);
+    findings.push(
+      later
+        ? {
+            defect: 'fork',
+            message: `the ledger matches ${describe(later)} but not ${describe(checkpoints[i]!)}: ${outcome.message}; the changed history was signed`,
+          }
+        : outcome,
+    );
   });
   return { checkpoints, findings, warnings: chain.warnings, series: chain.series };
 }
 
-async function compareWithLedger(checkpoint: StoredCheckpoint, head: string | null, ledger: LedgerLookup, entryTrees: Map<string, EntryTreeHead>): Promise<CheckpointFinding | null> {
+async function compareWithLedger(
+  checkpoint: StoredCheckpoint,
+  head: string | null,
+  ledger: LedgerLookup,
+  entryTrees: Map<string, EntryTreeHead>,
+): Promise<CheckpointFinding | null> {
   const signed = BigInt(checkpoint.head.seq);
   if (head === null || BigInt(head) < signed) {
-    return { defect: 'truncation', message: `the ledger ends at seq ${head ?? 0}, but ${describe(checkpoint)} covers seq ${checkpoint.head.seq}: entries were cut off` };
+    return {
+      defect: 'truncation',
+      message: `the ledger ends at seq ${head ?? 0}, but ${describe(checkpoint)} covers seq ${checkpoint.head.seq}: entries were cut off`,
+    };
   }
   const now = await ledger.entryByEventId(checkpoint.head.event_id);
   if (now === undefined) {
     return { defect: 'rewrite', message: `the entry signed by ${describe(checkpoint)} (event ${checkpoint.head.event_id}) is no longer in the ledger` };
   }
   const stored = BigInt(now.seq);
-  if (stored > signed) return { defect: 'forged_insert', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${stored - signed} entries were inserted before it` };
-  if (stored < signed) return { defect: 'truncation', message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${signed - stored} entries before it were deleted` };
-  if (now.hash !== checkpoint.head.hash) return { defect: 'rewrite', message: `seq ${checkpoint.head.seq} no longer has the hash signed by ${describe(checkpoint)}: it, or an entry before it, was changed` };
+  if (stored > signed)
+    return {
+      defect: 'forged_insert',
+      message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${stored - signed} entries were inserted before it`,
+    };
+  if (stored < signed)
+    return {
+      defect: 'truncation',
+      message: `the entry signed by ${describe(checkpoint)} is now at seq ${now.seq}: ${signed - stored} entries before it were deleted`,
+    };
+  if (now.hash !== checkpoint.head.hash)
+    return {
+      defect: 'rewrite',
+      message: `seq ${checkpoint.head.seq} no longer has the hash signed by ${describe(checkpoint)}: it, or an entry before it, was changed`,
+    };
   // The signed head's hash covers its own chain only (entries link within their chain): every
   // other chain up to the head is held by the Merkle root of the chain heads.
   const tree = tenantTree(await ledger.tenantHeadsAt(checkpoint.head.seq));
   if (tree.root !== checkpoint.root || tree.size !== checkpoint.tree_size) {
-    return { defect: 'rewrite', message: `the tenant chain heads at seq ${checkpoint.head.seq} do not give the Merkle root signed by ${describe(checkpoint)}: a tenant chain was changed` };
+    return {
+      defect: 'rewrite',
+      message: `the tenant chain heads at seq ${checkpoint.head.seq} do not give the Merkle root signed by ${describe(checkpoint)}: a tenant chain was changed`,
+    };
   }
   // Every field of every entry up to the head (version 2 on).
   const entries = checkpoint.v === 2 ? entryTrees.get(checkpoint.head.seq) : undefined;
   if (checkpoint.v === 2 && (entries?.size !== checkpoint.entries.size || entries.root !== checkpoint.entries.root)) {
-    const count = entries?.size === checkpoint.entries.size ? `the same ${entries.size} entries` : `${entries?.size ?? '?'} entries, ${checkpoint.entries.size} signed`;
-    return { defect: 'rewrite', message: `the entries up to seq ${checkpoint.head.seq} do not give the entry tree signed by ${describe(checkpoint)} (${count}): an entry was changed, added or removed` };
+    const count =
+      entries?.size === checkpoint.entries.size ? `the same ${entries.size} entries` : `${entries?.size ?? '?'} entries, ${checkpoint.entries.size} signed`;
+    return {
+      defect: 'rewrite',
+      message: `the entries up to seq ${checkpoint.head.seq} do not give the entry tree signed by ${describe(checkpoint)} (${count}): an entry was changed, added or removed`,
+    };
   }
   return null;
 }

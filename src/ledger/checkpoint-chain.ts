@@ -59,7 +59,8 @@ const short = (keyId: string) => keyId.slice(0, 16);
 export function verifyCheckpointChain(messages: readonly StreamMessage[], missingBefore: number, pinned: KeyObject, local?: LocalLast): ChainReport {
   const findings: ChainFinding[] = [];
   const warnings: string[] = [];
-  if (missingBefore > 0) findings.push({ defect: 'missing_checkpoints', message: `stream messages 1-${missingBefore} are gone: the first checkpoints were removed` });
+  if (missingBefore > 0)
+    findings.push({ defect: 'missing_checkpoints', message: `stream messages 1-${missingBefore} are gone: the first checkpoints were removed` });
 
   const rotations = messages.flatMap(({ text }) => {
     try {
@@ -94,7 +95,10 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     }
     byHash.set(link.hash, { streamSeq, link });
     if (link.kind === 'legacy') {
-      if (main.length > 0) warnings.push(`${at(streamSeq)} is a version 1 checkpoint after the chained series began (an older worker still signs): compared with the ledger, outside the chain`);
+      if (main.length > 0)
+        warnings.push(
+          `${at(streamSeq)} is a version 1 checkpoint after the chained series began (an older worker still signs): compared with the ledger, outside the chain`,
+        );
       legacy.push({ streamSeq, link });
       continue;
     }
@@ -107,18 +111,30 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     if (tip === undefined) {
       onMain = true;
       if (previous === null && legacy.length > 0) {
-        findings.push({ defect: 'fork', message: `${at(streamSeq)} starts a new checkpoint series although the stream holds earlier checkpoints (${at(legacy[0]!.streamSeq)} on): the history was reset` });
+        findings.push({
+          defect: 'fork',
+          message: `${at(streamSeq)} starts a new checkpoint series although the stream holds earlier checkpoints (${at(legacy[0]!.streamSeq)} on): the history was reset`,
+        });
       } else if (previous !== null && before === undefined) {
-        findings.push({ defect: 'missing_checkpoints', message: `${at(streamSeq)}, the first link of the series on the stream, follows a link (${short(previous)}…) that is not on the stream: the earlier checkpoints are gone (the stream was deleted and recreated, or its first messages removed)` });
+        findings.push({
+          defect: 'missing_checkpoints',
+          message: `${at(streamSeq)}, the first link of the series on the stream, follows a link (${short(previous)}…) that is not on the stream: the earlier checkpoints are gone (the stream was deleted and recreated, or its first messages removed)`,
+        });
       } else if (before !== undefined && before.link !== lastLegacy?.link) {
-        findings.push({ defect: 'fork', message: `${at(streamSeq)} begins the series after ${at(before.streamSeq)}, but version 1 checkpoints follow that one up to ${at(lastLegacy!.streamSeq)}` });
+        findings.push({
+          defect: 'fork',
+          message: `${at(streamSeq)} begins the series after ${at(before.streamSeq)}, but version 1 checkpoints follow that one up to ${at(lastLegacy!.streamSeq)}`,
+        });
       }
     } else if (previous === tip.link.hash) {
       onMain = true;
     } else if (previous !== null && sideTips.has(previous)) {
       sideTips.delete(previous); // a side branch going on: reported where it split off
     } else if (previous === null) {
-      finding = { defect: 'fork', message: `${at(streamSeq)} starts a new checkpoint series after ${main.length} links of the series from ${at(main[0]!.streamSeq)}: the checkpoint history was reset` };
+      finding = {
+        defect: 'fork',
+        message: `${at(streamSeq)} starts a new checkpoint series after ${main.length} links of the series from ${at(main[0]!.streamSeq)}: the checkpoint history was reset`,
+      };
     } else if (before !== undefined) {
       finding = { defect: 'fork', message: `${at(streamSeq)} follows ${at(before.streamSeq)}, which another link already follows: two histories were signed` };
     } else {
@@ -127,7 +143,10 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     const signer = signerOf(link);
     if (onMain && activeKey !== null && signer !== activeKey) {
       onMain = false;
-      finding = { defect: 'forged_checkpoint', message: `${at(streamSeq)} is signed by key ${short(signer)}, but the series' key at that point is ${short(activeKey)} (a key changes only by a rotation signed with the key before it)` };
+      finding = {
+        defect: 'forged_checkpoint',
+        message: `${at(streamSeq)} is signed by key ${short(signer)}, but the series' key at that point is ${short(activeKey)} (a key changes only by a rotation signed with the key before it)`,
+      };
     }
     if (onMain) {
       activeKey = link.kind === 'rotation' ? link.rotation.new_key_id : signer;
@@ -147,7 +166,10 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     if (finding?.defect === 'forged_checkpoint') untrusted.add(link.hash);
     else if (!seriesKeys.has(signer)) {
       untrusted.add(link.hash);
-      findings.push({ defect: 'forged_checkpoint', message: `${at(streamSeq)} is a foreign message: a link signed by key ${short(signer)}, which is not a key of this series` });
+      findings.push({
+        defect: 'forged_checkpoint',
+        message: `${at(streamSeq)} is a foreign message: a link signed by key ${short(signer)}, which is not a key of this series`,
+      });
       continue;
     }
     if (finding) findings.push(finding);
@@ -163,13 +185,20 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     const { link } = p;
     if (link.kind === 'legacy') {
       if (link.checkpoint.key_id === firstKey) checkpoints.push({ streamSeq, checkpoint: link.checkpoint });
-      else findings.push({ defect: 'forged_checkpoint', message: `${at(streamSeq)} is a version 1 checkpoint signed by key ${short(link.checkpoint.key_id)}, not by the series' first key ${short(firstKey)}` });
+      else
+        findings.push({
+          defect: 'forged_checkpoint',
+          message: `${at(streamSeq)} is a version 1 checkpoint signed by key ${short(link.checkpoint.key_id)}, not by the series' first key ${short(firstKey)}`,
+        });
     } else if (link.kind === 'checkpoint' && byHash.get(link.hash)?.streamSeq === streamSeq && !untrusted.has(link.hash)) {
       checkpoints.push({ streamSeq, checkpoint: link.checkpoint });
     }
   }
   if (main.length > 0 && !seriesKeys.has(pinnedId)) {
-    findings.push({ defect: 'forged_checkpoint', message: `no link of the checkpoint series on the stream is signed by the given key ${short(pinnedId)}; it is signed by ${[...seriesKeys].map(short).join(', ')}` });
+    findings.push({
+      defect: 'forged_checkpoint',
+      message: `no link of the checkpoint series on the stream is signed by the given key ${short(pinnedId)}; it is signed by ${[...seriesKeys].map(short).join(', ')}`,
+    });
   }
   if (main.length === 0 && legacy.length > 0 && !legacy.some((l) => l.link.checkpoint.key_id === pinnedId)) {
     findings.push({ defect: 'forged_checkpoint', message: `no checkpoint on the stream is signed by the given key ${short(pinnedId)}` });
@@ -180,20 +209,37 @@ export function verifyCheckpointChain(messages: readonly StreamMessage[], missin
     findings,
     warnings,
     checkpoints,
-    series: { links: main, keyIds: main.length > 0 ? [...seriesKeys] : legacy.length > 0 ? [firstKey] : [], rotations: main.filter((l) => l.link.kind === 'rotation').length, legacy: legacy.length },
+    series: {
+      links: main,
+      keyIds: main.length > 0 ? [...seriesKeys] : legacy.length > 0 ? [firstKey] : [],
+      rotations: main.filter((l) => l.link.kind === 'rotation').length,
+      legacy: legacy.length,
+    },
   };
 }
 
-function checkLocalLast(local: LocalLast, ring: ReadonlyMap<string, KeyObject>, byHash: ReadonlyMap<string, { streamSeq: number }>, findings: ChainFinding[], checkpoints: LocatedCheckpoint[]): void {
+function checkLocalLast(
+  local: LocalLast,
+  ring: ReadonlyMap<string, KeyObject>,
+  byHash: ReadonlyMap<string, { streamSeq: number }>,
+  findings: ChainFinding[],
+  checkpoints: LocatedCheckpoint[],
+): void {
   const parsed = parseLinkValue(local.link, ring);
   if ('foreign' in parsed) {
     findings.push({ defect: 'forged_checkpoint', message: `the signer's last checkpoint in ${local.file} is ${parsed.foreign}` });
     return;
   }
   const { link } = parsed;
-  const what = link.kind === 'rotation' ? `key rotation signed at ${link.rotation.signed_at}` : `checkpoint signed at ${link.checkpoint.signed_at} (seq ${link.checkpoint.head.seq})`;
+  const what =
+    link.kind === 'rotation'
+      ? `key rotation signed at ${link.rotation.signed_at}`
+      : `checkpoint signed at ${link.checkpoint.signed_at} (seq ${link.checkpoint.head.seq})`;
   if (!byHash.has(link.hash)) {
-    findings.push({ defect: 'missing_checkpoints', message: `the signer's last link, the ${what} recorded in ${local.file}, is not on the stream: the stream was deleted, replaced or cut back` });
+    findings.push({
+      defect: 'missing_checkpoints',
+      message: `the signer's last link, the ${what} recorded in ${local.file}, is not on the stream: the stream was deleted, replaced or cut back`,
+    });
   }
   const last = link.kind === 'rotation' ? (local.checkpoint === undefined ? null : parseLinkValue(local.checkpoint, ring)) : parsed;
   const lastLink = last !== null && 'link' in last ? last.link : null;

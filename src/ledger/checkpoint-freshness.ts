@@ -51,7 +51,12 @@ export interface SignerStatusSource {
 }
 
 /** Reads the signer's liveness now; the worker's metrics call it at every scrape. */
-export function signerLiveness(db: Kysely<Database>, signer: SignerStatusSource, periodMs: number, now: () => Date = () => new Date()): () => Promise<SignerLiveness> {
+export function signerLiveness(
+  db: Kysely<Database>,
+  signer: SignerStatusSource,
+  periodMs: number,
+  now: () => Date = () => new Date(),
+): () => Promise<SignerLiveness> {
   return async () => {
     const { checkpoint, startedAt, starvedMs } = signer.status();
     return { freshness: await checkpointFreshness(db, { checkpoint, since: startedAt, now: now(), periodMs }), starved_seconds: starvedMs / 1000 };

@@ -52,7 +52,8 @@ export async function ensureCheckpointSigningKey(dataDir: string): Promise<Check
   if (!(await exists(privateKeyFile))) {
     const state = await readCheckpointState(path.join(dataDir, CHECKPOINT_STATE_FILE)).catch(() => 'unreadable' as const);
     if (state !== null) {
-      const what = state === 'unreadable' ? 'an unreadable state' : `the last checkpoint this signer signed (stream ${state.stream}, message ${state.stream_seq})`;
+      const what =
+        state === 'unreadable' ? 'an unreadable state' : `the last checkpoint this signer signed (stream ${state.stream}, message ${state.stream_seq})`;
       throw new CheckpointKeyError(
         `${privateKeyFile} is missing, but ${path.join(dataDir, CHECKPOINT_STATE_FILE)} records ${what}: checkpoints exist, so a new key would start a new series. ` +
           'Restore the key file from its backup; if it is lost for good, see "Lost signing key" in docs/audit-ledger.md',
@@ -100,7 +101,9 @@ async function loadPrivateKey(privateKeyFile: string): Promise<KeyObject> {
     throw error;
   }
   if ((info.mode & 0o077) !== 0) {
-    throw new CheckpointKeyError(`${privateKeyFile} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it (a key others may have copied proves nothing: rotate it if they did)`);
+    throw new CheckpointKeyError(
+      `${privateKeyFile} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 it (a key others may have copied proves nothing: rotate it if they did)`,
+    );
   }
   let privateKey: KeyObject;
   try {

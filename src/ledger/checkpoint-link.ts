@@ -1,5 +1,13 @@
 import { createHash, type KeyObject } from 'node:crypto';
-import { checkpointFromMessage, checkpointSignedBytes, isHex64, keyIdOf, type StoredCheckpoint, type StoredCheckpointV1, type StoredCheckpointV2 } from './checkpoint';
+import {
+  checkpointFromMessage,
+  checkpointSignedBytes,
+  isHex64,
+  keyIdOf,
+  type StoredCheckpoint,
+  type StoredCheckpointV1,
+  type StoredCheckpointV2,
+} from './checkpoint';
 import { keyRotationFromMessage, rotationSignedBytes, type StoredKeyRotation } from './checkpoint-rotation';
 
 /**
@@ -81,7 +89,10 @@ export function parseLinkValue(parsed: unknown, keys: ReadonlyMap<string, KeyObj
 }
 
 /** The key ring a verifier starts with: the pinned key, and every key a rotation message carries (trust is the chain's business). */
-export function keyRingOf(pinned: readonly KeyObject[], rotations: Iterable<{ oldKey: KeyObject; newKey: KeyObject; rotation: StoredKeyRotation }>): Map<string, KeyObject> {
+export function keyRingOf(
+  pinned: readonly KeyObject[],
+  rotations: Iterable<{ oldKey: KeyObject; newKey: KeyObject; rotation: StoredKeyRotation }>,
+): Map<string, KeyObject> {
   const ring = new Map<string, KeyObject>();
   for (const key of pinned) ring.set(keyIdOf(key), key);
   for (const r of rotations) {
@@ -90,4 +101,3 @@ export function keyRingOf(pinned: readonly KeyObject[], rotations: Iterable<{ ol
   }
   return ring;
 }
-

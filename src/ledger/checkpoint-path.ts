@@ -20,8 +20,7 @@ export type PathDefect = 'rollback' | 'fork' | 'forged_checkpoint';
 
 export type PathOutcome =
   /** `keys`: the pinned key and every key the path rotated to, in order; the last signs `later`. */
-  | { ok: true; keys: KeyObject[]; links: number }
-  | { ok: false; defect: PathDefect; message: string };
+  { ok: true; keys: KeyObject[]; links: number } | { ok: false; defect: PathDefect; message: string };
 
 export interface SeriesWalk {
   /** The links after the start, in series order, with their hashes. */
@@ -53,7 +52,8 @@ export function walkSeries(startHash: string, startKey: KeyObject, values: reado
       const valid = validLink(candidate, key);
       if (valid) next.set(tenantLinkHash(valid.link), valid);
     }
-    if (next.size > 1) return { steps, keys, fork: `${next.size} links signed by key ${short(keyIdOf(key))} follow the link ${short(tip)}: two histories were signed` };
+    if (next.size > 1)
+      return { steps, keys, fork: `${next.size} links signed by key ${short(keyIdOf(key))} follow the link ${short(tip)}: two histories were signed` };
     const [entry] = next.entries();
     if (entry === undefined || seen.has(entry[0])) return { steps, keys, fork: null };
     const [hash, { link, newKey }] = entry;
@@ -75,7 +75,11 @@ function validLink(value: unknown, key: KeyObject): { link: TenantLink; newKey: 
 /** Whether `later` extends `prior` through `links`, starting from the pinned key (which must have signed `prior`). */
 export function verifyCheckpointPath(prior: SignedCheckpoint, later: SignedCheckpoint, links: readonly unknown[], pinned: KeyObject): PathOutcome {
   if (!verifySignedCheckpoint(prior, pinned)) {
-    return { ok: false, defect: 'forged_checkpoint', message: `the prior proof's checkpoint (signed at ${String((prior as { signed_at?: unknown }).signed_at)}) is not signed by the pinned key ${short(keyIdOf(pinned))}` };
+    return {
+      ok: false,
+      defect: 'forged_checkpoint',
+      message: `the prior proof's checkpoint (signed at ${String((prior as { signed_at?: unknown }).signed_at)}) is not signed by the pinned key ${short(keyIdOf(pinned))}`,
+    };
   }
   const priorHash = tenantLinkHash(prior);
   const laterHash = tenantLinkHash(later);
@@ -88,7 +92,11 @@ export function verifyCheckpointPath(prior: SignedCheckpoint, later: SignedCheck
   }
   if (walk.fork) return { ok: false, defect: 'fork', message: walk.fork };
   if (later.signed_at < prior.signed_at) {
-    return { ok: false, defect: 'rollback', message: `the checkpoint shown now (signed at ${later.signed_at}) is older than the one of the prior proof (signed at ${prior.signed_at}): the service went back in its history` };
+    return {
+      ok: false,
+      defect: 'rollback',
+      message: `the checkpoint shown now (signed at ${later.signed_at}) is older than the one of the prior proof (signed at ${prior.signed_at}): the service went back in its history`,
+    };
   }
   return {
     ok: false,

@@ -8,7 +8,10 @@ import { readCheckpointPublicKey } from './checkpoint-key';
  * Secret's volume swaps it in): looked at no more often than `recheckMs`, so a request costs no
  * file system call. null while the file does not exist yet.
  */
-export function publicKeyFileSource(file: string, { recheckMs = 5_000, now = () => Date.now() }: { recheckMs?: number; now?: () => number } = {}): () => Promise<KeyObject | null> {
+export function publicKeyFileSource(
+  file: string,
+  { recheckMs = 5_000, now = () => Date.now() }: { recheckMs?: number; now?: () => number } = {},
+): () => Promise<KeyObject | null> {
   let key: KeyObject | null = null;
   let version: string | null = null;
   let checkedAt = -Infinity;

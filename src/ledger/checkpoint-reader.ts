@@ -72,8 +72,10 @@ export function latestCheckpointReader(options: CheckpointReaderOptions): () => 
         const parsed = parseLinkMessage(text, keys);
         if (!('link' in parsed)) continue;
         const { link } = parsed;
-        const ofKey = link.kind === 'rotation' ? link.rotation.key_id === pinnedId || link.rotation.new_key_id === pinnedId : link.checkpoint.key_id === pinnedId;
-        if (ofKey && wanted === undefined) wanted = link.kind === 'rotation' ? link.rotation.previous : link.kind === 'checkpoint' ? link.checkpoint.previous : null;
+        const ofKey =
+          link.kind === 'rotation' ? link.rotation.key_id === pinnedId || link.rotation.new_key_id === pinnedId : link.checkpoint.key_id === pinnedId;
+        if (ofKey && wanted === undefined)
+          wanted = link.kind === 'rotation' ? link.rotation.previous : link.kind === 'checkpoint' ? link.checkpoint.previous : null;
       }
     }
     for (let seq = read + 1; seq <= bounds.lastSeq; seq += 1) {

@@ -44,7 +44,14 @@ const pemOf = (key: KeyObject): string => key.export({ type: 'spki', format: 'pe
 export function signKeyRotation(previous: string, oldKey: KeyObject, newKey: KeyObject, signedAt: Date): StoredKeyRotation {
   const oldPublic = createPublicKey(oldKey);
   const newPublic = createPublicKey(newKey);
-  const statement: KeyRotationStatement = { v: 2, type: 'key_rotation', previous, key_id: keyIdOf(oldPublic), new_key_id: keyIdOf(newPublic), signed_at: signedAt.toISOString() };
+  const statement: KeyRotationStatement = {
+    v: 2,
+    type: 'key_rotation',
+    previous,
+    key_id: keyIdOf(oldPublic),
+    new_key_id: keyIdOf(newPublic),
+    signed_at: signedAt.toISOString(),
+  };
   const bytes = rotationSignedBytes(statement);
   return {
     ...statement,
@@ -80,7 +87,11 @@ export function keyRotationFromMessage(parsed: unknown): { rotation: StoredKeyRo
   if (!oldKey || !newKey) return null;
   const rotation = r as StoredKeyRotation;
   const bytes = rotationSignedBytes(rotation);
-  if (!verify(null, bytes, oldKey, Buffer.from(rotation.signature, 'base64')) || !verify(null, bytes, newKey, Buffer.from(rotation.new_key_signature, 'base64'))) return null;
+  if (
+    !verify(null, bytes, oldKey, Buffer.from(rotation.signature, 'base64')) ||
+    !verify(null, bytes, newKey, Buffer.from(rotation.new_key_signature, 'base64'))
+  )
+    return null;
   return {
     rotation: {
       ...rotationStatementOf(rotation),

@@ -64,7 +64,8 @@ export class CheckpointSeriesIndex {
   private async linkAt(jsm: JetStreamManager, entry: IndexedLink): Promise<Link> {
     const text = await readCheckpointMessage(jsm, this.options.stream, entry.streamSeq);
     const parsed = text === null ? null : parseLinkMessage(text, this.keys);
-    if (parsed === null || !('link' in parsed) || parsed.link.hash !== entry.hash) throw new Error(`checkpoint stream message ${entry.streamSeq} changed since it was read`);
+    if (parsed === null || !('link' in parsed) || parsed.link.hash !== entry.hash)
+      throw new Error(`checkpoint stream message ${entry.streamSeq} changed since it was read`);
     return parsed.link;
   }
 

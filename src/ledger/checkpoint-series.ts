@@ -59,7 +59,9 @@ export interface SeriesContext {
 }
 
 const describeLink = (link: Link): string =>
-  link.kind === 'rotation' ? `the key rotation signed at ${link.rotation.signed_at}` : `the checkpoint signed at ${link.checkpoint.signed_at} (seq ${link.checkpoint.head.seq})`;
+  link.kind === 'rotation'
+    ? `the key rotation signed at ${link.rotation.signed_at}`
+    : `the checkpoint signed at ${link.checkpoint.signed_at} (seq ${link.checkpoint.head.seq})`;
 
 const RECOVERY = 'see "Recovering the checkpoint series" in docs/audit-ledger.md';
 
@@ -76,17 +78,25 @@ export async function syncSeries(ctx: SeriesContext, known: SeriesPosition | nul
 
 function positionFromState(ctx: SeriesContext, state: CheckpointState): SeriesPosition {
   if (state.stream !== ctx.stream) {
-    throw new CheckpointSeriesRefusal('stream_lost', `${ctx.stateFile} records the series on stream ${state.stream}, but the signer publishes to ${ctx.stream}: ${RECOVERY}`);
+    throw new CheckpointSeriesRefusal(
+      'stream_lost',
+      `${ctx.stateFile} records the series on stream ${state.stream}, but the signer publishes to ${ctx.stream}: ${RECOVERY}`,
+    );
   }
   const ring = new Map([[ctx.key.keyId, ctx.key.publicKey]]);
   const parsed = parseLinkValue(state.link, ring);
   if ('foreign' in parsed) throw new CheckpointSeriesRefusal('key_lost', `${ctx.stateFile} holds ${parsed.foreign}: the key file was replaced; ${RECOVERY}`);
-  const checkpointParsed = state.checkpoint === null ? null : parseLinkValue(state.checkpoint, parsed.link.kind === 'rotation' ? new Map([[parsed.link.rotation.key_id, parsed.link.oldKey], ...ring]) : ring);
-  const checkpoint = checkpointParsed !== null && 'link' in checkpointParsed && checkpointParsed.link.kind !== 'rotation' ? checkpointParsed.link.checkpoint : null;
+  const checkpointParsed =
+    state.checkpoint === null
+      ? null
+      : parseLinkValue(state.checkpoint, parsed.link.kind === 'rotation' ? new Map([[parsed.link.rotation.key_id, parsed.link.oldKey], ...ring]) : ring);
+  const checkpoint =
+    checkpointParsed !== null && 'link' in checkpointParsed && checkpointParsed.link.kind !== 'rotation' ? checkpointParsed.link.checkpoint : null;
   return { tip: parsed.link, tipStreamSeq: state.stream_seq, checkpoint, activeKeyId: activeAfter(parsed.link), expectLastSeq: state.stream_seq };
 }
 
-const previousOf = (link: Link): string | null => (link.kind === 'rotation' ? link.rotation.previous : link.kind === 'checkpoint' ? link.checkpoint.previous : null);
+const previousOf = (link: Link): string | null =>
+  link.kind === 'rotation' ? link.rotation.previous : link.kind === 'checkpoint' ? link.checkpoint.previous : null;
 
 const activeAfter = (link: Link): string => (link.kind === 'rotation' ? link.rotation.new_key_id : signerOf(link));
 
@@ -119,10 +129,19 @@ async function followStream(ctx: SeriesContext, from: SeriesPosition): Promise<S
     const previous = previousOf(link);
     const signedByActive = signerOf(link) === position.activeKeyId;
     if (previous === position.tip!.hash && signedByActive) {
-      position = { ...position, tip: link, tipStreamSeq: seq, checkpoint: link.kind === 'rotation' ? position.checkpoint : link.checkpoint, activeKeyId: activeAfter(link) };
+      position = {
+        ...position,
+        tip: link,
+        tipStreamSeq: seq,
+        checkpoint: link.kind === 'rotation' ? position.checkpoint : link.checkpoint,
+        activeKeyId: activeAfter(link),
+      };
       adopted = true;
     } else if (signedByActive && previous !== null && previous === previousOf(position.tip!)) {
-      throw new CheckpointSeriesRefusal('fork', `stream message ${seq} of ${ctx.stream} is signed by the series' key and follows the same link as ${describeLink(position.tip!)}: another signer with this key signed another history; ${RECOVERY}`);
+      throw new CheckpointSeriesRefusal(
+        'fork',
+        `stream message ${seq} of ${ctx.stream} is signed by the series' key and follows the same link as ${describeLink(position.tip!)}: another signer with this key signed another history; ${RECOVERY}`,
+      );
     } else {
       // A replayed older link, or a link of another key: not the series' next link.
       ctx.log.warn({ stream: ctx.stream, stream_seq: seq }, 'ignoring a link on the checkpoint subject that does not extend the series');
@@ -181,7 +200,10 @@ async function adoptFromStream(ctx: SeriesContext): Promise<SeriesPosition> {
     }
     const ours = link.kind === 'rotation' ? link.rotation.new_key_id === ctx.key.keyId : signerOf(link) === ctx.key.keyId;
     if (found === null && link.kind === 'rotation' && link.rotation.key_id === ctx.key.keyId) {
-      throw new CheckpointSeriesRefusal('key_retired', `this key (${ctx.key.keyId.slice(0, 16)}) was rotated away from by stream message ${seq} of ${ctx.stream} (new key ${link.rotation.new_key_id.slice(0, 16)}): install the new key; ${RECOVERY}`);
+      throw new CheckpointSeriesRefusal(
+        'key_retired',
+        `this key (${ctx.key.keyId.slice(0, 16)}) was rotated away from by stream message ${seq} of ${ctx.stream} (new key ${link.rotation.new_key_id.slice(0, 16)}): install the new key; ${RECOVERY}`,
+      );
     }
     if (settled) continue;
     // A checkpoint of this key after a rotation to it, or one of a higher head: the later link.
@@ -208,8 +230,17 @@ async function adoptFromStream(ctx: SeriesContext): Promise<SeriesPosition> {
         `${ctx.key.generated ? ', which was generated at this start' : ''}: the signing key file was lost or replaced. Restore it, or ${RECOVERY}`,
     );
   }
-  const position: SeriesPosition = { tip: found.link, tipStreamSeq: found.seq, checkpoint, activeKeyId: activeAfter(found.link), expectLastSeq: bounds.lastSeq };
-  ctx.log.info({ stream: ctx.stream, stream_seq: found.seq, kind: found.link.kind }, 'ledger checkpoint signer continues the series from the stream (no state file)');
+  const position: SeriesPosition = {
+    tip: found.link,
+    tipStreamSeq: found.seq,
+    checkpoint,
+    activeKeyId: activeAfter(found.link),
+    expectLastSeq: bounds.lastSeq,
+  };
+  ctx.log.info(
+    { stream: ctx.stream, stream_seq: found.seq, kind: found.link.kind },
+    'ledger checkpoint signer continues the series from the stream (no state file)',
+  );
   await record(ctx, position);
   return position;
 }
@@ -217,5 +248,10 @@ async function adoptFromStream(ctx: SeriesContext): Promise<SeriesPosition> {
 /** Writes the position to the state file. */
 export async function record(ctx: SeriesContext, position: SeriesPosition): Promise<void> {
   if (!position.tip) return;
-  await writeCheckpointState(ctx.stateFile, { stream: ctx.stream, stream_seq: position.tipStreamSeq, link: messageOf(position.tip), checkpoint: position.checkpoint });
+  await writeCheckpointState(ctx.stateFile, {
+    stream: ctx.stream,
+    stream_seq: position.tipStreamSeq,
+    link: messageOf(position.tip),
+    checkpoint: position.checkpoint,
+  });
 }

@@ -81,7 +81,11 @@ export class LedgerCheckpointSigner {
 
   /** The newest checkpoint of the series as the signer knows it, and how long it has been starved (checkpoint-freshness.ts). */
   status(): { checkpoint: StoredCheckpoint | null; startedAt: Date; starvedMs: number } {
-    return { checkpoint: this.position?.checkpoint ?? null, startedAt: this.startedAt, starvedMs: this.starvedSince === null ? 0 : Math.max(0, this.now().getTime() - this.starvedSince) };
+    return {
+      checkpoint: this.position?.checkpoint ?? null,
+      startedAt: this.startedAt,
+      starvedMs: this.starvedSince === null ? 0 : Math.max(0, this.now().getTime() - this.starvedSince),
+    };
   }
 
   private now(): Date {
@@ -160,7 +164,11 @@ export class LedgerCheckpointSigner {
     const frontier = this.entries?.frontier.clone() ?? MerkleFrontier.empty();
     await appendEntryLeaves(db, frontier, last?.head.seq ?? null, verdict.head.seq);
     const tree = tenantTree([...walked.heads.values()]);
-    const checkpoint = signCheckpoint({ head: verdict.head, tree, entries: entryTreeHead(frontier), previous: position.tip?.hash ?? null }, this.key.privateKey, now);
+    const checkpoint = signCheckpoint(
+      { head: verdict.head, tree, entries: entryTreeHead(frontier), previous: position.tip?.hash ?? null },
+      this.key.privateKey,
+      now,
+    );
     const hash = checkpointLinkHash(checkpoint);
     const published = await publishCheckpointLink(this.options.js, this.options.stream, this.options.subjectPrefix, checkpoint, hash, position.expectLastSeq);
     if ('conflict' in published) {
@@ -168,8 +176,18 @@ export class LedgerCheckpointSigner {
       this.position = await syncSeries(this.series, position);
       return { conflict: true };
     }
-    if (position.tip === null) log.warn({ stream: this.options.stream, stream_seq: published.streamSeq, seq: checkpoint.head.seq }, 'ledger checkpoint series started: this is its genesis checkpoint');
-    const next: SeriesPosition = { tip: { kind: 'checkpoint', hash, checkpoint }, tipStreamSeq: published.streamSeq, checkpoint, activeKeyId: this.key.keyId, expectLastSeq: published.streamSeq };
+    if (position.tip === null)
+      log.warn(
+        { stream: this.options.stream, stream_seq: published.streamSeq, seq: checkpoint.head.seq },
+        'ledger checkpoint series started: this is its genesis checkpoint',
+      );
+    const next: SeriesPosition = {
+      tip: { kind: 'checkpoint', hash, checkpoint },
+      tipStreamSeq: published.streamSeq,
+      checkpoint,
+      activeKeyId: this.key.keyId,
+      expectLastSeq: published.streamSeq,
+    };
     this.position = next;
     this.entries = { seq: checkpoint.head.seq, frontier };
     this.heads = { seq: checkpoint.head.seq, byChain: walked.heads };

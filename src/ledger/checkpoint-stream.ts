@@ -60,7 +60,14 @@ export type PublishOutcome = { streamSeq: number } | { conflict: string };
  * deleted and recreated does not take the link. The message id is the link hash, so publishing the
  * same link again stores it once.
  */
-export async function publishCheckpointLink(js: JetStreamClient, stream: string, subjectPrefix: string, message: unknown, linkHash: string, expectLastSeq: number): Promise<PublishOutcome> {
+export async function publishCheckpointLink(
+  js: JetStreamClient,
+  stream: string,
+  subjectPrefix: string,
+  message: unknown,
+  linkHash: string,
+  expectLastSeq: number,
+): Promise<PublishOutcome> {
   try {
     const ack = await js.publish(checkpointSubject(subjectPrefix), JSON.stringify(message), {
       msgID: linkHash,

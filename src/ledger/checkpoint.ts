@@ -71,7 +71,16 @@ export type StoredCheckpoint = StoredCheckpointV1 | StoredCheckpointV2;
 /** The statement alone, member by member (a stored message carries more). */
 export function statementOf(c: CheckpointStatement): CheckpointStatement {
   if (c.v === 1) return { v: 1, head_digest: c.head_digest, tree_size: c.tree_size, root: c.root, signed_at: c.signed_at, key_id: c.key_id };
-  return { v: 2, head_digest: c.head_digest, entries_digest: c.entries_digest, tree_size: c.tree_size, root: c.root, previous: c.previous, signed_at: c.signed_at, key_id: c.key_id };
+  return {
+    v: 2,
+    head_digest: c.head_digest,
+    entries_digest: c.entries_digest,
+    tree_size: c.tree_size,
+    root: c.root,
+    previous: c.previous,
+    signed_at: c.signed_at,
+    key_id: c.key_id,
+  };
 }
 
 export function checkpointSignedBytes(c: CheckpointStatement): Buffer {
@@ -79,11 +88,15 @@ export function checkpointSignedBytes(c: CheckpointStatement): Buffer {
 }
 
 export function headDigest(head: ChainHead): string {
-  return createHash('sha256').update(`${HEAD_DOMAIN}\n${canonicalJson({ seq: head.seq, event_id: head.event_id, hash: head.hash })}`).digest('hex');
+  return createHash('sha256')
+    .update(`${HEAD_DOMAIN}\n${canonicalJson({ seq: head.seq, event_id: head.event_id, hash: head.hash })}`)
+    .digest('hex');
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 export interface CheckpointContent {

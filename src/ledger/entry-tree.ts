@@ -64,7 +64,9 @@ export interface EntryTreeHead {
 
 /** What the signed statement carries instead of the size and root: tenants see neither (the size is the ledger's volume). */
 export function entriesDigest(entries: EntryTreeHead): string {
-  return createHash('sha256').update(`${ENTRIES_DOMAIN}\n${canonicalJson({ size: entries.size, root: entries.root })}`).digest('hex');
+  return createHash('sha256')
+    .update(`${ENTRIES_DOMAIN}\n${canonicalJson({ size: entries.size, root: entries.root })}`)
+    .digest('hex');
 }
 
 export function entryTreeHead(frontier: MerkleFrontier): EntryTreeHead {

@@ -93,7 +93,9 @@ export async function appendAuditEvent(
         user_agent: event.context.user_agent,
         request_id: event.context.request_id,
         // The caller's own X-Request-Id rides in details (hashed like the rest of them).
-        details: JSON.stringify(event.context.client_request_id ? { ...event.details, client_request_id: event.context.client_request_id } : (event.details ?? {})),
+        details: JSON.stringify(
+          event.context.client_request_id ? { ...event.details, client_request_id: event.context.client_request_id } : (event.details ?? {}),
+        ),
       })
       .onConflict((oc) => oc.column('event_id').doNothing())
       .returningAll()

@@ -36,7 +36,10 @@ export async function listAuditEvents(db: Kysely<Database>, query: AuditQuery): 
  * The head of every tenant chain (and the platform chain) as of global seq `atSeq`: what a
  * checkpoint of that head commits to. Each head carries its entry's event id.
  */
-export async function tenantHeadsAt(db: Kysely<Database>, atSeq: string): Promise<Array<{ tenant_id: string | null; tenant_seq: string; tenant_hash: string; event_id: string }>> {
+export async function tenantHeadsAt(
+  db: Kysely<Database>,
+  atSeq: string,
+): Promise<Array<{ tenant_id: string | null; tenant_seq: string; tenant_hash: string; event_id: string }>> {
   const { rows } = await sql<{ tenant_id: string | null; tenant_seq: string; tenant_hash: string; event_id: string }>`
     select distinct on (coalesce(tenant_id, '')) tenant_id, tenant_seq, tenant_hash, event_id
       from audit_events where seq <= ${atSeq} and seq > 0

@@ -35,7 +35,12 @@ export function verifyTenantHistory(m: TenantMaterial): TenantVerdict {
 }
 
 /** The keys proofs may be signed with (the pinned one, and those a chain of links rotated to), and what the links say about each proof. */
-function checkSeries(pinned: KeyObject, proofs: readonly TenantProof[], prior: TenantProof | undefined, links: readonly unknown[] | undefined): { keys: KeyObject[]; lines: string[] } {
+function checkSeries(
+  pinned: KeyObject,
+  proofs: readonly TenantProof[],
+  prior: TenantProof | undefined,
+  links: readonly unknown[] | undefined,
+): { keys: KeyObject[]; lines: string[] } {
   const keys = [pinned];
   const lines: string[] = [];
   const addKeys = (more: readonly KeyObject[]) => more.forEach((key) => keys.some((k) => keyIdOf(k) === keyIdOf(key)) || keys.push(key));
@@ -50,17 +55,22 @@ function checkSeries(pinned: KeyObject, proofs: readonly TenantProof[], prior: T
   for (const proof of proofs) {
     if (links === undefined) {
       if (String(proof.checkpoint.signed_at) < String(prior.checkpoint.signed_at)) {
-        lines.push(`bad: rollback: the checkpoint shown now (signed at ${proof.checkpoint.signed_at}) is older than the one of the prior proof (signed at ${prior.checkpoint.signed_at})`);
+        lines.push(
+          `bad: rollback: the checkpoint shown now (signed at ${proof.checkpoint.signed_at}) is older than the one of the prior proof (signed at ${prior.checkpoint.signed_at})`,
+        );
       }
       continue;
     }
     const path = verifyCheckpointPath(prior.checkpoint, proof.checkpoint, links, pinned);
     if (path.ok) {
       addKeys(path.keys);
-      lines.push(`ok: the checkpoint signed at ${proof.checkpoint.signed_at} extends the prior proof's (signed at ${prior.checkpoint.signed_at}) by ${path.links} signed link${path.links === 1 ? '' : 's'}`);
+      lines.push(
+        `ok: the checkpoint signed at ${proof.checkpoint.signed_at} extends the prior proof's (signed at ${prior.checkpoint.signed_at}) by ${path.links} signed link${path.links === 1 ? '' : 's'}`,
+      );
     } else lines.push(`bad: ${path.defect}: ${path.message}`);
   }
-  if (links === undefined && proofs.length > 0) lines.push('warning: no --checkpoints given: the newer checkpoints are compared with the prior one by time only, not shown to extend it');
+  if (links === undefined && proofs.length > 0)
+    lines.push('warning: no --checkpoints given: the newer checkpoints are compared with the prior one by time only, not shown to extend it');
   return { keys, lines };
 }
 
@@ -69,13 +79,19 @@ function checkWitness(pinned: KeyObject, proofs: readonly TenantProof[], values:
   const opened = openWitnessLog(values, pinned);
   if ('fork' in opened) return [`bad: fork: the witness's log does not hold together: ${opened.fork}`];
   const { log } = opened;
-  if (log.tip === null) return ['warning: the witness\'s log is empty'];
+  if (log.tip === null) return ["warning: the witness's log is empty"];
   const lines: string[] = [];
   for (const proof of proofs) {
     const id = tenantLinkHash(proof.checkpoint);
     if (log.hashes.has(id)) lines.push(`ok: the witness saw the checkpoint signed at ${proof.checkpoint.signed_at}`);
-    else if (String(proof.checkpoint.signed_at) <= log.tip.signed_at) lines.push(`bad: fork: the checkpoint signed at ${proof.checkpoint.signed_at} is not in the witness's log, which goes on to ${log.tip.signed_at}: the service showed you a checkpoint it did not show the witness (a split view)`);
-    else lines.push(`warning: the checkpoint signed at ${proof.checkpoint.signed_at} is newer than the witness's log (up to ${log.tip.signed_at}): check again once the witness has it`);
+    else if (String(proof.checkpoint.signed_at) <= log.tip.signed_at)
+      lines.push(
+        `bad: fork: the checkpoint signed at ${proof.checkpoint.signed_at} is not in the witness's log, which goes on to ${log.tip.signed_at}: the service showed you a checkpoint it did not show the witness (a split view)`,
+      );
+    else
+      lines.push(
+        `warning: the checkpoint signed at ${proof.checkpoint.signed_at} is newer than the witness's log (up to ${log.tip.signed_at}): check again once the witness has it`,
+      );
   }
   return lines;
 }

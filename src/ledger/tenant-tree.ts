@@ -17,7 +17,12 @@ export interface TenantHead {
 }
 
 export function tenantLeafHash(head: TenantHead): string {
-  return leafHash(Buffer.from(`vm-tenant tenant head v1\n${canonicalJson({ tenant_id: head.tenant_id, tenant_seq: head.tenant_seq, tenant_hash: head.tenant_hash })}`, 'utf8'));
+  return leafHash(
+    Buffer.from(
+      `vm-tenant tenant head v1\n${canonicalJson({ tenant_id: head.tenant_id, tenant_seq: head.tenant_seq, tenant_hash: head.tenant_hash })}`,
+      'utf8',
+    ),
+  );
 }
 
 export interface TenantTree {

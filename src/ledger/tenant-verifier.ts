@@ -37,7 +37,12 @@ export interface TenantVerifyOptions {
 }
 
 /** `keys`: the pinned key, and any key a checked chain of links rotated to (checkpoint-path.ts). */
-export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenProofs: readonly TenantProof[], keys: KeyObject | readonly KeyObject[], options: TenantVerifyOptions = {}): TenantVerdict {
+export function verifyTenantLedger(
+  entries: readonly TenantAuditEntry[],
+  givenProofs: readonly TenantProof[],
+  keys: KeyObject | readonly KeyObject[],
+  options: TenantVerifyOptions = {},
+): TenantVerdict {
   const { prior } = options;
   const proofs = prior ? [prior, ...givenProofs] : givenProofs;
   const signedBy = (checkpoint: unknown) => (Array.isArray(keys) ? keys : [keys as KeyObject]).some((key) => verifySignedCheckpoint(checkpoint, key));
@@ -86,7 +91,11 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenPr
       continue;
     }
     const leaf = tenantLeafHash({ tenant_id: proof.tenant_id, tenant_seq: proof.tenant_seq, tenant_hash: proof.tenant_hash });
-    if (proof.tree_size !== proof.checkpoint.tree_size || proof.tenant_id !== tenantId || !verifyInclusion(leaf, proof.leaf_index, proof.tree_size, proof.audit_path, proof.checkpoint.root)) {
+    if (
+      proof.tree_size !== proof.checkpoint.tree_size ||
+      proof.tenant_id !== tenantId ||
+      !verifyInclusion(leaf, proof.leaf_index, proof.tree_size, proof.audit_path, proof.checkpoint.root)
+    ) {
       bad('bad_proof', `${describe(proof)}: this tenant's head is not in the signed tree`);
       continue;
     }
@@ -96,9 +105,12 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenPr
   outcomes.forEach((outcome, i) => {
     if (outcome === null) return;
     const proof = valid[i]!;
-    const later = valid.find((p, j) => outcomes[j] === null && p.checkpoint.signed_at > proof.checkpoint.signed_at && BigInt(p.tenant_seq) >= BigInt(proof.tenant_seq));
+    const later = valid.find(
+      (p, j) => outcomes[j] === null && p.checkpoint.signed_at > proof.checkpoint.signed_at && BigInt(p.tenant_seq) >= BigInt(proof.tenant_seq),
+    );
     if (later) bad('fork', `the entries match ${describe(later)} but not ${describe(proof)}: ${outcome.message}; the changed history was signed`);
-    else if (proof === prior && outcome.defect === 'truncation') bad('rollback', `${outcome.message}: the prior proof covered them, so the service went back in its history or withholds its newest entries`);
+    else if (proof === prior && outcome.defect === 'truncation')
+      bad('rollback', `${outcome.message}: the prior proof covered them, so the service went back in its history or withholds its newest entries`);
     else bad(outcome.defect, outcome.message);
   });
   if (prior && valid.includes(prior)) {
@@ -115,7 +127,9 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenPr
   const matching = valid.filter((_, i) => outcomes[i] === null);
   if (matching.length > 0 && lines.every((line) => line.startsWith('ok:'))) {
     const newest = matching.reduce((a, b) => (b.checkpoint.signed_at > a.checkpoint.signed_at ? b : a));
-    lines.push(`ok: ${matching.length} signed checkpoint${matching.length === 1 ? '' : 's'} cover these entries; the newest (signed ${newest.checkpoint.signed_at}) up to tenant_seq ${newest.tenant_seq}`);
+    lines.push(
+      `ok: ${matching.length} signed checkpoint${matching.length === 1 ? '' : 's'} cover these entries; the newest (signed ${newest.checkpoint.signed_at}) up to tenant_seq ${newest.tenant_seq}`,
+    );
   } else if (proofs.length === 0) {
     lines.push('warning: no proof given: the entries are only checked against each other');
   }
@@ -125,12 +139,28 @@ export function verifyTenantLedger(entries: readonly TenantAuditEntry[], givenPr
 function compare(proof: TenantProof, chain: readonly TenantAuditEntry[]): { defect: string; message: string } | null {
   const signed = BigInt(proof.tenant_seq);
   const last = chain.length === 0 ? 0n : BigInt(chain[chain.length - 1]!.tenant_seq);
-  if (last < signed) return { defect: 'truncation', message: `the entries end at tenant_seq ${last}, but ${describe(proof)} covers tenant_seq ${proof.tenant_seq}: entries were cut off` };
+  if (last < signed)
+    return {
+      defect: 'truncation',
+      message: `the entries end at tenant_seq ${last}, but ${describe(proof)} covers tenant_seq ${proof.tenant_seq}: entries were cut off`,
+    };
   const now = chain.find((e) => e.event_id === proof.event_id);
   if (!now) return { defect: 'rewrite', message: `the entry proved by ${describe(proof)} (event ${proof.event_id}) is gone` };
   const at = BigInt(now.tenant_seq);
-  if (at > signed) return { defect: 'forged_insert', message: `the entry proved by ${describe(proof)} is now at tenant_seq ${now.tenant_seq}: ${at - signed} entries were inserted before it` };
-  if (at < signed) return { defect: 'truncation', message: `the entry proved by ${describe(proof)} is now at tenant_seq ${now.tenant_seq}: ${signed - at} entries before it were deleted` };
-  if (now.tenant_hash !== proof.tenant_hash) return { defect: 'rewrite', message: `tenant_seq ${proof.tenant_seq} no longer has the hash proved by ${describe(proof)}: it, or an entry before it, was changed` };
+  if (at > signed)
+    return {
+      defect: 'forged_insert',
+      message: `the entry proved by ${describe(proof)} is now at tenant_seq ${now.tenant_seq}: ${at - signed} entries were inserted before it`,
+    };
+  if (at < signed)
+    return {
+      defect: 'truncation',
+      message: `the entry proved by ${describe(proof)} is now at tenant_seq ${now.tenant_seq}: ${signed - at} entries before it were deleted`,
+    };
+  if (now.tenant_hash !== proof.tenant_hash)
+    return {
+      defect: 'rewrite',
+      message: `tenant_seq ${proof.tenant_seq} no longer has the hash proved by ${describe(proof)}: it, or an entry before it, was changed`,
+    };
   return null;
 }

@@ -14,13 +14,17 @@ export async function recordVmStep(
   step: { tenant_id: string; vm_id: string; event_type: AuditEventType; context: RequestContext; at: Date; details?: Record<string, unknown> },
   options: { afterOwnTransition?: boolean } = {},
 ): Promise<void> {
-  await appendAuditEvent(db, {
-    event_id: vmLifecycleEventId(step.vm_id, step.event_type),
-    event_type: step.event_type,
-    tenant_id: step.tenant_id,
-    vm_id: step.vm_id,
-    occurred_at: step.at,
-    context: step.context,
-    details: step.details,
-  }, options);
+  await appendAuditEvent(
+    db,
+    {
+      event_id: vmLifecycleEventId(step.vm_id, step.event_type),
+      event_type: step.event_type,
+      tenant_id: step.tenant_id,
+      vm_id: step.vm_id,
+      occurred_at: step.at,
+      context: step.context,
+      details: step.details,
+    },
+    options,
+  );
 }

@@ -37,7 +37,8 @@ export function extendWitnessLog(log: WitnessLog, values: readonly unknown[]): W
   if (start === null) {
     // The first link the witness takes: signed by the pinned key (a rotation away from it counts).
     const first = values.find((value) => signedBy(value, key));
-    if (first === undefined) return values.length === 0 ? { log, added } : { fork: `none of the ${values.length} links is signed by the pinned key ${keyIdOf(key).slice(0, 16)}…` };
+    if (first === undefined)
+      return values.length === 0 ? { log, added } : { fork: `none of the ${values.length} links is signed by the pinned key ${keyIdOf(key).slice(0, 16)}…` };
     const link = first as TenantLink;
     // Links before it (signed by a key the pinned one rotated from) are history the witness did not pin.
     rest = values.slice(values.indexOf(first) + 1);
@@ -52,12 +53,20 @@ export function extendWitnessLog(log: WitnessLog, values: readonly unknown[]): W
     const hash = safeHash(value);
     return hash !== null && !valid.has(hash) && !log.hashes.has(hash) && hash !== start!.hash;
   });
-  if (stray.length > 0) return { fork: `${stray.length} of the links given do not extend the witnessed series from its tip (${start.hash.slice(0, 16)}…, signed at ${start.signed_at}): another history, or links out of order` };
+  if (stray.length > 0)
+    return {
+      fork: `${stray.length} of the links given do not extend the witnessed series from its tip (${start.hash.slice(0, 16)}…, signed at ${start.signed_at}): another history, or links out of order`,
+    };
   added.push(...walk.steps.map((step) => step.link));
   const links = [...log.links, ...added];
   const last = links.at(-1);
   return {
-    log: { links, hashes: new Set([...log.hashes, ...added.map(tenantLinkHash)]), key: walk.keys.at(-1)!, tip: last ? { hash: tenantLinkHash(last), signed_at: last.signed_at } : null },
+    log: {
+      links,
+      hashes: new Set([...log.hashes, ...added.map(tenantLinkHash)]),
+      key: walk.keys.at(-1)!,
+      tip: last ? { hash: tenantLinkHash(last), signed_at: last.signed_at } : null,
+    },
     added,
   };
 }

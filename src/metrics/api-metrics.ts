@@ -20,7 +20,12 @@ export interface ApiMetrics {
 export function createApiMetrics(db: Kysely<Database>): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'vm_tenant_api_' });
-  const httpRequests = new Counter({ name: 'vm_tenant_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
+  const httpRequests = new Counter({
+    name: 'vm_tenant_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
   const httpDuration = new Histogram({
     name: 'vm_tenant_http_request_duration_seconds',
     help: 'HTTP request latency by route and status',
@@ -28,21 +33,37 @@ export function createApiMetrics(db: Kysely<Database>): ApiMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  const admissions = new Counter({ name: 'vm_tenant_admissions_total', help: 'VM spawn admissions by outcome (accepted, quota_exceeded, rate_limited, ...)', labelNames: ['outcome'] as const, registers: [registry] });
+  const admissions = new Counter({
+    name: 'vm_tenant_admissions_total',
+    help: 'VM spawn admissions by outcome (accepted, quota_exceeded, rate_limited, ...)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   const dependencyUnavailable = new Counter({
     name: 'vm_tenant_dependency_unavailable_total',
     help: 'Requests answered 503 dependency_unavailable, by the dependency (postgres, temporal) that was down, hung or past its deadline',
     labelNames: ['dependency'] as const,
     registers: [registry],
   });
-  const problems = new Counter({ name: 'vm_tenant_http_problems_total', help: 'Problem answers (application/problem+json) by their code', labelNames: ['code'] as const, registers: [registry] });
+  const problems = new Counter({
+    name: 'vm_tenant_http_problems_total',
+    help: 'Problem answers (application/problem+json) by their code',
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
   // One query per scrape serves all four quota gauges: each gauge's collect() awaits the same
   // promise (the registry collects its metrics concurrently).
   const quotaQuery = () =>
     db
       .selectFrom('tenants as t')
       .leftJoin('vms as v', (join) => join.onRef('v.tenant_id', '=', 't.tenant_id').on('v.status', 'in', ['provisioning', 'running', 'destroying']))
-      .select((eb) => ['t.tenant_id', 't.max_vms', 't.storage_quota_gb', eb.fn.count<string>('v.vm_id').as('vms'), eb.fn.coalesce(eb.fn.sum<string>('v.storage_gb'), eb.lit(0)).as('storage')])
+      .select((eb) => [
+        't.tenant_id',
+        't.max_vms',
+        't.storage_quota_gb',
+        eb.fn.count<string>('v.vm_id').as('vms'),
+        eb.fn.coalesce(eb.fn.sum<string>('v.storage_gb'), eb.lit(0)).as('storage'),
+      ])
       .where('t.deleted_at', 'is', null)
       .groupBy(['t.tenant_id', 't.max_vms', 't.storage_quota_gb'])
       .execute();

@@ -38,6 +38,16 @@ export async function readEventRelayLag(db: Kysely<Database>, subjectPrefix: str
  */
 export function registerEventRelayMetrics(registry: Registry, lag: () => Promise<EventRelayLag>): void {
   const read = oncePerScrape(lag);
-  scrapeTimeGauge(registry, { name: EVENT_RELAY_METRICS.lagEntries, help: `Ledger entries the event relay has not published yet (counted up to ${LAG_COUNT_CAP})` }, read, (l) => [[{}, l.entries]]);
-  scrapeTimeGauge(registry, { name: EVENT_RELAY_METRICS.lagSeconds, help: 'Seconds the oldest unpublished ledger entry has waited for the event relay (0 when none waits)' }, read, (l) => [[{}, l.seconds]]);
+  scrapeTimeGauge(
+    registry,
+    { name: EVENT_RELAY_METRICS.lagEntries, help: `Ledger entries the event relay has not published yet (counted up to ${LAG_COUNT_CAP})` },
+    read,
+    (l) => [[{}, l.entries]],
+  );
+  scrapeTimeGauge(
+    registry,
+    { name: EVENT_RELAY_METRICS.lagSeconds, help: 'Seconds the oldest unpublished ledger entry has waited for the event relay (0 when none waits)' },
+    read,
+    (l) => [[{}, l.seconds]],
+  );
 }

@@ -8,7 +8,8 @@ import { FleetCallAbortedError, FleetRejectedError } from '../fleet/fleet-errors
  * outcome 'aborted' and not counted as a fleet error: it says nothing about the fleet.
  */
 export function instrumentFleetClient(client: FleetClient, metrics: WorkerMetrics): FleetClient {
-  const timed = <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
+  const timed =
+    <A extends unknown[], R>(operation: string, call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const end = metrics.fleetCalls.startTimer({ operation });
       try {

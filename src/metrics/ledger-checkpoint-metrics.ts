@@ -20,9 +20,22 @@ export function registerLedgerCheckpointMetrics(registry: Registry, periodSecond
   // A worker built again on the same registry (tests) replaces its gauges rather than failing.
   registry.removeSingleMetric(LEDGER_CHECKPOINT_METRICS.period);
   const read = oncePerScrape(liveness);
-  const gauge = (name: string, help: string, value: (status: SignerLiveness) => number) => scrapeTimeGauge(registry, { name, help }, read, (status) => [[{}, value(status)]]);
-  gauge(LEDGER_CHECKPOINT_METRICS.age, 'Seconds since the newest ledger checkpoint this worker knows was signed (since the signer started, before the first)', (s) => s.freshness.age_seconds);
-  gauge(LEDGER_CHECKPOINT_METRICS.unsigned, 'Committed ledger entries that no checkpoint covers yet (counted up to 100000)', (s) => s.freshness.unsigned_entries);
-  gauge(LEDGER_CHECKPOINT_METRICS.starved, 'Seconds the commit horizon has been out of reach of the checkpoint signer (0 when it is not)', (s) => s.starved_seconds);
+  const gauge = (name: string, help: string, value: (status: SignerLiveness) => number) =>
+    scrapeTimeGauge(registry, { name, help }, read, (status) => [[{}, value(status)]]);
+  gauge(
+    LEDGER_CHECKPOINT_METRICS.age,
+    'Seconds since the newest ledger checkpoint this worker knows was signed (since the signer started, before the first)',
+    (s) => s.freshness.age_seconds,
+  );
+  gauge(
+    LEDGER_CHECKPOINT_METRICS.unsigned,
+    'Committed ledger entries that no checkpoint covers yet (counted up to 100000)',
+    (s) => s.freshness.unsigned_entries,
+  );
+  gauge(
+    LEDGER_CHECKPOINT_METRICS.starved,
+    'Seconds the commit horizon has been out of reach of the checkpoint signer (0 when it is not)',
+    (s) => s.starved_seconds,
+  );
   new Gauge({ name: LEDGER_CHECKPOINT_METRICS.period, help: 'The signing period (LEDGER_CHECKPOINT_EVERY_SECONDS)', registers: [registry] }).set(periodSeconds);
 }

@@ -25,7 +25,11 @@ export async function readUnsettledVms(db: Kysely<Database>): Promise<UnsettledV
     select status, count(*)::text as count, extract(epoch from now() - min(updated_at))::text as oldest
       from vms where status in ('requested', 'provisioning', 'destroying') group by status`.execute(db);
   const found = new Map(rows.map((row) => [row.status, row]));
-  return UNSETTLED_STATUSES.map((status) => ({ status, count: Number(found.get(status)?.count ?? 0), oldestSeconds: Math.max(0, Number(found.get(status)?.oldest ?? 0)) }));
+  return UNSETTLED_STATUSES.map((status) => ({
+    status,
+    count: Number(found.get(status)?.count ?? 0),
+    oldestSeconds: Math.max(0, Number(found.get(status)?.oldest ?? 0)),
+  }));
 }
 
 /**
@@ -36,9 +40,22 @@ export async function readUnsettledVms(db: Kysely<Database>): Promise<UnsettledV
  */
 export function registerVmSettlementMetrics(registry: Registry, bootTimeoutSeconds: number, read: () => Promise<UnsettledVms[]>): void {
   const once = oncePerScrape(read);
-  const byStatus = (value: (row: UnsettledVms) => number) => (rows: UnsettledVms[]) => rows.map((row): [Record<string, string>, number] => [{ status: row.status }, value(row)]);
-  scrapeTimeGauge(registry, { name: VM_SETTLEMENT_METRICS.unsettled, help: 'VMs in a status on the way to a final one (requested, provisioning, destroying)', labelNames: ['status'] }, once, byStatus((row) => row.count));
-  scrapeTimeGauge(registry, { name: VM_SETTLEMENT_METRICS.oldest, help: 'Seconds since the oldest VM in this status last changed (0 when there is none)', labelNames: ['status'] }, once, byStatus((row) => row.oldestSeconds));
+  const byStatus = (value: (row: UnsettledVms) => number) => (rows: UnsettledVms[]) =>
+    rows.map((row): [Record<string, string>, number] => [{ status: row.status }, value(row)]);
+  scrapeTimeGauge(
+    registry,
+    { name: VM_SETTLEMENT_METRICS.unsettled, help: 'VMs in a status on the way to a final one (requested, provisioning, destroying)', labelNames: ['status'] },
+    once,
+    byStatus((row) => row.count),
+  );
+  scrapeTimeGauge(
+    registry,
+    { name: VM_SETTLEMENT_METRICS.oldest, help: 'Seconds since the oldest VM in this status last changed (0 when there is none)', labelNames: ['status'] },
+    once,
+    byStatus((row) => row.oldestSeconds),
+  );
   registry.removeSingleMetric(VM_SETTLEMENT_METRICS.bootTimeout);
-  new Gauge({ name: VM_SETTLEMENT_METRICS.bootTimeout, help: 'VM_BOOT_TIMEOUT_MS in seconds: a VM provisioning longer is failed', registers: [registry] }).set(bootTimeoutSeconds);
+  new Gauge({ name: VM_SETTLEMENT_METRICS.bootTimeout, help: 'VM_BOOT_TIMEOUT_MS in seconds: a VM provisioning longer is failed', registers: [registry] }).set(
+    bootTimeoutSeconds,
+  );
 }

@@ -28,7 +28,12 @@ async function endWith<T>(span: Span, work: () => Promise<T>, failed: (value: T)
  * the request's headers (the callee may continue the trace). `call` gets the headers to add and keeps
  * its own deadline. While tracing is off: `call({})`, nothing else.
  */
-export function httpClientSpan(method: string, route: string, url: string, call: (traceHeaders: Record<string, string>) => Promise<Response>): Promise<Response> {
+export function httpClientSpan(
+  method: string,
+  route: string,
+  url: string,
+  call: (traceHeaders: Record<string, string>) => Promise<Response>,
+): Promise<Response> {
   if (!tracingEnabled()) return call({});
   const target = new URL(url);
   const attributes: Attributes = {
@@ -68,7 +73,12 @@ export function activeTraceHeaders(): TraceHeaders | null {
  * recorded in); the context is also put in the message's headers (traceparent, tracestate), so a
  * consumer may continue the trace. Without a parent, or while tracing is off: `publish(undefined)`.
  */
-export function producerSpan<T>(parent: TraceHeaders | undefined, name: string, attributes: Attributes, publish: (headers: MsgHdrs | undefined) => Promise<T>): Promise<T> {
+export function producerSpan<T>(
+  parent: TraceHeaders | undefined,
+  name: string,
+  attributes: Attributes,
+  publish: (headers: MsgHdrs | undefined) => Promise<T>,
+): Promise<T> {
   if (!parent || !tracingEnabled()) return publish(undefined);
   const carrier: Record<string, string> = { traceparent: parent.traceparent };
   if (parent.tracestate) carrier.tracestate = parent.tracestate;

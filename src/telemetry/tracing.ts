@@ -98,7 +98,11 @@ export function startTracing(defaultServiceName: string, options: { env?: Tracin
     serviceName: String(resource.attributes['service.name'] ?? defaultServiceName),
     resource,
     spanProcessor,
-    flush: () => atMost(provider.forceFlush().catch((error: unknown) => options.warn?.(`trace export failed: ${String(error)}`)), FLUSH_WAIT_MS),
+    flush: () =>
+      atMost(
+        provider.forceFlush().catch((error: unknown) => options.warn?.(`trace export failed: ${String(error)}`)),
+        FLUSH_WAIT_MS,
+      ),
   };
   return started;
 }

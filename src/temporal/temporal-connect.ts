@@ -64,7 +64,11 @@ async function connectFailure(options: TemporalConnectionOptions, error: unknown
 }
 
 /** `connect` with the settings, waiting while the server is not up (yet); a TLS or credential failure stops the start. */
-function connectWhenReachable<T>(options: TemporalConnectionOptions, wait: WaitOptions, connect: (options: TemporalConnectionOptions) => Promise<T>): Promise<T> {
+function connectWhenReachable<T>(
+  options: TemporalConnectionOptions,
+  wait: WaitOptions,
+  connect: (options: TemporalConnectionOptions) => Promise<T>,
+): Promise<T> {
   return waitUntilReachable(
     `temporal at ${options.address}`,
     async () => {

@@ -9,7 +9,13 @@ export interface TemporalSettings {
   readonly connection: TemporalConnectionOptions;
   readonly namespace: string;
   /** For logs: which transport and credentials are in use, never their values. */
-  readonly summary: { readonly address: string; readonly namespace: string; readonly tls: 'off' | 'server-verified' | 'mutual'; readonly apiKey: boolean; readonly profile: string | null };
+  readonly summary: {
+    readonly address: string;
+    readonly namespace: string;
+    readonly tls: 'off' | 'server-verified' | 'mutual';
+    readonly apiKey: boolean;
+    readonly profile: string | null;
+  };
 }
 
 /**

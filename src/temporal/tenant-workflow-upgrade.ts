@@ -8,7 +8,8 @@ import { withCallDeadline } from './call-deadline';
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** The tenant workflow runs still open on a task queue, as the visibility store lists them. */
-const runningTenantWorkflows = (taskQueue: string) => `WorkflowType = 'tenantWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue.replace(/'/g, "''")}'`;
+const runningTenantWorkflows = (taskQueue: string) =>
+  `WorkflowType = 'tenantWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue.replace(/'/g, "''")}'`;
 /** Enough events to hold the start and the first workflow task's patch markers. */
 const FIRST_EVENTS = 50;
 const CALL_TIMEOUT_MS = 10_000;

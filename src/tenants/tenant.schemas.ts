@@ -8,7 +8,8 @@ export const TENANT_LIMITS = Object.freeze({
   display_name_length: 200,
 });
 
-const positiveInt = (max: number) => z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
+const positiveInt = (max: number) =>
+  z.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(max, `must be at most ${max}`);
 
 // Printable text only: no control characters, which would break logs, tables and terminals.
 const displayName = z
@@ -48,6 +49,10 @@ export const pageQuerySchema = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(50),
     // Cursors are tenant or token ids; anything else (a NUL byte, which Postgres text cannot hold) is refused.
-    cursor: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor from this API').optional(),
+    cursor: z
+      .string()
+      .max(200)
+      .regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor from this API')
+      .optional(),
   })
   .strict();

@@ -22,7 +22,9 @@ export async function claimIdempotencyKey(db: Kysely<Database>, tenantId: string
     .insertInto('idempotency_keys')
     .values({ tenant_id: tenantId, idempotency_key: key, ...claim })
     .onConflict((oc) =>
-      oc.columns(['tenant_id', 'idempotency_key']).doUpdateSet(claim)
+      oc
+        .columns(['tenant_id', 'idempotency_key'])
+        .doUpdateSet(claim)
         // Take over only an expired key, or an abandoned in-flight claim of the same request.
         .where((eb) =>
           eb.or([
@@ -38,7 +40,12 @@ export async function claimIdempotencyKey(db: Kysely<Database>, tenantId: string
     .returning(sql<number>`1`.as('claimed'))
     .executeTakeFirst();
   if (claimed) return { claimed: true };
-  const existing = await db.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', tenantId).where('idempotency_key', '=', key).executeTakeFirstOrThrow();
+  const existing = await db
+    .selectFrom('idempotency_keys')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirstOrThrow();
   return { claimed: false, existing };
 }
 

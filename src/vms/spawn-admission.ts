@@ -43,7 +43,19 @@ export async function recordSpawnRequest(deps: AdmissionDeps, tenantId: string, 
   const at = new Date(request.created_at);
   return deps.ledger.run(async (trx) => {
     if (!(await insertRequestedVm(trx, { vm_id: request.vm_id, tenant_id: tenantId, shape: request.shape, created_at: at }))) return false;
-    await appendAuditEvent(trx, { event_id: admissionEventId(request.vm_id, 'VM_SPAWN_REQUESTED', 1), event_type: 'VM_SPAWN_REQUESTED', tenant_id: tenantId, vm_id: request.vm_id, occurred_at: at, context: request.context, details: { shape: request.shape } }, { afterOwnTransition: true });
+    await appendAuditEvent(
+      trx,
+      {
+        event_id: admissionEventId(request.vm_id, 'VM_SPAWN_REQUESTED', 1),
+        event_type: 'VM_SPAWN_REQUESTED',
+        tenant_id: tenantId,
+        vm_id: request.vm_id,
+        occurred_at: at,
+        context: request.context,
+        details: { shape: request.shape },
+      },
+      { afterOwnTransition: true },
+    );
     return true;
   });
 }
@@ -54,7 +66,19 @@ export async function recordSpawnRequestAgain(deps: AdmissionDeps, tenantId: str
   const at = deps.now();
   const moved = await deps.ledger.run(async (trx) => {
     if (!(await reRequestVm(trx, row.vm_id, attempt, at))) return false;
-    await appendAuditEvent(trx, { event_id: admissionEventId(row.vm_id, 'VM_SPAWN_REQUESTED', attempt), event_type: 'VM_SPAWN_REQUESTED', tenant_id: tenantId, vm_id: row.vm_id, occurred_at: at, context, details: { shape: shapeOf(row), attempt } }, { afterOwnTransition: true });
+    await appendAuditEvent(
+      trx,
+      {
+        event_id: admissionEventId(row.vm_id, 'VM_SPAWN_REQUESTED', attempt),
+        event_type: 'VM_SPAWN_REQUESTED',
+        tenant_id: tenantId,
+        vm_id: row.vm_id,
+        occurred_at: at,
+        context,
+        details: { shape: shapeOf(row), attempt },
+      },
+      { afterOwnTransition: true },
+    );
     return true;
   });
   return moved ? attempt : null;
@@ -79,7 +103,13 @@ export async function decideSpawn(deps: AdmissionDeps, tenantId: string, request
   return result;
 }
 
-async function recordRefusal(deps: AdmissionDeps, tenantId: string, request: SpawnVmRequest, reason: string, details: Record<string, unknown> | undefined): Promise<void> {
+async function recordRefusal(
+  deps: AdmissionDeps,
+  tenantId: string,
+  request: SpawnVmRequest,
+  reason: string,
+  details: Record<string, unknown> | undefined,
+): Promise<void> {
   const attempt = request.attempt ?? 1;
   const at = deps.now();
   await deps.ledger.run(async (trx) => {
@@ -92,6 +122,18 @@ async function recordRefusal(deps: AdmissionDeps, tenantId: string, request: Spa
       .where('admission_attempt', '=', attempt)
       .executeTakeFirst();
     if (Number(refused.numUpdatedRows) === 0) return;
-    await appendAuditEvent(trx, { event_id: admissionEventId(request.vm_id, 'VM_SPAWN_REJECTED', attempt), event_type: 'VM_SPAWN_REJECTED', tenant_id: tenantId, vm_id: request.vm_id, occurred_at: at, context: request.context, details: { reason, ...details, shape: request.shape } }, { afterOwnTransition: true });
+    await appendAuditEvent(
+      trx,
+      {
+        event_id: admissionEventId(request.vm_id, 'VM_SPAWN_REJECTED', attempt),
+        event_type: 'VM_SPAWN_REJECTED',
+        tenant_id: tenantId,
+        vm_id: request.vm_id,
+        occurred_at: at,
+        context: request.context,
+        details: { reason, ...details, shape: request.shape },
+      },
+      { afterOwnTransition: true },
+    );
   });
 }

@@ -88,7 +88,14 @@ export async function tenantVmTotals(db: Db, tenantId: string): Promise<{ vms: n
  * Moves a VM to `to` only from one of `from`, so late or repeated writers cannot move it backwards
  * (a spawn finishing after a destroy request leaves it destroying). Returns whether it moved.
  */
-export async function transitionVm(db: Db, vmId: string, from: readonly VmStatus[], to: VmStatus, at: Date, failureReason: string | null = null): Promise<boolean> {
+export async function transitionVm(
+  db: Db,
+  vmId: string,
+  from: readonly VmStatus[],
+  to: VmStatus,
+  at: Date,
+  failureReason: string | null = null,
+): Promise<boolean> {
   const result = await db
     .updateTable('vms')
     .set({ status: to, updated_at: at, ...(to === 'failed' ? { failure_reason: failureReason } : {}) })

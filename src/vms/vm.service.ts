@@ -53,7 +53,8 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
       await recordVmStep(trx, { ...step, event_type: 'VM_DESTROY_REQUESTED' }, { afterOwnTransition: true });
       // Not yet admitted, so nothing at the fleet: a boot the workflow may still start finds the row
       // destroyed and stops before the fleet hears of it.
-      if (requestedOnly) await recordVmStep(trx, { ...step, event_type: 'VM_DESTROYED', details: { reason: 'destroyed_before_admission' } }, { afterOwnTransition: true });
+      if (requestedOnly)
+        await recordVmStep(trx, { ...step, event_type: 'VM_DESTROYED', details: { reason: 'destroyed_before_admission' } }, { afterOwnTransition: true });
       return true;
     });
   }
@@ -130,7 +131,10 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
     get,
 
     /** A page of the tenant's VMs; `cursor` is from the previous page (null when it is not one of ours). */
-    async list(tenantId: string, query: { status?: VmStatus; limit: number; cursor?: string }): Promise<{ items: VmRecord[]; next_cursor: string | null } | null> {
+    async list(
+      tenantId: string,
+      query: { status?: VmStatus; limit: number; cursor?: string },
+    ): Promise<{ items: VmRecord[]; next_cursor: string | null } | null> {
       const after = query.cursor ? decodeVmCursor(query.cursor) : undefined;
       if (after === null) return null;
       const rows = await listTenantVms(db, { tenant_id: tenantId, status: query.status, limit: query.limit + 1, after });

@@ -8,7 +8,13 @@ import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
 import { decideSpawn, isAdmissionRefusal, shapeOf } from '../vms/spawn-admission';
 
 /** Each resend is a request of its own: a teardown it starts is told apart from one an earlier request started. */
-const resolverContext = (): RequestContext => ({ request_id: `admission-resolver:${randomUUID()}`, actor_token_id: null, actor_scope: 'system:admission-resolver', source_ip: null, user_agent: null });
+const resolverContext = (): RequestContext => ({
+  request_id: `admission-resolver:${randomUUID()}`,
+  actor_token_id: null,
+  actor_scope: 'system:admission-resolver',
+  source_ip: null,
+  user_agent: null,
+});
 
 /** Past the API's Temporal deadline (10 s), so no API is still waiting for these answers. */
 export const DEFAULT_RESOLVE_AFTER_MS = 15_000;
@@ -45,7 +51,13 @@ export async function resolveUndecided(deps: ResolverDeps, olderThanMs: number, 
     try {
       if (row.status === 'requested') {
         outcome.spawns++;
-        await decideSpawn(deps, row.tenant_id, { vm_id: row.vm_id, shape: shapeOf(row), created_at: row.created_at.toISOString(), context: resolverContext(), attempt: row.admission_attempt });
+        await decideSpawn(deps, row.tenant_id, {
+          vm_id: row.vm_id,
+          shape: shapeOf(row),
+          created_at: row.created_at.toISOString(),
+          context: resolverContext(),
+          attempt: row.admission_attempt,
+        });
       } else {
         outcome.destroys++;
         await deps.workflows.destroy(row.tenant_id, row.vm_id, resolverContext(), row.storage_gb);
@@ -60,14 +72,19 @@ export async function resolveUndecided(deps: ResolverDeps, olderThanMs: number, 
   };
   // Several at once: one tenant whose workflow does not answer (each call waits its deadline) must not hold up the others.
   const queue = [...rows];
-  await Promise.all(Array.from({ length: Math.min(RESOLVE_CONCURRENCY, queue.length) }, async () => {
-    for (let row = queue.shift(); row; row = queue.shift()) await resolve(row);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(RESOLVE_CONCURRENCY, queue.length) }, async () => {
+      for (let row = queue.shift(); row; row = queue.shift()) await resolve(row);
+    }),
+  );
   return outcome;
 }
 
 /** Runs resolveUndecided every `everyMs`, one round at a time. */
-export function startAdmissionResolver(deps: ResolverDeps, { everyMs = DEFAULT_RESOLVE_EVERY_MS, olderThanMs = DEFAULT_RESOLVE_AFTER_MS } = {}): { stop(): void } {
+export function startAdmissionResolver(
+  deps: ResolverDeps,
+  { everyMs = DEFAULT_RESOLVE_EVERY_MS, olderThanMs = DEFAULT_RESOLVE_AFTER_MS } = {},
+): { stop(): void } {
   let round: Promise<void> | null = null;
   const run = () => {
     round ??= resolveUndecided(deps, olderThanMs)

@@ -69,7 +69,10 @@ async function signingKey(config: Config): Promise<CheckpointSigningKey> {
  * Signs the ledger head to the checkpoint stream (see LedgerCheckpointSigner), with its metrics: the
  * age of the newest checkpoint, what waits for one, and how long the signer has been starved.
  */
-async function createCheckpointSigner(config: Config, deps: { db: Kysely<Database>; nats: NatsConnection; log: Logger; metrics: WorkerMetrics }): Promise<LedgerCheckpointSigner> {
+async function createCheckpointSigner(
+  config: Config,
+  deps: { db: Kysely<Database>; nats: NatsConnection; log: Logger; metrics: WorkerMetrics },
+): Promise<LedgerCheckpointSigner> {
   const everyMs = config.ledgerCheckpointEverySeconds * 1000;
   const jsm = await deps.nats.jetstreamManager();
   await ensureCheckpointStream(jsm, config.ledgerCheckpointStream, config.natsSubjectPrefix);

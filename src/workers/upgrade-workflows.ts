@@ -29,7 +29,9 @@ async function main(): Promise<number> {
       log('info', 'every open tenant workflow run is on the current code: the frozen code may be deleted (src/workflows/legacy/README.md)');
       return 0;
     }
-    log(dryRun ? 'info' : 'error', dryRun ? 'dry run: nothing signalled' : 'some runs did not continue as new in time; run the command again', { remaining: report.remaining.length });
+    log(dryRun ? 'info' : 'error', dryRun ? 'dry run: nothing signalled' : 'some runs did not continue as new in time; run the command again', {
+      remaining: report.remaining.length,
+    });
     return 1;
   } finally {
     await connection.close();

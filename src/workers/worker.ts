@@ -25,7 +25,13 @@ async function main(): Promise<void> {
   installTemporalRuntime(log, config.host, config.temporalSdkMetricsPort);
   const worker = await buildWorker(config, { log });
   // /healthz (the liveness probe): the Temporal worker polls; a worker whose poller stopped or failed is restarted.
-  const metricsServer = await startMetricsServer(worker.metrics.registry, config.workerMetricsPort, config.host, log, () => worker.worker.getState() === 'RUNNING');
+  const metricsServer = await startMetricsServer(
+    worker.metrics.registry,
+    config.workerMetricsPort,
+    config.host,
+    log,
+    () => worker.worker.getState() === 'RUNNING',
+  );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -14,7 +14,15 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { FailureType } from '../shared/failure-types';
-import type { ChangeQuotaRequest, CloseTenantRequest, DestroyVmRequest, DestroyVmResult, SpawnVmRequest, SpawnVmResult, TenantUsage } from '../shared/tenant-workflow.messages';
+import type {
+  ChangeQuotaRequest,
+  CloseTenantRequest,
+  DestroyVmRequest,
+  DestroyVmResult,
+  SpawnVmRequest,
+  SpawnVmResult,
+  TenantUsage,
+} from '../shared/tenant-workflow.messages';
 import type { CarriedTenantState, InFlightVm, TenantLimits, TenantWorkflowInput } from '../shared/tenant-workflow.state';
 import { fromOlderCarriedState } from './legacy/older-carried-state';
 import { causeOf, TenantState, type SpawnRefusal } from './tenant-state';
@@ -63,7 +71,17 @@ export class TenantRun {
 
   usage(): TenantUsage {
     return (
-      this.state?.usage(this.updatesThisRun) ?? { tenant_id: this.tenantId, vms: 0, storage_gb: 0, max_vms: 0, storage_quota_gb: 0, provisioning: 0, destroying: 0, closed: false, run_updates: 0 }
+      this.state?.usage(this.updatesThisRun) ?? {
+        tenant_id: this.tenantId,
+        vms: 0,
+        storage_gb: 0,
+        max_vms: 0,
+        storage_quota_gb: 0,
+        provisioning: 0,
+        destroying: 0,
+        closed: false,
+        run_updates: 0,
+      }
     );
   }
 
@@ -108,7 +126,8 @@ export class TenantRun {
   validateDestroy(request: DestroyVmRequest): void {
     const state = this.state;
     if (!state || state.inFlight.has(request.vm_id) || state.decided(request.vm_id)) return;
-    if (state.inFlight.size >= this.limits.max_in_flight) throw refusalFailure(this.tenantId, { type: 'InFlightLimit', details: { in_flight: state.inFlight.size, limit: this.limits.max_in_flight } });
+    if (state.inFlight.size >= this.limits.max_in_flight)
+      throw refusalFailure(this.tenantId, { type: 'InFlightLimit', details: { in_flight: state.inFlight.size, limit: this.limits.max_in_flight } });
   }
 
   async destroy(request: DestroyVmRequest): Promise<DestroyVmResult> {
@@ -176,7 +195,8 @@ export class TenantRun {
   async load(carried: TenantWorkflowInput['carried']): Promise<TenantState> {
     if (carried) {
       const restored =
-        fromOlderCarriedState(this.tenantId, this.limits, carried, Date.now()) ?? TenantState.fromCarried(this.tenantId, this.limits.max_in_flight, carried as CarriedTenantState);
+        fromOlderCarriedState(this.tenantId, this.limits, carried, Date.now()) ??
+        TenantState.fromCarried(this.tenantId, this.limits.max_in_flight, carried as CarriedTenantState);
       // Continued from an older version's run: its boots confirm under the epoch in force now.
       if (restored.epoch === null) restored.epoch = await readAdmissionEpoch({ tenant_id: this.tenantId });
       this.state = restored;
@@ -338,9 +358,19 @@ function refusalFailure(tenantId: string, refusal: SpawnRefusal): ApplicationFai
     case 'TenantClosed':
       return ApplicationFailure.create({ type: FailureType.TenantClosed, message: `tenant ${tenantId} is closed`, nonRetryable: true });
     case 'InFlightLimit':
-      return ApplicationFailure.create({ type: FailureType.InFlightLimit, message: `${refusal.details.in_flight} VMs in flight`, details: [refusal.details], nonRetryable: true });
+      return ApplicationFailure.create({
+        type: FailureType.InFlightLimit,
+        message: `${refusal.details.in_flight} VMs in flight`,
+        details: [refusal.details],
+        nonRetryable: true,
+      });
     case 'QuotaExceeded':
-      return ApplicationFailure.create({ type: FailureType.QuotaExceeded, message: `quota exceeded: ${refusal.details.limit}`, details: [refusal.details], nonRetryable: true });
+      return ApplicationFailure.create({
+        type: FailureType.QuotaExceeded,
+        message: `quota exceeded: ${refusal.details.limit}`,
+        details: [refusal.details],
+        nonRetryable: true,
+      });
   }
 }
 

@@ -4,14 +4,17 @@ import type { CarriedTenantState, InFlightVm, TenantTotals, UndecidedVm, WorkCau
 export const RECENT_MEMORY = 200;
 
 export type SpawnRefusal =
-  | { type: 'TenantClosed' }
-  | { type: 'InFlightLimit'; details: InFlightLimitDetails }
-  | { type: 'QuotaExceeded'; details: QuotaExceededDetails };
+  { type: 'TenantClosed' } | { type: 'InFlightLimit'; details: InFlightLimitDetails } | { type: 'QuotaExceeded'; details: QuotaExceededDetails };
 
 /** What the workflow answers for a VM it has decided: its work, or how it ended. */
 export type DecidedStatus = 'provisioning' | 'destroying' | 'destroyed' | 'failed';
 
-const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus | null> = { pending: null, provisioning: 'provisioning', destroying: 'destroying', lost: 'failed' };
+const DECIDED_BY_PHASE: Record<InFlightVm['phase'], DecidedStatus | null> = {
+  pending: null,
+  provisioning: 'provisioning',
+  destroying: 'destroying',
+  lost: 'failed',
+};
 
 export type SettledStatus = 'destroyed' | 'failed';
 
@@ -73,7 +76,14 @@ export class TenantState {
     state.epoch = epoch;
     for (const vm of undecided) {
       const fits = state.refusalFor(vm.storage_gb, state.quota, true) === null;
-      state.inFlight.set(vm.vm_id, { vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: 'pending', release: fits ? 'reserved' : 'none', boot_deadline_ms: vm.created_at_ms + bootTimeoutMs, cause: RECOVERY_CAUSE });
+      state.inFlight.set(vm.vm_id, {
+        vm_id: vm.vm_id,
+        storage_gb: vm.storage_gb,
+        phase: 'pending',
+        release: fits ? 'reserved' : 'none',
+        boot_deadline_ms: vm.created_at_ms + bootTimeoutMs,
+        cause: RECOVERY_CAUSE,
+      });
       if (fits) state.count(vm.storage_gb);
     }
     return state;
@@ -209,12 +219,16 @@ export class TenantState {
 
   private refusalFor(storageGb: number, quota: VersionedQuota, ignoreInFlightLimit = false): SpawnRefusal | null {
     if (this.closed || this.closing) return { type: 'TenantClosed' };
-    if (!ignoreInFlightLimit && this.inFlight.size >= this.maxInFlight) return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
+    if (!ignoreInFlightLimit && this.inFlight.size >= this.maxInFlight)
+      return { type: 'InFlightLimit', details: { in_flight: this.inFlight.size, limit: this.maxInFlight } };
     if (this.vms + 1 > quota.max_vms) {
       return { type: 'QuotaExceeded', details: { limit: 'max_vms', limit_value: quota.max_vms, in_use: this.vms, requested: 1 } };
     }
     if (this.storageGb + storageGb > quota.storage_quota_gb) {
-      return { type: 'QuotaExceeded', details: { limit: 'storage_quota_gb', limit_value: quota.storage_quota_gb, in_use: this.storageGb, requested: storageGb } };
+      return {
+        type: 'QuotaExceeded',
+        details: { limit: 'storage_quota_gb', limit_value: quota.storage_quota_gb, in_use: this.storageGb, requested: storageGb },
+      };
     }
     return null;
   }

@@ -122,7 +122,11 @@ describe('authorization matrix: CI gate', () => {
     const targets: Target[] = ['platform', 'named_tenant', 'own_tenant', 'tenant_object'];
     for (const row of matrix.routes) {
       if (row.public) continue;
-      expect({ route: routeKey(row), action: ACTIONS.includes(row.action!), target: targets.includes(row.target!) }).toEqual({ route: routeKey(row), action: true, target: true });
+      expect({ route: routeKey(row), action: ACTIONS.includes(row.action!), target: targets.includes(row.target!) }).toEqual({
+        route: routeKey(row),
+        action: true,
+        target: true,
+      });
       expect((row as unknown as Record<string, unknown>).expect).toBeUndefined(); // expectations come from the policy only
     }
     // Every action of the policy is reachable through some route, so none goes untested.
@@ -132,8 +136,20 @@ describe('authorization matrix: CI gate', () => {
   test('when the policy is asked, then every caller kind gets every answer it could get somewhere (no caller is only ever refused or only ever allowed by accident)', () => {
     const answers = (caller: Caller) => new Set(matrix.routes.filter((row) => !row.public).map((row) => expected(row, caller)));
     expect([...answers('no_token')]).toEqual([401]);
-    for (const caller of ['same_tenant_read_only', 'same_tenant_writer', 'same_tenant_auditor', 'same_tenant_admin', 'other_tenant_read_only', 'other_tenant_admin', 'platform_admin'] as const) {
-      expect({ caller, allowedSomewhere: [...answers(caller)].some(isSuccess), refusedSomewhere: [...answers(caller)].some((status) => status >= 400) }).toEqual({ caller, allowedSomewhere: true, refusedSomewhere: true });
+    for (const caller of [
+      'same_tenant_read_only',
+      'same_tenant_writer',
+      'same_tenant_auditor',
+      'same_tenant_admin',
+      'other_tenant_read_only',
+      'other_tenant_admin',
+      'platform_admin',
+    ] as const) {
+      expect({
+        caller,
+        allowedSomewhere: [...answers(caller)].some(isSuccess),
+        refusedSomewhere: [...answers(caller)].some((status) => status >= 400),
+      }).toEqual({ caller, allowedSomewhere: true, refusedSomewhere: true });
     }
   });
 });
@@ -168,7 +184,6 @@ const TRANSITIONAL = ['requested', 'provisioning', 'destroying'];
 describe('authorization matrix over HTTP', () => {
   let stack: TestStack;
   let world: World;
-
 
   /**
    * Everything a request could change for the given tenants: their rows in tenants, api_tokens,
@@ -233,7 +248,10 @@ describe('authorization matrix over HTTP', () => {
   }
 
   async function issueToken(tenantId: string, issuer: string, scope: string): Promise<{ token: string; token_id: string }> {
-    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: issuer, body: { subject_pubkey: SAMPLE_PUBKEY, scope, expires_in_seconds: 1800 } });
+    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: issuer,
+      body: { subject_pubkey: SAMPLE_PUBKEY, scope, expires_in_seconds: 1800 },
+    });
     if (issued.status !== 201) throw new Error(`token issue failed: ${issued.status} ${JSON.stringify(issued.body)}`);
     return issued.body;
   }
@@ -263,7 +281,11 @@ describe('authorization matrix over HTTP', () => {
       issueToken(a.tenantId, stack.adminToken, 'service:tenant-admin'),
       issueToken(b.tenantId, b.token, 'vm:read'),
     ]);
-    await stack.db.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 60_000) }).where('token_id', '=', expired.token_id).execute();
+    await stack.db
+      .updateTable('api_tokens')
+      .set({ expires_at: new Date(Date.now() - 60_000) })
+      .where('token_id', '=', expired.token_id)
+      .execute();
     // The platform admin revokes it: A's own admin may revoke only what was issued under it.
     const revocation = await stack.request('DELETE', `/v1/tenants/${a.tenantId}/tokens/${revoked.token_id}`, { token: stack.adminToken });
     expect(revocation.status).toBe(200);
@@ -333,7 +355,9 @@ describe('authorization matrix over HTTP', () => {
       case '{A.token}':
         return world.A.spareTokenId;
       case '{unused_tenant_id}': {
-        const id = uniqueName('t').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+        const id = uniqueName('t')
+          .toLowerCase()
+          .replace(/[^a-z0-9-]/g, '-');
         created.push(id);
         return id;
       }
@@ -444,7 +468,10 @@ describe('authorization matrix over HTTP', () => {
   describe("another tenant's object answers exactly like a missing one", () => {
     /** The same placeholders, pointing at objects that do not exist. */
     const missing: Record<string, () => string> = {
-      '{A}': () => uniqueName('t').toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+      '{A}': () =>
+        uniqueName('t')
+          .toLowerCase()
+          .replace(/[^a-z0-9-]/g, '-'),
       '{A.vm}': () => randomUUID(),
       '{A.token}': () => newTokenId(),
     };
@@ -453,7 +480,9 @@ describe('authorization matrix over HTTP', () => {
       return { status: res.status, content_type: res.headers.get('content-type'), body: rest };
     };
     // Rows that name A's objects; B's own VM spawn (a 2xx write in B) has nothing to compare.
-    const probed = matrix.routes.filter((row) => !row.public && JSON.stringify([row.params, row.query]).includes('{A') && !(row.mutates && isSuccess(expected(row, 'other_tenant_admin'))));
+    const probed = matrix.routes.filter(
+      (row) => !row.public && JSON.stringify([row.params, row.query]).includes('{A') && !(row.mutates && isSuccess(expected(row, 'other_tenant_admin'))),
+    );
 
     for (const row of probed) {
       test(`when B's admin asks ${routeKey(row)} about A's objects, then the answer equals the one for nonexistent ids`, async () => {
@@ -487,7 +516,17 @@ describe('authorization matrix over HTTP', () => {
   });
 
   describe('malformed Authorization headers', () => {
-    const headers = ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer ', 'Bearer vmt_', `Bearer ${'x'.repeat(600)}`, 'Bearer a b', 'Token vmt_abc', 'bearer\tvmt_abc', `Bearer ${generateToken().slice(0, -1)}0`];
+    const headers = [
+      'Basic dXNlcjpwYXNz',
+      'Bearer',
+      'Bearer ',
+      'Bearer vmt_',
+      `Bearer ${'x'.repeat(600)}`,
+      'Bearer a b',
+      'Token vmt_abc',
+      'bearer\tvmt_abc',
+      `Bearer ${generateToken().slice(0, -1)}0`,
+    ];
     test.each(headers)('when the Authorization header is %j, then every protected route answers 401 and nothing changes', async (header) => {
       const requests = await Promise.all(matrix.routes.filter((r) => !r.public).map(async (row) => ({ row, request: await prepare(row, row.params) })));
       const tenants = [...fixtureTenants(), ...requests.flatMap(({ request }) => request.created)];
@@ -508,7 +547,13 @@ describe('authorization matrix over HTTP', () => {
     switch (cell.row.action) {
       case 'tenant.create': {
         const row = await db.selectFrom('tenants').selectAll().where('tenant_id', '=', String(body.tenant_id)).executeTakeFirst();
-        expect(row).toMatchObject({ display_name: body.display_name, max_vms: body.max_vms, storage_quota_gb: body.storage_quota_gb, api_rate_limit_rpm: body.api_rate_limit_rpm, deleted_at: null });
+        expect(row).toMatchObject({
+          display_name: body.display_name,
+          max_vms: body.max_vms,
+          storage_quota_gb: body.storage_quota_gb,
+          api_rate_limit_rpm: body.api_rate_limit_rpm,
+          deleted_at: null,
+        });
         return;
       }
       case 'tenant.update': {

@@ -29,7 +29,19 @@ export type PolicyScope = 'service:admin' | 'service:tenant-admin' | 'vm:write' 
 export const ALLOWED: Record<PolicyScope, readonly Action[]> = {
   // The platform operator manages tenants and their tokens and may read any tenant, but acts on
   // VMs only through a token of that tenant.
-  'service:admin': ['tenant.create', 'tenant.list', 'tenant.read', 'tenant.update', 'tenant.delete', 'token.issue', 'token.list', 'token.revoke', 'vm.list', 'vm.read', 'audit.read'],
+  'service:admin': [
+    'tenant.create',
+    'tenant.list',
+    'tenant.read',
+    'tenant.update',
+    'tenant.delete',
+    'token.issue',
+    'token.list',
+    'token.revoke',
+    'vm.list',
+    'vm.read',
+    'audit.read',
+  ],
   // A tenant's administrator: everything inside its own tenant, nothing about the tenant's existence or quota.
   'service:tenant-admin': ['tenant.read', 'token.issue', 'token.list', 'token.revoke', 'vm.spawn', 'vm.list', 'vm.read', 'vm.destroy', 'audit.read'],
   'vm:write': ['vm.spawn', 'vm.list', 'vm.read', 'vm.destroy'],
@@ -71,7 +83,9 @@ export interface PolicyCaller {
 }
 
 /** Actions some tenant scope allows: any other action is the platform's alone. */
-const TENANT_ACTIONS = new Set((Object.entries(ALLOWED) as [PolicyScope, readonly Action[]][]).filter(([scope]) => scope !== 'service:admin').flatMap(([, actions]) => actions));
+const TENANT_ACTIONS = new Set(
+  (Object.entries(ALLOWED) as [PolicyScope, readonly Action[]][]).filter(([scope]) => scope !== 'service:admin').flatMap(([, actions]) => actions),
+);
 
 /**
  * The expected status for a caller doing `action` on `target`, where the request names or touches

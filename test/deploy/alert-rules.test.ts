@@ -27,8 +27,14 @@ const promtool = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-promtool.
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-alerts-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const rule = parse(readFileSync(path.join(MONITORING, 'prometheus-rule.yaml'), 'utf8')) as { spec: { groups: { name: string; rules: { alert?: string; expr: string }[] }[] } };
-const dashboard = JSON.parse(readFileSync(path.join(MONITORING, 'grafana-dashboard.json'), 'utf8')) as { panels: { type: string; title: string; targets?: { expr: string }[] }[]; schemaVersion: number; uid: string };
+const rule = parse(readFileSync(path.join(MONITORING, 'prometheus-rule.yaml'), 'utf8')) as {
+  spec: { groups: { name: string; rules: { alert?: string; expr: string }[] }[] };
+};
+const dashboard = JSON.parse(readFileSync(path.join(MONITORING, 'grafana-dashboard.json'), 'utf8')) as {
+  panels: { type: string; title: string; targets?: { expr: string }[] }[];
+  schemaVersion: number;
+  uid: string;
+};
 const dashboardQueries = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })));
 
 /** Writes a rules file (the PrometheusRule's spec, as the Operator hands it to Prometheus) and the test cases beside it, into `dir`. */
@@ -48,7 +54,10 @@ function exportedNames(): Set<string> {
   const api = createApiMetrics({} as Kysely<Database>);
   const worker = createWorkerMetrics();
   const registry = worker.registry;
-  registerLedgerCheckpointMetrics(registry, 10, async () => ({ freshness: { signed_at: null, age_seconds: 0, unsigned_entries: 0, stale: false }, starved_seconds: 0 }));
+  registerLedgerCheckpointMetrics(registry, 10, async () => ({
+    freshness: { signed_at: null, age_seconds: 0, unsigned_entries: 0, stale: false },
+    starved_seconds: 0,
+  }));
   registerEventRelayMetrics(registry, async () => ({ entries: 0, seconds: 0 }));
   registerVmSettlementMetrics(registry, 900, async () => []);
   const names = new Set<string>();
@@ -69,7 +78,16 @@ describe('the alert rules', () => {
     expect(result).toEqual({ status: 0, output: expect.stringMatching(/SUCCESS: \d+ rules found/) });
     const alerts = rule.spec.groups.flatMap((group) => group.rules.map((r) => r.alert));
     expect(alerts).toEqual(
-      expect.arrayContaining(['LedgerCheckpointsStale', 'LedgerCheckpointMetricsMissing', 'EventRelayLagging', 'VmRequestsUnsettled', 'VmBootsPastDeadline', 'ApiServerErrors', 'TemporalCallsFailing', 'RateLimitRefusalsHigh']),
+      expect.arrayContaining([
+        'LedgerCheckpointsStale',
+        'LedgerCheckpointMetricsMissing',
+        'EventRelayLagging',
+        'VmRequestsUnsettled',
+        'VmBootsPastDeadline',
+        'ApiServerErrors',
+        'TemporalCallsFailing',
+        'RateLimitRefusalsHigh',
+      ]),
     );
   });
 
@@ -109,6 +127,9 @@ describe('the Grafana dashboard', () => {
     // Each query as a recording rule: promtool check rules parses its expression.
     const spec = { groups: [{ name: 'dashboard', rules: dashboardQueries.map((q, i) => ({ record: `vm_tenant_dashboard:q${i}`, expr: q.expr })) }] };
     writeFileSync(path.join(dir, 'dashboard.rules.yml'), stringify(spec));
-    expect(promtoolRun(['check', 'rules', 'dashboard.rules.yml'], dir)).toEqual({ status: 0, output: expect.stringContaining(`SUCCESS: ${dashboardQueries.length} rules found`) });
+    expect(promtoolRun(['check', 'rules', 'dashboard.rules.yml'], dir)).toEqual({
+      status: 0,
+      output: expect.stringContaining(`SUCCESS: ${dashboardQueries.length} rules found`),
+    });
   });
 });

@@ -105,32 +105,39 @@ describe('start-up before the dependencies answer', () => {
   test.each([
     ['api', 'src/api/server.ts', /api listening/],
     ['worker', 'src/workers/worker.ts', /worker started/],
-  ])('when %s starts while Postgres and Temporal refuse connections, then it waits (reporting why) instead of exiting, and starts once they answer', async (name, entry, started) => {
-    const postgres = await relayTo(testEnv().databaseUrl);
-    const temporal = await relayTo(testEnv().temporalAddress);
-    const child = await run(name, entry, { PORT: String(await getFreePort()), DATABASE_URL: viaRelay(testEnv().databaseUrl, postgres), TEMPORAL_ADDRESS: `127.0.0.1:${temporal.port}` });
+  ])(
+    'when %s starts while Postgres and Temporal refuse connections, then it waits (reporting why) instead of exiting, and starts once they answer',
+    async (name, entry, started) => {
+      const postgres = await relayTo(testEnv().databaseUrl);
+      const temporal = await relayTo(testEnv().temporalAddress);
+      const child = await run(name, entry, {
+        PORT: String(await getFreePort()),
+        DATABASE_URL: viaRelay(testEnv().databaseUrl, postgres),
+        TEMPORAL_ADDRESS: `127.0.0.1:${temporal.port}`,
+      });
 
-    await waitForLine(child, new RegExp(`waiting for postgres at 127\\.0\\.0\\.1:${postgres.port}.*ECONNREFUSED`), 30_000);
-    await sleep(3_000);
-    expect(child.hasExited()).toBe(false);
-    // Reported at once, then at most every 30 s: not a line per retry.
-    expect(child.recentOutput().filter((line) => line.includes('waiting for postgres')).length).toBe(1);
+      await waitForLine(child, new RegExp(`waiting for postgres at 127\\.0\\.0\\.1:${postgres.port}.*ECONNREFUSED`), 30_000);
+      await sleep(3_000);
+      expect(child.hasExited()).toBe(false);
+      // Reported at once, then at most every 30 s: not a line per retry.
+      expect(child.recentOutput().filter((line) => line.includes('waiting for postgres')).length).toBe(1);
 
-    await postgres.open();
-    await waitForLine(child, new RegExp(`waiting for temporal at 127\\.0\\.0\\.1:${temporal.port}`), 30_000);
-    expect(child.hasExited()).toBe(false);
+      await postgres.open();
+      await waitForLine(child, new RegExp(`waiting for temporal at 127\\.0\\.0\\.1:${temporal.port}`), 30_000);
+      expect(child.hasExited()).toBe(false);
 
-    await temporal.open();
-    await waitForLine(child, started, 60_000);
-    expect(child.hasExited()).toBe(false);
-    if (name === 'worker') {
-      // The worker made the event stream with the configured limits (defaults here: 30 days, 1 GiB, oldest out).
-      const nc = await connect({ servers: testEnv().natsUrl });
-      const { config } = await (await nc.jetstreamManager()).streams.info(stream);
-      await nc.close();
-      expect(config).toMatchObject({ max_age: nanos(720 * 3_600_000), max_bytes: 1024 ** 3, discard: DiscardPolicy.Old, num_replicas: 1 });
-    }
-  });
+      await temporal.open();
+      await waitForLine(child, started, 60_000);
+      expect(child.hasExited()).toBe(false);
+      if (name === 'worker') {
+        // The worker made the event stream with the configured limits (defaults here: 30 days, 1 GiB, oldest out).
+        const nc = await connect({ servers: testEnv().natsUrl });
+        const { config } = await (await nc.jetstreamManager()).streams.info(stream);
+        await nc.close();
+        expect(config).toMatchObject({ max_age: nanos(720 * 3_600_000), max_bytes: 1024 ** 3, discard: DiscardPolicy.Old, num_replicas: 1 });
+      }
+    },
+  );
 
   test('when the database login is wrong, then the API still stops at once, naming it (only an unreachable server is waited for)', async () => {
     const url = new URL(testEnv().databaseUrl);
@@ -155,16 +162,26 @@ describe('readiness and shutdown of a running API', () => {
     await temporal.open();
     const port = await getFreePort();
     url = `http://127.0.0.1:${port}`;
-    api = await run('api-ready', 'src/api/server.ts', { PORT: String(port), DATABASE_URL: viaRelay(testEnv().databaseUrl, postgres), TEMPORAL_ADDRESS: `127.0.0.1:${temporal.port}` });
+    api = await run('api-ready', 'src/api/server.ts', {
+      PORT: String(port),
+      DATABASE_URL: viaRelay(testEnv().databaseUrl, postgres),
+      TEMPORAL_ADDRESS: `127.0.0.1:${temporal.port}`,
+    });
     await waitForLine(api, /api listening/, 60_000);
   });
 
   test('when Temporal blinks, then /readyz stays 200 and names it, and routes that do not need it answer; when Postgres is gone, /readyz is 503', async () => {
-    expect(await get(`${url}/readyz`)).toMatchObject({ status: 200, body: { status: 'ready', dependencies: { postgres: { ok: true }, temporal: { ok: true }, nats: { ok: true } } } });
+    expect(await get(`${url}/readyz`)).toMatchObject({
+      status: 200,
+      body: { status: 'ready', dependencies: { postgres: { ok: true }, temporal: { ok: true }, nats: { ok: true } } },
+    });
 
     await temporal.close();
     const ready = await get(`${url}/readyz`);
-    expect(ready).toMatchObject({ status: 200, body: { status: 'ready', dependencies: { postgres: { ok: true }, temporal: { ok: false }, nats: { ok: true } } } });
+    expect(ready).toMatchObject({
+      status: 200,
+      body: { status: 'ready', dependencies: { postgres: { ok: true }, temporal: { ok: false }, nats: { ok: true } } },
+    });
     expect(await get(`${url}/v1/tenants`, adminToken)).toMatchObject({ status: 200 });
     await temporal.open();
 
@@ -176,7 +193,13 @@ describe('readiness and shutdown of a running API', () => {
   });
 
   test('when SIGTERM comes while a request is in flight, then that request completes, new connections are refused, and the process exits 0', async () => {
-    const body = JSON.stringify({ tenant_id: uniqueName('drain').toLowerCase().slice(0, 60).replace(/-+$/, ''), display_name: 'Drain', max_vms: 1, storage_quota_gb: 10, api_rate_limit_rpm: 60 });
+    const body = JSON.stringify({
+      tenant_id: uniqueName('drain').toLowerCase().slice(0, 60).replace(/-+$/, ''),
+      display_name: 'Drain',
+      max_vms: 1,
+      storage_quota_gb: 10,
+      api_rate_limit_rpm: 60,
+    });
     const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
     let answer = '';
     socket.on('data', (chunk) => (answer += chunk.toString()));

@@ -34,7 +34,18 @@ function asOwner(binary: string, args: string[]): { status: number | null; outpu
 /** Starts the cluster as the image's entrypoint does: `socketOnly` is its temporary init server. */
 function startServer(socketOnly: boolean): void {
   const listen = socketOnly ? "''" : '127.0.0.1';
-  const started = asOwner(path.join(binDir, 'pg_ctl'), ['-D', dataDir, '-o', `-p ${port} -k ${tmp} -c listen_addresses=${listen}`, '-l', path.join(tmp, 'pg.log'), '-w', '-t', '60', 'start']);
+  const started = asOwner(path.join(binDir, 'pg_ctl'), [
+    '-D',
+    dataDir,
+    '-o',
+    `-p ${port} -k ${tmp} -c listen_addresses=${listen}`,
+    '-l',
+    path.join(tmp, 'pg.log'),
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ]);
   if (started.status !== 0) throw new Error(`pg_ctl start: ${started.output}`);
 }
 
@@ -72,23 +83,28 @@ afterAll(() => {
 });
 
 describe('the Postgres healthcheck of the Compose files', () => {
-  test.each(COMPOSE_FILES)('when only the init server runs (socket only), then the healthcheck of %s fails; once the server listens on TCP, it passes', (file) => {
-    startServer(true);
-    try {
-      // The probe can tell: the same pg_isready over the socket says the init server accepts connections.
-      expect(spawnSync(path.join(binDir, 'pg_isready'), ['-h', tmp, '-p', String(port), '-U', 'postgres'], { encoding: 'utf8' }).status).toBe(0);
-      expect(runHealthcheck(file)).not.toBe(0);
-    } finally {
-      stopServer();
-    }
-    startServer(false);
-    try {
-      expect(asOwner(path.join(binDir, 'psql'), ['-h', tmp, '-p', String(port), '-U', 'postgres', '-c', 'create database vm_tenant']).output).toMatch(/CREATE DATABASE|already exists/);
-      expect(runHealthcheck(file)).toBe(0);
-    } finally {
-      stopServer();
-    }
-  });
+  test.each(COMPOSE_FILES)(
+    'when only the init server runs (socket only), then the healthcheck of %s fails; once the server listens on TCP, it passes',
+    (file) => {
+      startServer(true);
+      try {
+        // The probe can tell: the same pg_isready over the socket says the init server accepts connections.
+        expect(spawnSync(path.join(binDir, 'pg_isready'), ['-h', tmp, '-p', String(port), '-U', 'postgres'], { encoding: 'utf8' }).status).toBe(0);
+        expect(runHealthcheck(file)).not.toBe(0);
+      } finally {
+        stopServer();
+      }
+      startServer(false);
+      try {
+        expect(asOwner(path.join(binDir, 'psql'), ['-h', tmp, '-p', String(port), '-U', 'postgres', '-c', 'create database vm_tenant']).output).toMatch(
+          /CREATE DATABASE|already exists/,
+        );
+        expect(runHealthcheck(file)).toBe(0);
+      } finally {
+        stopServer();
+      }
+    },
+  );
 });
 
 describe("temporal-schema's setup script", () => {
@@ -97,11 +113,7 @@ describe("temporal-schema's setup script", () => {
     const log = path.join(tmp, 'sql-tool.log');
     execFileSync('mkdir', ['-p', bin]);
     // A temporal-sql-tool that fails its first three calls (Postgres not reachable yet), then succeeds.
-    writeFileSync(
-      path.join(bin, 'temporal-sql-tool'),
-      `#!/bin/sh\necho "$*" >> ${log}\nn=$(wc -l < ${log})\n[ "$n" -gt 3 ]\n`,
-      { mode: 0o755 },
-    );
+    writeFileSync(path.join(bin, 'temporal-sql-tool'), `#!/bin/sh\necho "$*" >> ${log}\nn=$(wc -l < ${log})\n[ "$n" -gt 3 ]\n`, { mode: 0o755 });
     writeFileSync(path.join(bin, 'sleep'), '#!/bin/sh\n', { mode: 0o755 });
     const run = spawnSync('sh', [path.join(ROOT, 'docker/temporal/setup-schema.sh')], {
       env: { PATH: `${bin}:${process.env.PATH}`, POSTGRES_SEEDS: 'postgres', POSTGRES_USER: 'temporal', POSTGRES_PWD: 'pw' },
@@ -110,7 +122,9 @@ describe("temporal-schema's setup script", () => {
     expect({ status: run.status, stdout: run.stdout.trim() }).toEqual({ status: 0, stdout: 'temporal schema ready' });
     const calls = readFileSync(log, 'utf8').trim().split('\n');
     // Both databases end with their update-schema, after the failed attempts were made again.
-    expect(calls.filter((call) => /update-schema/.test(call)).map((call) => /--db (\S+)/.exec(call)?.[1])).toEqual(expect.arrayContaining(['temporal', 'temporal_visibility']));
+    expect(calls.filter((call) => /update-schema/.test(call)).map((call) => /--db (\S+)/.exec(call)?.[1])).toEqual(
+      expect.arrayContaining(['temporal', 'temporal_visibility']),
+    );
     expect(calls.length).toBeGreaterThan(6);
   });
 });

@@ -56,7 +56,13 @@ describe('docs/configuration.md', () => {
   test('when loadConfig reads a variable that no @env tag names, then the generator refuses', () => {
     const root = copyWith((r) => {
       const file = path.join(r, 'src/config/config.ts');
-      writeFileSync(file, readFileSync(file, 'utf8').replace("logLevel: str(env, 'LOG_LEVEL', 'info'),", "logLevel: str(env, 'LOG_LEVEL', str(env, 'LOG_LEVEL_FALLBACK', 'info')),"));
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8').replace(
+          "logLevel: str(env, 'LOG_LEVEL', 'info'),",
+          "logLevel: str(env, 'LOG_LEVEL', str(env, 'LOG_LEVEL_FALLBACK', 'info')),",
+        ),
+      );
     });
     copies.push(root);
     expect(generate(root, '--check')).toMatchObject({ status: 1, stderr: expect.stringContaining('loadConfig reads LOG_LEVEL_FALLBACK, which no @env tag') });

@@ -102,10 +102,14 @@ describe('docs/asyncapi.yaml', () => {
     await eventually(async () => (await api('DELETE', `/v1/tenants/${tenantId}`, undefined, stack.adminToken)).status === 200, 30_000, 'the tenant deleted');
 
     let received: Received[] = [];
-    await eventually(async () => {
-      received = await tenantMessages(tenantId);
-      return received.some((m) => m.payload.event_type === 'TENANT_DELETED');
-    }, 30_000, 'the events published');
+    await eventually(
+      async () => {
+        received = await tenantMessages(tenantId);
+        return received.some((m) => m.payload.event_type === 'TENANT_DELETED');
+      },
+      30_000,
+      'the events published',
+    );
 
     const problems = received.flatMap((m) => {
       const found = channelFor(m.subject);
@@ -119,14 +123,37 @@ describe('docs/asyncapi.yaml', () => {
     expect(problems).toEqual([]);
     const types = new Set(received.map((m) => m.payload.event_type));
     expect([...types].sort()).toEqual(
-      ['QUOTA_CHANGED', 'TENANT_CREATED', 'TENANT_DELETED', 'TOKEN_ISSUED', 'TOKEN_REVOKED', 'VM_DESTROYED', 'VM_DESTROY_REQUESTED', 'VM_RUNNING', 'VM_SPAWN_REJECTED', 'VM_SPAWN_REQUESTED'].sort(),
+      [
+        'QUOTA_CHANGED',
+        'TENANT_CREATED',
+        'TENANT_DELETED',
+        'TOKEN_ISSUED',
+        'TOKEN_REVOKED',
+        'VM_DESTROYED',
+        'VM_DESTROY_REQUESTED',
+        'VM_RUNNING',
+        'VM_SPAWN_REJECTED',
+        'VM_SPAWN_REQUESTED',
+      ].sort(),
     );
   });
 
   test('when a payload breaks the contract, then the validation names it (the check can fail)', () => {
-    const wrongType = { event_id: '7d7c1c5e-1c55-4e37-9d7e-2a1a9b7c1f00', event_type: 'VM_RUNNING', tenant_id: 'acme-corp', vm_id: null, request_id: null, occurred_at: '2026-12-06T00:00:00.000Z', ledger_seq: '1', actor: { token_id: null, scope: null }, details: {} };
+    const wrongType = {
+      event_id: '7d7c1c5e-1c55-4e37-9d7e-2a1a9b7c1f00',
+      event_type: 'VM_RUNNING',
+      tenant_id: 'acme-corp',
+      vm_id: null,
+      request_id: null,
+      occurred_at: '2026-12-06T00:00:00.000Z',
+      ledger_seq: '1',
+      actor: { token_id: null, scope: null },
+      details: {},
+    };
     expect(validate('vmRunning', 'payload', wrongType)).toEqual([expect.stringContaining("must have required property 'host_id'")]);
-    expect(validate('vmRunning', 'payload', { ...wrongType, details: { host_id: 'h-1' }, ledger_seq: 1 })).toEqual([expect.stringContaining('/ledger_seq must be string')]);
+    expect(validate('vmRunning', 'payload', { ...wrongType, details: { host_id: 'h-1' }, ledger_seq: 1 })).toEqual([
+      expect.stringContaining('/ledger_seq must be string'),
+    ]);
     expect(channelFor('vmtenant.vm.rebooted.acme-corp')).toBeUndefined();
   });
 });

@@ -38,7 +38,12 @@ afterAll(async () => {
 describe('the event stream limits', () => {
   test('when the configuration is the default, then the stream keeps 30 days and 1 GiB, drops the oldest at a limit, one replica', () => {
     const config = loadConfig({});
-    expect({ age: config.natsStreamMaxAgeHours, bytes: config.natsStreamMaxBytes, discard: config.natsStreamDiscard, replicas: config.natsStreamReplicas }).toEqual({ age: 720, bytes: 1024 ** 3, discard: 'old', replicas: 1 });
+    expect({
+      age: config.natsStreamMaxAgeHours,
+      bytes: config.natsStreamMaxBytes,
+      discard: config.natsStreamDiscard,
+      replicas: config.natsStreamReplicas,
+    }).toEqual({ age: 720, bytes: 1024 ** 3, discard: 'old', replicas: 1 });
     expect(() => loadConfig({ NATS_STREAM_DISCARD: 'oldest' })).toThrow('NATS_STREAM_DISCARD must be one of old, new, got "oldest"');
     expect(() => loadConfig({ NATS_STREAM_MAX_BYTES: '1000' })).toThrow(/NATS_STREAM_MAX_BYTES must be between 1048576/);
   });
@@ -47,7 +52,12 @@ describe('the event stream limits', () => {
     const { stream, prefix } = names();
     const jsm = await nc.jetstreamManager();
     await ensureEventStream(jsm, stream, prefix, { maxAgeHours: 48, maxBytes: 64 * 1024 ** 2, discard: 'old', replicas: 1 });
-    expect((await jsm.streams.info(stream)).config).toMatchObject({ max_age: nanos(48 * 3_600_000), max_bytes: 64 * 1024 ** 2, discard: DiscardPolicy.Old, num_replicas: 1 });
+    expect((await jsm.streams.info(stream)).config).toMatchObject({
+      max_age: nanos(48 * 3_600_000),
+      max_bytes: 64 * 1024 ** 2,
+      discard: DiscardPolicy.Old,
+      num_replicas: 1,
+    });
     await ensureEventStream(jsm, stream, prefix, { maxAgeHours: 0, maxBytes: 32 * 1024 ** 2, discard: 'new', replicas: 1 });
     expect((await jsm.streams.info(stream)).config).toMatchObject({ max_age: 0, max_bytes: 32 * 1024 ** 2, discard: DiscardPolicy.New });
   });
@@ -71,7 +81,9 @@ describe('the event stream limits', () => {
     const js = nc.jetstream();
     let refused: unknown;
     for (let i = 1; i <= 100 && refused === undefined; i += 1) {
-      await js.publish(`${prefix}.t-1.vm.spawned`, JSON.stringify({ i, pad: 'x'.repeat(200) }), { msgID: `${stream}-${i}` }).catch((error: unknown) => (refused = error));
+      await js
+        .publish(`${prefix}.t-1.vm.spawned`, JSON.stringify({ i, pad: 'x'.repeat(200) }), { msgID: `${stream}-${i}` })
+        .catch((error: unknown) => (refused = error));
     }
     // JetStream's error 10077 (the nats.js error says only "503"; its api_error has the words).
     expect((refused as { api_error?: unknown }).api_error).toMatchObject({ err_code: 10077, description: 'maximum bytes exceeded' });
@@ -87,14 +99,23 @@ describe('the event stream limits', () => {
     expect(maxFileStore).toBeDefined();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-nats-storage-'));
     const port = await getFreePort();
-    writeFileSync(path.join(dir, 'nats.conf'), `port: ${port}\nhost: 127.0.0.1\njetstream { store_dir: ${JSON.stringify(dir)}, max_file_store: ${maxFileStore} }\n`);
+    writeFileSync(
+      path.join(dir, 'nats.conf'),
+      `port: ${port}\nhost: 127.0.0.1\njetstream { store_dir: ${JSON.stringify(dir)}, max_file_store: ${maxFileStore} }\n`,
+    );
     const server: ChildProcess = spawn('nats-server', ['-c', path.join(dir, 'nats.conf')], { stdio: 'ignore' });
     try {
       let private_: NatsConnection | undefined;
-      for (let i = 0; i < 50 && !private_; i += 1) private_ = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async () => (await new Promise((r) => setTimeout(r, 100)), undefined));
+      for (let i = 0; i < 50 && !private_; i += 1)
+        private_ = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async () => (await new Promise((r) => setTimeout(r, 100)), undefined));
       const jsm = await private_!.jetstreamManager();
       const config = loadConfig({});
-      const limits = { maxAgeHours: config.natsStreamMaxAgeHours, maxBytes: config.natsStreamMaxBytes, discard: config.natsStreamDiscard, replicas: config.natsStreamReplicas };
+      const limits = {
+        maxAgeHours: config.natsStreamMaxAgeHours,
+        maxBytes: config.natsStreamMaxBytes,
+        discard: config.natsStreamDiscard,
+        replicas: config.natsStreamReplicas,
+      };
       await expect(ensureEventStream(jsm, 'VM_TENANT', 'vmtenant', limits)).resolves.toBeUndefined();
       // A stream that does not fit the storage is refused: the check can fail (10 GiB did, on a 10G store).
       await expect(ensureEventStream(jsm, 'TOO_BIG', 'toobig', { ...limits, maxBytes: 10 * 1024 ** 3 })).rejects.toThrow(/insufficient storage resources/);

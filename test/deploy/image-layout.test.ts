@@ -46,7 +46,11 @@ Module._resolveFilename = function (request, ...rest) {
 });
 
 function run(bin: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--require', NO_TSX, path.join(image, 'bin', bin), ...args], { cwd: image, encoding: 'utf8', env: { ...process.env, NODE_ENV: 'production' } });
+  const result = spawnSync(process.execPath, ['--require', NO_TSX, path.join(image, 'bin', bin), ...args], {
+    cwd: image,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

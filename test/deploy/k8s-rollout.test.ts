@@ -60,7 +60,9 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
       const file = path.join(dir, 'overlays', overlay, 'kustomization.yaml');
       writeFileSync(file, readFileSync(file, 'utf8').replace(/newTag: \S+/, 'newTag: 9.8.7'));
     });
-    expect(jobs(released).map((m) => [m.metadata.name, m.spec.template.spec.containers[0].image])).toEqual([['vm-tenant-migrate-9.8.7', expect.stringMatching(/:9\.8\.7$/)]]);
+    expect(jobs(released).map((m) => [m.metadata.name, m.spec.template.spec.containers[0].image])).toEqual([
+      ['vm-tenant-migrate-9.8.7', expect.stringMatching(/:9\.8\.7$/)],
+    ]);
     for (const deployment of deployments(released)) expect(deployment.spec.template.spec.containers[0].image).toMatch(/:9\.8\.7$/);
   });
 
@@ -69,7 +71,10 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
     for (const deployment of deployments(manifests)) {
       const spec = deployment.spec.template.spec;
       const wait = (spec.initContainers ?? []).find((c: any) => c.name === 'wait-for-schema');
-      expect({ deployment: deployment.metadata.name, command: wait?.command }).toEqual({ deployment: deployment.metadata.name, command: ['node', 'dist/cli/migrate.js', '--wait'] });
+      expect({ deployment: deployment.metadata.name, command: wait?.command }).toEqual({
+        deployment: deployment.metadata.name,
+        command: ['node', 'dist/cli/migrate.js', '--wait'],
+      });
       expect(wait.image).toBe(spec.containers[0].image);
       expect(wait.image).toBe(job!.spec.template.spec.containers[0].image);
       expect(wait.env).toEqual([{ name: 'DATABASE_URL', valueFrom: { secretKeyRef: { name: 'vm-tenant-connections', key: 'DATABASE_URL' } } }]);
@@ -81,7 +86,11 @@ describe.each(OVERLAYS)('the %s overlay', (overlay) => {
       const container = deployment.spec.template.spec.containers[0];
       const port = (name: string) => container.ports.find((p: any) => p.name === name)?.containerPort;
       const { startupProbe, livenessProbe } = container;
-      expect({ deployment: deployment.metadata.name, startup: startupProbe?.httpGet?.path, liveness: livenessProbe?.httpGet?.path }).toEqual({ deployment: deployment.metadata.name, startup: '/healthz', liveness: '/healthz' });
+      expect({ deployment: deployment.metadata.name, startup: startupProbe?.httpGet?.path, liveness: livenessProbe?.httpGet?.path }).toEqual({
+        deployment: deployment.metadata.name,
+        startup: '/healthz',
+        liveness: '/healthz',
+      });
       expect(startupProbe.periodSeconds * startupProbe.failureThreshold).toBeGreaterThanOrEqual(300);
       expect(livenessProbe.initialDelaySeconds ?? 0).toBe(0); // the startup probe covers the start
       const expected = deployment.metadata.name === 'vm-tenant-worker' ? loadConfig({}).workerMetricsPort : loadConfig({}).port;

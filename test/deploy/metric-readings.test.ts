@@ -38,11 +38,40 @@ describe('metric readings', () => {
   test('when VMs wait in requested, provisioning and destroying, then each status reports its count and how long its oldest has not moved; final statuses are not counted', async () => {
     const admin = database.adminDb();
     const row = (vm: string, status: string, minutesAgo: number) => ({
-      vm_id: vm, tenant_id: 'acme', name: null, vcpus: 1, memory_mb: 512, storage_gb: 1, image: 'debian-12', status, failure_reason: null,
-      created_at: new Date(Date.now() - minutesAgo * 60_000), updated_at: new Date(Date.now() - minutesAgo * 60_000),
+      vm_id: vm,
+      tenant_id: 'acme',
+      name: null,
+      vcpus: 1,
+      memory_mb: 512,
+      storage_gb: 1,
+      image: 'debian-12',
+      status,
+      failure_reason: null,
+      created_at: new Date(Date.now() - minutesAgo * 60_000),
+      updated_at: new Date(Date.now() - minutesAgo * 60_000),
     });
-    await admin.insertInto('tenants').values({ tenant_id: 'acme', display_name: 'Acme', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 60, created_at: new Date(), updated_at: new Date() }).execute();
-    await admin.insertInto('vms').values([row('vm-1', 'requested', 10), row('vm-2', 'requested', 1), row('vm-3', 'provisioning', 3), row('vm-4', 'running', 60), row('vm-5', 'destroyed', 90)]).execute();
+    await admin
+      .insertInto('tenants')
+      .values({
+        tenant_id: 'acme',
+        display_name: 'Acme',
+        max_vms: 10,
+        storage_quota_gb: 100,
+        api_rate_limit_rpm: 60,
+        created_at: new Date(),
+        updated_at: new Date(),
+      })
+      .execute();
+    await admin
+      .insertInto('vms')
+      .values([
+        row('vm-1', 'requested', 10),
+        row('vm-2', 'requested', 1),
+        row('vm-3', 'provisioning', 3),
+        row('vm-4', 'running', 60),
+        row('vm-5', 'destroyed', 90),
+      ])
+      .execute();
     const readings = await readUnsettledVms(database.serviceDb());
     expect(readings.map((r) => ({ ...r, oldestSeconds: Math.round(r.oldestSeconds / 60) }))).toEqual([
       { status: 'requested', count: 2, oldestSeconds: 10 },

@@ -36,10 +36,13 @@ function documentedSql(): string {
 /** Each `grant <privileges> on <relations> to vm_tenant_app` statement of the documented block, as relation -> sorted privileges. */
 function documentedGrants(block: string): Record<string, string> {
   const grants: Record<string, Set<string>> = {};
-  const statements = block.replace(/--.*$/gm, '').split(';').map((s) => s.replace(/\s+/g, ' ').trim());
+  const statements = block
+    .replace(/--.*$/gm, '')
+    .split(';')
+    .map((s) => s.replace(/\s+/g, ' ').trim());
   for (const statement of statements) {
     const match = /^grant (.+?) on (sequence |table )?(.+?) to vm_tenant_app$/i.exec(statement);
-    if (!match || /^usage$/i.test(match[1]!) && /^schema /i.test(match[3]!)) continue;
+    if (!match || (/^usage$/i.test(match[1]!) && /^schema /i.test(match[3]!))) continue;
     for (const relation of match[3]!.split(',').map((r) => r.trim())) {
       grants[relation] ??= new Set();
       for (const privilege of match[1]!.split(',')) grants[relation].add(privilege.trim().toUpperCase());
@@ -72,7 +75,9 @@ beforeAll(async () => {
   await admin.connect();
   // What docs/deploy.md has an administrator run, on a scratch database and a migration login of this run.
   // vm_tenant_app exists on the shared test server (its password is not ours to change): its creation is skipped.
-  const block = documentedSql().replace(/vm_tenant_migrator/g, migrator).replace(/\bvm_tenant\b(?!_)/g, database);
+  const block = documentedSql()
+    .replace(/vm_tenant_migrator/g, migrator)
+    .replace(/\bvm_tenant\b(?!_)/g, database);
   const setup = block
     .replace(/--.*$/gm, '')
     .split(';')
@@ -91,7 +96,10 @@ afterAll(async () => {
 
 describe('Postgres logins for a managed server', () => {
   test('when the documented migration login runs the migrations, then it is no superuser, may create neither roles nor databases, and they succeed', async () => {
-    const [role] = await query<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean }>(`${SERVER}/postgres`, `select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = '${migrator}'`);
+    const [role] = await query<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean }>(
+      `${SERVER}/postgres`,
+      `select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = '${migrator}'`,
+    );
     expect(role).toEqual({ rolsuper: false, rolcreaterole: false, rolcreatedb: false });
     await expect(migrateToLatest(`postgres://${migrator}@127.0.0.1:5432/${database}`)).resolves.toEqual({ newerThanImage: [] });
   });

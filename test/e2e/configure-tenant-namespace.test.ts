@@ -119,20 +119,20 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
     expect({ status: response.status, problem: error }).toEqual({ status: 202, problem: undefined });
   };
 
-  test('step 1: when the admin runs the how-to\'s curl to register acme-corp, then the tenant record comes back with created_at', async () => {
+  test("step 1: when the admin runs the how-to's curl to register acme-corp, then the tenant record comes back with created_at", async () => {
     const tenant = await howTo(HOW_TO.step1, { 'admin-token': adminToken });
     expect(tenant).toMatchObject({ tenant_id: 'acme-corp', display_name: 'Acme Corporation', max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600 });
     expect(Date.parse(tenant.created_at)).not.toBeNaN();
   });
 
-  test('step 2: when the admin runs the how-to\'s curl to issue the root tenant-admin token, then it is scoped to acme-corp', async () => {
+  test("step 2: when the admin runs the how-to's curl to issue the root tenant-admin token, then it is scoped to acme-corp", async () => {
     const issued = await howTo(HOW_TO.step2, { 'admin-token': adminToken, 'tenant-admin-pubkey': TENANT_ADMIN_PUBKEY });
     expect(issued).toMatchObject({ tenant_id: 'acme-corp', scope: 'service:tenant-admin' });
     expect(issued.token).toMatch(/^vmt_/);
     tenantAdminToken = issued.token;
   });
 
-  test('step 3: when another tenant has VMs too, then the how-to\'s curl lists only acme-corp\'s', async () => {
+  test("step 3: when another tenant has VMs too, then the how-to's curl lists only acme-corp's", async () => {
     const admin = clientFor(adminToken);
     await admin.POST('/v1/tenants', { body: { tenant_id: 'globex', display_name: 'Globex', max_vms: 5, storage_quota_gb: 50, api_rate_limit_rpm: 600 } });
     const globex = await admin.POST('/v1/tenants/{tenant_id}/tokens', {
@@ -159,9 +159,13 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
   });
 
   test('step 5: when service-fs reads the ledger, then the TENANT_CREATED entry names the admin token', async () => {
-    const { stdout } = await run(path.join(ROOT, 'bin/service-fs.js'), ['read', '--filter', 'tenant-id=acme-corp', '--event-type', 'TENANT_CREATED', '--limit', '1'], {
-      env: { PATH: process.env.PATH, DATABASE_URL: env.databaseUrl },
-    });
+    const { stdout } = await run(
+      path.join(ROOT, 'bin/service-fs.js'),
+      ['read', '--filter', 'tenant-id=acme-corp', '--event-type', 'TENANT_CREATED', '--limit', '1'],
+      {
+        env: { PATH: process.env.PATH, DATABASE_URL: env.databaseUrl },
+      },
+    );
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0]!);
@@ -184,6 +188,8 @@ describe('how-to: configure a tenant namespace, against the stack npm start runs
       stdout = (await run(path.join(ROOT, 'bin/service-fs.js'), ['verify', '--checkpoint-key', keyFile], { env: verifyEnv })).stdout;
       if (!/^ok: all \d+ checkpoints/m.test(stdout)) await sleep(500);
     }
-    expect(stdout).toMatch(/^ok: all \d+ entries valid\nok: all \d+ checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq \d+ \(signed .+\)\n$/);
+    expect(stdout).toMatch(
+      /^ok: all \d+ entries valid\nok: all \d+ checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq \d+ \(signed .+\)\n$/,
+    );
   });
 });

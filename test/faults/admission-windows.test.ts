@@ -51,15 +51,28 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
       const build = spawnSync('npm', ['run', 'build', '--', buildDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
       const protocolEnv = { TENANT_WORKFLOW_UPDATE_LIMIT: CONTINUE_AS_NEW_EVERY, ADMISSION_RESOLVER_EVERY_MS: '1000', ADMISSION_RESOLVE_AFTER_MS: '12000' };
-      return { fleetBootMs: 300, replicas: true, workerEnv: protocolEnv, apiEnv: protocolEnv, compiledDir: buildDir, keepDir: process.env.KEEP_FAULT_DIR === '1' };
+      return {
+        fleetBootMs: 300,
+        replicas: true,
+        workerEnv: protocolEnv,
+        apiEnv: protocolEnv,
+        compiledDir: buildDir,
+        keepDir: process.env.KEEP_FAULT_DIR === '1',
+      };
     },
     { startTimeoutMs: 360_000, afterStop: () => rmSync(buildDir, { recursive: true, force: true }) },
   );
 
   const replicasOf = (part: Part): Array<[string, ServiceProcess]> =>
     part === 'api'
-      ? [['api', stack.api], ['api2', stack.replicas!.api]]
-      : [['worker', stack.worker], ['worker2', stack.replicas!.worker]];
+      ? [
+          ['api', stack.api],
+          ['api2', stack.replicas!.api],
+        ]
+      : [
+          ['worker', stack.worker],
+          ['worker2', stack.replicas!.worker],
+        ];
   const firedLine = (point: FaultPointName) => `fault point ${point} reached`;
   const firedCount = (name: string, point: FaultPointName) => stack.tail(name, 400).split(firedLine(point)).length - 1;
 
@@ -87,13 +100,23 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
   }
 
   /** Waits until one armed replica reports reaching the fault point; which one, and when. */
-  async function faultReached(part: Part, point: FaultPointName, before: Map<string, number>, timeoutMs: number): Promise<{ at: number; process: ServiceProcess }> {
+  async function faultReached(
+    part: Part,
+    point: FaultPointName,
+    before: Map<string, number>,
+    timeoutMs: number,
+  ): Promise<{ at: number; process: ServiceProcess }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       for (const [name, process] of replicasOf(part)) {
         if (firedCount(name, point) > (before.get(name) ?? 0)) return { at: Date.now(), process };
       }
-      if (Date.now() > deadline) throw new Error(`no ${part} reached ${point}:\n${replicasOf(part).map(([name]) => stack.tail(name, 15)).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `no ${part} reached ${point}:\n${replicasOf(part)
+            .map(([name]) => stack.tail(name, 15))
+            .join('\n')}`,
+        );
       await sleep(20);
     }
   }
@@ -108,10 +131,15 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     const atFault = await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).execute();
     const waiting = new Set(atFault.map((row) => row.vm_id));
     while (waiting.size > 0) {
-      const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status']).where('vm_id', 'in', [...waiting]).execute();
+      const rows = await stack.db
+        .selectFrom('vms')
+        .select(['vm_id', 'status'])
+        .where('vm_id', 'in', [...waiting])
+        .execute();
       for (const row of rows) if (FINAL.includes(row.status)) waiting.delete(row.vm_id);
       if (waiting.size === 0) return;
-      if (Date.now() > deadline) throw new Error(`not settled within ${SETTLE_WITHIN_MS} ms of the fault: ${JSON.stringify(rows.filter((row) => waiting.has(row.vm_id)))}`);
+      if (Date.now() > deadline)
+        throw new Error(`not settled within ${SETTLE_WITHIN_MS} ms of the fault: ${JSON.stringify(rows.filter((row) => waiting.has(row.vm_id)))}`);
       await sleep(100);
     }
   }
@@ -123,52 +151,58 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     return runs;
   }
 
-  test.each(WINDOWS)('when the %s reaches %s (hit %i) and is %sed there mid-burst, then the quota holds at every sample, no 5xx, all settles within 60 s and converges', async (part, point, hit, action) => {
-    const index = WINDOWS.findIndex((w) => w[0] === part && w[1] === point && w[3] === action);
-    const [tenant] = await createTenants(stack, 1, `aw${index}${action[0]}`, { max_vms: MAX_VMS, storage_quota_gb: 1000 });
-    const { tenantId } = tenant!;
-    const armed = await arm(part, point, hit, action);
+  test.each(WINDOWS)(
+    'when the %s reaches %s (hit %i) and is %sed there mid-burst, then the quota holds at every sample, no 5xx, all settles within 60 s and converges',
+    async (part, point, hit, action) => {
+      const index = WINDOWS.findIndex((w) => w[0] === part && w[1] === point && w[3] === action);
+      const [tenant] = await createTenants(stack, 1, `aw${index}${action[0]}`, { max_vms: MAX_VMS, storage_quota_gb: 1000 });
+      const { tenantId } = tenant!;
+      const armed = await arm(part, point, hit, action);
 
-    const sampler = sampleQuota(stack.db, [tenantId]);
-    let burst: ReturnType<typeof startBurst>;
-    try {
-      burst = startBurst(stack, [tenant!], {
-        spawns: 14,
-        concurrency: 4,
-        destroyEvery: 2,
-        paceMs: 50,
-        keyPrefix: `aw${index}`,
-        apiUrls: [stack.apiUrl, stack.replicas!.apiUrl],
-        attemptTimeoutMs: 15_000,
-        retryForMs: 200_000,
-      });
-      const { at: faultAt, process: target } = await faultReached(part, point, armed, 90_000);
-      const settled = settledBy(tenantId, faultAt + SETTLE_WITHIN_MS + (action === 'stop' ? HANG_MS : 0));
-      settled.catch(() => undefined);
-      if (action === 'stop') {
-        await sleep(HANG_MS);
-        // Back from the hang: whatever it was doing lands late, into a world that moved on.
-        const pid = target.process?.pid;
-        if (pid !== undefined) process.kill(pid, 'SIGCONT');
+      const sampler = sampleQuota(stack.db, [tenantId]);
+      let burst: ReturnType<typeof startBurst>;
+      try {
+        burst = startBurst(stack, [tenant!], {
+          spawns: 14,
+          concurrency: 4,
+          destroyEvery: 2,
+          paceMs: 50,
+          keyPrefix: `aw${index}`,
+          apiUrls: [stack.apiUrl, stack.replicas!.apiUrl],
+          attemptTimeoutMs: 15_000,
+          retryForMs: 200_000,
+        });
+        const { at: faultAt, process: target } = await faultReached(part, point, armed, 90_000);
+        const settled = settledBy(tenantId, faultAt + SETTLE_WITHIN_MS + (action === 'stop' ? HANG_MS : 0));
+        settled.catch(() => undefined);
+        if (action === 'stop') {
+          await sleep(HANG_MS);
+          // Back from the hang: whatever it was doing lands late, into a world that moved on.
+          const pid = target.process?.pid;
+          if (pid !== undefined) process.kill(pid, 'SIGCONT');
+        }
+        await settled;
+        await burst.done;
+      } finally {
+        await sampler.stop();
+        // The next case starts from a whole stack, whatever this one found.
+        await disarm(part);
       }
-      await settled;
-      await burst.done;
-    } finally {
-      await sampler.stop();
-      // The next case starts from a whole stack, whatever this one found.
-      await disarm(part);
-    }
 
-    const attempts = burst.requests.flatMap((r) => r.attempts);
-    expect(attempts.filter((a) => typeof a.status === 'number' && a.status >= 500 && a.status !== 503)).toEqual([]);
-    expect(burst.requests.filter((r) => r.final === null).map((r) => r.key)).toEqual([]);
-    expect(sampler.samples).toBeGreaterThan(20);
-    expect(sampler.max.get(tenantId)).toBeLessThanOrEqual(MAX_VMS);
-    await expectConvergence(stack, [tenantId], burst.requests);
-    // How many runs the burst crossed (continue-as-new every 8 updates), as visibility lists them: reported, not asserted (visibility may lag).
-    const runs = await runsOf(tenantId);
-    process.stdout.write(`admission window ${part} ${point} ${action} (${runs} runs): max held ${sampler.max.get(tenantId)}/${MAX_VMS} over ${sampler.samples} samples; ${JSON.stringify(statusHistogram(attempts))}\n`);
-  }, 420_000);
+      const attempts = burst.requests.flatMap((r) => r.attempts);
+      expect(attempts.filter((a) => typeof a.status === 'number' && a.status >= 500 && a.status !== 503)).toEqual([]);
+      expect(burst.requests.filter((r) => r.final === null).map((r) => r.key)).toEqual([]);
+      expect(sampler.samples).toBeGreaterThan(20);
+      expect(sampler.max.get(tenantId)).toBeLessThanOrEqual(MAX_VMS);
+      await expectConvergence(stack, [tenantId], burst.requests);
+      // How many runs the burst crossed (continue-as-new every 8 updates), as visibility lists them: reported, not asserted (visibility may lag).
+      const runs = await runsOf(tenantId);
+      process.stdout.write(
+        `admission window ${part} ${point} ${action} (${runs} runs): max held ${sampler.max.get(tenantId)}/${MAX_VMS} over ${sampler.samples} samples; ${JSON.stringify(statusHistogram(attempts))}\n`,
+      );
+    },
+    420_000,
+  );
 
   test('when an API dies after recording a spawn and nobody retries, then the resolver decides it within 60 s against the quota: admitted if it fits, rejected if not', async () => {
     const [tenant] = await createTenants(stack, 1, 'awnr', { max_vms: 1, storage_quota_gb: 1000 });
@@ -176,7 +210,9 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     stack.setFaultPoint('api', 'api.spawn.after-request-recorded@1:kill');
     await stack.api.restart();
     const before = new Map(['api', 'api2'].map((name) => [name, firedCount(name, 'api.spawn.after-request-recorded')]));
-    const first = await call(stack.apiUrl, 'POST', '/v1/vms', { token, body: SMALL_VM, headers: { 'idempotency-key': 'awnr-1' } }).catch((e: unknown) => String(e));
+    const first = await call(stack.apiUrl, 'POST', '/v1/vms', { token, body: SMALL_VM, headers: { 'idempotency-key': 'awnr-1' } }).catch((e: unknown) =>
+      String(e),
+    );
     const { at: faultAt } = await faultReached('api', 'api.spawn.after-request-recorded', before, 10_000);
     expect(typeof first).toBe('string'); // no answer: the API died
     stack.setFaultPoint('api', null);
@@ -186,7 +222,12 @@ describe('fault: a kill or a hang in each window of the admission protocol, with
     const sampler = sampleQuota(stack.db, [tenantId]);
     await settledBy(tenantId, faultAt + SETTLE_WITHIN_MS);
     await sampler.stop();
-    const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).orderBy('created_at').execute();
+    const rows = await stack.db
+      .selectFrom('vms')
+      .select(['vm_id', 'status', 'failure_reason'])
+      .where('tenant_id', '=', tenantId)
+      .orderBy('created_at')
+      .execute();
     expect(sampler.max.get(tenantId)).toBeLessThanOrEqual(1);
     // The later request took the slot (the workflow never heard of the lost one, which holds no
     // quota while undecided); the resolver then decides the lost one against the quota: refused, not adopted.

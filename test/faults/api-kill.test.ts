@@ -30,7 +30,11 @@ describe('fault: kill -9 of the API', () => {
     // No attempt ever got a 5xx: a dead API is a connection error, a live one answers.
     expect(burst.requests.flatMap((r) => r.attempts).filter((a) => typeof a.status === 'number' && a.status >= 500)).toEqual([]);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(30);
     expect(report.byStatus.failed ?? 0).toBe(0);
   }, 300_000);

@@ -34,7 +34,12 @@ describe('fault: fleet answering 500s, then timing out', () => {
     // The fault held VMs back (they waited, they did not fail).
     expect(duringErrors.length).toBeGreaterThan(0);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests, 120_000);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+      120_000,
+    );
     expect(report.vms).toBe(30);
     expect(report.byStatus.failed ?? 0).toBe(0);
     // Spawn calls were retried through the fault, yet each VM was created once: every VM that ran
@@ -44,7 +49,11 @@ describe('fault: fleet answering 500s, then timing out', () => {
       .selectFrom('audit_events')
       .select((eb) => eb.fn.count<string>('vm_id').distinct().as('n'))
       .where('event_type', '=', 'VM_RUNNING')
-      .where('tenant_id', 'in', tenants.map((t) => t.tenantId))
+      .where(
+        'tenant_id',
+        'in',
+        tenants.map((t) => t.tenantId),
+      )
       .executeTakeFirstOrThrow();
     expect(stats.creates).toBeGreaterThanOrEqual(Number(ran.n));
     expect(stats.creates).toBeLessThanOrEqual(30);

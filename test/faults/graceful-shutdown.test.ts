@@ -27,9 +27,23 @@ describe('fault: SIGTERM drains the API and the worker', () => {
       await holder.query('begin');
       // The tenant's ledger chain lock: its appends wait (appends of other tenants would not).
       await holder.query('select pg_advisory_xact_lock($1, hashtext($2))', [LEDGER_CHAIN_LOCK_CLASS, tenant!.tenantId]);
-      const inFlight = call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant!.token, body: SMALL_VM, headers: { 'idempotency-key': 'sa-drain' }, timeoutMs: 60_000 });
+      const inFlight = call(stack.apiUrl, 'POST', '/v1/vms', {
+        token: tenant!.token,
+        body: SMALL_VM,
+        headers: { 'idempotency-key': 'sa-drain' },
+        timeoutMs: 60_000,
+      });
       // The request has claimed its key and waits on the ledger.
-      await eventually(async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where idempotency_key = 'sa-drain' and state = 'in_flight'`.execute(stack.db)).rows[0]?.n === 1, 20_000, 'the spawn to be in flight');
+      await eventually(
+        async () =>
+          (
+            await sql<{ n: number }>`select count(*)::int as n from idempotency_keys where idempotency_key = 'sa-drain' and state = 'in_flight'`.execute(
+              stack.db,
+            )
+          ).rows[0]?.n === 1,
+        20_000,
+        'the spawn to be in flight',
+      );
       await sleep(500);
 
       const exited = stack.api.terminate(30_000);
@@ -41,16 +55,31 @@ describe('fault: SIGTERM drains the API and the worker', () => {
       expect(answer.status).toBe(202);
       expect(answer.body.status).toBe('provisioning');
       expect(await exited).toEqual({ code: 0, signal: null });
-      const key = await stack.db.selectFrom('idempotency_keys').select(['state', 'response_status']).where('idempotency_key', '=', 'sa-drain').executeTakeFirstOrThrow();
+      const key = await stack.db
+        .selectFrom('idempotency_keys')
+        .select(['state', 'response_status'])
+        .where('idempotency_key', '=', 'sa-drain')
+        .executeTakeFirstOrThrow();
       expect(key).toEqual({ state: 'done', response_status: 202 });
     } finally {
       await holder.end();
     }
 
     await stack.api.start();
-    const report = await expectConvergence(stack, [tenant!.tenantId], [
-      { kind: 'spawn', tenantId: tenant!.tenantId, key: 'sa-drain', vmId: (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenant!.tenantId).executeTakeFirstOrThrow()).vm_id, attempts: [], final: 202 },
-    ]);
+    const report = await expectConvergence(
+      stack,
+      [tenant!.tenantId],
+      [
+        {
+          kind: 'spawn',
+          tenantId: tenant!.tenantId,
+          key: 'sa-drain',
+          vmId: (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenant!.tenantId).executeTakeFirstOrThrow()).vm_id,
+          attempts: [],
+          final: 202,
+        },
+      ],
+    );
     expect(report.byStatus).toEqual({ running: 1 });
   }, 180_000);
 
@@ -81,7 +110,11 @@ describe('fault: SIGTERM drains the API and the worker', () => {
 
     await configureFleet(stack.fleetUrl, { latency_ms: 0 });
     await stack.worker.start();
-    const report = await expectConvergence(stack, [tenant!.tenantId], [{ kind: 'spawn', tenantId: tenant!.tenantId, key: 'sw-drain', vmId, attempts: [], final: 202 }]);
+    const report = await expectConvergence(
+      stack,
+      [tenant!.tenantId],
+      [{ kind: 'spawn', tenantId: tenant!.tenantId, key: 'sw-drain', vmId, attempts: [], final: 202 }],
+    );
     expect(report.byStatus).toEqual({ running: 1 });
   }, 180_000);
 });

@@ -33,7 +33,14 @@ const deadlines = {
 
 /** Sends a spawn with its key until it is admitted: the client's retry after the outage. */
 async function spawnUntilAdmitted(stack: PrivateStack, tenant: Tenant, key: string): Promise<ClientRequest> {
-  const request: ClientRequest = { kind: 'spawn', tenantId: tenant.tenantId, key, vmId: vmIdForIdempotencyKey(tenant.tenantId, key), attempts: [], final: null };
+  const request: ClientRequest = {
+    kind: 'spawn',
+    tenantId: tenant.tenantId,
+    key,
+    vmId: vmIdForIdempotencyKey(tenant.tenantId, key),
+    attempts: [],
+    final: null,
+  };
   const deadline = Date.now() + 60_000;
   while (request.final !== 202 && Date.now() < deadline) {
     const answer = await call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': key } }).catch(() => null);
@@ -71,7 +78,9 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     await sleep(500);
     const [tenant] = tenants as [Tenant];
     const [spawn, list, read, ready, created] = await Promise.all([
-      timed(() => call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': 'th-probe' }, timeoutMs: 60_000 })),
+      timed(() =>
+        call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': 'th-probe' }, timeoutMs: 60_000 }),
+      ),
       timed(() => call(stack.apiUrl, 'GET', '/v1/vms', { token: tenant.token })),
       timed(() => call(stack.apiUrl, 'GET', `/v1/tenants/${tenant.tenantId}`, { token: tenant.token })),
       timed(() => call(stack.apiUrl, 'GET', '/readyz')),
@@ -110,7 +119,11 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     expect(attempts.filter((a) => a.status === 503).every((a) => a.code === 'dependency_unavailable')).toBe(true);
     expect(burst.requests.filter((r) => r.final !== 202).map((r) => ({ key: r.key, final: r.final, answers: statusHistogram(r.attempts) }))).toEqual([]);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), [...burst.requests, probe]);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      [...burst.requests, probe],
+    );
     expect(report.vms).toBe(17);
     expect(report.byStatus.failed ?? 0).toBe(0);
     expect(stack.api.isRunning()).toBe(true);
@@ -126,7 +139,9 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     await sleep(500);
     const [tenant] = tenants as [Tenant];
     const probes = await Promise.all([
-      timed(() => call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': 'ph-probe' }, timeoutMs: 60_000 })),
+      timed(() =>
+        call(stack.apiUrl, 'POST', '/v1/vms', { token: tenant.token, body: SMALL_VM, headers: { 'idempotency-key': 'ph-probe' }, timeoutMs: 60_000 }),
+      ),
       timed(() => call(stack.apiUrl, 'GET', '/v1/vms', { token: tenant.token, timeoutMs: 60_000 })),
       timed(() => call(stack.apiUrl, 'GET', '/v1/tenants', { token: stack.adminToken, timeoutMs: 60_000 })),
     ]);
@@ -153,7 +168,11 @@ describe('fault: a hung dependency (SIGSTOP)', () => {
     expect(attempts.filter((a) => a.status === 503).every((a) => a.code === 'dependency_unavailable')).toBe(true);
     expect(burst.requests.filter((r) => r.final !== 202).map((r) => ({ key: r.key, final: r.final, answers: statusHistogram(r.attempts) }))).toEqual([]);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(16);
     expect(report.byStatus.failed ?? 0).toBe(0);
     expect(stack.api.isRunning()).toBe(true);

@@ -23,9 +23,15 @@ describe('fault: NATS stopped', () => {
 
     await stack.nats.stop();
     const downFrom = Date.now();
-    const ledgerAtStop = await stack.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const ledgerAtStop = await stack.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     await sleep(OUTAGE_MS);
-    const ledgerBeforeRestart = await stack.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const ledgerBeforeRestart = await stack.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     const downTo = Date.now();
     await stack.nats.start();
     await burst.done;
@@ -38,7 +44,11 @@ describe('fault: NATS stopped', () => {
     expect(Number(ledgerBeforeRestart.n)).toBeGreaterThan(Number(ledgerAtStop.n));
     expect(burst.requests.every((r) => r.final === 202)).toBe(true);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(36);
     expect(report.byStatus.failed ?? 0).toBe(0);
     expect(stack.worker.isRunning()).toBe(true);

@@ -28,7 +28,11 @@ describe('fault: Postgres stopped', () => {
     // A read, a spawn and an admin call each get the same answer.
     const probes = await Promise.all([
       call(stack.apiUrl, 'GET', '/v1/vms', { token: tenants[0]!.token }),
-      call(stack.apiUrl, 'POST', '/v1/vms', { token: tenants[0]!.token, body: { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' }, headers: { 'idempotency-key': 'po-probe' } }),
+      call(stack.apiUrl, 'POST', '/v1/vms', {
+        token: tenants[0]!.token,
+        body: { vcpus: 1, memory_mb: 512, storage_gb: 5, image: 'debian-12' },
+        headers: { 'idempotency-key': 'po-probe' },
+      }),
       call(stack.apiUrl, 'GET', '/v1/tenants', { token: stack.adminToken }),
     ]);
     const [health, ready] = await Promise.all([call(stack.apiUrl, 'GET', '/healthz'), call(stack.apiUrl, 'GET', '/readyz')]);

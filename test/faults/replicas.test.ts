@@ -19,7 +19,9 @@ describe('fault: replicas, one API and one worker SIGKILLed', () => {
   const stack = usePrivateStack({ fleetBootMs: 500, replicas: true }, { startTimeoutMs: 240_000 });
 
   const relayLeader = async (): Promise<number | null> => {
-    const { rows } = await sql<{ pid: number }>`select pid from pg_locks where locktype = 'advisory' and classid = ${RELAY_LOCK_CLASS} and granted`.execute(stack.db);
+    const { rows } = await sql<{ pid: number }>`select pid from pg_locks where locktype = 'advisory' and classid = ${RELAY_LOCK_CLASS} and granted`.execute(
+      stack.db,
+    );
     return rows[0]?.pid ?? null;
   };
 
@@ -54,7 +56,12 @@ describe('fault: replicas, one API and one worker SIGKILLed', () => {
 
     const report = await expectConvergence(stack, [tenant!.tenantId], burst.requests);
     expect(report.vms).toBe(MAX_VMS);
-    const held = await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenant!.tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute();
+    const held = await stack.db
+      .selectFrom('vms')
+      .select('vm_id')
+      .where('tenant_id', '=', tenant!.tenantId)
+      .where('status', 'in', ['provisioning', 'running', 'destroying'])
+      .execute();
     expect(held.length).toBeLessThanOrEqual(MAX_VMS);
     expect(replicas.api.isRunning() && replicas.worker.isRunning()).toBe(true);
     process.stdout.write(`replicas: relay hand-over ${handoverMs === null ? 'not needed (the surviving worker led)' : `${handoverMs} ms`}\n`);

@@ -23,7 +23,14 @@ describe('fault: SIGKILL of a dependency mid-burst, then restart', () => {
 
   async function killMidBurst(part: () => StackPart, prefix: string, downMs: number): Promise<void> {
     const tenants = await createTenants(stack, 2, prefix);
-    const burst = startBurst(stack, tenants, { spawns: SPAWNS_PER_TENANT, destroyEvery: 3, concurrency: 2, paceMs: 250, keyPrefix: prefix, attemptTimeoutMs: 60_000 });
+    const burst = startBurst(stack, tenants, {
+      spawns: SPAWNS_PER_TENANT,
+      destroyEvery: 3,
+      concurrency: 2,
+      paceMs: 250,
+      keyPrefix: prefix,
+      attemptTimeoutMs: 60_000,
+    });
     await burst.whenFinal(4);
     await part().kill();
     await sleep(downMs);
@@ -34,13 +41,27 @@ describe('fault: SIGKILL of a dependency mid-burst, then restart', () => {
     expect(unansweredInTime(burst.requests, REQUEST_DEADLINE_MS + SLACK_MS)).toEqual([]);
     // 409 idempotency_key_in_flight: a key whose request died with its Postgres connection, and whose
     // release could not reach Postgres either, is held until its lease runs out (docs/reliability.md).
-    const allowed = (a: (typeof attempts)[number]) => a.status === 202 || (a.status === 503 && a.code === 'dependency_unavailable') || (a.status === 409 && a.code === 'idempotency_key_in_flight');
+    const allowed = (a: (typeof attempts)[number]) =>
+      a.status === 202 || (a.status === 503 && a.code === 'dependency_unavailable') || (a.status === 409 && a.code === 'idempotency_key_in_flight');
     expect(attempts.filter((a) => !allowed(a))).toEqual([]);
     expect(burst.requests.filter((r) => r.final !== 202).map((r) => ({ key: r.key, final: r.final, answers: statusHistogram(r.attempts) }))).toEqual([]);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(2 * SPAWNS_PER_TENANT);
-    const failed = await stack.db.selectFrom('vms').select(['vm_id', 'failure_reason']).where('status', '=', 'failed').where('tenant_id', 'in', tenants.map((t) => t.tenantId)).execute();
+    const failed = await stack.db
+      .selectFrom('vms')
+      .select(['vm_id', 'failure_reason'])
+      .where('status', '=', 'failed')
+      .where(
+        'tenant_id',
+        'in',
+        tenants.map((t) => t.tenantId),
+      )
+      .execute();
     expect(failed).toEqual([]);
     expect(report.byStatus.failed ?? 0).toBe(0);
     expect(stack.api.isRunning()).toBe(true);

@@ -30,7 +30,11 @@ describe('fault: restart of the Temporal server', () => {
     expect(attempts.filter((a) => a.status === 500)).toEqual([]);
     expect(attempts.filter((a) => a.status === 503).every((a) => a.contentType?.startsWith('application/problem+json'))).toBe(true);
 
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(30);
     expect(report.byStatus.failed ?? 0).toBe(0);
     // Both processes survived the outage: they reconnected rather than crashed.

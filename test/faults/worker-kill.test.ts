@@ -27,7 +27,11 @@ describe('fault: kill -9 of the worker', () => {
 
     const spawns = burst.requests.filter((r) => r.kind === 'spawn');
     expect(spawns.every((r) => r.final === 202)).toBe(true);
-    const report = await expectConvergence(stack, tenants.map((t) => t.tenantId), burst.requests);
+    const report = await expectConvergence(
+      stack,
+      tenants.map((t) => t.tenantId),
+      burst.requests,
+    );
     expect(report.vms).toBe(30);
     expect(report.byStatus.failed ?? 0).toBe(0);
   }, 240_000);

@@ -115,11 +115,46 @@ interface FuzzRequest {
 // Generators
 
 const HOSTILE_STRINGS = [
-  '*', '>', '.', '..', 'a.b.c', 'tenants.>', 'vm.*.created', '$SYS.>', '_INBOX.x',
-  "'; drop table tenants; --", "' or '1'='1", '"; select pg_sleep(10); --', '\\', '%', '%%', '$1',
-  '\u0000', 'a\u0000b', '\u202eevil', '\ufeff', '\ud800', '\udfff\ud800', 'é', '𝕍𝕄', '😀'.repeat(20),
-  '\r\n', '\t', ' ', '', 'null', 'undefined', 'NaN', 'Infinity', '-Infinity', '__proto__', 'constructor',
-  '../../etc/passwd', '<script>alert(1)</script>', '${7*7}', '{{7*7}}',
+  '*',
+  '>',
+  '.',
+  '..',
+  'a.b.c',
+  'tenants.>',
+  'vm.*.created',
+  '$SYS.>',
+  '_INBOX.x',
+  "'; drop table tenants; --",
+  "' or '1'='1",
+  '"; select pg_sleep(10); --',
+  '\\',
+  '%',
+  '%%',
+  '$1',
+  '\u0000',
+  'a\u0000b',
+  '\u202eevil',
+  '\ufeff',
+  '\ud800',
+  '\udfff\ud800',
+  'é',
+  '𝕍𝕄',
+  '😀'.repeat(20),
+  '\r\n',
+  '\t',
+  ' ',
+  '',
+  'null',
+  'undefined',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '__proto__',
+  'constructor',
+  '../../etc/passwd',
+  '<script>alert(1)</script>',
+  '${7*7}',
+  '{{7*7}}',
 ];
 
 /** Percent-encodes every byte except [A-Za-z0-9-], so any string becomes a legal path segment. */
@@ -136,18 +171,60 @@ function pct(value: string): string {
  * Raw (unescaped) path bytes: visible ASCII minus '?', '#' and '/'. Bytes above 0x7e are not HTTP
  * (RFC 9112 request-targets are ASCII): Node's parser answers them with a bare 400 before the app runs.
  */
-const rawPathChar = fc.integer({ min: 0x21, max: 0x7e }).filter((c) => c !== 0x3f && c !== 0x23 && c !== 0x2f).map((c) => String.fromCharCode(c));
+const rawPathChar = fc
+  .integer({ min: 0x21, max: 0x7e })
+  .filter((c) => c !== 0x3f && c !== 0x23 && c !== 0x2f)
+  .map((c) => String.fromCharCode(c));
 
 /** A path segment or query value as sent on the wire: mostly hostile. */
 const wireJunk: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(...HOSTILE_STRINGS).map(pct),
-  fc.constantFrom('*', '>', '.', '..', '%2e%2e', "';drop", '%00', '%zz', '%', '%E0%A4%A', '%C0%AE', '%FF%FE', '%ED%A0%80', '%2F', '%5C', '~', '@', ':', '!', "'", '"', '<>', '%25', '%u0041', '+'),
+  fc.constantFrom(
+    '*',
+    '>',
+    '.',
+    '..',
+    '%2e%2e',
+    "';drop",
+    '%00',
+    '%zz',
+    '%',
+    '%E0%A4%A',
+    '%C0%AE',
+    '%FF%FE',
+    '%ED%A0%80',
+    '%2F',
+    '%5C',
+    '~',
+    '@',
+    ':',
+    '!',
+    "'",
+    '"',
+    '<>',
+    '%25',
+    '%u0041',
+    '+',
+  ),
   fc.string({ unit: 'binary', maxLength: 40 }).map(pct),
   fc.string({ unit: 'grapheme', maxLength: 20 }).map(pct),
   fc.string({ unit: rawPathChar, minLength: 1, maxLength: 30 }),
   fc.integer({ min: 64, max: 6000 }).map((n) => 'a'.repeat(n)),
   fc.uuid().map((id) => id.toUpperCase()),
-  fc.constantFrom('00000000-0000-0000-0000-000000000000', 'tenant-a*', 'ABC', 'a', 'ab', 'a-', '-a', 'a'.repeat(64), 'tok_', 'tok_*', 'tok_../x', 'tok_' + 'x'.repeat(65)),
+  fc.constantFrom(
+    '00000000-0000-0000-0000-000000000000',
+    'tenant-a*',
+    'ABC',
+    'a',
+    'ab',
+    'a-',
+    '-a',
+    'a'.repeat(64),
+    'tok_',
+    'tok_*',
+    'tok_../x',
+    'tok_' + 'x'.repeat(65),
+  ),
 );
 
 const tenantRef: fc.Arbitrary<TenantRef> = fc.oneof(
@@ -180,7 +257,23 @@ const METHODS = ['GET', 'POST', 'PATCH', 'DELETE'] as const;
 const headerChar = fc.oneof(fc.integer({ min: 0x20, max: 0x7e }), fc.constant(0x09), fc.integer({ min: 0x80, max: 0xff })).map((c) => String.fromCharCode(c));
 const headerValue: fc.Arbitrary<string> = fc.oneof(
   fc.string({ unit: headerChar, maxLength: 80 }),
-  fc.constantFrom('*', '>', 'a.b.*', "'; drop table tenants; --", 'tenant-other', '10.0.0.1', '203.0.113.7, 10.0.0.1', 'for=203.0.113.7;proto=https', '::1', 'localhost', 'gzip', 'deflate', 'br', 'identity', 'x'.repeat(4000)),
+  fc.constantFrom(
+    '*',
+    '>',
+    'a.b.*',
+    "'; drop table tenants; --",
+    'tenant-other',
+    '10.0.0.1',
+    '203.0.113.7, 10.0.0.1',
+    'for=203.0.113.7;proto=https',
+    '::1',
+    'localhost',
+    'gzip',
+    'deflate',
+    'br',
+    'identity',
+    'x'.repeat(4000),
+  ),
 );
 
 const contentType: fc.Arbitrary<string | null> = fc.oneof(
@@ -188,10 +281,29 @@ const contentType: fc.Arbitrary<string | null> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom(
-      null, '', 'application/json; charset=utf-8', 'application/json; charset=latin1', 'application/json; charset=utf-16', 'application/json; charset=utf-7',
-      'application/json; charset="junk"', 'application/json; boundary=x', 'APPLICATION/JSON', 'application/json;;;', 'application/problem+json',
-      'application/merge-patch+json', 'application/*', '*/*', 'text/plain', 'text/json', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x',
-      'application/json, text/plain', 'application/jsonx', 'json', '/', ';',
+      null,
+      '',
+      'application/json; charset=utf-8',
+      'application/json; charset=latin1',
+      'application/json; charset=utf-16',
+      'application/json; charset=utf-7',
+      'application/json; charset="junk"',
+      'application/json; boundary=x',
+      'APPLICATION/JSON',
+      'application/json;;;',
+      'application/problem+json',
+      'application/merge-patch+json',
+      'application/*',
+      '*/*',
+      'text/plain',
+      'text/json',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/json, text/plain',
+      'application/jsonx',
+      'json',
+      '/',
+      ';',
     ),
   },
   { weight: 1, arbitrary: headerValue },
@@ -200,9 +312,40 @@ const contentType: fc.Arbitrary<string | null> = fc.oneof(
 /** A JSON value as text: hostile numbers, strings, structures and raw literals JSON.stringify never writes. */
 const junkValueText: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(
-    '-1', '0', '-0', '0.5', '1.5', '-0.5', '1e308', '-1e308', '1e400', '-1e400', '1e-400', '1.0', '1E2', '2147483648', '9007199254740993',
-    '18446744073709551616', '100000000000000000000000000000000000', '"1"', '"NaN"', '"Infinity"', '"-Infinity"', '"1e999"', '"0x10"', '" 1 "',
-    'null', 'true', 'false', '[]', '{}', '[1]', '[null]', '{"$gt":0}', '{"__proto__":{"admin":true}}', '"vmt_0000000000000000000000000000000000000"',
+    '-1',
+    '0',
+    '-0',
+    '0.5',
+    '1.5',
+    '-0.5',
+    '1e308',
+    '-1e308',
+    '1e400',
+    '-1e400',
+    '1e-400',
+    '1.0',
+    '1E2',
+    '2147483648',
+    '9007199254740993',
+    '18446744073709551616',
+    '100000000000000000000000000000000000',
+    '"1"',
+    '"NaN"',
+    '"Infinity"',
+    '"-Infinity"',
+    '"1e999"',
+    '"0x10"',
+    '" 1 "',
+    'null',
+    'true',
+    'false',
+    '[]',
+    '{}',
+    '[1]',
+    '[null]',
+    '{"$gt":0}',
+    '{"__proto__":{"admin":true}}',
+    '"vmt_0000000000000000000000000000000000000"',
   ),
   fc.constantFrom(...HOSTILE_STRINGS).map((s) => JSON.stringify(s)),
   fc.double().map((d) => JSON.stringify(d)),
@@ -214,12 +357,35 @@ const junkValueText: fc.Arbitrary<string> = fc.oneof(
   fc.constant(JSON.stringify('x'.repeat(70_000))),
 );
 
-const HOSTILE_KEYS = ['tenant_id', 'token', 'scope', 'vm_id', 'status', 'tenant', '__proto__', 'constructor', 'prototype', '', ' ', '*', '>', 'a.b', "'; drop table vms; --", '\u0000', 'max_vms ', 'MAX_VMS'];
+const HOSTILE_KEYS = [
+  'tenant_id',
+  'token',
+  'scope',
+  'vm_id',
+  'status',
+  'tenant',
+  '__proto__',
+  'constructor',
+  'prototype',
+  '',
+  ' ',
+  '*',
+  '>',
+  'a.b',
+  "'; drop table vms; --",
+  '\u0000',
+  'max_vms ',
+  'MAX_VMS',
+];
 
 type Mutation = { m: 'set'; key: string; value: string } | { m: 'delete'; index: number } | { m: 'dupe'; key: string; value: string; first: boolean };
 
 function mutations(keys: readonly string[]): fc.Arbitrary<Mutation[]> {
-  const key = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...keys) }, { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_KEYS) }, { weight: 1, arbitrary: fc.string({ maxLength: 10 }) });
+  const key = fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...keys) },
+    { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_KEYS) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 10 }) },
+  );
   const one: fc.Arbitrary<Mutation> = fc.oneof(
     { weight: 4, arbitrary: fc.record({ m: fc.constant('set' as const), key, value: junkValueText }) },
     { weight: 1, arbitrary: fc.record({ m: fc.constant('delete' as const), index: fc.nat() }) },
@@ -258,7 +424,27 @@ function mutate(valid: Record<string, unknown>, list: Mutation[]): string {
 const junkDocument: fc.Arbitrary<Body> = fc.oneof(
   junkValueText.map((text) => ({ kind: 'text' as const, text })),
   fc
-    .constantFrom('', ' ', '{', '}', '{"a":', '{"a":1,}', "{'a':1}", '{a:1}', 'NaN', 'undefined', '\u0000', '\ufeff{}', '{"a":1}{"b":2}', '[{}]', '[[[[', '"\\ud800"', '{"\\u0000":1}', '//{}', '/*x*/{}')
+    .constantFrom(
+      '',
+      ' ',
+      '{',
+      '}',
+      '{"a":',
+      '{"a":1,}',
+      "{'a':1}",
+      '{a:1}',
+      'NaN',
+      'undefined',
+      '\u0000',
+      '\ufeff{}',
+      '{"a":1}{"b":2}',
+      '[{}]',
+      '[[[[',
+      '"\\ud800"',
+      '{"\\u0000":1}',
+      '//{}',
+      '/*x*/{}',
+    )
     .map((text) => ({ kind: 'text' as const, text })),
   // Deep nesting inside the 64 KiB limit, and beyond it.
   fc.constantFrom(1000, 10_000, 40_000).map((n) => ({ kind: 'text' as const, text: '{"a":'.repeat(n) + '1' + '}'.repeat(n) })),
@@ -430,9 +616,22 @@ describe('API fuzzing with hostile input', () => {
    */
   async function counts(): Promise<{ tenants: number; tokens: number; vms: number }> {
     const ids = myTenantIds();
-    const tenants = await stack.db.selectFrom('tenants').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', 'like', `${prefix}%`).executeTakeFirstOrThrow();
-    const tokens = await stack.db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', 'in', ids).executeTakeFirstOrThrow();
-    const vms = await stack.db.selectFrom('vms').select((eb) => eb.fn.countAll<string>().as('n')).where('tenant_id', 'in', ids).where('status', '!=', 'rejected').executeTakeFirstOrThrow();
+    const tenants = await stack.db
+      .selectFrom('tenants')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('tenant_id', 'like', `${prefix}%`)
+      .executeTakeFirstOrThrow();
+    const tokens = await stack.db
+      .selectFrom('api_tokens')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('tenant_id', 'in', ids)
+      .executeTakeFirstOrThrow();
+    const vms = await stack.db
+      .selectFrom('vms')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('tenant_id', 'in', ids)
+      .where('status', '!=', 'rejected')
+      .executeTakeFirstOrThrow();
     return { tenants: Number(tenants.n), tokens: Number(tokens.n), vms: Number(vms.n) };
   }
 
@@ -440,7 +639,9 @@ describe('API fuzzing with hostile input', () => {
     stack = await startTestStack();
     superDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testEnv().migrationDatabaseUrl, max: 2 }) }) });
     nc = await connect({ servers: stack.config.natsUrl, name: 'api-fuzz-test' });
-    prefix = uniqueName('fz').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+    prefix = uniqueName('fz')
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-');
     // High API rate limits: the fuzzer must reach the handlers, not the rate limiter.
     const quota = { api_rate_limit_rpm: 100_000, max_vms: 10 };
     const a = await createTenant(stack, quota);
@@ -455,9 +656,17 @@ describe('API fuzzing with hostile input', () => {
     world.tenants = { a: a.tenantId, b: b.tenantId, c: c.tenantId };
     world.aTokenIds = [a.tokenId, aRead.body.token_id];
     world.victimTokens.push({ tenant: c.tenantId, tokenId: c.tokenId });
-    const admin = await stack.db.selectFrom('api_tokens').select('token_id').where('scope', '=', 'service:admin').where('revoked_at', 'is', null).executeTakeFirstOrThrow();
+    const admin = await stack.db
+      .selectFrom('api_tokens')
+      .select('token_id')
+      .where('scope', '=', 'service:admin')
+      .where('revoked_at', 'is', null)
+      .executeTakeFirstOrThrow();
     world.adminTokenId = admin.token_id;
-    for (const [token, tenant] of [[a.token, a.tenantId], [b.token, b.tenantId]] as const) {
+    for (const [token, tenant] of [
+      [a.token, a.tenantId],
+      [b.token, b.tenantId],
+    ] as const) {
       const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
       if (spawned.status !== 202) throw new Error(`fixture VM of ${tenant} not spawned: ${spawned.status} ${JSON.stringify(spawned.body)}`);
       world.vmIds.push(spawned.body.vm_id);
@@ -483,7 +692,10 @@ describe('API fuzzing with hostile input', () => {
   );
 
   function validBody(target: Route, method: string): fc.Arbitrary<Record<string, unknown>> {
-    const displayName = fc.oneof(fc.constantFrom('Acme', 'Ünïcödé GmbH 😀', "O'Brien; drop table tenants", 'tenants.>'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }));
+    const displayName = fc.oneof(
+      fc.constantFrom('Acme', 'Ünïcödé GmbH 😀', "O'Brien; drop table tenants", 'tenants.>'),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
+    );
     if (target.route === 'tenants') {
       return fc.record({
         tenant_id: fc.nat({ max: 40 }).map((n) => `${prefix}-${n}`),
@@ -496,7 +708,12 @@ describe('API fuzzing with hostile input', () => {
     if (target.route === 'tenant') {
       // Valid rate limits stay high, so a valid PATCH cannot starve the fuzzer's own tenant.
       return fc.record(
-        { display_name: displayName, max_vms: fc.integer({ min: 1, max: 20 }), storage_quota_gb: fc.integer({ min: 1, max: 1000 }), api_rate_limit_rpm: fc.integer({ min: 50_000, max: 100_000 }) },
+        {
+          display_name: displayName,
+          max_vms: fc.integer({ min: 1, max: 20 }),
+          storage_quota_gb: fc.integer({ min: 1, max: 1000 }),
+          api_rate_limit_rpm: fc.integer({ min: 50_000, max: 100_000 }),
+        },
         { requiredKeys: [] },
       );
     }
@@ -504,11 +721,24 @@ describe('API fuzzing with hostile input', () => {
       return fc.record({
         subject_pubkey: fc.oneof(
           { weight: 4, arbitrary: fc.constant(SAMPLE_PUBKEY) },
-          { weight: 1, arbitrary: fc.constantFrom('AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN', 'not a key', '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----') },
+          {
+            weight: 1,
+            arbitrary: fc.constantFrom(
+              'AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOguzCwIDCVr+rQWxQPArA323Uq2D18csN',
+              'not a key',
+              '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----',
+            ),
+          },
         ),
-        scope: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('service:tenant-admin', 'vm:write', 'vm:read', 'audit:read') }, { weight: 1, arbitrary: fc.constant('service:admin') }),
+        scope: fc.oneof(
+          { weight: 4, arbitrary: fc.constantFrom('service:tenant-admin', 'vm:write', 'vm:read', 'audit:read') },
+          { weight: 1, arbitrary: fc.constant('service:admin') },
+        ),
         // Mostly within the issuing tenant token's own lifetime (an hour), sometimes beyond it.
-        expires_in_seconds: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 60, max: 1800 }) }, { weight: 1, arbitrary: fc.integer({ min: 1801, max: 7200 }) }),
+        expires_in_seconds: fc.oneof(
+          { weight: 4, arbitrary: fc.integer({ min: 60, max: 1800 }) },
+          { weight: 1, arbitrary: fc.integer({ min: 1801, max: 7200 }) },
+        ),
       });
     }
     if (target.route === 'vms' && method === 'POST') {
@@ -528,7 +758,12 @@ describe('API fuzzing with hostile input', () => {
 
   function bodyFor(target: Route, method: string, weights: { valid: number; mutated: number; junk: number; none: number }): fc.Arbitrary<Body> {
     const valid = validBody(target, method);
-    const keys = target.route === 'vms' ? ['vcpus', 'memory_mb', 'storage_gb', 'image', 'name'] : target.route === 'tokens' ? ['subject_pubkey', 'scope', 'expires_in_seconds'] : ['tenant_id', 'display_name', 'max_vms', 'storage_quota_gb', 'api_rate_limit_rpm'];
+    const keys =
+      target.route === 'vms'
+        ? ['vcpus', 'memory_mb', 'storage_gb', 'image', 'name']
+        : target.route === 'tokens'
+          ? ['subject_pubkey', 'scope', 'expires_in_seconds']
+          : ['tenant_id', 'display_name', 'max_vms', 'storage_quota_gb', 'api_rate_limit_rpm'];
     return fc.oneof(
       { weight: weights.none, arbitrary: fc.constant<Body>({ kind: 'none' }) },
       { weight: weights.valid, arbitrary: valid.map((v): Body => ({ kind: 'text', text: JSON.stringify(v) })) },
@@ -551,7 +786,10 @@ describe('API fuzzing with hostile input', () => {
   const queryKey = (route: Route['route']) =>
     fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom(...QUERY_KEYS[route]) },
-      { weight: 1, arbitrary: fc.constantFrom('__proto__', 'constructor', 'limit[]', 'a[b]', 'x', 'token', 'access_token', '', '%00', '*', '>', 'status', 'since') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('__proto__', 'constructor', 'limit[]', 'a[b]', 'x', 'token', 'access_token', '', '%00', '*', '>', 'status', 'since'),
+      },
       { weight: 1, arbitrary: wireJunk },
     );
 
@@ -563,16 +801,50 @@ describe('API fuzzing with hostile input', () => {
       {
         weight: 4,
         arbitrary: fc.constantFrom(
-          '0', '-1', '1', '1.5', '100', '101', '500', '501', '1e2', '1e400', 'abc', '', '0x10', 'NaN', '9999999999999999999', '9223372036854775807',
-          '9223372036854775808', '99999999999999999999', 'running', 'destroyed', 'RUNNING', 'TENANT_CREATED', 'VM_SPAWN_REQUESTED',
-          '2020-01-01T00:00:00Z', '2020-13-45T99:99:99Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59Z', '2020-01-01T00:00:00%2B14:00',
-          Buffer.from('x|y|z').toString('base64url'), 'tok_zzzz', 'zzzz',
+          '0',
+          '-1',
+          '1',
+          '1.5',
+          '100',
+          '101',
+          '500',
+          '501',
+          '1e2',
+          '1e400',
+          'abc',
+          '',
+          '0x10',
+          'NaN',
+          '9999999999999999999',
+          '9223372036854775807',
+          '9223372036854775808',
+          '99999999999999999999',
+          'running',
+          'destroyed',
+          'RUNNING',
+          'TENANT_CREATED',
+          'VM_SPAWN_REQUESTED',
+          '2020-01-01T00:00:00Z',
+          '2020-13-45T99:99:99Z',
+          '0000-01-01T00:00:00Z',
+          '9999-12-31T23:59:59Z',
+          '2020-01-01T00:00:00%2B14:00',
+          Buffer.from('x|y|z').toString('base64url'),
+          'tok_zzzz',
+          'zzzz',
         ),
       },
       {
         weight: 2,
         arbitrary: fc
-          .constantFrom('-200000-01-01T00:00:00.000Z', '+275760-09-13T00:00:00.000Z', '-000001-01-01T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z', '0')
+          .constantFrom(
+            '-200000-01-01T00:00:00.000Z',
+            '+275760-09-13T00:00:00.000Z',
+            '-000001-01-01T00:00:00.000Z',
+            '0000-01-01T00:00:00.000Z',
+            '2020-01-01T00:00:00.000Z',
+            '0',
+          )
           .map((iso) => cursorAt(iso)),
       },
       { weight: 1, arbitrary: fc.constant('').map(() => world.tenants.a) },
@@ -589,13 +861,33 @@ describe('API fuzzing with hostile input', () => {
 
   const spoofHeaders: fc.Arbitrary<[string, string][]> = fc.array(
     fc.tuple(
-      fc.constantFrom('X-Tenant-Id', 'X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'X-Forwarded-Host', 'X-Original-URL', 'X-Rewrite-URL', 'X-HTTP-Method-Override', 'X-Request-Id', 'Idempotency-Key', 'Accept', 'Accept-Charset', 'Content-Encoding', 'If-None-Match', 'Range', 'Cookie', 'X-Api-Key'),
+      fc.constantFrom(
+        'X-Tenant-Id',
+        'X-Forwarded-For',
+        'Forwarded',
+        'X-Real-IP',
+        'X-Forwarded-Host',
+        'X-Original-URL',
+        'X-Rewrite-URL',
+        'X-HTTP-Method-Override',
+        'X-Request-Id',
+        'Idempotency-Key',
+        'Accept',
+        'Accept-Charset',
+        'Content-Encoding',
+        'If-None-Match',
+        'Range',
+        'Cookie',
+        'X-Api-Key',
+      ),
       headerValue,
     ),
     { maxLength: 4 },
   );
 
-  const commonHeaders: fc.Arbitrary<[string, string][]> = fc.option(fc.tuple(fc.constantFrom('Idempotency-Key', 'X-Request-Id'), headerValue), { nil: undefined }).map((h) => (h ? [h] : []));
+  const commonHeaders: fc.Arbitrary<[string, string][]> = fc
+    .option(fc.tuple(fc.constantFrom('Idempotency-Key', 'X-Request-Id'), headerValue), { nil: undefined })
+    .map((h) => (h ? [h] : []));
 
   const fuzzRequest = (opts: {
     target: fc.Arbitrary<Route>;
@@ -637,7 +929,15 @@ describe('API fuzzing with hostile input', () => {
     );
     await property(
       fc.tuple(writes, tokenRef, fc.constant('')).chain(([[target, method], token]) =>
-        fuzzRequest({ target: fc.constant(target), method: fc.constant(method), query: fc.constant(''), token: fc.constant(token), headers: commonHeaders, contentType, bodyWeights: { valid: 4, mutated: 6, junk: 3, none: 1 } }),
+        fuzzRequest({
+          target: fc.constant(target),
+          method: fc.constant(method),
+          query: fc.constant(''),
+          token: fc.constant(token),
+          headers: commonHeaders,
+          contentType,
+          bodyWeights: { valid: 4, mutated: 6, junk: 3, none: 1 },
+        }),
       ),
       RUNS.bodies,
     );
@@ -653,7 +953,15 @@ describe('API fuzzing with hostile input', () => {
       validTarget,
     );
     await property(
-      fuzzRequest({ target, method: fc.constantFrom(...METHODS), query: fc.constant(''), token: tokenRef, headers: commonHeaders, contentType: fc.constant('application/json'), bodyWeights: { valid: 2, mutated: 1, junk: 1, none: 4 } }),
+      fuzzRequest({
+        target,
+        method: fc.constantFrom(...METHODS),
+        query: fc.constant(''),
+        token: tokenRef,
+        headers: commonHeaders,
+        contentType: fc.constant('application/json'),
+        bodyWeights: { valid: 2, mutated: 1, junk: 1, none: 4 },
+      }),
       RUNS.paths,
     );
   });
@@ -662,25 +970,52 @@ describe('API fuzzing with hostile input', () => {
     // Mostly the listings, with tokens that may read them, so the query reaches the handler.
     const target: fc.Arbitrary<Route> = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom<Route>({ route: 'tenants' }, { route: 'vms' }, { route: 'audit' }) },
-      { weight: 2, arbitrary: fc.record({ route: fc.constant('tokens' as const), tenant: fc.record({ ref: fc.constantFrom('a' as const, 'b' as const), i: fc.nat() }) }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({ route: fc.constant('tokens' as const), tenant: fc.record({ ref: fc.constantFrom('a' as const, 'b' as const), i: fc.nat() }) }),
+      },
       { weight: 2, arbitrary: validTarget },
     );
     await property(
-      fc.tuple(target, fc.oneof({ weight: 6, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('POST', 'PATCH', 'DELETE') })).chain(([t, method]) =>
-        fuzzRequest({ target: fc.constant(t), method: fc.constant(method), query: queryString(t.route), token: fc.constantFrom<TokenRef>('admin', 'admin', 'a', 'aRead', 'b'), headers: fc.constant([]), contentType: fc.constant('application/json'), bodyWeights: { valid: 1, mutated: 0, junk: 0, none: 6 } }),
-      ),
+      fc
+        .tuple(target, fc.oneof({ weight: 6, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('POST', 'PATCH', 'DELETE') }))
+        .chain(([t, method]) =>
+          fuzzRequest({
+            target: fc.constant(t),
+            method: fc.constant(method),
+            query: queryString(t.route),
+            token: fc.constantFrom<TokenRef>('admin', 'admin', 'a', 'aRead', 'b'),
+            headers: fc.constant([]),
+            contentType: fc.constant('application/json'),
+            bodyWeights: { valid: 1, mutated: 0, junk: 0, none: 6 },
+          }),
+        ),
       RUNS.queries,
     );
   });
 
   test('when headers are junk (content types, encodings, idempotency keys, request ids, spoofing, bad credentials), then every answer is < 500 and every 4xx a problem', async () => {
-    const badAuthorization = fc.oneof(
-      fc.constantFrom('Bearer', 'Bearer ', 'Basic YWRtaW46YWRtaW4=', 'bearer', 'Token x', 'Bearer vmt_', `Bearer vmt_${'0'.repeat(36)}`, `Bearer ${'x'.repeat(600)}`, 'Bearer a b', 'Bearer *', "Bearer '; drop table api_tokens; --"),
-      headerValue,
-      fc.constant('').map(() => `Bearer ${world.tokens.a}, Bearer ${world.tokens.admin}`),
-      fc.constant('').map(() => `bearer   ${world.tokens.b}  `),
-      fc.constant('').map(() => `Bearer ${world.tokens.a.slice(0, -1)}${world.tokens.a.endsWith('A') ? 'B' : 'A'}`),
-    ).map((authorization): TokenRef => ({ authorization }));
+    const badAuthorization = fc
+      .oneof(
+        fc.constantFrom(
+          'Bearer',
+          'Bearer ',
+          'Basic YWRtaW46YWRtaW4=',
+          'bearer',
+          'Token x',
+          'Bearer vmt_',
+          `Bearer vmt_${'0'.repeat(36)}`,
+          `Bearer ${'x'.repeat(600)}`,
+          'Bearer a b',
+          'Bearer *',
+          "Bearer '; drop table api_tokens; --",
+        ),
+        headerValue,
+        fc.constant('').map(() => `Bearer ${world.tokens.a}, Bearer ${world.tokens.admin}`),
+        fc.constant('').map(() => `bearer   ${world.tokens.b}  `),
+        fc.constant('').map(() => `Bearer ${world.tokens.a.slice(0, -1)}${world.tokens.a.endsWith('A') ? 'B' : 'A'}`),
+      )
+      .map((authorization): TokenRef => ({ authorization }));
     await property(
       fuzzRequest({
         target: validTarget,
@@ -709,13 +1044,28 @@ describe('API fuzzing with hostile input', () => {
 
     // Row counts moved exactly by what the 2xx answers reported.
     const after = await counts();
-    expect(after).toEqual({ tenants: before.tenants + effects.tenantsCreated, tokens: before.tokens + effects.tokensIssued, vms: before.vms + effects.vmsCreated });
+    expect(after).toEqual({
+      tenants: before.tenants + effects.tenantsCreated,
+      tokens: before.tokens + effects.tokensIssued,
+      vms: before.vms + effects.vmsCreated,
+    });
 
     // Each tenant holds what its last successful write answered: no refused PATCH or DELETE changed it.
-    const rows = await stack.db.selectFrom('tenants').selectAll().where('tenant_id', 'in', [...effects.tenantRecords.keys()]).execute();
+    const rows = await stack.db
+      .selectFrom('tenants')
+      .selectAll()
+      .where('tenant_id', 'in', [...effects.tenantRecords.keys()])
+      .execute();
     for (const row of rows) {
       const expected = effects.tenantRecords.get(row.tenant_id)!;
-      expect({ tenant_id: row.tenant_id, display_name: row.display_name, max_vms: row.max_vms, storage_quota_gb: row.storage_quota_gb, api_rate_limit_rpm: row.api_rate_limit_rpm, deleted: row.deleted_at !== null }).toEqual({
+      expect({
+        tenant_id: row.tenant_id,
+        display_name: row.display_name,
+        max_vms: row.max_vms,
+        storage_quota_gb: row.storage_quota_gb,
+        api_rate_limit_rpm: row.api_rate_limit_rpm,
+        deleted: row.deleted_at !== null,
+      }).toEqual({
         tenant_id: expected.tenant_id,
         display_name: expected.display_name,
         max_vms: expected.max_vms,
@@ -733,13 +1083,20 @@ describe('API fuzzing with hostile input', () => {
     const ofRefused = [];
     for (let i = 0; i < refusedOnly.length; i += 500) {
       ofRefused.push(
-        ...(await superDb.selectFrom('audit_events').select(['seq', 'event_id', 'event_type', 'tenant_id', 'vm_id', 'request_id']).where('request_id', 'in', refusedOnly.slice(i, i + 500)).orderBy('seq').execute()),
+        ...(await superDb
+          .selectFrom('audit_events')
+          .select(['seq', 'event_id', 'event_type', 'tenant_id', 'vm_id', 'request_id'])
+          .where('request_id', 'in', refusedOnly.slice(i, i + 500))
+          .orderBy('seq')
+          .execute()),
       );
     }
     const byRefusal = new Map<string, typeof ofRefused>();
     for (const e of ofRefused) byRefusal.set(`${e.request_id} ${e.vm_id}`, [...(byRefusal.get(`${e.request_id} ${e.vm_id}`) ?? []), e]);
     const refusedVmIds = [...new Set(ofRefused.map((e) => e.vm_id).filter((id): id is string => id !== null))];
-    const refusedRows = refusedVmIds.length ? await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id', 'status']).where('vm_id', 'in', refusedVmIds).execute() : [];
+    const refusedRows = refusedVmIds.length
+      ? await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id', 'status']).where('vm_id', 'in', refusedVmIds).execute()
+      : [];
     const refusedRowOf = new Map(refusedRows.map((row) => [row.vm_id, row]));
     const recordedRefusals = new Set<string>();
     const leaked = [];
@@ -797,7 +1154,11 @@ describe('API fuzzing with hostile input', () => {
       await sleep(250);
     }
     const wrong = events.filter(
-      (e) => e.tenant_id !== null && mine.has(e.tenant_id) && ((e.vm_id !== null && owners.get(e.vm_id) !== e.tenant_id) || (e.request_id !== null && refused.has(e.request_id) && !recordedRefusals.has(e.event_id))),
+      (e) =>
+        e.tenant_id !== null &&
+        mine.has(e.tenant_id) &&
+        ((e.vm_id !== null && owners.get(e.vm_id) !== e.tenant_id) ||
+          (e.request_id !== null && refused.has(e.request_id) && !recordedRefusals.has(e.event_id))),
     );
     expect(wrong).toEqual([]);
   });

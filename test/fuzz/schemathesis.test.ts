@@ -86,7 +86,13 @@ function schemathesisArgs(apiUrl: string, token: string): string[] {
 function onlyToolErrors(output: string): boolean {
   if (/^=+ FAILURES =+$/m.test(output)) return false;
   const errors = /^Errors:\n((?:[ \t]+\S.*\n)+)/m.exec(output)?.[1];
-  return !!errors && errors.trimEnd().split('\n').every((line) => /Runtime Error/.test(line));
+  return (
+    !!errors &&
+    errors
+      .trimEnd()
+      .split('\n')
+      .every((line) => /Runtime Error/.test(line))
+  );
 }
 
 /** The ERRORS and FAILURES sections, first: CI logs may keep only the start and the end of a long output. */
@@ -113,7 +119,10 @@ describe('Schemathesis against the running API', () => {
   test('when it fuzzes every operation with a tenant token (stateful phase included), then every answer is documented and none is a 5xx', async () => {
     // High limits, so the run explores the API rather than the tenant's quota and rate limit.
     const { tenantId, token } = await createTenant(stack, { max_vms: 1000, storage_quota_gb: 1_000_000, api_rate_limit_rpm: 100_000 });
-    const revocable = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 } });
+    const revocable = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token,
+      body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 },
+    });
     expect(revocable.status).toBe(201);
     const env = { VM_TENANT_FUZZ_TENANT_ID: tenantId, VM_TENANT_FUZZ_REVOCABLE_TOKEN_ID: revocable.body.token_id };
     let { code, output } = await runSchemathesis(st, schemathesisArgs(stack.apiUrl, token), env, (MAX_TIME_SECONDS + 60) * 1000);

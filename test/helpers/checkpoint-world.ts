@@ -50,7 +50,9 @@ export function useCheckpointWorld({ label, pool = 4 }: CheckpointWorldOptions):
   beforeEach(async () => {
     world.testDb = await createLedgerTestDatabase(label);
     world.service = world.testDb.serviceDb({ max: pool });
-    world.stream = uniqueName(label.toUpperCase()).toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+    world.stream = uniqueName(label.toUpperCase())
+      .toUpperCase()
+      .replace(/[^A-Z0-9_-]/g, '_');
     world.prefix = uniqueName(label).replace(/[^a-z0-9_-]/gi, '_');
     await ensureCheckpointStream(world.jsm, world.stream, world.prefix);
     world.keyDir = await mkdtemp(path.join(tmpdir(), `${label}-keys-`));

@@ -14,7 +14,11 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 
-export type Manifest = Record<string, any> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> } };
+export type Manifest = Record<string, any> & {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+};
 
 interface Kustomization {
   apiVersion?: string;
@@ -48,7 +52,10 @@ type PatchOperation = { op: 'add' | 'replace' | 'remove'; path: string; value?: 
 
 function pointer(pathText: string): string[] {
   if (!pathText.startsWith('/')) throw new Error(`JSON pointer must start with /: ${pathText}`);
-  return pathText.slice(1).split('/').map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pathText
+    .slice(1)
+    .split('/')
+    .map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** RFC 6902 add, replace and remove (what the overlays use). */
@@ -115,7 +122,12 @@ function generateConfigMaps(dir: string, kustomization: Kustomization, manifests
       if (!base) throw new Error(`${dir}: configMapGenerator merge: no ConfigMap ${generator.name}`);
       base.data = { ...base.data, ...data };
     } else {
-      const manifest: Manifest = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: generator.name, ...(generator.namespace ? { namespace: generator.namespace } : {}) }, data };
+      const manifest: Manifest = {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: generator.name, ...(generator.namespace ? { namespace: generator.namespace } : {}) },
+        data,
+      };
       Object.defineProperty(manifest, NEEDS_HASH, { value: true, enumerable: false });
       manifests.push(manifest);
     }
@@ -127,7 +139,11 @@ function generateConfigMaps(dir: string, kustomization: Kustomization, manifests
  * with the name empty), its first 10 hex digits with some swapped for letters.
  */
 function configMapHash(manifest: Manifest): string {
-  const encoded = JSON.stringify({ data: Object.fromEntries(Object.entries(manifest.data ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))), kind: 'ConfigMap', name: '' });
+  const encoded = JSON.stringify({
+    data: Object.fromEntries(Object.entries(manifest.data ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))),
+    kind: 'ConfigMap',
+    name: '',
+  });
   const swap: Record<string, string> = { '0': 'g', '1': 'h', '3': 'k', a: 'm', e: 't' };
   return [...createHash('sha256').update(encoded).digest('hex').slice(0, 10)].map((c) => swap[c] ?? c).join('');
 }

@@ -68,7 +68,12 @@ export async function startNatsTlsServer(dir: string, certs: TestCertificates): 
   const url = `tls://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const probe = await connect({ servers: url, tls: { caFile: certs.ca }, authenticator: credsAuthenticator(await userCreds(app.account)), reconnect: false }).catch(() => null);
+    const probe = await connect({
+      servers: url,
+      tls: { caFile: certs.ca },
+      authenticator: credsAuthenticator(await userCreds(app.account)),
+      reconnect: false,
+    }).catch(() => null);
     if (probe) {
       await probe.close();
       break;

@@ -11,14 +11,18 @@ export const NATS_USERS_FILE = path.resolve(__dirname, '../../docker/nats/vm-ten
  */
 export function natsUsers(text: string): Record<string, { password: string; allow: string[]; deny: string[] }> {
   const code = text.replace(/#.*$/gm, '');
-  const list = (block: string, name: string) => [...(new RegExp(`${name}:\\s*\\[([^\\]]*)\\]`).exec(block)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+  const list = (block: string, name: string) =>
+    [...(new RegExp(`${name}:\\s*\\[([^\\]]*)\\]`).exec(block)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
   return Object.fromEntries(
     code
       .split(/\buser:\s*/)
       .slice(1)
       .map((block) => {
         const publish = /publish:\s*\{([^}]*)\}/.exec(block)?.[1] ?? '';
-        return [/^(\S+)/.exec(block)![1]!, { password: /password:\s*(\S+)/.exec(block)?.[1] ?? '', allow: list(publish, 'allow'), deny: list(publish, 'deny') }];
+        return [
+          /^(\S+)/.exec(block)![1]!,
+          { password: /password:\s*(\S+)/.exec(block)?.[1] ?? '', allow: list(publish, 'allow'), deny: list(publish, 'deny') },
+        ];
       }),
   );
 }

@@ -99,11 +99,13 @@ function mismatch(document: CheckedDocument, method: string, path: string, statu
   const operation = findOperation(document, method, path);
   if (!operation) {
     if (NOT_OPERATIONS.test(path)) return null;
-    if (mediaType !== 'application/problem+json') return `answered ${status} with ${mediaType || 'no content type'} outside any documented operation; only problems are expected there`;
+    if (mediaType !== 'application/problem+json')
+      return `answered ${status} with ${mediaType || 'no content type'} outside any documented operation; only problems are expected there`;
     if (method === 'HEAD') return null;
     const parsed = parseJson(text);
     if ('error' in parsed) return parsed.error;
-    if (!document.anyProblem(parsed.value)) return `answered ${status}${problemCodeOf(parsed.value)} outside any documented operation, with a body no documented problem matches: ${describeErrors(document.anyProblem)}`;
+    if (!document.anyProblem(parsed.value))
+      return `answered ${status}${problemCodeOf(parsed.value)} outside any documented operation, with a body no documented problem matches: ${describeErrors(document.anyProblem)}`;
     if (status === 405 && !headers.has('allow')) return 'answered 405 without an Allow header';
     return null;
   }
@@ -126,7 +128,8 @@ function mismatch(document: CheckedDocument, method: string, path: string, statu
     validate = document.ajv.compile(media.schema ?? {});
     document.validators.set(cacheKey, validate);
   }
-  if (!validate(parsed.value)) return `${where} answered ${status}${problemCodeOf(parsed.value)} with a body the document does not allow: ${describeErrors(validate)}`;
+  if (!validate(parsed.value))
+    return `${where} answered ${status}${problemCodeOf(parsed.value)} with a body the document does not allow: ${describeErrors(validate)}`;
   return null;
 }
 

@@ -30,7 +30,6 @@ import { generateToken } from '../../src/auth/token-format';
 import { startTemporalDevServer, type TemporalDevServer } from '../../src/devstack/temporal-dev-server';
 import { checkResponsesFrom } from './openapi-response-check';
 
-
 /** One restartable part of the stack. */
 export interface StackPart {
   readonly name: string;
@@ -52,7 +51,11 @@ export interface PausablePart {
 /** The direct children of a process (Postgres backends and auxiliaries of the postmaster). */
 function childPids(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)]).toString().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)])
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return []; // pgrep exits 1 when there is none
   }
@@ -410,7 +413,11 @@ export async function startPrivateStack(options: PrivateStackOptions = {}): Prom
   const postgres = new PostgresPart(path.join(dir, 'pg'), pgPort);
   const nats = new NatsPart(path.join(dir, 'nats'), natsPort, logOf('nats'));
   const temporal = new TemporalPart(temporalBin, path.join(dir, 'temporal.sqlite'), temporalPort, logOf('temporal'));
-  const runId = path.basename(dir).replace(/[^a-zA-Z0-9]/g, '').slice(-8).toLowerCase();
+  const runId = path
+    .basename(dir)
+    .replace(/[^a-zA-Z0-9]/g, '')
+    .slice(-8)
+    .toLowerCase();
   const adminToken = generateToken();
   const taskQueue = `vm-tenant-fault-${runId}`;
   const natsStream = 'VM_TENANT';

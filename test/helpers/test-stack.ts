@@ -43,7 +43,11 @@ export interface TestStack {
   logLines: string[];
   apiMetrics: ApiMetrics;
   workerMetrics: WorkerMetrics;
-  request<T = any>(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string }): Promise<ApiResponse<T>>;
+  request<T = any>(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string },
+  ): Promise<ApiResponse<T>>;
   startWorker(): Promise<BuiltWorker>;
   stopWorker(): Promise<void>;
   close(): Promise<void>;
@@ -87,7 +91,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   const stream = uniqueName('S').replace(/-/g, '_').toUpperCase();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-test-'));
   const fleet = await startSimulator({
-    config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(dataDir, 'fleet-state.json'), FLEET_BOOT_MS: String(options.fleetBootMs ?? 50) }),
+    config: loadSimulatorConfig({
+      FLEET_PORT: '0',
+      FLEET_STATE_FILE: path.join(dataDir, 'fleet-state.json'),
+      FLEET_BOOT_MS: String(options.fleetBootMs ?? 50),
+    }),
   });
   const config = testConfig({
     TEMPORAL_TASK_QUEUE: uniqueName('tq'),
@@ -148,7 +156,13 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       return { status: response.status, headers: response.headers, body: parsed as any };
     },
     async startWorker() {
-      worker = await buildWorker(config, { log: capturingLogger('worker', logLines), metrics: workerMetrics, workflowBundle: bundle, bootPollMs: 20, signCheckpoints: false });
+      worker = await buildWorker(config, {
+        log: capturingLogger('worker', logLines),
+        metrics: workerMetrics,
+        workflowBundle: bundle,
+        bootPollMs: 20,
+        signCheckpoints: false,
+      });
       workerRun = worker.run();
       return worker;
     },
@@ -177,7 +191,9 @@ export const SAMPLE_PUBKEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFS6gN+61SWOgu
 
 /** Registers a tenant as the platform admin and issues it a tenant-admin token. */
 export async function createTenant(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<{ tenantId: string; token: string; tokenId: string }> {
-  const tenantId = uniqueName('t').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const tenantId = uniqueName('t')
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-');
   const created = await stack.request('POST', '/v1/tenants', {
     token: stack.adminToken,
     body: { tenant_id: tenantId, display_name: `Tenant ${tenantId}`, max_vms: 10, storage_quota_gb: 100, api_rate_limit_rpm: 600, ...overrides },

@@ -23,11 +23,13 @@ describe('admission interleavings', () => {
   });
 
   const handle = (tenantId: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId));
-  const statusOf = async (vmId: string) => (await stack.db.selectFrom('vms').select(['status', 'failure_reason']).where('vm_id', '=', vmId).executeTakeFirst()) ?? null;
+  const statusOf = async (vmId: string) =>
+    (await stack.db.selectFrom('vms').select(['status', 'failure_reason']).where('vm_id', '=', vmId).executeTakeFirst()) ?? null;
   const context = { request_id: 'interleaving', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null };
   let quotaVersion = 100;
   /** One update to the tenant's workflow, to push it through continue-as-new (every 3 updates here). */
-  const nudge = (tenantId: string, maxVms: number) => stack.gateway.changeQuota(tenantId, { max_vms: maxVms, storage_quota_gb: 1000, version: ++quotaVersion }, context);
+  const nudge = (tenantId: string, maxVms: number) =>
+    stack.gateway.changeQuota(tenantId, { max_vms: maxVms, storage_quota_gb: 1000, version: ++quotaVersion }, context);
 
   test('when a spawn is retried with its key after the workflow continued as new, then it is answered from its one decision and the quota counts it once', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 2 });

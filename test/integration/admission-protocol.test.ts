@@ -27,12 +27,28 @@ describe('admission protocol', () => {
   const rowOf = (vmId: string) => stack.db.selectFrom('vms').selectAll().where('vm_id', '=', vmId).executeTakeFirst();
   /** Rows holding quota (docs/admission-protocol.md): `requested` and `rejected` rows hold none. */
   const heldInPostgres = async (tenantId: string) =>
-    (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute()).length;
+    (
+      await stack.db
+        .selectFrom('vms')
+        .select('vm_id')
+        .where('tenant_id', '=', tenantId)
+        .where('status', 'in', ['provisioning', 'running', 'destroying'])
+        .execute()
+    ).length;
 
   test('when a burst passes the quota, then every 202 names a VM Postgres already holds, the rest are 429 with a rejected row that holds no quota, and refused spawns leave no trace in the history', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 8 });
     // The run has loaded the tenant (its start at creation rebuilt it from Postgres).
-    await eventually(async () => (await handle(tenantId).query(usageQuery).catch(() => null))?.max_vms === 8, 20_000, 'workflow loaded');
+    await eventually(
+      async () =>
+        (
+          await handle(tenantId)
+            .query(usageQuery)
+            .catch(() => null)
+        )?.max_vms === 8,
+      20_000,
+      'workflow loaded',
+    );
     await setFleet({ boot_ms: 5000 });
     try {
       const answers = await Promise.all(
@@ -96,7 +112,16 @@ describe('admission protocol', () => {
 
   test('when a version-1 run continues as new into the current code, then its carried VMs keep their quota and its booting VM is finished', async () => {
     const { tenantId, token } = await createTenant(stack, { max_vms: 3, storage_quota_gb: 100 });
-    await eventually(async () => (await handle(tenantId).describe().catch(() => null))?.status.name === 'RUNNING', 20_000, 'workflow running');
+    await eventually(
+      async () =>
+        (
+          await handle(tenantId)
+            .describe()
+            .catch(() => null)
+        )?.status.name === 'RUNNING',
+      20_000,
+      'workflow running',
+    );
     await handle(tenantId).terminate('test: replaced by a version-1 continuation');
     // What a version-1 run wrote to Postgres and carried: one VM running, one still booting.
     const context = { request_id: 'v1', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null };
@@ -109,10 +134,21 @@ describe('admission protocol', () => {
     });
     const running = randomUUID();
     const booting = randomUUID();
-    for (const [vmId, status] of [[running, 'running'], [booting, 'provisioning']] as const) {
-      await stack.db.insertInto('vms').values({ vm_id: vmId, tenant_id: tenantId, ...SMALL_VM, name: null, status, created_at: new Date(), updated_at: new Date() }).execute();
+    for (const [vmId, status] of [
+      [running, 'running'],
+      [booting, 'provisioning'],
+    ] as const) {
+      await stack.db
+        .insertInto('vms')
+        .values({ vm_id: vmId, tenant_id: tenantId, ...SMALL_VM, name: null, status, created_at: new Date(), updated_at: new Date() })
+        .execute();
     }
-    const carried: LegacyTenantSnapshot = { quota: { max_vms: 3, storage_quota_gb: 100 }, closed: false, vms: [vm(running, 'running'), vm(booting, 'provisioning')], settled: [] };
+    const carried: LegacyTenantSnapshot = {
+      quota: { max_vms: 3, storage_quota_gb: 100 },
+      closed: false,
+      vms: [vm(running, 'running'), vm(booting, 'provisioning')],
+      settled: [],
+    };
     await stack.temporal.workflow.start('tenantWorkflow', {
       workflowId: tenantWorkflowId(tenantId),
       taskQueue: stack.config.temporalTaskQueue,

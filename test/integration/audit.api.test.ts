@@ -59,7 +59,7 @@ describe('audit API', () => {
     throw new Error('too many pages');
   }
 
-  test('when a tenant token reads the ledger, then it sees only its own tenant\'s entries', async () => {
+  test("when a tenant token reads the ledger, then it sees only its own tenant's entries", async () => {
     const a = await tenantWithActivity();
     const b = await tenantWithActivity();
     await b.issue('vm:read');
@@ -101,7 +101,7 @@ describe('audit API', () => {
     expect(issued.source).toEqual({ ip: expect.any(String), user_agent: expect.any(String), request_id: expect.any(String) });
   });
 
-  test('when the platform admin reads the same entries, then it sees seq, prev_hash, hash and the operator\'s source', async () => {
+  test("when the platform admin reads the same entries, then it sees seq, prev_hash, hash and the operator's source", async () => {
     const t = await tenantWithActivity();
     const res = await stack.request('GET', `/v1/audit?tenant_id=${t.tenantId}&event_type=TENANT_CREATED`, { token: stack.adminToken });
     expect(res.body.items[0]).toMatchObject({
@@ -112,7 +112,7 @@ describe('audit API', () => {
     });
   });
 
-  test('when a tenant pages, then next_cursor is an event id, and a seq or another tenant\'s event id is refused as a cursor', async () => {
+  test("when a tenant pages, then next_cursor is an event id, and a seq or another tenant's event id is refused as a cursor", async () => {
     const a = await tenantWithActivity();
     const b = await tenantWithActivity();
     const first = await stack.request('GET', '/v1/audit?limit=1', { token: a.token });
@@ -122,7 +122,7 @@ describe('audit API', () => {
     expectProblem(await stack.request('GET', '/v1/audit?cursor=1', { token: a.token }), 400, 'invalid_request');
   });
 
-  test('when a tenant asks for another tenant\'s entries, then 404 like an unknown tenant', async () => {
+  test("when a tenant asks for another tenant's entries, then 404 like an unknown tenant", async () => {
     const a = await tenantWithActivity();
     const b = await tenantWithActivity();
     const other = await stack.request('GET', `/v1/audit?tenant_id=${b.tenantId}`, { token: a.token });

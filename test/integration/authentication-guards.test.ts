@@ -99,7 +99,10 @@ describe('authentication guards', () => {
   describe('Cache-Control', () => {
     test('when a token is issued, then the answer carrying its secret says Cache-Control: no-store', async () => {
       const { tenantId, token } = await createTenant(stack);
-      const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 } });
+      const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+        token,
+        body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 },
+      });
       expect(issued.status).toBe(201);
       expect(issued.headers.get('cache-control')).toBe('no-store');
     });

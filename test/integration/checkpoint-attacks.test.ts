@@ -68,7 +68,13 @@ async function appendAndSign(count: number, event: Parameters<typeof newAuditEve
 async function verify(): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir };
+  const env = {
+    DATABASE_URL: world.testDb.serviceUrl,
+    NATS_URL: testEnv().natsUrl,
+    LEDGER_CHECKPOINT_STREAM: stream,
+    NATS_SUBJECT_PREFIX: prefix,
+    DATA_DIR: keyDir,
+  };
   const code = await runServiceFs(['verify'], env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
@@ -86,7 +92,12 @@ describe('attacks on the checkpoint anchors', () => {
     await restartWorker(); // recreates the stream, empty
 
     const outcome = (await appendAndSign(3)).at(-1);
-    expect(outcome).toEqual({ code: 'stream_lost', refused: expect.stringMatching(/^the signer's last link, the checkpoint signed at \S+ \(seq 6\), is not at message 2 of checkpoint stream \S+ \(the stream is empty\): the stream was deleted, recreated or cut back\. Refusing to start a new checkpoint series/) });
+    expect(outcome).toEqual({
+      code: 'stream_lost',
+      refused: expect.stringMatching(
+        /^the signer's last link, the checkpoint signed at \S+ \(seq 6\), is not at message 2 of checkpoint stream \S+ \(the stream is empty\): the stream was deleted, recreated or cut back\. Refusing to start a new checkpoint series/,
+      ),
+    });
     expect(errors).toEqual([expect.stringMatching(/^ledger checkpoint signer stopped: the signer's last link/)]);
     expect(await streamMessages()).toBe(0);
     expect(await signer.signIfDue()).toMatchObject({ code: 'stream_lost' }); // it stays stopped
@@ -94,17 +105,34 @@ describe('attacks on the checkpoint anchors', () => {
     const result = await verify();
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^ok: all 9 entries valid\n/);
-    expect(result.stdout).toMatch(/\nbad: missing_checkpoints: the signer's last link, the checkpoint signed at \S+ \(seq 6\) recorded in \S+ledger-checkpoint-last\.json, is not on the stream: the stream was deleted, replaced or cut back\n/);
-    expect(result.stdout).toMatch(/\nbad: rewrite: the tenant chain heads at seq 6 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 6\)/);
+    expect(result.stdout).toMatch(
+      /\nbad: missing_checkpoints: the signer's last link, the checkpoint signed at \S+ \(seq 6\) recorded in \S+ledger-checkpoint-last\.json, is not on the stream: the stream was deleted, replaced or cut back\n/,
+    );
+    expect(result.stdout).toMatch(
+      /\nbad: rewrite: the tenant chain heads at seq 6 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 6\)/,
+    );
   });
 
   test('when an unsigned message is published on the checkpoint subject, then proofs keep answering, the signer (restarted, with or without its state file) extends its own series, and verify names the foreign message', async () => {
-    await service.insertInto('tenants').values({ tenant_id: 'acme-corp', display_name: 'Acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+    await service
+      .insertInto('tenants')
+      .values({
+        tenant_id: 'acme-corp',
+        display_name: 'Acme',
+        max_vms: 1,
+        storage_quota_gb: 1,
+        api_rate_limit_rpm: 100_000,
+        created_at: new Date(),
+        updated_at: new Date(),
+      })
+      .execute();
     const token = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
     const key = await ensureCheckpointSigningKey(keyDir);
     // The API as buildApi wires it, on this stream with this key.
-    const served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+    const served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {
+      ledgerCheckpointKey: async () => key.publicKey,
+    });
     const proof = async () => {
       const response = await fetch(`${served.url}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
       return { status: response.status, body: (await response.json()) as { tenant_seq?: string; checkpoint?: { v: number } } };
@@ -144,7 +172,7 @@ describe('attacks on the checkpoint anchors', () => {
     );
   });
 
-  test('when an owner rewrites the source address of a platform admin\'s entry and recomputes the hashes, then verify names the rewrite and a restarted signer withholds', async () => {
+  test("when an owner rewrites the source address of a platform admin's entry and recomputes the hashes, then verify names the rewrite and a restarted signer withholds", async () => {
     await appendAndSign(1, { tenant_id: 'acme-corp' });
     await appendAndSign(1, { tenant_id: 'acme-corp', context: { actor_scope: 'service:admin', source_ip: '203.0.113.7', user_agent: 'operator-cli' } });
     await appendAndSign(4);
@@ -166,7 +194,11 @@ describe('attacks on the checkpoint anchors', () => {
 
     await restartWorker();
     const outcome = (await appendAndSign(3)).at(-1);
-    expect(outcome).toEqual({ withheld: expect.stringMatching(/^the entries up to seq 6 no longer give the entry tree signed at \S+ \(6 entries, signed 6\): an entry was changed, added or removed$/) });
+    expect(outcome).toEqual({
+      withheld: expect.stringMatching(
+        /^the entries up to seq 6 no longer give the entry tree signed at \S+ \(6 entries, signed 6\): an entry was changed, added or removed$/,
+      ),
+    });
     expect(await streamMessages()).toBe(2);
   });
 
@@ -185,7 +217,9 @@ describe('attacks on the checkpoint anchors', () => {
     const outcome = (await appendAndSign(3)).at(-1);
     expect(outcome).toEqual({
       code: 'key_lost',
-      refused: expect.stringMatching(/^checkpoint stream \S+ holds checkpoints signed by key [0-9a-f]{16}, none by this key \([0-9a-f]{16}\) and no rotation to it, which was generated at this start: the signing key file was lost or replaced/),
+      refused: expect.stringMatching(
+        /^checkpoint stream \S+ holds checkpoints signed by key [0-9a-f]{16}, none by this key \([0-9a-f]{16}\) and no rotation to it, which was generated at this start: the signing key file was lost or replaced/,
+      ),
     });
     expect(await streamMessages()).toBe(1);
     expect(errors).toEqual([expect.stringMatching(/^ledger checkpoint signer stopped: checkpoint stream/)]);

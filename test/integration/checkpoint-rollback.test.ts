@@ -42,10 +42,23 @@ beforeEach(async () => {
   ({ service, nc, jsm, stream, prefix, keyDir: dir } = world);
   key = await ensureCheckpointSigningKey(dir);
   signer = world.signer(key, { everyEntries: 1 });
-  await service.insertInto('tenants').values({ tenant_id: 'acme-corp', display_name: 'Acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+  await service
+    .insertInto('tenants')
+    .values({
+      tenant_id: 'acme-corp',
+      display_name: 'Acme',
+      max_vms: 1,
+      storage_quota_gb: 1,
+      api_rate_limit_rpm: 100_000,
+      created_at: new Date(),
+      updated_at: new Date(),
+    })
+    .execute();
   token = generateToken();
   await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
-  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {
+    ledgerCheckpointKey: async () => key.publicKey,
+  });
 });
 
 afterEach(async () => {
@@ -79,11 +92,20 @@ async function serviceFs(args: string[]): Promise<{ code: number; stdout: string
 
 const proofNow = async () => (await get<TenantProof>('/v1/audit/proof')).body;
 const entriesNow = async () => (await get<{ items: unknown[] }>('/v1/audit?limit=500')).body;
-const linksAfter = async (proof: TenantProof) => (await get<{ items: unknown[]; next_cursor: string | null }>(`/v1/audit/checkpoints?cursor=${proof.checkpoint_id}`)).body;
+const linksAfter = async (proof: TenantProof) =>
+  (await get<{ items: unknown[]; next_cursor: string | null }>(`/v1/audit/checkpoints?cursor=${proof.checkpoint_id}`)).body;
 const pinKey = () => path.join(dir, CHECKPOINT_PUBLIC_KEY_FILE);
 
 async function verifyTenant(files: { entries: unknown; proof: TenantProof; prior?: TenantProof; checkpoints?: unknown; witness?: string }) {
-  const args = ['verify-tenant', '--pin-key', pinKey(), '--entries', await save('entries.json', files.entries), '--proof', await save('proof.json', files.proof)];
+  const args = [
+    'verify-tenant',
+    '--pin-key',
+    pinKey(),
+    '--entries',
+    await save('entries.json', files.entries),
+    '--proof',
+    await save('proof.json', files.proof),
+  ];
   if (files.prior) args.push('--prior-proof', await save('prior.json', files.prior));
   if (files.checkpoints) args.push('--checkpoints', await save('checkpoints.json', files.checkpoints));
   if (files.witness) args.push('--witness', files.witness);
@@ -102,12 +124,31 @@ async function witness(logFile: string) {
  * everyone else sees the real series. The tenant's own head is real, so its inclusion proof holds.
  */
 async function forgedProofAfter(previousId: string, real: TenantProof, signedAt: Date): Promise<TenantProof> {
-  const heads = [...(await tenantHeadsAt(service, '9223372036854775807')).map(({ tenant_id, tenant_seq, tenant_hash }) => ({ tenant_id, tenant_seq, tenant_hash })), { tenant_id: 'phantom', tenant_seq: '1', tenant_hash: 'f'.repeat(64) }];
+  const heads = [
+    ...(await tenantHeadsAt(service, '9223372036854775807')).map(({ tenant_id, tenant_seq, tenant_hash }) => ({ tenant_id, tenant_seq, tenant_hash })),
+    { tenant_id: 'phantom', tenant_seq: '1', tenant_hash: 'f'.repeat(64) },
+  ];
   const tree = tenantTree(heads);
-  const forged = signCheckpoint({ head: { seq: '999', event_id: real.event_id, hash: 'e'.repeat(64) }, tree: { size: tree.size, root: tree.root }, entries: { size: '999', root: 'd'.repeat(64) }, previous: previousId }, key.privateKey, signedAt);
+  const forged = signCheckpoint(
+    {
+      head: { seq: '999', event_id: real.event_id, hash: 'e'.repeat(64) },
+      tree: { size: tree.size, root: tree.root },
+      entries: { size: '999', root: 'd'.repeat(64) },
+      previous: previousId,
+    },
+    key.privateKey,
+    signedAt,
+  );
   const found = tree.proofFor('acme-corp')!;
   const { head: _head, entries: _entries, ...statement } = forged;
-  return { ...real, checkpoint: statement, checkpoint_id: tenantLinkHash(statement), leaf_index: found.leaf_index, tree_size: tree.size, audit_path: found.audit_path };
+  return {
+    ...real,
+    checkpoint: statement,
+    checkpoint_id: tenantLinkHash(statement),
+    leaf_index: found.leaf_index,
+    tree_size: tree.size,
+    audit_path: found.audit_path,
+  };
 }
 
 describe('a tenant checks a newer proof against the one it saved', () => {
@@ -148,7 +189,9 @@ describe('a tenant checks a newer proof against the one it saved', () => {
     const { items } = await entriesNow();
     const result = await verifyTenant({ entries: { items: items.slice(0, 2) }, proof: saved, prior: saved });
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/\nbad: rollback: the entries end at tenant_seq 2, but the proof of the checkpoint signed at \S+ \(tenant_seq 4\) covers tenant_seq 4: entries were cut off: the prior proof covered them/);
+    expect(result.stdout).toMatch(
+      /\nbad: rollback: the entries end at tenant_seq 2, but the proof of the checkpoint signed at \S+ \(tenant_seq 4\) covers tenant_seq 4: entries were cut off: the prior proof covered them/,
+    );
   });
 
   test('when the service shows the tenant a checkpoint of another history signed with its key (a split view), then verify-tenant names a fork, with the links or with a witness log', async () => {
@@ -165,10 +208,18 @@ describe('a tenant checks a newer proof against the one it saved', () => {
 
     // The witness followed the real series past the forged checkpoint's time.
     await writeAndSign(1);
-    expect(await witness(logFile)).toMatchObject({ code: 0, stdout: 'ok: witnessed 3 new links (3 in the log); the tip is ' + (await proofNow()).checkpoint_id + ` (signed at ${(await proofNow()).checkpoint.signed_at})\n` });
+    expect(await witness(logFile)).toMatchObject({
+      code: 0,
+      stdout:
+        'ok: witnessed 3 new links (3 in the log); the tip is ' +
+        (await proofNow()).checkpoint_id +
+        ` (signed at ${(await proofNow()).checkpoint.signed_at})\n`,
+    });
     const withWitness = await verifyTenant({ entries: await entriesNow(), proof: forged, witness: logFile });
     expect(withWitness.code).toBe(1);
-    expect(withWitness.stdout).toMatch(/\nbad: fork: the checkpoint signed at \S+ is not in the witness's log, which goes on to \S+: the service showed you a checkpoint it did not show the witness \(a split view\)/);
+    expect(withWitness.stdout).toMatch(
+      /\nbad: fork: the checkpoint signed at \S+ is not in the witness's log, which goes on to \S+: the service showed you a checkpoint it did not show the witness \(a split view\)/,
+    );
     // The honest newest proof passes the same witness check.
     const honest = await verifyTenant({ entries: await entriesNow(), proof: await proofNow(), witness: logFile });
     expect(honest).toMatchObject({ code: 0 });
@@ -224,11 +275,26 @@ describe('a witness follows the series', () => {
     await ensureCheckpointStream(jsm, stream, prefix);
     const heads = await tenantHeadsAt(service, '9223372036854775807');
     const tree = tenantTree(heads);
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint({ head: { seq: '1', event_id: heads[0]!.event_id, hash: 'a'.repeat(64) }, tree: { size: tree.size, root: tree.root }, entries: { size: '1', root: 'b'.repeat(64) }, previous: null }, key.privateKey, new Date()));
+    await publishCheckpoint(
+      nc.jetstream(),
+      prefix,
+      signCheckpoint(
+        {
+          head: { seq: '1', event_id: heads[0]!.event_id, hash: 'a'.repeat(64) },
+          tree: { size: tree.size, root: tree.root },
+          entries: { size: '1', root: 'b'.repeat(64) },
+          previous: null,
+        },
+        key.privateKey,
+        new Date(),
+      ),
+    );
 
     const refused = await witness(logFile);
     expect(refused.code).toBe(1);
-    expect(refused.stdout).toMatch(/^bad: fork: the service no longer has the witnessed link [0-9a-f]{64} \(signed at \S+\): its series was reset or replaced\n$/);
+    expect(refused.stdout).toMatch(
+      /^bad: fork: the service no longer has the witnessed link [0-9a-f]{64} \(signed at \S+\): its series was reset or replaced\n$/,
+    );
     expect(await readFile(logFile, 'utf8')).toBe(logged);
   });
 

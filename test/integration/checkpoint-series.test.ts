@@ -50,7 +50,14 @@ async function append(count: number): Promise<void> {
 async function serviceFs(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: keyDir, ...extraEnv };
+  const env = {
+    DATABASE_URL: world.testDb.serviceUrl,
+    NATS_URL: testEnv().natsUrl,
+    LEDGER_CHECKPOINT_STREAM: stream,
+    NATS_SUBJECT_PREFIX: prefix,
+    DATA_DIR: keyDir,
+    ...extraEnv,
+  };
   const code = await runServiceFs(args, env, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
   return { code, stdout, stderr };
 }
@@ -70,20 +77,29 @@ describe('the checkpoint series', () => {
     const apiCopy = path.join(keyDir, 'api', 'ledger-checkpoint-key.pub.pem');
     const rotated = await serviceFs(['rotate-checkpoint-key'], { LEDGER_CHECKPOINT_PUBLIC_KEY_FILE: apiCopy });
     expect(rotated).toMatchObject({ code: 0, stderr: '' });
-    expect(rotated.stdout).toMatch(/^ok: key ([0-9a-f]{16}) handed the checkpoint series over to key ([0-9a-f]{16}) by the key rotation at stream message 2 of \S+\nok: \S+ledger-checkpoint-key\.pem holds the new key/);
+    expect(rotated.stdout).toMatch(
+      /^ok: key ([0-9a-f]{16}) handed the checkpoint series over to key ([0-9a-f]{16}) by the key rotation at stream message 2 of \S+\nok: \S+ledger-checkpoint-key\.pem holds the new key/,
+    );
     const newKey = await ensureCheckpointSigningKey(keyDir);
     expect((await stat(newKey.privateKeyFile)).mode & 0o777).toBe(0o600);
     expect(await readFile(apiCopy, 'utf8')).toBe(await readFile(path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE), 'utf8'));
-    expect(await readCheckpointState(path.join(keyDir, CHECKPOINT_STATE_FILE))).toMatchObject({ stream_seq: 2, link: { type: 'key_rotation', new_key_id: newKey.keyId } });
+    expect(await readCheckpointState(path.join(keyDir, CHECKPOINT_STATE_FILE))).toMatchObject({
+      stream_seq: 2,
+      link: { type: 'key_rotation', new_key_id: newKey.keyId },
+    });
 
     await append(1);
     const after = await signer.signIfDue();
-    expect(after).toMatchObject({ signed: { head: { seq: '3' }, key_id: newKey.keyId, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 2 })).string()) } });
+    expect(after).toMatchObject({
+      signed: { head: { seq: '3' }, key_id: newKey.keyId, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 2 })).string()) },
+    });
 
     for (const pinned of [oldPublic, path.join(keyDir, CHECKPOINT_PUBLIC_KEY_FILE)]) {
       const result = await serviceFs(['verify', '--checkpoint-key', pinned]);
       expect({ pinned, code: result.code }).toEqual({ pinned, code: 0 });
-      expect(result.stdout).toMatch(/ok: all 2 checkpoints signed by keys [0-9a-f]{16}, [0-9a-f]{16} match the ledger; the latest covers seq 3 \(signed \S+\), in one series of 3 links from its genesis \(stream message 1; 1 key rotation\)\n$/);
+      expect(result.stdout).toMatch(
+        /ok: all 2 checkpoints signed by keys [0-9a-f]{16}, [0-9a-f]{16} match the ledger; the latest covers seq 3 \(signed \S+\), in one series of 3 links from its genesis \(stream message 1; 1 key rotation\)\n$/,
+      );
     }
     // An API that still holds the old public key follows the rotation on the stream.
     const latest = latestCheckpointReader({ jsm: () => Promise.resolve(jsm), stream, key: () => Promise.resolve(oldKey) });
@@ -121,7 +137,9 @@ describe('the checkpoint series', () => {
 
     const restarted = await newSigner();
     await append(1);
-    expect(await restarted.signIfDue()).toMatchObject({ signed: { head: { seq: '3' }, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 2 })).string()) } });
+    expect(await restarted.signIfDue()).toMatchObject({
+      signed: { head: { seq: '3' }, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 2 })).string()) },
+    });
     expect(await readCheckpointState(stateFile)).toMatchObject({ stream_seq: 3 });
     expect((await serviceFs(['verify'])).code).toBe(0);
   });
@@ -142,7 +160,9 @@ describe('the checkpoint series', () => {
     await rm(path.join(keyDir, CHECKPOINT_STATE_FILE));
     const restarted = await newSigner();
     await append(1);
-    expect(await restarted.signIfDue()).toMatchObject({ signed: { head: { seq: '5' }, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 5 })).string()) } });
+    expect(await restarted.signIfDue()).toMatchObject({
+      signed: { head: { seq: '5' }, previous: linkHashOfMessage((await jsm.streams.getMessage(stream, { seq: 5 })).string()) },
+    });
     // The API's reader does not go back to a replayed checkpoint either.
     const latest = latestCheckpointReader({ jsm: () => Promise.resolve(jsm), stream, key: async () => (await ensureCheckpointSigningKey(keyDir)).publicKey });
     expect(await latest()).toMatchObject({ head: { seq: '5' } });
@@ -151,7 +171,9 @@ describe('the checkpoint series', () => {
 
     const result = await serviceFs(['verify']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^ok: all 5 entries valid\nwarning: stream message 4 repeats stream message 1 \(the same link published again\): ignored\nwarning: stream message 6 repeats stream message 2 .*\nwarning: stream message 8 repeats stream message 3 .*\nok: all 5 checkpoints .*, in one series of 5 links from its genesis \(stream message 1\)\n$/);
+    expect(result.stdout).toMatch(
+      /^ok: all 5 entries valid\nwarning: stream message 4 repeats stream message 1 \(the same link published again\): ignored\nwarning: stream message 6 repeats stream message 2 .*\nwarning: stream message 8 repeats stream message 3 .*\nok: all 5 checkpoints .*, in one series of 5 links from its genesis \(stream message 1\)\n$/,
+    );
     expect(problems).toEqual([]);
   });
 
@@ -161,8 +183,19 @@ describe('the checkpoint series', () => {
     // What the signer published before checkpoints were chained (format v1), built by hand.
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
     const tree = tenantTree(await tenantHeadsAt(service, head.seq));
-    const statement = { v: 1 as const, head_digest: headDigest(head), tree_size: tree.size, root: tree.root, signed_at: new Date().toISOString(), key_id: key.keyId };
-    const v1: StoredCheckpointV1 = { ...statement, signature: sign(null, Buffer.from(`vm-tenant ledger checkpoint v1\n${canonicalJson(statement)}`), key.privateKey).toString('base64'), head };
+    const statement = {
+      v: 1 as const,
+      head_digest: headDigest(head),
+      tree_size: tree.size,
+      root: tree.root,
+      signed_at: new Date().toISOString(),
+      key_id: key.keyId,
+    };
+    const v1: StoredCheckpointV1 = {
+      ...statement,
+      signature: sign(null, Buffer.from(`vm-tenant ledger checkpoint v1\n${canonicalJson(statement)}`), key.privateKey).toString('base64'),
+      head,
+    };
     await nc.jetstream().publish(checkpointSubject(prefix), JSON.stringify(v1));
 
     const signer = await newSigner();
@@ -170,6 +203,8 @@ describe('the checkpoint series', () => {
     expect(await signer.signIfDue()).toMatchObject({ signed: { v: 2, head: { seq: '3' }, previous: checkpointLinkHash(v1) } });
     const result = await serviceFs(['verify']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/ok: all 2 checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq 3 \(signed \S+\), in one series of 1 link from its genesis \(stream message 2; after 1 version 1 checkpoint\)\n$/);
+    expect(result.stdout).toMatch(
+      /ok: all 2 checkpoints signed by key [0-9a-f]{16} match the ledger; the latest covers seq 3 \(signed \S+\), in one series of 1 link from its genesis \(stream message 2; after 1 version 1 checkpoint\)\n$/,
+    );
   });
 });

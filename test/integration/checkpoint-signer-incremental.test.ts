@@ -54,12 +54,24 @@ beforeEach(async () => {
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.serviceUrl, max: 2 }) }),
     log: (event) => void statements.push(event.query.sql),
   });
-  stream = uniqueName('CKPTI').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  stream = uniqueName('CKPTI')
+    .toUpperCase()
+    .replace(/[^A-Z0-9_-]/g, '_');
   prefix = uniqueName('ckpti').replace(/[^a-z0-9_-]/gi, '_');
   await ensureCheckpointStream(jsm, stream, prefix);
   keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-key-'));
   key = await ensureCheckpointSigningKey(keyDir);
-  signer = new LedgerCheckpointSigner({ db: signerDb, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 3, everyMs: 3_600_000, log: createLogger({ name: 'signer', level: 'silent' }) });
+  signer = new LedgerCheckpointSigner({
+    db: signerDb,
+    js: nc.jetstream(),
+    jsm,
+    stream,
+    subjectPrefix: prefix,
+    key,
+    everyEntries: 3,
+    everyMs: 3_600_000,
+    log: createLogger({ name: 'signer', level: 'silent' }),
+  });
 });
 
 afterEach(async () => {
@@ -91,7 +103,11 @@ describe('the checkpoint signer extends its chain heads instead of reading the w
     expect(checkpoints.length).toBeGreaterThanOrEqual(8);
     for (const checkpoint of checkpoints) {
       const fromLedger = tenantTree(await tenantHeadsAt(service, checkpoint.head.seq));
-      expect({ seq: checkpoint.head.seq, root: checkpoint.root, size: checkpoint.tree_size }).toEqual({ seq: checkpoint.head.seq, root: fromLedger.root, size: fromLedger.size });
+      expect({ seq: checkpoint.head.seq, root: checkpoint.root, size: checkpoint.tree_size }).toEqual({
+        seq: checkpoint.head.seq,
+        root: fromLedger.root,
+        size: fromLedger.size,
+      });
     }
     // The first checkpoint (i = 2) was signed before the count started; every later round ran none.
     expect(statements.filter(readsEveryHead)).toEqual([]);
@@ -113,7 +129,9 @@ describe('the checkpoint signer extends its chain heads instead of reading the w
     await appendFor('globex');
     const first = await signer.signIfDue();
     expect(first).toMatchObject({ signed: { head: { seq: '5' } } });
-    const gap = await sql<{ seq: string }>`select s::text as seq from generate_series(1, 5) s where not exists (select 1 from audit_events where seq = s)`.execute(service);
+    const gap = await sql<{
+      seq: string;
+    }>`select s::text as seq from generate_series(1, 5) s where not exists (select 1 from audit_events where seq = s)`.execute(service);
     expect(gap.rows.map((r) => r.seq)).toEqual(['3']);
 
     // acme-corp's chain at seq 5 now ends in a forged entry; nothing at or after the signed head changed.

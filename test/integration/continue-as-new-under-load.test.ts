@@ -53,9 +53,14 @@ describe('continue-as-new under steady load', () => {
     };
     await Promise.all(tenants.flatMap(({ token }) => Array.from({ length: LANES_PER_TENANT }, () => lane(token))));
 
-    const unexpected = Object.entries(statuses).filter(([key]) => !/^(spawn|destroy) (202|429 quota_exceeded|503 dependency_unavailable|409 idempotency_key_in_flight)$/.test(key));
+    const unexpected = Object.entries(statuses).filter(
+      ([key]) => !/^(spawn|destroy) (202|429 quota_exceeded|503 dependency_unavailable|409 idempotency_key_in_flight)$/.test(key),
+    );
     // An unexpected answer names the error the API logged for it.
-    expect({ unexpected, errors: unexpected.length ? stack.logLines.filter((line) => line.includes('"level":50')).slice(-3) : [] }).toEqual({ unexpected: [], errors: [] });
+    expect({ unexpected, errors: unexpected.length ? stack.logLines.filter((line) => line.includes('"level":50')).slice(-3) : [] }).toEqual({
+      unexpected: [],
+      errors: [],
+    });
     expect(statuses['spawn 202'] ?? 0).toBeGreaterThan(100);
     const answers = Object.values(statuses).reduce((sum, n) => sum + n, 0);
     const unavailable = (statuses['spawn 503 dependency_unavailable'] ?? 0) + (statuses['destroy 503 dependency_unavailable'] ?? 0);
@@ -63,10 +68,14 @@ describe('continue-as-new under steady load', () => {
 
     for (const { tenantId } of tenants) {
       const handle = stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId));
-      const usage = await eventually(async () => {
-        const u = await handle.query(usageQuery);
-        return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
-      }, 30_000, 'work settled');
+      const usage = await eventually(
+        async () => {
+          const u = await handle.query(usageQuery);
+          return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
+        },
+        30_000,
+        'work settled',
+      );
       expect(usage.vms).toBe((await tenantVmTotals(stack.db, tenantId)).vms);
       let runs = 0;
       for await (const _ of stack.temporal.workflow.list({ query: `WorkflowId = "${tenantWorkflowId(tenantId)}"` })) runs++;

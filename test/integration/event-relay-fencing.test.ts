@@ -93,7 +93,9 @@ beforeEach(async () => {
   admin = testDb.adminDb();
   nc = await connect({ servers: testEnv().natsUrl, name: 'event-relay-fencing-test' });
   jsm = await nc.jetstreamManager();
-  stream = uniqueName('FENCING').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  stream = uniqueName('FENCING')
+    .toUpperCase()
+    .replace(/[^A-Z0-9_-]/g, '_');
   prefix = uniqueName('fencing').replace(/[^a-z0-9_-]/gi, '_');
   await ensureEventStream(jsm, stream, prefix);
   relays = [];
@@ -145,10 +147,14 @@ async function cursorRow(): Promise<{ epoch: string; last_seq: string }> {
 }
 
 async function cursorAt(seq: string, what: string): Promise<{ epoch: string; last_seq: string }> {
-  return eventually(async () => {
-    const row = await cursorRow();
-    return row.last_seq === seq && row;
-  }, 20_000, what);
+  return eventually(
+    async () => {
+      const row = await cursorRow();
+      return row.last_seq === seq && row;
+    },
+    20_000,
+    what,
+  );
 }
 
 /** The backend holding this database's relay lock, if any. */
@@ -162,19 +168,24 @@ async function leaderPid(): Promise<number | null> {
 
 /** Waits until `count` relays of this database stand by: their session's last statement tried the lock (a leader's never does). */
 async function standingBy(count: number): Promise<void> {
-  await eventually(async () => {
-    const { rows } = await sql<{ n: number }>`
+  await eventually(
+    async () => {
+      const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from pg_stat_activity
       where datname = current_database() and application_name = 'vm-tenant-event-relay' and query like '%pg_try_advisory_lock%'`.execute(admin);
-    return rows[0]!.n >= count;
-  }, 10_000, `${count} relays standing by`);
+      return rows[0]!.n >= count;
+    },
+    10_000,
+    `${count} relays standing by`,
+  );
 }
 
 /** Every event on the stream, in stream order (duplicates would show up as repeated ids). */
 async function published(): Promise<LifecycleEvent[]> {
   const { state } = await jsm.streams.info(stream);
   const events: LifecycleEvent[] = [];
-  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq += 1) events.push((await jsm.streams.getMessage(stream, { seq })).json<LifecycleEvent>());
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq += 1)
+    events.push((await jsm.streams.getMessage(stream, { seq })).json<LifecycleEvent>());
   return events;
 }
 
@@ -274,7 +285,7 @@ describe('the event relay is fenced: only the current leader moves the cursor', 
     // Nobody terminates anything: Postgres ends the idle session, and B takes over.
     expect(await cursorAt(lastSeq(second), 'relay B to take over and publish the second batch')).toEqual({ epoch: '2', last_seq: lastSeq(second) });
     expect(Date.now() - pausedAt).toBeLessThan(10_000);
-        const third = await appendBatch(3);
+    const third = await appendBatch(3);
     await cursorAt(lastSeq(third), 'relay B to publish the third batch');
 
     // A resumes and moves "its" cursor: back, into the second batch. Refused.

@@ -44,7 +44,9 @@ beforeEach(async () => {
   service = testDb.serviceDb({ max: 6 });
   nc = await connect({ servers: testEnv().natsUrl, name: 'event-relay-wakes-test' });
   jsm = await nc.jetstreamManager();
-  stream = uniqueName('WAKES').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  stream = uniqueName('WAKES')
+    .toUpperCase()
+    .replace(/[^A-Z0-9_-]/g, '_');
   prefix = uniqueName('wakes').replace(/[^a-z0-9_-]/gi, '_');
   await ensureEventStream(jsm, stream, prefix);
   relay = null;

@@ -161,7 +161,11 @@ describe('lifecycle events on NATS JetStream', () => {
     // and republishes. (A leading relay reads the cursor once; only it moves the cursor.)
     await stack.stopWorker();
     const cursor = relayCursorName(stack.config.natsSubjectPrefix);
-    await superDb.updateTable('event_relay_cursor').set({ last_seq: String(firstSeq - 1n) }).where('name', '=', cursor).execute();
+    await superDb
+      .updateTable('event_relay_cursor')
+      .set({ last_seq: String(firstSeq - 1n) })
+      .where('name', '=', cursor)
+      .execute();
     await stack.startWorker();
     await eventually(
       async () => {
@@ -177,7 +181,9 @@ describe('lifecycle events on NATS JetStream', () => {
     expect(after.map((m) => m.event.event_id)).toEqual(before.map((m) => m.event.event_id));
     expect(after.map((m) => m.seq)).toEqual(before.map((m) => m.seq));
     // Nothing at all was appended for the republished range (other tenants' events may arrive meanwhile).
-    const appended = (await read()).filter((m) => m.seq > streamBefore.last_seq && BigInt(m.event.ledger_seq) <= lastSeq && BigInt(m.event.ledger_seq) >= firstSeq);
+    const appended = (await read()).filter(
+      (m) => m.seq > streamBefore.last_seq && BigInt(m.event.ledger_seq) <= lastSeq && BigInt(m.event.ledger_seq) >= firstSeq,
+    );
     expect(appended).toEqual([]);
 
     // And directly: a publish under an event id the stream already holds is acknowledged as a duplicate.

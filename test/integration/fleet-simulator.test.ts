@@ -103,7 +103,9 @@ describe('fleet simulator over HTTP', () => {
     const sim = await start();
     await simControl(sim, { refused_images: ['windows-xp'] });
 
-    const err = await clientOf(sim).spawn(spawnRequest({ image: 'windows-xp' })).catch((e: unknown) => e);
+    const err = await clientOf(sim)
+      .spawn(spawnRequest({ image: 'windows-xp' }))
+      .catch((e: unknown) => e);
 
     expect(err).toMatchObject({ name: 'FleetRejectedError', code: 'image_refused', retryable: false });
     expect((await stats(sim)).creates).toBe(0);
@@ -117,7 +119,9 @@ describe('fleet simulator over HTTP', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(await res.json()).toMatchObject({ status: 400, code: 'invalid_request' });
 
-    const err = await clientOf(sim).spawn(spawnRequest({ request_id: 'not-a-uuid' })).catch((e: unknown) => e);
+    const err = await clientOf(sim)
+      .spawn(spawnRequest({ request_id: 'not-a-uuid' }))
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'FleetRejectedError', code: 'invalid_request', retryable: false });
   });
 
@@ -172,7 +176,9 @@ describe('fleet simulator over HTTP', () => {
     const sim = await start();
     await simControl(sim, { fault: 'http_500' });
 
-    const err = await clientOf(sim).spawn(spawnRequest()).catch((e: unknown) => e);
+    const err = await clientOf(sim)
+      .spawn(spawnRequest())
+      .catch((e: unknown) => e);
 
     expect(err).toMatchObject({ name: 'FleetUnavailableError', retryable: true });
     expect((err as Error).message).toMatch(/500 fault_injected/);
@@ -184,7 +190,9 @@ describe('fleet simulator over HTTP', () => {
     await simControl(sim, { fault: 'timeout' });
     const startedAt = Date.now();
 
-    const err = await clientOf(sim, 300).get(randomUUID()).catch((e: unknown) => e);
+    const err = await clientOf(sim, 300)
+      .get(randomUUID())
+      .catch((e: unknown) => e);
 
     const elapsed = Date.now() - startedAt;
     expect(err).toMatchObject({ name: 'FleetUnavailableError', retryable: true });
@@ -196,7 +204,9 @@ describe('fleet simulator over HTTP', () => {
   test('when a request is held by the timeout fault, then closing the simulator still completes promptly', async () => {
     const sim = await start();
     await simControl(sim, { fault: 'timeout' });
-    const held = clientOf(sim, 10_000).get(randomUUID()).catch((e: unknown) => e);
+    const held = clientOf(sim, 10_000)
+      .get(randomUUID())
+      .catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 100));
 
     const startedAt = Date.now();
@@ -211,7 +221,9 @@ describe('fleet simulator over HTTP', () => {
     const url = sim.url;
     await sim.close();
 
-    const err = await createFleetClient({ baseUrl: url, timeoutMs: 1000 }).get(randomUUID()).catch((e: unknown) => e);
+    const err = await createFleetClient({ baseUrl: url, timeoutMs: 1000 })
+      .get(randomUUID())
+      .catch((e: unknown) => e);
 
     expect(err).toMatchObject({ name: 'FleetUnavailableError', retryable: true });
     expect((err as Error).cause).toBeDefined();
@@ -275,7 +287,19 @@ describe('fleet simulator tombstones', () => {
   });
 
   test('when the state file is a version 1 one from before tombstones, then it loads, and its destroyed VM still refuses its create', async () => {
-    const vm = { vm_id: randomUUID(), tenant_id: 'acme', host_id: 'host-000', vcpus: 2, memory_mb: 2048, storage_gb: 20, image: 'ubuntu-24.04', created_at: 1, boot_done_at: 2, boot_fails: false, destroyed_at: 3 };
+    const vm = {
+      vm_id: randomUUID(),
+      tenant_id: 'acme',
+      host_id: 'host-000',
+      vcpus: 2,
+      memory_mb: 2048,
+      storage_gb: 20,
+      image: 'ubuntu-24.04',
+      created_at: 1,
+      boot_done_at: 2,
+      boot_fails: false,
+      destroyed_at: 3,
+    };
     const counts = { spawn_calls: 1, creates: 1, destroys: 1 };
     fs.writeFileSync(path.join(dir, 'fleet-state.json'), JSON.stringify({ version: 1, vms: [vm], stats: { ...counts, by_tenant: { acme: counts } } }));
 
@@ -283,7 +307,9 @@ describe('fleet simulator tombstones', () => {
     const client = clientOf(sim);
 
     expect(await client.get(vm.vm_id)).toMatchObject({ status: 'destroyed' });
-    await expect(client.spawn({ request_id: vm.vm_id, tenant_id: 'acme', vcpus: 2, memory_mb: 2048, storage_gb: 20, image: 'ubuntu-24.04' })).rejects.toMatchObject({ code: 'vm_tombstoned' });
+    await expect(
+      client.spawn({ request_id: vm.vm_id, tenant_id: 'acme', vcpus: 2, memory_mb: 2048, storage_gb: 20, image: 'ubuntu-24.04' }),
+    ).rejects.toMatchObject({ code: 'vm_tombstoned' });
     await sim.close();
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'fleet-state.json'), 'utf8'))).toMatchObject({ version: 2, tombstones: [] });
   });
@@ -297,7 +323,9 @@ describe('fleet client abort signal', () => {
     const reason = new Error('caller gave up');
 
     const startedAt = Date.now();
-    const pending = clientOf(sim, 10_000).spawn(spawnRequest(), controller.signal).catch((e: unknown) => e);
+    const pending = clientOf(sim, 10_000)
+      .spawn(spawnRequest(), controller.signal)
+      .catch((e: unknown) => e);
     setTimeout(() => controller.abort(reason), 100);
     const err = await pending;
 
@@ -319,7 +347,9 @@ describe('fleet client abort signal', () => {
     const sim = await start();
     await simControl(sim, { fault: 'timeout' });
 
-    const err = await clientOf(sim, 300).spawn(spawnRequest(), new AbortController().signal).catch((e: unknown) => e);
+    const err = await clientOf(sim, 300)
+      .spawn(spawnRequest(), new AbortController().signal)
+      .catch((e: unknown) => e);
 
     expect(err).toMatchObject({ name: 'FleetUnavailableError', retryable: true });
     expect((err as Error).message).toMatch(/no answer within 300 ms/);
@@ -334,7 +364,17 @@ describe('fleet simulator configuration', () => {
 
   test('when nothing is set, then the defaults apply and the result is frozen', () => {
     const config = loadSimulatorConfig({});
-    expect(config).toMatchObject({ port: 9231, host: '127.0.0.1', bootMs: 200, failureRate: 0, latencyMs: 0, hosts: 8, hostVcpus: 256, hostMemoryMb: 1_048_576, hostStorageGb: 100_000 });
+    expect(config).toMatchObject({
+      port: 9231,
+      host: '127.0.0.1',
+      bootMs: 200,
+      failureRate: 0,
+      latencyMs: 0,
+      hosts: 8,
+      hostVcpus: 256,
+      hostMemoryMb: 1_048_576,
+      hostStorageGb: 100_000,
+    });
     expect(config.stateFile).toBe(path.resolve('.data/fleet-state.json'));
     expect(Object.isFrozen(config)).toBe(true);
   });

@@ -35,7 +35,11 @@ interface AuditItem {
 
 /** A cheap audited write of the token's tenant: issuing a read-only token. */
 function issueToken(stack: TestStack, tenantId: string, token: string, headers: Record<string, string>) {
-  return stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, headers, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 } });
+  return stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+    token,
+    headers,
+    body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 },
+  });
 }
 
 async function auditOf(stack: TestStack, token: string, query = ''): Promise<AuditItem[]> {
@@ -86,7 +90,9 @@ describe('hostile headers, no trusted proxy configured', () => {
       expect(entry.details.client_request_id).toBe(requestId);
       expect(LOOPBACK).toContain(entry.source.ip);
     }
-    expect((await auditOf(stack, b.token)).filter((entry) => entry.source.request_id === serverId || entry.details.client_request_id === requestId)).toEqual([]);
+    expect((await auditOf(stack, b.token)).filter((entry) => entry.source.request_id === serverId || entry.details.client_request_id === requestId)).toEqual(
+      [],
+    );
   });
 
   test('when a tenant reads with X-Tenant-Id naming another tenant, then it sees its own tenant only', async () => {
@@ -117,7 +123,9 @@ describe('hostile headers, no trusted proxy configured', () => {
     expect(issued.body.tenant_id).toBe(a.tenantId);
 
     const serverId = issued.headers.get('x-request-id');
-    const [entry, ...rest] = await auditOf(stack, a.token, `&event_type=TOKEN_ISSUED`).then((items) => items.filter((item) => item.source.request_id === serverId));
+    const [entry, ...rest] = await auditOf(stack, a.token, `&event_type=TOKEN_ISSUED`).then((items) =>
+      items.filter((item) => item.source.request_id === serverId),
+    );
     expect(rest).toEqual([]);
     expect(entry).toMatchObject({ tenant_id: a.tenantId, event_type: 'TOKEN_ISSUED' });
     expect(LOOPBACK).toContain(entry!.source.ip);

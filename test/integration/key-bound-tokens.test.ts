@@ -71,7 +71,10 @@ describe('key-bound tokens', () => {
   async function boundToken(scope = 'service:tenant-admin') {
     const { tenantId, token: admin } = await createTenant(stack);
     const key = newKey();
-    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: admin, body: { subject_pubkey: key.pubkey, scope, expires_in_seconds: 600, key_binding: 'required' } });
+    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: admin,
+      body: { subject_pubkey: key.pubkey, scope, expires_in_seconds: 600, key_binding: 'required' },
+    });
     expect(issued.status).toBe(201);
     return { tenantId, admin, key, token: issued.body.token as string, tokenId: issued.body.token_id as string, issued: issued.body };
   }
@@ -91,11 +94,17 @@ describe('key-bound tokens', () => {
   test('when the holder signs its requests with the key, then GET and POST (with a body) are accepted', async () => {
     const { token, key, tenantId } = await boundToken();
     expect((await signedCall({ method: 'GET', path: '/v1/vms?limit=5', token, key: key.signing })).status).toBe(200);
-    const sub = await signedCall({ method: 'POST', path: `/v1/tenants/${tenantId}/tokens`, token, key: key.signing, body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 } });
+    const sub = await signedCall({
+      method: 'POST',
+      path: `/v1/tenants/${tenantId}/tokens`,
+      token,
+      key: key.signing,
+      body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 },
+    });
     expect(sub.status).toBe(201);
   });
 
-  test('when a signed fetch Request is made with signFetchRequest (the typed client\'s middleware hook), then it is accepted', async () => {
+  test("when a signed fetch Request is made with signFetchRequest (the typed client's middleware hook), then it is accepted", async () => {
     const { token, key, tenantId } = await boundToken();
     const request = new Request(`${stack.apiUrl}/v1/tenants/${tenantId}/tokens`, {
       method: 'POST',
@@ -130,7 +139,10 @@ describe('key-bound tokens', () => {
 
   test('when the signature was created more than the max age (300 s) ago, then 401 signature_expired', async () => {
     const { token, key } = await boundToken();
-    expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: { created: new Date(Date.now() - 400_000) } }), 'signature_expired');
+    expectRefused(
+      await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: { created: new Date(Date.now() - 400_000) } }),
+      'signature_expired',
+    );
   });
 
   test('when REQUEST_SIGNATURE_MAX_AGE_SECONDS is 60, then a signature 120 s old is refused as expired, which the default of 300 s accepts', async () => {
@@ -139,7 +151,10 @@ describe('key-bound tokens', () => {
     try {
       const twoMinutesOld = () => ({ created: new Date(Date.now() - 120_000) });
       expect((await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: twoMinutesOld() })).status).toBe(200);
-      expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: twoMinutesOld(), baseUrl: strict.apiUrl }), 'signature_expired');
+      expectRefused(
+        await signedCall({ method: 'GET', path: '/v1/vms', token, key: key.signing, options: twoMinutesOld(), baseUrl: strict.apiUrl }),
+        'signature_expired',
+      );
     } finally {
       await strict.close();
     }
@@ -157,7 +172,7 @@ describe('key-bound tokens', () => {
     expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: newKey().signing }), 'signature_key_mismatch');
   });
 
-  test('when another key signs but claims the bound key\'s keyid, then the signature does not verify: 401 signature_invalid', async () => {
+  test("when another key signs but claims the bound key's keyid, then the signature does not verify: 401 signature_invalid", async () => {
     const { token, key } = await boundToken();
     const impostor: RequestSigningKey = { privateKey: newKey().signing.privateKey, keyId: key.signing.keyId };
     expectRefused(await signedCall({ method: 'GET', path: '/v1/vms', token, key: impostor }), 'signature_invalid');
@@ -165,7 +180,13 @@ describe('key-bound tokens', () => {
 
   test('when the body is changed after signing (the signed Content-Digest kept), then 401 content_digest_mismatch and nothing is issued', async () => {
     const { token, key, tenantId, admin } = await boundToken();
-    const request = await signedRequest({ method: 'POST', path: `/v1/tenants/${tenantId}/tokens`, token, key: key.signing, body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 } });
+    const request = await signedRequest({
+      method: 'POST',
+      path: `/v1/tenants/${tenantId}/tokens`,
+      token,
+      key: key.signing,
+      body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 },
+    });
     const tampered = { ...request, body: JSON.stringify({ subject_pubkey: newKey().pubkey, scope: 'service:tenant-admin', expires_in_seconds: 300 }) };
     tampered.headers = { ...request.headers, 'content-length': String(Buffer.byteLength(tampered.body)) };
     expectRefused(await send(tampered), 'content_digest_mismatch');
@@ -175,7 +196,13 @@ describe('key-bound tokens', () => {
 
   test('when the Content-Digest is recomputed for the changed body, then the signature no longer verifies: 401 signature_invalid', async () => {
     const { token, key, tenantId } = await boundToken();
-    const request = await signedRequest({ method: 'POST', path: `/v1/tenants/${tenantId}/tokens`, token, key: key.signing, body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 } });
+    const request = await signedRequest({
+      method: 'POST',
+      path: `/v1/tenants/${tenantId}/tokens`,
+      token,
+      key: key.signing,
+      body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300 },
+    });
     const body = JSON.stringify({ subject_pubkey: newKey().pubkey, scope: 'vm:write', expires_in_seconds: 300 });
     const headers = { ...request.headers, 'content-digest': `sha-256=:${createHash('sha256').update(body).digest('base64')}:` };
     expectRefused(await send({ ...request, body, headers }), 'signature_invalid');
@@ -190,7 +217,10 @@ describe('key-bound tokens', () => {
 
   test('when a signature is moved to another token bound to the same key, then 401 signature_invalid (the token is signed)', async () => {
     const { token, key, tenantId, admin } = await boundToken();
-    const other = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: admin, body: { subject_pubkey: key.pubkey, scope: 'vm:read', expires_in_seconds: 600, key_binding: 'required' } });
+    const other = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: admin,
+      body: { subject_pubkey: key.pubkey, scope: 'vm:read', expires_in_seconds: 600, key_binding: 'required' },
+    });
     const request = await signedRequest({ method: 'GET', path: '/v1/vms', token, key: key.signing });
     expectRefused(await send({ ...request, headers: { ...request.headers, authorization: `Bearer ${other.body.token}` } }), 'signature_invalid');
   });
@@ -209,7 +239,13 @@ describe('key-bound tokens', () => {
   test('when a bound token issues a sub-token, then the sub-token is bound to its own subject_pubkey', async () => {
     const { token, key, tenantId } = await boundToken();
     const deviceKey = newKey();
-    const issued = await signedCall({ method: 'POST', path: `/v1/tenants/${tenantId}/tokens`, token, key: key.signing, body: { subject_pubkey: deviceKey.pubkey, scope: 'vm:read', expires_in_seconds: 300 } });
+    const issued = await signedCall({
+      method: 'POST',
+      path: `/v1/tenants/${tenantId}/tokens`,
+      token,
+      key: key.signing,
+      body: { subject_pubkey: deviceKey.pubkey, scope: 'vm:read', expires_in_seconds: 300 },
+    });
     expect(issued.status).toBe(201);
     expect(issued.body).toMatchObject({ key_binding: 'required', subject_pubkey: deviceKey.pubkey });
     const sub = issued.body.token as string;
@@ -220,7 +256,13 @@ describe('key-bound tokens', () => {
 
   test('when a bound token asks for an unbound sub-token, then 403 token_exceeds_issuer', async () => {
     const { token, key, tenantId } = await boundToken();
-    const res = await signedCall({ method: 'POST', path: `/v1/tenants/${tenantId}/tokens`, token, key: key.signing, body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300, key_binding: 'none' } });
+    const res = await signedCall({
+      method: 'POST',
+      path: `/v1/tenants/${tenantId}/tokens`,
+      token,
+      key: key.signing,
+      body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', expires_in_seconds: 300, key_binding: 'none' },
+    });
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'token_exceeds_issuer' });
   });
 
@@ -232,7 +274,10 @@ describe('key-bound tokens', () => {
 
   test('when key_binding is neither none nor required, then 400 naming it', async () => {
     const { tenantId, token } = await createTenant(stack);
-    const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', key_binding: 'yes' } });
+    const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token,
+      body: { subject_pubkey: newKey().pubkey, scope: 'vm:read', key_binding: 'yes' },
+    });
     expect(res.status).toBe(400);
     expect(res.body.errors.map((e: { field: string }) => e.field)).toContain('key_binding');
   });

@@ -9,7 +9,6 @@ const MAX_VMS = 100_000; // the largest max_vms the API accepts
 const SEEDED = MAX_VMS - 10;
 const PAYLOAD_LIMIT = 256 * 1024;
 
-
 /**
  * A tenant at the largest size the API accepts: its workflow state and every payload stay small,
  * and its usage matches Postgres through spawns, destroys, continue-as-new and rebuilds.
@@ -42,14 +41,27 @@ describe('a tenant holding 100,000 VMs', () => {
       return { vms: Number(rows[0]!.vms), storage_gb: Number(rows[0]!.storage_gb) };
     };
     const lose = async () => {
-      await eventually(async () => (await handle().describe().catch(() => null))?.status.name === 'RUNNING', 20_000, 'a running workflow');
+      await eventually(
+        async () =>
+          (
+            await handle()
+              .describe()
+              .catch(() => null)
+          )?.status.name === 'RUNNING',
+        20_000,
+        'a running workflow',
+      );
       await handle().terminate('test: the workflow is lost');
     };
     const expectUsageEqualsPostgres = async (what: string) => {
-      const usage = await eventually(async () => {
-        const u = await handle().query(usageQuery);
-        return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
-      }, 30_000, `${what}: settled`);
+      const usage = await eventually(
+        async () => {
+          const u = await handle().query(usageQuery);
+          return u.provisioning === 0 && u.destroying === 0 ? u : undefined;
+        },
+        30_000,
+        `${what}: settled`,
+      );
       expect({ step: what, vms: usage.vms, storage_gb: usage.storage_gb }).toEqual({ step: what, ...(await heldInPostgres()) });
       return usage;
     };
@@ -79,7 +91,12 @@ describe('a tenant holding 100,000 VMs', () => {
     expect(over.status).toBe(429);
     expect(over.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: MAX_VMS, in_use: MAX_VMS, requested: 1 });
     // The refused request has its row, rejected: recorded, never counted.
-    const refused = await stack.db.selectFrom('vms').select(['status', 'failure_reason']).where('tenant_id', '=', tenantId).where('status', 'not in', ['running', 'destroyed']).execute();
+    const refused = await stack.db
+      .selectFrom('vms')
+      .select(['status', 'failure_reason'])
+      .where('tenant_id', '=', tenantId)
+      .where('status', 'not in', ['running', 'destroyed'])
+      .execute();
     expect(refused).toEqual([{ status: 'rejected', failure_reason: 'quota_exceeded' }]);
     await expectUsageEqualsPostgres('at the quota');
 

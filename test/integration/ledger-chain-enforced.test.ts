@@ -33,9 +33,16 @@ describe('the chain is computed and enforced by the database', () => {
   test('when the golden entries are appended, then the database stores exactly the pinned hashes, each entry linked within its chain', async () => {
     // Inserted without seq, prev_hash and hash: the database computes them.
     for (const { seq: _seq, details, ...entry } of GOLDEN_ENTRIES) {
-      await service.insertInto('audit_events').values({ ...entry, details: JSON.stringify(details) }).execute();
+      await service
+        .insertInto('audit_events')
+        .values({ ...entry, details: JSON.stringify(details) })
+        .execute();
     }
-    const stored = await service.selectFrom('audit_events').select(['seq', 'prev_hash', 'hash', 'tenant_seq', 'tenant_prev_hash', 'tenant_hash']).orderBy('seq').execute();
+    const stored = await service
+      .selectFrom('audit_events')
+      .select(['seq', 'prev_hash', 'hash', 'tenant_seq', 'tenant_prev_hash', 'tenant_hash'])
+      .orderBy('seq')
+      .execute();
     expect(stored).toEqual([
       { seq: '1', prev_hash: GENESIS_HASH, hash: GOLDEN_HASHES[0], ...GOLDEN_TENANT_CHAIN[0] },
       { seq: '2', prev_hash: GOLDEN_HASHES[0], hash: GOLDEN_HASHES[1], ...GOLDEN_TENANT_CHAIN[1] },
@@ -82,21 +89,34 @@ describe('the chain is computed and enforced by the database', () => {
     expect(await service.selectFrom('audit_events').select('seq').execute()).toEqual([{ seq: '1' }]);
   });
 
-  test('when the service login names a seq, prev_hash or hash other than its chain head\'s successor, then each insert is refused', async () => {
+  test("when the service login names a seq, prev_hash or hash other than its chain head's successor, then each insert is refused", async () => {
     const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const insert = (chain: { seq?: string; prev_hash?: string; hash?: string }) =>
       refusal(
         service
           .insertInto('audit_events')
-          .values({ event_id: newAuditEvent().event_id, tenant_id: 'acme-corp', event_type: 'TENANT_DELETED', occurred_at: new Date(), details: '{}', ...chain })
+          .values({
+            event_id: newAuditEvent().event_id,
+            tenant_id: 'acme-corp',
+            event_type: 'TENANT_DELETED',
+            occurred_at: new Date(),
+            details: '{}',
+            ...chain,
+          })
           .execute(),
       );
 
     // seq comes from a sequence: each refused insert used up one number (2, 3, 4, …).
     expect(await insert({ seq: '3' })).toMatchObject({ code: '23514', message: 'audit_events: seq 3 does not extend the chain (the next seq is 2)' });
     expect(await insert({ seq: '1' })).toMatchObject({ code: '23514', message: 'audit_events: seq 1 does not extend the chain (the next seq is 3)' });
-    expect(await insert({ prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/prev_hash is not the hash of the chain head/) });
-    expect(await insert({ prev_hash: head.hash, hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: hash does not match the entry content' });
+    expect(await insert({ prev_hash: GENESIS_HASH })).toMatchObject({
+      code: '23514',
+      message: expect.stringMatching(/prev_hash is not the hash of the chain head/),
+    });
+    expect(await insert({ prev_hash: head.hash, hash: 'c'.repeat(64) })).toMatchObject({
+      code: '23514',
+      message: 'audit_events: hash does not match the entry content',
+    });
     expect(await service.selectFrom('audit_events').select('seq').execute()).toEqual([{ seq: '1' }]);
   });
 
@@ -112,23 +132,50 @@ describe('the chain is computed and enforced by the database', () => {
     expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 60 });
   });
 
-  test('when the service login names a tenant_seq, tenant_prev_hash or tenant_hash other than its tenant chain\'s next, then each insert is refused', async () => {
+  test("when the service login names a tenant_seq, tenant_prev_hash or tenant_hash other than its tenant chain's next, then each insert is refused", async () => {
     const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
     const insert = (chain: { tenant_seq?: string; tenant_prev_hash?: string; tenant_hash?: string }) =>
-      refusal(service.insertInto('audit_events').values({ event_id: newAuditEvent().event_id, tenant_id: 'acme-corp', event_type: 'TENANT_DELETED', occurred_at: new Date(), details: '{}', ...chain }).execute());
+      refusal(
+        service
+          .insertInto('audit_events')
+          .values({
+            event_id: newAuditEvent().event_id,
+            tenant_id: 'acme-corp',
+            event_type: 'TENANT_DELETED',
+            occurred_at: new Date(),
+            details: '{}',
+            ...chain,
+          })
+          .execute(),
+      );
 
-    expect(await insert({ tenant_seq: '3' })).toMatchObject({ code: '23514', message: 'audit_events: tenant_seq 3 does not extend the tenant chain (the next is 2)' });
-    expect(await insert({ tenant_seq: '2', tenant_prev_hash: GENESIS_HASH })).toMatchObject({ code: '23514', message: expect.stringMatching(/tenant_prev_hash is not the hash of the tenant chain head/) });
-    expect(await insert({ tenant_seq: '2', tenant_prev_hash: head.tenant_hash, tenant_hash: 'c'.repeat(64) })).toMatchObject({ code: '23514', message: 'audit_events: tenant_hash does not match the entry content' });
+    expect(await insert({ tenant_seq: '3' })).toMatchObject({
+      code: '23514',
+      message: 'audit_events: tenant_seq 3 does not extend the tenant chain (the next is 2)',
+    });
+    expect(await insert({ tenant_seq: '2', tenant_prev_hash: GENESIS_HASH })).toMatchObject({
+      code: '23514',
+      message: expect.stringMatching(/tenant_prev_hash is not the hash of the tenant chain head/),
+    });
+    expect(await insert({ tenant_seq: '2', tenant_prev_hash: head.tenant_hash, tenant_hash: 'c'.repeat(64) })).toMatchObject({
+      code: '23514',
+      message: 'audit_events: tenant_hash does not match the entry content',
+    });
   });
 
-  test('when the service login inserts a row without chain fields, then the database links it to its chain\'s head and it verifies', async () => {
+  test("when the service login inserts a row without chain fields, then the database links it to its chain's head and it verifies", async () => {
     await appendAuditEvent(service, newAuditEvent({ tenant_id: 'globex' }));
     const head = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'acme-corp' }));
     const row = await service
       .insertInto('audit_events')
-      .values({ event_id: newAuditEvent().event_id, tenant_id: 'acme-corp', event_type: 'TENANT_DELETED', occurred_at: new Date('2020-01-01T00:00:00.123456Z'), details: '{"b":1,"a":[1.50,2]}' })
+      .values({
+        event_id: newAuditEvent().event_id,
+        tenant_id: 'acme-corp',
+        event_type: 'TENANT_DELETED',
+        occurred_at: new Date('2020-01-01T00:00:00.123456Z'),
+        details: '{"b":1,"a":[1.50,2]}',
+      })
       .returningAll()
       .executeTakeFirstOrThrow();
     expect(row).toMatchObject({ seq: '3', prev_hash: head.hash, tenant_seq: '2', tenant_prev_hash: head.tenant_hash });

@@ -68,7 +68,9 @@ afterAll(async () => {
 beforeEach(async () => {
   testDb = await createLedgerTestDatabase('liveness');
   service = testDb.serviceDb({ max: 12 });
-  stream = uniqueName('LIVE').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+  stream = uniqueName('LIVE')
+    .toUpperCase()
+    .replace(/[^A-Z0-9_-]/g, '_');
   prefix = uniqueName('live').replace(/[^a-z0-9_-]/gi, '_');
   await ensureCheckpointStream(jsm, stream, prefix);
   keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-liveness-'));
@@ -98,7 +100,17 @@ function recordingLogger(): Logger {
 /** The signer and its starvation alarm, as the worker runs them (build-worker.ts). */
 function startSigner(): LedgerCheckpointSigner {
   const log = recordingLogger();
-  const signer = new LedgerCheckpointSigner({ db: service, js: nc.jetstream(), jsm, stream, subjectPrefix: prefix, key, everyEntries: 100, everyMs: PERIOD_MS, log });
+  const signer = new LedgerCheckpointSigner({
+    db: service,
+    js: nc.jetstream(),
+    jsm,
+    stream,
+    subjectPrefix: prefix,
+    key,
+    everyEntries: 100,
+    everyMs: PERIOD_MS,
+    log,
+  });
   signers.push(signer);
   signer.start();
   alarms.push(startSignerStarvationAlarm(signer, { db: service, log, warnAfterMs: PERIOD_MS }));
@@ -135,7 +147,9 @@ const elsewhereInTheCluster = () => withDatabase(testEnv().migrationDatabaseUrl,
  */
 function appendWithoutPause(tenants: string[], through: LedgerWriter[] = []): { stop(): Promise<number> } {
   let stopped = false;
-  const loops = (through.length === 0 ? tenants.map((tenant) => ({ tenant, writer: null })) : tenants.flatMap((tenant) => through.map((writer) => ({ tenant, writer })))).map(async ({ tenant, writer }) => {
+  const loops = (
+    through.length === 0 ? tenants.map((tenant) => ({ tenant, writer: null })) : tenants.flatMap((tenant) => through.map((writer) => ({ tenant, writer })))
+  ).map(async ({ tenant, writer }) => {
     let written = 0;
     while (!stopped) {
       const event = newAuditEvent({ tenant_id: tenant, details: { written } });
@@ -193,7 +207,10 @@ describe('the commit horizon', () => {
     await appendAuditEvent(service, newAuditEvent());
     const writer = await session(testDb.serviceUrl, 'slow-writer');
     await writer.query('begin');
-    await writer.query(`insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'slow-tenant', 'TENANT_CREATED', now(), '{}')`, [randomUUID()]);
+    await writer.query(
+      `insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'slow-tenant', 'TENANT_CREATED', now(), '{}')`,
+      [randomUUID()],
+    );
     await appendAuditEvent(service, newAuditEvent()); // seq 3, committed after seq 2 was drawn
 
     const held = await ledgerSeqHorizon(service, 300);
@@ -206,7 +223,10 @@ describe('the commit horizon', () => {
   test('when writers commit, roll back and roll back savepoints at random while the horizon is read, then no entry ever appears at or below a horizon already read', async () => {
     const tenants = ['t-a', 't-b', 't-c', 't-d', null];
     const insert = (client: pg.Client) =>
-      client.query(`insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, $2, 'TENANT_CREATED', now(), '{}')`, [randomUUID(), tenants[Math.floor(Math.random() * tenants.length)]]);
+      client.query(`insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, $2, 'TENANT_CREATED', now(), '{}')`, [
+        randomUUID(),
+        tenants[Math.floor(Math.random() * tenants.length)],
+      ]);
     const pause = () => sleep(Math.floor(Math.random() * 30));
     let stopped = false;
     const writers = await Promise.all(Array.from({ length: 6 }, (_, i) => session(testDb.serviceUrl, `random-writer-${i}`)));
@@ -244,7 +264,8 @@ describe('the commit horizon', () => {
       }
     });
     const seen: Array<{ horizon: string; entries: number }> = [];
-    const count = async (horizon: string) => (await sql<{ n: number }>`select count(*)::int as n from audit_events where seq <= ${horizon}::bigint`.execute(service)).rows[0]!.n;
+    const count = async (horizon: string) =>
+      (await sql<{ n: number }>`select count(*)::int as n from audit_events where seq <= ${horizon}::bigint`.execute(service)).rows[0]!.n;
     const observing = Array.from({ length: 2 }, async () => {
       while (!stopped) {
         const { seq } = await ledgerSeqHorizon(service, 2_000);
@@ -277,7 +298,7 @@ describe('checkpoints keep coming', () => {
     expect(starvationWarnings()).toEqual([]);
   });
 
-  test('when four tenants append without pause through the API\'s and the worker\'s batching writers, then the newest checkpoint is never older than three signing periods', async () => {
+  test("when four tenants append without pause through the API's and the worker's batching writers, then the newest checkpoint is never older than three signing periods", async () => {
     // As in production: each process batches its appends (LedgerWriter), so batches overlap and
     // some chain lock is held almost all the time; the horizon waits only for the batches it saw.
     const writers = appendWithoutPause(['acme-corp', 'globex', 'initech', 'umbrella'], [new LedgerWriter(service), new LedgerWriter(service)]);
@@ -297,7 +318,10 @@ describe('checkpoints keep coming', () => {
       stuck.on('error', () => undefined);
       await stuck.query('begin');
       const stuckEvent = randomUUID();
-      await stuck.query(`insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'stuck-tenant', 'TENANT_CREATED', now(), '{}')`, [stuckEvent]);
+      await stuck.query(
+        `insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'stuck-tenant', 'TENANT_CREATED', now(), '{}')`,
+        [stuckEvent],
+      );
       const writers = appendWithoutPause(['acme-corp', 'globex']);
       afterThisTest.push(() => writers.stop());
       const signerStarted = Date.now();
@@ -332,7 +356,18 @@ describe('the alarm', () => {
   let token: string;
 
   beforeEach(async () => {
-    await service.insertInto('tenants').values({ tenant_id: 'acme-corp', display_name: 'acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+    await service
+      .insertInto('tenants')
+      .values({
+        tenant_id: 'acme-corp',
+        display_name: 'acme',
+        max_vms: 1,
+        storage_quota_gb: 1,
+        api_rate_limit_rpm: 100_000,
+        created_at: new Date(),
+        updated_at: new Date(),
+      })
+      .execute();
     token = generateToken();
     await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
     // The API as buildApi wires it, on this stream with this key and signing period.
@@ -351,9 +386,13 @@ describe('the alarm', () => {
   }
 
   /** The alert rule of deploy/k8s/monitoring/prometheus-rule.yaml, on this worker's gauges. */
-  const alertFires = (m: Record<string, number>) => m[LEDGER_CHECKPOINT_METRICS.age]! > 3 * m[LEDGER_CHECKPOINT_METRICS.period]! && m[LEDGER_CHECKPOINT_METRICS.unsigned]! > 0;
+  const alertFires = (m: Record<string, number>) =>
+    m[LEDGER_CHECKPOINT_METRICS.age]! > 3 * m[LEDGER_CHECKPOINT_METRICS.period]! && m[LEDGER_CHECKPOINT_METRICS.unsigned]! > 0;
 
-  async function readyz(): Promise<{ status: number; body: { status: string; ledger_checkpoint: { signed_at: string | null; age_seconds: number; stale: boolean } } }> {
+  async function readyz(): Promise<{
+    status: number;
+    body: { status: string; ledger_checkpoint: { signed_at: string | null; age_seconds: number; stale: boolean } };
+  }> {
     const response = await fetch(`${api}/readyz`);
     return { status: response.status, body: (await response.json()) as never };
   }
@@ -363,7 +402,12 @@ describe('the alarm', () => {
     const early = await fetch(`${api}/v1/audit/proof`, { headers: { authorization: `Bearer ${token}` } });
     expect(early.status).toBe(409);
     expect(early.headers.get('retry-after')).toBe('10');
-    expect(await early.json()).toMatchObject({ type: 'urn:vm-tenant:problem:not_anchored_yet', code: 'not_anchored_yet', status: 409, retry_after_seconds: 10 });
+    expect(await early.json()).toMatchObject({
+      type: 'urn:vm-tenant:problem:not_anchored_yet',
+      code: 'not_anchored_yet',
+      status: 409,
+      retry_after_seconds: 10,
+    });
 
     startSigner();
     await sleep(2 * PERIOD_MS + 500);
@@ -380,33 +424,38 @@ describe('the alarm', () => {
 
     // Fresh: a recent checkpoint, no alert, /readyz shows its age.
     const fresh = await metrics(registry);
-    expect(fresh[LEDGER_CHECKPOINT_METRICS.age]).toBeLessThanOrEqual(3 * PERIOD_MS / 1000);
+    expect(fresh[LEDGER_CHECKPOINT_METRICS.age]).toBeLessThanOrEqual((3 * PERIOD_MS) / 1000);
     expect(fresh[LEDGER_CHECKPOINT_METRICS.period]).toBe(PERIOD_MS / 1000);
     expect(fresh[LEDGER_CHECKPOINT_METRICS.starved]).toBe(0);
     expect(alertFires(fresh)).toBe(false);
     const ready = await readyz();
     expect(ready).toMatchObject({ status: 200, body: { status: 'ready', ledger_checkpoint: { signed_at: expect.any(String), stale: false } } });
-    expect(ready.body.ledger_checkpoint.age_seconds).toBeLessThanOrEqual(3 * PERIOD_MS / 1000);
+    expect(ready.body.ledger_checkpoint.age_seconds).toBeLessThanOrEqual((3 * PERIOD_MS) / 1000);
 
     // A writer that took its chain lock and stalls (a hung process, a hand-held lock).
     const stuck = await session(testDb.serviceUrl, 'stuck-writer');
     await stuck.query('begin');
-    await stuck.query(`insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'stuck-tenant', 'TENANT_CREATED', now(), '{}')`, [randomUUID()]);
+    await stuck.query(
+      `insert into audit_events (event_id, tenant_id, event_type, occurred_at, details) values ($1, 'stuck-tenant', 'TENANT_CREATED', now(), '{}')`,
+      [randomUUID()],
+    );
     await sleep(2 * PERIOD_MS + 2_000 + 3 * PERIOD_MS);
 
     const warnings = starvationWarnings();
     expect(warnings.length).toBeGreaterThanOrEqual(1);
     expect(warnings[0]!.msg).toMatch(/^ledger checkpoint signer starved: /);
     // It names the stuck writer (others appending at that moment may be named beside it).
-    expect(warnings[0]!.obj.waiting_for).toEqual(expect.arrayContaining([expect.objectContaining({ pid: await pidOf(stuck), application_name: 'stuck-writer', state: 'idle in transaction' })]));
+    expect(warnings[0]!.obj.waiting_for).toEqual(
+      expect.arrayContaining([expect.objectContaining({ pid: await pidOf(stuck), application_name: 'stuck-writer', state: 'idle in transaction' })]),
+    );
     const stale = await metrics(registry);
-    expect(stale[LEDGER_CHECKPOINT_METRICS.age]).toBeGreaterThan(3 * PERIOD_MS / 1000);
+    expect(stale[LEDGER_CHECKPOINT_METRICS.age]).toBeGreaterThan((3 * PERIOD_MS) / 1000);
     expect(stale[LEDGER_CHECKPOINT_METRICS.unsigned]).toBeGreaterThan(0);
     expect(stale[LEDGER_CHECKPOINT_METRICS.starved]).toBeGreaterThan(0);
     expect(alertFires(stale)).toBe(true);
     const staleReady = await readyz();
     expect(staleReady).toMatchObject({ status: 200, body: { status: 'ready', ledger_checkpoint: { stale: true } } });
-    expect(staleReady.body.ledger_checkpoint.age_seconds).toBeGreaterThan(3 * PERIOD_MS / 1000);
+    expect(staleReady.body.ledger_checkpoint.age_seconds).toBeGreaterThan((3 * PERIOD_MS) / 1000);
 
     await stuck.query('commit');
     await sleep(2 * PERIOD_MS + 500);

@@ -142,7 +142,9 @@ describe('signed ledger checkpoints', () => {
     expect(await verify(['--chain-only'])).toEqual({ code: 0, stdout: 'ok: all 4 entries valid\n', stderr: '' });
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^ok: all 4 entries valid\nbad: truncation: the ledger ends at seq 4, but the checkpoint signed at \S+ \(seq 6\) covers seq 6: entries were cut off\n$/);
+    expect(result.stdout).toMatch(
+      /^ok: all 4 entries valid\nbad: truncation: the ledger ends at seq 4, but the checkpoint signed at \S+ \(seq 6\) covers seq 6: entries were cut off\n$/,
+    );
   });
 
   test('when an owner rewrites an entry and recomputes every hash after it, then verify names the rewrite and the signer withholds the next checkpoint', async () => {
@@ -162,7 +164,9 @@ describe('signed ledger checkpoints', () => {
 
     const next = await appendAndSign(3);
     expect(next.at(-1)).toEqual({ withheld: expect.stringMatching(/^the tenant chain heads at seq 6 no longer give the Merkle root signed at/) });
-    expect(errors).toEqual([expect.stringMatching(/^ledger checkpoint withheld: the ledger does not extend the last signed checkpoint: the tenant chain heads at seq 6/)]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^ledger checkpoint withheld: the ledger does not extend the last signed checkpoint: the tenant chain heads at seq 6/),
+    ]);
   });
 
   test('when an entry after the last checkpoint is edited in place, then the signer withholds the next checkpoint', async () => {
@@ -187,8 +191,12 @@ describe('signed ledger checkpoints', () => {
     expect((await verify(['--chain-only'])).code).toBe(0);
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: forged_insert: the entry signed by the checkpoint signed at \S+ \(seq 3\) is now at seq 4: 1 entries were inserted before it/);
-    expect(result.stdout).toMatch(/bad: forged_insert: the entry signed by the checkpoint signed at \S+ \(seq 6\) is now at seq 7: 1 entries were inserted before it/);
+    expect(result.stdout).toMatch(
+      /bad: forged_insert: the entry signed by the checkpoint signed at \S+ \(seq 3\) is now at seq 4: 1 entries were inserted before it/,
+    );
+    expect(result.stdout).toMatch(
+      /bad: forged_insert: the entry signed by the checkpoint signed at \S+ \(seq 6\) is now at seq 7: 1 entries were inserted before it/,
+    );
   });
 
   test('when a rewritten ledger was signed again with the key (two histories signed), then verify names the fork', async () => {
@@ -205,7 +213,9 @@ describe('signed ledger checkpoints', () => {
 
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: fork: the ledger matches the checkpoint signed at \S+ \(seq 6\) but not the checkpoint signed at \S+ \(seq 3\): the tenant chain heads at seq 3 do not give the Merkle root/);
+    expect(result.stdout).toMatch(
+      /bad: fork: the ledger matches the checkpoint signed at \S+ \(seq 6\) but not the checkpoint signed at \S+ \(seq 3\): the tenant chain heads at seq 3 do not give the Merkle root/,
+    );
   });
 
   test('when the newest checkpoint signs a tenant tree the ledger does not give, then verify says so', async () => {
@@ -217,7 +227,9 @@ describe('signed ledger checkpoints', () => {
 
     const result = await verify();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^ok: all 4 entries valid\nbad: rewrite: the tenant chain heads at seq 4 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 4\): a tenant chain was changed\n$/);
+    expect(result.stdout).toMatch(
+      /^ok: all 4 entries valid\nbad: rewrite: the tenant chain heads at seq 4 do not give the Merkle root signed by the checkpoint signed at \S+ \(seq 4\): a tenant chain was changed\n$/,
+    );
   });
 
   test('when someone with NATS access publishes a checkpoint with another key, then verify names the forged checkpoint', async () => {
@@ -260,7 +272,11 @@ describe('signed ledger checkpoints', () => {
     expect(noKey.stderr).toMatch(/cannot read the checkpoint public key .*nope\.pem: no such file/);
 
     let stderr = '';
-    const code = await runServiceFs(['verify'], { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: 'nats://127.0.0.1:1', DATA_DIR: keyDir }, { stdout: () => undefined, stderr: (t) => (stderr += t) });
+    const code = await runServiceFs(
+      ['verify'],
+      { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: 'nats://127.0.0.1:1', DATA_DIR: keyDir },
+      { stdout: () => undefined, stderr: (t) => (stderr += t) },
+    );
     expect(code).toBe(3);
     expect(stderr).toMatch(/^service-fs: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1/);
   });

@@ -32,7 +32,15 @@ afterEach(async () => {
 /** Whether a promise is still pending after `ms`. */
 async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
   const pending = Symbol('pending');
-  return (await Promise.race([promise.then(() => null, () => null), sleep(ms).then(() => pending)])) === pending;
+  return (
+    (await Promise.race([
+      promise.then(
+        () => null,
+        () => null,
+      ),
+      sleep(ms).then(() => pending),
+    ])) === pending
+  );
 }
 
 /** Appends `event` in a transaction that stays open until `release` is called. */
@@ -49,7 +57,7 @@ function holdOpenAppend(event: ReturnType<typeof newAuditEvent>) {
 }
 
 describe('appends of different tenants run in parallel', () => {
-  test('when an append of tenant A is held open, then an append of tenant B commits meanwhile, and A\'s next append waits for A\'s', async () => {
+  test("when an append of tenant A is held open, then an append of tenant B commits meanwhile, and A's next append waits for A's", async () => {
     const held = holdOpenAppend(newAuditEvent({ tenant_id: 'tenant-a' }));
     const a1 = await held.inserted;
 
@@ -101,7 +109,9 @@ describe('the event relay reads up to the commit horizon', () => {
   beforeEach(async () => {
     nc = await connect({ servers: testEnv().natsUrl });
     jsm = await nc.jetstreamManager();
-    stream = uniqueName('CHAINS').toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+    stream = uniqueName('CHAINS')
+      .toUpperCase()
+      .replace(/[^A-Z0-9_-]/g, '_');
     prefix = uniqueName('chains').replace(/[^a-z0-9_-]/gi, '_');
     await ensureEventStream(jsm, stream, prefix);
   });
@@ -115,7 +125,8 @@ describe('the event relay reads up to the commit horizon', () => {
   async function published(): Promise<LifecycleEvent[]> {
     const { state } = await jsm.streams.info(stream);
     const events: LifecycleEvent[] = [];
-    for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq += 1) events.push((await jsm.streams.getMessage(stream, { seq })).json<LifecycleEvent>());
+    for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq += 1)
+      events.push((await jsm.streams.getMessage(stream, { seq })).json<LifecycleEvent>());
     return events;
   }
 
@@ -125,7 +136,14 @@ describe('the event relay reads up to the commit horizon', () => {
     const high = await appendAuditEvent(service, newAuditEvent({ tenant_id: 'tenant-b' }));
     expect(BigInt(high.seq)).toBeGreaterThan(BigInt(low.seq));
 
-    relay = new EventRelay({ db: service, databaseUrl: testDb.serviceUrl, js: nc.jetstream(), subjectPrefix: prefix, log: createLogger({ name: 'relay', level: 'silent' }), pollMs: 50 });
+    relay = new EventRelay({
+      db: service,
+      databaseUrl: testDb.serviceUrl,
+      js: nc.jetstream(),
+      subjectPrefix: prefix,
+      log: createLogger({ name: 'relay', level: 'silent' }),
+      pollMs: 50,
+    });
     relay.start();
     // The higher entry is committed, but the relay must not move past the open lower one.
     await sleep(1_500);
@@ -133,10 +151,14 @@ describe('the event relay reads up to the commit horizon', () => {
 
     held.release();
     await held.committed;
-    const events = await eventually(async () => {
-      const now = await published();
-      return now.length >= 2 && now;
-    }, 20_000, 'both entries to be published');
+    const events = await eventually(
+      async () => {
+        const now = await published();
+        return now.length >= 2 && now;
+      },
+      20_000,
+      'both entries to be published',
+    );
     await sleep(500); // nothing more may follow
     expect((await published()).map((e) => [e.ledger_seq, e.event_id])).toEqual([
       [low.seq, low.event_id],

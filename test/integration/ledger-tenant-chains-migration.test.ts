@@ -12,7 +12,10 @@ test('when a ledger written before tenant chains is migrated, then every existin
   // Written by the previous code: the global chain only, three tenants and the platform interleaved.
   const tenants = ['acme-corp', 'globex', null, 'acme-corp', 'initech', 'globex', 'acme-corp', null];
   for (const [i, tenant] of tenants.entries()) {
-    await appendAuditEvent(database.service as never, newAuditEvent({ tenant_id: tenant, details: { i }, context: i % 2 ? { actor_scope: 'service:admin' } : {} }));
+    await appendAuditEvent(
+      database.service as never,
+      newAuditEvent({ tenant_id: tenant, details: { i }, context: i % 2 ? { actor_scope: 'service:admin' } : {} }),
+    );
   }
 
   // Up to this migration: the next one (0007) links new entries per chain, see its own test.

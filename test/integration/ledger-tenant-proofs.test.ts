@@ -42,12 +42,31 @@ beforeEach(async () => {
   key = await ensureCheckpointSigningKey(dir);
   signer = world.signer(key, { everyEntries: 1 });
   for (const tenant of ['acme-corp', 'globex']) {
-    await service.insertInto('tenants').values({ tenant_id: tenant, display_name: tenant, max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+    await service
+      .insertInto('tenants')
+      .values({
+        tenant_id: tenant,
+        display_name: tenant,
+        max_vms: 1,
+        storage_quota_gb: 1,
+        api_rate_limit_rpm: 100_000,
+        created_at: new Date(),
+        updated_at: new Date(),
+      })
+      .execute();
     tokens[tenant] = generateToken();
-    await insertToken(service, { token_id: newTokenId(), tenant_id: tenant, scope: 'audit:read', token_hash: hashToken(tokens[tenant]!), created_at: new Date() });
+    await insertToken(service, {
+      token_id: newTokenId(),
+      tenant_id: tenant,
+      scope: 'audit:read',
+      token_hash: hashToken(tokens[tenant]!),
+      created_at: new Date(),
+    });
   }
   // The API as buildApi wires it: the newest checkpoint of the key on this stream, foreign messages skipped.
-  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {
+    ledgerCheckpointKey: async () => key.publicKey,
+  });
   api = served.url;
 });
 
@@ -59,7 +78,14 @@ afterEach(async () => {
 async function history(rounds: number): Promise<void> {
   for (let i = 0; i < rounds; i += 1) {
     for (const tenant of ['acme-corp', 'globex', null]) {
-      await appendAuditEvent(service, newAuditEvent({ tenant_id: tenant, details: { i }, context: i === 0 ? { actor_scope: 'service:admin', source_ip: '198.51.100.7', user_agent: 'operator-cli' } : {} }));
+      await appendAuditEvent(
+        service,
+        newAuditEvent({
+          tenant_id: tenant,
+          details: { i },
+          context: i === 0 ? { actor_scope: 'service:admin', source_ip: '198.51.100.7', user_agent: 'operator-cli' } : {},
+        }),
+      );
       await signer.signIfDue();
     }
   }
@@ -92,15 +118,15 @@ async function save(tenant: string, name: string): Promise<{ entries: string; pr
 async function verifyTenant(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runServiceFs(['verify-tenant', '--checkpoint-key', path.join(dir, CHECKPOINT_PUBLIC_KEY_FILE), ...args], {}, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  const code = await runServiceFs(
+    ['verify-tenant', '--checkpoint-key', path.join(dir, CHECKPOINT_PUBLIC_KEY_FILE), ...args],
+    {},
+    { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) },
+  );
   return { code, stdout, stderr };
 }
 
-const files = (...saved: Array<{ entries: string; proof: string }>) => [
-  '--entries',
-  saved.at(-1)!.entries,
-  ...saved.flatMap((s) => ['--proof', s.proof]),
-];
+const files = (...saved: Array<{ entries: string; proof: string }>) => ['--entries', saved.at(-1)!.entries, ...saved.flatMap((s) => ['--proof', s.proof])];
 
 describe('tenant proofs', () => {
   test('when a tenant verifies its entries and proof offline, then everything checks, and the proof names no other tenant and no global seq or hash', async () => {
@@ -109,20 +135,37 @@ describe('tenant proofs', () => {
 
     expect(await verifyTenant(files(saved))).toEqual({
       code: 0,
-      stdout: expect.stringMatching(/^ok: 3 entries of tenant acme-corp link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 3\n$/),
+      stdout: expect.stringMatching(
+        /^ok: 3 entries of tenant acme-corp link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 3\n$/,
+      ),
       stderr: '',
     });
     const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(proof).sort()).toEqual(['audit_path', 'checkpoint', 'checkpoint_id', 'event_id', 'leaf_index', 'tenant_hash', 'tenant_id', 'tenant_seq', 'tree_size']);
+    expect(Object.keys(proof).sort()).toEqual([
+      'audit_path',
+      'checkpoint',
+      'checkpoint_id',
+      'event_id',
+      'leaf_index',
+      'tenant_hash',
+      'tenant_id',
+      'tenant_seq',
+      'tree_size',
+    ]);
     expect(proof).toMatchObject({ tenant_id: 'acme-corp', tenant_seq: '3', tree_size: 3 });
-    const others = await service.selectFrom('audit_events').select(['seq', 'hash', 'tenant_hash', 'event_id']).where((eb) => eb.or([eb('tenant_id', '!=', 'acme-corp'), eb('tenant_id', 'is', null)])).execute();
+    const others = await service
+      .selectFrom('audit_events')
+      .select(['seq', 'hash', 'tenant_hash', 'event_id'])
+      .where((eb) => eb.or([eb('tenant_id', '!=', 'acme-corp'), eb('tenant_id', 'is', null)]))
+      .execute();
     const acme = await service.selectFrom('audit_events').select(['hash']).where('tenant_id', '=', 'acme-corp').execute();
     const text = JSON.stringify(proof) + (await (await import('node:fs/promises')).readFile(saved.entries, 'utf8'));
-    for (const needle of ['globex', ...others.flatMap((o) => [o.hash, o.tenant_hash, o.event_id]), ...acme.map((a) => a.hash), '198.51.100.7', 'operator-cli']) expect([needle, text.includes(needle)]).toEqual([needle, false]);
+    for (const needle of ['globex', ...others.flatMap((o) => [o.hash, o.tenant_hash, o.event_id]), ...acme.map((a) => a.hash), '198.51.100.7', 'operator-cli'])
+      expect([needle, text.includes(needle)]).toEqual([needle, false]);
     expect(text).not.toMatch(/"seq"|"prev_hash"|"hash"/);
   });
 
-  test('when an owner cuts off the tenant\'s newest entries, then the tenant\'s saved proof shows the truncation', async () => {
+  test("when an owner cuts off the tenant's newest entries, then the tenant's saved proof shows the truncation", async () => {
     await history(3);
     const saved = await save('acme-corp', 'acme');
     await withTriggersDisabled(admin, async (trx) => void (await sql`delete from audit_events where tenant_id = 'acme-corp' and tenant_seq = 3`.execute(trx)));
@@ -133,7 +176,9 @@ describe('tenant proofs', () => {
 
     const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: truncation: the entries end at tenant_seq 2, but the proof of the checkpoint signed at \S+ \(tenant_seq 3\) covers tenant_seq 3: entries were cut off/);
+    expect(result.stdout).toMatch(
+      /bad: truncation: the entries end at tenant_seq 2, but the proof of the checkpoint signed at \S+ \(tenant_seq 3\) covers tenant_seq 3: entries were cut off/,
+    );
   });
 
   test('when an owner rewrites an entry of the tenant and recomputes every chain, then the tenant sees the rewrite', async () => {
@@ -148,10 +193,12 @@ describe('tenant proofs', () => {
 
     const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^ok: 3 entries of tenant acme-corp link and recompute\nbad: rewrite: tenant_seq 3 no longer has the hash proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\): it, or an entry before it, was changed\n$/);
+    expect(result.stdout).toMatch(
+      /^ok: 3 entries of tenant acme-corp link and recompute\nbad: rewrite: tenant_seq 3 no longer has the hash proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\): it, or an entry before it, was changed\n$/,
+    );
   });
 
-  test('when an owner inserts a forged entry into the tenant\'s chain and recomputes, then the tenant sees the forged insert', async () => {
+  test("when an owner inserts a forged entry into the tenant's chain and recomputes, then the tenant sees the forged insert", async () => {
     await history(3);
     const saved = await save('acme-corp', 'acme');
     await withTriggersDisabled(admin, async (trx) => {
@@ -165,10 +212,12 @@ describe('tenant proofs', () => {
 
     const result = await verifyTenant(['--entries', now, '--proof', saved.proof]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: forged_insert: the entry proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\) is now at tenant_seq 4: 1 entries were inserted before it/);
+    expect(result.stdout).toMatch(
+      /bad: forged_insert: the entry proved by the proof of the checkpoint signed at \S+ \(tenant_seq 3\) is now at tenant_seq 4: 1 entries were inserted before it/,
+    );
   });
 
-  test('when the rewritten history was signed again, then the tenant\'s old and new proofs show the fork', async () => {
+  test("when the rewritten history was signed again, then the tenant's old and new proofs show the fork", async () => {
     await history(2);
     const before = await save('acme-corp', 'before');
     await withTriggersDisabled(admin, async (trx) => {
@@ -181,22 +230,40 @@ describe('tenant proofs', () => {
     const head = await service.selectFrom('audit_events').select(['seq', 'event_id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirstOrThrow();
     const entries = (await entryTreeHeadsAt(service, [head.seq])).get(head.seq)!;
     const previous = linkHashOfMessage((await readLastCheckpointText(jsm, stream, prefix))!);
-    await publishCheckpoint(nc.jetstream(), prefix, signCheckpoint({ head, tree: tenantTree(await tenantHeadsAt(service, head.seq)), entries, previous }, key.privateKey, new Date(Date.now() + 1000)));
+    await publishCheckpoint(
+      nc.jetstream(),
+      prefix,
+      signCheckpoint({ head, tree: tenantTree(await tenantHeadsAt(service, head.seq)), entries, previous }, key.privateKey, new Date(Date.now() + 1000)),
+    );
     const after = await save('acme-corp', 'after');
 
     const result = await verifyTenant(['--entries', after.entries, '--proof', before.proof, '--proof', after.proof]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/bad: fork: the entries match the proof of the checkpoint signed at \S+ \(tenant_seq 2\) but not the proof of the checkpoint signed at \S+ \(tenant_seq 2\)/);
+    expect(result.stdout).toMatch(
+      /bad: fork: the entries match the proof of the checkpoint signed at \S+ \(tenant_seq 2\) but not the proof of the checkpoint signed at \S+ \(tenant_seq 2\)/,
+    );
   });
 
   test('when a proof is altered or signed with another key, then the tenant verifier refuses it', async () => {
     await history(2);
     const saved = await save('acme-corp', 'acme');
-    const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as { audit_path: string[]; checkpoint: Record<string, unknown> };
+    const proof = JSON.parse(await (await import('node:fs/promises')).readFile(saved.proof, 'utf8')) as {
+      audit_path: string[];
+      checkpoint: Record<string, unknown>;
+    };
     const altered = path.join(dir, 'altered.json');
     await writeFile(altered, JSON.stringify({ ...proof, audit_path: ['0'.repeat(64), ...proof.audit_path.slice(1)] }));
     const otherKey = generateKeyPairSync('ed25519').privateKey;
-    const forged = signCheckpoint({ head: { seq: '1', event_id: randomUUID(), hash: '0'.repeat(64) }, tree: { size: 1, root: '0'.repeat(64) }, entries: { size: '1', root: '0'.repeat(64) }, previous: null }, otherKey, new Date());
+    const forged = signCheckpoint(
+      {
+        head: { seq: '1', event_id: randomUUID(), hash: '0'.repeat(64) },
+        tree: { size: 1, root: '0'.repeat(64) },
+        entries: { size: '1', root: '0'.repeat(64) },
+        previous: null,
+      },
+      otherKey,
+      new Date(),
+    );
     const foreign = path.join(dir, 'foreign.json');
     await writeFile(foreign, JSON.stringify({ ...proof, checkpoint: withoutHead(forged) }));
 
@@ -206,12 +273,23 @@ describe('tenant proofs', () => {
     expect(result.stdout).toMatch(/bad: forged_checkpoint: the proof of the checkpoint signed at \S+ \(tenant_seq 2\) is not signed by this key/);
   });
 
-  test('when the operator runs verify --tenant, then it checks that tenant\'s chain and proof from the database and the stream', async () => {
+  test("when the operator runs verify --tenant, then it checks that tenant's chain and proof from the database and the stream", async () => {
     await history(2);
     let stdout = '';
-    const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: stream, NATS_SUBJECT_PREFIX: prefix, DATA_DIR: dir };
+    const env = {
+      DATABASE_URL: world.testDb.serviceUrl,
+      NATS_URL: testEnv().natsUrl,
+      LEDGER_CHECKPOINT_STREAM: stream,
+      NATS_SUBJECT_PREFIX: prefix,
+      DATA_DIR: dir,
+    };
     const code = await runServiceFs(['verify', '--tenant', 'globex'], env, { stdout: (t) => (stdout += t), stderr: () => undefined });
-    expect({ code, stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^ok: 2 entries of tenant globex link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 2\n$/) });
+    expect({ code, stdout }).toEqual({
+      code: 0,
+      stdout: expect.stringMatching(
+        /^ok: 2 entries of tenant globex link and recompute\nok: 1 signed checkpoint cover these entries; the newest \(signed \S+\) up to tenant_seq 2\n$/,
+      ),
+    });
   });
 
   test('when the checkpoint stream cannot be read, then the proof route answers 503 dependency_unavailable, not 500', async () => {

@@ -30,7 +30,19 @@ describe('ledger group commit (LedgerWriter)', () => {
   });
 
   const storedIds = async (events: NewAuditEvent[]) =>
-    (await db.selectFrom('audit_events').select('event_id').where('event_id', 'in', events.map((e) => e.event_id)).execute()).map((row) => row.event_id).sort();
+    (
+      await db
+        .selectFrom('audit_events')
+        .select('event_id')
+        .where(
+          'event_id',
+          'in',
+          events.map((e) => e.event_id),
+        )
+        .execute()
+    )
+      .map((row) => row.event_id)
+      .sort();
 
   test('when 60 units arrive at once, then the first commits alone, the other 59 share one transaction, and all form one valid chain', async () => {
     const writer = new LedgerWriter(db);

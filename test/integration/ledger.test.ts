@@ -42,11 +42,7 @@ describe('audit ledger', () => {
     const tenant = 'acme-corp';
     // Keys out of order, nested values, non-ASCII text and numbers: jsonb reorders and re-renders
     // details, and the hash must still recompute from what is read back.
-    const details = [
-      { z: 1, a: { y: [3, 2, 1], b: null }, text: 'Größe € 😀', ratio: 0.1, big: 1e21 },
-      { max_vms: 10, storage_quota_gb: 100 },
-      {},
-    ];
+    const details = [{ z: 1, a: { y: [3, 2, 1], b: null }, text: 'Größe € 😀', ratio: 0.1, big: 1e21 }, { max_vms: 10, storage_quota_gb: 100 }, {}];
     const appended = [];
     for (const [i, d] of details.entries()) {
       appended.push(
@@ -60,7 +56,14 @@ describe('audit ledger', () => {
     for (let i = 1; i < stored.length; i += 1) expect(stored[i]!.prev_hash).toBe(stored[i - 1]!.hash);
     expect(stored.map((e) => e.hash)).toEqual(appended.map((e) => e.hash));
     expect(stored[0]!.details).toEqual(details[0]);
-    expect(await verifyChain(service)).toEqual({ valid: true, checked: 3, first_bad_seq: null, defect: null, reason: null, head: { seq: '3', event_id: stored[2]!.event_id, hash: stored[2]!.hash } });
+    expect(await verifyChain(service)).toEqual({
+      valid: true,
+      checked: 3,
+      first_bad_seq: null,
+      defect: null,
+      reason: null,
+      head: { seq: '3', event_id: stored[2]!.event_id, hash: stored[2]!.hash },
+    });
   });
 
   test('when the ledger is empty, then verifyChain is valid with 0 entries checked', async () => {
@@ -106,7 +109,7 @@ describe('audit ledger', () => {
     expect(await verifyChain(service)).toMatchObject({ valid: true, checked: 1 });
   });
 
-  test('when 50 appends of five tenants run concurrently on a pool of 10 connections, then each tenant\'s entries form one linear chain in seq order', async () => {
+  test("when 50 appends of five tenants run concurrently on a pool of 10 connections, then each tenant's entries form one linear chain in seq order", async () => {
     const events = Array.from({ length: 50 }, (_, i) => newAuditEvent({ tenant_id: `tenant-${i % 5}-x`, details: { i } }));
     const results = await Promise.all(events.map((event) => appendAuditEvent(service, event)));
 
@@ -175,7 +178,12 @@ describe('audit ledger', () => {
     await sql`delete from audit_events where seq = 2`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
-    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '3', defect: 'gap', reason: 'the chain of tenant acme-corp: tenant_seq 3, expected 2' });
+    expect(await verifyChain(service)).toMatchObject({
+      valid: false,
+      first_bad_seq: '3',
+      defect: 'gap',
+      reason: 'the chain of tenant acme-corp: tenant_seq 3, expected 2',
+    });
   });
 
   test('when a superuser rewrites a tenant chain link with the triggers disabled, then verifyChain names the tenant chain', async () => {
@@ -185,7 +193,12 @@ describe('audit ledger', () => {
     await sql`update audit_events set tenant_hash = ${'f'.repeat(64)} where seq = 4`.execute(admin);
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
-    expect(await verifyChain(service)).toMatchObject({ valid: false, first_bad_seq: '4', defect: 'rewrite', reason: 'the chain of tenant acme-corp: tenant_hash does not match the entry content' });
+    expect(await verifyChain(service)).toMatchObject({
+      valid: false,
+      first_bad_seq: '4',
+      defect: 'rewrite',
+      reason: 'the chain of tenant acme-corp: tenant_hash does not match the entry content',
+    });
   });
 
   test('when a superuser inserts an entry with seq -5 past the disabled triggers, then verifyChain names it a forged insert', async () => {
@@ -193,7 +206,9 @@ describe('audit ledger', () => {
 
     await sql`alter table audit_events disable trigger user`.execute(admin);
     await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
-              values (-5, gen_random_uuid(), 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', ${'a'.repeat(64)}, ${'b'.repeat(64)}, -5, '', '')`.execute(admin);
+              values (-5, gen_random_uuid(), 'acme-corp', 'TENANT_DELETED', '2020-01-01T00:00:00Z', '{}', ${'a'.repeat(64)}, ${'b'.repeat(64)}, -5, '', '')`.execute(
+      admin,
+    );
     await sql`alter table audit_events enable trigger user`.execute(admin);
 
     expect(await verifyChain(service)).toMatchObject({

@@ -129,8 +129,20 @@ describe('the NATS users of docker/nats/vm-tenant-users.conf, on a real server',
     await ensureCheckpointStream(jsm, CHECKPOINTS, PREFIX);
     const entry = await appendAuditEvent(testDb.serviceDb({ max: 1 }), newAuditEvent({ tenant_id: 'acme-corp' }));
     // As the event relay publishes an entry.
-    await worker.jetstream().publish(subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'), JSON.stringify({ seq: entry.seq }), { msgID: entry.event_id, timeout: 5000 });
-    const signer = new LedgerCheckpointSigner({ db: testDb.serviceDb({ max: 2 }), js: worker.jetstream(), jsm, stream: CHECKPOINTS, subjectPrefix: PREFIX, key, everyEntries: 1, everyMs: 3_600_000, log: createLogger({ name: 'signer', level: 'silent' }) });
+    await worker
+      .jetstream()
+      .publish(subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'), JSON.stringify({ seq: entry.seq }), { msgID: entry.event_id, timeout: 5000 });
+    const signer = new LedgerCheckpointSigner({
+      db: testDb.serviceDb({ max: 2 }),
+      js: worker.jetstream(),
+      jsm,
+      stream: CHECKPOINTS,
+      subjectPrefix: PREFIX,
+      key,
+      everyEntries: 1,
+      everyMs: 3_600_000,
+      log: createLogger({ name: 'signer', level: 'silent' }),
+    });
     expect(await signer.signIfDue()).toEqual({ signed: expect.objectContaining({ head: expect.objectContaining({ seq: entry.seq }) }) });
   }
 
@@ -146,7 +158,14 @@ describe('the NATS users of docker/nats/vm-tenant-users.conf, on a real server',
         [`delete message 1 of ${name}`, `$JS.API.STREAM.MSG.DELETE.${name}`, () => jsm.streams.deleteMessage(name, 1)],
       ]),
       // An update could add a limit that discards old checkpoints (sent as is: nats.js would read the stream first).
-      [`update stream ${CHECKPOINTS}`, `$JS.API.STREAM.UPDATE.${CHECKPOINTS}`, () => nc.request(`$JS.API.STREAM.UPDATE.${CHECKPOINTS}`, JSON.stringify({ name: CHECKPOINTS, subjects: [checkpointSubject(PREFIX)], max_msgs: 1 }), { timeout: 2000 })],
+      [
+        `update stream ${CHECKPOINTS}`,
+        `$JS.API.STREAM.UPDATE.${CHECKPOINTS}`,
+        () =>
+          nc.request(`$JS.API.STREAM.UPDATE.${CHECKPOINTS}`, JSON.stringify({ name: CHECKPOINTS, subjects: [checkpointSubject(PREFIX)], max_msgs: 1 }), {
+            timeout: 2000,
+          }),
+      ],
     ];
   }
 
@@ -183,9 +202,17 @@ describe('the NATS users of docker/nats/vm-tenant-users.conf, on a real server',
     const calls: Call[] = [
       ...destructiveCalls(api, jsm),
       ['publish a checkpoint', checkpointSubject(PREFIX), () => api.jetstream().publish(checkpointSubject(PREFIX), '{"forged":true}', { timeout: 2000 })],
-      ['publish an event', subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'), () => api.jetstream().publish(subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'), '{}', { timeout: 2000 })],
+      [
+        'publish an event',
+        subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'),
+        () => api.jetstream().publish(subjectFor(PREFIX, 'TENANT_CREATED', 'acme-corp'), '{}', { timeout: 2000 }),
+      ],
       ['create a stream', '$JS.API.STREAM.CREATE.API_MADE', () => jsm.streams.add({ name: 'API_MADE', subjects: ['api.made'] })],
-      [`update stream ${STREAM}`, `$JS.API.STREAM.UPDATE.${STREAM}`, () => api.request(`$JS.API.STREAM.UPDATE.${STREAM}`, JSON.stringify({ name: STREAM, subjects: [`${PREFIX}.>`], max_msgs: 1 }), { timeout: 2000 })],
+      [
+        `update stream ${STREAM}`,
+        `$JS.API.STREAM.UPDATE.${STREAM}`,
+        () => api.request(`$JS.API.STREAM.UPDATE.${STREAM}`, JSON.stringify({ name: STREAM, subjects: [`${PREFIX}.>`], max_msgs: 1 }), { timeout: 2000 }),
+      ],
     ];
     expect(await outcomes(calls)).toEqual(allRefused(calls));
     const workerView = await worker.jetstreamManager();

@@ -37,7 +37,9 @@ describe('NATS over TLS with a credentials file', () => {
 
   beforeAll(async () => {
     nats = await startNatsTlsServer(dir, certs);
-    fleet = await startSimulator({ config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: '50' }) });
+    fleet = await startSimulator({
+      config: loadSimulatorConfig({ FLEET_PORT: '0', FLEET_STATE_FILE: path.join(dir, 'fleet-state.json'), FLEET_BOOT_MS: '50' }),
+    });
   });
 
   afterAll(async () => {
@@ -73,7 +75,11 @@ describe('NATS over TLS with a credentials file', () => {
   }
 
   async function call(method: string, route: string, token: string, body: unknown): Promise<{ status: number; body: any }> {
-    const response = await fetch(`${api!.url}${route}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const response = await fetch(`${api!.url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: response.status, body: await response.json() };
   }
 
@@ -83,10 +89,22 @@ describe('NATS over TLS with a credentials file', () => {
     const ready = await fetch(`${api.url}/readyz`);
     expect(ready.status).toBe(200);
 
-    const tenantId = uniqueName('tls').toLowerCase().replace(/[^a-z0-9-]/g, '-');
-    const created = await call('POST', '/v1/tenants', adminToken, { tenant_id: tenantId, display_name: 'TLS tenant', max_vms: 2, storage_quota_gb: 20, api_rate_limit_rpm: 600 });
+    const tenantId = uniqueName('tls')
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-');
+    const created = await call('POST', '/v1/tenants', adminToken, {
+      tenant_id: tenantId,
+      display_name: 'TLS tenant',
+      max_vms: 2,
+      storage_quota_gb: 20,
+      api_rate_limit_rpm: 600,
+    });
     expect(created.status).toBe(201);
-    const issued = await call('POST', `/v1/tenants/${tenantId}/tokens`, adminToken, { subject_pubkey: SAMPLE_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 3600 });
+    const issued = await call('POST', `/v1/tenants/${tenantId}/tokens`, adminToken, {
+      subject_pubkey: SAMPLE_PUBKEY,
+      scope: 'service:tenant-admin',
+      expires_in_seconds: 3600,
+    });
     expect(issued.status).toBe(201);
     const spawned = await call('POST', '/v1/vms', issued.body.token, SMALL_VM);
     expect(spawned.status).toBe(202);
@@ -95,7 +113,11 @@ describe('NATS over TLS with a credentials file', () => {
     const types = await eventually(
       async () => {
         const { stdout } = await execFileAsync(TAIL, ['--tenant', tenantId, '--from-start', '--no-follow'], { env: tailEnv, timeout: 30_000 });
-        const events = stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event_type: string; tenant_id: string });
+        const events = stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { event_type: string; tenant_id: string });
         return events.some((e) => e.event_type === 'VM_RUNNING') ? events.map((e) => e.event_type) : undefined;
       },
       60_000,
@@ -117,18 +139,28 @@ describe('NATS over TLS with a credentials file', () => {
     const result = await failedStart(wrongCa);
     expect(result.code).toBe(1);
     expect(result.message).toContain('api failed to start');
-    expect(result.message).toContain(`nats at ${nats.url} (TLS, credentials file): TLS certificate verify failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(result.message).toContain(
+      `nats at ${nats.url} (TLS, credentials file): TLS certificate verify failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
   });
 
   test('when the worker presents the credentials of an account the server does not know, then it does not start and says nats refused the credentials', async () => {
     const result = await failedStart(startWorker('worker-nats-stranger', { NATS_CREDS_FILE: nats.strangerCredsFile }));
     expect(result.code).toBe(1);
     expect(result.message).toContain('worker failed to start');
-    expect(result.message).toContain(`nats at ${nats.url} (TLS, credentials file): the server refused the credentials (NATS_CREDS_FILE, or the login in NATS_URL)`);
+    expect(result.message).toContain(
+      `nats at ${nats.url} (TLS, credentials file): the server refused the credentials (NATS_CREDS_FILE, or the login in NATS_URL)`,
+    );
   });
 
   test('when the tail command is given the wrong CA, then it exits 3 naming nats and the failed verification', async () => {
-    const tail = execFileAsync(TAIL, ['--tenant', 'acme', '--no-follow'], { env: { PATH: process.env.PATH!, ...natsEnv({ NATS_TLS_CA_FILE: certs.otherCa }) }, timeout: 30_000 });
-    await expect(tail).rejects.toMatchObject({ code: 3, stderr: expect.stringContaining(`vm-tenant-events: nats at ${nats.url} (TLS, credentials file): TLS certificate verify failed`) });
+    const tail = execFileAsync(TAIL, ['--tenant', 'acme', '--no-follow'], {
+      env: { PATH: process.env.PATH!, ...natsEnv({ NATS_TLS_CA_FILE: certs.otherCa }) },
+      timeout: 30_000,
+    });
+    await expect(tail).rejects.toMatchObject({
+      code: 3,
+      stderr: expect.stringContaining(`vm-tenant-events: nats at ${nats.url} (TLS, credentials file): TLS certificate verify failed`),
+    });
   });
 });

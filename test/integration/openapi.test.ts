@@ -41,7 +41,9 @@ describe('OpenAPI document', () => {
     const spawn = doc.paths['/v1/vms'].post;
     expect(spawn.requestBody.content['application/json'].schema.properties.storage_gb).toMatchObject({ type: 'integer', minimum: 1 });
     expect(spawn.parameters.map((p: { name: string }) => p.name)).toContain('Idempotency-Key');
-    const refusals = spawn.responses['429'].content['application/problem+json'].schema.anyOf as Array<{ properties: Record<string, { const?: string; enum?: string[] }> }>;
+    const refusals = spawn.responses['429'].content['application/problem+json'].schema.anyOf as Array<{
+      properties: Record<string, { const?: string; enum?: string[] }>;
+    }>;
     const quotaExceeded = refusals.find((schema) => schema.properties.code?.const === 'quota_exceeded');
     expect(quotaExceeded?.properties.limit?.enum).toEqual(['max_vms', 'storage_quota_gb']);
     expect(refusals.map((schema) => schema.properties.code?.const)).toContain('in_flight_limit');
@@ -63,7 +65,9 @@ describe('OpenAPI document', () => {
   };
   const codesOf = (op: any, status: string): string[] => problemSchemas(op, status).map((schema) => schema.properties.code.const);
   const operations = (): Array<[string, any]> =>
-    Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, any]));
+    Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, any]),
+    );
 
   test('when the API refuses a scope, then the documented 403 problem carries required_scope (Schemathesis found it forbidden)', () => {
     const insufficientScope = problemSchemas(doc.paths['/v1/vms'].get, '403').find((schema) => schema.properties.code.const === 'insufficient_scope');

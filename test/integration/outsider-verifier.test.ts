@@ -41,18 +41,35 @@ let token: string;
 
 beforeAll(() => {
   // Throws (the test fails) when Python or the package cannot be had.
-  python = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-python-cryptography.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 170_000 }).trim();
+  python = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-python-cryptography.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 170_000,
+  }).trim();
 });
 
 beforeEach(async () => {
   ({ service, keyDir: dir } = world);
   key = await ensureCheckpointSigningKey(dir);
   signer = world.signer(key, { everyEntries: 1 });
-  await service.insertInto('tenants').values({ tenant_id: TENANT, display_name: 'Acme', max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: new Date(), updated_at: new Date() }).execute();
+  await service
+    .insertInto('tenants')
+    .values({
+      tenant_id: TENANT,
+      display_name: 'Acme',
+      max_vms: 1,
+      storage_quota_gb: 1,
+      api_rate_limit_rpm: 100_000,
+      created_at: new Date(),
+      updated_at: new Date(),
+    })
+    .execute();
   token = generateToken();
   await insertToken(service, { token_id: newTokenId(), tenant_id: TENANT, scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
   // The API holds the key of the series' start: it follows the rotation below on the stream.
-  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: world.stream }), { ledgerCheckpointKey: async () => key.publicKey });
+  served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: world.stream }), {
+    ledgerCheckpointKey: async () => key.publicKey,
+  });
 });
 
 afterEach(async () => {
@@ -61,9 +78,22 @@ afterEach(async () => {
 
 /** Details that exercise RFC 8785: key order by UTF-16 code units, number rendering, escapes, non-ASCII. */
 const AWKWARD_DETAILS = [
-  { z: 1, a: { y: [3, 2.5, -1e-7, 1e-6, 1e16, 1e21, 0.1, 123.456], b: null, t: true, f: false }, '\u20ac': 'euro', '\ud83d\ude00': 'smile', '\ufb33': 'dalet', text: 'tab\there\u0001 "quoted" \\' },
+  {
+    z: 1,
+    a: { y: [3, 2.5, -1e-7, 1e-6, 1e16, 1e21, 0.1, 123.456], b: null, t: true, f: false },
+    '\u20ac': 'euro',
+    '\ud83d\ude00': 'smile',
+    '\ufb33': 'dalet',
+    text: 'tab\there\u0001 "quoted" \\',
+  },
   { display_name: 'Größe AG', max_vms: 10, nested: { list: [{ k: 'v' }, [], {}], empty: '' } },
-  { reason: 'line\nbreak\r\u001f\u007f', ratio: 0.3333333333333333, big: 9007199254740991, negative: -42, extremes: [5e-324, 1.7976931348623157e308, 123456789012345680000, -0] },
+  {
+    reason: 'line\nbreak\r\u001f\u007f',
+    ratio: 0.3333333333333333,
+    big: 9007199254740991,
+    negative: -42,
+    extremes: [5e-324, 1.7976931348623157e308, 123456789012345680000, -0],
+  },
 ];
 
 /** `count` entries of acme-corp (the operator's and the tenant's own actions), one of another tenant, then one checkpoint. */
@@ -77,7 +107,9 @@ async function writeAndSign(count: number): Promise<void> {
         event_type: own ? 'VM_SPAWN_REQUESTED' : 'QUOTA_CHANGED',
         vm_id: own ? `vm-${i}` : null,
         details: { ...AWKWARD_DETAILS[i % AWKWARD_DETAILS.length], i },
-        context: own ? { actor_scope: 'vm:write', actor_token_id: 'tok_tenant', source_ip: '2001:db8::7', user_agent: 'Größe-client/1.0 😀' } : { source_ip: '203.0.113.9', user_agent: 'ops-console' },
+        context: own
+          ? { actor_scope: 'vm:write', actor_token_id: 'tok_tenant', source_ip: '2001:db8::7', user_agent: 'Größe-client/1.0 😀' }
+          : { source_ip: '203.0.113.9', user_agent: 'ops-console' },
       }),
     );
   }
@@ -124,7 +156,9 @@ interface Evidence {
 let caseNumber = 0;
 
 /** Saves the evidence as files (entries as JSON Lines of pages, one file per page of links) and runs both verifiers on them. */
-async function verifyBoth(evidence: Evidence): Promise<{ python: { code: number; stdout: string; stderr: string }; typescript: { code: number; stdout: string } }> {
+async function verifyBoth(
+  evidence: Evidence,
+): Promise<{ python: { code: number; stdout: string; stderr: string }; typescript: { code: number; stdout: string } }> {
   caseNumber += 1;
   const caseDir = path.join(dir, `case-${caseNumber}`);
   await mkdir(caseDir);
@@ -167,7 +201,13 @@ async function buildHistory(): Promise<{ honest: Evidence; p2: TenantProof; link
   await writeAndSign(2);
   const p2 = await get<TenantProof>('/v1/audit/proof');
   let rotationOut = '';
-  const env = { DATABASE_URL: world.testDb.serviceUrl, NATS_URL: testEnv().natsUrl, LEDGER_CHECKPOINT_STREAM: world.stream, NATS_SUBJECT_PREFIX: world.prefix, DATA_DIR: dir };
+  const env = {
+    DATABASE_URL: world.testDb.serviceUrl,
+    NATS_URL: testEnv().natsUrl,
+    LEDGER_CHECKPOINT_STREAM: world.stream,
+    NATS_SUBJECT_PREFIX: world.prefix,
+    DATA_DIR: dir,
+  };
   expect(await runServiceFs(['rotate-checkpoint-key'], env, { stdout: (t) => (rotationOut += t), stderr: (t) => (rotationOut += t) })).toBe(0);
   await writeAndSign(3);
   const p3 = await get<TenantProof>('/v1/audit/proof');
@@ -177,7 +217,11 @@ async function buildHistory(): Promise<{ honest: Evidence; p2: TenantProof; link
   expect(entries.length).toBeGreaterThan(2);
   const links = await allPages<Link>('/v1/audit/checkpoints', 2, p1.checkpoint_id);
   expect(links.flatMap((page) => page.items).map((link) => link.type ?? 'checkpoint')).toEqual(['checkpoint', 'key_rotation', 'checkpoint']);
-  return { honest: { key: pinned, entries, proof: p3, prior: p1, links }, p2, linksAfterP2: await allPages<Link>('/v1/audit/checkpoints', 2, p2.checkpoint_id) };
+  return {
+    honest: { key: pinned, entries, proof: p3, prior: p1, links },
+    p2,
+    linksAfterP2: await allPages<Link>('/v1/audit/checkpoints', 2, p2.checkpoint_id),
+  };
 }
 
 const clone = <T>(value: T): T => structuredClone(value);
@@ -220,8 +264,16 @@ describe("an outsider's verifier, written from the documents, on what the API an
       const first = e.proof.audit_path[0]!;
       e.proof.audit_path[0] = (first[0] === '0' ? '1' : '0') + first.slice(1);
     });
-    add("a byte of the newest checkpoint's signature flipped", 'forged_checkpoint', (e) => (e.proof.checkpoint.signature = flipSignatureByte(e.proof.checkpoint.signature)));
-    add("a byte of the prior checkpoint's signature flipped", 'forged_checkpoint', (e) => (e.prior.checkpoint.signature = flipSignatureByte(e.prior.checkpoint.signature)));
+    add(
+      "a byte of the newest checkpoint's signature flipped",
+      'forged_checkpoint',
+      (e) => (e.proof.checkpoint.signature = flipSignatureByte(e.proof.checkpoint.signature)),
+    );
+    add(
+      "a byte of the prior checkpoint's signature flipped",
+      'forged_checkpoint',
+      (e) => (e.prior.checkpoint.signature = flipSignatureByte(e.prior.checkpoint.signature)),
+    );
     add('an older proof given as the newest', 'rollback', (e) => {
       e.proof = honest.prior;
       e.prior = p2;

@@ -63,7 +63,10 @@ describe('Postgres call deadlines', () => {
       return (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn)).rows[0]!.pid;
     });
     const started = Date.now();
-    const error = await db.connection().execute((conn) => sql`select pg_sleep(4)`.execute(conn)).catch((e: unknown) => e);
+    const error = await db
+      .connection()
+      .execute((conn) => sql`select pg_sleep(4)`.execute(conn))
+      .catch((e: unknown) => e);
     const waited = Date.now() - started;
     expect((error as Error).message).toBe('Query read timeout');
     expect(isDatabaseUnavailableError(error)).toBe(true);

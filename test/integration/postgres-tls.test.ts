@@ -35,7 +35,8 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
   let api: ApiProcess | undefined;
 
   /** A login on the private cluster through TLS, verified against `ca`. */
-  const tlsUrl = (login: string, ca = certs.ca) => `postgres://${login}@127.0.0.1:${postgres.port}/vm_tenant?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`;
+  const tlsUrl = (login: string, ca = certs.ca) =>
+    `postgres://${login}@127.0.0.1:${postgres.port}/vm_tenant?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`;
 
   /** A file the server reads: as root the server runs as `postgres`, which must own it (a key must also be 0600). */
   function serverFile(name: string, content: Buffer | string, mode: number): string {
@@ -73,7 +74,10 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
   });
 
   test('when the migrations get sslmode=verify-full and the CA in PGSSLROOTCERT, then they run over TLS', async () => {
-    const migrate = spawnService('migrate-tls', 'src/cli/migrate.ts', { MIGRATION_DATABASE_URL: tlsUrl(`postgres:${OWNER_PASSWORD}`).replace(/&sslrootcert=[^&]*/, ''), PGSSLROOTCERT: certs.ca });
+    const migrate = spawnService('migrate-tls', 'src/cli/migrate.ts', {
+      MIGRATION_DATABASE_URL: tlsUrl(`postgres:${OWNER_PASSWORD}`).replace(/&sslrootcert=[^&]*/, ''),
+      PGSSLROOTCERT: certs.ca,
+    });
     children.push(migrate);
     const exit = await migrate.exited;
     expect({ code: exit.code, output: exit.code === 0 ? '' : migrate.recentOutput().join('\n') }).toEqual({ code: 0, output: '' });
@@ -81,9 +85,16 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
   });
 
   test('when the API gets a verify-full URL with sslrootcert, then it starts, is ready, and a tenant and its ledger entry are written over TLS', async () => {
-    api = await startApiProcess({ DATABASE_URL: tlsUrl(`vm_tenant_app:${APP_PASSWORD}`), ADMIN_TOKEN: adminToken, TEMPORAL_TASK_QUEUE: taskQueue, API_METRICS_PORT: '0' });
+    api = await startApiProcess({
+      DATABASE_URL: tlsUrl(`vm_tenant_app:${APP_PASSWORD}`),
+      ADMIN_TOKEN: adminToken,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      API_METRICS_PORT: '0',
+    });
     expect((await fetch(`${api.url}/readyz`)).status).toBe(200);
-    const tenantId = uniqueName('pgtls').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+    const tenantId = uniqueName('pgtls')
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-');
     const created = await fetch(`${api.url}/v1/tenants`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
@@ -96,7 +107,9 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
     try {
       const ledger = await check.query('select event_type from audit_events where tenant_id = $1', [tenantId]);
       expect(ledger.rows).toEqual([{ event_type: 'TENANT_CREATED' }]);
-      const sessions = await check.query("select bool_and(s.ssl) as all_tls, count(*)::int as n from pg_stat_ssl s join pg_stat_activity a using (pid) where a.usename = 'vm_tenant_app'");
+      const sessions = await check.query(
+        "select bool_and(s.ssl) as all_tls, count(*)::int as n from pg_stat_ssl s join pg_stat_activity a using (pid) where a.usename = 'vm_tenant_app'",
+      );
       expect(sessions.rows[0]).toMatchObject({ all_tls: true, n: expect.any(Number) });
       expect(sessions.rows[0].n).toBeGreaterThan(0);
     } finally {
@@ -123,13 +136,17 @@ describe('Postgres with sslmode=verify-full and a CA file', () => {
     const result = await failedStartOn('src/api/server.ts', tlsUrl(`vm_tenant_app:${APP_PASSWORD}`, certs.otherCa));
     expect(result.code).toBe(1);
     expect(result.message).toContain('api failed to start');
-    expect(result.message).toContain(`postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): TLS certificate verify failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`);
+    expect(result.message).toContain(
+      `postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): TLS certificate verify failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+    );
   });
 
   test('when the worker is given a wrong password, then it does not start and says postgres refused the login', async () => {
     const result = await failedStartOn('src/workers/worker.ts', tlsUrl('vm_tenant_app:not-the-password'));
     expect(result.code).toBe(1);
     expect(result.message).toContain('worker failed to start');
-    expect(result.message).toContain(`postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): password authentication failed for user \\"vm_tenant_app\\" (28P01)`);
+    expect(result.message).toContain(
+      `postgres at 127.0.0.1:${postgres.port}/vm_tenant as vm_tenant_app (sslmode=verify-full): password authentication failed for user \\"vm_tenant_app\\" (28P01)`,
+    );
   });
 });

@@ -88,8 +88,16 @@ describe('production build', () => {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const output = () => [fleet, worker, api].map((child) => `--- ${child.name}\n${child.recentOutput().join('\n')}`).join('\n');
 
-    const started = await eventually(async () => worker.hasExited() || worker.recentOutput().some((line) => line.includes('worker started')), 60_000, 'worker start').catch(() => false);
-    expect({ started, running: !worker.hasExited(), output: started && !worker.hasExited() ? '' : output() }).toEqual({ started: true, running: true, output: '' });
+    const started = await eventually(
+      async () => worker.hasExited() || worker.recentOutput().some((line) => line.includes('worker started')),
+      60_000,
+      'worker start',
+    ).catch(() => false);
+    expect({ started, running: !worker.hasExited(), output: started && !worker.hasExited() ? '' : output() }).toEqual({
+      started: true,
+      running: true,
+      output: '',
+    });
     // The compiled worker ran the bundle the build made: no webpack at start.
     const startLine = worker.recentOutput().find((line) => line.includes('worker started')) ?? '';
     expect(JSON.parse(startLine).workflows).toBe(`prebuilt ${path.join(outDir, 'workflow-bundle.js')}`);
@@ -113,17 +121,33 @@ describe('production build', () => {
       });
       return { status: response.status, body: (await response.json()) as any };
     };
-    const tenantId = uniqueName('t-build').toLowerCase().replace(/[^a-z0-9-]/g, '-');
-    const tenant = await call('POST', '/v1/tenants', adminToken, { tenant_id: tenantId, display_name: 'Build test', max_vms: 2, storage_quota_gb: 20, api_rate_limit_rpm: 600 });
+    const tenantId = uniqueName('t-build')
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-');
+    const tenant = await call('POST', '/v1/tenants', adminToken, {
+      tenant_id: tenantId,
+      display_name: 'Build test',
+      max_vms: 2,
+      storage_quota_gb: 20,
+      api_rate_limit_rpm: 600,
+    });
     expect(tenant.status).toBe(201);
-    const issued = await call('POST', `/v1/tenants/${tenantId}/tokens`, adminToken, { subject_pubkey: SAMPLE_PUBKEY, scope: 'service:tenant-admin', expires_in_seconds: 600 });
+    const issued = await call('POST', `/v1/tenants/${tenantId}/tokens`, adminToken, {
+      subject_pubkey: SAMPLE_PUBKEY,
+      scope: 'service:tenant-admin',
+      expires_in_seconds: 600,
+    });
     expect(issued.status).toBe(201);
     const spawned = await call('POST', '/v1/vms', issued.body.token, SMALL_VM, { 'idempotency-key': uniqueName('spawn') });
     expect(spawned.status).toBe(202);
-    const running = await eventually(async () => {
-      const vm = await call('GET', `/v1/vms/${spawned.body.vm_id}`, issued.body.token);
-      return vm.body.status === 'running' ? vm.body : null;
-    }, 30_000, 'the VM to run').catch(() => null);
+    const running = await eventually(
+      async () => {
+        const vm = await call('GET', `/v1/vms/${spawned.body.vm_id}`, issued.body.token);
+        return vm.body.status === 'running' ? vm.body : null;
+      },
+      30_000,
+      'the VM to run',
+    ).catch(() => null);
     expect({ running: running?.status ?? null, output: running ? '' : output() }).toEqual({ running: 'running', output: '' });
   });
 });

@@ -81,7 +81,11 @@ describe('secrets never leak', () => {
     const doomed = await issue(tenant.token, 'vm:write');
 
     // --- Act: the whole VM lifecycle with the tokens.
-    const spawned = await call('POST', '/v1/vms', { token: writer.token, body: { ...SMALL_VM, name: 'secret-test' }, headers: { 'Idempotency-Key': randomUUID() } });
+    const spawned = await call('POST', '/v1/vms', {
+      token: writer.token,
+      body: { ...SMALL_VM, name: 'secret-test' },
+      headers: { 'Idempotency-Key': randomUUID() },
+    });
     expect(spawned.status).toBe(202);
     const vmId: string = spawned.body.vm_id;
     await eventually(async () => (await call('GET', `/v1/vms/${vmId}`, { token: reader.token })).body.status === 'running', SETTLE_MS, 'VM running');
@@ -95,11 +99,16 @@ describe('secrets never leak', () => {
     expect((await call('POST', '/v1/vms', { token: writer.token, body: { ...SMALL_VM, vcpus: -1 } })).status).toBe(400);
     expect((await call('POST', '/v1/vms', { token: writer.token, body: { ...SMALL_VM, token: writer.token } })).status).toBe(400);
     expect((await call('POST', '/v1/vms', { token: writer.token, body: { ...SMALL_VM, image: writer.token } })).status).toBe(400);
-    expect((await call('POST', '/v1/vms', { token: writer.token, rawBody: `{"token":"${writer.token}"`, headers: { 'content-type': 'application/json' } })).status).toBe(400);
+    expect(
+      (await call('POST', '/v1/vms', { token: writer.token, rawBody: `{"token":"${writer.token}"`, headers: { 'content-type': 'application/json' } })).status,
+    ).toBe(400);
     expect((await call('POST', '/v1/vms', { token: reader.token, body: SMALL_VM })).status).toBe(403);
     expect((await call('GET', `/v1/vms/${vmId}`, { token: other.token })).status).toBe(404);
     expect((await call('GET', `/v1/tenants/${tenantId}`, { token: other.token })).status).toBe(404);
-    expect((await call('POST', `/v1/tenants/${tenantId}/tokens`, { token: writer.token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'service:tenant-admin' } })).status).toBe(403);
+    expect(
+      (await call('POST', `/v1/tenants/${tenantId}/tokens`, { token: writer.token, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'service:tenant-admin' } }))
+        .status,
+    ).toBe(403);
 
     // Revocation, then the revoked secret used again.
     expect((await call('DELETE', `/v1/tenants/${tenantId}/tokens/${doomed.token_id}`, { token: tenant.token })).status).toBe(200);
@@ -160,7 +169,7 @@ describe('secrets never leak', () => {
             const m = await consumer.next({ expires: 2000 });
             if (!m) break;
             texts.push(`${m.subject} ${m.headers ? dump([...m.headers.keys()].map((k) => [k, m.headers!.values(k)])) : ''} ${m.string()}`);
-            const seq = (m.json<{ ledger_seq?: string }>()).ledger_seq;
+            const seq = m.json<{ ledger_seq?: string }>().ledger_seq;
             if (seq) seqs.add(seq);
             if (m.seq >= info.state.last_seq || m.info.pending === 0) break;
           }
@@ -173,17 +182,23 @@ describe('secrets never leak', () => {
       return { texts, seqs };
     };
     let nats = await readAll();
-    await eventually(async () => (nats = await readAll()).seqs.has(lastSeq), 30_000, 'the tenant\u2019s last ledger entry on a NATS stream of this run').catch(() => undefined);
+    await eventually(async () => (nats = await readAll()).seqs.has(lastSeq), 30_000, 'the tenant\u2019s last ledger entry on a NATS stream of this run').catch(
+      () => undefined,
+    );
     haystacks.push({ source: 'NATS messages of this run', text: nats.texts.join('\n') });
 
     // Temporal: every run of the tenant's workflows (found by their TenantId search attribute).
     const histories: string[] = [];
     for (const id of [tenantId, other.tenantId]) {
-      const runs = await eventually(async () => {
-        const found = [];
-        for await (const wf of stack.temporal.workflow.list({ query: `TenantId="${id}"` })) found.push(wf);
-        return found.length > 0 ? found : undefined;
-      }, SETTLE_MS, `workflows of ${id} visible`);
+      const runs = await eventually(
+        async () => {
+          const found = [];
+          for await (const wf of stack.temporal.workflow.list({ query: `TenantId="${id}"` })) found.push(wf);
+          return found.length > 0 ? found : undefined;
+        },
+        SETTLE_MS,
+        `workflows of ${id} visible`,
+      );
       for (const wf of runs) {
         const handle = stack.temporal.workflow.getHandle(wf.workflowId, wf.runId);
         const described = await handle.describe();

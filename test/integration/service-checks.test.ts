@@ -14,7 +14,10 @@ test('when Postgres and NATS both answer, then the check passes', async () => {
 
 test('when neither answers, then one error names both, says how to start each, and shows no password', async () => {
   const [pgPort, natsPort] = [await getFreePort(), await getFreePort()];
-  const failure = await checkServices({ postgresUrl: `postgres://app:pg-s3cret@127.0.0.1:${pgPort}/vm_tenant?password=query-s3cret`, natsUrl: `nats://app:nats-s3cret@127.0.0.1:${natsPort}` }).catch((error: unknown) => error);
+  const failure = await checkServices({
+    postgresUrl: `postgres://app:pg-s3cret@127.0.0.1:${pgPort}/vm_tenant?password=query-s3cret`,
+    natsUrl: `nats://app:nats-s3cret@127.0.0.1:${natsPort}`,
+  }).catch((error: unknown) => error);
 
   expect(failure).toBeInstanceOf(ServiceUnavailableError);
   const { services, message } = failure as ServiceUnavailableError;

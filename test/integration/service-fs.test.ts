@@ -175,7 +175,11 @@ describe('service-fs read', () => {
     ['a missing flag value', ['read', '--limit'], /argument missing/],
     ['a read option on verify', ['verify', '--limit', '1'], /unknown option '--limit'/],
     ['a verify option on read', ['read', '--chain-only'], /unknown option '--chain-only'/],
-    ['both verify modes', ['verify', '--chain-only', '--checkpoint-key', 'k.pem'], /option '--checkpoint-key <file>' cannot be used with option '--chain-only'/],
+    [
+      'both verify modes',
+      ['verify', '--chain-only', '--checkpoint-key', 'k.pem'],
+      /option '--checkpoint-key <file>' cannot be used with option '--chain-only'/,
+    ],
     ['an unknown command', ['list'], /unknown command 'list'/],
     ['no command', [], /missing command/],
   ])('when called with %s, then it exits 2 with a message on stderr and nothing on stdout', async (_case, args, message) => {

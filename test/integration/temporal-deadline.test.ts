@@ -52,10 +52,14 @@ describe('Temporal call deadline', () => {
     // Temporal "recovers": a worker picks up the workflow. The update the server still held may now
     // be admitted; the retry with the same key names the same VM either way.
     await stack.startWorker();
-    const retried = await eventually(async () => {
-      const answer = await spawn();
-      return answer.status === 202 ? answer : null;
-    }, 30_000, 'the retried spawn to be admitted');
+    const retried = await eventually(
+      async () => {
+        const answer = await spawn();
+        return answer.status === 202 ? answer : null;
+      },
+      30_000,
+      'the retried spawn to be admitted',
+    );
     await eventually(async () => (await stack.request('GET', `/v1/vms/${retried.body.vm_id}`, { token })).body.status === 'running', 20_000, 'the VM to run');
     const listed = await stack.request('GET', '/v1/vms', { token });
     expect(listed.body.items.map((vm: { vm_id: string }) => vm.vm_id)).toEqual([retried.body.vm_id]);
@@ -87,7 +91,10 @@ describe('Temporal call deadline against a hung server', () => {
     const gateway = createTenantWorkflowClient({ client: new Client({ connection }), taskQueue: 'never-polled', callTimeoutMs: CALL_TIMEOUT_MS });
     const context = { request_id: randomUUID() } as never;
     const calls: Array<[string, () => Promise<unknown>]> = [
-      ['spawn', () => gateway.spawn('hung-tenant', { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context } as never)],
+      [
+        'spawn',
+        () => gateway.spawn('hung-tenant', { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context } as never),
+      ],
       ['destroy', () => gateway.destroy('hung-tenant', randomUUID(), context, 1)],
       ['changeQuota', () => gateway.changeQuota('hung-tenant', { max_vms: 5, storage_quota_gb: 50 } as never, context)],
       ['ensureStarted', () => gateway.ensureStarted('hung-tenant')],

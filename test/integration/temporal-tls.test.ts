@@ -33,7 +33,14 @@ describe('Temporal over TLS through its environment configuration', () => {
     const [host, port] = testEnv().temporalAddress.split(':') as [string, string];
     // Mutual TLS in front of the plaintext dev server: the handshake is the real thing the clients do.
     front = tls.createServer(
-      { key: readFileSync(certs.serverKey), cert: readFileSync(certs.serverCert), ca: readFileSync(certs.ca), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
+      {
+        key: readFileSync(certs.serverKey),
+        cert: readFileSync(certs.serverCert),
+        ca: readFileSync(certs.ca),
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ['h2'],
+      },
       (socket) => {
         const upstream = net.connect(Number(port), host);
         for (const end of [socket, upstream]) {

@@ -33,14 +33,21 @@ function handWorker(connection: Connection, namespace: string, taskQueue: string
     const update = UpdateRequest.decode(request.body?.value ?? new Uint8Array());
     const accepted = `${request.id}/accept`;
     const completed = `${request.id}/complete`;
-    const acceptance = Acceptance.encode({ acceptedRequestMessageId: request.id, acceptedRequestSequencingEventId: request.eventId, acceptedRequest: update }).finish();
+    const acceptance = Acceptance.encode({
+      acceptedRequestMessageId: request.id,
+      acceptedRequestSequencingEventId: request.eventId,
+      acceptedRequest: update,
+    }).finish();
     const response = UpdateResponse.encode({ meta: update.meta, outcome: { success: { payloads: [defaultPayloadConverter.toPayload(result)] } } }).finish();
     return {
       messages: [
         { id: accepted, protocolInstanceId: request.protocolInstanceId, body: any('temporal.api.update.v1.Acceptance', acceptance) },
         { id: completed, protocolInstanceId: request.protocolInstanceId, body: any('temporal.api.update.v1.Response', response) },
       ],
-      commands: [accepted, completed].map((messageId) => ({ commandType: CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE, protocolMessageCommandAttributes: { messageId } })),
+      commands: [accepted, completed].map((messageId) => ({
+        commandType: CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE,
+        protocolMessageCommandAttributes: { messageId },
+      })),
     };
   };
 
@@ -114,7 +121,11 @@ describe('an update the worker did not process, against the dev server', () => {
 
   test('when the workflow task that carried the update completes without an answer to it, then the client throws WorkflowUpdateFailedError caused by the Server ApplicationFailure UnprocessedUpdate, recognised as Temporal unavailable', async () => {
     const { taskQueue, delivered } = startWorker(() => 'ignore');
-    const startWorkflowOperation = new WithStartWorkflowOperation('tenantWorkflow', { workflowId: uniqueName('unprocessed'), taskQueue, workflowIdConflictPolicy: 'USE_EXISTING' });
+    const startWorkflowOperation = new WithStartWorkflowOperation('tenantWorkflow', {
+      workflowId: uniqueName('unprocessed'),
+      taskQueue,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
     const error = await client.workflow
       .executeUpdateWithStart(spawnVmUpdate, { args: [spawnRequest('vm-shape')], updateId: 'spawn-vm-shape', startWorkflowOperation })
       .catch((thrown: unknown) => thrown);

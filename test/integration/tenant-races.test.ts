@@ -38,7 +38,14 @@ describe('tenant deletion and quota changes under concurrency', () => {
       outcomes.push(deleted.status);
       for (const answer of answers) expect([202, 401, 404]).toContain(answer.status);
       // An admitted spawn's row is confirmed by its boot a moment after the 202.
-      await eventually(async () => ((await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', '=', 'requested').execute()).length === 0 ? true : undefined), 30_000, 'no row left requested');
+      await eventually(
+        async () =>
+          (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', '=', 'requested').execute()).length === 0
+            ? true
+            : undefined,
+        30_000,
+        'no row left requested',
+      );
       const rows = await stack.db.selectFrom('vms').select(['vm_id', 'status', 'failure_reason']).where('tenant_id', '=', tenantId).execute();
       // Every request is answered, so none is left undecided: a row either holds quota (an admitted
       // spawn) or was refused because the tenant was closing or closed (recorded before the refusal,
@@ -60,9 +67,18 @@ describe('tenant deletion and quota changes under concurrency', () => {
     process.stdout.write(`delete outcomes over the rounds: ${outcomes.join(', ')}\n`);
   }, 120_000);
 
-  test('when a request reaches a deleted tenant\'s workflow late, then it is refused TenantClosed and no new run starts', async () => {
+  test("when a request reaches a deleted tenant's workflow late, then it is refused TenantClosed and no new run starts", async () => {
     const { tenantId } = await createTenant(stack);
-    await eventually(async () => (await handle(tenantId).describe().catch(() => null))?.status.name === 'RUNNING', 20_000, 'workflow running');
+    await eventually(
+      async () =>
+        (
+          await handle(tenantId)
+            .describe()
+            .catch(() => null)
+        )?.status.name === 'RUNNING',
+      20_000,
+      'workflow running',
+    );
     expect((await stack.request('DELETE', `/v1/tenants/${tenantId}`, { token: stack.adminToken })).status).toBe(200);
     const closed = await eventually(async () => {
       const described = await handle(tenantId).describe();
@@ -71,7 +87,9 @@ describe('tenant deletion and quota changes under concurrency', () => {
     const runsBefore = await runsOf(tenantId);
 
     // As a request would that passed authentication a moment before the delete.
-    const late = await stack.gateway.spawn(tenantId, { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context: CONTEXT }).catch((e: unknown) => e);
+    const late = await stack.gateway
+      .spawn(tenantId, { vm_id: randomUUID(), shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context: CONTEXT })
+      .catch((e: unknown) => e);
     expect(failureType(late)).toBe('TenantClosed');
     const destroyLate = await stack.gateway.destroy(tenantId, randomUUID(), CONTEXT, 1).catch((e: unknown) => e);
     expect(failureType(destroyLate)).toBe('TenantClosed');
@@ -80,7 +98,12 @@ describe('tenant deletion and quota changes under concurrency', () => {
     expect({ runId: after.runId, status: after.status.name }).toEqual({ runId: closed.runId, status: 'COMPLETED' });
     expect(await runsOf(tenantId)).toEqual(runsBefore);
     // The deletion was recorded once, by the workflow.
-    const entries = await stack.db.selectFrom('audit_events').select('event_type').where('tenant_id', '=', tenantId).where('event_type', '=', 'TENANT_DELETED').execute();
+    const entries = await stack.db
+      .selectFrom('audit_events')
+      .select('event_type')
+      .where('tenant_id', '=', tenantId)
+      .where('event_type', '=', 'TENANT_DELETED')
+      .execute();
     expect(entries).toHaveLength(1);
   }, 60_000);
 
@@ -148,10 +171,14 @@ describe('a quota change the tenant workflow does not confirm', () => {
     expect(stored.max_vms).toBe(1);
 
     await stack.startWorker();
-    const refused = await eventually(async () => {
-      const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
-      return res.status === 429 ? res : undefined;
-    }, 30_000, 'the spawn judged by the new quota');
+    const refused = await eventually(
+      async () => {
+        const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+        return res.status === 429 ? res : undefined;
+      },
+      30_000,
+      'the spawn judged by the new quota',
+    );
     expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 1, in_use: 1 });
     const usage = await stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
     expect({ max_vms: usage.max_vms, version: usage.quota_version }).toEqual({ max_vms: 1, version: stored.quota_version });

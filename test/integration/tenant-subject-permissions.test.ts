@@ -127,7 +127,7 @@ describe('tenant-scoped NATS users on tenant-owned event subjects', () => {
     expect(received).toEqual([`${PREFIX}.vm.running.${TENANT}`, `${PREFIX}.token.issued.${TENANT}`]);
   });
 
-  test('when a tenant user creates its filtered consumer, then it replays only its tenant\'s stored events, and no other consumer is allowed', async () => {
+  test("when a tenant user creates its filtered consumer, then it replays only its tenant's stored events, and no other consumer is allowed", async () => {
     await publish('VM_DESTROYED', OTHER, 2);
     await publish('VM_DESTROYED', TENANT, 3);
     const jsm = await tenant.jetstreamManager({ checkAPI: false });
@@ -144,8 +144,12 @@ describe('tenant-scoped NATS users on tenant-owned event subjects', () => {
       await expect(jsm.consumers.add(STREAM, { name: TENANT, filter_subject: filter, ack_policy: AckPolicy.None })).rejects.toThrow(/permission/i);
     }
     // Another tenant's consumer, created by the operator, can be neither created nor read by this user.
-    await (await relay.jetstreamManager()).consumers.add(STREAM, { name: OTHER, filter_subject: ownerSubjectFilter(PREFIX, OTHER), ack_policy: AckPolicy.None });
-    await expect(jsm.consumers.add(STREAM, { name: OTHER, filter_subject: ownerSubjectFilter(PREFIX, OTHER), ack_policy: AckPolicy.None })).rejects.toThrow(/permission/i);
+    await (
+      await relay.jetstreamManager()
+    ).consumers.add(STREAM, { name: OTHER, filter_subject: ownerSubjectFilter(PREFIX, OTHER), ack_policy: AckPolicy.None });
+    await expect(jsm.consumers.add(STREAM, { name: OTHER, filter_subject: ownerSubjectFilter(PREFIX, OTHER), ack_policy: AckPolicy.None })).rejects.toThrow(
+      /permission/i,
+    );
     await expect(tenant.jetstream().consumers.get(STREAM, OTHER)).rejects.toThrow(/permission/i);
   });
 });

@@ -29,7 +29,6 @@ async function awaitStatus(stack: TestStack, token: string, vmId: string, status
   );
 }
 
-
 function tenantHandle(stack: TestStack, tenantId: string, runId?: string): WorkflowHandle {
   return stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId), runId);
 }
@@ -67,11 +66,16 @@ describe('tenant workflow: operator view, recovery and retries', () => {
     const listed = await eventually(
       async () => {
         const { stdout } = await run(temporalBin, [
-          'workflow', 'list',
-          '--address', stack.config.temporalAddress,
-          '--namespace', stack.config.temporalNamespace,
-          '--query', `TenantId="${mine.tenantId}"`,
-          '-o', 'json',
+          'workflow',
+          'list',
+          '--address',
+          stack.config.temporalAddress,
+          '--namespace',
+          stack.config.temporalNamespace,
+          '--query',
+          `TenantId="${mine.tenantId}"`,
+          '-o',
+          'json',
         ]);
         const rows = parseCliJson(stdout);
         return rows.length > 0 ? rows : undefined;
@@ -226,7 +230,12 @@ describe('tenant workflow: continue-as-new', () => {
     const keyedRetry = await spawnVm(stack, token, { 'Idempotency-Key': 'can-key-1' });
     expect(keyedRetry.status).toBe(202);
     expect(keyedRetry.body).toMatchObject({ vm_id: keyedVmId, status: 'running' });
-    const again: SpawnVmRequest = { vm_id: keyedVmId, shape: { ...SMALL_VM, name: null }, created_at: keyed.body.created_at, context: { request_id: 'test-retry', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null } };
+    const again: SpawnVmRequest = {
+      vm_id: keyedVmId,
+      shape: { ...SMALL_VM, name: null },
+      created_at: keyed.body.created_at,
+      context: { request_id: 'test-retry', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null },
+    };
     // So is a late retry of a destroy that settled in an earlier run.
     expect(await stack.gateway.destroy(tenantId, b.body.vm_id, again.context, SMALL_VM.storage_gb)).toEqual({ vm_id: b.body.vm_id, status: 'destroyed' });
 

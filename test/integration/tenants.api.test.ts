@@ -11,7 +11,9 @@ interface AuditItem {
 }
 
 function newTenantId(prefix = 't'): string {
-  return uniqueName(prefix).toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  return uniqueName(prefix)
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-');
 }
 
 function validBody(tenantId: string): Record<string, unknown> {
@@ -73,7 +75,10 @@ describe('tenants API', () => {
     test('when the tenant id already exists, then 409 tenant_exists and the first record is unchanged', async () => {
       const tenantId = newTenantId();
       expect((await stack.request('POST', '/v1/tenants', { token: stack.adminToken, body: validBody(tenantId) })).status).toBe(201);
-      const again = await stack.request('POST', '/v1/tenants', { token: stack.adminToken, body: { ...validBody(tenantId), display_name: 'Impostor', max_vms: 99 } });
+      const again = await stack.request('POST', '/v1/tenants', {
+        token: stack.adminToken,
+        body: { ...validBody(tenantId), display_name: 'Impostor', max_vms: 99 },
+      });
       expectProblem(again, 409, 'tenant_exists');
       const got = await stack.request('GET', `/v1/tenants/${tenantId}`, { token: stack.adminToken });
       expect(got.body).toMatchObject({ display_name: 'Acme Corporation', max_vms: 10 });
@@ -161,9 +166,18 @@ describe('tenants API', () => {
     });
 
     test('when several fields are invalid, then every one is named in errors', async () => {
-      const res = await stack.request('POST', '/v1/tenants', { token: stack.adminToken, body: { tenant_id: 'X', display_name: '', max_vms: 0, storage_quota_gb: -1, api_rate_limit_rpm: 'fast' } });
+      const res = await stack.request('POST', '/v1/tenants', {
+        token: stack.adminToken,
+        body: { tenant_id: 'X', display_name: '', max_vms: 0, storage_quota_gb: -1, api_rate_limit_rpm: 'fast' },
+      });
       expectProblem(res, 400, 'invalid_request');
-      expect(res.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['api_rate_limit_rpm', 'display_name', 'max_vms', 'storage_quota_gb', 'tenant_id']);
+      expect(res.body.errors.map((e: { field: string }) => e.field).sort()).toEqual([
+        'api_rate_limit_rpm',
+        'display_name',
+        'max_vms',
+        'storage_quota_gb',
+        'tenant_id',
+      ]);
     });
 
     test.each([
@@ -190,7 +204,11 @@ describe('tenants API', () => {
     test.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x'])(
       'when the content type is %s, then 415 unsupported_media_type',
       async (contentType) => {
-        const res = await stack.request('POST', '/v1/tenants', { token: stack.adminToken, rawBody: JSON.stringify(validBody(newTenantId())), headers: { 'content-type': contentType } });
+        const res = await stack.request('POST', '/v1/tenants', {
+          token: stack.adminToken,
+          rawBody: JSON.stringify(validBody(newTenantId())),
+          headers: { 'content-type': contentType },
+        });
         expectProblem(res, 415, 'unsupported_media_type');
       },
     );
@@ -279,7 +297,7 @@ describe('tenants API', () => {
   });
 
   describe('GET /v1/tenants/:tenant_id', () => {
-    test('when the admin or the tenant\'s own tenant-admin reads it, then 200 with the record', async () => {
+    test("when the admin or the tenant's own tenant-admin reads it, then 200 with the record", async () => {
       const { tenantId, token } = await createTenant(stack);
       for (const t of [stack.adminToken, token]) {
         const res = await stack.request('GET', `/v1/tenants/${tenantId}`, { token: t });
@@ -288,7 +306,7 @@ describe('tenants API', () => {
       }
     });
 
-    test('when another tenant\'s token reads it, then 404 with the same body as a nonexistent tenant', async () => {
+    test("when another tenant's token reads it, then 404 with the same body as a nonexistent tenant", async () => {
       const a = await createTenant(stack);
       const b = await createTenant(stack);
       const other = await stack.request('GET', `/v1/tenants/${a.tenantId}`, { token: b.token });
@@ -351,12 +369,16 @@ describe('tenants API', () => {
     });
 
     test('when the tenant does not exist, then 404', async () => {
-      expectProblem(await stack.request('PATCH', `/v1/tenants/${newTenantId('nope')}`, { token: stack.adminToken, body: { max_vms: 2 } }), 404, 'tenant_not_found');
+      expectProblem(
+        await stack.request('PATCH', `/v1/tenants/${newTenantId('nope')}`, { token: stack.adminToken, body: { max_vms: 2 } }),
+        404,
+        'tenant_not_found',
+      );
     });
   });
 
   describe('DELETE /v1/tenants/:tenant_id', () => {
-    test('when the tenant has a VM, then 409 tenant_has_vms; once it is destroyed, the delete succeeds, is recorded, and the tenant\'s tokens get 401', async () => {
+    test("when the tenant has a VM, then 409 tenant_has_vms; once it is destroyed, the delete succeeds, is recorded, and the tenant's tokens get 401", async () => {
       const { tenantId, token } = await createTenant(stack);
       const subToken = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
         token,

@@ -32,7 +32,10 @@ describe('token cache and revocation across API processes', () => {
   /** A fresh vm:read token of a fresh tenant, used once on every process (each caches it). */
   async function cachedEverywhere(): Promise<{ token: string; tokenId: string; get: (url: string) => Promise<number> }> {
     const { tenantId, token: root } = await createTenant(stack);
-    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: root, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 1800 } });
+    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: root,
+      body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 1800 },
+    });
     expect(issued.status).toBe(201);
     const token = String(issued.body.token);
     const get = (url: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
@@ -61,11 +64,17 @@ describe('token cache and revocation across API processes', () => {
 
   test('when a token is revoked through one API process, then the other refuses it within one second', async () => {
     const { tenantId, token: root } = await createTenant(stack);
-    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: root, body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 1800 } });
+    const issued = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: root,
+      body: { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 1800 },
+    });
     const get = (url: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${String(issued.body.token)}` } }).then((r) => r.status);
     expect(await Promise.all(apis.map((api) => get(api.url)))).toEqual([200, 200]);
     await sleep(1_200);
-    const revoked = await fetch(`${apis[0]!.url}/v1/tenants/${tenantId}/tokens/${String(issued.body.token_id)}`, { method: 'DELETE', headers: { authorization: `Bearer ${root}` } });
+    const revoked = await fetch(`${apis[0]!.url}/v1/tenants/${tenantId}/tokens/${String(issued.body.token_id)}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${root}` },
+    });
     expect(revoked.status).toBe(200);
     expect(await get(apis[0]!.url)).toBe(401);
     expect(await msUntilRefused(() => get(apis[1]!.url))).toBeLessThan(1_000);
@@ -74,7 +83,9 @@ describe('token cache and revocation across API processes', () => {
   test("when a process's watch loses its session just as a token is revoked, then the process still refuses it within one second", async () => {
     const { tokenId, get } = await cachedEverywhere();
     await sleep(1_200);
-    await sqlClient.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'vm-tenant-token-watch' and datname = current_database()`);
+    await sqlClient.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'vm-tenant-token-watch' and datname = current_database()`,
+    );
     await revokeBySql(tokenId);
     const waits = await Promise.all(apis.map((api) => msUntilRefused(() => get(api.url))));
     for (const ms of waits) expect(ms).toBeLessThan(1_000);

@@ -21,7 +21,10 @@ describe('token revocation', () => {
 
   /** Each generation lives shorter than its issuer (createTenant's root: 3600 s). */
   async function issue(issuer: string, tenantId: string, scope: string, expiresInSeconds = 1800): Promise<ApiResponse> {
-    return stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: issuer, body: { subject_pubkey: SAMPLE_PUBKEY, scope, expires_in_seconds: expiresInSeconds } });
+    return stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token: issuer,
+      body: { subject_pubkey: SAMPLE_PUBKEY, scope, expires_in_seconds: expiresInSeconds },
+    });
   }
   const revoke = (caller: string, tenantId: string, tokenId: string) => stack.request('DELETE', `/v1/tenants/${tenantId}/tokens/${tokenId}`, { token: caller });
   const listVms = (token: string) => stack.request('GET', '/v1/vms', { token });
@@ -107,7 +110,7 @@ describe('token revocation', () => {
   });
 
   describe('who may revoke what', () => {
-    test("when a tenant sub-token revokes its issuer, the admin-issued root, a sibling or another root, then 403 token_outside_subtree and nothing is revoked", async () => {
+    test('when a tenant sub-token revokes its issuer, the admin-issued root, a sibling or another root, then 403 token_outside_subtree and nothing is revoked', async () => {
       const { tenantId, token: root, tokenId: rootId } = await createTenant(stack);
       const otherRoot = await issue(stack.adminToken, tenantId, 'service:tenant-admin');
       const sub = await issue(root, tenantId, 'service:tenant-admin');
@@ -152,7 +155,10 @@ describe('token revocation', () => {
       const reader = await issue(root, tenantId, 'vm:read');
       const get = (url: string) => fetch(`${url}/v1/vms`, { headers: { authorization: `Bearer ${reader.body.token}` } }).then((r) => r.status);
       expect(await Promise.all(urls.map(get))).toEqual([200, 200]);
-      const revoked = await fetch(`${urls[0]}/v1/tenants/${tenantId}/tokens/${reader.body.token_id}`, { method: 'DELETE', headers: { authorization: `Bearer ${root}` } });
+      const revoked = await fetch(`${urls[0]}/v1/tenants/${tenantId}/tokens/${reader.body.token_id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${root}` },
+      });
       expect(revoked.status).toBe(200);
       // The revoking process refuses at once; the other, whose cache just held the token, within 1 s.
       expect(await get(urls[0]!)).toBe(401);

@@ -60,7 +60,10 @@ describe('capability tokens API', () => {
   }
 
   async function issue(token: string, tenantId: string, body: Record<string, unknown>): Promise<ApiResponse> {
-    const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token, body: { subject_pubkey: SAMPLE_PUBKEY, expires_in_seconds: 600, ...body } });
+    const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+      token,
+      body: { subject_pubkey: SAMPLE_PUBKEY, expires_in_seconds: 600, ...body },
+    });
     if (typeof res.body?.token === 'string') secrets.push(res.body.token);
     return res;
   }
@@ -77,7 +80,12 @@ describe('capability tokens API', () => {
       const before = Date.now();
       const res = await issue(stack.adminToken, tenantId, { scope: 'service:tenant-admin', expires_in_seconds: 86400 });
       expect(res.status).toBe(201);
-      expect(res.body).toMatchObject({ token: expect.stringMatching(/^vmt_[0-9A-Za-z]{36}$/), token_id: expect.stringMatching(/^tok_/), tenant_id: tenantId, scope: 'service:tenant-admin' });
+      expect(res.body).toMatchObject({
+        token: expect.stringMatching(/^vmt_[0-9A-Za-z]{36}$/),
+        token_id: expect.stringMatching(/^tok_/),
+        tenant_id: tenantId,
+        scope: 'service:tenant-admin',
+      });
       const expiresAt = Date.parse(res.body.expires_at);
       expect(expiresAt).toBeGreaterThanOrEqual(before + 86_400_000 - 1000);
       expect(expiresAt).toBeLessThanOrEqual(Date.now() + 86_400_000 + 1000);
@@ -88,13 +96,16 @@ describe('capability tokens API', () => {
       expect(issued.map((e) => e.details.token_id)).toContain(res.body.token_id);
     });
 
-    test.each(['openssh', 'pem', 'rawBase64'] as const)('when subject_pubkey is a real Ed25519 key as %s, then it is accepted and stored as raw base64', async (encoding) => {
-      const { tenantId } = await tenant();
-      const key = ed25519Key();
-      const res = await issue(stack.adminToken, tenantId, { scope: 'vm:read', subject_pubkey: key[encoding] });
-      expect(res.status).toBe(201);
-      expect(res.body.subject_pubkey).toBe(key.rawBase64);
-    });
+    test.each(['openssh', 'pem', 'rawBase64'] as const)(
+      'when subject_pubkey is a real Ed25519 key as %s, then it is accepted and stored as raw base64',
+      async (encoding) => {
+        const { tenantId } = await tenant();
+        const key = ed25519Key();
+        const res = await issue(stack.adminToken, tenantId, { scope: 'vm:read', subject_pubkey: key[encoding] });
+        expect(res.status).toBe(201);
+        expect(res.body.subject_pubkey).toBe(key.rawBase64);
+      },
+    );
 
     test.each([
       ['an RSA PEM key', () => generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'spki' }).toString()],
@@ -118,7 +129,10 @@ describe('capability tokens API', () => {
 
     test('when subject_pubkey is missing, then 400 naming it', async () => {
       const { tenantId } = await tenant();
-      const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, { token: stack.adminToken, body: { scope: 'vm:read', expires_in_seconds: 600 } });
+      const res = await stack.request('POST', `/v1/tenants/${tenantId}/tokens`, {
+        token: stack.adminToken,
+        body: { scope: 'vm:read', expires_in_seconds: 600 },
+      });
       expectProblem(res, 400, 'invalid_request');
       expect(res.body.errors.map((e: { field: string }) => e.field)).toContain('subject_pubkey');
     });
@@ -147,12 +161,15 @@ describe('capability tokens API', () => {
   });
 
   describe('sub-tokens', () => {
-    test.each(['vm:write', 'vm:read', 'audit:read', 'service:tenant-admin'])('when a tenant-admin issues %s for its own tenant, then 201 with the issuer as parent', async (scope) => {
-      const { tenantId, token, tokenId } = await tenant();
-      const res = await issue(token, tenantId, { scope });
-      expect(res.status).toBe(201);
-      expect(res.body).toMatchObject({ tenant_id: tenantId, scope, parent_token_id: tokenId });
-    });
+    test.each(['vm:write', 'vm:read', 'audit:read', 'service:tenant-admin'])(
+      'when a tenant-admin issues %s for its own tenant, then 201 with the issuer as parent',
+      async (scope) => {
+        const { tenantId, token, tokenId } = await tenant();
+        const res = await issue(token, tenantId, { scope });
+        expect(res.status).toBe(201);
+        expect(res.body).toMatchObject({ tenant_id: tenantId, scope, parent_token_id: tokenId });
+      },
+    );
 
     test('when a tenant-admin issues a token for another tenant, then 404 and nothing is issued there', async () => {
       const a = await tenant();
@@ -199,7 +216,11 @@ describe('capability tokens API', () => {
       const { tenantId, token } = await tenant();
       const reader = await issue(token, tenantId, { scope: 'vm:read' });
       expect((await stack.request('GET', '/v1/vms', { token: reader.body.token })).status).toBe(200);
-      await stack.db.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('token_id', '=', reader.body.token_id).execute();
+      await stack.db
+        .updateTable('api_tokens')
+        .set({ expires_at: new Date(Date.now() - 1000) })
+        .where('token_id', '=', reader.body.token_id)
+        .execute();
       // Changed behind the API's back: the 500 ms token cache may still hold the old expiry.
       await sleep(600);
       expectUnauthorized(await stack.request('GET', '/v1/vms', { token: reader.body.token }));
@@ -243,7 +264,11 @@ describe('capability tokens API', () => {
       const other = await tenant();
       const reader = await issue(token, tenantId, { scope: 'vm:read' });
       expectProblem(await stack.request('DELETE', `/v1/tenants/${tenantId}/tokens/${reader.body.token_id}`, { token: other.token }), 404, 'tenant_not_found');
-      expectProblem(await stack.request('DELETE', `/v1/tenants/${other.tenantId}/tokens/${reader.body.token_id}`, { token: other.token }), 404, 'token_not_found');
+      expectProblem(
+        await stack.request('DELETE', `/v1/tenants/${other.tenantId}/tokens/${reader.body.token_id}`, { token: other.token }),
+        404,
+        'token_not_found',
+      );
       expect((await stack.request('GET', '/v1/vms', { token: reader.body.token })).status).toBe(200);
       const res = await stack.request('DELETE', `/v1/tenants/${tenantId}/tokens/${reader.body.token_id}`, { token });
       expect(res.body.revoked_token_ids).toEqual([reader.body.token_id]);
@@ -253,7 +278,7 @@ describe('capability tokens API', () => {
   });
 
   describe('listing', () => {
-    test('when a tenant\'s tokens are listed, then the JSON holds no secret and no hash of one', async () => {
+    test("when a tenant's tokens are listed, then the JSON holds no secret and no hash of one", async () => {
       const { tenantId, token } = await tenant();
       const reader = await issue(token, tenantId, { scope: 'vm:read' });
       for (const caller of [stack.adminToken, token]) {

@@ -58,7 +58,12 @@ async function startReceiver(): Promise<{ server: Server; url: string; spans: Ar
 }
 
 /** A pass-through to the fleet simulator that keeps the headers of every request it forwards. */
-async function startRecordingProxy(): Promise<{ server: Server; url: string; target: { url: string }; seen: Array<{ method: string; path: string; headers: IncomingHttpHeaders }> }> {
+async function startRecordingProxy(): Promise<{
+  server: Server;
+  url: string;
+  target: { url: string };
+  seen: Array<{ method: string; path: string; headers: IncomingHttpHeaders }>;
+}> {
   const seen: Array<{ method: string; path: string; headers: IncomingHttpHeaders }> = [];
   const target = { url: '' };
   const server = createServer((req, res) => {
@@ -119,11 +124,27 @@ describe('one trace per spawn, across every hop', () => {
     const vmId: string = spawned.body.vm_id;
     await eventually(async () => (await stack.request('GET', `/v1/vms/${vmId}`, { token })).body.status === 'running', 60_000, 'the VM to run');
 
-    const server = await eventually(async () => receiver.spans.find((s) => s.name === 'POST /v1/vms' && s.kind === SPAN_KIND.server), 30_000, 'the server span');
+    const server = await eventually(
+      async () => receiver.spans.find((s) => s.name === 'POST /v1/vms' && s.kind === SPAN_KIND.server),
+      30_000,
+      'the server span',
+    );
     const inTrace = () => receiver.spans.filter((s) => s.traceId === server.traceId);
     const named = (name: string) => inTrace().find((s) => s.name === name);
-    const expected = ['UpdateWithStartWorkflow:spawnVm', 'HandleUpdate:spawnVm', 'StartActivity:bootVm', 'RunActivity:bootVm', 'POST /v1/vms', 'publish VM_SPAWN_REQUESTED', 'publish VM_RUNNING'];
-    await eventually(async () => expected.every((name) => inTrace().some((s) => s.name === name && s !== server)), 30_000, `the spans ${expected.join(', ')} in the trace`);
+    const expected = [
+      'UpdateWithStartWorkflow:spawnVm',
+      'HandleUpdate:spawnVm',
+      'StartActivity:bootVm',
+      'RunActivity:bootVm',
+      'POST /v1/vms',
+      'publish VM_SPAWN_REQUESTED',
+      'publish VM_RUNNING',
+    ];
+    await eventually(
+      async () => expected.every((name) => inTrace().some((s) => s.name === name && s !== server)),
+      30_000,
+      `the spans ${expected.join(', ')} in the trace`,
+    );
 
     const updateWithStart = named('UpdateWithStartWorkflow:spawnVm')!;
     const handleUpdate = named('HandleUpdate:spawnVm')!;
@@ -154,24 +175,30 @@ describe('one trace per spawn, across every hop', () => {
     expect(stored.header.get('traceparent')).toBe(`00-${server.traceId}-${publishRunning.spanId}-01`);
 
     // Every line logged inside the request's span carries its trace id (the access log line among them).
-    const requestLine = stack.logLines.map((line) => JSON.parse(line)).find((l) => l.msg === 'request' && l.method === 'POST' && l.route === '/v1/vms' && l.tenant_id === tenantId);
+    const requestLine = stack.logLines
+      .map((line) => JSON.parse(line))
+      .find((l) => l.msg === 'request' && l.method === 'POST' && l.route === '/v1/vms' && l.tenant_id === tenantId);
     expect(requestLine).toMatchObject({ trace_id: server.traceId, span_id: server.spanId });
 
     // The traced run (its update carried the trace header) replays on the same code.
     expect(await replayLiveRuns(stack.temporal, tenantWorkflowId(tenantId))).toBeGreaterThan(0);
   });
 
-  test('when a caller sends a W3C traceparent, then the request\'s server span continues that trace, named by its route pattern', async () => {
+  test("when a caller sends a W3C traceparent, then the request's server span continues that trace, named by its route pattern", async () => {
     const { token } = await createTenant(stack);
     const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const callerSpan = '00f067aa0ba902b7';
     const got = await stack.request('GET', '/v1/vms/vm-does-not-exist', { token, headers: { traceparent: `00-${callerTrace}-${callerSpan}-01` } });
     expect(got.status).toBe(404);
-    const span = await eventually(async () => receiver.spans.find((s) => s.traceId === callerTrace && s.kind === SPAN_KIND.server), 30_000, 'the continued server span');
+    const span = await eventually(
+      async () => receiver.spans.find((s) => s.traceId === callerTrace && s.kind === SPAN_KIND.server),
+      30_000,
+      'the continued server span',
+    );
     expect(span).toMatchObject({ parentSpanId: callerSpan, name: 'GET /v1/vms/:vm_id' });
   });
 
-  test('when a ledger unit waits in the batch another caller started, then it still runs in its own caller\'s trace (the entry records the trace of the request that appended it)', async () => {
+  test("when a ledger unit waits in the batch another caller started, then it still runs in its own caller's trace (the entry records the trace of the request that appended it)", async () => {
     const writer = new LedgerWriter(stack.db);
     const tracer = trace.getTracer('tracing-test');
     let release!: () => void;
@@ -193,7 +220,7 @@ describe('one trace per spawn, across every hop', () => {
     second!.end();
   });
 
-  test('when an entry\'s trace is more than a day old, then the worker\'s housekeeping deletes it and keeps the fresh ones', async () => {
+  test("when an entry's trace is more than a day old, then the worker's housekeeping deletes it and keeps the fresh ones", async () => {
     const [old, fresh] = [randomUUID(), randomUUID()];
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await stack.db
@@ -205,7 +232,8 @@ describe('one trace per spawn, across every hop', () => {
       .execute();
     const housekeeping = startHousekeeping(stack.db, createLogger({ name: 'test', level: 'silent' }), 3_600_000);
     try {
-      const left = async () => (await stack.db.selectFrom('audit_event_traces').select('event_id').where('event_id', 'in', [old, fresh]).execute()).map((r) => r.event_id);
+      const left = async () =>
+        (await stack.db.selectFrom('audit_event_traces').select('event_id').where('event_id', 'in', [old, fresh]).execute()).map((r) => r.event_id);
       await eventually(async () => (await left()).length === 1, 10_000, 'the old trace to be purged');
       expect(await left()).toEqual([fresh]);
     } finally {
@@ -222,7 +250,11 @@ describe('one trace per spawn, across every hop', () => {
         const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
         expect(spawned.status).toBe(202);
         expect(Date.now() - started).toBeLessThan(3000);
-        await eventually(async () => (await stack.request('GET', `/v1/vms/${spawned.body.vm_id}`, { token })).body.status === 'running', 60_000, 'the VM to run');
+        await eventually(
+          async () => (await stack.request('GET', `/v1/vms/${spawned.body.vm_id}`, { token })).body.status === 'running',
+          60_000,
+          'the VM to run',
+        );
       }
       const flushStarted = Date.now();
       await flushTracing();

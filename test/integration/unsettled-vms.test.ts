@@ -36,11 +36,23 @@ describe('requests Postgres holds but nobody saw decided', () => {
   const context = { request_id: 'died-after-recording', actor_token_id: null, actor_scope: null, source_ip: null, user_agent: null };
   const silent = createLogger({ name: 'test', level: 'silent' });
   const usage = (tenantId: string) => stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
-  const rowOf = (vmId: string) => stack.db.selectFrom('vms').select(['status', 'failure_reason', 'admission_attempt']).where('vm_id', '=', vmId).executeTakeFirst();
+  const rowOf = (vmId: string) =>
+    stack.db.selectFrom('vms').select(['status', 'failure_reason', 'admission_attempt']).where('vm_id', '=', vmId).executeTakeFirst();
   const holdingInPostgres = async (tenantId: string) =>
-    (await stack.db.selectFrom('vms').select('vm_id').where('tenant_id', '=', tenantId).where('status', 'in', ['provisioning', 'running', 'destroying']).execute()).length;
+    (
+      await stack.db
+        .selectFrom('vms')
+        .select('vm_id')
+        .where('tenant_id', '=', tenantId)
+        .where('status', 'in', ['provisioning', 'running', 'destroying'])
+        .execute()
+    ).length;
   const ledgerOf = async (vmId: string) =>
-    (await stack.db.selectFrom('audit_events').select(['event_type', 'request_id', 'details']).where('vm_id', '=', vmId).orderBy('seq').execute()).map((e) => ({ type: e.event_type, request_id: e.request_id, details: e.details }));
+    (await stack.db.selectFrom('audit_events').select(['event_type', 'request_id', 'details']).where('vm_id', '=', vmId).orderBy('seq').execute()).map((e) => ({
+      type: e.event_type,
+      request_id: e.request_id,
+      details: e.details,
+    }));
 
   /** What an API killed right after recording the request leaves (api.spawn.after-request-recorded): the row `requested`, no decision. */
   async function leftBehind(tenantId: string, vmId: string = randomUUID()): Promise<string> {
@@ -135,7 +147,11 @@ describe('requests Postgres holds but nobody saw decided', () => {
     const steps = await ledgerOf(vmId);
     expect(steps).toEqual([
       { type: 'VM_SPAWN_REQUESTED', request_id: context.request_id, details: expect.anything() },
-      { type: 'VM_SPAWN_REJECTED', request_id: expect.stringMatching(/^admission-resolver/), details: expect.objectContaining({ reason: 'quota_exceeded', limit: 'max_vms', limit_value: 1, in_use: 1 }) },
+      {
+        type: 'VM_SPAWN_REJECTED',
+        request_id: expect.stringMatching(/^admission-resolver/),
+        details: expect.objectContaining({ reason: 'quota_exceeded', limit: 'max_vms', limit_value: 1, in_use: 1 }),
+      },
     ]);
     // Decided once: a second round finds nothing to send.
     expect(await resolverRound([tenantId])).toEqual([]);
@@ -212,7 +228,11 @@ describe('requests Postgres holds but nobody saw decided', () => {
       // What a destroy whose update never reached the workflow leaves: the row destroying, and its ledger entry.
       await ledger.run(async (trx) => {
         expect(await transitionVm(trx, vmId, ['provisioning'], 'destroying', new Date())).toBe(true);
-        await recordVmStep(trx, { tenant_id: tenantId, vm_id: vmId, event_type: 'VM_DESTROY_REQUESTED', context, at: new Date() }, { afterOwnTransition: true });
+        await recordVmStep(
+          trx,
+          { tenant_id: tenantId, vm_id: vmId, event_type: 'VM_DESTROY_REQUESTED', context, at: new Date() },
+          { afterOwnTransition: true },
+        );
       });
       await fleet({ fault: 'none' });
       await eventually(async () => (await rowOf(vmId))?.status === 'destroyed', 30_000, 'the VM destroyed');

@@ -26,40 +26,44 @@ describe('VM boot deadline and VMs in flight', () => {
   test.each<[string, SimControlsPatch, string | null]>([
     ['a boot that never ends', { boot_ms: 600_000 }, 'destroyed'],
     ['a fleet that keeps answering 500', { boot_ms: 50, fault: 'http_500' }, null],
-  ])('when %s, then after the deadline the VM is failed with boot_timeout, its quota is free again and the fleet holds nothing', async (_label, fleet, fleetEnd) => {
-    const { token, tenantId } = await createTenant(stack, { max_vms: 1 });
-    await setFleet(fleet);
-    try {
-      const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
-      expect(spawned.status).toBe(202);
-      const vmId = spawned.body.vm_id as string;
-      // Past the deadline the VM is failed once the fleet has destroyed whatever it may hold: an
-      // unreachable fleet delays that, it never skips it.
-      await sleep(BOOT_TIMEOUT_MS + 1000);
-      await setFleet({ fault: 'none' });
-      const vm = await eventually(
-        async () => {
-          const res = await stack.request('GET', `/v1/vms/${vmId}`, { token });
-          return res.body.status === 'failed' ? res.body : undefined;
-        },
-        BOOT_TIMEOUT_MS + 30_000,
-        'VM failed',
-      );
-      expect(vm.failure_reason).toBe('boot_timeout');
-      expect(await fleetStatus(vmId)).toBe(fleetEnd);
-      const usage = await eventually(async () => {
-        const u = await stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
-        return u.vms === 0 ? u : undefined;
-      });
-      expect(usage).toMatchObject({ vms: 0, storage_gb: 0, provisioning: 0 });
-      // The released quota admits the next VM.
-      expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
-      const audit = await stack.request('GET', `/v1/audit?vm_id=${vmId}`, { token });
-      expect(audit.body.items.map((e: { event_type: string }) => e.event_type)).toEqual(['VM_SPAWN_REQUESTED', 'VM_FAILED']);
-    } finally {
-      await setFleet({ fault: 'none', boot_ms: 50 });
-    }
-  }, 60_000);
+  ])(
+    'when %s, then after the deadline the VM is failed with boot_timeout, its quota is free again and the fleet holds nothing',
+    async (_label, fleet, fleetEnd) => {
+      const { token, tenantId } = await createTenant(stack, { max_vms: 1 });
+      await setFleet(fleet);
+      try {
+        const spawned = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+        expect(spawned.status).toBe(202);
+        const vmId = spawned.body.vm_id as string;
+        // Past the deadline the VM is failed once the fleet has destroyed whatever it may hold: an
+        // unreachable fleet delays that, it never skips it.
+        await sleep(BOOT_TIMEOUT_MS + 1000);
+        await setFleet({ fault: 'none' });
+        const vm = await eventually(
+          async () => {
+            const res = await stack.request('GET', `/v1/vms/${vmId}`, { token });
+            return res.body.status === 'failed' ? res.body : undefined;
+          },
+          BOOT_TIMEOUT_MS + 30_000,
+          'VM failed',
+        );
+        expect(vm.failure_reason).toBe('boot_timeout');
+        expect(await fleetStatus(vmId)).toBe(fleetEnd);
+        const usage = await eventually(async () => {
+          const u = await stack.temporal.workflow.getHandle(tenantWorkflowId(tenantId)).query(usageQuery);
+          return u.vms === 0 ? u : undefined;
+        });
+        expect(usage).toMatchObject({ vms: 0, storage_gb: 0, provisioning: 0 });
+        // The released quota admits the next VM.
+        expect((await stack.request('POST', '/v1/vms', { token, body: SMALL_VM })).status).toBe(202);
+        const audit = await stack.request('GET', `/v1/audit?vm_id=${vmId}`, { token });
+        expect(audit.body.items.map((e: { event_type: string }) => e.event_type)).toEqual(['VM_SPAWN_REQUESTED', 'VM_FAILED']);
+      } finally {
+        await setFleet({ fault: 'none', boot_ms: 50 });
+      }
+    },
+    60_000,
+  );
 
   test('when as many VMs boot as a tenant may have in flight, then the next spawn is 429 in_flight_limit with Retry-After, and admitted once one has booted', async () => {
     const { token } = await createTenant(stack, { max_vms: 10 });
@@ -70,10 +74,14 @@ describe('VM boot deadline and VMs in flight', () => {
       expect(refused.status).toBe(429);
       expect(refused.body).toMatchObject({ code: 'in_flight_limit', in_flight: 2, limit: 2 });
       expect(refused.headers.get('retry-after')).toBe('5');
-      const admitted = await eventually(async () => {
-        const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
-        return res.status === 202 ? res : undefined;
-      }, 20_000, 'a spawn admitted after a boot');
+      const admitted = await eventually(
+        async () => {
+          const res = await stack.request('POST', '/v1/vms', { token, body: SMALL_VM });
+          return res.status === 202 ? res : undefined;
+        },
+        20_000,
+        'a spawn admitted after a boot',
+      );
       expect(admitted.body.status).toBe('provisioning');
     } finally {
       await setFleet({ boot_ms: 50 });

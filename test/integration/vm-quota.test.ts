@@ -178,7 +178,11 @@ describe('VM quota through the tenant workflow', () => {
 
     for (const [i, responses] of answers.entries()) {
       const { accepted, refused } = tally(responses);
-      expect({ tenant: tenants[i]!.tenantId, accepted: accepted.length, refused: refused.length }).toEqual({ tenant: tenants[i]!.tenantId, accepted: 5, refused: 25 });
+      expect({ tenant: tenants[i]!.tenantId, accepted: accepted.length, refused: refused.length }).toEqual({
+        tenant: tenants[i]!.tenantId,
+        accepted: 5,
+        refused: 25,
+      });
     }
     for (const tenant of tenants) {
       const u = await settled(tenant.tenantId, 90_000);
@@ -186,7 +190,11 @@ describe('VM quota through the tenant workflow', () => {
       expect((await fleetVms(tenant.tenantId)).filter((vm) => vm.status !== 'destroyed')).toHaveLength(5);
       // Postgres agrees: five rows hold quota, the 25 refused requests are rejected.
       const rows = await dbVms(tenant.tenantId);
-      expect({ tenant: tenant.tenantId, holding: rows.filter(holdsQuota).length, refused: rows.filter(refusedForQuota).length }).toEqual({ tenant: tenant.tenantId, holding: 5, refused: 25 });
+      expect({ tenant: tenant.tenantId, holding: rows.filter(holdsQuota).length, refused: rows.filter(refusedForQuota).length }).toEqual({
+        tenant: tenant.tenantId,
+        holding: 5,
+        refused: 25,
+      });
     }
   }, 240_000);
 
@@ -203,7 +211,12 @@ describe('VM quota through the tenant workflow', () => {
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ code: 'quota_exceeded', limit: 'max_vms', limit_value: 2, in_use: 3, requested: 1 });
     // Nothing was killed: the three VMs still run, here and at the fleet; the refused spawn is rejected.
-    expect((await dbVms(tenantId)).map((row) => `${row.status} ${row.failure_reason}`).sort()).toEqual(['rejected quota_exceeded', 'running null', 'running null', 'running null']);
+    expect((await dbVms(tenantId)).map((row) => `${row.status} ${row.failure_reason}`).sort()).toEqual([
+      'rejected quota_exceeded',
+      'running null',
+      'running null',
+      'running null',
+    ]);
     expect((await fleetVms(tenantId)).map((vm) => vm.status)).toEqual(['running', 'running', 'running']);
     expect((await usage(tenantId)).max_vms).toBe(2);
 

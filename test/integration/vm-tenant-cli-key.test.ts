@@ -28,7 +28,10 @@ describe('vm-tenant CLI with a signing key', () => {
   }
 
   async function issueBound(tenantToken: string, tenantId: string, pubkeyArgument: string, scope = 'service:tenant-admin'): Promise<Record<string, string>> {
-    const issued = await cli(['--output', 'json', 'tokens', 'issue', tenantId, '--subject-pubkey', pubkeyArgument, '--scope', scope, '--expires-in', '1800', '--bound'], { VM_TENANT_TOKEN: tenantToken });
+    const issued = await cli(
+      ['--output', 'json', 'tokens', 'issue', tenantId, '--subject-pubkey', pubkeyArgument, '--scope', scope, '--expires-in', '1800', '--bound'],
+      { VM_TENANT_TOKEN: tenantToken },
+    );
     expect(issued).toMatchObject({ code: 0, stderr: '' });
     return JSON.parse(issued.stdout) as Record<string, string>;
   }
@@ -57,7 +60,10 @@ describe('vm-tenant CLI with a signing key', () => {
 
     // A request with a body, signed: the bound token issues a sub-token, bound too.
     const device = sshKeygen('device_ed25519');
-    const sub = await cli(['--key', sshKey, '--output', 'json', 'tokens', 'issue', tenantId, '--subject-pubkey', `@${device}.pub`, '--scope', 'vm:read', '--expires-in', '600'], { VM_TENANT_TOKEN: bound.token! });
+    const sub = await cli(
+      ['--key', sshKey, '--output', 'json', 'tokens', 'issue', tenantId, '--subject-pubkey', `@${device}.pub`, '--scope', 'vm:read', '--expires-in', '600'],
+      { VM_TENANT_TOKEN: bound.token! },
+    );
     expect(sub).toMatchObject({ code: 0, stderr: '' });
     expect(JSON.parse(sub.stdout)).toMatchObject({ key_binding: 'required', scope: 'vm:read' });
   });

@@ -24,7 +24,11 @@ describe('vm-tenant CLI', () => {
   }
   const asAdmin = () => ({ VM_TENANT_URL: stack.apiUrl, VM_TENANT_TOKEN: stack.adminToken });
   const json = (result: CliResult) => JSON.parse(result.stdout) as Record<string, any>;
-  const jsonLines = (result: CliResult) => result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);
+  const jsonLines = (result: CliResult) =>
+    result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, any>);
 
   beforeAll(async () => {
     stack = await startTestStack();
@@ -36,8 +40,27 @@ describe('vm-tenant CLI', () => {
   });
 
   test('when the admin manages a tenant and its tokens, then create, get, list, update, issue, list and revoke answer what the API holds', async () => {
-    const tenantId = uniqueName('cli').toLowerCase().replace(/[^a-z0-9-]/g, '-');
-    const created = await cli(['--output', 'json', 'tenants', 'create', tenantId, '--display-name', 'CLI Corp', '--max-vms', '3', '--storage-quota-gb', '50', '--api-rate-limit-rpm', '600'], asAdmin());
+    const tenantId = uniqueName('cli')
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-');
+    const created = await cli(
+      [
+        '--output',
+        'json',
+        'tenants',
+        'create',
+        tenantId,
+        '--display-name',
+        'CLI Corp',
+        '--max-vms',
+        '3',
+        '--storage-quota-gb',
+        '50',
+        '--api-rate-limit-rpm',
+        '600',
+      ],
+      asAdmin(),
+    );
     expect(created).toMatchObject({ code: 0 });
     expect(json(created)).toMatchObject({ tenant_id: tenantId, display_name: 'CLI Corp', max_vms: 3 });
 
@@ -54,7 +77,22 @@ describe('vm-tenant CLI', () => {
     expect((await stack.request('GET', `/v1/tenants/${tenantId}`, { token: stack.adminToken })).body.max_vms).toBe(5);
 
     await writeFile(path.join(home, 'id_ed25519.pub'), `${SAMPLE_PUBKEY}\n`);
-    const issued = await cli(['--output', 'json', 'tokens', 'issue', tenantId, '--subject-pubkey', `@${path.join(home, 'id_ed25519.pub')}`, '--scope', 'vm:read', '--expires-in', '3600'], asAdmin());
+    const issued = await cli(
+      [
+        '--output',
+        'json',
+        'tokens',
+        'issue',
+        tenantId,
+        '--subject-pubkey',
+        `@${path.join(home, 'id_ed25519.pub')}`,
+        '--scope',
+        'vm:read',
+        '--expires-in',
+        '3600',
+      ],
+      asAdmin(),
+    );
     expect(issued.code).toBe(0);
     const token = json(issued);
     expect(token.token).toMatch(/^vmt_/);
@@ -78,7 +116,28 @@ describe('vm-tenant CLI', () => {
   test('when a VM is spawned and destroyed with --wait, then the CLI shows each status until it is running, then gone', async () => {
     const { token } = await createTenant(stack);
     const env = { VM_TENANT_URL: stack.apiUrl, VM_TENANT_TOKEN: token };
-    const spawned = await cli(['--output', 'json', 'vms', 'spawn', '--vcpus', '1', '--memory-mb', '512', '--storage-gb', '5', '--image', 'debian-12', '--name', 'web-1', '--wait', '--timeout', '60'], env);
+    const spawned = await cli(
+      [
+        '--output',
+        'json',
+        'vms',
+        'spawn',
+        '--vcpus',
+        '1',
+        '--memory-mb',
+        '512',
+        '--storage-gb',
+        '5',
+        '--image',
+        'debian-12',
+        '--name',
+        'web-1',
+        '--wait',
+        '--timeout',
+        '60',
+      ],
+      env,
+    );
     expect(spawned.code).toBe(0);
     const vm = json(spawned);
     expect(vm).toMatchObject({ status: 'running', name: 'web-1' });
@@ -113,7 +172,10 @@ describe('vm-tenant CLI', () => {
     expect(over.code).toBe(1);
     expect(over.stderr).toMatch(/^code: quota_exceeded \(HTTP 429\)$/m);
 
-    const invalid = await cli(['tenants', 'create', 'Bad_Id', '--display-name', 'x', '--max-vms', '1', '--storage-quota-gb', '1', '--api-rate-limit-rpm', '1'], asAdmin());
+    const invalid = await cli(
+      ['tenants', 'create', 'Bad_Id', '--display-name', 'x', '--max-vms', '1', '--storage-quota-gb', '1', '--api-rate-limit-rpm', '1'],
+      asAdmin(),
+    );
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toMatch(/^code: invalid_request \(HTTP 400\)$/m);
     expect(invalid.stderr).toMatch(/^ {2}tenant_id: .+/m);

@@ -65,7 +65,14 @@ const KNOWN_GAPS: KnownGap[] = [
     when: 'a request refused by one run is sent again under the same update id to the next run (Temporal deduplicates update ids within a run only)',
     then: 'the next run admits it while the first refusal marks its row rejected: a client holds 202 provisioning for a rejected row',
     gap: { skip: 'acceptedThenRejected' },
-    schedule: [{ do: 'quota', maxVms: 0, storageGb: 0 }, { do: 'spawn', key: 0 }, { do: 'api', pick: 7, lost: false }, { do: 'terminate' }, { do: 'spawn', key: 0 }, { do: 'quota', maxVms: 1, storageGb: 2 }],
+    schedule: [
+      { do: 'quota', maxVms: 0, storageGb: 0 },
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 7, lost: false },
+      { do: 'terminate' },
+      { do: 'spawn', key: 0 },
+      { do: 'quota', maxVms: 1, storageGb: 2 },
+    ],
     violation: /^\(3\) a client holds 202 provisioning for vm-0 \(attempt 1\), and its row is rejected \(VM_SPAWN_REJECTED quota_exceeded/,
   },
   {
@@ -155,13 +162,22 @@ const CLOSED_GAPS: ClosedGap[] = [
       { do: 'rebuild' },
       { do: 'rebuild' },
     ],
-    shows: [/^bootVm\(vm-0\)#2 \(zombie\): confirm at epoch 1 requested → provisioning$/, /^loadTenantForRebuild\(acme\)#\d+: epoch (\d+) \(Postgres at \1\), vms 1, storage 2, in flight vm-0:provisioning, undecided none$/],
+    shows: [
+      /^bootVm\(vm-0\)#2 \(zombie\): confirm at epoch 1 requested → provisioning$/,
+      /^loadTenantForRebuild\(acme\)#\d+: epoch (\d+) \(Postgres at \1\), vms 1, storage 2, in flight vm-0:provisioning, undecided none$/,
+    ],
   },
   {
     id: 'G2',
     when: 'a boot attempt outlives its deadline and writes running while failVm is under way (since G12: after failVm read the row, before it marks it destroying)',
     then: 'failVm marks the running row destroying, destroys the VM and fails the row all the same, and its quota comes back once',
-    schedule: [{ do: 'spawn', key: 0 }, { do: 'api', pick: 0, lost: false }, { do: 'activity', pick: 0 }, { do: 'activity', pick: 0 }, { do: 'bootTimeout', pick: 0 }],
+    schedule: [
+      { do: 'spawn', key: 0 },
+      { do: 'api', pick: 0, lost: false },
+      { do: 'activity', pick: 0 },
+      { do: 'activity', pick: 0 },
+      { do: 'bootTimeout', pick: 0 },
+    ],
     was: /^\(6\) the workflow counts 0 VMs \/ 0 GB, rows holding quota are 1 \/ 2 GB \(vm-0:running\)/,
     shows: [
       /^failVm\(vm-0\)#\d+: read row provisioning$/,
@@ -197,7 +213,10 @@ const CLOSED_GAPS: ClosedGap[] = [
     ],
     // Without the epoch in the confirm, this schedule breaks the quota as G3 did.
     was: /^\(1\) rows holding quota \(vm-2:provisioning vm-4:provisioning\) hold 7 GB, over storage_quota_gb 6/,
-    shows: [/^bootVm\(vm-4\)#2 \(zombie\): confirm at epoch 1 \(row requested, Postgres at epoch \d+\): superseded \(result ignored\)$/, /^abandonAdmission\(vm-4\)#\d+: requested → failed \(admission_lost\)$/],
+    shows: [
+      /^bootVm\(vm-4\)#2 \(zombie\): confirm at epoch 1 \(row requested, Postgres at epoch \d+\): superseded \(result ignored\)$/,
+      /^abandonAdmission\(vm-4\)#\d+: requested → failed \(admission_lost\)$/,
+    ],
   },
   {
     id: 'G10',
@@ -205,7 +224,11 @@ const CLOSED_GAPS: ClosedGap[] = [
     then: "both attempts raise the admission epoch to the same run start: the run's boot confirms its row (once + 1 each, the run in charge was superseded)",
     schedule: [{ do: 'terminate' }, { do: 'workerCrash', pick: 0, zombie: true }, { do: 'rebuild' }, { do: 'spawn', key: 0 }],
     was: /^\(7\) a boot of the run in charge was refused its confirmation \(superseded\)/,
-    shows: [/^loadTenantForRebuild\(acme\)#3: epoch (\d+) \(Postgres at \1\)/, /^loadTenantForRebuild\(acme\)#2 \(zombie\): epoch (\d+) \(Postgres at \1\)/, /^bootVm\(vm-0\)#\d+: confirm at epoch \d+ requested → provisioning$/],
+    shows: [
+      /^loadTenantForRebuild\(acme\)#3: epoch (\d+) \(Postgres at \1\)/,
+      /^loadTenantForRebuild\(acme\)#2 \(zombie\): epoch (\d+) \(Postgres at \1\)/,
+      /^bootVm\(vm-0\)#\d+: confirm at epoch \d+ requested → provisioning$/,
+    ],
   },
   {
     id: 'G10',
@@ -235,12 +258,16 @@ const CLOSED_GAPS: ClosedGap[] = [
     then: 'abandonAdmission fails the row as admission_lost (once rejected: a client held 202 provisioning for a rejected row)',
     schedule: [{ do: 'spawn', key: 0 }, { do: 'api', pick: 0, lost: false }, { do: 'terminate' }, { do: 'quota', maxVms: 0, storageGb: 0 }],
     was: /^\(3\) a client holds 202 provisioning for vm-0 \(attempt 1\), and its row is rejected/,
-    shows: [/^api#1 spawn vm-0: answered, 202 provisioning/, /^grace: decided vm-0 lost$/, /^abandonAdmission\(vm-0\)#\d+: requested → failed \(admission_lost\)$/],
+    shows: [
+      /^api#1 spawn vm-0: answered, 202 provisioning/,
+      /^grace: decided vm-0 lost$/,
+      /^abandonAdmission\(vm-0\)#\d+: requested → failed \(admission_lost\)$/,
+    ],
   },
   {
     id: 'G12',
     when: 'a failVm of a boot past its deadline (whose late attempt wrote running) is picked up by a worker that stops, and its run is terminated; it wakes after the rebuild',
-    then: 'fenced by its run\'s epoch, it changes nothing (nor destroys at the fleet): the rebuilt run keeps counting the running VM',
+    then: "fenced by its run's epoch, it changes nothing (nor destroys at the fleet): the rebuilt run keeps counting the running VM",
     schedule: [
       { do: 'spawn', key: 0 },
       { do: 'api', pick: 0, lost: false },
@@ -253,7 +280,10 @@ const CLOSED_GAPS: ClosedGap[] = [
       { do: 'terminate' },
     ],
     was: /^\(6\) the workflow counts 1 VMs \/ 2 GB, rows holding quota are 0 \/ 0 GB \(none\)/,
-    shows: [/^run 2 rebuilt \(epoch \d+\): vms 1, storage 2/, /^failVm\(vm-0\)#3 \(zombie\): row running not marked \(fenced out: epoch 1, Postgres at \d+\), released false \(result ignored\)$/],
+    shows: [
+      /^run 2 rebuilt \(epoch \d+\): vms 1, storage 2/,
+      /^failVm\(vm-0\)#3 \(zombie\): row running not marked \(fenced out: epoch 1, Postgres at \d+\), released false \(result ignored\)$/,
+    ],
   },
   {
     id: 'G12',
@@ -308,7 +338,12 @@ const CLOSED_GAPS: ClosedGap[] = [
       { do: 'rebuild' },
     ],
     was: /^\(6\) the fleet runs \[vm-0 vm-1\], Postgres has running \[vm-1\]/,
-    shows: [/^api#5 destroy vm-0: update accepted, handler waiting$/, /^run 2 rebuilt \(epoch \d+\): .*in flight vm-1:pending vm-2:pending vm-3:pending vm-0:destroying$/, /^api#5 destroy vm-0: answered, 202 destroying$/, /^teardownVm\(vm-0\)#\d+: row → destroyed \(released true\)$/],
+    shows: [
+      /^api#5 destroy vm-0: update accepted, handler waiting$/,
+      /^run 2 rebuilt \(epoch \d+\): .*in flight vm-1:pending vm-2:pending vm-3:pending vm-0:destroying$/,
+      /^api#5 destroy vm-0: answered, 202 destroying$/,
+      /^teardownVm\(vm-0\)#\d+: row → destroyed \(released true\)$/,
+    ],
   },
   {
     id: 'G7',
@@ -331,7 +366,11 @@ const CLOSED_GAPS: ClosedGap[] = [
       { do: 'destroy', key: 2 },
     ],
     was: /^\(6\) the fleet runs \[vm-2\], Postgres has running \[\]/,
-    shows: [/^api#\d+ destroy vm-2: update applied → \{"kind":"refused","reason":"in_flight_limit"\}$/, /^resolver#\d+ destroy vm-2: answered, 202 destroying$/, /^teardownVm\(vm-2\)#\d+: row → destroyed \(released true\)$/],
+    shows: [
+      /^api#\d+ destroy vm-2: update applied → \{"kind":"refused","reason":"in_flight_limit"\}$/,
+      /^resolver#\d+ destroy vm-2: answered, 202 destroying$/,
+      /^teardownVm\(vm-2\)#\d+: row → destroyed \(released true\)$/,
+    ],
   },
   {
     id: 'G9',

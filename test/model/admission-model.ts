@@ -103,7 +103,13 @@ const STORAGE_GB = [2, 1, 3, 2, 4, 1] as const;
 const INITIAL_QUOTA: VersionedQuota = { max_vms: 2, storage_quota_gb: 6, version: 1 };
 const HOLDING: readonly VmStatus[] = ['provisioning', 'running', 'destroying'];
 const CLIENT: RequestContext = { request_id: 'client', actor_token_id: 'tok-1', actor_scope: 'vm:write', source_ip: null, user_agent: null };
-const RESOLVER: RequestContext = { request_id: 'admission-resolver', actor_token_id: null, actor_scope: 'system:admission-resolver', source_ip: null, user_agent: null };
+const RESOLVER: RequestContext = {
+  request_id: 'admission-resolver',
+  actor_token_id: null,
+  actor_scope: 'system:admission-resolver',
+  source_ip: null,
+  user_agent: null,
+};
 
 /** An invariant of docs/admission-protocol.md that a schedule broke; the message carries the trace. */
 export class InvariantViolation extends Error {
@@ -130,7 +136,13 @@ interface Row {
 }
 
 class Postgres {
-  readonly tenant = { max_vms: INITIAL_QUOTA.max_vms, storage_quota_gb: INITIAL_QUOTA.storage_quota_gb, quota_version: INITIAL_QUOTA.version, deleted: false, admission_epoch: 0 };
+  readonly tenant = {
+    max_vms: INITIAL_QUOTA.max_vms,
+    storage_quota_gb: INITIAL_QUOTA.storage_quota_gb,
+    quota_version: INITIAL_QUOTA.version,
+    deleted: false,
+    admission_epoch: 0,
+  };
   readonly rows = new Map<string, Row>();
 
   quota(): VersionedQuota {
@@ -140,7 +152,16 @@ class Postgres {
   /** insertRequestedVm: only while the tenant is live and only if the id is new. */
   insertRequested(vmId: string, storageGb: number, atMs: number): boolean {
     if (this.tenant.deleted || this.rows.has(vmId)) return false;
-    this.rows.set(vmId, { vm_id: vmId, storage_gb: storageGb, status: 'requested', admission_attempt: 1, failure_reason: null, created_at_ms: atMs, destroyed_by: null, rejected_for: null });
+    this.rows.set(vmId, {
+      vm_id: vmId,
+      storage_gb: storageGb,
+      status: 'requested',
+      admission_attempt: 1,
+      failure_reason: null,
+      created_at_ms: atMs,
+      destroyed_by: null,
+      rejected_for: null,
+    });
     return true;
   }
 
@@ -187,7 +208,12 @@ class Postgres {
       admission_epoch: runEpoch,
       in_flight: rows
         .filter((row) => row.status === 'provisioning' || row.status === 'destroying')
-        .map((row) => ({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: row.created_at_ms })),
+        .map((row) => ({
+          vm_id: row.vm_id,
+          storage_gb: row.storage_gb,
+          phase: row.status === 'destroying' ? 'destroying' : 'provisioning',
+          created_at_ms: row.created_at_ms,
+        })),
       undecided: rows
         .filter((row) => row.status === 'requested')
         .sort((a, b) => a.created_at_ms - b.created_at_ms)
@@ -242,7 +268,11 @@ class Fleet {
 // Temporal: runs, updates, activity attempts
 
 type RefusalReason = 'quota_exceeded' | 'in_flight_limit' | 'tenant_closed';
-const REFUSAL_REASON: Record<SpawnRefusal['type'], RefusalReason> = { QuotaExceeded: 'quota_exceeded', InFlightLimit: 'in_flight_limit', TenantClosed: 'tenant_closed' };
+const REFUSAL_REASON: Record<SpawnRefusal['type'], RefusalReason> = {
+  QuotaExceeded: 'quota_exceeded',
+  InFlightLimit: 'in_flight_limit',
+  TenantClosed: 'tenant_closed',
+};
 
 /** What a caller of an update hears back. `error`: not a decision (the API answers 5xx, the resolver retries). */
 type Answer = { kind: 'status'; status: VmStatus } | { kind: 'refused'; reason: RefusalReason } | { kind: 'ok' } | { kind: 'error'; reason: string };
@@ -379,7 +409,13 @@ export class AdmissionWorld {
       case 'destroy':
         return this.apiDestroy(action.key);
       case 'api':
-        return this.stepRequest(pick(this.requests.filter((r) => r.pc === 'deliver' || r.pc === 'answer'), action.pick), action.lost);
+        return this.stepRequest(
+          pick(
+            this.requests.filter((r) => r.pc === 'deliver' || r.pc === 'answer'),
+            action.pick,
+          ),
+          action.lost,
+        );
       case 'apiCrash': {
         const request = pick(this.requests, action.pick);
         if (!request) return null;
@@ -389,14 +425,24 @@ export class AdmissionWorld {
       }
       case 'activity':
         // The current run's own rebuild is stepped by 'rebuild'; every other attempt (a zombie rebuild too) here.
-        return this.stepAttempt(pick(this.attempts.filter((a) => steppable(a) && !(a.kind === 'loadTenantForRebuild' && a.owner)), action.pick));
+        return this.stepAttempt(
+          pick(
+            this.attempts.filter((a) => steppable(a) && !(a.kind === 'loadTenantForRebuild' && a.owner)),
+            action.pick,
+          ),
+        );
       case 'fleet':
         return this.landCreate(action.pick, action.refuse);
       case 'workerCrash':
         // Any attempt a worker may hold: one it picked up and stopped in before its first write too.
         return this.crashWorker(pick(this.attempts, action.pick), action.zombie);
       case 'bootTimeout':
-        return this.bootTimeout(pick([...this.run.tasks].filter((t) => t.kind === 'bootVm'), action.pick));
+        return this.bootTimeout(
+          pick(
+            [...this.run.tasks].filter((t) => t.kind === 'bootVm'),
+            action.pick,
+          ),
+        );
       case 'continueAsNew':
         return this.continueAsNew();
       case 'terminate':
@@ -603,7 +649,8 @@ export class AdmissionWorld {
       return 'waiting';
     }
     // Refused by a validator: never in the history, so never deduplicated.
-    const refused = update.kind === 'spawn' ? this.validateSpawn(run.state, update) : update.kind === 'destroy' ? this.validateDestroy(run.state, update) : null;
+    const refused =
+      update.kind === 'spawn' ? this.validateSpawn(run.state, update) : update.kind === 'destroy' ? this.validateDestroy(run.state, update) : null;
     if (refused) return refused;
     return this.apply(run, update, [waiter]);
   }
@@ -752,7 +799,20 @@ export class AdmissionWorld {
   }
 
   private newAttempt(task: Task): Attempt {
-    const attempt: Attempt = { id: ++this.attemptIds, cause: task.vm?.cause.request_id ?? '', kind: task.kind, vmId: task.vmId, reason: task.reason, epoch: task.epoch, owner: task, started: false, pc: 'start', reply: null, cancelRequested: false, storageRead: 0 };
+    const attempt: Attempt = {
+      id: ++this.attemptIds,
+      cause: task.vm?.cause.request_id ?? '',
+      kind: task.kind,
+      vmId: task.vmId,
+      reason: task.reason,
+      epoch: task.epoch,
+      owner: task,
+      started: false,
+      pc: 'start',
+      reply: null,
+      cancelRequested: false,
+      storageRead: 0,
+    };
     this.attempts.push(attempt);
     return attempt;
   }
@@ -778,7 +838,8 @@ export class AdmissionWorld {
         let failure: string | null = null;
         if (result.kind === 'boot') {
           // Only a boot of a run a rebuild replaced may be refused its confirmation; this run is the one in charge.
-          if (result.outcome.failure_reason === 'superseded') this.supersededInCharge.push(`bootVm(${task.vmId}) of run ${run.id} (epoch ${task.epoch}; Postgres at ${this.pg.tenant.admission_epoch})`);
+          if (result.outcome.failure_reason === 'superseded')
+            this.supersededInCharge.push(`bootVm(${task.vmId}) of run ${run.id} (epoch ${task.epoch}; Postgres at ${this.pg.tenant.admission_epoch})`);
           if (result.outcome.status === 'destroy_requested') vm!.phase = 'destroying';
           failure = result.outcome.status === 'failed' ? (result.outcome.failure_reason ?? 'boot_failed') : null;
         } else if (result.kind === 'timeout') {
@@ -801,7 +862,10 @@ export class AdmissionWorld {
       case 'abandonAdmission':
         if (result.kind !== 'settled') return;
         // Only a failure of a run a rebuild replaced may be fenced out; this run is the one in charge.
-        if (result.fenced) this.supersededInCharge.push(`${task.kind}(${task.vmId}) of run ${run.id} fenced out (epoch ${task.epoch}; Postgres at ${this.pg.tenant.admission_epoch})`);
+        if (result.fenced)
+          this.supersededInCharge.push(
+            `${task.kind}(${task.vmId}) of run ${run.id} fenced out (epoch ${task.epoch}; Postgres at ${this.pg.tenant.admission_epoch})`,
+          );
         s.settle(vm!.vm_id, 'failed', result.released);
         return;
       case 'recordTenantDeleted': {
@@ -971,10 +1035,13 @@ export class AdmissionWorld {
             const status = row.status;
             const note = `${who}: confirm at epoch ${attempt.epoch}${confirmed ? ' requested → provisioning' : ` (row ${status}, Postgres at epoch ${this.pg.tenant.admission_epoch})`}`;
             // Not confirmed: this boot's run was superseded by a rebuild, which decides the request anew.
-            if (status === 'requested') return this.finish(attempt, { kind: 'boot', outcome: { status: 'failed', failure_reason: 'superseded' } }, `${note}: superseded`);
+            if (status === 'requested')
+              return this.finish(attempt, { kind: 'boot', outcome: { status: 'failed', failure_reason: 'superseded' } }, `${note}: superseded`);
             if (status === 'running') return this.finish(attempt, { kind: 'boot', outcome: { status: 'running', failure_reason: null } }, note);
-            if (status === 'destroying' || status === 'destroyed') return this.finish(attempt, { kind: 'boot', outcome: { status: 'destroy_requested', failure_reason: null } }, note);
-            if (status !== 'provisioning') return this.finish(attempt, { kind: 'boot', outcome: { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${status}` } }, note);
+            if (status === 'destroying' || status === 'destroyed')
+              return this.finish(attempt, { kind: 'boot', outcome: { status: 'destroy_requested', failure_reason: null } }, note);
+            if (status !== 'provisioning')
+              return this.finish(attempt, { kind: 'boot', outcome: { status: 'failed', failure_reason: row.failure_reason ?? `VM is ${status}` } }, note);
             attempt.pc = 'create';
             return note;
           }
@@ -986,12 +1053,21 @@ export class AdmissionWorld {
             // A cancellation (heard at a heartbeat) aborts the call without waiting for the fleet.
             if (attempt.cancelRequested) return this.finish(attempt, { kind: 'cancelled' }, `${who}: cancelled`);
             if (!attempt.reply) return null;
-            if (!attempt.reply.ok) return this.finish(attempt, { kind: 'boot', outcome: { status: 'failed', failure_reason: attempt.reply.code } }, `${who}: fleet refused ${attempt.reply.code}`);
+            if (!attempt.reply.ok)
+              return this.finish(
+                attempt,
+                { kind: 'boot', outcome: { status: 'failed', failure_reason: attempt.reply.code } },
+                `${who}: fleet refused ${attempt.reply.code}`,
+              );
             attempt.pc = 'running';
             return `${who}: fleet created`;
           case 'running': {
             const moved = this.pg.transition(vmId, ['provisioning'], 'running');
-            return this.finish(attempt, { kind: 'boot', outcome: { status: 'running', failure_reason: null } }, `${who}: ${moved ? 'provisioning → running' : 'row not provisioning, unchanged'}`);
+            return this.finish(
+              attempt,
+              { kind: 'boot', outcome: { status: 'running', failure_reason: null } },
+              `${who}: ${moved ? 'provisioning → running' : 'row not provisioning, unchanged'}`,
+            );
           }
           default:
             return null;
@@ -1007,7 +1083,11 @@ export class AdmissionWorld {
           // Released when this call moved the row, or an earlier call for the same request did (its
           // VM_DESTROYED entry names the request).
           const released = releasedHere || this.pg.rows.get(vmId)?.destroyed_by === attempt.cause;
-          return this.finish(attempt, { kind: 'settled', released, storage_gb: attempt.storageRead }, `${who}: row → ${this.pg.rows.get(vmId)?.status} (released ${released})`);
+          return this.finish(
+            attempt,
+            { kind: 'settled', released, storage_gb: attempt.storageRead },
+            `${who}: row → ${this.pg.rows.get(vmId)?.status} (released ${released})`,
+          );
         }
       case 'failVm':
       case 'abandonAdmission':
@@ -1055,11 +1135,16 @@ export class AdmissionWorld {
         return `${who}: read row ${row.status}`;
       case 'failRequested':
         attempt.pc = 'mark';
-        if (current && this.pg.transition(vmId, ['requested'], 'failed', reason)) return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: requested → failed (${reason})`);
+        if (current && this.pg.transition(vmId, ['requested'], 'failed', reason))
+          return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0 }, `${who}: requested → failed (${reason})`);
         return `${who}: requested not failed (row ${row?.status}, ${fence})`;
       case 'mark':
         if (!current || !this.pg.transition(vmId, HOLDING, 'destroying')) {
-          return this.finish(attempt, { kind: 'settled', released: false, storage_gb: 0, fenced: !current }, `${who}: row ${row?.status} not marked (${current ? 'not holding quota' : `fenced out: ${fence}`}), released false`);
+          return this.finish(
+            attempt,
+            { kind: 'settled', released: false, storage_gb: 0, fenced: !current },
+            `${who}: row ${row?.status} not marked (${current ? 'not holding quota' : `fenced out: ${fence}`}), released false`,
+          );
         }
         attempt.pc = 'destroy';
         return `${who}: row → destroying`;
@@ -1152,13 +1237,20 @@ export class AdmissionWorld {
     if (last) {
       const storage = holding.reduce((sum, row) => sum + row.storage_gb, 0);
       const rows = holding.map((row) => `${row.vm_id}:${row.status}`).join(' ');
-      if (holding.length > last.quota.max_vms) this.violated(`(1) ${holding.length} rows hold quota (${rows}), over max_vms ${last.quota.max_vms} of the quota the latest of them was admitted under (v${last.quota.version})`);
-      if (storage > last.quota.storage_quota_gb) this.violated(`(1) rows holding quota (${rows}) hold ${storage} GB, over storage_quota_gb ${last.quota.storage_quota_gb} of the quota the latest of them was admitted under (v${last.quota.version})`);
+      if (holding.length > last.quota.max_vms)
+        this.violated(
+          `(1) ${holding.length} rows hold quota (${rows}), over max_vms ${last.quota.max_vms} of the quota the latest of them was admitted under (v${last.quota.version})`,
+        );
+      if (storage > last.quota.storage_quota_gb)
+        this.violated(
+          `(1) rows holding quota (${rows}) hold ${storage} GB, over storage_quota_gb ${last.quota.storage_quota_gb} of the quota the latest of them was admitted under (v${last.quota.version})`,
+        );
     }
     for (const vmId of this.fleet.live) {
       const row = this.pg.rows.get(vmId);
       const removing = [...this.run.tasks].some((t) => t.vmId === vmId && (t.kind === 'teardownVm' || t.kind === 'failVm' || t.kind === 'abandonAdmission'));
-      if (!(row && HOLDING.includes(row.status)) && !removing) this.violated(`(2) ${vmId} is live at the fleet, its row is ${row?.status ?? 'absent'} and no teardown or failure of it is in flight`);
+      if (!(row && HOLDING.includes(row.status)) && !removing)
+        this.violated(`(2) ${vmId} is live at the fleet, its row is ${row?.status ?? 'absent'} and no teardown or failure of it is in flight`);
     }
     for (const answer of this.accepted) {
       const row = this.pg.rows.get(answer.vmId);
@@ -1166,10 +1258,13 @@ export class AdmissionWorld {
       if (answer.kind === 'spawn' && answer.status === 'provisioning' && row.admission_attempt === answer.attempt && row.status === 'rejected') {
         // G4 (a refusal recorded for a request another delivery admitted) is left out on demand.
         if (this.options.skipChecks?.acceptedThenRejected) continue;
-        this.violated(`(3) a client holds 202 provisioning for ${answer.vmId} (attempt ${answer.attempt}), and its row is rejected (VM_SPAWN_REJECTED ${row.rejected_for}, failure_reason ${row.failure_reason})`);
+        this.violated(
+          `(3) a client holds 202 provisioning for ${answer.vmId} (attempt ${answer.attempt}), and its row is rejected (VM_SPAWN_REJECTED ${row.rejected_for}, failure_reason ${row.failure_reason})`,
+        );
       }
     }
-    if (this.supersededInCharge.length > 0) this.violated(`(7) a boot of the run in charge was refused its confirmation (superseded): ${this.supersededInCharge.join(', ')}`);
+    if (this.supersededInCharge.length > 0)
+      this.violated(`(7) a boot of the run in charge was refused its confirmation (superseded): ${this.supersededInCharge.join(', ')}`);
   }
 
   /**
@@ -1184,7 +1279,8 @@ export class AdmissionWorld {
       if (this.run.loaded) steps.push(() => this.stepRebuild());
       for (let i = this.creates.length - 1; i >= 0; i--) steps.push(() => this.landCreate(0, false));
       for (const attempt of [...this.attempts]) steps.push(() => (this.attempts.includes(attempt) && steppable(attempt) ? this.stepAttempt(attempt) : null));
-      for (const request of [...this.requests]) steps.push(() => this.stepRequest(request.pc === 'deliver' || request.pc === 'answer' ? request : undefined, false));
+      for (const request of [...this.requests])
+        steps.push(() => this.stepRequest(request.pc === 'deliver' || request.pc === 'answer' ? request : undefined, false));
       if (this.run.grace) steps.push(() => this.stepGrace());
       for (const step of steps) this.note(step());
       if (this.fingerprint() !== before) continue;
@@ -1210,15 +1306,22 @@ export class AdmissionWorld {
     const holding = this.pg.holding();
     const storage = holding.reduce((sum, row) => sum + row.storage_gb, 0);
     if (s.vms !== holding.length || s.storageGb !== storage) {
-      this.violated(`(6) the workflow counts ${s.vms} VMs / ${s.storageGb} GB, rows holding quota are ${holding.length} / ${storage} GB (${holding.map((row) => `${row.vm_id}:${row.status}`).join(' ') || 'none'})`);
+      this.violated(
+        `(6) the workflow counts ${s.vms} VMs / ${s.storageGb} GB, rows holding quota are ${holding.length} / ${storage} GB (${holding.map((row) => `${row.vm_id}:${row.status}`).join(' ') || 'none'})`,
+      );
     }
-    const running = [...this.pg.rows.values()].filter((row) => row.status === 'running').map((row) => row.vm_id).sort();
+    const running = [...this.pg.rows.values()]
+      .filter((row) => row.status === 'running')
+      .map((row) => row.vm_id)
+      .sort();
     const live = [...this.fleet.live].sort();
     if (running.join() !== live.join()) this.violated(`(6) the fleet runs [${live.join(' ')}], Postgres has running [${running.join(' ')}]`);
-    const stuck = (row: Row) => this.options.skipChecks?.reRequestOfSettledId && row.admission_attempt > 1 && (s.decided(row.vm_id) === 'failed' || s.decided(row.vm_id) === 'destroyed');
+    const stuck = (row: Row) =>
+      this.options.skipChecks?.reRequestOfSettledId && row.admission_attempt > 1 && (s.decided(row.vm_id) === 'failed' || s.decided(row.vm_id) === 'destroyed');
     const requested = [...this.pg.rows.values()].filter((row) => row.status === 'requested' && !stuck(row)).map((row) => row.vm_id);
     if (requested.length > 0) this.violated(`(6) rows left requested: ${requested.join(' ')}`);
-    if (s.inFlight.size > 0) this.violated(`(6) quiet, but the workflow still has in flight: ${[...s.inFlight.values()].map((vm) => `${vm.vm_id}:${vm.phase}`).join(' ')}`);
+    if (s.inFlight.size > 0)
+      this.violated(`(6) quiet, but the workflow still has in flight: ${[...s.inFlight.values()].map((vm) => `${vm.vm_id}:${vm.phase}`).join(' ')}`);
   }
 
   /** Records a step that happened (null: nothing could take it), ends a closed run, and checks (1)–(4). */
@@ -1241,8 +1344,12 @@ export class AdmissionWorld {
   private violated(message: string): never {
     const rows = [...this.pg.rows.values()].map((row) => `${row.vm_id}:${row.status}@${row.admission_attempt}`).join(' ');
     const s = this.run.state;
-    const workflow = s ? `run ${this.run.id} (epoch ${s.epoch}): vms ${s.vms}, storage ${s.storageGb}, quota ${JSON.stringify(s.quota)}, in flight ${[...s.inFlight.values()].map((vm) => `${vm.vm_id}:${vm.phase}/${vm.release}`).join(' ') || 'none'}` : `run ${this.run.id}: rebuilding`;
-    throw new InvariantViolation(`${message}\n  rows: ${rows || 'none'} (admission epoch ${this.pg.tenant.admission_epoch})\n  fleet live: ${[...this.fleet.live].join(' ') || 'none'}\n  ${workflow}\n  trace:\n    ${this.trace.join('\n    ')}`);
+    const workflow = s
+      ? `run ${this.run.id} (epoch ${s.epoch}): vms ${s.vms}, storage ${s.storageGb}, quota ${JSON.stringify(s.quota)}, in flight ${[...s.inFlight.values()].map((vm) => `${vm.vm_id}:${vm.phase}/${vm.release}`).join(' ') || 'none'}`
+      : `run ${this.run.id}: rebuilding`;
+    throw new InvariantViolation(
+      `${message}\n  rows: ${rows || 'none'} (admission epoch ${this.pg.tenant.admission_epoch})\n  fleet live: ${[...this.fleet.live].join(' ') || 'none'}\n  ${workflow}\n  trace:\n    ${this.trace.join('\n    ')}`,
+    );
   }
 
   private fingerprint(): string {
@@ -1310,7 +1417,14 @@ const slot = fc.nat({ max: 7 });
 export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ do: fc.constant('spawn' as const), key: fc.nat({ max: STORAGE_GB.length - 1 }) }) },
   { weight: 5, arbitrary: fc.record({ do: fc.constant('destroy' as const), key: fc.nat({ max: STORAGE_GB.length - 1 }) }) },
-  { weight: 9, arbitrary: fc.record({ do: fc.constant('api' as const), pick: slot, lost: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
+  {
+    weight: 9,
+    arbitrary: fc.record({
+      do: fc.constant('api' as const),
+      pick: slot,
+      lost: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ do: fc.constant('apiCrash' as const), pick: slot }) },
   { weight: 9, arbitrary: fc.record({ do: fc.constant('activity' as const), pick: slot }) },
   { weight: 3, arbitrary: fc.record({ do: fc.constant('fleet' as const), pick: slot, refuse: fc.boolean() }) },

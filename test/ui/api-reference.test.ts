@@ -8,7 +8,16 @@ import { chromium, type Browser } from 'playwright-core';
 import { serveApi, type ServedApi } from '../helpers/api-server';
 import { chromiumPath } from '../helpers/chromium';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 jest.setTimeout(90_000);
 
@@ -30,7 +39,9 @@ describe('API reference page at /docs', () => {
 
   test('when /docs is opened in a browser, then every operation of the served document is listed and every asset came from the API', async () => {
     const doc = (await (await fetch(`${origin}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    const expected = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`)).sort();
+    const expected = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`))
+      .sort();
     expect(expected.length).toBeGreaterThan(10);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -46,7 +57,10 @@ describe('API reference page at /docs', () => {
     const response = await page.goto(`${origin}/docs`, { waitUntil: 'networkidle' });
     expect(response?.status()).toBe(200);
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
-    await page.locator('.opblock').nth(expected.length - 1).waitFor({ timeout: 30_000 });
+    await page
+      .locator('.opblock')
+      .nth(expected.length - 1)
+      .waitFor({ timeout: 30_000 });
 
     const listed = await page.$$eval('.opblock', (blocks) =>
       blocks.map((block) => {

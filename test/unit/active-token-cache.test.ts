@@ -1,7 +1,16 @@
 import { createActiveTokenCache } from '../../src/auth/active-token-cache';
 import type { ActiveToken } from '../../src/auth/token.repository';
 
-const token = (expires_at: Date | null = null): ActiveToken => ({ token_id: 'tok_a', tenant_id: 't', scope: 'vm:read', expires_at, token_hash: 'h', api_rate_limit_rpm: 60, subject_pubkey: null, key_binding: 'none' });
+const token = (expires_at: Date | null = null): ActiveToken => ({
+  token_id: 'tok_a',
+  tenant_id: 't',
+  scope: 'vm:read',
+  expires_at,
+  token_hash: 'h',
+  api_rate_limit_rpm: 60,
+  subject_pubkey: null,
+  key_binding: 'none',
+});
 
 describe('active token cache', () => {
   const now = new Date('2026-11-27T12:00:00Z');

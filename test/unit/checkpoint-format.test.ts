@@ -27,7 +27,8 @@ import {
 
 const sha256 = (...parts: Buffer[]): string => createHash('sha256').update(Buffer.concat(parts)).digest('hex');
 const hex = (h: string) => Buffer.from(h, 'hex');
-const ed25519Key = (seed: string): KeyObject => createPrivateKey({ key: Buffer.concat([hex('302e020100300506032b657004220420'), hex(seed)]), format: 'der', type: 'pkcs8' });
+const ed25519Key = (seed: string): KeyObject =>
+  createPrivateKey({ key: Buffer.concat([hex('302e020100300506032b657004220420'), hex(seed)]), format: 'der', type: 'pkcs8' });
 const key1 = ed25519Key(GOLDEN_KEY_1_SEED);
 const key2 = ed25519Key(GOLDEN_KEY_2_SEED);
 
@@ -61,9 +62,17 @@ describe('the entry tree (every field of every entry)', () => {
     expect(GOLDEN_ENTRIES_DIGEST_3).toBe(sha256(Buffer.from(`vm-tenant ledger entries v2\n{"root":"${GOLDEN_ENTRY_TREES[2]!.root}","size":"3"}`)));
   });
 
-  test('when any column of an entry changes, the operator\'s source_ip, user_agent and the seq included, then its leaf changes', () => {
+  test("when any column of an entry changes, the operator's source_ip, user_agent and the seq included, then its leaf changes", () => {
     const entry = GOLDEN_STORED_ENTRIES[0]!;
-    const changed = [{ source_ip: '198.51.100.1' }, { user_agent: 'other' }, { seq: '7' }, { tenant_seq: '9' }, { request_id: null }, { details: { ...entry.details, max_vms: 11 } }, { hash: 'f'.repeat(64) }];
+    const changed = [
+      { source_ip: '198.51.100.1' },
+      { user_agent: 'other' },
+      { seq: '7' },
+      { tenant_seq: '9' },
+      { request_id: null },
+      { details: { ...entry.details, max_vms: 11 } },
+      { hash: 'f'.repeat(64) },
+    ];
     for (const change of changed) expect([change, entryLeafHash({ ...entry, ...change })]).not.toEqual([change, GOLDEN_ENTRY_LEAVES[0]]);
   });
 
@@ -93,7 +102,7 @@ describe('checkpoint format version 2', () => {
     expect(GOLDEN_CHECKPOINT_LINK_HASH).toBe(sha256(Buffer.from(GOLDEN_CHECKPOINT_SIGNED_BYTES)));
   });
 
-  test('when a stored checkpoint\'s head or entry tree is changed beside its statement, then it is not a checkpoint of the key', () => {
+  test("when a stored checkpoint's head or entry tree is changed beside its statement, then it is not a checkpoint of the key", () => {
     const checkpoint = genesis();
     const publicKey = createPublicKey(key1);
     expect(checkpointFromMessage(JSON.parse(JSON.stringify(checkpoint)), publicKey)).toEqual(checkpoint);
@@ -109,16 +118,21 @@ describe('checkpoint format version 2', () => {
     expect(verifySignedCheckpoint(tenantCopy, createPublicKey(key1))).toBe(true);
   });
 
-  test('when key 1 rotates to key 2 after the genesis, then the rotation\'s bytes, both signatures and link hash are the golden ones', () => {
+  test("when key 1 rotates to key 2 after the genesis, then the rotation's bytes, both signatures and link hash are the golden ones", () => {
     const rotation = signKeyRotation(GOLDEN_CHECKPOINT_LINK_HASH, key1, key2, new Date('2027-01-01T00:00:00.000Z'));
-    expect(rotation).toMatchObject({ key_id: GOLDEN_KEY_1_ID, new_key_id: GOLDEN_KEY_2_ID, signature: GOLDEN_ROTATION_SIGNATURE, new_key_signature: GOLDEN_ROTATION_NEW_KEY_SIGNATURE });
+    expect(rotation).toMatchObject({
+      key_id: GOLDEN_KEY_1_ID,
+      new_key_id: GOLDEN_KEY_2_ID,
+      signature: GOLDEN_ROTATION_SIGNATURE,
+      new_key_signature: GOLDEN_ROTATION_NEW_KEY_SIGNATURE,
+    });
     expect(verify(null, Buffer.from(GOLDEN_ROTATION_SIGNED_BYTES), createPublicKey(key1), Buffer.from(GOLDEN_ROTATION_SIGNATURE, 'base64'))).toBe(true);
     expect(verify(null, Buffer.from(GOLDEN_ROTATION_SIGNED_BYTES), createPublicKey(key2), Buffer.from(GOLDEN_ROTATION_NEW_KEY_SIGNATURE, 'base64'))).toBe(true);
     expect(rotationLinkHash(rotation)).toBe(GOLDEN_ROTATION_LINK_HASH);
     expect(parseLinkValue(JSON.parse(JSON.stringify(rotation)), new Map())).toMatchObject({ link: { kind: 'rotation', hash: GOLDEN_ROTATION_LINK_HASH } });
   });
 
-  test('when a rotation lacks the new key\'s signature, or carries a public key that is not its key id, then it is not a rotation', () => {
+  test("when a rotation lacks the new key's signature, or carries a public key that is not its key id, then it is not a rotation", () => {
     const rotation = signKeyRotation(GOLDEN_CHECKPOINT_LINK_HASH, key1, key2, new Date('2027-01-01T00:00:00.000Z'));
     expect(keyRotationFromMessage({ ...rotation, new_key_signature: rotation.signature })).toBeNull();
     expect(keyRotationFromMessage({ ...rotation, new_public_key_pem: rotation.public_key_pem })).toBeNull();

@@ -16,9 +16,21 @@ let seq = 0;
 const at = (offsetMs: number) => new Date(Date.UTC(2026, 11, 6) + offsetMs);
 function checkpoint(key: KeyObject, previous: string | null): SignedCheckpoint {
   seq += 1;
-  return withoutHead(signCheckpoint({ head: { seq: String(seq), event_id: randomUUID(), hash: 'a'.repeat(64) }, tree: { size: 1, root: 'b'.repeat(64) }, entries: { size: String(seq), root: 'c'.repeat(64) }, previous }, key, at(seq * 1000)));
+  return withoutHead(
+    signCheckpoint(
+      {
+        head: { seq: String(seq), event_id: randomUUID(), hash: 'a'.repeat(64) },
+        tree: { size: 1, root: 'b'.repeat(64) },
+        entries: { size: String(seq), root: 'c'.repeat(64) },
+        previous,
+      },
+      key,
+      at(seq * 1000),
+    ),
+  );
 }
-const rotate = (from: KeyObject, to: KeyObject, previous: SignedCheckpoint): StoredKeyRotation => signKeyRotation(tenantLinkHash(previous), from, to, at(seq * 1000 + 500));
+const rotate = (from: KeyObject, to: KeyObject, previous: SignedCheckpoint): StoredKeyRotation =>
+  signKeyRotation(tenantLinkHash(previous), from, to, at(seq * 1000 + 500));
 
 describe('a newer checkpoint against a prior one', () => {
   test('when the series rotates its key in between, then the path holds and names both keys', () => {
@@ -27,7 +39,9 @@ describe('a newer checkpoint against a prior one', () => {
     const later = checkpoint(nextKey, tenantLinkHash(rotation));
     const outcome = verifyCheckpointPath(prior, later, [rotation, later], pub(oldKey));
     expect(outcome).toMatchObject({ ok: true, links: 2 });
-    expect(outcome.ok && outcome.keys.map((k) => k.export({ type: 'spki', format: 'pem' }))).toEqual([pub(oldKey), pub(nextKey)].map((k) => k.export({ type: 'spki', format: 'pem' })));
+    expect(outcome.ok && outcome.keys.map((k) => k.export({ type: 'spki', format: 'pem' }))).toEqual(
+      [pub(oldKey), pub(nextKey)].map((k) => k.export({ type: 'spki', format: 'pem' })),
+    );
   });
 
   test('when a rotation to another key is not signed by the series key, then the later checkpoint is not reached: a fork', () => {
@@ -48,7 +62,11 @@ describe('a newer checkpoint against a prior one', () => {
     const prior = checkpoint(oldKey, null);
     const a = checkpoint(oldKey, tenantLinkHash(prior));
     const b = checkpoint(oldKey, tenantLinkHash(prior));
-    expect(verifyCheckpointPath(prior, b, [a, b], pub(oldKey))).toMatchObject({ ok: false, defect: 'fork', message: expect.stringMatching(/^2 links signed by key \S+ follow the link/) });
+    expect(verifyCheckpointPath(prior, b, [a, b], pub(oldKey))).toMatchObject({
+      ok: false,
+      defect: 'fork',
+      message: expect.stringMatching(/^2 links signed by key \S+ follow the link/),
+    });
   });
 
   test('when the prior checkpoint is not signed by the pinned key, then it is a forged checkpoint', () => {
@@ -71,6 +89,8 @@ describe('a witness log', () => {
     expect(extended.log.tip?.hash).toBe(tenantLinkHash(c));
 
     const other = checkpoint(nextKey, tenantLinkHash(b)); // signed by the new key, but after b: another history
-    expect(extendWitnessLog(extended.log, [other])).toEqual({ fork: expect.stringMatching(/^1 of the links given do not extend the witnessed series from its tip/) });
+    expect(extendWitnessLog(extended.log, [other])).toEqual({
+      fork: expect.stringMatching(/^1 of the links given do not extend the witnessed series from its tip/),
+    });
   });
 });

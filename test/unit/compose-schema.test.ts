@@ -148,24 +148,38 @@ describe('docker-compose.production.yml', () => {
     expect(Object.keys(users).sort()).toEqual(['vm_tenant_api', 'vm_tenant_worker']);
     for (const [user, { allow, deny }] of Object.entries(users)) {
       // Deny wins over allow in NATS: these hold whatever the allow list says.
-      expect({ user, deny }).toEqual({ user, deny: expect.arrayContaining(['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.PURGE.>', '$JS.API.STREAM.MSG.DELETE.>']) });
-      expect({ user, updateCheckpoints: deny.some((subject) => ['$JS.API.STREAM.UPDATE.VM_TENANT_CHECKPOINTS', '$JS.API.STREAM.UPDATE.>'].includes(subject)) }).toEqual({ user, updateCheckpoints: true });
-      expect({ user, allowsEverything: allow.some((subject) => subject === '>' || subject.startsWith('$JS.API.>')) }).toEqual({ user, allowsEverything: false });
+      expect({ user, deny }).toEqual({
+        user,
+        deny: expect.arrayContaining(['$JS.API.STREAM.DELETE.>', '$JS.API.STREAM.PURGE.>', '$JS.API.STREAM.MSG.DELETE.>']),
+      });
+      expect({
+        user,
+        updateCheckpoints: deny.some((subject) => ['$JS.API.STREAM.UPDATE.VM_TENANT_CHECKPOINTS', '$JS.API.STREAM.UPDATE.>'].includes(subject)),
+      }).toEqual({ user, updateCheckpoints: true });
+      expect({ user, allowsEverything: allow.some((subject) => subject === '>' || subject.startsWith('$JS.API.>')) }).toEqual({
+        user,
+        allowsEverything: false,
+      });
     }
     expect(users.vm_tenant_worker!.allow).toEqual(expect.arrayContaining(['vmtenant.>', 'vmtenant_ledger.checkpoint']));
     // The API reads: only JetStream's info and message reads of the checkpoint stream.
-    expect(users.vm_tenant_api!.allow.every((subject) => /^\$JS\.API\.(INFO|STREAM\.INFO\.VM_TENANT_CHECKPOINTS|STREAM\.MSG\.GET\.VM_TENANT_CHECKPOINTS)$/.test(subject))).toBe(true);
+    expect(
+      users.vm_tenant_api!.allow.every((subject) =>
+        /^\$JS\.API\.(INFO|STREAM\.INFO\.VM_TENANT_CHECKPOINTS|STREAM\.MSG\.GET\.VM_TENANT_CHECKPOINTS)$/.test(subject),
+      ),
+    ).toBe(true);
     expect(users.vm_tenant_api!.deny).toEqual(expect.arrayContaining(['vmtenant_ledger.checkpoint', 'vmtenant.>']));
   });
 
-  test('when the checkpoint key is mounted, then the API gets the public half only: never the worker\'s data volume, only a read-only volume the worker writes the public key into', () => {
+  test("when the checkpoint key is mounted, then the API gets the public half only: never the worker's data volume, only a read-only volume the worker writes the public key into", () => {
     const dataDir = (service: Service) => service.environment?.DATA_DIR ?? IMAGE_DATA_DIR;
     const worker = services.worker!;
     const api = services.api!;
     const workerData = volumeAt(worker, dataDir(worker));
     expect(workerData).toBeDefined();
     // The private key's volume belongs to the worker alone.
-    for (const [name, service] of Object.entries(services)) if (name !== 'worker') expect({ name, mounts: (service.volumes ?? []).filter((v) => v.split(':')[0] === workerData) }).toEqual({ name, mounts: [] });
+    for (const [name, service] of Object.entries(services))
+      if (name !== 'worker') expect({ name, mounts: (service.volumes ?? []).filter((v) => v.split(':')[0] === workerData) }).toEqual({ name, mounts: [] });
     // The API reads the public key where the worker writes it, on a volume the API mounts read-only.
     const file = api.environment?.LEDGER_CHECKPOINT_PUBLIC_KEY_FILE ?? '';
     expect(worker.environment?.LEDGER_CHECKPOINT_PUBLIC_KEY_FILE).toBe(file);

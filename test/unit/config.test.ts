@@ -59,7 +59,15 @@ describe('loadConfig', () => {
   });
 
   test('when variables are set, then they are used', () => {
-    const config = loadConfig({ PORT: '8080', DATABASE_URL: 'postgresql://u@db:5432/x', ADMIN_TOKEN, TEMPORAL_ADDRESS: 'temporal:7233', TEMPORAL_CALL_TIMEOUT_MS: '2500', DATABASE_STATEMENT_TIMEOUT_MS: '3000', DATABASE_ACQUIRE_TIMEOUT_MS: '1500' });
+    const config = loadConfig({
+      PORT: '8080',
+      DATABASE_URL: 'postgresql://u@db:5432/x',
+      ADMIN_TOKEN,
+      TEMPORAL_ADDRESS: 'temporal:7233',
+      TEMPORAL_CALL_TIMEOUT_MS: '2500',
+      DATABASE_STATEMENT_TIMEOUT_MS: '3000',
+      DATABASE_ACQUIRE_TIMEOUT_MS: '1500',
+    });
     expect(config).toMatchObject({ port: 8080, databaseUrl: 'postgresql://u@db:5432/x', adminToken: ADMIN_TOKEN, temporalAddress: 'temporal:7233' });
     expect(config).toMatchObject({ temporalCallTimeoutMs: 2500, databaseStatementTimeoutMs: 3000, databaseAcquireTimeoutMs: 1500 });
   });

@@ -15,7 +15,11 @@ describe('Postgres URLs with TLS settings', () => {
   });
 
   test('when PGSSLROOTCERT is set and the URL names no CA, then both URLs get it as sslrootcert (pg reads no PGSSL* file variable itself)', () => {
-    const config = loadConfig({ DATABASE_URL: 'postgres://app@db.example/vm_tenant?sslmode=verify-full', MIGRATION_DATABASE_URL: 'postgres://owner@db.example/vm_tenant?sslmode=verify-full', PGSSLROOTCERT: ca });
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://app@db.example/vm_tenant?sslmode=verify-full',
+      MIGRATION_DATABASE_URL: 'postgres://owner@db.example/vm_tenant?sslmode=verify-full',
+      PGSSLROOTCERT: ca,
+    });
     for (const url of [config.databaseUrl, config.migrationDatabaseUrl]) {
       expect(Object.fromEntries(new URL(url).searchParams)).toEqual({ sslmode: 'verify-full', sslrootcert: ca });
     }

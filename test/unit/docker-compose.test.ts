@@ -218,7 +218,11 @@ describe('docker-compose.yml', () => {
     expect(environmentValue(nats, 'NATS_PASSWORD')).toMatch(/^\$\{NATS_PASSWORD:\?/);
     for (const name of ['api', 'worker']) {
       const url = new URL(interpolate(environmentValue(compose.services[name] ?? {}, 'NATS_URL') ?? ''));
-      expect({ service: name, user: url.username, password: url.password }).toEqual({ service: name, user: 'vm_tenant', password: SAMPLE_SECRETS.NATS_PASSWORD });
+      expect({ service: name, user: url.username, password: url.password }).toEqual({
+        service: name,
+        user: 'vm_tenant',
+        password: SAMPLE_SECRETS.NATS_PASSWORD,
+      });
     }
   });
 

@@ -24,7 +24,10 @@ const API_PORT = 9221;
 
 jest.setTimeout(120_000);
 
-const validator = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-kubernetes-validate.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+const validator = execFileSync('bash', [path.join(ROOT, 'scripts/ensure-kubernetes-validate.sh')], {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+}).trim();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-k8s-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -74,11 +77,14 @@ describe('deploy/k8s rendering and schema validation', () => {
   });
 
   const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
-  (kubectl ? test.each(OVERLAYS) : test.skip.each(OVERLAYS))('when kubectl is installed, then it renders the %s overlay exactly as the test renderer does', (overlay) => {
-    const output = execFileSync('kubectl', ['kustomize', path.join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
-    const theirs = parseAllDocuments(output).map((d) => d.toJS() as Manifest);
-    expect(byKey(rendered[overlay]!)).toEqual(byKey(theirs));
-  });
+  (kubectl ? test.each(OVERLAYS) : test.skip.each(OVERLAYS))(
+    'when kubectl is installed, then it renders the %s overlay exactly as the test renderer does',
+    (overlay) => {
+      const output = execFileSync('kubectl', ['kustomize', path.join(K8S, 'overlays', overlay)], { encoding: 'utf8' });
+      const theirs = parseAllDocuments(output).map((d) => d.toJS() as Manifest);
+      expect(byKey(rendered[overlay]!)).toEqual(byKey(theirs));
+    },
+  );
 });
 
 describe('deploy/k8s production overlay', () => {
@@ -87,23 +93,34 @@ describe('deploy/k8s production overlay', () => {
     const port = (name: string | number) => (typeof name === 'number' ? name : container.ports.find((p: any) => p.name === name)?.containerPort);
     expect({ path: container.readinessProbe.httpGet.path, port: port(container.readinessProbe.httpGet.port) }).toEqual({ path: '/readyz', port: API_PORT });
     expect({ path: container.livenessProbe.httpGet.path, port: port(container.livenessProbe.httpGet.port) }).toEqual({ path: '/healthz', port: API_PORT });
-    expect(container.env).toEqual(expect.arrayContaining([{ name: 'PORT', value: String(API_PORT) }, { name: 'HOST', value: '0.0.0.0' }]));
+    expect(container.env).toEqual(
+      expect.arrayContaining([
+        { name: 'PORT', value: String(API_PORT) },
+        { name: 'HOST', value: '0.0.0.0' },
+      ]),
+    );
   });
 
-  test.each(podTemplates)('when reading the pods of %s, then they run as non-root on a read-only root filesystem, with resource requests', (_name, template) => {
-    const spec = template.spec;
-    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: expect.any(Number) });
-    expect(spec.securityContext.runAsUser).toBeGreaterThan(0);
-    expect(spec.automountServiceAccountToken).toBe(false);
-    for (const container of allContainers(spec)) {
-      expect({ container: container.name, securityContext: container.securityContext }).toEqual({
-        container: container.name,
-        securityContext: expect.objectContaining({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }),
-      });
-      expect({ container: container.name, requests: container.resources?.requests }).toEqual({ container: container.name, requests: { cpu: expect.any(String), memory: expect.any(String) } });
-      expect(container.image).toBe('registry.example.com/vm-tenant:0.1.0');
-    }
-  });
+  test.each(podTemplates)(
+    'when reading the pods of %s, then they run as non-root on a read-only root filesystem, with resource requests',
+    (_name, template) => {
+      const spec = template.spec;
+      expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: expect.any(Number) });
+      expect(spec.securityContext.runAsUser).toBeGreaterThan(0);
+      expect(spec.automountServiceAccountToken).toBe(false);
+      for (const container of allContainers(spec)) {
+        expect({ container: container.name, securityContext: container.securityContext }).toEqual({
+          container: container.name,
+          securityContext: expect.objectContaining({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } }),
+        });
+        expect({ container: container.name, requests: container.resources?.requests }).toEqual({
+          container: container.name,
+          requests: { cpu: expect.any(String), memory: expect.any(String) },
+        });
+        expect(container.image).toBe('registry.example.com/vm-tenant:0.1.0');
+      }
+    },
+  );
 
   test.each(podTemplates)('when %s runs the app, then it is plain node over the build output', (_name, template) => {
     const app = template.spec.containers[0];
@@ -125,14 +142,17 @@ describe('deploy/k8s production overlay', () => {
     expect(find('StatefulSet', 'vm-tenant-worker')?.spec.replicas).toBeGreaterThanOrEqual(2);
   });
 
-  test.each(podTemplates)('when traffic comes to the pods of %s, then the NetworkPolicies admit only TCP to the API port of the API pods', (_name, template) => {
-    const policies = production.filter((m) => m.kind === 'NetworkPolicy' && labelsMatch(m.spec.podSelector.matchLabels, template.metadata.labels));
-    // Some policy selects every pod for Ingress, so that anything not admitted is denied.
-    expect(policies.some((p) => p.spec.policyTypes.includes('Ingress'))).toBe(true);
-    const admitted = policies.flatMap((p) => (p.spec.ingress ?? []).flatMap((rule: any) => rule.ports ?? [{ port: 'any' }]));
-    const isApi = template.metadata.labels['app.kubernetes.io/name'] === 'vm-tenant-api';
-    expect(admitted).toEqual(isApi ? [{ protocol: 'TCP', port: API_PORT }] : []);
-  });
+  test.each(podTemplates)(
+    'when traffic comes to the pods of %s, then the NetworkPolicies admit only TCP to the API port of the API pods',
+    (_name, template) => {
+      const policies = production.filter((m) => m.kind === 'NetworkPolicy' && labelsMatch(m.spec.podSelector.matchLabels, template.metadata.labels));
+      // Some policy selects every pod for Ingress, so that anything not admitted is denied.
+      expect(policies.some((p) => p.spec.policyTypes.includes('Ingress'))).toBe(true);
+      const admitted = policies.flatMap((p) => (p.spec.ingress ?? []).flatMap((rule: any) => rule.ports ?? [{ port: 'any' }]));
+      const isApi = template.metadata.labels['app.kubernetes.io/name'] === 'vm-tenant-api';
+      expect(admitted).toEqual(isApi ? [{ protocol: 'TCP', port: API_PORT }] : []);
+    },
+  );
 
   test('when a workload needs a credential, then it comes from a Secret of the example, never from a literal or the ConfigMap', () => {
     const config = configMap()!;
@@ -163,7 +183,9 @@ describe('deploy/k8s production overlay', () => {
 
   test('when the checkpoint key is mounted, then the worker gets the private key and the API only the public half', () => {
     const secretItems = (name: string) =>
-      ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.volumes as any[]).filter((v) => v.secret?.secretName === 'vm-tenant-checkpoint-key').flatMap((v) => v.secret.items.map((i: any) => i.key));
+      ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.volumes as any[])
+        .filter((v) => v.secret?.secretName === 'vm-tenant-checkpoint-key')
+        .flatMap((v) => v.secret.items.map((i: any) => i.key));
     expect(secretItems('vm-tenant-worker')).toEqual(['ledger-checkpoint-key.pem']);
     expect(secretItems('vm-tenant-api')).toEqual(['ledger-checkpoint-key.pub.pem']);
     const api = find('Deployment', 'vm-tenant-api')!.spec.template.spec.containers[0];
@@ -174,7 +196,11 @@ describe('deploy/k8s production overlay', () => {
 
   test('when the API and the worker read their environment, then loadConfig accepts it and reads every variable', () => {
     const config = configMap()!.data as Record<string, string>;
-    const samples: Record<string, string> = { DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant', NATS_URL: 'nats://vm_tenant_worker:pw@nats:4222', ADMIN_TOKEN: generateToken() };
+    const samples: Record<string, string> = {
+      DATABASE_URL: 'postgres://vm_tenant_app:pw@db:5432/vm_tenant',
+      NATS_URL: 'nats://vm_tenant_worker:pw@nats:4222',
+      ADMIN_TOKEN: generateToken(),
+    };
     for (const name of ['vm-tenant-api', 'vm-tenant-worker']) {
       const container = (find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.containers[0];
       const env: Record<string, string> = { ...config };
@@ -185,13 +211,16 @@ describe('deploy/k8s production overlay', () => {
     }
   });
 
-  test('when the API and the worker log in to NATS, then each reads its own Secret, whose example names its own user of the NATS users file, and neither reads the other\'s', () => {
+  test("when the API and the worker log in to NATS, then each reads its own Secret, whose example names its own user of the NATS users file, and neither reads the other's", () => {
     const natsSecret = (name: string) => {
-      const refs = ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.containers[0].env as any[]).filter((v) => v.name === 'NATS_URL').map((v) => v.valueFrom.secretKeyRef);
+      const refs = ((find('Deployment', name) ?? find('StatefulSet', name))!.spec.template.spec.containers[0].env as any[])
+        .filter((v) => v.name === 'NATS_URL')
+        .map((v) => v.valueFrom.secretKeyRef);
       expect(refs).toHaveLength(1);
       return refs[0] as { name: string; key: string };
     };
-    const exampleUser = (ref: { name: string; key: string }) => new URL(exampleSecrets.find((secret) => secret.metadata.name === ref.name)!.stringData[ref.key]).username;
+    const exampleUser = (ref: { name: string; key: string }) =>
+      new URL(exampleSecrets.find((secret) => secret.metadata.name === ref.name)!.stringData[ref.key]).username;
     const api = natsSecret('vm-tenant-api');
     const worker = natsSecret('vm-tenant-worker');
     expect(api.name).not.toBe(worker.name);
@@ -213,10 +242,14 @@ describe('deploy/k8s/monitoring (Prometheus Operator)', () => {
   const alerts = (rule.spec.groups as any[]).flatMap((group) => group.rules as any[]);
   const stale = alerts.find((alert) => alert.alert === 'LedgerCheckpointsStale');
 
-  test('when the ledger checkpoints fall behind, then the alert fires on the worker\'s gauges: older than three signing periods with entries waiting', () => {
+  test("when the ledger checkpoints fall behind, then the alert fires on the worker's gauges: older than three signing periods with entries waiting", () => {
     expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
     const { age, period, unsigned } = LEDGER_CHECKPOINT_METRICS;
-    expect(stale).toMatchObject({ expr: `${age} > 3 * ${period} and ${unsigned} > 0`, labels: { severity: 'critical' }, annotations: { summary: expect.any(String), description: expect.any(String) } });
+    expect(stale).toMatchObject({
+      expr: `${age} > 3 * ${period} and ${unsigned} > 0`,
+      labels: { severity: 'critical' },
+      annotations: { summary: expect.any(String), description: expect.any(String) },
+    });
     expect(stale.for).toMatch(/^\d+[smh]$/);
   });
 

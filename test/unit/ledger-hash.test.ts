@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import { GOLDEN_ENTRIES, GOLDEN_ENTRY_1_PREIMAGE, GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN, GOLDEN_HASHES, GOLDEN_TENANT_CHAIN } from '../fixtures/ledger-golden-vectors';
+import {
+  GOLDEN_ENTRIES,
+  GOLDEN_ENTRY_1_PREIMAGE,
+  GOLDEN_HASH_3_FIRST_OF_ITS_CHAIN,
+  GOLDEN_HASHES,
+  GOLDEN_TENANT_CHAIN,
+} from '../fixtures/ledger-golden-vectors';
 import { canonicalJson, entryHash, GENESIS_HASH, tenantEntryHash, type HashedFields } from '../../src/ledger/ledger-hash';
 
 describe('canonicalJson (RFC 8785)', () => {
@@ -17,8 +23,18 @@ describe('canonicalJson (RFC 8785)', () => {
 
   test('when keys are non-ASCII, then they are sorted by UTF-16 code units', () => {
     // RFC 8785 section 3.2.3 ordering example.
-    const input = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
-    const keys = canonicalJson(input).match(/"(?:[^"\\]|\\.)*":/g)!.map((k) => JSON.parse(k.slice(0, -1)) as string);
+    const input = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
+    const keys = canonicalJson(input)
+      .match(/"(?:[^"\\]|\\.)*":/g)!
+      .map((k) => JSON.parse(k.slice(0, -1)) as string);
     expect(keys).toEqual(['\r', '1', '\u0080', '\u00f6', '\u20ac', '\ud83d\ude00', '\ufb33']);
   });
 
@@ -79,7 +95,20 @@ describe('golden hash vectors', () => {
     expect(createHash('sha256').update(GOLDEN_ENTRY_1_PREIMAGE).digest('hex')).toBe(GOLDEN_HASHES[0]);
   });
 
-  const HASHED_FIELDS = ['seq', 'event_id', 'tenant_id', 'vm_id', 'event_type', 'occurred_at', 'actor_token_id', 'actor_scope', 'source_ip', 'user_agent', 'request_id', 'details'] as const;
+  const HASHED_FIELDS = [
+    'seq',
+    'event_id',
+    'tenant_id',
+    'vm_id',
+    'event_type',
+    'occurred_at',
+    'actor_token_id',
+    'actor_scope',
+    'source_ip',
+    'user_agent',
+    'request_id',
+    'details',
+  ] as const;
 
   test('when any one hashed field of a golden entry changes, then its hash changes', () => {
     const entry = GOLDEN_ENTRIES[1]!;
@@ -116,7 +145,7 @@ describe('golden tenant chain vectors', () => {
     });
   });
 
-  test('when any field a tenant sees changes, then the tenant hash changes; the global seq and an operator\'s source fields do not count', () => {
+  test("when any field a tenant sees changes, then the tenant hash changes; the global seq and an operator's source fields do not count", () => {
     const entry = tenantFields(1);
     const prev = GOLDEN_TENANT_CHAIN[1]!.tenant_prev_hash;
     const pinned = GOLDEN_TENANT_CHAIN[1]!.tenant_hash;

@@ -11,7 +11,12 @@ describe('package-lock.json', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'vm-tenant-lock-'));
     try {
       for (const file of ['package.json', 'package-lock.json', '.npmrc']) cpSync(path.join(ROOT, file), path.join(dir, file));
-      const output = execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+      const output = execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], {
+        cwd: dir,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 120_000,
+      });
       expect(output).not.toMatch(/Missing:|Invalid:/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { inclusionPath, leafHash, merkleRoot, verifyInclusion } from '../../src/ledger/merkle';
 
-const h = (...hex: string[]) => createHash('sha256').update(Buffer.concat(hex.map((x) => Buffer.from(x, 'hex')))).digest('hex');
+const h = (...hex: string[]) =>
+  createHash('sha256')
+    .update(Buffer.concat(hex.map((x) => Buffer.from(x, 'hex'))))
+    .digest('hex');
 const leaves = (n: number) => Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`leaf ${i}`)));
 
 describe('RFC 6962 Merkle tree', () => {

@@ -21,7 +21,13 @@ describe('NATS credentials and TLS from the environment', () => {
   });
 
   test('when the creds file, CA and client pair are set, then the connect options authenticate with the file and require TLS with those files', () => {
-    const { nats } = loadConfig({ NATS_URL: 'tls://nats.example:4222', NATS_CREDS_FILE: creds, NATS_TLS_CA_FILE: ca, NATS_TLS_CERT_FILE: cert, NATS_TLS_KEY_FILE: key });
+    const { nats } = loadConfig({
+      NATS_URL: 'tls://nats.example:4222',
+      NATS_CREDS_FILE: creds,
+      NATS_TLS_CA_FILE: ca,
+      NATS_TLS_CERT_FILE: cert,
+      NATS_TLS_KEY_FILE: key,
+    });
     expect(nats).toEqual({ url: 'tls://nats.example:4222', credsFile: creds, tls: { caFile: ca, certFile: cert, keyFile: key } });
     const options = natsConnectOptions(nats);
     expect(options).toMatchObject({ servers: 'tls://nats.example:4222', tls: { caFile: ca, certFile: cert, keyFile: key } });

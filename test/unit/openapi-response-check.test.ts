@@ -10,11 +10,20 @@ const DOCUMENT = {
     '/things/{id}': {
       get: {
         responses: {
-          '200': { description: 'ok', content: { 'application/json': { schema: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'], additionalProperties: false } } } },
+          '200': {
+            description: 'ok',
+            content: {
+              'application/json': { schema: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'], additionalProperties: false } },
+            },
+          },
           '401': {
             description: 'no token',
             headers: { 'WWW-Authenticate': { required: true, schema: { type: 'string' } } },
-            content: { 'application/problem+json': { schema: { type: 'object', properties: { code: { const: 'unauthenticated' }, status: { const: 401 } }, required: ['code'] } } },
+            content: {
+              'application/problem+json': {
+                schema: { type: 'object', properties: { code: { const: 'unauthenticated' }, status: { const: 401 } }, required: ['code'] },
+              },
+            },
           },
         },
       },

@@ -24,7 +24,11 @@ function grpcError(code: status, message = 'refused', details: google.protobuf.I
 /** What the Temporal client throws for an update-with-start whose update the server dropped: it unpacks the multi-operation failure itself. */
 function droppedUpdateWithStart(): unknown {
   const statuses = [
-    { code: status.ABORTED, message: 'Operation was aborted.', details: [any('temporal.api.failure.v1.MultiOperationExecutionAborted', MultiOperationExecutionAborted.encode({}).finish())] },
+    {
+      code: status.ABORTED,
+      message: 'Operation was aborted.',
+      details: [any('temporal.api.failure.v1.MultiOperationExecutionAborted', MultiOperationExecutionAborted.encode({}).finish())],
+    },
     { code: status.FAILED_PRECONDITION, message: DROPPED_MESSAGE, details: [workflowNotReady()] },
   ];
   const multi = any('temporal.api.errordetails.v1.MultiOperationExecutionFailure', MultiOperationExecutionFailure.encode({ statuses }).finish());
@@ -66,18 +70,25 @@ describe('retryWhileExhausted', () => {
   });
 
   test('when the client wraps a RESOURCE_EXHAUSTED gRPC error (ServiceError cause), then it is retried until it succeeds', async () => {
-    expect(await attemptsWhenRefusedTwiceWith(() => new ServiceError('Update-With-Start failed', { cause: grpcError(status.RESOURCE_EXHAUSTED, 'busy') }))).toBe(3);
+    expect(
+      await attemptsWhenRefusedTwiceWith(() => new ServiceError('Update-With-Start failed', { cause: grpcError(status.RESOURCE_EXHAUSTED, 'busy') })),
+    ).toBe(3);
   });
 
   test('when the server dropped the update with its failed workflow task (WorkflowNotReadyFailure), then it is retried, whether it came through update-with-start or a plain update', async () => {
     expect(isDroppedUpdate(droppedUpdateWithStart())).toBe(true);
     expect(await attemptsWhenRefusedTwiceWith(droppedUpdateWithStart)).toBe(3);
-    const plainUpdate = () => new ServiceError('Workflow Update failed', { cause: grpcError(status.FAILED_PRECONDITION, DROPPED_MESSAGE, [workflowNotReady()]) });
+    const plainUpdate = () =>
+      new ServiceError('Workflow Update failed', { cause: grpcError(status.FAILED_PRECONDITION, DROPPED_MESSAGE, [workflowNotReady()]) });
     expect(await attemptsWhenRefusedTwiceWith(plainUpdate)).toBe(3);
   });
 
   test('when the server aborted an update because its run was closing for continue-as-new (NOT_FOUND), then it is sent again under its id', async () => {
-    expect(await attemptsWhenRefusedTwiceWith(() => new ServiceError('Update-With-Start failed', { cause: grpcError(status.NOT_FOUND, 'workflow update was aborted by closing workflow') }))).toBe(3);
+    expect(
+      await attemptsWhenRefusedTwiceWith(
+        () => new ServiceError('Update-With-Start failed', { cause: grpcError(status.NOT_FOUND, 'workflow update was aborted by closing workflow') }),
+      ),
+    ).toBe(3);
   });
 
   test('when only the message text or a bare code number says "refused", then the error is thrown at once: errors are recognised by type and status', async () => {

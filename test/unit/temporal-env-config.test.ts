@@ -48,7 +48,11 @@ describe('Temporal environment configuration', () => {
       TEMPORAL_TLS_SERVER_CA_CERT_PATH: ca,
       TEMPORAL_TLS_SERVER_NAME: 'frontend.temporal',
     });
-    const tls = config.temporal.connection.tls as { serverNameOverride?: string; serverRootCACertificate?: Uint8Array; clientCertPair?: { crt: Uint8Array; key: Uint8Array } };
+    const tls = config.temporal.connection.tls as {
+      serverNameOverride?: string;
+      serverRootCACertificate?: Uint8Array;
+      clientCertPair?: { crt: Uint8Array; key: Uint8Array };
+    };
     expect(tls.serverNameOverride).toBe('frontend.temporal');
     const text = (bytes: Uint8Array | undefined) => (bytes ? Buffer.from(bytes).toString() : undefined);
     expect(text(tls.serverRootCACertificate)).toBe('CA-PEM');
@@ -64,10 +68,27 @@ describe('Temporal environment configuration', () => {
   test('when a profile file and TEMPORAL_PROFILE are set, then the profile applies and TEMPORAL_* variables override it', () => {
     const toml = file(
       'profiles.toml',
-      ['[profile.default]', 'address = "localhost:7233"', '', '[profile.prod]', 'address = "prod.tmprl.cloud:7233"', 'namespace = "prod-ns"', 'api_key = "from-file"', '[profile.prod.tls]', 'server_name = "prod.tmprl.cloud"', '[profile.prod.grpc_meta]', 'x-team = "vm"'].join('\n'),
+      [
+        '[profile.default]',
+        'address = "localhost:7233"',
+        '',
+        '[profile.prod]',
+        'address = "prod.tmprl.cloud:7233"',
+        'namespace = "prod-ns"',
+        'api_key = "from-file"',
+        '[profile.prod.tls]',
+        'server_name = "prod.tmprl.cloud"',
+        '[profile.prod.grpc_meta]',
+        'x-team = "vm"',
+      ].join('\n'),
     );
     const config = load({ TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'prod', TEMPORAL_NAMESPACE: 'override-ns' });
-    expect(config.temporal.connection).toMatchObject({ address: 'prod.tmprl.cloud:7233', apiKey: 'from-file', tls: { serverNameOverride: 'prod.tmprl.cloud' }, metadata: { 'x-team': 'vm' } });
+    expect(config.temporal.connection).toMatchObject({
+      address: 'prod.tmprl.cloud:7233',
+      apiKey: 'from-file',
+      tls: { serverNameOverride: 'prod.tmprl.cloud' },
+      metadata: { 'x-team': 'vm' },
+    });
     expect(config.temporalNamespace).toBe('override-ns');
     expect(config.temporal.summary.profile).toBe('prod');
   });
@@ -83,13 +104,24 @@ describe('Temporal environment configuration', () => {
   });
 
   test.each([
-    ['a certificate file that does not exist', { TEMPORAL_TLS_CLIENT_CERT_PATH: '/nonexistent/client.pem', TEMPORAL_TLS_CLIENT_KEY_PATH: '/nonexistent/client.key' }, /^temporal: cannot read \/nonexistent\/client\.(pem|key) \(no such file\)$/],
+    [
+      'a certificate file that does not exist',
+      { TEMPORAL_TLS_CLIENT_CERT_PATH: '/nonexistent/client.pem', TEMPORAL_TLS_CLIENT_KEY_PATH: '/nonexistent/client.key' },
+      /^temporal: cannot read \/nonexistent\/client\.(pem|key) \(no such file\)$/,
+    ],
     ['a profile that is not in the file', { TEMPORAL_CONFIG_FILE: '', TEMPORAL_PROFILE: 'missing' }, /^temporal: Profile 'missing' not found/],
-    ['a config file that does not exist', { TEMPORAL_CONFIG_FILE: '/nonexistent/temporal.toml' }, /^temporal: TEMPORAL_CONFIG_FILE \/nonexistent\/temporal\.toml does not exist$/],
+    [
+      'a config file that does not exist',
+      { TEMPORAL_CONFIG_FILE: '/nonexistent/temporal.toml' },
+      /^temporal: TEMPORAL_CONFIG_FILE \/nonexistent\/temporal\.toml does not exist$/,
+    ],
     ['an address without a port', { TEMPORAL_ADDRESS: 'no-port' }, /^TEMPORAL_ADDRESS must be host:port/],
   ])('when given %s, then the start stops with a ConfigError naming temporal and the cause', (_what, given, message) => {
     const env = given as Record<string, string>;
-    const withFile = { ...env, TEMPORAL_CONFIG_FILE: env.TEMPORAL_CONFIG_FILE === '' ? file('default-only.toml', '[profile.default]\naddress = "a:7233"\n') : env.TEMPORAL_CONFIG_FILE };
+    const withFile = {
+      ...env,
+      TEMPORAL_CONFIG_FILE: env.TEMPORAL_CONFIG_FILE === '' ? file('default-only.toml', '[profile.default]\naddress = "a:7233"\n') : env.TEMPORAL_CONFIG_FILE,
+    };
     const attempt = () => load(Object.fromEntries(Object.entries(withFile).filter(([, value]) => value !== undefined)) as Record<string, string>);
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(message);

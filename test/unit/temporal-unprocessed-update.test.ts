@@ -79,8 +79,14 @@ function deadlineIn(ms: number): CallDeadline {
 /** What the client's update-with-start throws when the server answers the update with `failure`. */
 async function updateFailedWith(failure: Failure): Promise<unknown> {
   const { client } = scriptedTemporal([{ failure }]);
-  const startWorkflowOperation = new WithStartWorkflowOperation('tenantWorkflow', { workflowId: 'tenant-1', taskQueue: 'tq', workflowIdConflictPolicy: 'USE_EXISTING' });
-  return client.workflow.executeUpdateWithStart(spawnVmUpdate, { args: [SPAWN], updateId: 'spawn-vm-1', startWorkflowOperation }).catch((error: unknown) => error);
+  const startWorkflowOperation = new WithStartWorkflowOperation('tenantWorkflow', {
+    workflowId: 'tenant-1',
+    taskQueue: 'tq',
+    workflowIdConflictPolicy: 'USE_EXISTING',
+  });
+  return client.workflow
+    .executeUpdateWithStart(spawnVmUpdate, { args: [SPAWN], updateId: 'spawn-vm-1', startWorkflowOperation })
+    .catch((error: unknown) => error);
 }
 
 /** The status, headers and body the error middleware answers `error` with. */

@@ -14,7 +14,12 @@ const request = (vmId: string, storageGb = 5, quota?: SpawnVmRequest['quota']): 
   context: CONTEXT,
   quota,
 });
-const totals = (maxVms: number, storageQuotaGb = 100, vms = 0, storageGb = 0) => ({ quota: { max_vms: maxVms, storage_quota_gb: storageQuotaGb, version: 1 }, closed: false, vms, storage_gb: storageGb });
+const totals = (maxVms: number, storageQuotaGb = 100, vms = 0, storageGb = 0) => ({
+  quota: { max_vms: maxVms, storage_quota_gb: storageQuotaGb, version: 1 },
+  closed: false,
+  vms,
+  storage_gb: storageGb,
+});
 const newState = (maxVms = 2, storageQuotaGb = 100, maxInFlight = 10) => new TenantState('acme', maxInFlight, totals(maxVms, storageQuotaGb));
 const admit = (state: TenantState, vmId: string, storageGb = 5) => state.admit(request(vmId, storageGb), NOW, BOOT_MS);
 
@@ -31,7 +36,10 @@ describe('TenantState', () => {
   test('when storage would pass the quota, then the spawn is refused on storage_quota_gb', () => {
     const state = newState(10, 12);
     admit(state, 'a', 10);
-    expect(state.spawnRefusal(request('b', 3))).toEqual({ type: 'QuotaExceeded', details: { limit: 'storage_quota_gb', limit_value: 12, in_use: 10, requested: 3 } });
+    expect(state.spawnRefusal(request('b', 3))).toEqual({
+      type: 'QuotaExceeded',
+      details: { limit: 'storage_quota_gb', limit_value: 12, in_use: 10, requested: 3 },
+    });
     expect(state.spawnRefusal(request('b', 2))).toBeNull();
   });
 
@@ -137,7 +145,12 @@ describe('TenantState', () => {
     const state = TenantState.rebuilt('acme', 10, totals(3, 100, 1, 5), [], [{ vm_id: 'u1', storage_gb: 5, created_at_ms: NOW }], BOOT_MS);
     expect(state.vms).toBe(2);
     expect(state.releasePending('u1')).toBe(true);
-    expect({ vms: state.vms, storage: state.storageGb, inFlight: state.inFlight.size, decided: state.decided('u1') }).toEqual({ vms: 1, storage: 5, inFlight: 0, decided: null });
+    expect({ vms: state.vms, storage: state.storageGb, inFlight: state.inFlight.size, decided: state.decided('u1') }).toEqual({
+      vms: 1,
+      storage: 5,
+      inFlight: 0,
+      decided: null,
+    });
     expect(state.releasePending('u1')).toBe(false);
   });
 
@@ -153,8 +166,18 @@ describe('TenantState', () => {
   });
 
   test('when 100,000 VMs are held and the in-flight limit of 1,000 is reached, then the carried state stays under the 512 KiB payload warning of Temporal and round-trips', () => {
-    const state = new TenantState('acme', 1000, { quota: { max_vms: 100_000, storage_quota_gb: 1_000_000, version: 7 }, closed: false, vms: 99_000, storage_gb: 990_000 });
-    for (let i = 0; i < 1000; i++) state.admit({ ...request(crypto.randomUUID(), 10), context: { ...CONTEXT, request_id: crypto.randomUUID(), actor_token_id: `tok_${'x'.repeat(24)}` } }, NOW, BOOT_MS);
+    const state = new TenantState('acme', 1000, {
+      quota: { max_vms: 100_000, storage_quota_gb: 1_000_000, version: 7 },
+      closed: false,
+      vms: 99_000,
+      storage_gb: 990_000,
+    });
+    for (let i = 0; i < 1000; i++)
+      state.admit(
+        { ...request(crypto.randomUUID(), 10), context: { ...CONTEXT, request_id: crypto.randomUUID(), actor_token_id: `tok_${'x'.repeat(24)}` } },
+        NOW,
+        BOOT_MS,
+      );
     const carried = state.toCarried();
     for (let i = 0; i < RECENT_MEMORY; i++) carried.recent.push([crypto.randomUUID(), 'destroyed']);
     expect(carried.vms).toBe(100_000);
@@ -175,7 +198,10 @@ describe('TenantState', () => {
         { vm_id: 'booting', storage_gb: 5, phase: 'provisioning', cause },
         { vm_id: 'going', storage_gb: 5, phase: 'destroying', cause },
       ],
-      recent: [['gone', 'destroyed'], ['was-running', 'running']],
+      recent: [
+        ['gone', 'destroyed'],
+        ['was-running', 'running'],
+      ],
     };
     const state = fromV2('acme', 10, v2, NOW, BOOT_MS);
     expect(state.usage(0)).toMatchObject({ vms: 3, storage_gb: 15, provisioning: 1, destroying: 1, quota_version: 4 });
@@ -194,13 +220,23 @@ describe('TenantState', () => {
       vms: [
         { vm_id: 'running', storage_gb: 5, phase: 'running', spawn: spawn('running'), destroy: null },
         { vm_id: 'booting', storage_gb: 5, phase: 'provisioning', spawn: spawn('booting'), destroy: null },
-        { vm_id: 'booting-doomed', storage_gb: 5, phase: 'provisioning', spawn: spawn('booting-doomed'), destroy: { context: { ...CONTEXT, request_id: 'r-destroy' } } },
+        {
+          vm_id: 'booting-doomed',
+          storage_gb: 5,
+          phase: 'provisioning',
+          spawn: spawn('booting-doomed'),
+          destroy: { context: { ...CONTEXT, request_id: 'r-destroy' } },
+        },
         { vm_id: 'going', storage_gb: 5, phase: 'destroying', spawn: spawn('going'), destroy: { context: CONTEXT } },
       ],
       settled: [['gone', 'destroyed']],
     };
     const state = fromV1('acme', 10, legacy, NOW, BOOT_MS);
-    expect({ vms: state.vms, storage: state.storageGb, quota: state.quota }).toEqual({ vms: 4, storage: 20, quota: { max_vms: 5, storage_quota_gb: 50, version: 0 } });
+    expect({ vms: state.vms, storage: state.storageGb, quota: state.quota }).toEqual({
+      vms: 4,
+      storage: 20,
+      quota: { max_vms: 5, storage_quota_gb: 50, version: 0 },
+    });
     expect([...state.inFlight.values()].map((vm) => [vm.vm_id, vm.phase, vm.cause.request_id])).toEqual([
       ['booting', 'provisioning', 'r-1'],
       ['booting-doomed', 'destroying', 'r-destroy'],

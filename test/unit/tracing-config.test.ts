@@ -22,8 +22,12 @@ describe('tracing configuration', () => {
   });
 
   test('when the protocol is grpc, then start-up fails with a message naming the variable and what is supported', () => {
-    expect(() => startTracing('vm-tenant-test', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })).toThrow(TracingConfigError);
-    expect(() => startTracing('vm-tenant-test', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http\/protobuf or http\/json/);
+    expect(() =>
+      startTracing('vm-tenant-test', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
+    ).toThrow(TracingConfigError);
+    expect(() =>
+      startTracing('vm-tenant-test', { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' } }),
+    ).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http\/protobuf or http\/json/);
     expect(tracingEnabled()).toBe(false);
   });
 });

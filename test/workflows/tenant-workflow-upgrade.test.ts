@@ -54,14 +54,24 @@ describe('tenant workflow upgrade procedure', () => {
     client = new Client({ connection, namespace: env.temporalNamespace });
   });
   afterAll(async () => {
-    for (const tenant of Object.values(tenants)) await client.workflow.getHandle(tenantWorkflowId(tenant)).terminate('test over').catch(() => undefined);
+    for (const tenant of Object.values(tenants))
+      await client.workflow
+        .getHandle(tenantWorkflowId(tenant))
+        .terminate('test over')
+        .catch(() => undefined);
     await workerConnection.close();
     await connection.close();
   });
 
   /** Runs `work` with a worker of the code in `workflowBundle` on this test's task queue. */
   async function withWorker(workflowBundle: { code: string } | { codePath: string }, work: () => Promise<void>): Promise<void> {
-    const worker = await Worker.create({ connection: workerConnection, namespace: env.temporalNamespace, taskQueue, workflowBundle, activities: emptyTenantActivities() });
+    const worker = await Worker.create({
+      connection: workerConnection,
+      namespace: env.temporalNamespace,
+      taskQueue,
+      workflowBundle,
+      activities: emptyTenantActivities(),
+    });
     await worker.runUntil(work);
   }
   async function bundleOf(file: string): Promise<{ code: string }> {
@@ -87,10 +97,14 @@ describe('tenant workflow upgrade procedure', () => {
     await withWorker(await testBundle(), async () => {
       firstRuns.current = await startTenant(tenants.current);
       // What a dry run lists: the two runs on frozen code, by their patch markers, and not the current one.
-      const listed = await eventually(async () => {
-        const runs = await listTenantRuns(client, taskQueue);
-        return runs.length === 3 && runs.every((run) => run.patches !== null) && runs;
-      }, 30_000, 'the three runs listed');
+      const listed = await eventually(
+        async () => {
+          const runs = await listTenantRuns(client, taskQueue);
+          return runs.length === 3 && runs.every((run) => run.patches !== null) && runs;
+        },
+        30_000,
+        'the three runs listed',
+      );
       expect(listed.map((run) => run.workflowId).sort()).toEqual(Object.values(tenants).map(tenantWorkflowId).sort());
       expect(runOf(listed, tenants.v1)).toMatchObject({ runId: firstRuns.v1, patches: [], carriedStateVersion: null });
       expect(runOf(listed, tenants.v2)).toMatchObject({ runId: firstRuns.v2, patches: ['tenant-state-v2'], carriedStateVersion: null });
@@ -114,13 +128,18 @@ describe('tenant workflow upgrade procedure', () => {
       // The current run was not touched; the others kept their tenant's quota through the conversions.
       expect(runOf(after, tenants.current)!.runId).toBe(firstRuns.current);
       for (const tenant of [tenants.v1, tenants.v2]) {
-        expect(await client.workflow.getHandle(tenantWorkflowId(tenant)).query(usageQuery)).toMatchObject({ max_vms: QUOTA.max_vms, storage_quota_gb: QUOTA.storage_quota_gb });
+        expect(await client.workflow.getHandle(tenantWorkflowId(tenant)).query(usageQuery)).toMatchObject({
+          max_vms: QUOTA.max_vms,
+          storage_quota_gb: QUOTA.storage_quota_gb,
+        });
       }
 
       if (process.env.RECORD_UPGRADE_HISTORIES === '1') {
         const save = async (name: string, tenantId: string, runId: string) => {
           const history = await client.workflow.getHandle(tenantWorkflowId(tenantId), runId).fetchHistory();
-          await writeFile(path.join(HISTORIES_DIR, name), JSON.stringify(proto.api.history.v1.History.fromObject(history).toJSON(), null, 1) + '\n', { flag: 'wx' });
+          await writeFile(path.join(HISTORIES_DIR, name), JSON.stringify(proto.api.history.v1.History.fromObject(history).toJSON(), null, 1) + '\n', {
+            flag: 'wx',
+          });
         };
         await save('upgrade-v1-signalled.json', tenants.v1, firstRuns.v1!);
         await save('upgrade-v2-signalled.json', tenants.v2, firstRuns.v2!);

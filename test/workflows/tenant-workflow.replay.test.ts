@@ -26,7 +26,9 @@ function loadHistory(file: string): proto.api.history.v1.History {
   return proto.api.history.v1.History.fromObject(JSON.parse(readFileSync(file, 'utf8')));
 }
 
-const files = readdirSync(HISTORIES_DIR).filter((name) => name.endsWith('.json')).sort();
+const files = readdirSync(HISTORIES_DIR)
+  .filter((name) => name.endsWith('.json'))
+  .sort();
 
 jest.setTimeout(120_000);
 
@@ -38,7 +40,13 @@ describe('tenant workflow replay', () => {
   test('the recorded histories cover the scenarios the workflow must keep replaying', () => {
     // Recorded by the version-1 workflow, before the tenant-state-v2 patch: runs started by that code.
     expect(files).toEqual(
-      expect.arrayContaining(['spawn-destroy.json', 'over-quota-refusal.json', 'destroy-while-provisioning.json', 'continue-as-new.run1.json', 'continue-as-new.run2.json']),
+      expect.arrayContaining([
+        'spawn-destroy.json',
+        'over-quota-refusal.json',
+        'destroy-while-provisioning.json',
+        'continue-as-new.run1.json',
+        'continue-as-new.run2.json',
+      ]),
     );
     // Recorded by the state-version-2 workflow, before the admission-v3 patch: runs started by that code.
     expect(files).toEqual(
@@ -69,7 +77,12 @@ describe('tenant workflow replay', () => {
     );
     // Recorded by tenant-workflow-upgrade.test.ts: runs of each code version asked to continue as new by the upgrade procedure.
     expect(files).toEqual(
-      expect.arrayContaining(['upgrade-v1-signalled.json', 'upgrade-v2-signalled.json', 'upgrade-v3-from-v1-signalled.json', 'upgrade-v3-from-v2-signalled.json']),
+      expect.arrayContaining([
+        'upgrade-v1-signalled.json',
+        'upgrade-v2-signalled.json',
+        'upgrade-v3-from-v1-signalled.json',
+        'upgrade-v3-from-v2-signalled.json',
+      ]),
     );
   });
 

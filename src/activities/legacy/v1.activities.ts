@@ -24,7 +24,12 @@ import { recordVmStep } from '../../ledger/vm-steps';
  */
 /** The version-1 code's queries (frozen with it). */
 async function listVmsHoldingQuota(db: Kysely<Database>, tenantId: string): Promise<VmRow[]> {
-  return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('status', 'in', [...STATUSES_HOLDING_QUOTA]).execute();
+  return db
+    .selectFrom('vms')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', [...STATUSES_HOLDING_QUOTA])
+    .execute();
 }
 
 async function insertVmIfAbsent(db: Transaction<Database>, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<void> {
@@ -49,20 +54,18 @@ function createLegacyTenantActivities({ db }: { db: Kysely<Database> }) {
       const tenant = await findTenant(db, tenant_id, { includeDeleted: true });
       if (!tenant) throw ApplicationFailure.create({ type: FailureType.InvalidRequest, message: `no tenant ${tenant_id}`, nonRetryable: true });
       const rows = await listVmsHoldingQuota(db, tenant_id);
-      const vms = rows.map(
-        (row): TrackedVm => ({
+      const vms = rows.map((row): TrackedVm => ({
+        vm_id: row.vm_id,
+        storage_gb: row.storage_gb,
+        phase: row.status === 'running' ? 'running' : row.status === 'destroying' ? 'destroying' : 'provisioning',
+        spawn: {
           vm_id: row.vm_id,
-          storage_gb: row.storage_gb,
-          phase: row.status === 'running' ? 'running' : row.status === 'destroying' ? 'destroying' : 'provisioning',
-          spawn: {
-            vm_id: row.vm_id,
-            shape: { vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image, name: row.name },
-            created_at: row.created_at.toISOString(),
-            context: RECOVERY_CONTEXT,
-          },
-          destroy: row.status === 'destroying' ? { context: RECOVERY_CONTEXT } : null,
-        }),
-      );
+          shape: { vcpus: row.vcpus, memory_mb: row.memory_mb, storage_gb: row.storage_gb, image: row.image, name: row.name },
+          created_at: row.created_at.toISOString(),
+          context: RECOVERY_CONTEXT,
+        },
+        destroy: row.status === 'destroying' ? { context: RECOVERY_CONTEXT } : null,
+      }));
       return { quota: { max_vms: tenant.max_vms, storage_quota_gb: tenant.storage_quota_gb }, closed: tenant.deleted_at !== null, vms, settled: [] };
     },
   };
@@ -116,7 +119,14 @@ function createLegacyVmActivities({ db, ledger, fleet, now, bootPollMs, metrics 
     async provisionVm({ tenant_id, request }: { tenant_id: string; request: SpawnVmRequest }): Promise<ProvisionOutcome> {
       await recorded('VM_SPAWN_REQUESTED', async (trx) => {
         await insertVmIfAbsent(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: new Date(request.created_at) });
-        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: new Date(request.created_at), details: { shape: request.shape } });
+        await recordVmStep(trx, {
+          tenant_id,
+          vm_id: request.vm_id,
+          event_type: 'VM_SPAWN_REQUESTED',
+          context: request.context,
+          at: new Date(request.created_at),
+          details: { shape: request.shape },
+        });
       });
       const row = await findTenantVm(db, tenant_id, request.vm_id);
       if (row?.status === 'failed') return { status: 'failed', failure_reason: row.failure_reason };
@@ -132,7 +142,14 @@ function createLegacyVmActivities({ db, ledger, fleet, now, bootPollMs, metrics 
       const at = now();
       await recorded('VM_RUNNING', async (trx) => {
         await transitionVm(trx, request.vm_id, ['provisioning'], 'running', at);
-        await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_RUNNING', context: request.context, at, details: { host_id: booted.host_id } });
+        await recordVmStep(trx, {
+          tenant_id,
+          vm_id: request.vm_id,
+          event_type: 'VM_RUNNING',
+          context: request.context,
+          at,
+          details: { host_id: booted.host_id },
+        });
       });
       return { status: 'running', failure_reason: null };
     },

@@ -27,7 +27,11 @@ async function insertVmForLiveTenant(db: Transaction<Database>, vm: { vm_id: str
 
 /** One page of the tenant's VMs requested or with work in flight, by vm_id (the state-version-2 rebuild's read). */
 async function listInFlightVmRows(db: Kysely<Database>, tenantId: string, after: string | null, limit: number) {
-  let q = db.selectFrom('vms').select(['vm_id', 'storage_gb', 'status', 'created_at']).where('tenant_id', '=', tenantId).where('status', 'in', ['requested', ...STATUSES_IN_FLIGHT]);
+  let q = db
+    .selectFrom('vms')
+    .select(['vm_id', 'storage_gb', 'status', 'created_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('status', 'in', ['requested', ...STATUSES_IN_FLIGHT]);
   if (after !== null) q = q.where('vm_id', '>', after);
   return q.orderBy('vm_id').limit(limit).execute();
 }
@@ -60,7 +64,13 @@ export function createLegacyV2Activities({ db, ledger, now }: { db: Kysely<Datab
       for (const row of rows) {
         const createdAtMs = row.created_at.getTime();
         if (row.status === 'requested') page.undecided.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, created_at_ms: createdAtMs });
-        else page.in_flight.push({ vm_id: row.vm_id, storage_gb: row.storage_gb, phase: row.status === 'destroying' ? 'destroying' : 'provisioning', created_at_ms: createdAtMs });
+        else
+          page.in_flight.push({
+            vm_id: row.vm_id,
+            storage_gb: row.storage_gb,
+            phase: row.status === 'destroying' ? 'destroying' : 'provisioning',
+            created_at_ms: createdAtMs,
+          });
       }
       return page;
     },
@@ -73,13 +83,18 @@ export function createLegacyV2Activities({ db, ledger, now }: { db: Kysely<Datab
       const createdAt = new Date(request.created_at);
       return recorded(async (trx) => {
         if (await insertVmForLiveTenant(trx, { vm_id: request.vm_id, tenant_id, shape: request.shape, created_at: createdAt })) {
-          await recordVmStep(trx, { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } }, OWN_TRANSITION);
+          await recordVmStep(
+            trx,
+            { tenant_id, vm_id: request.vm_id, event_type: 'VM_SPAWN_REQUESTED', context: request.context, at: createdAt, details: { shape: request.shape } },
+            OWN_TRANSITION,
+          );
           return { outcome: 'recorded' };
         }
         const existing = await findTenantVm(trx, tenant_id, request.vm_id);
         if (!existing) return { outcome: 'tenant_deleted' };
         // Recorded by an API of the current protocol before it asked: this run's admission confirms it.
-        if (existing.status === 'requested' && (await transitionVm(trx, request.vm_id, ['requested'], 'provisioning', createdAt))) return { outcome: 'recorded' };
+        if (existing.status === 'requested' && (await transitionVm(trx, request.vm_id, ['requested'], 'provisioning', createdAt)))
+          return { outcome: 'recorded' };
         // Only the admission that reserved it can have written a row still provisioning (an earlier
         // attempt of this activity); any later status is a VM settled long ago.
         return existing.status === 'provisioning' ? { outcome: 'recorded' } : { outcome: 'exists', status: existing.status as VmStatus };

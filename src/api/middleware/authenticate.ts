@@ -60,7 +60,14 @@ export function authenticate({ db, now = () => new Date(), failures, signatures 
       const refusal = await refusalOfKeyBoundRequest(db, req, found.subject_pubkey, signatures, at);
       if (refusal) return refuse(refusal);
     }
-    req.caller = { token_id: found.token_id, tenant_id: found.tenant_id, scope: found.scope, expires_at: found.expires_at, rate_limit_rpm: found.api_rate_limit_rpm, key_binding: found.key_binding };
+    req.caller = {
+      token_id: found.token_id,
+      tenant_id: found.tenant_id,
+      scope: found.scope,
+      expires_at: found.expires_at,
+      rate_limit_rpm: found.api_rate_limit_rpm,
+      key_binding: found.key_binding,
+    };
     req.context.actor_token_id = found.token_id;
     req.context.actor_scope = found.scope;
     next();

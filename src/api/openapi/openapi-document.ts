@@ -43,16 +43,25 @@ export function problemsOf(doc: RouteDoc): ProblemCode[] {
   return [...new Set([...(doc.auth === 'public' ? EVERY_ROUTE : EVERY_AUTHENTICATED_ROUTE), ...(doc.problems ?? [])])];
 }
 
-const HEADERS: Record<ProblemHeader | 'X-Request-Id' | 'Location' | 'Idempotent-Replayed' | 'RateLimit' | 'RateLimit-Policy', { description: string; schema: JsonObject }> = {
+const HEADERS: Record<
+  ProblemHeader | 'X-Request-Id' | 'Location' | 'Idempotent-Replayed' | 'RateLimit' | 'RateLimit-Policy',
+  { description: string; schema: JsonObject }
+> = {
   'X-Request-Id': { description: 'The id the server gave the request (logs, workflow, ledger)', schema: { type: 'string' } },
   'WWW-Authenticate': { description: 'Bearer challenge (RFC 6750)', schema: { type: 'string' } },
   'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 0 } },
   Allow: { description: 'The methods the path supports', schema: { type: 'string' } },
-  'Accept-Signature': { description: 'What a key-bound token\'s request must sign (RFC 9421)', schema: { type: 'string' } },
+  'Accept-Signature': { description: "What a key-bound token's request must sign (RFC 9421)", schema: { type: 'string' } },
   Location: { description: 'The URL of the new resource', schema: { type: 'string' } },
-  'Idempotent-Replayed': { description: '"true" when this is the stored answer to an earlier request with the same Idempotency-Key', schema: { type: 'string', enum: ['true'] } },
-  RateLimit: { description: 'Requests left in the tenant\'s window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests', schema: { type: 'string' } },
-  'RateLimit-Policy': { description: 'The tenant\'s rate-limit policy; only on tenant-token requests', schema: { type: 'string' } },
+  'Idempotent-Replayed': {
+    description: '"true" when this is the stored answer to an earlier request with the same Idempotency-Key',
+    schema: { type: 'string', enum: ['true'] },
+  },
+  RateLimit: {
+    description: "Requests left in the tenant's window (draft-ietf-httpapi-ratelimit-headers); only on tenant-token requests",
+    schema: { type: 'string' },
+  },
+  'RateLimit-Policy': { description: "The tenant's rate-limit policy; only on tenant-token requests", schema: { type: 'string' } },
 };
 
 function headers(required: readonly (keyof typeof HEADERS)[], optional: readonly (keyof typeof HEADERS)[] = []): JsonObject {
@@ -88,15 +97,25 @@ function problemResponses(doc: RouteDoc): JsonObject {
 }
 
 function successResponse(doc: RouteDoc): JsonObject {
-  const content = doc.ok.schema ? { 'application/json': { schema: jsonSchema(doc.ok.schema, 'output') } } : { [doc.ok.contentType ?? 'application/json']: { schema: { type: 'string' } } };
+  const content = doc.ok.schema
+    ? { 'application/json': { schema: jsonSchema(doc.ok.schema, 'output') } }
+    : { [doc.ok.contentType ?? 'application/json']: { schema: { type: 'string' } } };
   const required = doc.method === 'POST' && doc.path === '/v1/tenants' ? (['Location'] as const) : [];
-  const optional = [...(doc.idempotent ? (['Idempotent-Replayed'] as const) : []), ...(doc.auth === 'public' ? [] : (['RateLimit', 'RateLimit-Policy'] as const))];
+  const optional = [
+    ...(doc.idempotent ? (['Idempotent-Replayed'] as const) : []),
+    ...(doc.auth === 'public' ? [] : (['RateLimit', 'RateLimit-Policy'] as const)),
+  ];
   const links = operationLinks(doc);
   return { description: doc.ok.description, headers: headers(required, optional), content, ...(links ? { links } : {}) };
 }
 
 function operation(doc: RouteDoc): JsonObject {
-  const parameters: JsonObject[] = [...doc.path.matchAll(/:(\w+)/g)].map((match) => ({ name: match[1], in: 'path', required: true, schema: pathParameterSchema(match[1]!) }));
+  const parameters: JsonObject[] = [...doc.path.matchAll(/:(\w+)/g)].map((match) => ({
+    name: match[1],
+    in: 'path',
+    required: true,
+    schema: pathParameterSchema(match[1]!),
+  }));
   if (doc.query) {
     const query = jsonSchema(doc.query, 'input') as { properties?: Record<string, JsonObject>; required?: string[] };
     for (const [name, schema] of Object.entries(query.properties ?? {})) {
@@ -104,10 +123,21 @@ function operation(doc: RouteDoc): JsonObject {
     }
   }
   if (doc.idempotent) {
-    parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' }, description: 'Same key and body: the same answer, one effect. Kept 24 h per tenant.' });
+    parameters.push({
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+      description: 'Same key and body: the same answer, one effect. Kept 24 h per tenant.',
+    });
   }
   const responses: JsonObject = { [doc.ok.status]: successResponse(doc), ...problemResponses(doc) };
-  if (doc.other) responses[doc.other.status] = { description: doc.other.description, headers: headers([]), content: { 'application/json': { schema: jsonSchema(doc.other.schema, 'output') } } };
+  if (doc.other)
+    responses[doc.other.status] = {
+      description: doc.other.description,
+      headers: headers([]),
+      content: { 'application/json': { schema: jsonSchema(doc.other.schema, 'output') } },
+    };
   return {
     summary: doc.summary,
     operationId: operationId(doc),
@@ -139,7 +169,9 @@ export function buildOpenApiDocument(version: string): JsonObject {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'vmt_… token issued by POST /v1/tenants/{tenant_id}/tokens' } },
       // Every problem by code, including those answered outside any operation (an unknown path: not_found).
-      schemas: Object.fromEntries((Object.keys(PROBLEM_CATALOGUE) as ProblemCode[]).map((code) => [`problem_${code}`, jsonSchema(problemSchema(code), 'output')])),
+      schemas: Object.fromEntries(
+        (Object.keys(PROBLEM_CATALOGUE) as ProblemCode[]).map((code) => [`problem_${code}`, jsonSchema(problemSchema(code), 'output')]),
+      ),
     },
     paths,
   };

@@ -20,7 +20,10 @@ const LINKS: Record<string, Record<string, { operationId: string; parameters: Re
   },
   [op('POST', '/v1/tenants/:tenant_id/tokens')]: {
     ListTokens: { operationId: op('GET', '/v1/tenants/:tenant_id/tokens'), parameters: { tenant_id: '$response.body#/tenant_id' } },
-    RevokeToken: { operationId: op('DELETE', '/v1/tenants/:tenant_id/tokens/:token_id'), parameters: { tenant_id: '$response.body#/tenant_id', token_id: '$response.body#/token_id' } },
+    RevokeToken: {
+      operationId: op('DELETE', '/v1/tenants/:tenant_id/tokens/:token_id'),
+      parameters: { tenant_id: '$response.body#/tenant_id', token_id: '$response.body#/token_id' },
+    },
   },
   [op('POST', '/v1/vms')]: {
     GetVm: { operationId: op('GET', '/v1/vms/:vm_id'), parameters: { vm_id: '$response.body#/vm_id' } },

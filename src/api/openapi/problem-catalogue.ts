@@ -32,9 +32,21 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   unauthenticated: { status: 401, description: 'no bearer token was sent', headers: ['WWW-Authenticate'] },
   invalid_token: { status: 401, description: 'the bearer token is unknown, expired or revoked', headers: ['WWW-Authenticate'] },
   // A key-bound token's request that is not properly signed (RFC 9421, docs/bound-tokens.md).
-  signature_required: { status: 401, description: 'the token is bound to a key and the request is not signed', headers: ['WWW-Authenticate', 'Accept-Signature'] },
-  signature_malformed: { status: 401, description: 'the signature headers cannot be read, or do not cover what a bound token\'s request must sign', headers: ['WWW-Authenticate', 'Accept-Signature'] },
-  signature_key_mismatch: { status: 401, description: 'the request is signed with a key other than the token\'s', headers: ['WWW-Authenticate', 'Accept-Signature'] },
+  signature_required: {
+    status: 401,
+    description: 'the token is bound to a key and the request is not signed',
+    headers: ['WWW-Authenticate', 'Accept-Signature'],
+  },
+  signature_malformed: {
+    status: 401,
+    description: "the signature headers cannot be read, or do not cover what a bound token's request must sign",
+    headers: ['WWW-Authenticate', 'Accept-Signature'],
+  },
+  signature_key_mismatch: {
+    status: 401,
+    description: "the request is signed with a key other than the token's",
+    headers: ['WWW-Authenticate', 'Accept-Signature'],
+  },
   signature_invalid: { status: 401, description: 'the signature does not verify', headers: ['WWW-Authenticate', 'Accept-Signature'] },
   signature_expired: { status: 401, description: 'the signature is too old, or created in the future', headers: ['WWW-Authenticate', 'Accept-Signature'] },
   signature_replayed: { status: 401, description: 'this signature was accepted before', headers: ['WWW-Authenticate', 'Accept-Signature'] },
@@ -49,15 +61,16 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   not_found: { status: 404, description: 'no such route' },
   tenant_not_found: { status: 404, description: 'no such tenant, or it belongs to another tenant (answered alike)' },
   token_not_found: { status: 404, description: 'no such token in this tenant' },
-  checkpoint_not_found: { status: 404, description: 'no checkpoint of the ledger\'s series has this id (its link hash)' },
-  vm_not_found: { status: 404, description: 'no such VM in the caller\'s tenant' },
+  checkpoint_not_found: { status: 404, description: "no checkpoint of the ledger's series has this id (its link hash)" },
+  vm_not_found: { status: 404, description: "no such VM in the caller's tenant" },
   method_not_allowed: { status: 405, description: 'the path exists, the method does not (the Allow header lists the methods)', headers: ['Allow'] },
   tenant_exists: { status: 409, description: 'the tenant id was used before (ids are never reused)' },
   tenant_has_vms: { status: 409, description: 'the tenant still has VMs' },
   idempotency_key_in_flight: { status: 409, description: 'a request with this Idempotency-Key is still in flight', headers: ['Retry-After'] },
   not_anchored_yet: {
     status: 409,
-    description: 'no signed ledger checkpoint covers the tenant\'s entries yet (none was signed yet, or its newest entries came after the newest one); the worker signs one within a signing period: retry after Retry-After',
+    description:
+      "no signed ledger checkpoint covers the tenant's entries yet (none was signed yet, or its newest entries came after the newest one); the worker signs one within a signing period: retry after Retry-After",
     extensions: { retry_after_seconds: retryAfterSeconds },
     headers: ['Retry-After'],
   },
@@ -66,7 +79,7 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   idempotency_key_reused: { status: 422, description: 'the Idempotency-Key was used for a different request' },
   quota_exceeded: {
     status: 429,
-    description: 'the spawn would exceed the tenant\'s quota (`limit` names which)',
+    description: "the spawn would exceed the tenant's quota (`limit` names which)",
     extensions: {
       limit: z.enum(['max_vms', 'storage_quota_gb']),
       limit_value: z.number().int(),
@@ -82,7 +95,7 @@ export const PROBLEM_CATALOGUE: Record<ProblemCode, ProblemEntry> = {
   },
   rate_limited: {
     status: 429,
-    description: 'the tenant\'s API rate limit is used up',
+    description: "the tenant's API rate limit is used up",
     extensions: { limit: z.number().int().describe('Requests per minute'), retry_after_seconds: retryAfterSeconds },
     headers: ['Retry-After'],
   },

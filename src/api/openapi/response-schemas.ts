@@ -99,10 +99,28 @@ export const tenantAuditEntrySchema = z.object({
 export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
 
 // A signed checkpoint as a tenant gets it (src/ledger/checkpoint.ts): format 2 (chained, with the entry tree's digest), or 1 from before.
-const signedCheckpointV2Schema = z.object({ v: z.literal(2), head_digest: z.string(), entries_digest: z.string(), tree_size: z.number().int(), root: z.string(), previous: z.string().nullable(), signed_at: z.string(), key_id: z.string(), signature: z.string() });
+const signedCheckpointV2Schema = z.object({
+  v: z.literal(2),
+  head_digest: z.string(),
+  entries_digest: z.string(),
+  tree_size: z.number().int(),
+  root: z.string(),
+  previous: z.string().nullable(),
+  signed_at: z.string(),
+  key_id: z.string(),
+  signature: z.string(),
+});
 const signedCheckpointSchema = z.union([
   signedCheckpointV2Schema,
-  z.object({ v: z.literal(1), head_digest: z.string(), tree_size: z.number().int(), root: z.string(), signed_at: z.string(), key_id: z.string(), signature: z.string() }),
+  z.object({
+    v: z.literal(1),
+    head_digest: z.string(),
+    tree_size: z.number().int(),
+    root: z.string(),
+    signed_at: z.string(),
+    key_id: z.string(),
+    signature: z.string(),
+  }),
 ]);
 
 /** A key rotation link (src/ledger/checkpoint-rotation.ts): signed by the old key, co-signed by the new one. */

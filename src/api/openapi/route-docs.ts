@@ -4,7 +4,22 @@ import { createTenantSchema, pageQuerySchema, updateTenantSchema } from '../../t
 import { listVmsQuerySchema, spawnVmSchema } from '../../vms/vm.schemas';
 import { auditCheckpointsQuerySchema, auditProofQuerySchema, auditQuerySchema } from '../routes/audit.routes';
 import type { ProblemCode } from '../problem';
-import { auditEntrySchema, checkpointLinkSchema, checkpointPublicKeySchema, healthSchema, issuedTokenSchema, openApiDocumentSchema, page, readinessSchema, revokedTokensSchema, tenantAuditEntrySchema, tenantProofSchema, tenantRecordSchema, tokenRecordSchema, vmRecordSchema } from './response-schemas';
+import {
+  auditEntrySchema,
+  checkpointLinkSchema,
+  checkpointPublicKeySchema,
+  healthSchema,
+  issuedTokenSchema,
+  openApiDocumentSchema,
+  page,
+  readinessSchema,
+  revokedTokensSchema,
+  tenantAuditEntrySchema,
+  tenantProofSchema,
+  tenantRecordSchema,
+  tokenRecordSchema,
+  vmRecordSchema,
+} from './response-schemas';
 
 export interface RouteDoc {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -33,9 +48,14 @@ export const ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'GET',
     path: '/readyz',
-    summary: 'Readiness: unready only while Postgres, which every request needs, is down; Postgres, NATS and Temporal each reported, and the age of the newest signed ledger checkpoint (neither Temporal, NATS nor the checkpoint makes it fail)',
+    summary:
+      'Readiness: unready only while Postgres, which every request needs, is down; Postgres, NATS and Temporal each reported, and the age of the newest signed ledger checkpoint (neither Temporal, NATS nor the checkpoint makes it fail)',
     auth: 'public',
-    ok: { status: 200, schema: readinessSchema, description: 'Postgres answers; `dependencies` names any other dependency that is down or hung (its routes answer 503 naming it)' },
+    ok: {
+      status: 200,
+      schema: readinessSchema,
+      description: 'Postgres answers; `dependencies` names any other dependency that is down or hung (its routes answer 503 naming it)',
+    },
     other: { status: 503, schema: readinessSchema, description: 'Postgres is down or did not answer within 2 s; the body names every dependency that is down' },
   },
   {
@@ -46,24 +66,81 @@ export const ROUTE_DOCS: RouteDoc[] = [
     ok: { status: 200, schema: checkpointPublicKeySchema, description: 'algorithm, key_id (hex SHA-256 of the SPKI DER) and the key as PEM' },
     problems: ['dependency_unavailable'],
   },
-  { method: 'GET', path: '/openapi.json', summary: 'This document', auth: 'public', ok: { status: 200, schema: openApiDocumentSchema, description: 'OpenAPI 3.1 document' } },
-  { method: 'GET', path: '/docs', summary: 'This document as an API reference page', auth: 'public', ok: { status: 200, contentType: 'text/html', description: 'HTML page rendered from /openapi.json; its assets are served by the API under /docs/assets/' } },
-  { method: 'POST', path: '/v1/tenants', summary: 'Register a tenant', auth: 'service:admin', body: createTenantSchema, ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' }, problems: ['tenant_exists'] },
-  { method: 'GET', path: '/v1/tenants', summary: 'List tenants', auth: 'service:admin', query: pageQuerySchema, ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' } },
-  { method: 'GET', path: '/v1/tenants/:tenant_id', summary: 'Read a tenant', auth: 'service:tenant-admin', ok: { status: 200, schema: tenantRecordSchema, description: 'The tenant record' }, problems: ['tenant_not_found'] },
+  {
+    method: 'GET',
+    path: '/openapi.json',
+    summary: 'This document',
+    auth: 'public',
+    ok: { status: 200, schema: openApiDocumentSchema, description: 'OpenAPI 3.1 document' },
+  },
+  {
+    method: 'GET',
+    path: '/docs',
+    summary: 'This document as an API reference page',
+    auth: 'public',
+    ok: { status: 200, contentType: 'text/html', description: 'HTML page rendered from /openapi.json; its assets are served by the API under /docs/assets/' },
+  },
+  {
+    method: 'POST',
+    path: '/v1/tenants',
+    summary: 'Register a tenant',
+    auth: 'service:admin',
+    body: createTenantSchema,
+    ok: { status: 201, schema: tenantRecordSchema, description: 'The tenant record' },
+    problems: ['tenant_exists'],
+  },
+  {
+    method: 'GET',
+    path: '/v1/tenants',
+    summary: 'List tenants',
+    auth: 'service:admin',
+    query: pageQuerySchema,
+    ok: { status: 200, schema: page(tenantRecordSchema), description: 'A page of tenants' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/tenants/:tenant_id',
+    summary: 'Read a tenant',
+    auth: 'service:tenant-admin',
+    ok: { status: 200, schema: tenantRecordSchema, description: 'The tenant record' },
+    problems: ['tenant_not_found'],
+  },
   {
     method: 'PATCH',
     path: '/v1/tenants/:tenant_id',
-    summary: 'Change a tenant\'s quota (applies at once)',
+    summary: "Change a tenant's quota (applies at once)",
     auth: 'service:admin',
     body: updateTenantSchema,
     ok: { status: 200, schema: tenantRecordSchema, description: 'The updated record; the tenant workflow holds the new quota' },
     // dependency_unavailable with quota_version: stored, not confirmed by the workflow; repeat the PATCH.
     problems: ['tenant_not_found'],
   },
-  { method: 'DELETE', path: '/v1/tenants/:tenant_id', summary: 'Delete a tenant (its tokens stop working)', auth: 'service:admin', ok: { status: 200, schema: tenantRecordSchema, description: 'The deleted record' }, problems: ['tenant_not_found', 'tenant_has_vms'] },
-  { method: 'POST', path: '/v1/tenants/:tenant_id/tokens', summary: 'Issue a token for the tenant', auth: 'service:tenant-admin', body: issueTokenSchema, ok: { status: 201, schema: issuedTokenSchema, description: 'The token, with its secret (shown once)' }, problems: ['tenant_not_found', 'token_exceeds_issuer'] },
-  { method: 'GET', path: '/v1/tenants/:tenant_id/tokens', summary: 'List the tenant\'s tokens (no secrets)', auth: 'service:tenant-admin', query: pageQuerySchema, ok: { status: 200, schema: page(tokenRecordSchema), description: 'A page of tokens' }, problems: ['tenant_not_found'] },
+  {
+    method: 'DELETE',
+    path: '/v1/tenants/:tenant_id',
+    summary: 'Delete a tenant (its tokens stop working)',
+    auth: 'service:admin',
+    ok: { status: 200, schema: tenantRecordSchema, description: 'The deleted record' },
+    problems: ['tenant_not_found', 'tenant_has_vms'],
+  },
+  {
+    method: 'POST',
+    path: '/v1/tenants/:tenant_id/tokens',
+    summary: 'Issue a token for the tenant',
+    auth: 'service:tenant-admin',
+    body: issueTokenSchema,
+    ok: { status: 201, schema: issuedTokenSchema, description: 'The token, with its secret (shown once)' },
+    problems: ['tenant_not_found', 'token_exceeds_issuer'],
+  },
+  {
+    method: 'GET',
+    path: '/v1/tenants/:tenant_id/tokens',
+    summary: "List the tenant's tokens (no secrets)",
+    auth: 'service:tenant-admin',
+    query: pageQuerySchema,
+    ok: { status: 200, schema: page(tokenRecordSchema), description: 'A page of tokens' },
+    problems: ['tenant_not_found'],
+  },
   {
     method: 'DELETE',
     path: '/v1/tenants/:tenant_id/tokens/:token_id',
@@ -82,15 +159,33 @@ export const ROUTE_DOCS: RouteDoc[] = [
     ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is provisioning' },
     problems: ['tenant_not_found', 'idempotency_key_in_flight', 'idempotency_key_reused', 'quota_exceeded', 'in_flight_limit'],
   },
-  { method: 'GET', path: '/v1/vms', summary: 'List the caller\'s tenant\'s VMs', auth: 'vm:read', query: listVmsQuerySchema, ok: { status: 200, schema: page(vmRecordSchema), description: 'A page of VMs' } },
-  { method: 'GET', path: '/v1/vms/:vm_id', summary: 'Read a VM', auth: 'vm:read', ok: { status: 200, schema: vmRecordSchema, description: 'The VM' }, problems: ['vm_not_found'] },
+  {
+    method: 'GET',
+    path: '/v1/vms',
+    summary: "List the caller's tenant's VMs",
+    auth: 'vm:read',
+    query: listVmsQuerySchema,
+    ok: { status: 200, schema: page(vmRecordSchema), description: 'A page of VMs' },
+  },
+  {
+    method: 'GET',
+    path: '/v1/vms/:vm_id',
+    summary: 'Read a VM',
+    auth: 'vm:read',
+    ok: { status: 200, schema: vmRecordSchema, description: 'The VM' },
+    problems: ['vm_not_found'],
+  },
   {
     method: 'DELETE',
     path: '/v1/vms/:vm_id',
     summary: 'Destroy a VM',
     auth: 'vm:write',
     idempotent: true,
-    ok: { status: 202, schema: vmRecordSchema, description: 'Accepted: the VM is destroying (a VM still booting stops booting); it stays readable, as destroying and then destroyed' },
+    ok: {
+      status: 202,
+      schema: vmRecordSchema,
+      description: 'Accepted: the VM is destroying (a VM still booting stops booting); it stays readable, as destroying and then destroyed',
+    },
     problems: ['vm_not_found', 'tenant_not_found', 'idempotency_key_in_flight', 'idempotency_key_reused', 'in_flight_limit'],
   },
   {
@@ -110,7 +205,12 @@ export const ROUTE_DOCS: RouteDoc[] = [
     summary: 'The signed checkpoint series, link by link, from its genesis or after a checkpoint the caller holds',
     auth: 'audit:read',
     query: auditCheckpointsQuerySchema,
-    ok: { status: 200, schema: page(checkpointLinkSchema), description: 'Signed checkpoints and key rotations, oldest first; each names the link hash of the one before it (`previous`); next_cursor is the last one\'s id' },
+    ok: {
+      status: 200,
+      schema: page(checkpointLinkSchema),
+      description:
+        "Signed checkpoints and key rotations, oldest first; each names the link hash of the one before it (`previous`); next_cursor is the last one's id",
+    },
     problems: ['checkpoint_not_found'],
   },
   {
@@ -119,7 +219,11 @@ export const ROUTE_DOCS: RouteDoc[] = [
     summary: 'Read the audit ledger',
     auth: 'audit:read',
     query: auditQuerySchema,
-    ok: { status: 200, schema: z.union([page(auditEntrySchema), page(tenantAuditEntrySchema)]), description: 'A page of ledger entries: every field for the platform admin, the tenant view (tenantAuditEntrySchema) for a tenant token' },
+    ok: {
+      status: 200,
+      schema: z.union([page(auditEntrySchema), page(tenantAuditEntrySchema)]),
+      description: 'A page of ledger entries: every field for the platform admin, the tenant view (tenantAuditEntrySchema) for a tenant token',
+    },
     problems: ['tenant_not_found'],
   },
 ];

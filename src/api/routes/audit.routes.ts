@@ -17,8 +17,12 @@ export const auditQuerySchema = z
     tenant_id: tenantIdSchema.optional(),
     // No control characters: Postgres text cannot hold NUL, and no VM id has any.
     // (\p{Cc} spelled as its ranges, which OpenAPI tools can generate values for.)
-    // eslint-disable-next-line no-control-regex -- matching control characters is the point
-    vm_id: z.string().max(64).regex(/^[^\x00-\x1f\x7f-\x9f]*$/, 'must not contain control characters').optional(),
+    vm_id: z
+      .string()
+      .max(64)
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
+      .regex(/^[^\x00-\x1f\x7f-\x9f]*$/, 'must not contain control characters')
+      .optional(),
     event_type: z.enum(AUDIT_EVENT_TYPES).optional(),
     since: z.iso.datetime({ offset: true }).optional(),
     until: z.iso.datetime({ offset: true }).optional(),
@@ -51,7 +55,15 @@ export const auditCheckpointsQuerySchema = z
   })
   .strict();
 
-export function auditRoutes({ db, latestCheckpoint, checkpointSeries }: { db: Kysely<Database>; latestCheckpoint?: LatestCheckpointSource; checkpointSeries?: CheckpointSeriesSource }): Router {
+export function auditRoutes({
+  db,
+  latestCheckpoint,
+  checkpointSeries,
+}: {
+  db: Kysely<Database>;
+  latestCheckpoint?: LatestCheckpointSource;
+  checkpointSeries?: CheckpointSeriesSource;
+}): Router {
   const router = Router();
   const audit = new AuditService(db, latestCheckpoint, checkpointSeries);
 

@@ -18,17 +18,22 @@ export function readCommand(run: RunContext): Command {
     .option('--order <asc|desc>', 'by seq, oldest first (asc, default) or newest first (desc)')
     .option('--format <json|table>', 'JSON Lines with every field (default) or a table for reading')
     .addHelpText('after', '\nExample:\n  service-fs read --filter tenant-id=acme-corp --event-type TENANT_CREATED --limit 1\n')
-    .action(async (flags: { filter?: string[]; eventType?: string; since?: string; until?: string; limit?: string; order?: string; format?: string }, command: Command) => {
-      // The flags are checked before the database is touched, so a typo never waits on a connection.
-      const { query, format } = parseReadOptions({ ...flags, 'event-type': flags.eventType });
-      const { databaseUrl } = command.optsWithGlobals<{ databaseUrl?: string }>();
-      const config = loadConfig({ ...run.env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) });
-      await withLedgerDatabase(run, config.databaseUrl, async (db) => {
-        const rows = await listAuditEvents(db, query);
-        if (format === 'table') run.io.stdout(`${formatTable(rows)}\n`);
-        else if (rows.length > 0) run.io.stdout(`${rows.map(formatJsonLine).join('\n')}\n`);
-        if (rows.length === 0) run.io.stderr('service-fs: no matching entries\n');
-        run.exitCode = EXIT.ok;
-      });
-    });
+    .action(
+      async (
+        flags: { filter?: string[]; eventType?: string; since?: string; until?: string; limit?: string; order?: string; format?: string },
+        command: Command,
+      ) => {
+        // The flags are checked before the database is touched, so a typo never waits on a connection.
+        const { query, format } = parseReadOptions({ ...flags, 'event-type': flags.eventType });
+        const { databaseUrl } = command.optsWithGlobals<{ databaseUrl?: string }>();
+        const config = loadConfig({ ...run.env, ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }) });
+        await withLedgerDatabase(run, config.databaseUrl, async (db) => {
+          const rows = await listAuditEvents(db, query);
+          if (format === 'table') run.io.stdout(`${formatTable(rows)}\n`);
+          else if (rows.length > 0) run.io.stdout(`${rows.map(formatJsonLine).join('\n')}\n`);
+          if (rows.length === 0) run.io.stderr('service-fs: no matching entries\n');
+          run.exitCode = EXIT.ok;
+        });
+      },
+    );
 }

@@ -53,7 +53,8 @@ export async function withLedgerDatabase(run: RunContext, databaseUrl: string, w
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (error instanceof DatabaseUnavailableError || error instanceof NatsUnavailableError) fail(EXIT.databaseUnavailable, error.message);
-    else if (code === '42P01') fail(EXIT.databaseUnavailable, `no audit ledger in ${redactUrl(databaseUrl)} (table audit_events is missing); run the migrations first`);
+    else if (code === '42P01')
+      fail(EXIT.databaseUnavailable, `no audit ledger in ${redactUrl(databaseUrl)} (table audit_events is missing); run the migrations first`);
     else if (code === '42501') fail(EXIT.databaseUnavailable, `the database user may not read the ledger: ${reasonOf(error)}`);
     else fail(EXIT.failure, reasonOf(error));
   } finally {

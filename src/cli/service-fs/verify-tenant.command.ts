@@ -23,17 +23,35 @@ With a witness's log (--witness), each checkpoint must be one the witness saw.`;
 export function verifyTenantCommand(run: RunContext): Command {
   return new Command('verify-tenant')
     .description(DESCRIPTION)
-    .addOption(new Option('--pin-key <file>', 'the key you pinned: the JSON of GET /.well-known/vm-tenant/ledger-checkpoint-key, or a PEM').conflicts('checkpointKey'))
+    .addOption(
+      new Option('--pin-key <file>', 'the key you pinned: the JSON of GET /.well-known/vm-tenant/ledger-checkpoint-key, or a PEM').conflicts('checkpointKey'),
+    )
     .addOption(new Option('--checkpoint-key <file>', 'the same as --pin-key').hideHelp())
     .requiredOption('--entries <file>', 'entries, repeatable (a page, an array, or JSON Lines)', collect)
     .option('--proof <file>', 'a proof, repeatable', collect)
     .option('--prior-proof <file>', 'the proof you saved last time')
     .option('--checkpoints <file>', 'links of the checkpoint series since the prior proof, repeatable', collect)
     .option('--witness <file>', "a witness's log (service-fs witness --log)")
-    .action(async (flags: { pinKey?: string; checkpointKey?: string; entries: string[]; proof?: string[]; priorProof?: string; checkpoints?: string[]; witness?: string }, command: Command) => {
-      const keyFile = flags.pinKey ?? flags.checkpointKey;
-      if (keyFile === undefined) command.error("error: required option '--pin-key <file>' not specified");
-      if (flags.checkpoints !== undefined && flags.priorProof === undefined) command.error('error: --checkpoints are checked against a prior proof: give --prior-proof');
-      report(run, await verifyTenantFiles({ keyFile, entryFiles: flags.entries, proofFiles: flags.proof ?? [], priorProofFile: flags.priorProof, checkpointFiles: flags.checkpoints, witnessFile: flags.witness }));
-    });
+    .action(
+      async (
+        flags: { pinKey?: string; checkpointKey?: string; entries: string[]; proof?: string[]; priorProof?: string; checkpoints?: string[]; witness?: string },
+        command: Command,
+      ) => {
+        const keyFile = flags.pinKey ?? flags.checkpointKey;
+        if (keyFile === undefined) command.error("error: required option '--pin-key <file>' not specified");
+        if (flags.checkpoints !== undefined && flags.priorProof === undefined)
+          command.error('error: --checkpoints are checked against a prior proof: give --prior-proof');
+        report(
+          run,
+          await verifyTenantFiles({
+            keyFile,
+            entryFiles: flags.entries,
+            proofFiles: flags.proof ?? [],
+            priorProofFile: flags.priorProof,
+            checkpointFiles: flags.checkpoints,
+            witnessFile: flags.witness,
+          }),
+        );
+      },
+    );
 }

@@ -5,7 +5,11 @@ import { CliError, ProblemError } from './cli-errors';
 import type { ConnectionSettings } from './connection-settings';
 
 export interface ApiClient {
-  call<T = unknown>(method: string, path: string, options?: { body?: unknown; query?: Record<string, string | number | undefined>; headers?: Record<string, string>; authenticated?: boolean }): Promise<T>;
+  call<T = unknown>(
+    method: string,
+    path: string,
+    options?: { body?: unknown; query?: Record<string, string | number | undefined>; headers?: Record<string, string>; authenticated?: boolean },
+  ): Promise<T>;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -40,7 +44,9 @@ function parseJson(text: string | undefined, status: number): unknown {
 export function createApiClient(settings: ConnectionSettings, middleware: Middleware[] = []): ApiClient {
   const client = createVmTenantClient({ baseUrl: settings.url, token: settings.token, timeoutMs: REQUEST_TIMEOUT_MS });
   const key = settings.signingKey;
-  const signing: Middleware[] = key ? [{ onRequest: ({ request }) => (request.headers.has('authorization') ? signFetchRequest(request, key) : undefined) }] : [];
+  const signing: Middleware[] = key
+    ? [{ onRequest: ({ request }) => (request.headers.has('authorization') ? signFetchRequest(request, key) : undefined) }]
+    : [];
   client.use(...middleware, ...signing);
   return {
     async call(method, path, options = {}) {

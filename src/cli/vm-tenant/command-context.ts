@@ -24,7 +24,13 @@ export interface ListFlags {
 }
 
 /** One page (`--limit`, `--cursor`; the next cursor goes to stderr) or, with `--all`, every page. */
-export async function listRows<T>(client: ApiClient, printer: Printer, path: string, flags: ListFlags, query: Record<string, string | number | undefined> = {}): Promise<T[]> {
+export async function listRows<T>(
+  client: ApiClient,
+  printer: Printer,
+  path: string,
+  flags: ListFlags,
+  query: Record<string, string | number | undefined> = {},
+): Promise<T[]> {
   if (flags.all) {
     const rows: T[] = [];
     for await (const page of allPages<T>(client, path, { ...query, limit: flags.limit })) rows.push(...page);

@@ -38,9 +38,13 @@ async function readProfile(file: string, required: boolean): Promise<{ url?: str
     throw new CliError(`cannot read the profile ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, 'profile_unreadable');
   }
   if (!stat.isFile()) throw new CliError(`the profile ${file} is not a regular file`, 'profile_insecure');
-  if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) throw new CliError(`the profile ${file} is not owned by the current user`, 'profile_insecure');
+  if (typeof process.getuid === 'function' && stat.uid !== process.getuid())
+    throw new CliError(`the profile ${file} is not owned by the current user`, 'profile_insecure');
   if ((stat.mode & 0o077) !== 0) {
-    throw new CliError(`the profile ${file} is readable or writable by others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}`, 'profile_insecure');
+    throw new CliError(
+      `the profile ${file} is readable or writable by others (mode ${(stat.mode & 0o777).toString(8)}); run chmod 600 ${file}`,
+      'profile_insecure',
+    );
   }
   let parsed: unknown;
   try {

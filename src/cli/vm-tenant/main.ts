@@ -12,9 +12,15 @@ export function buildProgram(env: NodeJS.ProcessEnv): Command {
   const program = new Command('vm-tenant')
     .description('The vm-tenant API from the command line.')
     .option('--url <url>', 'API base URL (default: $VM_TENANT_URL, then the profile)')
-    .option('--token <token>', 'bearer token (default: $VM_TENANT_TOKEN, then the profile); visible to other local users in the process list, prefer the environment or the profile')
+    .option(
+      '--token <token>',
+      'bearer token (default: $VM_TENANT_TOKEN, then the profile); visible to other local users in the process list, prefer the environment or the profile',
+    )
     .option('--profile <file>', 'profile file {"url","token","key"}, mode 0600 (default: $VM_TENANT_PROFILE, then ~/.config/vm-tenant/profile.json)')
-    .option('--key <file>', 'Ed25519 private key (OpenSSH ~/.ssh/id_ed25519 or PEM PKCS#8) to sign requests with, as key-bound tokens need (default: $VM_TENANT_KEY, then the profile\'s "key")')
+    .option(
+      '--key <file>',
+      'Ed25519 private key (OpenSSH ~/.ssh/id_ed25519 or PEM PKCS#8) to sign requests with, as key-bound tokens need (default: $VM_TENANT_KEY, then the profile\'s "key")',
+    )
     .addOption(new Option('--output <format>', 'output format').choices(['table', 'json']).default('table'))
     .showHelpAfterError()
     .exitOverride();
@@ -43,7 +49,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       if (error.detail) process.stderr.write(`detail: ${error.detail}\n`);
       process.stderr.write(`code: ${error.code} (HTTP ${error.status})\n`);
       const fieldErrors = error.problem.errors;
-      if (Array.isArray(fieldErrors)) for (const e of fieldErrors as Array<{ field?: string; message?: string }>) process.stderr.write(`  ${e.field ?? '?'}: ${e.message ?? ''}\n`);
+      if (Array.isArray(fieldErrors))
+        for (const e of fieldErrors as Array<{ field?: string; message?: string }>) process.stderr.write(`  ${e.field ?? '?'}: ${e.message ?? ''}\n`);
       return EXIT_FAILURE;
     }
     if (error instanceof CliError) {

@@ -19,7 +19,11 @@ function table(rows: string[][]): string {
   return rows.map((row) => row.map((value, i) => (i === row.length - 1 ? value : value.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
-export function createPrinter(format: OutputFormat, out: (text: string) => void = (t) => process.stdout.write(t), err: (text: string) => void = (t) => process.stderr.write(t)): Printer {
+export function createPrinter(
+  format: OutputFormat,
+  out: (text: string) => void = (t) => process.stdout.write(t),
+  err: (text: string) => void = (t) => process.stderr.write(t),
+): Printer {
   return {
     record(value) {
       if (format === 'json') out(`${JSON.stringify(value, null, 2)}\n`);

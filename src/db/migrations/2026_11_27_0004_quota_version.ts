@@ -6,7 +6,10 @@ import type { Kysely } from 'kysely';
  * of one tenant without reading the table, at any number of VMs.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('tenants').addColumn('quota_version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+  await db.schema
+    .alterTable('tenants')
+    .addColumn('quota_version', 'integer', (c) => c.notNull().defaultTo(1))
+    .execute();
   await db.schema.createIndex('vms_tenant_status_vm_idx').on('vms').columns(['tenant_id', 'status', 'vm_id']).execute();
   await db.schema.dropIndex('vms_tenant_status_idx').execute();
 }

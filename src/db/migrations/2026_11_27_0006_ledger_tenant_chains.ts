@@ -16,12 +16,7 @@ import { createExtendChainFunction } from './2026_11_27_0005_ledger_chain_in_dat
  * assigns each its tenant chain fields, so every entry, old or new, is in its tenant's chain.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema
-    .alterTable('audit_events')
-    .addColumn('tenant_seq', 'bigint')
-    .addColumn('tenant_prev_hash', 'text')
-    .addColumn('tenant_hash', 'text')
-    .execute();
+  await db.schema.alterTable('audit_events').addColumn('tenant_seq', 'bigint').addColumn('tenant_prev_hash', 'text').addColumn('tenant_hash', 'text').execute();
 
   // The canonical JSON (RFC 8785, keys in order) of what the tenant hash covers. details_jcs is
   // ledger_jcs(e.details), passed in so that the trigger renders details once for both hashes.
@@ -66,7 +61,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       end loop;
     end $$`.execute(db);
   await sql`alter table audit_events enable trigger audit_events_no_update_delete`.execute(db);
-  await sql`alter table audit_events alter column tenant_seq set not null, alter column tenant_prev_hash set not null, alter column tenant_hash set not null`.execute(db);
+  await sql`alter table audit_events alter column tenant_seq set not null, alter column tenant_prev_hash set not null, alter column tenant_hash set not null`.execute(
+    db,
+  );
   await sql`create unique index audit_events_tenant_chain_idx on audit_events ((coalesce(tenant_id, '')), tenant_seq)`.execute(db);
 
   await sql`

@@ -10,9 +10,18 @@ import { SERVICE_ROLE } from './2026_11_23_0001_tenants_tokens_ledger';
  *   accepted anyway, so a replayed signature is refused by every API process.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('api_tokens').addColumn('key_binding', 'text', (c) => c.notNull().defaultTo('none')).execute();
-  await db.schema.alterTable('api_tokens').addCheckConstraint('api_tokens_key_binding_check', sql`key_binding in ('none', 'required')`).execute();
-  await db.schema.alterTable('api_tokens').addCheckConstraint('api_tokens_bound_has_key_check', sql`key_binding = 'none' or subject_pubkey is not null`).execute();
+  await db.schema
+    .alterTable('api_tokens')
+    .addColumn('key_binding', 'text', (c) => c.notNull().defaultTo('none'))
+    .execute();
+  await db.schema
+    .alterTable('api_tokens')
+    .addCheckConstraint('api_tokens_key_binding_check', sql`key_binding in ('none', 'required')`)
+    .execute();
+  await db.schema
+    .alterTable('api_tokens')
+    .addCheckConstraint('api_tokens_bound_has_key_check', sql`key_binding = 'none' or subject_pubkey is not null`)
+    .execute();
   await db.schema
     .createTable('http_signatures_seen')
     .addColumn('signature_sha256', 'text', (c) => c.primaryKey())

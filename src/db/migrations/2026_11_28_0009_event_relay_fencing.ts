@@ -6,7 +6,10 @@ import type { Kysely } from 'kysely';
  * still holds its epoch. Existing rows start at 0; the first relay to lead after the upgrade takes 1.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('event_relay_cursor').addColumn('leader_epoch', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('event_relay_cursor')
+    .addColumn('leader_epoch', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -13,13 +13,19 @@ import { sql, type Kysely } from 'kysely';
  *   lost run cannot confirm what it admitted.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('vms').addColumn('admission_attempt', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+  await db.schema
+    .alterTable('vms')
+    .addColumn('admission_attempt', 'integer', (c) => c.notNull().defaultTo(1))
+    .execute();
   await db.schema
     .alterTable('vms')
     .addCheckConstraint('vms_status_check', sql`status in ('requested', 'provisioning', 'running', 'destroying', 'destroyed', 'failed', 'rejected')`)
     .execute();
   await sql`create index vms_undecided_idx on vms (updated_at) where status in ('requested', 'destroying')`.execute(db);
-  await db.schema.alterTable('tenants').addColumn('admission_epoch', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('tenants')
+    .addColumn('admission_epoch', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -15,8 +15,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       perform pg_notify('api_tokens_changed', '');
       return null;
     end $$`.execute(db);
-  await sql`create trigger api_tokens_changed after update or delete or truncate on api_tokens for each statement execute function notify_api_tokens_changed()`.execute(db);
-  await sql`create trigger tenants_deleted after update of deleted_at or delete or truncate on tenants for each statement execute function notify_api_tokens_changed()`.execute(db);
+  await sql`create trigger api_tokens_changed after update or delete or truncate on api_tokens for each statement execute function notify_api_tokens_changed()`.execute(
+    db,
+  );
+  await sql`create trigger tenants_deleted after update of deleted_at or delete or truncate on tenants for each statement execute function notify_api_tokens_changed()`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

@@ -33,12 +33,6 @@ export interface InFlightPage {
 }
 
 /** Outcomes of the state-version-2 workflow's local activities. */
-export type SpawnRecordOutcome =
-  | { outcome: 'recorded' }
-  | { outcome: 'exists'; status: VmStatus }
-  | { outcome: 'tenant_deleted' };
+export type SpawnRecordOutcome = { outcome: 'recorded' } | { outcome: 'exists'; status: VmStatus } | { outcome: 'tenant_deleted' };
 
-export type DestroyRecordOutcome =
-  | { outcome: 'recorded'; storage_gb: number }
-  | { outcome: 'unchanged'; status: VmStatus }
-  | { outcome: 'not_found' };
+export type DestroyRecordOutcome = { outcome: 'recorded'; storage_gb: number } | { outcome: 'unchanged'; status: VmStatus } | { outcome: 'not_found' };

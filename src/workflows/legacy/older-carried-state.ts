@@ -8,7 +8,12 @@ import { causeOf, RECENT_MEMORY, TenantState, type SettledStatus } from '../tena
  * converted to the current state. Kept only for runs whose input still carries such a state; goes
  * with the rest of this folder (README.md). Null: `carried` is already of the current state version.
  */
-export function fromOlderCarriedState(tenantId: string, limits: TenantLimits, carried: NonNullable<TenantWorkflowInput['carried']>, nowMs: number): TenantState | null {
+export function fromOlderCarriedState(
+  tenantId: string,
+  limits: TenantLimits,
+  carried: NonNullable<TenantWorkflowInput['carried']>,
+  nowMs: number,
+): TenantState | null {
   if (!('state_version' in carried)) return fromV1(tenantId, limits.max_in_flight, carried, nowMs, limits.boot_timeout_ms);
   if (carried.state_version === 2) return fromV2(tenantId, limits.max_in_flight, carried as CarriedTenantStateV2, nowMs, limits.boot_timeout_ms);
   return null;

@@ -7,9 +7,7 @@ import type { VmStatus } from '../../shared/vm';
 const RECENT_MEMORY = 200;
 
 export type SpawnRefusalV2 =
-  | { type: 'TenantClosed' }
-  | { type: 'InFlightLimit'; details: InFlightLimitDetails }
-  | { type: 'QuotaExceeded'; details: QuotaExceededDetails };
+  { type: 'TenantClosed' } | { type: 'InFlightLimit'; details: InFlightLimitDetails } | { type: 'QuotaExceeded'; details: QuotaExceededDetails };
 
 /**
  * The tenant's quota state, pure (no I/O, no Temporal): totals of what the tenant holds, the VMs

@@ -214,7 +214,10 @@ export async function legacyTenantWorkflowV1(input: TenantWorkflowInput): Promis
   }
 
   const shouldContinueAsNew = () =>
-    continueAsNewAsked || updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
+    continueAsNewAsked ||
+    updatesThisRun >= updateLimit ||
+    workflowInfo().continueAsNewSuggested ||
+    workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
   await condition(() => (closed && vms.size === 0) || shouldContinueAsNew());
   await condition(allHandlersFinished);

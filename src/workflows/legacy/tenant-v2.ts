@@ -100,7 +100,17 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
     return state!;
   };
   const usage = (): TenantUsage =>
-    state?.usage(updatesThisRun) ?? { tenant_id: tenantId, vms: 0, storage_gb: 0, max_vms: 0, storage_quota_gb: 0, provisioning: 0, destroying: 0, closed: false, run_updates: 0 };
+    state?.usage(updatesThisRun) ?? {
+      tenant_id: tenantId,
+      vms: 0,
+      storage_gb: 0,
+      max_vms: 0,
+      storage_quota_gb: 0,
+      provisioning: 0,
+      destroying: 0,
+      closed: false,
+      run_updates: 0,
+    };
   // Shown in the Temporal UI ("Current details") so operators see usage without querying.
   const showUsage = () => {
     const u = usage();
@@ -236,7 +246,8 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
     }
     const settled = s.knownStatus(vm_id);
     if (settled) return { vm_id, status: settled };
-    if (s.inFlight.size >= limits.max_in_flight) throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: s.inFlight.size, limit: limits.max_in_flight } });
+    if (s.inFlight.size >= limits.max_in_flight)
+      throw refusalFailure(tenantId, { type: 'InFlightLimit', details: { in_flight: s.inFlight.size, limit: limits.max_in_flight } });
     // A running VM: the workflow holds only its totals. Listing it now makes a concurrent destroy
     // of the same VM answer `destroying` instead of destroying twice.
     const vm = s.trackDestroy(vm_id, 0, causeOf(request.context));
@@ -267,7 +278,8 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
     const s = state ?? (await loaded());
     updatesThisRun++;
     if (s.closed) return usage();
-    const hasVms = (vms: number) => ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms} VMs`, nonRetryable: true });
+    const hasVms = (vms: number) =>
+      ApplicationFailure.create({ type: FailureType.TenantHasVms, message: `tenant ${tenantId} still has ${vms} VMs`, nonRetryable: true });
     if (s.vms > 0) throw hasVms(s.vms);
     s.closing = true;
     const recorded = await recordDeleted(request.context);
@@ -289,7 +301,10 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
   }
 
   const shouldContinueAsNew = () =>
-    continueAsNewAsked || updatesThisRun >= updateLimit || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
+    continueAsNewAsked ||
+    updatesThisRun >= updateLimit ||
+    workflowInfo().continueAsNewSuggested ||
+    workflowInfo().historyLength >= CONTINUE_AS_NEW_AFTER_HISTORY_EVENTS;
 
   await condition(() => (s.closed && s.inFlight.size === 0) || shouldContinueAsNew());
   await condition(allHandlersFinished);
@@ -297,7 +312,10 @@ export async function legacyTenantWorkflowV2(input: TenantWorkflowInput): Promis
 
   // Carry the operator-facing metadata explicitly rather than rely on server defaults.
   const info = workflowInfo();
-  const continueTenantAsNew = makeContinueAsNewFunc<(input: TenantWorkflowInput) => Promise<void>>({ typedSearchAttributes: info.typedSearchAttributes, memo: info.memo });
+  const continueTenantAsNew = makeContinueAsNewFunc<(input: TenantWorkflowInput) => Promise<void>>({
+    typedSearchAttributes: info.typedSearchAttributes,
+    memo: info.memo,
+  });
   await continueTenantAsNew({
     tenant_id: tenantId,
     continue_as_new_after_updates: input.continue_as_new_after_updates,
@@ -315,10 +333,17 @@ function restore(tenantId: string, limits: TenantLimits, carried: TenantWorkflow
 async function rebuildFromPostgres(tenantId: string, limits: TenantLimits): Promise<TenantState> {
   const totals = await loadTenantTotals({ tenant_id: tenantId });
   const inFlight: InFlightVm[] = [];
-  for (let after: string | null = null; ; ) {
+  for (let after: string | null = null; ;) {
     // Histories hold the page as version 2's activity answered it (an array); a live call answers today's shape.
     const answer = (await listInFlightVms({ tenant_id: tenantId, after, limit: IN_FLIGHT_PAGE })) as unknown as InFlightVm[] | InFlightPage;
-    const page: InFlightVm[] = Array.isArray(answer) ? answer : answer.in_flight.map((vm) => ({ vm_id: vm.vm_id, storage_gb: vm.storage_gb, phase: vm.phase, cause: { request_id: 'recovery', actor_token_id: null } }));
+    const page: InFlightVm[] = Array.isArray(answer)
+      ? answer
+      : answer.in_flight.map((vm) => ({
+          vm_id: vm.vm_id,
+          storage_gb: vm.storage_gb,
+          phase: vm.phase,
+          cause: { request_id: 'recovery', actor_token_id: null },
+        }));
     inFlight.push(...page);
     if (Array.isArray(answer) ? answer.length < IN_FLIGHT_PAGE : answer.next_after === null) break;
     after = Array.isArray(answer) ? answer[answer.length - 1]!.vm_id : answer.next_after;
@@ -331,9 +356,19 @@ function refusalFailure(tenantId: string, refusal: SpawnRefusal): ApplicationFai
     case 'TenantClosed':
       return ApplicationFailure.create({ type: FailureType.TenantClosed, message: `tenant ${tenantId} is closed`, nonRetryable: true });
     case 'InFlightLimit':
-      return ApplicationFailure.create({ type: FailureType.InFlightLimit, message: `${refusal.details.in_flight} VMs in flight`, details: [refusal.details], nonRetryable: true });
+      return ApplicationFailure.create({
+        type: FailureType.InFlightLimit,
+        message: `${refusal.details.in_flight} VMs in flight`,
+        details: [refusal.details],
+        nonRetryable: true,
+      });
     case 'QuotaExceeded':
-      return ApplicationFailure.create({ type: FailureType.QuotaExceeded, message: `quota exceeded: ${refusal.details.limit}`, details: [refusal.details], nonRetryable: true });
+      return ApplicationFailure.create({
+        type: FailureType.QuotaExceeded,
+        message: `quota exceeded: ${refusal.details.limit}`,
+        details: [refusal.details],
+        nonRetryable: true,
+      });
   }
 }
 

@@ -18,7 +18,12 @@ export interface HttpAnswer {
 }
 
 /** One attempt: an HTTP answer, or the network error (connection refused, reset, timeout) as a string. */
-export async function call(baseUrl: string, method: string, route: string, options: { token?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpAnswer> {
+export async function call(
+  baseUrl: string,
+  method: string,
+  route: string,
+  options: { token?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -44,7 +49,12 @@ export interface Tenant {
 }
 
 /** Registers `count` tenants as the platform admin (retrying, the stack may just have started). */
-export async function createTenants(stack: PrivateStack, count: number, prefix: string, quota: { max_vms: number; storage_quota_gb: number } = { max_vms: 100, storage_quota_gb: 1000 }): Promise<Tenant[]> {
+export async function createTenants(
+  stack: PrivateStack,
+  count: number,
+  prefix: string,
+  quota: { max_vms: number; storage_quota_gb: number } = { max_vms: 100, storage_quota_gb: 1000 },
+): Promise<Tenant[]> {
   const tenants: Tenant[] = [];
   for (let i = 0; i < count; i++) {
     const tenantId = `${prefix}-${i}`;
@@ -184,7 +194,14 @@ export function startBurst(stack: PrivateStack, tenants: readonly Tenant[], opti
         const index = next++;
         if (index >= options.spawns) return;
         const key = `${options.keyPrefix}-${tenant.tenantId}-spawn-${index}`;
-        const spawn: ClientRequest = { kind: 'spawn', tenantId: tenant.tenantId, key, vmId: vmIdForIdempotencyKey(tenant.tenantId, key), attempts: [], final: null };
+        const spawn: ClientRequest = {
+          kind: 'spawn',
+          tenantId: tenant.tenantId,
+          key,
+          vmId: vmIdForIdempotencyKey(tenant.tenantId, key),
+          attempts: [],
+          final: null,
+        };
         requests.push(spawn);
         await sendWithRetries(
           spawn,

@@ -74,9 +74,17 @@ async function readStream(stack: PrivateStack): Promise<{ eventId: string; msgId
 }
 
 /** One pass of every check; returns the mismatches (empty when converged) and a summary. */
-export async function convergenceProblems(stack: PrivateStack, tenantIds: readonly string[], requests: readonly ClientRequest[]): Promise<{ problems: string[]; report: ConvergenceReport }> {
+export async function convergenceProblems(
+  stack: PrivateStack,
+  tenantIds: readonly string[],
+  requests: readonly ClientRequest[],
+): Promise<{ problems: string[]; report: ConvergenceReport }> {
   const problems: string[] = [];
-  const vms = await stack.db.selectFrom('vms').select(['vm_id', 'tenant_id', 'status', 'storage_gb', 'failure_reason', 'admission_attempt']).where('tenant_id', 'in', [...tenantIds]).execute();
+  const vms = await stack.db
+    .selectFrom('vms')
+    .select(['vm_id', 'tenant_id', 'status', 'storage_gb', 'failure_reason', 'admission_attempt'])
+    .where('tenant_id', 'in', [...tenantIds])
+    .execute();
   const byId = new Map(vms.map((vm) => [vm.vm_id, vm]));
   const byStatus: Record<string, number> = {};
   for (const vm of vms) byStatus[vm.status] = (byStatus[vm.status] ?? 0) + 1;
@@ -98,8 +106,14 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
       // Refused by its own update: rejected with the reason. A run rebuilt from Postgres that held the
       // request pending and could no longer fit it abandons it: rejected as admission_lost if that
       // landed before the API's refusal, or failed as admission_lost if the lost run's boot had confirmed it.
-      const refused = vm?.failure_reason === 'admission_lost' ? vm.status === 'rejected' || vm.status === 'failed' : vm?.status === 'rejected' && vm.failure_reason === r.finalBody.code;
-      if (!refused) problems.push(`spawn ${r.key} was refused (429 ${r.finalBody.code}) but VM ${r.vmId} is ${vm ? `${vm.status} (${vm.failure_reason ?? 'no reason'})` : 'missing'}`);
+      const refused =
+        vm?.failure_reason === 'admission_lost'
+          ? vm.status === 'rejected' || vm.status === 'failed'
+          : vm?.status === 'rejected' && vm.failure_reason === r.finalBody.code;
+      if (!refused)
+        problems.push(
+          `spawn ${r.key} was refused (429 ${r.finalBody.code}) but VM ${r.vmId} is ${vm ? `${vm.status} (${vm.failure_reason ?? 'no reason'})` : 'missing'}`,
+        );
     }
     if (r.kind === 'destroy' && r.final === 202) {
       const status = byId.get(r.vmId)?.status;
@@ -117,7 +131,8 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
       const ours = byId.get(vm.vm_id);
       if (!ours) problems.push(`fleet holds VM ${vm.vm_id} (${vm.status}) that Postgres does not (orphan)`);
       // A failed VM is destroyed at the fleet, in case it held a half-booted one.
-      else if (ours.status !== vm.status && !(ours.status === 'failed' && vm.status === 'destroyed')) problems.push(`VM ${vm.vm_id} is ${ours.status} in Postgres but ${vm.status} at the fleet`);
+      else if (ours.status !== vm.status && !(ours.status === 'failed' && vm.status === 'destroyed'))
+        problems.push(`VM ${vm.vm_id} is ${ours.status} in Postgres but ${vm.status} at the fleet`);
     }
     const ourVms = vms.filter((vm) => vm.tenant_id === tenantId);
     for (const vm of ourVms) {
@@ -130,7 +145,8 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     if (creates !== items.length) problems.push(`tenant ${tenantId}: the fleet created ${creates} VMs but holds ${items.length}`);
     const destroyed = items.filter((vm) => vm.status === 'destroyed' && byId.get(vm.vm_id)?.status === 'destroyed').length;
     const fleetDestroys = stats.by_tenant[tenantId]?.destroys ?? 0;
-    if (fleetDestroys < destroyed) problems.push(`tenant ${tenantId}: the fleet destroyed ${fleetDestroys} VMs, but holds ${destroyed} destroyed ones Postgres has destroyed`);
+    if (fleetDestroys < destroyed)
+      problems.push(`tenant ${tenantId}: the fleet destroyed ${fleetDestroys} VMs, but holds ${destroyed} destroyed ones Postgres has destroyed`);
   }
 
   // 4. Each tenant workflow's usage equals the VMs that hold quota.
@@ -142,7 +158,8 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     if (usage.vms !== holding.length || usage.storage_gb !== storage) {
       problems.push(`tenant ${tenantId}: usage says ${usage.vms} VMs / ${usage.storage_gb} GB, Postgres has ${holding.length} / ${storage} GB`);
     }
-    if (usage.provisioning !== 0 || usage.destroying !== 0) problems.push(`tenant ${tenantId}: usage still shows ${usage.provisioning} provisioning, ${usage.destroying} destroying`);
+    if (usage.provisioning !== 0 || usage.destroying !== 0)
+      problems.push(`tenant ${tenantId}: usage still shows ${usage.provisioning} provisioning, ${usage.destroying} destroying`);
   }
 
   // 5. The ledger holds each VM's steps exactly once, and its chain is intact.
@@ -159,10 +176,15 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
     const expected = EXPECTED_STEPS[vm.status];
     if (!expected) continue;
     const admission = admissionSteps(vm);
-    for (const [type, want] of [['VM_SPAWN_REQUESTED', admission.requested], ['VM_SPAWN_REJECTED', admission.rejected]] as const) {
-      if ((counts.get(type) ?? 0) !== want) problems.push(`VM ${vm.vm_id} (${vm.status}, attempt ${vm.admission_attempt}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected ${want}`);
+    for (const [type, want] of [
+      ['VM_SPAWN_REQUESTED', admission.requested],
+      ['VM_SPAWN_REJECTED', admission.rejected],
+    ] as const) {
+      if ((counts.get(type) ?? 0) !== want)
+        problems.push(`VM ${vm.vm_id} (${vm.status}, attempt ${vm.admission_attempt}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected ${want}`);
     }
-    for (const type of expected.once) if ((counts.get(type) ?? 0) !== 1) problems.push(`VM ${vm.vm_id} (${vm.status}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected 1`);
+    for (const type of expected.once)
+      if ((counts.get(type) ?? 0) !== 1) problems.push(`VM ${vm.vm_id} (${vm.status}) has ${counts.get(type) ?? 0} ${type} in the ledger, expected 1`);
     for (const [type, count] of counts) {
       if (type === 'VM_SPAWN_REQUESTED' || type === 'VM_SPAWN_REJECTED' || expected.once.includes(type)) continue;
       if (expected.optional?.includes(type) && count === 1) continue;
@@ -193,14 +215,22 @@ export async function convergenceProblems(stack: PrivateStack, tenantIds: readon
   for (const id of perEvent.keys()) if (!ledgerIds.has(id)) problems.push(`stream holds event ${id} that the ledger does not`);
 
   const rejectedRows = byStatus.rejected ?? 0;
-  return { problems, report: { vms: vms.length - rejectedRows, rejected: rejectedRows, byStatus, ledgerEvents: events.length, streamMessages: messages.length } };
+  return {
+    problems,
+    report: { vms: vms.length - rejectedRows, rejected: rejectedRows, byStatus, ledgerEvents: events.length, streamMessages: messages.length },
+  };
 }
 
 /**
  * Waits until every check passes (the system is allowed time to finish its retries), then returns
  * the summary; after `timeoutMs` it throws with the mismatches of the last pass.
  */
-export async function expectConvergence(stack: PrivateStack, tenantIds: readonly string[], requests: readonly ClientRequest[], timeoutMs = 90_000): Promise<ConvergenceReport> {
+export async function expectConvergence(
+  stack: PrivateStack,
+  tenantIds: readonly string[],
+  requests: readonly ClientRequest[],
+  timeoutMs = 90_000,
+): Promise<ConvergenceReport> {
   const deadline = Date.now() + timeoutMs;
   let last: string[] = [];
   for (;;) {

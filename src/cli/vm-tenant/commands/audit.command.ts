@@ -47,7 +47,9 @@ export function auditCommand(env: NodeJS.ProcessEnv): Command {
       const ctx = contextOf(command, env);
       const client = await ctx.client();
       const printer = ctx.printer();
-      const pinned = flags.pinKey ? await readPublicKeyFile(flags.pinKey) : createPublicKey((await client.call<{ public_key_pem: string }>('GET', CHECKPOINT_KEY_PATH, { authenticated: false })).public_key_pem);
+      const pinned = flags.pinKey
+        ? await readPublicKeyFile(flags.pinKey)
+        : createPublicKey((await client.call<{ public_key_pem: string }>('GET', CHECKPOINT_KEY_PATH, { authenticated: false })).public_key_pem);
       if (!flags.pinKey) printer.note('warning: the key was fetched from the same API: this proves consistency, not authenticity (pin it with --pin-key)');
       const entries: TenantAuditEntry[] = [];
       for await (const page of allPages<TenantAuditEntry>(client, '/v1/audit', { tenant_id: flags.tenant, limit: 500 })) entries.push(...page);
@@ -63,7 +65,7 @@ export function auditCommand(env: NodeJS.ProcessEnv): Command {
       const prior = priorFile === undefined ? undefined : await readPriorProof(priorFile);
       const links: unknown[] = [];
       try {
-        for (let cursor: string | null = prior?.checkpoint_id ?? null; cursor !== null; ) {
+        for (let cursor: string | null = prior?.checkpoint_id ?? null; cursor !== null;) {
           const page: { items: unknown[]; next_cursor: string | null } = await client.call('GET', '/v1/audit/checkpoints', { query: { cursor, limit: 1000 } });
           links.push(...page.items);
           cursor = page.next_cursor;

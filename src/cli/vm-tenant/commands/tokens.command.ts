@@ -26,10 +26,18 @@ export function tokensCommand(env: NodeJS.ProcessEnv): Command {
     .requiredOption('--subject-pubkey <key|@file>', 'Ed25519 public key of the holder ("ssh-ed25519 ...", PEM, raw base64) or @file')
     .requiredOption('--scope <scope>', 'service:tenant-admin, vm:write, vm:read or audit:read')
     .option('--expires-in <seconds>', 'lifetime in seconds', int)
-    .option('--bound', 'bind the token to the key: it then works only on requests signed with the private key of --subject-pubkey (tokens issued by a bound token are bound anyway)')
+    .option(
+      '--bound',
+      'bind the token to the key: it then works only on requests signed with the private key of --subject-pubkey (tokens issued by a bound token are bound anyway)',
+    )
     .action(async (tenantId: string, flags: { subjectPubkey: string; scope: string; expiresIn?: number; bound?: boolean }, command: Command) => {
       const ctx = contextOf(command, env);
-      const body = { subject_pubkey: await publicKeyArgument(flags.subjectPubkey), scope: flags.scope, expires_in_seconds: flags.expiresIn, key_binding: flags.bound ? 'required' : undefined };
+      const body = {
+        subject_pubkey: await publicKeyArgument(flags.subjectPubkey),
+        scope: flags.scope,
+        expires_in_seconds: flags.expiresIn,
+        key_binding: flags.bound ? 'required' : undefined,
+      };
       ctx.printer().record(await (await ctx.client()).call('POST', `/v1/tenants/${encodeURIComponent(tenantId)}/tokens`, { body }));
     });
   tokens

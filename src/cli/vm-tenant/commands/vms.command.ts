@@ -27,15 +27,20 @@ export function vmsCommand(env: NodeJS.ProcessEnv): Command {
       .requiredOption('--image <image>', 'image reference')
       .option('--name <name>', 'a name for the VM')
       .option('--idempotency-key <key>', 'repeat the command safely with the same key'),
-  ).action(async (flags: WaitFlags & { vcpus: number; memoryMb: number; storageGb: number; image: string; name?: string; idempotencyKey?: string }, command: Command) => {
-    const ctx = contextOf(command, env);
-    const client = await ctx.client();
-    const printer = ctx.printer();
-    const body = { vcpus: flags.vcpus, memory_mb: flags.memoryMb, storage_gb: flags.storageGb, image: flags.image, name: flags.name };
-    const headers = flags.idempotencyKey ? { 'Idempotency-Key': flags.idempotencyKey } : undefined;
-    const vm = await client.call<{ vm_id: string }>('POST', '/v1/vms', { body, headers });
-    printer.record(flags.wait ? await waitForVm(client, printer, vm.vm_id, { until: 'running', timeoutMs: flags.timeout * 1000 }) : vm);
-  });
+  ).action(
+    async (
+      flags: WaitFlags & { vcpus: number; memoryMb: number; storageGb: number; image: string; name?: string; idempotencyKey?: string },
+      command: Command,
+    ) => {
+      const ctx = contextOf(command, env);
+      const client = await ctx.client();
+      const printer = ctx.printer();
+      const body = { vcpus: flags.vcpus, memory_mb: flags.memoryMb, storage_gb: flags.storageGb, image: flags.image, name: flags.name };
+      const headers = flags.idempotencyKey ? { 'Idempotency-Key': flags.idempotencyKey } : undefined;
+      const vm = await client.call<{ vm_id: string }>('POST', '/v1/vms', { body, headers });
+      printer.record(flags.wait ? await waitForVm(client, printer, vm.vm_id, { until: 'running', timeoutMs: flags.timeout * 1000 }) : vm);
+    },
+  );
   vms
     .command('list')
     .description('list VMs')
@@ -53,7 +58,7 @@ export function vmsCommand(env: NodeJS.ProcessEnv): Command {
     .command('get')
     .argument('<vm_id>')
     .description('read a VM')
-    .option('--tenant <tenant_id>', "in this tenant (platform admin only)")
+    .option('--tenant <tenant_id>', 'in this tenant (platform admin only)')
     .action(async (vmId: string, flags: { tenant?: string }, command: Command) => {
       const ctx = contextOf(command, env);
       ctx.printer().record(await (await ctx.client()).call('GET', `/v1/vms/${encodeURIComponent(vmId)}`, { query: { tenant_id: flags.tenant } }));
