@@ -6863,8 +6863,10 @@ export interface operations {
                         tenant_hash: string;
                         /** Format: uuid */
                         event_id: string;
+                        /** @description 0-based position of the leaf, in ascending order of leaf hashes */
                         leaf_index: number;
                         tree_size: number;
+                        /** @description RFC 9162 inclusion path, nearest sibling first */
                         audit_path: string[];
                     };
                 };

@@ -4,6 +4,7 @@ import { verifySignedCheckpoint } from './checkpoint';
 import { GENESIS_HASH, tenantEntryHash } from './ledger-hash';
 import { verifyInclusion } from './merkle';
 import type { TenantProof } from './tenant-proof';
+import { tenantLinkHash } from './tenant-link';
 import { tenantLeafHash } from './tenant-tree';
 
 /**
@@ -97,6 +98,12 @@ export function verifyTenantLedger(
       !verifyInclusion(leaf, proof.leaf_index, proof.tree_size, proof.audit_path, proof.checkpoint.root)
     ) {
       bad('bad_proof', `${describe(proof)}: this tenant's head is not in the signed tree`);
+      continue;
+    }
+    // The id a tenant keeps and pages the series by must be the checkpoint's own link hash (proofs
+    // saved before ids existed have none).
+    if (proof.checkpoint_id !== undefined && proof.checkpoint_id !== tenantLinkHash(proof.checkpoint)) {
+      bad('bad_proof', `${describe(proof)}: its checkpoint_id is not the checkpoint's link hash`);
       continue;
     }
     valid.push(proof);

@@ -264,6 +264,7 @@ describe("an outsider's verifier, written from the documents, on what the API an
       const first = e.proof.audit_path[0]!;
       e.proof.audit_path[0] = (first[0] === '0' ? '1' : '0') + first.slice(1);
     });
+    add("the newest proof's checkpoint_id is not its checkpoint's link hash", 'bad_proof', (e) => (e.proof.checkpoint_id = 'ab'.repeat(32)));
     add(
       "a byte of the newest checkpoint's signature flipped",
       'forged_checkpoint',

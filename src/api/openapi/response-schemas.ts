@@ -98,28 +98,35 @@ export const tenantAuditEntrySchema = z.object({
 
 export const checkpointPublicKeySchema = z.object({ algorithm: z.literal('Ed25519'), key_id: z.string(), public_key_pem: z.string() });
 
+/** 64 lowercase hex digits: a SHA-256 hash, root, key id or checkpoint id. */
+const hex64 = () => z.string().regex(/^[0-9a-f]{64}$/);
+/** An Ed25519 signature: standard base64 with padding (RFC 4648 section 4) of its 64 bytes. */
+const signature64 = () => z.string().regex(/^[A-Za-z0-9+/]{86}==$/);
+/** A count or position as a decimal string (a bigint). */
+const decimal = () => z.string().regex(/^(0|[1-9][0-9]*)$/);
+
 // A signed checkpoint as a tenant gets it (src/ledger/checkpoint.ts): format 2 (chained, with the entry tree's digest), or 1 from before.
 const signedCheckpointV2Schema = z.object({
   v: z.literal(2),
-  head_digest: z.string(),
-  entries_digest: z.string(),
-  tree_size: z.number().int(),
-  root: z.string(),
-  previous: z.string().nullable(),
+  head_digest: hex64(),
+  entries_digest: hex64(),
+  tree_size: z.number().int().min(0),
+  root: hex64(),
+  previous: hex64().nullable(),
   signed_at: z.string(),
-  key_id: z.string(),
-  signature: z.string(),
+  key_id: hex64(),
+  signature: signature64(),
 });
 const signedCheckpointSchema = z.union([
   signedCheckpointV2Schema,
   z.object({
     v: z.literal(1),
-    head_digest: z.string(),
-    tree_size: z.number().int(),
-    root: z.string(),
+    head_digest: hex64(),
+    tree_size: z.number().int().min(0),
+    root: hex64(),
     signed_at: z.string(),
-    key_id: z.string(),
-    signature: z.string(),
+    key_id: hex64(),
+    signature: signature64(),
   }),
 ]);
 
@@ -127,12 +134,12 @@ const signedCheckpointSchema = z.union([
 const keyRotationSchema = z.object({
   v: z.literal(2),
   type: z.literal('key_rotation'),
-  previous: z.string(),
-  key_id: z.string(),
-  new_key_id: z.string(),
+  previous: hex64(),
+  key_id: hex64(),
+  new_key_id: hex64(),
   signed_at: z.string(),
-  signature: z.string(),
-  new_key_signature: z.string(),
+  signature: signature64(),
+  new_key_signature: signature64(),
   public_key_pem: z.string(),
   new_public_key_pem: z.string(),
 });
@@ -142,14 +149,14 @@ export const checkpointLinkSchema = z.union([signedCheckpointV2Schema, keyRotati
 
 export const tenantProofSchema = z.object({
   checkpoint: signedCheckpointSchema,
-  checkpoint_id: z.string(),
+  checkpoint_id: hex64(),
   tenant_id: z.string().nullable(),
-  tenant_seq: z.string(),
-  tenant_hash: z.string(),
+  tenant_seq: decimal(),
+  tenant_hash: hex64(),
   event_id: z.uuid(),
-  leaf_index: z.number().int(),
-  tree_size: z.number().int(),
-  audit_path: z.array(z.string()),
+  leaf_index: z.number().int().min(0).describe('0-based position of the leaf, in ascending order of leaf hashes'),
+  tree_size: z.number().int().min(0),
+  audit_path: z.array(hex64()).describe('RFC 9162 inclusion path, nearest sibling first'),
 });
 
 export const page = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });

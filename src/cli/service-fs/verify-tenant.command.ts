@@ -30,7 +30,11 @@ export function verifyTenantCommand(run: RunContext): Command {
     .requiredOption('--entries <file>', 'entries, repeatable (a page, an array, or JSON Lines)', collect)
     .option('--proof <file>', 'a proof, repeatable', collect)
     .option('--prior-proof <file>', 'the proof you saved last time')
-    .option('--checkpoints <file>', 'links of the checkpoint series since the prior proof, repeatable', collect)
+    .option(
+      '--checkpoints <file>',
+      'links of the checkpoint series (since the prior proof, or from a checkpoint of the pinned key to follow its rotations), repeatable',
+      collect,
+    )
     .option('--witness <file>', "a witness's log (service-fs witness --log)")
     .action(
       async (
@@ -39,8 +43,6 @@ export function verifyTenantCommand(run: RunContext): Command {
       ) => {
         const keyFile = flags.pinKey ?? flags.checkpointKey;
         if (keyFile === undefined) command.error("error: required option '--pin-key <file>' not specified");
-        if (flags.checkpoints !== undefined && flags.priorProof === undefined)
-          command.error('error: --checkpoints are checked against a prior proof: give --prior-proof');
         report(
           run,
           await verifyTenantFiles({
