@@ -44,6 +44,7 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
   deploy?: { replicas?: number };
   read_only?: boolean;
+  healthcheck?: { test?: string[]; start_period?: string };
 }
 
 const production = load('docker-compose.production.yml') as { services: Record<string, Service>; secrets: Record<string, { environment?: string }> };
@@ -114,6 +115,13 @@ describe('docker-compose.production.yml', () => {
 
     expect(services['temporal-ui']?.image).toMatch(/^temporalio\/ui:/);
     expect(services['temporal-namespace']?.environment?.TEMPORAL_NAMESPACE).toBe(services.api?.environment?.TEMPORAL_NAMESPACE);
+  });
+
+  test('when a program of ours runs, then Compose asks it whether it is healthy: the API its readiness, the worker its /healthz on the metrics port', () => {
+    const probe = (name: string) => (services[name]?.healthcheck?.test ?? []).join(' ');
+    expect(probe('api')).toContain(`http://127.0.0.1:${loadConfig({}).port}/readyz`);
+    expect(probe('worker')).toContain(`http://127.0.0.1:${loadConfig({}).workerMetricsPort}/healthz`);
+    expect(services.worker?.healthcheck?.start_period).toBe('600s'); // the worker waits for Postgres and Temporal at start
   });
 
   test('when Postgres initialises, then the temporal login gets its password from a Compose secret', () => {
