@@ -26,8 +26,10 @@ export interface TenantRunVersion {
 
 /** Whether a run still needs frozen code to replay: older workflow code, or a state only older code carries. */
 export function needsUpgrade(run: TenantRunVersion): boolean {
+  // A state only older code carries needs the conversions kept for it, whether or not the run's first task ran yet.
+  if (run.carriedStateVersion !== null && run.carriedStateVersion < CURRENT_STATE_VERSION) return true;
   if (run.patches === null) return false; // its first task will run the current code
-  return !run.patches.includes(CURRENT_CODE_PATCH) || (run.carriedStateVersion !== null && run.carriedStateVersion < CURRENT_STATE_VERSION);
+  return !run.patches.includes(CURRENT_CODE_PATCH);
 }
 
 /** Reads a run's version from the first events of its history (the start's input, the patch markers). */
@@ -49,18 +51,26 @@ export function runVersionFrom(workflowId: string, runId: string, events: readon
   return { workflowId, runId, patches: taskCompleted ? patches : null, carriedStateVersion };
 }
 
-/** Every open tenant workflow run of the task queue, with its version. */
-export async function listTenantRuns(client: Client, taskQueue: string): Promise<TenantRunVersion[]> {
+/**
+ * Every open tenant workflow run of the task queue, with its version: the workflow ids the
+ * visibility store lists, and `known` ones (those the procedure just moved: the store indexes their
+ * new runs a little later), each read at its current run.
+ */
+export async function listTenantRuns(client: Client, taskQueue: string, known: Iterable<string> = []): Promise<TenantRunVersion[]> {
+  const workflowIds = new Set(known);
+  for await (const execution of client.workflow.list({ query: runningTenantWorkflows(taskQueue) })) workflowIds.add(execution.workflowId);
   const runs: TenantRunVersion[] = [];
-  for await (const execution of client.workflow.list({ query: runningTenantWorkflows(taskQueue) })) {
+  for (const workflowId of workflowIds) {
+    const current = await withCallDeadline(client, 'describe', CALL_TIMEOUT_MS, () => client.workflow.getHandle(workflowId).describe());
+    if (current.status.name !== 'RUNNING') continue;
     const { history } = await withCallDeadline(client, 'read history', CALL_TIMEOUT_MS, () =>
       client.workflowService.getWorkflowExecutionHistory({
         namespace: client.options.namespace,
-        execution: { workflowId: execution.workflowId, runId: execution.runId },
+        execution: { workflowId, runId: current.runId },
         maximumPageSize: FIRST_EVENTS,
       }),
     );
-    runs.push(runVersionFrom(execution.workflowId, execution.runId, history?.events ?? []));
+    runs.push(runVersionFrom(workflowId, current.runId, history?.events ?? []));
   }
   return runs;
 }
@@ -90,14 +100,16 @@ export async function upgradeTenantRuns(
   options: { dryRun?: boolean; maxRounds?: number; waitMs?: number; onRound?: (round: number, runs: TenantRunVersion[]) => void } = {},
 ): Promise<UpgradeReport> {
   const rounds: TenantRunVersion[][] = [];
+  let moved: string[] = [];
   for (let round = 1; ; round++) {
-    const old = (await listTenantRuns(client, taskQueue)).filter(needsUpgrade);
+    const old = (await listTenantRuns(client, taskQueue, moved)).filter(needsUpgrade);
     rounds.push(old);
     options.onRound?.(round, old);
     if (old.length === 0 || options.dryRun || round > (options.maxRounds ?? 3)) return { rounds, remaining: old };
     for (const run of old) {
       await withCallDeadline(client, 'signal', CALL_TIMEOUT_MS, () => client.workflow.getHandle(run.workflowId, run.runId).signal(continueAsNewSignal));
     }
+    moved = old.map((run) => run.workflowId);
     const waitUntil = Date.now() + (options.waitMs ?? 60_000);
     let moving = old;
     while (moving.length > 0 && Date.now() < waitUntil) {
