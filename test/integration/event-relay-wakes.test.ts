@@ -98,6 +98,8 @@ describe('the event relay wakes only for work', () => {
     const { batches } = startRelay({ pollMs: 1_000, debounceMs: 200 });
     await appendAuditEvent(service, newAuditEvent());
     await published(1, 'the first entry on the stream');
+    // The relay reports a batch after its cursor moved, a moment after the stream has it.
+    await eventually(async () => batches.length === 1, 5_000, 'the first batch reported', 10);
     batches.length = 0;
     for (let i = 0; i < 20; i += 1) {
       await appendAuditEvent(service, newAuditEvent());
