@@ -18,7 +18,7 @@ import type { tenantWorkflow } from '../workflows';
 import { withCallDeadline } from './call-deadline';
 import { KeyedLimiter } from './keyed-limiter';
 import { retryWhileExhausted } from './retry-exhausted';
-import { TENANT_ID_SEARCH_ATTRIBUTE } from './search-attributes';
+import { searchAttributeRegistration, TENANT_ID_SEARCH_ATTRIBUTE } from './search-attributes';
 
 export interface TenantWorkflowClientOptions {
   client: Client;
@@ -48,6 +48,8 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
   const { client, taskQueue } = options;
   const limiter = new KeyedLimiter(options.maxInFlightPerTenant ?? 8);
   const timeoutMs = options.callTimeoutMs ?? 10_000;
+  // Every path below may start the workflow: the first waits for TenantId to be visible on the namespace.
+  const searchAttributes = searchAttributeRegistration(client);
 
   const startOptions = (tenantId: string): WorkflowStartOptions<typeof tenantWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' } => ({
     workflowId: tenantWorkflowId(tenantId),
@@ -65,8 +67,9 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
   // The deadline covers the wait for a per-tenant slot, the refusals retried for load and the wait
   // for the update's result.
   const update = <Ret, Args extends unknown[]>(tenantId: string, definition: UpdateDefinition<Ret, Args>, args: Args, updateId?: string): Promise<Ret> =>
-    withCallDeadline(client, `update ${definition.name}`, timeoutMs, (deadline) =>
-      limiter.run(tenantId, () =>
+    withCallDeadline(client, `update ${definition.name}`, timeoutMs, async (deadline) => {
+      await searchAttributes.ready(deadline);
+      return limiter.run(tenantId, () =>
         retryWhileExhausted(
           () =>
             client.workflow.executeUpdateWithStart(definition, {
@@ -76,14 +79,17 @@ export function createTenantWorkflowClient(options: TenantWorkflowClientOptions)
             }),
           deadline,
         ),
-      ),
-    ).catch((error: unknown) => {
+      );
+    }).catch((error: unknown) => {
       throw closedTenantFailure(error, tenantId);
     });
 
   return {
     async ensureStarted(tenantId) {
-      await withCallDeadline(client, 'workflow start', timeoutMs, () => client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId)));
+      await withCallDeadline(client, 'workflow start', timeoutMs, async (deadline) => {
+        await searchAttributes.ready(deadline);
+        return client.workflow.start<typeof tenantWorkflow>('tenantWorkflow', startOptions(tenantId));
+      });
     },
     changeQuota(tenantId, quota: VersionedQuota, context: RequestContext) {
       const { max_vms, storage_quota_gb, version } = quota;

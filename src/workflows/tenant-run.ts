@@ -1,6 +1,7 @@
 import {
   ActivityCancellationType,
   ActivityFailure,
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -240,6 +241,14 @@ export class TenantRun {
     return this.state!;
   }
 
+  /**
+   * The one-line summary (user metadata) the Temporal UI shows on a VM's activity, so an operator
+   * finds a VM's work by its id. Metadata only: no command changes, recorded histories replay as before.
+   */
+  private vmSummary(action: string, vmId: string): ActivityOptions {
+    return { summary: `${action} VM ${vmId} (tenant ${this.tenantId})` };
+  }
+
   private launch(work: Promise<void>, vmId: string): void {
     work.catch((error: unknown) => log.error('VM work failed unexpectedly', { vm_id: vmId, error: String(error) }));
   }
@@ -271,7 +280,9 @@ export class TenantRun {
     this.cancelBoot.set(vm.vm_id, () => scope.cancel());
     let failure: string | null = null;
     try {
-      const outcome = await scope.run(() => bootVm({ tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 }));
+      const outcome = await scope.run(() =>
+        bootVm.executeWithOptions(this.vmSummary('Boot', vm.vm_id), [{ tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 }]),
+      );
       if (outcome.status === 'destroy_requested') vm.phase = 'destroying';
       failure = outcome.status === 'failed' ? (outcome.failure_reason ?? 'boot_failed') : null;
     } catch (error) {
@@ -290,20 +301,26 @@ export class TenantRun {
   }
 
   private async teardown(s: TenantState, vm: InFlightVm): Promise<void> {
-    const outcome = await teardownVm({ tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause });
+    const outcome = await teardownVm.executeWithOptions(this.vmSummary('Tear down', vm.vm_id), [
+      { tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause },
+    ]);
     if (vm.release === 'if_released') vm.storage_gb = outcome.storage_gb;
     s.settle(vm.vm_id, 'destroyed', outcome.released);
     this.showUsage();
   }
 
   private async fail(s: TenantState, vm: InFlightVm, reason: string): Promise<void> {
-    const outcome = await failVm({ tenant_id: this.tenantId, vm_id: vm.vm_id, reason, cause: vm.cause, epoch: s.epoch ?? 0 });
+    const outcome = await failVm.executeWithOptions(this.vmSummary(`Fail (${reason})`, vm.vm_id), [
+      { tenant_id: this.tenantId, vm_id: vm.vm_id, reason, cause: vm.cause, epoch: s.epoch ?? 0 },
+    ]);
     s.settle(vm.vm_id, 'failed', outcome.released);
     this.showUsage();
   }
 
   private async abandon(s: TenantState, vm: InFlightVm): Promise<void> {
-    const outcome = await abandonAdmission({ tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 });
+    const outcome = await abandonAdmission.executeWithOptions(this.vmSummary('Abandon admission of', vm.vm_id), [
+      { tenant_id: this.tenantId, vm_id: vm.vm_id, cause: vm.cause, epoch: s.epoch ?? 0 },
+    ]);
     s.settle(vm.vm_id, 'failed', outcome.released);
     this.showUsage();
   }
