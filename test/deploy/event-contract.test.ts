@@ -1,54 +1,29 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import Ajv from 'ajv';
-import addFormats from 'ajv-formats';
 import { connect, type NatsConnection } from 'nats';
-import { parse } from 'yaml';
+import { configureFleet } from '../../src/fleet-simulator/sim-client';
+import {
+  channelFor,
+  eventContract as contract,
+  eventsContractProblems,
+  hasContractSchema,
+  validateEventPart as validate,
+} from '../helpers/event-contract-check';
 import { createTenant, eventually, SAMPLE_PUBKEY, SMALL_VM, startTestStack, type TestStack } from '../helpers/test-stack';
 
 /**
  * The event contract (docs/asyncapi.yaml), checked as a consumer outside this repository would:
  * drive the public HTTP API through a tenant's life (tokens, a quota change, a VM that runs and is
- * destroyed, a spawn refused for quota, the tenant deleted), read the tenant's subjects from the
- * JetStream stream, and validate every message against the document alone: its subject against a
- * channel address, its Nats-Msg-Id header and its payload against that channel's message. Nothing
- * of src/ is used to read or check the events.
+ * destroyed, one the fleet refuses (VM_FAILED, by the simulator's refused_images fault), a spawn
+ * refused for quota, the tenant deleted), read the tenant's subjects from the JetStream stream, and
+ * validate every message against the document alone (test/helpers/event-contract-check.ts): its
+ * subject against a channel address, its Nats-Msg-Id header and its payload against that channel's
+ * message. Nothing of src/ is used to read or check the events.
  */
 jest.setTimeout(180_000);
-
-const ROOT = path.resolve(__dirname, '../..');
-const contract = parse(readFileSync(path.join(ROOT, 'docs/asyncapi.yaml'), 'utf8')) as {
-  asyncapi: string;
-  channels: Record<string, { address: string; messages: Record<string, { $ref: string }> }>;
-  components: { messages: Record<string, { name: string; payload: object; headers: object }> };
-};
-
-const ajv = new Ajv({ strict: false, allErrors: true });
-addFormats(ajv);
-// The whole document as one schema, so that its #/components/... references resolve.
-ajv.addSchema(contract as object, 'asyncapi');
 
 interface Received {
   subject: string;
   msgId: string | undefined;
   payload: Record<string, any>;
-}
-
-/** The channel whose address matches the subject ({parameters} are single tokens), and its message. */
-function channelFor(subject: string): { channel: string; message: string } | undefined {
-  for (const [name, channel] of Object.entries(contract.channels)) {
-    const pattern = new RegExp(`^${channel.address.replace(/\./g, '\\.').replace(/\{[a-z]+\}/g, '[^.]+')}$`);
-    if (pattern.test(subject)) {
-      const ref = Object.values(channel.messages)[0]!.$ref;
-      return { channel: name, message: ref.replace('#/components/messages/', '') };
-    }
-  }
-  return undefined;
-}
-
-function validate(message: string, part: 'payload' | 'headers', value: unknown): string[] {
-  const check = ajv.getSchema(`asyncapi#/components/messages/${message}/${part}`)!;
-  return check(value) ? [] : (check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`);
 }
 
 let stack: TestStack;
@@ -81,7 +56,7 @@ describe('docs/asyncapi.yaml', () => {
     expect(names).toHaveLength(11);
     for (const channel of Object.values(contract.channels)) {
       expect(channel.address).toMatch(/^\{prefix\}\.(tenant|token|vm)\.[a-z_]+\.\{owner\}$/);
-      for (const message of Object.values(channel.messages)) expect(ajv.getSchema(`asyncapi${message.$ref}/payload`)).toBeDefined();
+      for (const message of Object.values(channel.messages)) expect(hasContractSchema(`${message.$ref}/payload`)).toBe(true);
     }
   });
 
@@ -92,6 +67,15 @@ describe('docs/asyncapi.yaml', () => {
     const child = await api('POST', `/v1/tenants/${tenantId}/tokens`, { subject_pubkey: SAMPLE_PUBKEY, scope: 'vm:read', expires_in_seconds: 600 });
     expect(child.status).toBe(201);
     expect((await api('DELETE', `/v1/tenants/${tenantId}/tokens/${child.body.token_id}`)).status).toBe(200);
+    // The fleet refuses this image: the VM ends failed (VM_FAILED) and its quota is released.
+    await configureFleet(stack.fleet.url, { refused_images: ['refused-image'] });
+    try {
+      const refused = await api('POST', '/v1/vms', { ...SMALL_VM, image: 'refused-image' });
+      expect(refused.status).toBe(202);
+      await eventually(async () => (await api('GET', `/v1/vms/${refused.body.vm_id}`)).body.status === 'failed', 30_000, 'the refused VM failed');
+    } finally {
+      await configureFleet(stack.fleet.url, { refused_images: [] });
+    }
     const spawned = await api('POST', '/v1/vms', SMALL_VM);
     expect(spawned.status).toBe(202);
     const vmId = spawned.body.vm_id as string;
@@ -111,16 +95,9 @@ describe('docs/asyncapi.yaml', () => {
       'the events published',
     );
 
-    const problems = received.flatMap((m) => {
-      const found = channelFor(m.subject);
-      if (!found) return [`${m.subject}: no channel of the contract has this address`];
-      return [
-        ...validate(found.message, 'headers', { 'Nats-Msg-Id': m.msgId }).map((e) => `${m.subject} headers ${e}`),
-        ...validate(found.message, 'payload', m.payload).map((e) => `${m.subject} payload ${e}: ${JSON.stringify(m.payload)}`),
-        ...(m.msgId === m.payload.event_id ? [] : [`${m.subject}: Nats-Msg-Id ${m.msgId} is not the event_id`]),
-      ];
-    });
-    expect(problems).toEqual([]);
+    expect(eventsContractProblems(received)).toEqual([]);
+    // The tenant's own sequence: 1, 2, 3, … in publish order, no gap, so nothing of other tenants shows.
+    expect(received.map((m) => m.payload.tenant_seq)).toEqual(received.map((_, i) => String(i + 1)));
     const types = new Set(received.map((m) => m.payload.event_type));
     expect([...types].sort()).toEqual(
       [
@@ -131,6 +108,7 @@ describe('docs/asyncapi.yaml', () => {
         'TOKEN_REVOKED',
         'VM_DESTROYED',
         'VM_DESTROY_REQUESTED',
+        'VM_FAILED',
         'VM_RUNNING',
         'VM_SPAWN_REJECTED',
         'VM_SPAWN_REQUESTED',
@@ -140,19 +118,28 @@ describe('docs/asyncapi.yaml', () => {
 
   test('when a payload breaks the contract, then the validation names it (the check can fail)', () => {
     const wrongType = {
+      schema_version: 1,
       event_id: '7d7c1c5e-1c55-4e37-9d7e-2a1a9b7c1f00',
       event_type: 'VM_RUNNING',
       tenant_id: 'acme-corp',
       vm_id: null,
       request_id: null,
       occurred_at: '2026-12-06T00:00:00.000Z',
-      ledger_seq: '1',
+      tenant_seq: '1',
       actor: { token_id: null, scope: null },
       details: {},
     };
     expect(validate('vmRunning', 'payload', wrongType)).toEqual([expect.stringContaining("must have required property 'host_id'")]);
-    expect(validate('vmRunning', 'payload', { ...wrongType, details: { host_id: 'h-1' }, ledger_seq: 1 })).toEqual([
-      expect.stringContaining('/ledger_seq must be string'),
+    const running = { ...wrongType, details: { host_id: 'h-1' } };
+    expect(validate('vmRunning', 'payload', running)).toEqual([]);
+    expect(validate('vmRunning', 'payload', { ...running, tenant_seq: 1 })).toEqual([expect.stringContaining('/tenant_seq must be string')]);
+    // No platform-wide sequence on a tenant's subject, and a schema version always.
+    expect(validate('vmRunning', 'payload', { ...running, ledger_seq: '42' })).toEqual([expect.stringContaining('must NOT have additional properties')]);
+    const { schema_version: _omitted, ...unversioned } = running;
+    expect(validate('vmRunning', 'payload', unversioned)).toEqual([expect.stringContaining("must have required property 'schema_version'")]);
+    expect(validate('vmRunning', 'payload', { ...running, schema_version: 2 })).toEqual([expect.stringContaining('/schema_version must be equal to constant')]);
+    expect(validate('vmFailed', 'payload', { ...running, event_type: 'VM_FAILED', details: { reason: 'image_refused', secret: 'x' } })).toEqual([
+      expect.stringContaining('/details must NOT have additional properties'),
     ]);
     expect(channelFor('vmtenant.vm.rebooted.acme-corp')).toBeUndefined();
   });

@@ -149,17 +149,17 @@ describe('secrets never leak', () => {
 
     // NATS: every message on this run's streams. One relay leads per database, so this run's
     // events may sit on another test file's stream; wait (bounded) until the last one is out.
-    const lastSeq = rows[rows.length - 1]!.seq;
+    const lastEventId = rows[rows.length - 1]!.event_id;
     const runStreams = async () => {
       const jsm = await nc.jetstreamManager();
       const names: string[] = [];
       for await (const name of jsm.streams.names()) if (name === stack.config.natsStream || name.includes(testEnv().testRunId.toUpperCase())) names.push(name);
       return names;
     };
-    const readAll = async (): Promise<{ texts: string[]; seqs: Set<string> }> => {
+    const readAll = async (): Promise<{ texts: string[]; eventIds: Set<string> }> => {
       const jsm = await nc.jetstreamManager();
       const texts: string[] = [];
-      const seqs = new Set<string>();
+      const eventIds = new Set<string>();
       for (const name of await runStreams()) {
         try {
           const info = await jsm.streams.info(name).catch(() => null);
@@ -169,8 +169,8 @@ describe('secrets never leak', () => {
             const m = await consumer.next({ expires: 2000 });
             if (!m) break;
             texts.push(`${m.subject} ${m.headers ? dump([...m.headers.keys()].map((k) => [k, m.headers!.values(k)])) : ''} ${m.string()}`);
-            const seq = m.json<{ ledger_seq?: string }>().ledger_seq;
-            if (seq) seqs.add(seq);
+            const eventId = m.json<{ event_id?: string }>().event_id;
+            if (eventId) eventIds.add(eventId);
             if (m.seq >= info.state.last_seq || m.info.pending === 0) break;
           }
         } catch (error) {
@@ -179,12 +179,14 @@ describe('secrets never leak', () => {
           throw error;
         }
       }
-      return { texts, seqs };
+      return { texts, eventIds };
     };
     let nats = await readAll();
-    await eventually(async () => (nats = await readAll()).seqs.has(lastSeq), 30_000, 'the tenant\u2019s last ledger entry on a NATS stream of this run').catch(
-      () => undefined,
-    );
+    await eventually(
+      async () => (nats = await readAll()).eventIds.has(lastEventId),
+      30_000,
+      'the tenant\u2019s last ledger entry on a NATS stream of this run',
+    ).catch(() => undefined);
     haystacks.push({ source: 'NATS messages of this run', text: nats.texts.join('\n') });
 
     // Temporal: every run of the tenant's workflows (found by their TenantId search attribute).
