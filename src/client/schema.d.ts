@@ -804,6 +804,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": {
                         /** @constant */
                         status: "ok";
@@ -853,6 +858,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ready",
+                     *       "dependencies": {
+                     *         "postgres": {
+                     *           "ok": true
+                     *         },
+                     *         "temporal": {
+                     *           "ok": true
+                     *         },
+                     *         "nats": {
+                     *           "ok": true
+                     *         }
+                     *       },
+                     *       "ledger_checkpoint": {
+                     *         "signed_at": "2026-05-04T09:30:00.000Z",
+                     *         "age_seconds": 42,
+                     *         "stale": false
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         /** @enum {string} */
                         status: "ready" | "unavailable";
@@ -950,6 +976,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "algorithm": "Ed25519",
+                     *       "key_id": "5555555555555555555555555555555555555555555555555555555555555555",
+                     *       "public_key_pem": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"
+                     *     }
+                     */
                     "application/json": {
                         /** @constant */
                         algorithm: "Ed25519";
@@ -1034,6 +1067,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "openapi": "3.1.0",
+                     *       "info": {
+                     *         "title": "vm-tenant",
+                     *         "version": "1.0.0"
+                     *       },
+                     *       "paths": {}
+                     *     }
+                     */
                     "application/json": {
                         openapi: string;
                         info: {
@@ -1090,6 +1133,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example <!doctype html><html><head><title>vm-tenant API reference</title></head><body><div id="reference"></div></body></html> */
                     "text/html": string;
                 };
             };
@@ -1143,6 +1187,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "tenant_id": "acme-corp",
+                     *           "display_name": "Acme Corp",
+                     *           "max_vms": 20,
+                     *           "storage_quota_gb": 500,
+                     *           "api_rate_limit_rpm": 600,
+                     *           "created_at": "2026-05-04T09:30:00.000Z",
+                     *           "updated_at": "2026-05-04T09:30:00.000Z",
+                     *           "deleted_at": null
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": {
                         items: {
                             tenant_id: string;
@@ -1555,6 +1616,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "tenant_id": "acme-corp",
+                 *       "display_name": "Acme Corp",
+                 *       "max_vms": 20,
+                 *       "storage_quota_gb": 500,
+                 *       "api_rate_limit_rpm": 600
+                 *     }
+                 */
                 "application/json": {
                     tenant_id: string;
                     display_name: string;
@@ -1579,6 +1649,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenant_id": "acme-corp",
+                     *       "display_name": "Acme Corp",
+                     *       "max_vms": 20,
+                     *       "storage_quota_gb": 500,
+                     *       "api_rate_limit_rpm": 600,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:30:00.000Z",
+                     *       "deleted_at": null
+                     *     }
+                     */
                     "application/json": {
                         tenant_id: string;
                         display_name: string;
@@ -2030,6 +2112,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenant_id": "acme-corp",
+                     *       "display_name": "Acme Corp",
+                     *       "max_vms": 20,
+                     *       "storage_quota_gb": 500,
+                     *       "api_rate_limit_rpm": 600,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:30:00.000Z",
+                     *       "deleted_at": null
+                     *     }
+                     */
                     "application/json": {
                         tenant_id: string;
                         display_name: string;
@@ -2481,6 +2575,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenant_id": "acme-corp",
+                     *       "display_name": "Acme Corp",
+                     *       "max_vms": 20,
+                     *       "storage_quota_gb": 500,
+                     *       "api_rate_limit_rpm": 600,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:31:12.000Z",
+                     *       "deleted_at": "2026-05-04T09:31:12.000Z"
+                     *     }
+                     */
                     "application/json": {
                         tenant_id: string;
                         display_name: string;
@@ -2948,6 +3054,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "max_vms": 40
+                 *     }
+                 */
                 "application/json": {
                     display_name?: string;
                     max_vms?: number;
@@ -2969,6 +3080,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "tenant_id": "acme-corp",
+                     *       "display_name": "Acme Corp",
+                     *       "max_vms": 40,
+                     *       "storage_quota_gb": 500,
+                     *       "api_rate_limit_rpm": 600,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:31:12.000Z",
+                     *       "deleted_at": null
+                     *     }
+                     */
                     "application/json": {
                         tenant_id: string;
                         display_name: string;
@@ -3423,6 +3546,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "token_id": "tok_8Fq2mZr1",
+                     *           "tenant_id": "acme-corp",
+                     *           "scope": "vm:write",
+                     *           "subject_pubkey": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=",
+                     *           "key_binding": "none",
+                     *           "parent_token_id": "tok_1aAdmin",
+                     *           "created_at": "2026-05-04T09:30:00.000Z",
+                     *           "expires_at": "2026-05-05T09:30:00.000Z",
+                     *           "revoked_at": null
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": {
                         items: {
                             token_id: string;
@@ -3869,6 +4010,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "subject_pubkey": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=",
+                 *       "scope": "vm:write",
+                 *       "expires_in_seconds": 86400
+                 *     }
+                 */
                 "application/json": {
                     /** @description The Ed25519 public key of the token's holder */
                     subject_pubkey: string | unknown | unknown | unknown;
@@ -3897,6 +4045,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "token_id": "tok_8Fq2mZr1",
+                     *       "tenant_id": "acme-corp",
+                     *       "scope": "vm:write",
+                     *       "subject_pubkey": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=",
+                     *       "key_binding": "none",
+                     *       "parent_token_id": "tok_1aAdmin",
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "expires_at": "2026-05-05T09:30:00.000Z",
+                     *       "revoked_at": null,
+                     *       "token": "vmt_8Fq2mZr1_s3cr3tS3cr3tS3cr3tS3cr3t"
+                     *     }
+                     */
                     "application/json": {
                         token_id: string;
                         tenant_id: string | null;
@@ -4368,6 +4530,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "token_id": "tok_8Fq2mZr1",
+                     *       "revoked_token_ids": [
+                     *         "tok_8Fq2mZr1",
+                     *         "tok_Child42"
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         token_id: string;
                         revoked_token_ids: string[];
@@ -4840,6 +5011,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "vm_id": "3f2b8c1e-5a7d-4e9b-8c21-0d6f4a9e7b13",
+                     *           "tenant_id": "acme-corp",
+                     *           "name": "build-runner-1",
+                     *           "vcpus": 2,
+                     *           "memory_mb": 4096,
+                     *           "storage_gb": 40,
+                     *           "image": "debian-12",
+                     *           "status": "running",
+                     *           "failure_reason": null,
+                     *           "created_at": "2026-05-04T09:30:00.000Z",
+                     *           "updated_at": "2026-05-04T09:31:12.000Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": {
                         items: {
                             /** Format: uuid */
@@ -5260,6 +5451,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "vcpus": 2,
+                 *       "memory_mb": 4096,
+                 *       "storage_gb": 40,
+                 *       "image": "debian-12",
+                 *       "name": "build-runner-1"
+                 *     }
+                 */
                 "application/json": {
                     vcpus: number;
                     memory_mb: number;
@@ -5284,6 +5484,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "vm_id": "3f2b8c1e-5a7d-4e9b-8c21-0d6f4a9e7b13",
+                     *       "tenant_id": "acme-corp",
+                     *       "name": "build-runner-1",
+                     *       "vcpus": 2,
+                     *       "memory_mb": 4096,
+                     *       "storage_gb": 40,
+                     *       "image": "debian-12",
+                     *       "status": "provisioning",
+                     *       "failure_reason": null,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /** Format: uuid */
                         vm_id: string;
@@ -5831,6 +6046,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "vm_id": "3f2b8c1e-5a7d-4e9b-8c21-0d6f4a9e7b13",
+                     *       "tenant_id": "acme-corp",
+                     *       "name": "build-runner-1",
+                     *       "vcpus": 2,
+                     *       "memory_mb": 4096,
+                     *       "storage_gb": 40,
+                     *       "image": "debian-12",
+                     *       "status": "running",
+                     *       "failure_reason": null,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:31:12.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /** Format: uuid */
                         vm_id: string;
@@ -6292,6 +6522,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "vm_id": "3f2b8c1e-5a7d-4e9b-8c21-0d6f4a9e7b13",
+                     *       "tenant_id": "acme-corp",
+                     *       "name": "build-runner-1",
+                     *       "vcpus": 2,
+                     *       "memory_mb": 4096,
+                     *       "storage_gb": 40,
+                     *       "image": "debian-12",
+                     *       "status": "destroying",
+                     *       "failure_reason": null,
+                     *       "created_at": "2026-05-04T09:30:00.000Z",
+                     *       "updated_at": "2026-05-04T09:31:12.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /** Format: uuid */
                         vm_id: string;
@@ -6835,6 +7080,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "checkpoint": {
+                     *         "v": 2,
+                     *         "head_digest": "1111111111111111111111111111111111111111111111111111111111111111",
+                     *         "entries_digest": "2222222222222222222222222222222222222222222222222222222222222222",
+                     *         "tree_size": 4,
+                     *         "root": "3333333333333333333333333333333333333333333333333333333333333333",
+                     *         "previous": "4444444444444444444444444444444444444444444444444444444444444444",
+                     *         "signed_at": "2026-05-04T09:30:00.000Z",
+                     *         "key_id": "5555555555555555555555555555555555555555555555555555555555555555",
+                     *         "signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+                     *       },
+                     *       "checkpoint_id": "8888888888888888888888888888888888888888888888888888888888888888",
+                     *       "tenant_id": "acme-corp",
+                     *       "tenant_seq": "7",
+                     *       "tenant_hash": "7777777777777777777777777777777777777777777777777777777777777777",
+                     *       "event_id": "9c4e2a71-3b58-4f0d-a6e2-51c7d8b9f042",
+                     *       "leaf_index": 1,
+                     *       "tree_size": 4,
+                     *       "audit_path": [
+                     *         "9999999999999999999999999999999999999999999999999999999999999999",
+                     *         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         checkpoint: {
                             /** @constant */
@@ -7354,6 +7625,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "v": 2,
+                     *           "head_digest": "1111111111111111111111111111111111111111111111111111111111111111",
+                     *           "entries_digest": "2222222222222222222222222222222222222222222222222222222222222222",
+                     *           "tree_size": 4,
+                     *           "root": "3333333333333333333333333333333333333333333333333333333333333333",
+                     *           "previous": "4444444444444444444444444444444444444444444444444444444444444444",
+                     *           "signed_at": "2026-05-04T09:30:00.000Z",
+                     *           "key_id": "5555555555555555555555555555555555555555555555555555555555555555",
+                     *           "signature": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="
+                     *         }
+                     *       ],
+                     *       "next_cursor": "8888888888888888888888888888888888888888888888888888888888888888"
+                     *     }
+                     */
                     "application/json": {
                         items: ({
                             /** @constant */
@@ -7827,6 +8116,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "event_id": "9c4e2a71-3b58-4f0d-a6e2-51c7d8b9f042",
+                     *           "tenant_id": "acme-corp",
+                     *           "vm_id": "3f2b8c1e-5a7d-4e9b-8c21-0d6f4a9e7b13",
+                     *           "event_type": "vm.spawn_requested",
+                     *           "occurred_at": "2026-05-04T09:30:00.000Z",
+                     *           "actor": {
+                     *             "token_id": "tok_8Fq2mZr1",
+                     *             "scope": "vm:write"
+                     *           },
+                     *           "source": {
+                     *             "request_id": "req_01HXM3"
+                     *           },
+                     *           "details": {
+                     *             "vcpus": 2,
+                     *             "memory_mb": 4096,
+                     *             "storage_gb": 40,
+                     *             "image": "debian-12"
+                     *           },
+                     *           "tenant_seq": "7",
+                     *           "tenant_prev_hash": "6666666666666666666666666666666666666666666666666666666666666666",
+                     *           "tenant_hash": "7777777777777777777777777777777777777777777777777777777777777777"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "7"
+                     *     }
+                     */
                     "application/json": {
                         items: {
                             seq: string;

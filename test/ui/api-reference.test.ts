@@ -2,7 +2,8 @@
  * Issue 11, part 4: GET /docs renders the served OpenAPI document as an API reference page, with
  * every asset from the API itself. Opened in Debian's Chromium (playwright-core, as the Temporal UI
  * test does; the suite fails without a Chromium): every operation of /openapi.json is listed, and the page
- * made no request to any other origin and broke no rule of its Content-Security-Policy.
+ * made no request to any other origin and broke no rule of its Content-Security-Policy. Issue 22: the
+ * operations are grouped under the document's tags (tenants, tokens, VMs, audit, service), each with its description.
  */
 import { chromium, type Browser } from 'playwright-core';
 import { serveApi, type ServedApi } from '../helpers/api-server';
@@ -71,6 +72,42 @@ describe('API reference page at /docs', () => {
     );
     expect(listed.sort()).toEqual(expected);
     expect(await page.title()).toBe('vm-tenant API reference');
+
+    // Grouped by tag, as the document declares them: each group with its description and its operations.
+    const tagged = doc as unknown as { tags: { name: string; description: string }[]; paths: Record<string, Record<string, { tags: string[] }>> };
+    const expectedGroups = tagged.tags.map(({ name, description }) => ({
+      name,
+      description,
+      operations: Object.entries(tagged.paths)
+        .flatMap(([path, ops]) => Object.entries(ops).flatMap(([method, op]) => (op.tags.includes(name) ? [`${method.toUpperCase()} ${path}`] : [])))
+        .sort(),
+    }));
+    const groups = await page.$$eval('.opblock-tag-section', (sections) =>
+      sections.map((section) => ({
+        name: section.querySelector('.opblock-tag')?.getAttribute('data-tag') ?? '',
+        description: section.querySelector('.opblock-tag small')?.textContent?.trim() ?? '',
+        operations: [...section.querySelectorAll('.opblock')]
+          .map(
+            (block) =>
+              `${(block.querySelector('.opblock-summary-method')?.textContent?.trim() ?? '').toUpperCase()} ${block.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? ''}`,
+          )
+          .sort(),
+      })),
+    );
+    expect(groups).toEqual(expectedGroups);
+    // No "default" group, no empty one, and a representative of each where a reader looks for it.
+    const groupOf = Object.fromEntries(groups.flatMap((group) => group.operations.map((operation) => [operation, group.name])));
+    expect(groups.map((group) => group.name)).toEqual(['tenants', 'tokens', 'VMs', 'audit', 'service']);
+    for (const group of groups) expect(group.operations.length).toBeGreaterThan(0);
+    expect(groupOf).toMatchObject({
+      'POST /v1/tenants': 'tenants',
+      'POST /v1/tenants/{tenant_id}/tokens': 'tokens',
+      'DELETE /v1/tenants/{tenant_id}/tokens/{token_id}': 'tokens',
+      'POST /v1/vms': 'VMs',
+      'GET /v1/audit': 'audit',
+      'GET /.well-known/vm-tenant/ledger-checkpoint-key': 'audit',
+      'GET /healthz': 'service',
+    });
 
     expect(requested.length).toBeGreaterThan(0);
     expect(requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:'))).toEqual([]);

@@ -4,6 +4,7 @@ import { PROBLEM_CATALOGUE, problemSchema, type ProblemHeader } from './problem-
 import { operationLinks, operationId } from './operation-links';
 import { pathParameterSchema } from './path-parameters';
 import { ROUTE_DOCS, type RouteDoc } from './route-docs';
+import { exampleOf, tagOf, TAGS } from './route-examples';
 
 type JsonObject = Record<string, unknown>;
 
@@ -97,9 +98,11 @@ function problemResponses(doc: RouteDoc): JsonObject {
 }
 
 function successResponse(doc: RouteDoc): JsonObject {
+  const example = exampleOf(doc);
+  const withExample = example ? { example: example.response } : {};
   const content = doc.ok.schema
-    ? { 'application/json': { schema: jsonSchema(doc.ok.schema, 'output') } }
-    : { [doc.ok.contentType ?? 'application/json']: { schema: { type: 'string' } } };
+    ? { 'application/json': { schema: jsonSchema(doc.ok.schema, 'output'), ...withExample } }
+    : { [doc.ok.contentType ?? 'application/json']: { schema: { type: 'string' }, ...withExample } };
   const required = doc.method === 'POST' && doc.path === '/v1/tenants' ? (['Location'] as const) : [];
   const optional = [
     ...(doc.idempotent ? (['Idempotent-Replayed'] as const) : []),
@@ -138,12 +141,21 @@ function operation(doc: RouteDoc): JsonObject {
       headers: headers([]),
       content: { 'application/json': { schema: jsonSchema(doc.other.schema, 'output') } },
     };
+  const requestExample = exampleOf(doc)?.request;
   return {
+    tags: [tagOf(doc)],
     summary: doc.summary,
     operationId: operationId(doc),
     ...(doc.auth === 'public' ? { security: [] } : { security: [{ bearer: [] }], 'x-required-scope': doc.auth }),
     ...(parameters.length ? { parameters } : {}),
-    ...(doc.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(doc.body, 'input') } } } } : {}),
+    ...(doc.body
+      ? {
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: jsonSchema(doc.body, 'input'), ...(requestExample === undefined ? {} : { example: requestExample }) } },
+          },
+        }
+      : {}),
     responses,
   };
 }
@@ -166,6 +178,7 @@ export function buildOpenApiDocument(version: string): JsonObject {
         'A method a path does not support is answered 405 method_not_allowed with an Allow header; a path that does not exist, 404 not_found. components.schemas holds every problem by code.',
     },
     servers: [{ url: 'http://127.0.0.1:9221' }],
+    tags: TAGS.map(({ name, description }) => ({ name, description })),
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'vmt_… token issued by POST /v1/tenants/{tenant_id}/tokens' } },
       // Every problem by code, including those answered outside any operation (an unknown path: not_found).
