@@ -26,6 +26,14 @@ export interface VmServiceDeps {
 }
 
 const SETTLED: readonly VmStatus[] = ['destroyed', 'failed', 'rejected'];
+/** Statuses a row reaches only after the workflow admitted its request. */
+const ADMITTED: readonly VmStatus[] = ['provisioning', 'running', 'destroying', 'destroyed', 'failed'];
+/**
+ * How long after recording a spawn the API checks the row before asking the workflow: far below
+ * the admission resolver's wait (ADMISSION_RESOLVE_AFTER_MS, at least 1 s) before it resends a
+ * request, so no request is decided by the resolver unseen; far above the usual few milliseconds.
+ */
+const LATE_UPDATE_AFTER_MS = 500;
 
 /**
  * The VM protocols (docs/admission-protocol.md). A spawn is recorded `requested` in Postgres, then
@@ -85,7 +93,16 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
     } else if (!(await recordSpawnRequest(admission, tenantId, request))) {
       throw new NotFoundError('tenant');
     }
+    const recordedAt = performance.now();
     faultPoint('api.spawn.after-request-recorded');
+    // Late (this process hung, or waited long on Postgres): the admission resolver may have had the
+    // request decided meanwhile, possibly in an earlier workflow run that a continue-as-new ended; a
+    // later run does not remember a VM that already runs and would count it twice
+    // (docs/admission-protocol.md, "Known limits"). A decided row answers for itself.
+    if (performance.now() - recordedAt > LATE_UPDATE_AFTER_MS) {
+      const current = await findTenantVm(db, tenantId, vmId);
+      if (current && ADMITTED.includes(current.status as VmStatus)) return toVmRecord(current);
+    }
     let status: VmStatus;
     try {
       ({ status } = await decideSpawn(admission, tenantId, request));
