@@ -55,6 +55,8 @@ function scriptedTemporal(answers: [Answer, ...Answer[]]): { client: Client; upd
   };
   const connection = {
     workflowService: { executeMultiOperation },
+    // The namespace lists TenantId: the first start's wait for it (search-attributes.ts) ends at once.
+    operatorService: { listSearchAttributes: async () => ({ customAttributes: { TenantId: 2 } }) },
     plugins: [],
     withDeadline: (_deadline: unknown, fn: () => Promise<unknown>) => fn(),
     withAbortSignal: (_signal: unknown, fn: () => Promise<unknown>) => fn(),
