@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { DeliverPolicy, type NatsConnection, type OrderedConsumerOptions } from 'nats';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DeliverPolicy, type ConsumerMessages, type NatsConnection, type OrderedConsumerOptions } from 'nats';
 import { loadConfig } from '../config/config';
 import { ownerSubjectFilter } from '../shared/event-subjects';
 import { isTenantId } from '../shared/tenant-id';
@@ -57,7 +58,6 @@ async function main(): Promise<number> {
   if (since) Object.assign(opts, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() });
   // An ordered consumer starts at the beginning by default (and an explicit DeliverPolicy.All stalls it).
   else if (!values['from-start']) opts.deliver_policy = DeliverPolicy.New;
-  const consumer = await nc.jetstream().consumers.get(config.natsStream, opts);
   const stop = () => void nc.close();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -67,11 +67,33 @@ async function main(): Promise<number> {
     await nc.close();
     return 0;
   }
-  const messages = await consumer.consume();
-  for await (const message of messages) {
-    const event = message.json<LifecycleEvent>();
-    console.log(JSON.stringify({ subject: message.subject, ...event }));
-    if (message.info.streamSequence >= lastSeq || (values['no-follow'] && message.info.pending === 0)) break;
+  // On a NATS cluster the server we read from can die (its ordered consumer with it): after a
+  // reconnect the consumer is made again on the stream's current leader, from the event after the
+  // last one printed, so the output goes on with nothing skipped or printed twice.
+  let resumeAt = 0;
+  const current: { messages: ConsumerMessages | null } = { messages: null };
+  void (async () => {
+    for await (const status of nc.status()) if (status.type === 'reconnect') current.messages?.stop();
+  })();
+  for (let finished = false; !finished && !nc.isClosed();) {
+    const from = resumeAt ? { filterSubjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: resumeAt } : opts;
+    try {
+      current.messages = await (await nc.jetstream().consumers.get(config.natsStream, from)).consume();
+    } catch (error) {
+      // A stream electing its leader after a node died answers 503 for a few seconds.
+      if (nc.isClosed() || resumeAt === 0) throw error;
+      await sleep(500);
+      continue;
+    }
+    for await (const message of current.messages) {
+      const event = message.json<LifecycleEvent>();
+      console.log(JSON.stringify({ subject: message.subject, ...event }));
+      resumeAt = message.info.streamSequence + 1;
+      if (message.info.streamSequence >= lastSeq || (values['no-follow'] && message.info.pending === 0)) {
+        finished = true;
+        break;
+      }
+    }
   }
   await nc.close();
   return 0;

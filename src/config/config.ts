@@ -26,7 +26,7 @@ export interface Config {
    * @env PGSSLROOTCERT — unset: the CA for sslmode=verify-full when the URLs name no sslrootcert (node-postgres takes TLS settings only from the URL; this is added to both); docs/deploy.md
    */
   readonly migrationDatabaseUrl: string;
-  /** @env NATS_URL — NATS server, `tls://` to require TLS; a login goes in it (`nats://user:password@host:4222`) */
+  /** @env NATS_URL — NATS server, `tls://` to require TLS; a login goes in it (`nats://user:password@host:4222`); the servers of a cluster separated by commas (`nats://nats-0:4222,nats://nats-1:4222,nats://nats-2:4222`), tried in turn at every (re)connect */
   readonly natsUrl: string;
   /**
    * NATS_URL with NATS_CREDS_FILE and NATS_TLS_* (the connect options come from natsConnectOptions).
@@ -44,7 +44,7 @@ export interface Config {
   readonly natsStreamMaxBytes: number;
   /** @env NATS_STREAM_DISCARD — at a limit, `old`: the oldest events leave (publishing goes on); `new`: publishes are refused and the relay waits with its cursor until there is room */
   readonly natsStreamDiscard: 'old' | 'new';
-  /** @env NATS_STREAM_REPLICAS — copies of the event stream on a NATS cluster (1 on a single server) */
+  /** @env NATS_STREAM_REPLICAS — copies of the event stream and of the checkpoint stream on a NATS JetStream cluster (1 on a single server; 3 on a three-node cluster, so a node lost keeps both streams writable: docs/deploy.md) */
   readonly natsStreamReplicas: number;
   /** @env TEMPORAL_ADDRESS — Temporal frontend, host:port (Temporal's own variable, as the Temporal CLI reads it) */
   readonly temporalAddress: string;
@@ -128,18 +128,22 @@ export class ConfigError extends Error {
 const fail = (message: string): Error => new ConfigError(message);
 const { str, int } = envReaders(fail);
 
-function url(env: Env, key: string, fallback: string, protocols: readonly string[]): string {
+/** A URL of one of `protocols`; with `list`, one or more of them separated by commas (the servers of a cluster). */
+function url(env: Env, key: string, fallback: string, protocols: readonly string[], options: { list?: boolean } = {}): string {
   const value = str(env, key, fallback);
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new ConfigError(`${key} is not a valid URL`);
+  const parts = options.list ? value.split(',').map((part) => part.trim()) : [value];
+  for (const part of parts) {
+    let parsed: URL;
+    try {
+      parsed = new URL(part);
+    } catch {
+      throw new ConfigError(parts.length > 1 ? `${key} holds an invalid URL (${JSON.stringify(part)})` : `${key} is not a valid URL`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(`${key} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+    }
   }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${key} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
-  }
-  return value;
+  return parts.join(',');
 }
 
 /** A NATS stream name or subject token: no dots, wildcards or spaces. */
@@ -172,7 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
   const fleetPort = int(env, 'FLEET_PORT', 9231, 1, 65535);
   const natsStream = token(env, 'NATS_STREAM', 'VM_TENANT');
   const dataDir = path.resolve(str(env, 'DATA_DIR', '.data'));
-  const natsUrl = url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:']);
+  const natsUrl = url(env, 'NATS_URL', 'nats://127.0.0.1:4222', ['nats:', 'tls:'], { list: true });
   const postgresUrl = (key: string, fallback: string) => postgresUrlWithTls(env, key, url(env, key, fallback, ['postgres:', 'postgresql:']), fail);
   const temporal = temporalSettingsFromEnv(env, { address: '127.0.0.1:7233', namespace: 'default' }, fail);
   return Object.freeze({

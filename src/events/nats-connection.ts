@@ -8,31 +8,45 @@ export class NatsConnectError extends Error {
   override readonly name = 'NatsConnectError';
 }
 
-/** The server of a NATS URL without its login, for messages. */
+/** The URLs of NATS_URL: one server, or the servers of a cluster separated by commas. */
+export function natsUrlsOf(natsUrl: string): URL[] {
+  return natsUrl.split(',').map((part) => new URL(part.trim()));
+}
+
+/** The server (or the servers of a cluster, comma-separated) of a NATS URL without its login, for messages. */
 export function natsServerOf(natsUrl: string): string {
-  const url = new URL(natsUrl);
-  return `${url.protocol}//${url.host}`;
+  return natsUrlsOf(natsUrl)
+    .map((url) => `${url.protocol}//${url.host}`)
+    .join(',');
+}
+
+/** The login written into the URLs (the first that has one; natsSettingsFromEnv refuses two different ones). */
+function loginOf(urls: readonly URL[]): { user: string; pass: string } | undefined {
+  const url = urls.find((u) => u.username);
+  return url ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined;
 }
 
 /**
  * The connect options for the NATS settings (or a bare NATS_URL). nats.js takes only host and port
  * from a server URL, so a login written into it (`nats://user:password@host:4222`, what
  * docker-compose.yml passes) is split off into `user`/`pass` here rather than silently dropped.
- * nats.js upgrades to TLS whenever the server offers it; `tls://` or a NATS_TLS_* file makes TLS
- * required, so a server without it is refused rather than spoken to in plaintext.
+ * A cluster's servers, comma-separated, become the server list nats.js tries in turn at every
+ * (re)connect (it also learns the cluster's other servers from the one it reaches).
+ * nats.js upgrades to TLS whenever the server offers it; `tls://` (on any of the servers) or a
+ * NATS_TLS_* file makes TLS required, so a server without it is refused rather than spoken to in plaintext.
  */
 export function natsConnectOptions(nats: NatsSettings | string): ConnectionOptions {
   const settings: NatsSettings = typeof nats === 'string' ? { url: nats } : nats;
-  const url = new URL(settings.url);
-  const user = decodeURIComponent(url.username);
-  const pass = decodeURIComponent(url.password);
+  const urls = natsUrlsOf(settings.url);
+  const login = loginOf(urls);
   const { credsFile, tls } = settings;
+  const servers = urls.map((url) => `${url.protocol}//${url.host}`);
   return {
-    servers: natsServerOf(settings.url),
-    ...(user ? { user, pass } : {}),
+    servers: servers.length === 1 ? servers[0] : servers,
+    ...(login ?? {}),
     // Read at every (re)connect, so a rotated credentials file is picked up without a restart.
     ...(credsFile ? { authenticator: credsAuthenticator(() => readFileSync(credsFile)) } : {}),
-    ...(tls || url.protocol === 'tls:' ? { tls: { ...tls } } : {}),
+    ...(tls || urls.some((url) => url.protocol === 'tls:') ? { tls: { ...tls } } : {}),
   };
 }
 
@@ -44,10 +58,10 @@ const HINTS: Record<string, string> = {
 };
 
 function connectFailure(settings: NatsSettings, error: unknown): NatsConnectError {
-  const url = new URL(settings.url);
+  const urls = natsUrlsOf(settings.url);
   const code = (error as { code?: string } | null)?.code;
-  const transport = settings.tls || url.protocol === 'tls:' ? 'TLS' : 'plaintext';
-  const login = settings.credsFile ? ', credentials file' : url.username ? ', user/password' : '';
+  const transport = settings.tls || urls.some((url) => url.protocol === 'tls:') ? 'TLS' : 'plaintext';
+  const login = settings.credsFile ? ', credentials file' : loginOf(urls) ? ', user/password' : '';
   const cause = (code && HINTS[code]) ?? describeConnectionFailure(error);
   return new NatsConnectError(`nats at ${natsServerOf(settings.url)} (${transport}${login}): ${cause}`, { cause: error });
 }

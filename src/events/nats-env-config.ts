@@ -1,5 +1,6 @@
 import { readableFileFromEnv } from '../connections/readable-file';
 import type { Env } from '../shared/env-readers';
+import { natsUrlsOf } from './nats-connection';
 
 /** How to reach NATS: the server URL (with an optional login in it), a credentials file, TLS files. */
 export interface NatsSettings {
@@ -18,7 +19,12 @@ export interface NatsSettings {
 export function natsSettingsFromEnv(env: Env, url: string, fail: (message: string) => Error): NatsSettings {
   const file = (key: string) => readableFileFromEnv(env, key, fail);
   const credsFile = file('NATS_CREDS_FILE');
-  if (credsFile && new URL(url).username) throw fail('NATS_CREDS_FILE and a login in NATS_URL are two credentials: set one');
+  // NATS_URL may list a cluster's servers, comma-separated (already validated as URLs).
+  const servers = natsUrlsOf(url);
+  const withLogin = [...new Set(servers.filter((server) => server.username).map((server) => `${server.username}:${server.password}`))];
+  if (credsFile && withLogin.length > 0) throw fail('NATS_CREDS_FILE and a login in NATS_URL are two credentials: set one');
+  // One connection, one login: nats.js sends the same one to every server of the list.
+  if (withLogin.length > 1) throw fail('NATS_URL names several servers with different logins: give them one login (or NATS_CREDS_FILE)');
   const caFile = file('NATS_TLS_CA_FILE');
   const certFile = file('NATS_TLS_CERT_FILE');
   const keyFile = file('NATS_TLS_KEY_FILE');

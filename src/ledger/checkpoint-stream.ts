@@ -28,7 +28,15 @@ function isNotFound(error: unknown): boolean {
   return (error as { code?: string }).code === '404' || /not found/i.test(String(error));
 }
 
-export async function ensureCheckpointStream(jsm: JetStreamManager, name: string, subjectPrefix: string): Promise<void> {
+/**
+ * Creates the checkpoint stream with `replicas` copies (NATS_STREAM_REPLICAS, as the event stream:
+ * 3 on a three-node cluster, so one node lost keeps it writable; without it JetStream's default,
+ * one), or brings an older stream's protections up to date. The replicas of an existing stream are
+ * left alone: the workers' NATS user may not reconfigure this stream (docker/nats/vm-tenant-users.conf),
+ * an operator changes them (`nats stream edit <name> --replicas 3`, docs/deploy.md). Returns the
+ * stream's replicas, for the caller to warn when they are not the ones asked for.
+ */
+export async function ensureCheckpointStream(jsm: JetStreamManager, name: string, subjectPrefix: string, replicas?: number): Promise<{ replicas: number }> {
   const config = {
     name,
     subjects: [checkpointSubject(subjectPrefix)],
@@ -39,15 +47,19 @@ export async function ensureCheckpointStream(jsm: JetStreamManager, name: string
     max_bytes: -1,
     max_age: 0,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    ...(replicas === undefined ? {} : { num_replicas: replicas }),
   };
   try {
     const info = await jsm.streams.info(name);
-    if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(name, config);
+    if (!info.config.deny_delete || !info.config.deny_purge) await jsm.streams.update(name, { ...config, num_replicas: info.config.num_replicas });
+    return { replicas: info.config.num_replicas };
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await jsm.streams.add(config).catch((addError: unknown) => {
+    const created = await jsm.streams.add(config).catch(async (addError: unknown) => {
       if (!/already in use|exists/i.test(String(addError))) throw addError;
+      return jsm.streams.info(name);
     });
+    return { replicas: created.config.num_replicas };
   }
 }
 

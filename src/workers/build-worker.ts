@@ -75,7 +75,14 @@ async function createCheckpointSigner(
 ): Promise<LedgerCheckpointSigner> {
   const everyMs = config.ledgerCheckpointEverySeconds * 1000;
   const jsm = await deps.nats.jetstreamManager();
-  await ensureCheckpointStream(jsm, config.ledgerCheckpointStream, config.natsSubjectPrefix);
+  const stream = await ensureCheckpointStream(jsm, config.ledgerCheckpointStream, config.natsSubjectPrefix, config.natsStreamReplicas);
+  if (stream.replicas !== config.natsStreamReplicas) {
+    // The worker's NATS user may not reconfigure the checkpoint stream: an operator does (docs/deploy.md).
+    deps.log.warn(
+      { stream: config.ledgerCheckpointStream, replicas: stream.replicas, wanted: config.natsStreamReplicas },
+      `the checkpoint stream has ${stream.replicas} replicas, NATS_STREAM_REPLICAS asks for ${config.natsStreamReplicas}: run \`nats stream edit ${config.ledgerCheckpointStream} --replicas ${config.natsStreamReplicas}\``,
+    );
+  }
   const signer = new LedgerCheckpointSigner({
     db: deps.db,
     js: deps.nats.jetstream(),

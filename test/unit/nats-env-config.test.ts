@@ -20,6 +20,15 @@ describe('NATS credentials and TLS from the environment', () => {
     expect(natsConnectOptions(nats)).toEqual({ servers: 'nats://127.0.0.1:4222' });
   });
 
+  test('when NATS_URL lists the servers of a cluster, then each is a server to try, with the one login, and two different logins are refused', () => {
+    const { nats, natsUrl } = loadConfig({ NATS_URL: 'nats://u:p@n0:4222, nats://n1:4222,tls://n2:4222' });
+    expect(natsUrl).toBe('nats://u:p@n0:4222,nats://n1:4222,tls://n2:4222');
+    expect(natsConnectOptions(nats)).toEqual({ servers: ['nats://n0:4222', 'nats://n1:4222', 'tls://n2:4222'], user: 'u', pass: 'p', tls: {} });
+    expect(() => loadConfig({ NATS_URL: 'nats://u:p@n0:4222,nats://v:q@n1:4222' })).toThrow(/different logins/);
+    expect(() => loadConfig({ NATS_URL: 'nats://n0:4222,n1' })).toThrow(ConfigError);
+    expect(() => loadConfig({ NATS_URL: 'nats://n0:4222,http://n1:4222' })).toThrow(/must use nats: or tls:/);
+  });
+
   test('when the creds file, CA and client pair are set, then the connect options authenticate with the file and require TLS with those files', () => {
     const { nats } = loadConfig({
       NATS_URL: 'tls://nats.example:4222',
