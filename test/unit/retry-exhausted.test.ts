@@ -64,7 +64,8 @@ describe('retryWhileExhausted', () => {
       attempts++;
       throw grpcError(status.RESOURCE_EXHAUSTED);
     }, deadlineIn(600)).catch((error: unknown) => error);
-    expect(Date.now() - started).toBeLessThanOrEqual(650);
+    // Near the 600 ms deadline, not on for the seconds a longer retry would take (slack for a busy CI machine).
+    expect(Date.now() - started).toBeLessThanOrEqual(1_200);
     expect(attempts).toBeGreaterThan(1);
     expect(isTemporalUnavailable(refusal)).toBe(true);
   });
