@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
+import { insertToken } from '../../src/auth/token.repository';
+import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import type { Database } from '../../src/db/tables';
 import { ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
@@ -27,6 +29,8 @@ export interface CheckpointWorld {
   keyDir: string;
   /** A signer on this world's ledger and stream, stopped after the test. Defaults: silent, no time trigger, every 3 entries. */
   signer(key: CheckpointSigningKey, options?: Partial<CheckpointSignerOptions>): LedgerCheckpointSigner;
+  /** Runs `cleanUp` after the test, once its signers stopped and before its database goes (a pool of the test's own). */
+  afterThisTest(cleanUp: () => Promise<unknown>): void;
 }
 
 export interface CheckpointWorldOptions {
@@ -40,6 +44,8 @@ export interface CheckpointWorldOptions {
 export function useCheckpointWorld({ label, pool = 4 }: CheckpointWorldOptions): CheckpointWorld {
   const world = {} as CheckpointWorld;
   let signers: LedgerCheckpointSigner[] = [];
+  let cleanUps: Array<() => Promise<unknown>> = [];
+  world.afterThisTest = (cleanUp) => void cleanUps.push(cleanUp);
   beforeAll(async () => {
     world.nc = await connect({ servers: testEnv().natsUrl });
     world.jsm = await world.nc.jetstreamManager();
@@ -76,6 +82,8 @@ export function useCheckpointWorld({ label, pool = 4 }: CheckpointWorldOptions):
   afterEach(async () => {
     await Promise.all(signers.map((signer) => signer.stop()));
     signers = [];
+    for (const cleanUp of cleanUps) await cleanUp();
+    cleanUps = [];
     // deny_delete and deny_purge protect messages; deleting the whole stream is what test clean-up
     // (and an attacker with JetStream admin rights, see docs/audit-ledger.md) can still do.
     await world.jsm.streams.delete(world.stream).catch(() => undefined);
@@ -83,4 +91,16 @@ export function useCheckpointWorld({ label, pool = 4 }: CheckpointWorldOptions):
     await world.testDb.drop();
   });
   return world;
+}
+
+/** A tenant and an audit:read token of it, straight in the ledger's database: who reads proofs in these tests. Answers the token. */
+export async function tenantWithAuditToken(service: Kysely<Database>, tenantId: string): Promise<string> {
+  const at = new Date();
+  await service
+    .insertInto('tenants')
+    .values({ tenant_id: tenantId, display_name: tenantId, max_vms: 1, storage_quota_gb: 1, api_rate_limit_rpm: 100_000, created_at: at, updated_at: at })
+    .execute();
+  const token = generateToken();
+  await insertToken(service, { token_id: newTokenId(), tenant_id: tenantId, scope: 'audit:read', token_hash: hashToken(token), created_at: at });
+  return token;
 }

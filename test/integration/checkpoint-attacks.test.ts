@@ -3,8 +3,6 @@ import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { tenantProofSchema } from '../../src/api/openapi/response-schemas';
-import { insertToken } from '../../src/auth/token.repository';
-import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
 import { checkpointSubject, ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
@@ -14,7 +12,7 @@ import { CHECKPOINT_STATE_FILE } from '../../src/ledger/checkpoint-state';
 import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { useCheckpointWorld } from '../helpers/checkpoint-world';
+import { tenantWithAuditToken, useCheckpointWorld } from '../helpers/checkpoint-world';
 import { rechainFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
 import { serveApi } from '../helpers/api-server';
 import { testConfig, testEnv } from '../helpers/test-env';
@@ -114,20 +112,7 @@ describe('attacks on the checkpoint anchors', () => {
   });
 
   test('when an unsigned message is published on the checkpoint subject, then proofs keep answering, the signer (restarted, with or without its state file) extends its own series, and verify names the foreign message', async () => {
-    await service
-      .insertInto('tenants')
-      .values({
-        tenant_id: 'acme-corp',
-        display_name: 'Acme',
-        max_vms: 1,
-        storage_quota_gb: 1,
-        api_rate_limit_rpm: 100_000,
-        created_at: new Date(),
-        updated_at: new Date(),
-      })
-      .execute();
-    const token = generateToken();
-    await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
+    const token = await tenantWithAuditToken(service, 'acme-corp');
     const key = await ensureCheckpointSigningKey(keyDir);
     // The API as buildApi wires it, on this stream with this key.
     const served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {

@@ -2,8 +2,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { insertToken } from '../../src/auth/token.repository';
-import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
 import { ensureCheckpointStream, publishCheckpoint } from '../../src/ledger/checkpoint-stream';
@@ -17,7 +15,7 @@ import type { TenantProof } from '../../src/ledger/tenant-proof';
 import { tenantTree } from '../../src/ledger/tenant-tree';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { serveApi, type ServedApi } from '../helpers/api-server';
-import { useCheckpointWorld } from '../helpers/checkpoint-world';
+import { tenantWithAuditToken, useCheckpointWorld } from '../helpers/checkpoint-world';
 import { testConfig } from '../helpers/test-env';
 import { runVmTenantCli } from '../helpers/vm-tenant-cli';
 
@@ -42,20 +40,7 @@ beforeEach(async () => {
   ({ service, nc, jsm, stream, prefix, keyDir: dir } = world);
   key = await ensureCheckpointSigningKey(dir);
   signer = world.signer(key, { everyEntries: 1 });
-  await service
-    .insertInto('tenants')
-    .values({
-      tenant_id: 'acme-corp',
-      display_name: 'Acme',
-      max_vms: 1,
-      storage_quota_gb: 1,
-      api_rate_limit_rpm: 100_000,
-      created_at: new Date(),
-      updated_at: new Date(),
-    })
-    .execute();
-  token = generateToken();
-  await insertToken(service, { token_id: newTokenId(), tenant_id: 'acme-corp', scope: 'audit:read', token_hash: hashToken(token), created_at: new Date() });
+  token = await tenantWithAuditToken(service, 'acme-corp');
   served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {
     ledgerCheckpointKey: async () => key.publicKey,
   });

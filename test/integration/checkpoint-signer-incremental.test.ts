@@ -6,80 +6,36 @@
  * still refused.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Kysely, PostgresDialect, sql } from 'kysely';
-import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import pg from 'pg';
 import type { Database } from '../../src/db/tables';
-import { ensureCheckpointStream } from '../../src/ledger/checkpoint-stream';
 import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../../src/ledger/checkpoint-key';
-import { LedgerCheckpointSigner, type SignOutcome } from '../../src/ledger/checkpoint-signer';
+import type { LedgerCheckpointSigner, SignOutcome } from '../../src/ledger/checkpoint-signer';
 import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { tenantHeadsAt } from '../../src/ledger/ledger-queries';
 import { tenantTree } from '../../src/ledger/tenant-tree';
-import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { createLedgerTestDatabase, type LedgerTestDatabase } from '../helpers/ledger-database';
+import { useCheckpointWorld } from '../helpers/checkpoint-world';
 import { withTriggersDisabled } from '../helpers/ledger-tampering';
-import { testEnv, uniqueName } from '../helpers/test-env';
 
-let testDb: LedgerTestDatabase;
+const world = useCheckpointWorld({ label: 'checkpoint_incremental' });
 let service: Kysely<Database>;
 let signerDb: Kysely<Database>;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-let stream: string;
-let prefix: string;
-let keyDir: string;
 let key: CheckpointSigningKey;
 let signer: LedgerCheckpointSigner;
 /** Every statement the signer ran, as SQL text. */
 const statements: string[] = [];
 
-beforeAll(async () => {
-  nc = await connect({ servers: testEnv().natsUrl });
-  jsm = await nc.jetstreamManager();
-});
-afterAll(async () => {
-  await nc.close();
-});
-
 beforeEach(async () => {
-  testDb = await createLedgerTestDatabase('checkpoint_incremental');
-  service = testDb.serviceDb({ max: 4 });
+  ({ service } = world);
   statements.length = 0;
   signerDb = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: testDb.serviceUrl, max: 2 }) }),
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: world.testDb.serviceUrl, max: 2 }) }),
     log: (event) => void statements.push(event.query.sql),
   });
-  stream = uniqueName('CKPTI')
-    .toUpperCase()
-    .replace(/[^A-Z0-9_-]/g, '_');
-  prefix = uniqueName('ckpti').replace(/[^a-z0-9_-]/gi, '_');
-  await ensureCheckpointStream(jsm, stream, prefix);
-  keyDir = await mkdtemp(path.join(tmpdir(), 'ledger-key-'));
-  key = await ensureCheckpointSigningKey(keyDir);
-  signer = new LedgerCheckpointSigner({
-    db: signerDb,
-    js: nc.jetstream(),
-    jsm,
-    stream,
-    subjectPrefix: prefix,
-    key,
-    everyEntries: 3,
-    everyMs: 3_600_000,
-    log: createLogger({ name: 'signer', level: 'silent' }),
-  });
-});
-
-afterEach(async () => {
-  await signer.stop();
-  await signerDb.destroy();
-  await jsm.streams.delete(stream).catch(() => undefined);
-  await rm(keyDir, { recursive: true, force: true });
-  await testDb.drop();
+  world.afterThisTest(() => signerDb.destroy());
+  key = await ensureCheckpointSigningKey(world.keyDir);
+  signer = world.signer(key, { db: signerDb });
 });
 
 const TENANTS = ['acme-corp', 'globex', 'initech', null] as const;
@@ -135,7 +91,7 @@ describe('the checkpoint signer extends its chain heads instead of reading the w
     expect(gap.rows.map((r) => r.seq)).toEqual(['3']);
 
     // acme-corp's chain at seq 5 now ends in a forged entry; nothing at or after the signed head changed.
-    await withTriggersDisabled(testDb.adminDb(), async (trx) => {
+    await withTriggersDisabled(world.testDb.adminDb(), async (trx) => {
       await sql`insert into audit_events (seq, event_id, tenant_id, event_type, occurred_at, details, prev_hash, hash, tenant_seq, tenant_prev_hash, tenant_hash)
                 select 3, ${randomUUID()}, 'acme-corp', 'TENANT_DELETED', now(), '{}', hash, hash, tenant_seq + 1, tenant_hash, tenant_hash
                   from audit_events where seq = 1`.execute(trx);

@@ -3,8 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { insertToken } from '../../src/auth/token.repository';
-import { generateToken, hashToken, newTokenId } from '../../src/auth/token-format';
 import { runServiceFs } from '../../src/cli/service-fs';
 import type { Database } from '../../src/db/tables';
 import { publishCheckpoint, readLastCheckpointText } from '../../src/ledger/checkpoint-stream';
@@ -17,7 +15,7 @@ import { appendAuditEvent } from '../../src/ledger/ledger-append';
 import { tenantHeadsAt } from '../../src/ledger/ledger-queries';
 import { tenantTree } from '../../src/ledger/tenant-tree';
 import { newAuditEvent } from '../helpers/audit-event.factory';
-import { useCheckpointWorld } from '../helpers/checkpoint-world';
+import { tenantWithAuditToken, useCheckpointWorld } from '../helpers/checkpoint-world';
 import { rechainFrom, shiftUpFrom, withTriggersDisabled } from '../helpers/ledger-tampering';
 import { serveApi, type ServedApi } from '../helpers/api-server';
 import { testConfig, testEnv } from '../helpers/test-env';
@@ -41,28 +39,7 @@ beforeEach(async () => {
   admin = world.testDb.adminDb();
   key = await ensureCheckpointSigningKey(dir);
   signer = world.signer(key, { everyEntries: 1 });
-  for (const tenant of ['acme-corp', 'globex']) {
-    await service
-      .insertInto('tenants')
-      .values({
-        tenant_id: tenant,
-        display_name: tenant,
-        max_vms: 1,
-        storage_quota_gb: 1,
-        api_rate_limit_rpm: 100_000,
-        created_at: new Date(),
-        updated_at: new Date(),
-      })
-      .execute();
-    tokens[tenant] = generateToken();
-    await insertToken(service, {
-      token_id: newTokenId(),
-      tenant_id: tenant,
-      scope: 'audit:read',
-      token_hash: hashToken(tokens[tenant]!),
-      created_at: new Date(),
-    });
-  }
+  for (const tenant of ['acme-corp', 'globex']) tokens[tenant] = await tenantWithAuditToken(service, tenant);
   // The API as buildApi wires it: the newest checkpoint of the key on this stream, foreign messages skipped.
   served = await serveApi(testConfig({ DATABASE_URL: world.testDb.serviceUrl, LEDGER_CHECKPOINT_STREAM: stream }), {
     ledgerCheckpointKey: async () => key.publicKey,
