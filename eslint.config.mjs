@@ -59,8 +59,9 @@ function sandboxImportRules(relativeMessage, relativeGroup) {
 
 export default defineConfig(
   {
-    // src/client/schema.d.ts is written by `npm run client:generate` (openapi-typescript), not by hand.
-    ignores: ['node_modules/', 'dist/', 'coverage/', '.data/', '.venv/', '.test-data/', 'bench/results/', 'src/client/schema.d.ts'],
+    // src/client/schema.d.ts is written by `npm run client:generate` (openapi-typescript), not by hand;
+    // packages/*/dist by `npm run build:packages` (the CLI's bundle holds its npm dependencies).
+    ignores: ['node_modules/', 'dist/', 'packages/*/dist/', 'coverage/', '.data/', '.venv/', '.test-data/', 'bench/results/', 'src/client/schema.d.ts'],
   },
   js.configs.recommended,
   tseslint.configs.recommended,

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Kysely } from 'kysely';
 import { connect } from 'nats';
 import type { Database } from '../db/tables';
@@ -8,39 +7,9 @@ import { buildTenantProof, type TenantProof } from '../ledger/tenant-proof';
 import { verifyTenantHistory } from '../ledger/tenant-history-check';
 import { verifyTenantLedger, type TenantVerdict } from '../ledger/tenant-verifier';
 import { readPublicKeyFile } from './checkpoint-key-file';
+import { flatten, readJsonValues } from './json-values';
 import { UsageError } from './usage-error';
 import { NatsUnavailableError, type CheckpointSource } from './verify-ledger';
-
-/** JSON values in a file: one document, or JSON Lines. */
-export async function readJsonValues(file: string): Promise<unknown[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    try {
-      return text
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as unknown);
-    } catch {
-      throw new UsageError(`${file} is neither JSON nor JSON Lines`);
-    }
-  }
-}
-
-/** Pages of GET /v1/audit (`{items: [...]}`), arrays of entries, or entries, flattened. */
-export function flatten(values: unknown[]): unknown[] {
-  return values.flatMap((value) => {
-    if (Array.isArray(value)) return flatten(value);
-    const items = (value as { items?: unknown } | null)?.items;
-    return Array.isArray(items) ? items : [value];
-  });
-}
 
 export interface TenantFiles {
   /** The key the tenant pinned (the JSON of the well-known key route, or a PEM). */

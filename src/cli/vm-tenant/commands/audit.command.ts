@@ -6,7 +6,7 @@ import type { TenantAuditEntry } from '../../../ledger/audit-entry';
 import type { TenantProof } from '../../../ledger/tenant-proof';
 import { verifyTenantHistory } from '../../../ledger/tenant-history-check';
 import { readPublicKeyFile } from '../../checkpoint-key-file';
-import { flatten, readJsonValues } from '../../verify-tenant';
+import { flatten, readJsonValues } from '../../json-values';
 import { AUDIT_EVENT_TYPES } from '../../../shared/audit-event-types';
 import { allPages } from '../api-client';
 import { CliError, ProblemError } from '../cli-errors';
