@@ -4,6 +4,7 @@ import { reasonOf } from '../shared/error-causes';
 import { readCommand } from './service-fs/read.command';
 import { rotateCheckpointKeyCommand } from './service-fs/rotate-checkpoint-key.command';
 import { EXIT, type CliIo, type Env, type RunContext } from './service-fs/run-context';
+import { tenantStreamCommand } from './service-fs/tenant-stream.command';
 import { verifyTenantCommand } from './service-fs/verify-tenant.command';
 import { verifyCommand } from './service-fs/verify.command';
 import { witnessCommand } from './service-fs/witness.command';
@@ -15,7 +16,8 @@ const USAGE_HINT = 'Run "service-fs --help" for usage.';
 
 /**
  * service-fs: the operator's tool for the WORM audit ledger (read and verify it, rotate its
- * checkpoint key) and the tenant's and witness's tool for its anchors (verify-tenant, witness).
+ * checkpoint key, give a tenant a stream of its own) and the tenant's and witness's tool for its
+ * anchors (verify-tenant, witness).
  */
 function buildProgram(run: RunContext): Command {
   const program = new Command('service-fs')
@@ -29,7 +31,14 @@ function buildProgram(run: RunContext): Command {
       outputError: (text, write) => write(`service-fs: ${text.replace(/^error: /, '')}${USAGE_HINT}\n`),
     })
     .exitOverride();
-  for (const command of [readCommand(run), verifyCommand(run), verifyTenantCommand(run), witnessCommand(run), rotateCheckpointKeyCommand(run)]) {
+  for (const command of [
+    readCommand(run),
+    verifyCommand(run),
+    verifyTenantCommand(run),
+    witnessCommand(run),
+    rotateCheckpointKeyCommand(run),
+    tenantStreamCommand(run),
+  ]) {
     command.exitOverride().configureOutput(program.configureOutput());
     program.addCommand(command);
   }

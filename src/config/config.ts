@@ -46,6 +46,8 @@ export interface Config {
   readonly natsStreamDiscard: 'old' | 'new';
   /** @env NATS_STREAM_REPLICAS — copies of the event stream and of the checkpoint stream on a NATS JetStream cluster (1 on a single server; 3 on a three-node cluster, so a node lost keeps both streams writable: docs/deploy.md) */
   readonly natsStreamReplicas: number;
+  /** @env NATS_TENANT_STREAMS — `on`: the worker gives each tenant a stream of its own when it is created, whose sequence counts only its events, and deletes it with the tenant (docs/events.md); `off`: only `service-fs tenant-stream` makes them */
+  readonly natsTenantStreams: boolean;
   /** @env TEMPORAL_ADDRESS — Temporal frontend, host:port (Temporal's own variable, as the Temporal CLI reads it) */
   readonly temporalAddress: string;
   /** @env TEMPORAL_NAMESPACE — Temporal namespace (needs the TenantId Keyword search attribute) */
@@ -193,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     natsStreamMaxBytes: int(env, 'NATS_STREAM_MAX_BYTES', 1024 ** 3, 1024 ** 2, Number.MAX_SAFE_INTEGER),
     natsStreamDiscard: oneOf(env, 'NATS_STREAM_DISCARD', 'old', ['old', 'new'] as const),
     natsStreamReplicas: int(env, 'NATS_STREAM_REPLICAS', 1, 1, 5),
+    natsTenantStreams: oneOf(env, 'NATS_TENANT_STREAMS', 'off', ['off', 'on'] as const) === 'on',
     temporalAddress: hostPort('TEMPORAL_ADDRESS', temporal.connection.address),
     temporalNamespace: temporal.namespace,
     temporal,

@@ -1,4 +1,5 @@
 import { DiscardPolicy, nanos, type JetStreamManager, type StreamConfig } from 'nats';
+import type { Config } from '../config/config';
 import { streamSubjects } from '../shared/event-subjects';
 
 // Publishes are deduplicated by Nats-Msg-Id for this long: longer than any relay outage we replay.
@@ -20,10 +21,21 @@ export interface EventStreamLimits {
   replicas: number;
 }
 
-function streamConfig(name: string, subjectPrefix: string, limits: EventStreamLimits | undefined): Partial<StreamConfig> & { name: string } {
+/** The limits NATS_STREAM_* give the event stream (and every tenant stream). */
+export function eventStreamLimits(
+  config: Pick<Config, 'natsStreamMaxAgeHours' | 'natsStreamMaxBytes' | 'natsStreamDiscard' | 'natsStreamReplicas'>,
+): EventStreamLimits {
   return {
-    name,
-    subjects: streamSubjects(subjectPrefix),
+    maxAgeHours: config.natsStreamMaxAgeHours,
+    maxBytes: config.natsStreamMaxBytes,
+    discard: config.natsStreamDiscard,
+    replicas: config.natsStreamReplicas,
+  };
+}
+
+/** The stream settings that carry the limits: the event stream's and every tenant stream's (src/events/tenant-streams.ts). */
+export function limitsConfig(limits: EventStreamLimits | undefined): Partial<StreamConfig> {
+  return {
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
     ...(limits
       ? {
@@ -36,20 +48,30 @@ function streamConfig(name: string, subjectPrefix: string, limits: EventStreamLi
   };
 }
 
+/** Creates the stream, or brings an existing one's settings to `config`; safe to call again and from several processes at once. */
+export async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<'created' | 'updated'> {
+  try {
+    await jsm.streams.info(config.name);
+    await jsm.streams.update(config.name, config);
+    return 'updated';
+  } catch (error) {
+    if (!isStreamNotFound(error)) throw error;
+    await jsm.streams.add(config).catch(async (addError: unknown) => {
+      // Another process created it between our info and add.
+      if (!/already in use|exists/i.test(String(addError))) throw addError;
+    });
+    return 'created';
+  }
+}
+
+export function isStreamNotFound(error: unknown): boolean {
+  return (error as { code?: string }).code === '404' || /stream not found/i.test(String(error));
+}
+
 /**
  * Creates the event stream, or brings its settings up to date (limits included); safe to call at
  * every start. Without `limits` (tests of a throwaway stream) JetStream's own defaults apply: no limits.
  */
 export async function ensureEventStream(jsm: JetStreamManager, name: string, subjectPrefix: string, limits?: EventStreamLimits): Promise<void> {
-  const config = streamConfig(name, subjectPrefix, limits);
-  try {
-    await jsm.streams.info(name);
-    await jsm.streams.update(name, config);
-  } catch (error) {
-    if ((error as { code?: string }).code !== '404' && !/stream not found/i.test(String(error))) throw error;
-    await jsm.streams.add(config).catch(async (addError: unknown) => {
-      // Another process created it between our info and add.
-      if (!/already in use|exists/i.test(String(addError))) throw addError;
-    });
-  }
+  await upsertStream(jsm, { name, subjects: streamSubjects(subjectPrefix), ...limitsConfig(limits) });
 }

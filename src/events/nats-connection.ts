@@ -70,10 +70,16 @@ function connectFailure(settings: NatsSettings, error: unknown): NatsConnectErro
  * The long-lived connection of a service: reconnects forever once up. A first attempt that fails on
  * the certificate or the login stops the start with a NatsConnectError; with `waitForServer`, a
  * server that is not up yet is waited for (nats.js would wait just as patiently for a wrong CA, so
- * the first attempt is made without waiting).
+ * the first attempt is made without waiting). `inboxPrefix`: replies come to `<inboxPrefix>.…` instead of
+ * `_INBOX.…`, for a user whose permissions allow only its own inboxes (a tenant's; docs/events.md).
  */
-export async function connectNats(settings: NatsSettings, options: { name: string; waitForServer: boolean }): Promise<NatsConnection> {
-  const base: ConnectionOptions = { ...natsConnectOptions(settings), name: options.name, maxReconnectAttempts: -1 };
+export async function connectNats(settings: NatsSettings, options: { name: string; waitForServer: boolean; inboxPrefix?: string }): Promise<NatsConnection> {
+  const base: ConnectionOptions = {
+    ...natsConnectOptions(settings),
+    name: options.name,
+    maxReconnectAttempts: -1,
+    ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
+  };
   try {
     return await connect(base);
   } catch (error) {

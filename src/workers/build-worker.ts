@@ -8,7 +8,8 @@ import { checkDatabaseConnection } from '../db/database-connect';
 import type { Database } from '../db/tables';
 import { ensureCheckpointStream } from '../ledger/checkpoint-stream';
 import { EventRelay } from '../events/event-relay';
-import { ensureEventStream } from '../events/jetstream-stream';
+import { ensureEventStream, eventStreamLimits } from '../events/jetstream-stream';
+import { startTenantStreamKeeper } from '../events/tenant-streams';
 import { connectNats } from '../events/nats-connection';
 import { createFleetClient } from '../fleet/fleet-client';
 import { ensureCheckpointSigningKey, type CheckpointSigningKey } from '../ledger/checkpoint-key';
@@ -119,12 +120,7 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
   const ledger = new LedgerWriter(db);
   const tenantWorkflows = await connectTenantWorkflows(config);
   const nats = await connectNats(config.nats, { name: 'vm-tenant-worker', waitForServer: true });
-  await ensureEventStream(await nats.jetstreamManager(), config.natsStream, config.natsSubjectPrefix, {
-    maxAgeHours: config.natsStreamMaxAgeHours,
-    maxBytes: config.natsStreamMaxBytes,
-    discard: config.natsStreamDiscard,
-    replicas: config.natsStreamReplicas,
-  });
+  await ensureEventStream(await nats.jetstreamManager(), config.natsStream, config.natsSubjectPrefix, eventStreamLimits(config));
   const workerConnection = await connectTemporalWorker(config.temporal.connection);
   const fleet = instrumentFleetClient(createFleetClient({ baseUrl: config.fleetUrl, timeoutMs: FLEET_CALL_TIMEOUT_MS }), metrics);
   const workflowBundle = overrides.workflowBundle ?? prebuiltBundle();
@@ -170,6 +166,10 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
       background.push(startSignerStarvationAlarm(signer, { db, log, warnAfterMs: config.ledgerCheckpointEverySeconds * 1000 }));
     }
     background.push(startHousekeeping(db, log));
+    if (config.natsTenantStreams) {
+      const tenantStreams = { mainStream: config.natsStream, subjectPrefix: config.natsSubjectPrefix, limits: eventStreamLimits(config) };
+      background.push(startTenantStreamKeeper(nats, tenantStreams, log));
+    }
     const resolverEvery = { everyMs: config.admissionResolverEveryMs, olderThanMs: config.admissionResolveAfterMs };
     background.push(startAdmissionResolver({ db, ledger, workflows: tenantWorkflows.workflows, log, now: () => new Date() }, resolverEvery));
     running = worker.run();

@@ -4,13 +4,15 @@
  * docs/events.md shows; a tenant-scoped user receives its tenant's events and is refused another's.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AckPolicy, connect, type NatsConnection, type NatsError, type Subscription } from 'nats';
 import { getFreePort } from '../../src/devstack/free-port';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
+import { ensureTenantStream, tenantStagingStreamName, tenantStreamName } from '../../src/events/tenant-streams';
 import type { AuditEventType } from '../../src/shared/audit-event-types';
 import { ownerSubjectFilter, subjectFor } from '../../src/shared/event-subjects';
 
@@ -36,6 +38,26 @@ function tenantPermissions(tenantId: string) {
   };
 }
 
+/** The permissions docs/events.md gives a user that reads the tenant's own stream (service-fs tenant-stream). */
+function tenantStreamPermissions(tenantId: string) {
+  const own = tenantStreamName(STREAM, tenantId);
+  return {
+    publish: {
+      allow: [
+        `$JS.API.STREAM.INFO.${own}`,
+        `$JS.API.CONSUMER.CREATE.${own}`,
+        `$JS.API.CONSUMER.CREATE.${own}.>`,
+        `$JS.API.CONSUMER.DURABLE.CREATE.${own}.*`,
+        `$JS.API.CONSUMER.INFO.${own}.*`,
+        `$JS.API.CONSUMER.MSG.NEXT.${own}.*`,
+        `$JS.API.CONSUMER.DELETE.${own}.*`,
+        `$JS.ACK.${own}.>`,
+      ],
+    },
+    subscribe: { allow: [`_INBOX_${tenantId}.>`] },
+  };
+}
+
 async function startNatsServer(dir: string, port: number): Promise<ChildProcess> {
   const config = {
     listen: `127.0.0.1:${port}`,
@@ -44,6 +66,7 @@ async function startNatsServer(dir: string, port: number): Promise<ChildProcess>
       users: [
         { user: 'relay', password: 'relay-pass' },
         { user: TENANT, password: 'acme-pass', permissions: tenantPermissions(TENANT) },
+        { user: `${TENANT}-stream`, password: 'acme-stream-pass', permissions: tenantStreamPermissions(TENANT) },
       ],
     },
   };
@@ -151,5 +174,58 @@ describe('tenant-scoped NATS users on tenant-owned event subjects', () => {
       /permission/i,
     );
     await expect(tenant.jetstream().consumers.get(STREAM, OTHER)).rejects.toThrow(/permission/i);
+  });
+
+  test("when a tenant's user reads its own stream, then it gets its events with sequences 1..n, vm-tenant-events --tenant-stream works as that user, and the event stream, the staging stream and another tenant's stream are refused", async () => {
+    const operator = await relay.jetstreamManager();
+    for (const tenantId of [TENANT, OTHER]) await ensureTenantStream(operator, { mainStream: STREAM, subjectPrefix: PREFIX, tenantId, limits: undefined });
+    await publish('VM_FAILED', OTHER, 3);
+    await publish('VM_FAILED', TENANT, 4);
+    const mine = [`${PREFIX}.vm.running.${TENANT}`, `${PREFIX}.token.issued.${TENANT}`, `${PREFIX}.vm.destroyed.${TENANT}`, `${PREFIX}.vm.failed.${TENANT}`];
+    const own = tenantStreamName(STREAM, TENANT);
+    const user = await connect({ servers: `127.0.0.1:${port}`, user: `${TENANT}-stream`, pass: 'acme-stream-pass', inboxPrefix: `_INBOX_${TENANT}` });
+    try {
+      const jsm = await user.jetstreamManager({ checkAPI: false });
+      for (let i = 0; i < 50 && (await jsm.streams.info(own)).state.messages < mine.length; i += 1) await sleep(100);
+      // An ordered consumer (generated name), as vm-tenant-events makes.
+      const ordered = await user.jetstream().consumers.get(own);
+      const read: Array<[string, number]> = [];
+      for await (const m of await ordered.fetch({ max_messages: 100, expires: 1500 })) read.push([m.subject, m.info.streamSequence]);
+      expect(read).toEqual(mine.map((subject, i) => [subject, i + 1]));
+
+      const cli = await promisify(execFile)(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/tail-events.ts',
+          '--tenant',
+          TENANT,
+          '--tenant-stream',
+          '--from-start',
+          '--no-follow',
+          '--inbox-prefix',
+          `_INBOX_${TENANT}`,
+        ],
+        {
+          cwd: path.resolve(__dirname, '../..'),
+          env: { ...process.env, NATS_URL: `nats://${TENANT}-stream:acme-stream-pass@127.0.0.1:${port}`, NATS_STREAM: STREAM, NATS_SUBJECT_PREFIX: PREFIX },
+        },
+      );
+      expect(
+        cli.stdout
+          .trim()
+          .split('\n')
+          .map((line) => (JSON.parse(line) as { subject: string }).subject),
+      ).toEqual(mine);
+
+      for (const stream of [STREAM, tenantStagingStreamName(STREAM, TENANT), tenantStreamName(STREAM, OTHER)]) {
+        await expect(jsm.consumers.add(stream, { name: TENANT, ack_policy: AckPolicy.None })).rejects.toThrow(/permission/i);
+        await expect(jsm.streams.info(stream)).rejects.toThrow(/permission/i);
+        await expect(user.jetstream().consumers.get(stream)).rejects.toThrow(/permission/i);
+      }
+    } finally {
+      await user.close();
+    }
   });
 });
