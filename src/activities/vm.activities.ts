@@ -67,18 +67,24 @@ export function createVmActivities({ db, ledger, fleet, now, bootPollMs, metrics
    * rebuild (a new epoch) cannot confirm a row the rebuilt run has decided otherwise.
    */
   async function confirmAdmitted(tenantId: string, vmId: string, epoch: number): Promise<VmRow> {
+    // One statement in the usual case (the row is still only requested), a read only when it is not;
+    // through the ledger writer, whose group commit shares one transaction among the boots and
+    // records of the moment (a confirmation writes no ledger entry).
+    const confirmed = await ledger.run((trx) =>
+      trx
+        .updateTable('vms')
+        .set({ status: 'provisioning', updated_at: now() })
+        .where('vm_id', '=', vmId)
+        .where('tenant_id', '=', tenantId)
+        .where('status', '=', 'requested')
+        .where((eb) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch))))
+        .returningAll()
+        .executeTakeFirst(),
+    );
+    if (confirmed) return confirmed;
     const row = await findTenantVm(db, tenantId, vmId);
     if (!row) throw new Error(`VM ${vmId} has no row in Postgres; it is never spawned without one`);
-    if (row.status !== 'requested') return row;
-    const confirmed = await db
-      .updateTable('vms')
-      .set({ status: 'provisioning', updated_at: now() })
-      .where('vm_id', '=', vmId)
-      .where('status', '=', 'requested')
-      .where((eb) => eb.exists(eb.selectFrom('tenants').select('tenant_id').where('tenant_id', '=', tenantId).where('admission_epoch', '=', String(epoch))))
-      .executeTakeFirst();
-    if (Number(confirmed.numUpdatedRows) > 0) return { ...row, status: 'provisioning' };
-    return (await findTenantVm(db, tenantId, vmId)) ?? row;
+    return row;
   }
 
   /**

@@ -9,8 +9,8 @@ import type { ActiveToken } from './token.repository';
  * straight in the database) is refused here within one second (docs/isolation-evidence.md, row 20).
  *
  * - Without a revocation watch, an entry lives `ttlMs` (default 500 ms) from the lookup that made it.
- * - With one (token-revocation-watch.ts: this process LISTENs for every change that revokes, and
- *   clears the cache on each), an entry lives up to `watchedTtlMs` (default 60 s), but past `ttlMs`
+ * - With one (token-revocation-watch.ts: this process reads a counter every change that revokes moves on, and
+ *   clears the cache when it moved), an entry lives up to `watchedTtlMs` (default 60 s), but past `ttlMs`
  *   it is served only while the watch has heard every revocation committed up to `ttlMs` ago. A
  *   watch that loses its session stops vouching within `ttlMs`, and the cache falls back to the
  *   short lifetime. So, either way, an entry made before a revocation is not served more than

@@ -3,12 +3,12 @@ import pg from 'pg';
 import type { Logger } from '../logging/logger';
 import type { RevocationWatch } from './active-token-cache';
 
-/** The channel migration 2026_12_06_0011 notifies on every change to api_tokens, and on a tenant's deletion. */
+/** The channel migration 2026_12_06_0011 notifies on every change to api_tokens, and on a tenant's deletion (API processes of earlier releases LISTEN on it). */
 export const TOKEN_REVOCATION_CHANNEL = 'api_tokens_changed';
 
 export interface TokenRevocationWatchOptions {
   databaseUrl: string;
-  /** Called on every notification, and after each (re)connection: the cache clears. */
+  /** Called on every change of the generation, and after each (re)connection: the cache clears. */
   onRevocation: () => void;
   log: Logger;
   /** How often the session proves it is alive (default 200 ms; the cache wants proof newer than its 500 ms). */
@@ -19,15 +19,18 @@ export interface TokenRevocationWatchOptions {
 }
 
 /**
- * One session per API process that LISTENs for token revocations (a trigger notifies in the revoking
- * transaction, so a notification is sent when, and only if, it commits) and clears the token cache on
- * each. It vouches for the cache's long-lived entries with `heardUpTo()`: the start of its newest
- * heartbeat that was answered. Postgres signals every listening session when the notifying
- * transaction commits, before that commit is acknowledged, and a session sends what it was signalled
- * before it answers its next statement; a client reads the notifications before the answer. So every
- * revocation acknowledged before a heartbeat was sent has cleared the cache by the time it is answered.
- * A lost session (heartbeats unanswered) stops vouching; each new one clears the cache once it listens,
- * since what was revoked meanwhile was not heard.
+ * One session per API process that watches for token revocations and clears the token cache on each.
+ * Every change that can revoke a token moves `api_tokens_generation` on in the revoking transaction
+ * (migration 2026_12_06_0013), and each heartbeat reads it: a generation other than the last one read
+ * clears the cache. It vouches for the cache's long-lived entries with `heardUpTo()`: the start of its
+ * newest heartbeat that was answered. A statement sees every transaction committed before it started,
+ * so every revocation acknowledged before a heartbeat was sent has cleared the cache by the time that
+ * heartbeat is answered. A lost session (heartbeats unanswered) stops vouching; each new one clears the
+ * cache once, since what was revoked meanwhile was not seen.
+ *
+ * Not LISTEN: Postgres signals every listening session of the database on every notification, of any
+ * channel, and each signalled session runs a transaction to read it; the ledger notifies the event
+ * relay on every commit, so a listening watch cost the database a transaction per ledger commit.
  */
 export class TokenRevocationWatch implements RevocationWatch {
   private heard = Number.NEGATIVE_INFINITY;
@@ -71,15 +74,18 @@ export class TokenRevocationWatch implements RevocationWatch {
       this.client = client;
       // A session the server ends must not crash the process: the next heartbeat fails instead.
       client.on('error', () => undefined);
-      client.on('notification', () => onRevocation());
       try {
         await Promise.race([client.connect(), this.stopping]);
         if (this.stopped) return;
-        await client.query(`listen ${TOKEN_REVOCATION_CHANNEL}`);
-        onRevocation();
+        let seen: string | undefined;
         while (!this.stopped) {
           const sent = this.clock();
-          await client.query('select 1');
+          const { rows } = await client.query<{ generation: string }>('select generation::text from api_tokens_generation');
+          const generation = rows[0]?.generation;
+          if (generation === undefined) throw new Error('api_tokens_generation holds no row: migration 2026_12_06_0013 was not applied');
+          // The first reading of a session clears too: what changed while there was none was not seen.
+          if (generation !== seen) onRevocation();
+          seen = generation;
           this.heard = sent;
           await sleep(this.options.heartbeatMs ?? 200);
         }

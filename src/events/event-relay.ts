@@ -4,13 +4,35 @@ import type pg from 'pg';
 import type { Database } from '../db/tables';
 import type { Logger } from '../logging/logger';
 import type { AuditEventType } from '../shared/audit-event-types';
-import { ledgerSeqHorizon } from '../ledger/commit-horizon';
+import { readLedgerUpToHorizon } from '../ledger/commit-horizon';
 import { HorizonStarvationWatch } from '../ledger/horizon-starvation';
 import { subjectFor } from '../shared/event-subjects';
 import { toLifecycleEvent } from './event-payload';
 import { readEntryTraces } from '../ledger/entry-trace.repository';
 import { publishEntryEvent } from './traced-publish';
-import { confirmLead, moveCursor, openLeaderSession, RelayFencedError, takeLead, tryLeadershipLock, type Lead } from './relay-leadership';
+import {
+  confirmLead,
+  confirmLeadAndMoveCursor,
+  moveCursor,
+  openLeaderSession,
+  RelayFencedError,
+  takeLead,
+  tryLeadershipLock,
+  type Lead,
+} from './relay-leadership';
+
+/**
+ * A batch published and the cursor move it needs. `readUpTo`: the horizon when the batch held every
+ * entry up to it (null otherwise).
+ */
+interface PublishedBatch {
+  epoch: string;
+  /** The cursor the batch was read after, and where it is to move. */
+  after: string;
+  to: string;
+  published: number;
+  readUpTo: string | null;
+}
 
 /** Test-only: a named step of the relay, where a test may hold it as if the process were paused there. */
 export type RelayStep = 'leading' | 'before-publish' | 'before-cursor-move';
@@ -33,7 +55,7 @@ export interface EventRelayOptions {
   /** With no notification, how often an idle leader looks for entries (default 1 s): one statement (see lead()). */
   pollMs?: number;
   /**
-   * How long after a notification the relay reads the ledger (default 15 ms): the entries that commit
+   * How long after a notification the relay reads the ledger (default 40 ms): the entries that commit
    * meanwhile go out in the same batch, instead of one round (about five statements) per entry.
    */
   debounceMs?: number;
@@ -124,7 +146,7 @@ export class EventRelay {
   }
 
   private async lead(): Promise<void> {
-    const { subjectPrefix, log } = this.options;
+    const { db, subjectPrefix, log } = this.options;
     const session = await openLeaderSession(this.options.databaseUrl, this.options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS);
     this.session = session;
     while (!this.stopped && !(await tryLeadershipLock(session, subjectPrefix))) await this.sleep(this.options.standbyPollMs ?? 2000);
@@ -141,38 +163,60 @@ export class EventRelay {
     // Every entry at or below it is published or will never exist: the cursor, or a horizon up to
     // which a read found nothing more (seqs of rolled-back appends are never stored).
     let readUpTo = BigInt(lead.cursor);
+    // A published batch whose cursor move waits for the next round's confirmation (one statement for both).
+    let unmoved: PublishedBatch | null = null;
     while (!this.stopped) {
       this.notified = false;
       // Every round, one statement on the leader session: stops a relay whose session (and so lock)
-      // is gone, or whose epoch was superseded, before it publishes again; keeps a live leader's
-      // session busy; and, when no seq was drawn past what it read, is all a round costs.
-      const drawn = BigInt(await confirmLead(session, lead));
+      // is gone, or whose epoch was superseded, before it publishes again; moves the cursor past the
+      // batch the previous round published; keeps a live leader's session busy; and, when no seq was
+      // drawn past what it read, is all a round costs.
+      const drawn = BigInt(unmoved ? await this.moveCursorPast(unmoved, (to) => confirmAndMove(session, db, lead, to)) : await confirmLead(session, lead));
+      unmoved = null;
       if (BigInt(lead.cursor) > readUpTo) readUpTo = BigInt(lead.cursor);
       if (drawn > readUpTo) {
-        const batch = await this.publishBatch(lead, batchSize);
+        const batch = await this.publishBatch(lead, batchSize, drawn.toString());
         if (batch.readUpTo !== null && BigInt(batch.readUpTo) > readUpTo) readUpTo = BigInt(batch.readUpTo);
+        unmoved = batch.published > 0 ? batch : null;
         // A full batch: more are waiting behind it.
         if (batch.published === batchSize) continue;
       }
+      // No notification came during this round: the pause may be a long poll, so the cursor moves now.
+      if (unmoved && !this.notified) {
+        await this.moveCursorPast(unmoved, (to) => moveCursor(db, lead, to));
+        unmoved = null;
+      }
       await this.idle();
     }
+    // Stopping: the batch published last is not left for the next leader to publish again.
+    if (unmoved) await this.moveCursorPast(unmoved, (to) => moveCursor(db, lead, to));
+  }
+
+  /** Moves the cursor past a published batch (fenced: RelayFencedError, nothing written, once another relay leads). */
+  private async moveCursorPast<T>(batch: PublishedBatch, move: (to: string) => Promise<T>): Promise<T> {
+    await this.options.faultPoint?.('before-cursor-move', { epoch: batch.epoch, cursor: batch.after, to: batch.to });
+    const result = await move(batch.to);
+    this.options.onPublished?.(batch.published);
+    return result;
   }
 
   /**
-   * Publishes the entries after the cursor up to the commit horizon, at most batchSize of them.
-   * `readUpTo`: the horizon when the batch held every entry up to it (null otherwise).
+   * Publishes the entries after the cursor up to the commit horizon, at most batchSize of them, and
+   * leaves the cursor where it is (the caller moves it). `drawn`: how far the sequence was drawn, as
+   * this round's confirmation read it (the horizon's first step).
    */
-  private async publishBatch(lead: Lead, batchSize: number): Promise<{ published: number; readUpTo: string | null }> {
+  private async publishBatch(lead: Lead, batchSize: number, drawn: string): Promise<PublishedBatch> {
     const { db, js, faultPoint } = this.options;
     const after = lead.cursor;
     // Only up to the commit horizon: an entry whose seq was drawn before a higher one's may commit
     // after it, and the cursor must not pass it first.
-    const horizon = await this.starvation.observe(await ledgerSeqHorizon(db));
-    if (horizon === null) return { published: 0, readUpTo: null };
-    if (BigInt(horizon) <= BigInt(after)) return { published: 0, readUpTo: horizon };
-    const rows = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).where('seq', '<=', horizon).orderBy('seq').limit(batchSize).execute();
+    const read = await readLedgerUpToHorizon(db, drawn, after, batchSize);
+    const horizon = await this.starvation.observe(read.horizon);
+    const nothing = { epoch: lead.epoch, after, to: after, published: 0 };
+    if (horizon === null) return { ...nothing, readUpTo: null };
+    const rows = read.rows;
     const readUpTo = rows.length < batchSize ? horizon : null;
-    if (rows.length === 0) return { published: 0, readUpTo };
+    if (rows.length === 0) return { ...nothing, readUpTo };
     const last = rows[rows.length - 1]!.seq;
     await faultPoint?.('before-publish', { epoch: lead.epoch, cursor: after, to: last });
     // Pipelined: all are sent in ledger order on one connection (which NATS keeps in order), then
@@ -196,11 +240,7 @@ export class EventRelay {
         ),
       ),
     );
-    await faultPoint?.('before-cursor-move', { epoch: lead.epoch, cursor: after, to: last });
-    // Fenced: refused (RelayFencedError, nothing written) once another relay has taken the lead.
-    await moveCursor(db, lead, last);
-    this.options.onPublished?.(rows.length);
-    return { published: rows.length, readUpTo };
+    return { epoch: lead.epoch, after, to: last, published: rows.length, readUpTo };
   }
 
   /**
@@ -240,8 +280,23 @@ export class EventRelay {
   }
 }
 
+/**
+ * confirmLeadAndMoveCursor; when the leader session is gone, the move is still tried through the
+ * pool (the row's epoch, not the connection, decides whether it may be made), so that a batch
+ * published under a leadership that still holds the row is not published again by the next one.
+ */
+async function confirmAndMove(session: pg.Client, db: Kysely<Database>, lead: Lead, to: string): Promise<string> {
+  try {
+    return await confirmLeadAndMoveCursor(session, lead, to);
+  } catch (error) {
+    if (error instanceof RelayFencedError) throw error;
+    await moveCursor(db, lead, to);
+    throw error;
+  }
+}
+
 const DEFAULT_POLL_MS = 1000;
-const DEFAULT_DEBOUNCE_MS = 15;
+const DEFAULT_DEBOUNCE_MS = 40;
 /** Events are published within a second or two; ten seconds without a horizon is worth a warning. */
 const RELAY_STARVED_WARN_MS = 10_000;
 const DEFAULT_SESSION_IDLE_TIMEOUT_MS = 15_000;

@@ -13,9 +13,10 @@ import type { Database } from '../db/tables';
  * - the fencing token: `event_relay_cursor.leader_epoch`. Written only by `takeLead`, on the leader
  *   session right after the lock was granted: it adds one and returns the cursor in the same
  *   statement. Epoch e belongs to exactly one leadership.
- * - the cursor: `event_relay_cursor.last_seq`. Written only by `moveCursor`:
- *   `... where leader_epoch = <mine> and last_seq < <new>`; nothing updated means the relay does not
- *   lead any more (RelayFencedError), and it stops publishing and goes back to standby.
+ * - the cursor: `event_relay_cursor.last_seq`. Written only by `moveCursor` and
+ *   `confirmLeadAndMoveCursor`: `... where leader_epoch = <mine> and last_seq < <new>`; nothing
+ *   updated means the relay does not lead any more (RelayFencedError), and it stops publishing and
+ *   goes back to standby.
  *
  * Invariants:
  * - the epoch only grows, and the cursor only grows (the `last_seq <` predicate);
@@ -108,6 +109,25 @@ export async function confirmLead(session: pg.Client, lead: Lead): Promise<strin
 }
 
 /**
+ * confirmLead and moveCursor in one statement on the leader session: moves the cursor to `to` under
+ * the same guard as moveCursor, and reads how far the sequence was drawn. A relay under load moves
+ * the cursor past a batch this way at the start of its next round, so a batch costs no statement of
+ * its own for the move. Nothing updated: RelayFencedError, as moveCursor.
+ */
+export async function confirmLeadAndMoveCursor(session: pg.Client, lead: Lead, to: string): Promise<string> {
+  const { rows } = await session.query<{ drawn: string }>(
+    `update event_relay_cursor c set last_seq = $3::bigint, updated_at = now()
+      where c.name = $1 and c.leader_epoch = $2::bigint and c.last_seq < $3::bigint
+      returning (select case when is_called then last_value else last_value - 1 end from audit_events_seq)::text as drawn`,
+    [lead.name, lead.epoch, to],
+  );
+  const row = rows[0];
+  if (!row) throw refusedMove(lead, to, (await session.query<CursorRow>(`${CURSOR_ROW} where name = $1`, [lead.name])).rows[0]);
+  lead.cursor = to;
+  return row.drawn;
+}
+
+/**
  * Moves the cursor to `to`, only if this leadership's epoch still holds the row and the cursor is
  * behind `to`; otherwise changes nothing and throws RelayFencedError. Any connection will do: the
  * row checks the token, not the connection.
@@ -121,10 +141,14 @@ export async function moveCursor(db: Kysely<Database>, lead: Lead, to: string): 
     return;
   }
   // Only to say why: nothing was written either way.
-  const { rows } = await sql<{ epoch: string; cursor: string }>`
-    select leader_epoch::text as epoch, last_seq::text as cursor from event_relay_cursor where name = ${lead.name}`.execute(db);
-  const now = rows[0];
-  throw new RelayFencedError(
+  throw refusedMove(lead, to, (await sql<CursorRow>`${sql.raw(CURSOR_ROW)} where name = ${lead.name}`.execute(db)).rows[0]);
+}
+
+type CursorRow = { epoch: string; cursor: string };
+const CURSOR_ROW = 'select leader_epoch::text as epoch, last_seq::text as cursor from event_relay_cursor';
+
+function refusedMove(lead: Lead, to: string, now: CursorRow | undefined): RelayFencedError {
+  return new RelayFencedError(
     lead.epoch,
     `event relay epoch ${lead.epoch} may not move the cursor to ${to}: the row holds epoch ${now?.epoch ?? 'none'} at ${now?.cursor ?? 'none'}`,
   );

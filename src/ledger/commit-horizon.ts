@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
-import type { Database } from '../db/tables';
+import type { AuditEventRow, Database } from '../db/tables';
 import { LEDGER_CHAIN_LOCK_CLASS } from './ledger-append';
 
 /** A transaction that held a ledger chain lock when the horizon was read, and had not ended by its deadline. */
@@ -64,18 +64,63 @@ export async function ledgerSeqHorizon(db: Kysely<Database>, waitMs = 2_000): Pr
   for (let pause = 1; waitingFor.length > 0; pause = Math.min(pause * 2, 50)) {
     if (Date.now() >= deadline) return { seq: null, drawn: seq, waitingFor };
     await sleep(pause);
-    // "Completed before the snapshot was taken": below its xmin, or below its xmax and not listed as
-    // running (ids at or past xmax are running too). Wrong for a subtransaction's id, which pg_locks
-    // may also have shown: it is never listed, only its top-level id is, and that one is held, and
-    // waited for here, as long as the entry can commit.
-    const { rows } = await sql<{ running: string[] }>`
-      select coalesce(array_agg(held.xid::text), '{}') as running
-        from unnest(${waitingFor.map((writer) => writer.xid)}::text[]) as held(xid)
-       where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot())`.execute(db);
-    const running = new Set(rows[0]!.running);
+    const running = await stillRunning(db, waitingFor);
     waitingFor = waitingFor.filter((writer) => running.has(writer.xid));
   }
   return { seq };
+}
+
+/**
+ * The entries after `after`, in seq order (at most `limit`), read up to the horizon that `drawn`
+ * gives: ledgerSeqHorizon's steps 2 and 3 with `drawn` as step 1, which the caller must have read
+ * (how far audit_events_seq went) by a statement that ended before this call. The wait's last check
+ * and the read are one statement: its snapshot, which sees every writer in flight completed, is the
+ * one the read uses, so the relay pays two statements for a batch, not a horizon and then a read.
+ * `horizon.seq` null: the writers did not end within `waitMs`, and nothing was read.
+ */
+export async function readLedgerUpToHorizon(
+  db: Kysely<Database>,
+  drawn: string,
+  after: string,
+  limit: number,
+  waitMs = 2_000,
+): Promise<{ horizon: SeqHorizon; rows: AuditEventRow[] }> {
+  if (db.isTransaction) throw new Error('readLedgerUpToHorizon needs a pool, not a transaction');
+  let waitingFor = await ledgerWritersInFlight(db);
+  const deadline = Date.now() + waitMs;
+  // A writer in flight is usually a few milliseconds from its commit: the first look waits that long.
+  for (let pause = 3; ; pause = Math.min(pause * 2, 50)) {
+    if (waitingFor.length > 0) await sleep(pause);
+    const { rows } = await sql<AuditEventRow & { running: string[] }>`
+      with pending as (
+        select coalesce(array_agg(held.xid::text), '{}') as running
+          from unnest(${waitingFor.map((writer) => writer.xid)}::text[]) as held(xid)
+         where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot()))
+      select pending.running, entry.*
+        from pending
+        left join lateral (
+          select * from audit_events where seq > ${after}::bigint and seq <= ${drawn}::bigint and cardinality(pending.running) = 0
+           order by seq limit ${limit}) entry on true`.execute(db);
+    const running = new Set(rows[0]!.running);
+    if (running.size === 0) {
+      const entries = rows.filter((row) => row.seq !== null).map(({ running: _, ...entry }) => entry as AuditEventRow);
+      return { horizon: { seq: drawn }, rows: entries };
+    }
+    waitingFor = waitingFor.filter((writer) => running.has(writer.xid));
+    if (Date.now() >= deadline) return { horizon: { seq: null, drawn, waitingFor }, rows: [] };
+  }
+}
+
+// "Completed before the snapshot was taken": below its xmin, or below its xmax and not listed as
+// running (ids at or past xmax are running too). Wrong for a subtransaction's id, which pg_locks
+// may also have shown: it is never listed, only its top-level id is, and that one is held, and
+// waited for here, as long as the entry can commit.
+async function stillRunning(db: Kysely<Database>, writers: readonly LedgerWriterInFlight[]): Promise<Set<string>> {
+  const { rows } = await sql<{ running: string[] }>`
+    select coalesce(array_agg(held.xid::text), '{}') as running
+      from unnest(${writers.map((writer) => writer.xid)}::text[]) as held(xid)
+     where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot())`.execute(db);
+  return new Set(rows[0]!.running);
 }
 
 /**

@@ -5,7 +5,7 @@ import { appendAuditEvent } from '../ledger/ledger-append';
 import type { LedgerWriter } from '../ledger/ledger-writer';
 import { FailureType } from '../shared/failure-types';
 import type { RequestContext } from '../shared/request-context';
-import type { SpawnVmRequest, SpawnVmResult } from '../shared/tenant-workflow.messages';
+import type { SpawnVmRequest, SpawnVmResult, VersionedQuota } from '../shared/tenant-workflow.messages';
 import type { VmShape } from '../shared/vm';
 import { failureDetails, failureType } from '../shared/workflow-failures';
 import type { TenantWorkflowGateway } from '../tenants/tenant-workflow-gateway';
@@ -37,12 +37,14 @@ export function shapeOf(row: VmRow): VmShape {
 /**
  * Step 1 of an admission (docs/admission-protocol.md): the request is recorded before the tenant
  * workflow hears of it, as a row `requested` (no quota held) with VM_SPAWN_REQUESTED, in one
- * transaction. False when the tenant is deleted (or the id is taken).
+ * transaction. Returns the tenant's quota as that transaction read it, which the request carries to
+ * the workflow; null when the tenant is deleted (or the id is taken).
  */
-export async function recordSpawnRequest(deps: AdmissionDeps, tenantId: string, request: SpawnVmRequest): Promise<boolean> {
+export async function recordSpawnRequest(deps: AdmissionDeps, tenantId: string, request: Omit<SpawnVmRequest, 'quota'>): Promise<VersionedQuota | null> {
   const at = new Date(request.created_at);
   return deps.ledger.run(async (trx) => {
-    if (!(await insertRequestedVm(trx, { vm_id: request.vm_id, tenant_id: tenantId, shape: request.shape, created_at: at }))) return false;
+    const quota = await insertRequestedVm(trx, { vm_id: request.vm_id, tenant_id: tenantId, shape: request.shape, created_at: at });
+    if (quota === null) return null;
     await appendAuditEvent(
       trx,
       {
@@ -56,7 +58,7 @@ export async function recordSpawnRequest(deps: AdmissionDeps, tenantId: string, 
       },
       { afterOwnTransition: true },
     );
-    return true;
+    return quota;
   });
 }
 

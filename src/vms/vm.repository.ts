@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, VmRow } from '../db/tables';
+import type { VersionedQuota } from '../shared/tenant-workflow.messages';
 import type { VmRecord, VmShape, VmStatus } from '../shared/vm';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -20,7 +21,6 @@ export function toVmRecord(row: VmRow): VmRecord {
   };
 }
 
-/** Inserts the VM in status provisioning unless it exists already (version-1 workflow runs only). */
 export async function findTenantVm(db: Db, tenantId: string, vmId: string): Promise<VmRow | undefined> {
   return db.selectFrom('vms').selectAll().where('tenant_id', '=', tenantId).where('vm_id', '=', vmId).executeTakeFirst();
 }
@@ -50,14 +50,23 @@ export const STATUSES_IN_FLIGHT = ['provisioning', 'destroying'] as const satisf
  * Records a spawn request: the VM's row in status `requested` (holding no quota until the tenant
  * workflow admits it), only while its tenant is live and only if the id is new. Returns whether it inserted.
  */
-export async function insertRequestedVm(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<boolean> {
+/**
+ * Inserts the VM `requested` while its tenant is live, unless the id is taken; in the same statement,
+ * reads the quota it is to be decided against (so a spawn costs no separate read of the tenant).
+ * Null when nothing was inserted.
+ */
+export async function insertRequestedVm(db: Db, vm: { vm_id: string; tenant_id: string; shape: VmShape; created_at: Date }): Promise<VersionedQuota | null> {
   const { vcpus, memory_mb, storage_gb, image, name } = vm.shape;
-  const result = await sql`
-    insert into vms (vm_id, tenant_id, name, vcpus, memory_mb, storage_gb, image, status, created_at, updated_at)
-    select ${vm.vm_id}, ${vm.tenant_id}, ${name}, ${vcpus}, ${memory_mb}, ${storage_gb}, ${image}, 'requested', ${vm.created_at}, ${vm.created_at}
-    where exists (select 1 from tenants where tenant_id = ${vm.tenant_id} and deleted_at is null)
-    on conflict (vm_id) do nothing`.execute(db);
-  return Number(result.numAffectedRows ?? 0) > 0;
+  const { rows } = await sql<{ max_vms: number; storage_quota_gb: number; version: number }>`
+    with tenant as (select max_vms, storage_quota_gb, quota_version from tenants where tenant_id = ${vm.tenant_id} and deleted_at is null),
+         inserted as (
+           insert into vms (vm_id, tenant_id, name, vcpus, memory_mb, storage_gb, image, status, created_at, updated_at)
+           select ${vm.vm_id}, ${vm.tenant_id}, ${name}, ${vcpus}, ${memory_mb}, ${storage_gb}, ${image}, 'requested', ${vm.created_at}, ${vm.created_at}
+             from tenant
+           on conflict (vm_id) do nothing
+           returning vm_id)
+    select tenant.max_vms, tenant.storage_quota_gb, tenant.quota_version as version from tenant, inserted`.execute(db);
+  return rows[0] ?? null;
 }
 
 /** A refused request asked again (same Idempotency-Key): `rejected` → `requested`, with the next attempt number. */

@@ -75,23 +75,30 @@ export function createVmService({ db, ledger, workflows, now }: VmServiceDeps) {
 
   /** Records the request, then has the workflow decide it; the VM id follows from the Idempotency-Key, so a retry names the same VM. */
   async function spawnVm(tenantId: string, shape: VmShape, context: RequestContext, idempotencyKey: string | undefined): Promise<VmRecord> {
-    const tenant = await findTenant(db, tenantId);
-    if (!tenant) throw new NotFoundError('tenant');
     const vmId = idempotencyKey ? vmIdForIdempotencyKey(tenantId, idempotencyKey) : randomUUID();
-    const request: SpawnVmRequest = { vm_id: vmId, shape, created_at: now().toISOString(), context, quota: versionedQuotaOf(tenant), attempt: 1 };
+    const created_at = now().toISOString();
     // A retry with the same Idempotency-Key names the VM an earlier request made.
     const existing = idempotencyKey ? await findTenantVm(db, tenantId, vmId) : undefined;
-    if (existing?.status === 'requested') {
-      // Recorded, but nobody saw the decision: ask for it again under the same update id.
-      Object.assign(request, { created_at: existing.created_at.toISOString(), attempt: existing.admission_attempt });
-    } else if (existing?.status === 'rejected') {
-      const attempt = await recordSpawnRequestAgain(admission, tenantId, existing, context);
-      if (attempt === null) return get(tenantId, vmId);
-      request.attempt = attempt;
-    } else if (existing) {
-      return toVmRecord(existing);
-    } else if (!(await recordSpawnRequest(admission, tenantId, request))) {
-      throw new NotFoundError('tenant');
+    let request: SpawnVmRequest;
+    if (existing === undefined) {
+      // The common case, in one transaction: the row, its ledger entry, and the quota it is decided against.
+      const quota = await recordSpawnRequest(admission, tenantId, { vm_id: vmId, shape, created_at, context, attempt: 1 });
+      if (quota === null) throw new NotFoundError('tenant');
+      request = { vm_id: vmId, shape, created_at, context, quota, attempt: 1 };
+    } else {
+      const tenant = await findTenant(db, tenantId);
+      if (!tenant) throw new NotFoundError('tenant');
+      request = { vm_id: vmId, shape, created_at, context, quota: versionedQuotaOf(tenant), attempt: 1 };
+      if (existing.status === 'requested') {
+        // Recorded, but nobody saw the decision: ask for it again under the same update id.
+        Object.assign(request, { created_at: existing.created_at.toISOString(), attempt: existing.admission_attempt });
+      } else if (existing.status === 'rejected') {
+        const attempt = await recordSpawnRequestAgain(admission, tenantId, existing, context);
+        if (attempt === null) return get(tenantId, vmId);
+        request.attempt = attempt;
+      } else {
+        return toVmRecord(existing);
+      }
     }
     const recordedAt = performance.now();
     faultPoint('api.spawn.after-request-recorded');

@@ -1,6 +1,6 @@
 /**
  * The token cache keeps a token that authenticated for up to a minute while its process hears every
- * revocation (LISTEN api_tokens_changed; src/auth/token-revocation-watch.ts), and the revocation
+ * revocation (api_tokens_generation, read every 200 ms; src/auth/token-revocation-watch.ts), and the revocation
  * promise still holds across processes: a token revoked anywhere, through the API or straight in
  * the database, is refused by every API process within one second, also while a process's watch
  * has lost its session.

@@ -57,7 +57,10 @@ describe('requests Postgres holds but nobody saw decided', () => {
   /** What an API killed right after recording the request leaves (api.spawn.after-request-recorded): the row `requested`, no decision. */
   async function leftBehind(tenantId: string, vmId: string = randomUUID()): Promise<string> {
     const request: SpawnVmRequest = { vm_id: vmId, shape: { ...SMALL_VM, name: null }, created_at: new Date().toISOString(), context, attempt: 1 };
-    expect(await recordSpawnRequest({ db: stack.db, ledger, workflows: stack.gateway, now: () => new Date() }, tenantId, request)).toBe(true);
+    expect(await recordSpawnRequest({ db: stack.db, ledger, workflows: stack.gateway, now: () => new Date() }, tenantId, request)).toMatchObject({
+      max_vms: expect.any(Number),
+      version: expect.any(Number),
+    });
     expect(await rowOf(vmId)).toMatchObject({ status: 'requested', admission_attempt: 1 });
     return vmId;
   }

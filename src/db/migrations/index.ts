@@ -11,6 +11,7 @@ import * as eventRelayFencing from './2026_11_28_0009_event_relay_fencing';
 import * as vmAdmission from './2026_12_06_0010_vm_admission';
 import * as tokenRevocationNotify from './2026_12_06_0011_token_revocation_notify';
 import * as auditEventTraces from './2026_12_06_0012_audit_event_traces';
+import * as tokenChangeGeneration from './2026_12_06_0013_token_change_generation';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_06_0010_vm_admission': vmAdmission,
   '2026_12_06_0011_token_revocation_notify': tokenRevocationNotify,
   '2026_12_06_0012_audit_event_traces': auditEventTraces,
+  '2026_12_06_0013_token_change_generation': tokenChangeGeneration,
 };

@@ -1,0 +1,37 @@
+import { sql, type Kysely } from 'kysely';
+import { SERVICE_ROLE } from './2026_11_23_0001_tenants_tokens_ledger';
+
+/**
+ * A counter that every change able to revoke a token moves on, in the revoking transaction (the
+ * triggers of migration 0011, which keep notifying for API processes of earlier releases during a
+ * rollout). An API process's token watch reads it with each heartbeat instead of LISTENing: Postgres
+ * signals every listening session of a database on every notification of any channel, and each
+ * signalled session runs a transaction to read it, so a LISTEN in the ledger's database cost a
+ * transaction on every ledger commit (the ledger notifies the event relay). A read of one row costs
+ * nothing the heartbeat did not already cost.
+ */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`create table api_tokens_generation (
+              singleton boolean primary key default true check (singleton),
+              generation bigint not null default 0)`.execute(db);
+  await sql`insert into api_tokens_generation (singleton, generation) values (true, 0)`.execute(db);
+  // Runs with the rights of whoever changes api_tokens or tenants (the service login, an operator).
+  await sql`grant select, update on api_tokens_generation to ${sql.id(SERVICE_ROLE)}`.execute(db);
+  await sql`
+    create or replace function notify_api_tokens_changed() returns trigger language plpgsql as $$
+    begin
+      update api_tokens_generation set generation = generation + 1;
+      perform pg_notify('api_tokens_changed', '');
+      return null;
+    end $$`.execute(db);
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    create or replace function notify_api_tokens_changed() returns trigger language plpgsql as $$
+    begin
+      perform pg_notify('api_tokens_changed', '');
+      return null;
+    end $$`.execute(db);
+  await sql`drop table api_tokens_generation`.execute(db);
+}
