@@ -97,7 +97,9 @@ export class EventRelay {
   /** Ends the current pause at once (stop). */
   private wake: (() => void) | null = null;
   /** A notification: ends the current idle pause after the debounce. */
-  private nudge: (() => void) | null = null;
+  private onNotification: (() => void) | null = null;
+  /** Between taking the lead and leaving it (fenced, failed or stopped). */
+  private leadingNow = false;
   /** A notification arrived since the current round started. */
   private notified = false;
   private loop: Promise<void> | null = null;
@@ -110,6 +112,17 @@ export class EventRelay {
     const idle = options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_IDLE_TIMEOUT_MS;
     if (idle <= (options.pollMs ?? DEFAULT_POLL_MS))
       throw new Error(`event relay: sessionIdleTimeoutMs (${idle}) must exceed pollMs, or a live leader loses its session`);
+  }
+
+  /** Leading: this relay holds the lead and publishes (src/ledger/ledger-writer.ts wakes it in process meanwhile). */
+  get leading(): boolean {
+    return this.leadingNow;
+  }
+
+  /** An append of this process committed: as a notification would, without costing Postgres one. */
+  nudge(): void {
+    this.notified = true;
+    this.onNotification?.();
   }
 
   start(): void {
@@ -136,6 +149,7 @@ export class EventRelay {
           this.options.onRetry?.();
         }
       } finally {
+        this.leadingNow = false;
         // Ending the session releases the lock, if it still held it: before the pause, so that a
         // relay that no longer leads does not keep the others waiting.
         await this.session?.end().catch(() => undefined);
@@ -153,11 +167,9 @@ export class EventRelay {
     if (this.stopped) return;
     const lead = await takeLead(session, relayCursorName(subjectPrefix));
     log.info({ epoch: lead.epoch, cursor: lead.cursor }, 'event relay leads');
-    session.on('notification', () => {
-      this.notified = true;
-      this.nudge?.();
-    });
+    session.on('notification', () => this.nudge());
     await session.query('listen audit_events');
+    this.leadingNow = true;
     await this.options.faultPoint?.('leading', { epoch: lead.epoch, cursor: lead.cursor });
     const batchSize = this.options.batchSize ?? 200;
     // Every entry at or below it is published or will never exist: the cursor, or a horizon up to
@@ -254,12 +266,12 @@ export class EventRelay {
     return new Promise<void>((resolve) => {
       const finish = () => {
         clearTimeout(timer);
-        this.nudge = null;
+        this.onNotification = null;
         resolve();
       };
       let timer = setTimeout(finish, debouncing ? debounceMs : (this.options.pollMs ?? DEFAULT_POLL_MS));
       this.wake = finish;
-      this.nudge = () => {
+      this.onNotification = () => {
         if (debouncing) return;
         debouncing = true;
         clearTimeout(timer);

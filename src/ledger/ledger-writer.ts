@@ -37,14 +37,31 @@ function mayRunAgain(error: unknown): boolean {
  * the next batch, where it may wait. A unit that Postgres picks as a deadlock's victim (row locks
  * its units take) is run again the same way; alone in its transaction, it fails like any other.
  */
+/** The event relay of this process, when it has one (the worker): woken here, not through Postgres, while it leads. */
+export interface InProcessRelay {
+  readonly leading: boolean;
+  nudge(): void;
+}
+
 export class LedgerWriter {
   private readonly queue: Pending[] = [];
   private flushing = false;
+  private relay: InProcessRelay | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly maxBatch = 64,
   ) {}
+
+  /**
+   * While `relay` leads, this writer's transactions tell the append trigger not to notify
+   * (migration 2026_12_06_0014) and nudge the relay after they commit: a notification costs every
+   * listening session a transaction. Should it lose the lead meanwhile, the new leader finds these
+   * entries at its next poll (pollMs) or the next notification, whichever comes first.
+   */
+  wakeInProcess(relay: InProcessRelay): void {
+    this.relay = relay;
+  }
 
   run<T>(unit: LedgerUnit<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -73,8 +90,11 @@ export class LedgerWriter {
       for (const item of batch) item.reject(error);
       return;
     }
+    const wakeInProcess = this.relay?.leading === true;
     try {
-      await sql`set local vm_tenant.ledger_batch = 'on'`.execute(trx);
+      await sql`select set_config('vm_tenant.ledger_batch', 'on', true), set_config('vm_tenant.relay_woken_in_process', ${wakeInProcess ? 'on' : 'off'}, true)`.execute(
+        trx,
+      );
       for (const item of batch) {
         const unitTrx = await trx.savepoint('ledger_unit').execute();
         try {
@@ -88,6 +108,7 @@ export class LedgerWriter {
         }
       }
       await trx.commit().execute();
+      if (wakeInProcess) this.relay?.nudge();
     } catch (error) {
       await trx
         .rollback()
@@ -111,10 +132,18 @@ export class LedgerWriter {
    * nothing else) and may wait for any chain lock: it holds no other chain for anyone to wait on.
    */
   private async commitAlone(item: Pending): Promise<void> {
+    const wakeInProcess = this.relay?.leading === true;
+    let value: unknown;
     try {
-      item.resolve(await this.db.transaction().execute((trx) => item.unit(trx)));
+      value = await this.db.transaction().execute(async (trx) => {
+        if (wakeInProcess) await sql`select set_config('vm_tenant.relay_woken_in_process', 'on', true)`.execute(trx);
+        return item.unit(trx);
+      });
     } catch (error) {
       item.reject(error);
+      return;
     }
+    if (wakeInProcess) this.relay?.nudge();
+    item.resolve(value);
   }
 }

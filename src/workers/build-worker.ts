@@ -148,6 +148,8 @@ export async function buildWorker(config: Config, overrides: WorkerOverrides = {
     onPublished: (count) => metrics.natsPublished.inc(count),
     onRetry: () => metrics.natsPublishRetries.inc(),
   });
+  // While this worker's relay leads, its own appends wake it in process instead of through Postgres.
+  ledger.wakeInProcess(relay);
   // Every worker reports the relay's lag (from its cursor in Postgres), whichever of them leads.
   registerEventRelayMetrics(metrics.registry, () => readEventRelayLag(db, config.natsSubjectPrefix));
   registerVmSettlementMetrics(metrics.registry, config.vmBootTimeoutMs / 1000, () => readUnsettledVms(db));

@@ -5,12 +5,14 @@
  * published is not left for the next poll.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import type { Kysely, KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { connect, type JetStreamManager, type NatsConnection } from 'nats';
 import type { Database } from '../../src/db/tables';
 import { EventRelay, type EventRelayOptions, type RelayStep } from '../../src/events/event-relay';
 import { ensureEventStream } from '../../src/events/jetstream-stream';
 import { appendAuditEvent } from '../../src/ledger/ledger-append';
+import { LedgerWriter } from '../../src/ledger/ledger-writer';
 import { createLogger } from '../../src/logging/logger';
 import { newAuditEvent } from '../helpers/audit-event.factory';
 import { eventually } from '../helpers/eventually';
@@ -136,5 +138,37 @@ describe('the event relay wakes only for work', () => {
     const started = Date.now();
     await published(2, 'the entry that committed during the batch');
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  test("when the worker's own appends commit while its relay leads, then they notify nobody and the relay publishes them at once; another process's appends still notify", async () => {
+    // A poll far beyond the test: only a nudge or a notification can make the relay publish in time.
+    startRelay({ pollMs: 10_000 });
+    const leadingRelay = relay!;
+    await eventually(async () => leadingRelay.leading, 10_000, 'the relay to lead', 20);
+    const listener = new pg.Client({ connectionString: testDb.serviceUrl });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    await listener.query('listen audit_events');
+    try {
+      const writer = new LedgerWriter(service);
+      writer.wakeInProcess(leadingRelay);
+      // Alone and in group commits: both ways of committing.
+      await writer.run((trx) => appendAuditEvent(trx, newAuditEvent()));
+      await Promise.all(Array.from({ length: 5 }, () => writer.run((trx) => appendAuditEvent(trx, newAuditEvent()))));
+      const started = Date.now();
+      await published(6, "the worker's entries on the stream");
+      expect(Date.now() - started).toBeLessThan(3_000);
+      await listener.query('select 1'); // a notification sent before this answer has been delivered
+      expect(heard).toEqual([]);
+
+      // An append of another process (the API's): notified, as before.
+      await appendAuditEvent(service, newAuditEvent());
+      await published(7, "the other process's entry on the stream");
+      await listener.query('select 1');
+      expect(heard).toHaveLength(1);
+    } finally {
+      await listener.end();
+    }
   });
 });

@@ -12,6 +12,7 @@ import * as vmAdmission from './2026_12_06_0010_vm_admission';
 import * as tokenRevocationNotify from './2026_12_06_0011_token_revocation_notify';
 import * as auditEventTraces from './2026_12_06_0012_audit_event_traces';
 import * as tokenChangeGeneration from './2026_12_06_0013_token_change_generation';
+import * as relayWokenInProcess from './2026_12_06_0014_relay_woken_in_process';
 
 /** Listed statically so the same code migrates from ts sources, compiled output and tests. */
 export const migrations: Record<string, Migration> = {
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_06_0011_token_revocation_notify': tokenRevocationNotify,
   '2026_12_06_0012_audit_event_traces': auditEventTraces,
   '2026_12_06_0013_token_change_generation': tokenChangeGeneration,
+  '2026_12_06_0014_relay_woken_in_process': relayWokenInProcess,
 };
