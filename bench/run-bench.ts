@@ -13,12 +13,15 @@
  * 4. The 100,000-VM tenant against the 10-VM one.
  * 5. Many tenants: `BENCH_MANY_TENANTS` (default 1,000) new tenants, first spawn and second, at 32 in
  *    flight, with the worker's memory.
- * 6. Quota contention, overshoot, 5xx, VMs unsettled 90 s after a phase.
+ * 6. Minutes of steady load (`BENCH_STEADY_S`, default 180; `BENCH_STEADY_RATE` spawns/s, default 10)
+ *    over 5 tenants, each VM destroyed 3 s after its 202: per 30 s window, latency, 5xx and the
+ *    worker's memory, and the continue-as-new runs it took (steady.ts).
+ * 7. Quota contention, overshoot, 5xx, VMs unsettled 90 s after a phase.
  *
  * Writes bench/results/<timestamp>.json and latest.json, and prints the targets table. Sample sizes:
  * `BENCH_SAMPLES` latencies per measurement at concurrency 1 (default 1,000; BENCH_QUICK=1: 100),
  * `BENCH_CARRIED` spawns per 50-tenant measurement (default 1,000; quick: 200). `BENCH_PHASES`
- * (comma-separated: reps, cost, one_tenant, boot, size, many, contention; opt-in: e2e, reads) runs only those.
+ * (comma-separated: reps, cost, one_tenant, boot, size, many, steady, contention; opt-in: e2e, reads) runs only those.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,6 +40,7 @@ import { idleTransactionsPerSecond, measurePostgresActivity, type PostgresActivi
 import { measureCpu, postgresBackendsOf, processesNamed, treeOf, type CpuUse } from './process-cpu';
 import { ratioRow, targetsTable, type TargetRow } from './report';
 import { measureManyTenants, measureRealisticBoot } from './scale';
+import { measureSteadyLoad } from './steady';
 import { machineInfo, ratio, spread, type LatencySummary, type Spread } from './stats';
 import { measureTenantSize } from './tenant-size';
 
@@ -46,7 +50,9 @@ const REPS = Math.max(3, Number(process.env.BENCH_REPS ?? 3));
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? (QUICK ? 100 : 1_000));
 const CARRIED = Number(process.env.BENCH_CARRIED ?? (QUICK ? 200 : 1_000));
 const MANY_TENANTS = Number(process.env.BENCH_MANY_TENANTS ?? 1_000);
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'reps,cost,one_tenant,boot,size,many,contention').split(',').map((p) => p.trim()));
+const STEADY_S = Number(process.env.BENCH_STEADY_S ?? (QUICK ? 30 : 180));
+const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 10);
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'reps,cost,one_tenant,boot,size,many,steady,contention').split(',').map((p) => p.trim()));
 /** Concurrency of the 50-tenant measurement and of the floors' throughput runs. */
 const CONCURRENCY = 8;
 
@@ -112,6 +118,7 @@ async function main(): Promise<void> {
     }
   };
   const rows: TargetRow[] = [];
+  // 5xx of the phases that do not call through `api` (whose client counts its own: api.http5xx).
   const http5xx: number[] = [];
   try {
     if (PHASES.has('reps')) {
@@ -154,7 +161,6 @@ async function main(): Promise<void> {
             ),
           );
           const carried = pg.result.result;
-          http5xx.push(count5xx(carried.status_counts));
           return {
             spaced,
             back_to_back: backToBack,
@@ -260,7 +266,6 @@ async function main(): Promise<void> {
         const run = await timed(`one tenant, ${CARRIED} spawns at ${concurrency} in flight`, () =>
           measureCarriedSpawns({ api, tenants: [tenant], spawns: CARRIED, concurrency, ownerUrl: stack.ownerUrl, cpuGroups: stackCpu }),
         );
-        http5xx.push(count5xx(run.status_counts));
         runs.push(run);
         await settle();
       }
@@ -273,7 +278,6 @@ async function main(): Promise<void> {
       const boot = await timed('real boots: 2 s each, 500 in flight in one tenant', () =>
         measureRealisticBoot({ api, fleetUrl: stack.fleetUrl, ownerUrl: stack.ownerUrl, tenant, vms: QUICK ? 200 : 500, bootMs: 2_000, concurrency: 32 }),
       );
-      http5xx.push(count5xx(boot.status_counts));
       result.realistic_boot = boot;
     });
 
@@ -321,13 +325,42 @@ async function main(): Promise<void> {
         }),
       );
       const fives = count5xx(many.first.status_counts) + count5xx(many.second.status_counts);
-      http5xx.push(fives);
       result.many_tenants = many;
       rows.push({
         target: `first spawn of ${MANY_TENANTS} new tenants at 32 in flight: p99 ≤ 2× the warm second spawn, no 5xx`,
         figure: `${many.p99_first_over_second}×: ${many.first.latency.p99_ms} ms, ${fives} 5xx (one run)`,
         floor: `${many.second.latency.p99_ms} ms`,
         met: many.p99_first_over_second <= 2 && fives === 0,
+      });
+    });
+
+    // Minutes of steady load: a steady population in a few tenants, whose workflows continue as new several times.
+    await phase('steady', async () => {
+      await settle();
+      const steadyTenants = await api.createTenants(stack.adminToken, 'steady', 5, 100_000);
+      const steady = await timed(`steady load: ${STEADY_RATE} spawns/s over 5 tenants for ${STEADY_S} s, each destroyed 3 s after its 202`, () =>
+        measureSteadyLoad({
+          api,
+          temporal,
+          tenants: steadyTenants,
+          spawnsPerS: STEADY_RATE,
+          lifetimeS: 3,
+          durationS: STEADY_S,
+          worker: treeOf(stack.pids.worker),
+        }),
+      );
+      const fives = steady.windows.reduce(
+        (sum, w) => sum + count5xx(Object.fromEntries(Object.entries(w.status_counts).map(([k, v]) => [k.split(' ')[1]!, v]))),
+        0,
+      );
+      result.steady = steady;
+      const first = steady.windows[0]!;
+      const last = steady.windows[steady.windows.length - 1]!;
+      rows.push({
+        target: `steady load (${STEADY_S} s at ${STEADY_RATE} spawns/s, 5 tenants): spawn p99 of the first and last 30 s, continue-as-new runs per tenant, worker RSS, 5xx (reported)`,
+        figure: `${first.spawn.p99_ms} → ${last.spawn.p99_ms} ms; ${steady.runs_per_tenant.min}–${steady.runs_per_tenant.max} runs; ${first.worker_rss_mb} → ${last.worker_rss_mb} MB; ${fives} 5xx; ${steady.late_sends} late sends`,
+        floor: '—',
+        met: fives === 0 && steady.late_sends === 0,
       });
     });
 
@@ -389,6 +422,8 @@ async function main(): Promise<void> {
         carried_spawns: CARRIED,
         concurrency: CONCURRENCY,
         many_tenants: MANY_TENANTS,
+        steady_s: STEADY_S,
+        steady_spawns_per_s: STEADY_RATE,
         phases: [...PHASES],
       },
       machine: { ...machine, loadavg_at_start: loadAtStart, shared: "the machine is shared with other engineers' test runs: the load averages include them" },
