@@ -92,10 +92,7 @@ export async function readLedgerUpToHorizon(
   for (let pause = 3; ; pause = Math.min(pause * 2, 50)) {
     if (waitingFor.length > 0) await sleep(pause);
     const { rows } = await sql<AuditEventRow & { running: string[] }>`
-      with pending as (
-        select coalesce(array_agg(held.xid::text), '{}') as running
-          from unnest(${waitingFor.map((writer) => writer.xid)}::text[]) as held(xid)
-         where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot()))
+      with pending as (${stillRunningQuery(waitingFor)})
       select pending.running, entry.*
         from pending
         left join lateral (
@@ -115,11 +112,15 @@ export async function readLedgerUpToHorizon(
 // running (ids at or past xmax are running too). Wrong for a subtransaction's id, which pg_locks
 // may also have shown: it is never listed, only its top-level id is, and that one is held, and
 // waited for here, as long as the entry can commit.
-async function stillRunning(db: Kysely<Database>, writers: readonly LedgerWriterInFlight[]): Promise<Set<string>> {
-  const { rows } = await sql<{ running: string[] }>`
+function stillRunningQuery(writers: readonly LedgerWriterInFlight[]) {
+  return sql<{ running: string[] }>`
     select coalesce(array_agg(held.xid::text), '{}') as running
       from unnest(${writers.map((writer) => writer.xid)}::text[]) as held(xid)
-     where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot())`.execute(db);
+     where not pg_visible_in_snapshot(held.xid::xid8, pg_current_snapshot())`;
+}
+
+async function stillRunning(db: Kysely<Database>, writers: readonly LedgerWriterInFlight[]): Promise<Set<string>> {
+  const { rows } = await stillRunningQuery(writers).execute(db);
   return new Set(rows[0]!.running);
 }
 

@@ -22,6 +22,12 @@ function mayRunAgain(error: unknown): boolean {
   return error instanceof LedgerChainBusyError || (error as { code?: string } | null)?.code === '40P01';
 }
 
+/** The event relay of this process, when it has one (the worker): woken here, not through Postgres, while it leads. */
+export interface InProcessRelay {
+  readonly leading: boolean;
+  nudge(): void;
+}
+
 /**
  * Group commit for the ledger. Each append holds its chain's lock (its tenant's, or the platform
  * chain's) until commit; the writer runs the units that arrive while a batch is committing together
@@ -37,12 +43,6 @@ function mayRunAgain(error: unknown): boolean {
  * the next batch, where it may wait. A unit that Postgres picks as a deadlock's victim (row locks
  * its units take) is run again the same way; alone in its transaction, it fails like any other.
  */
-/** The event relay of this process, when it has one (the worker): woken here, not through Postgres, while it leads. */
-export interface InProcessRelay {
-  readonly leading: boolean;
-  nudge(): void;
-}
-
 export class LedgerWriter {
   private readonly queue: Pending[] = [];
   private flushing = false;
